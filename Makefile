@@ -1,0 +1,55 @@
+# mdw developer commands. `make help` lists them; `make check` is exactly what CI runs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install mdw with its dev tools
+
+pg: ## make sure PostgreSQL answers at 127.0.0.1:5432 (starts it if it can)
+	@bash scripts/ensure-postgres.sh
+
+fmt: install ## format the code
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+typecheck: install ## mypy alone
+	$(VENV)/bin/mypy
+
+test: install pg lint ## lint, then the whole test suite (quick reliability cases included)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-pg: install pg ## only the PostgreSQL-backed tests
+	$(PY) -m pytest -q -m postgres $(PYTEST_ARGS)
+
+soak: install pg ## the long reliability suite (at most 15 minutes)
+	$(PY) -m pytest -q -m slow tests/reliability $(PYTEST_ARGS)
+
+bench: install pg ## every benchmark; results in bench/results/, figures in docs/benchmarks.md
+	$(PY) bench/run_all.py
+
+sim: install ## run the Polygon-compatible simulator on 127.0.0.1:8765
+	$(VENV)/bin/mdw simulate --port 8765
+
+demo: install ## backfill the standard workload from the built-in simulator into mdw-demo/demo.db
+	$(VENV)/bin/mdw demo $(if $(SERVE),--serve,)
+
+check: test ## what CI runs
+
+.PHONY: help install pg fmt lint typecheck test test-pg soak bench sim demo check

@@ -1,0 +1,189 @@
+"""Settings: environment variables, an optional ``mdw.toml``, and flags, in rising precedence.
+
+Every bad value becomes a :class:`~mdw.errors.ConfigError` whose one line names the setting and
+the accepted form, so the CLI can print it and exit 2.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mdw.errors import ConfigError
+
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+            "h": 3600.0, "hour": 3600.0}
+RATE_FORMS = "N/s, N/min or N/h (e.g. 5/min, 100/s), or 'unlimited'"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``requests`` request starts in any sliding window of ``period`` seconds.
+
+    ``requests`` is ``math.inf`` for an unlimited plan.
+    """
+
+    requests: float
+    period: float
+
+    @classmethod
+    def parse(cls, text: str | RateLimit) -> RateLimit:
+        """Parse ``5/min``, ``100/s``, ``300/5min``-style strings or ``unlimited``.
+
+        Raises:
+            ConfigError: the text is not a rate; the message gives the accepted forms.
+        """
+        if isinstance(text, RateLimit):
+            return text
+        raw = str(text).strip().lower()
+        if raw in ("unlimited", "none", "inf", "0"):
+            return cls(math.inf, 1.0)
+        m = _RATE_RE.fullmatch(raw)
+        if not m:
+            raise ConfigError(f"invalid rate limit {text!r}; expected {RATE_FORMS}")
+        count = float(m[1])
+        period = (float(m[2]) if m[2] else 1.0) * _PERIODS[m[3]]
+        if count <= 0 or period <= 0:
+            raise ConfigError(f"invalid rate limit {text!r}; expected {RATE_FORMS}")
+        return cls(count, period)
+
+    @property
+    def unlimited(self) -> bool:
+        return math.isinf(self.requests)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.period
+
+    def seconds_for(self, requests: int) -> float:
+        """The least wall time ``requests`` can take under this limit (the physical limit)."""
+        if self.unlimited or requests <= 0:
+            return 0.0
+        windows = max(0, math.ceil(requests / self.requests) - 1)
+        return windows * self.period
+
+    def __str__(self) -> str:
+        if self.unlimited:
+            return "unlimited"
+        count = int(self.requests) if float(self.requests).is_integer() else self.requests
+        for name, secs in (("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+            if self.period == secs:
+                return f"{count}/{name}"
+        return f"{count}/{self.period:g}s"
+
+
+class Settings(BaseSettings):
+    """All of mdw's settings in one typed object."""
+
+    model_config = SettingsConfigDict(env_prefix="MDW_", extra="ignore", frozen=True)
+
+    polygon_api_key: SecretStr | None = Field(default=None, validation_alias="POLYGON_API_KEY")
+    polygon_base_url: str = Field(default="https://api.massive.com", validation_alias="POLYGON_BASE_URL")
+    database_url: str = "sqlite:///mdw.db"
+    rate_limit: RateLimit = RateLimit(5.0, 60.0)
+    max_in_flight: int = Field(default=16, ge=1, le=1000)
+    retry_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_cap_s: float = Field(default=300.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    breaker_cooldown_cap_s: float = Field(default=600.0, gt=0)
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # service
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    auth: Literal["admin", "all"] = "admin"
+    webhook_url: str | None = None
+    stale_after_s: float = Field(default=3600.0, gt=0)
+    schedule_interval_min: int = Field(default=5, ge=1)
+    daily_delay_min: int = Field(default=30, ge=0)
+    scheduler: bool = True
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _parse_rate(cls, value: Any) -> RateLimit:
+        return RateLimit.parse(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///path.db or postgresql://user@host:port/db")
+        return value
+
+    @field_validator("polygon_base_url")
+    @classmethod
+    def _check_base(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http(s) URL such as https://api.massive.com")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        up = value.upper()
+        if up not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return up
+
+    @property
+    def api_key(self) -> str | None:
+        return self.polygon_api_key.get_secret_value() if self.polygon_api_key else None
+
+
+_ALIASES = {"polygon_api_key": "POLYGON_API_KEY", "polygon_base_url": "POLYGON_BASE_URL"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    section = data.get("mdw", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: expected a table of settings")
+    return {str(k).replace("-", "_"): v for k, v in section.items()}
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from env, then ``mdw.toml`` (or ``config_file``), then explicit overrides.
+
+    Raises:
+        ConfigError: one line naming the bad setting and what it accepts.
+    """
+    values: dict[str, Any] = {}
+    path = Path(config_file) if config_file else Path(os.environ.get("MDW_CONFIG", "mdw.toml"))
+    if config_file or path.exists():
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        values.update(_read_toml(path))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    # Explicit values beat the environment; aliased fields must be passed by alias.
+    kwargs = {_ALIASES.get(k, k): v for k, v in values.items()}
+    try:
+        return Settings(**kwargs)
+    except PydanticValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        name = loc.lower()
+        env = _ALIASES.get(name, f"MDW_{name.upper()}") if name in Settings.model_fields else name
+        msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+        inner = err.get("ctx", {}).get("error")
+        if isinstance(inner, ConfigError):
+            msg = str(inner)
+        raise ConfigError(f"invalid setting {name} ({env}): {msg}") from None

@@ -1,0 +1,618 @@
+"""The shared vocabulary: tickers, timeframes, time ranges, bar batches and corporate actions.
+
+Times are UTC epoch milliseconds everywhere inside mdw. Ranges are half-open ``[start, end)``.
+A bar's ``t`` is the start of its window, as the vendor defines it. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from mdw.errors import UsageError, ValidationError
+
+NEW_YORK = ZoneInfo("America/New_York")
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+
+# --------------------------------------------------------------------------------------------
+# Tickers
+
+
+class AssetClass(StrEnum):
+    """The vendor's markets; each has its own calendar and time zone for daily bars."""
+
+    STOCKS = "stocks"
+    CRYPTO = "crypto"
+    FOREX = "forex"
+    INDICES = "indices"
+    OPTIONS = "options"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """Daily bars start at midnight in this zone (ET for US markets, UTC for crypto/fx)."""
+        return ZoneInfo("UTC") if self in (AssetClass.CRYPTO, AssetClass.FOREX) else NEW_YORK
+
+
+_PREFIX = {"X:": AssetClass.CRYPTO, "C:": AssetClass.FOREX, "I:": AssetClass.INDICES,
+           "O:": AssetClass.OPTIONS}
+_STOCK_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}(\.[A-Z0-9]{1,4})?$")
+_PAIR_RE = re.compile(r"^[A-Z0-9]{5,14}$")
+_PAIR_SPLIT_RE = re.compile(r"^([A-Z0-9]{2,8})[-/]([A-Z]{3,5})$")
+_INDEX_RE = re.compile(r"^[A-Z0-9.\-]{1,20}$")
+_OPTION_RE = re.compile(r"^[A-Z.]{1,6}\d{6}[CP]\d{8}$")
+TICKER_FORMS = (
+    "a stock like AAPL or BRK.B, or a vendor ticker X:BTCUSD, C:EURUSD, I:SPX or O:<OCC symbol>; "
+    "BTC-USD (crypto) and EUR/USD (forex) are also accepted"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """A ticker in the vendor's own spelling, with the asset class it implies."""
+
+    symbol: str
+    asset_class: AssetClass
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+def parse_ticker(text: str, asset: AssetClass | str | None = None) -> Ticker:
+    """Parse user or vendor input into a vendor ticker.
+
+    Args:
+        text: ``AAPL``, ``BRK.B``, ``X:BTCUSD``, ``C:EURUSD``, ``I:SPX``, ``O:...``, or the
+            friendly pair forms ``BTC-USD`` / ``EUR/USD`` / ``BTCUSD`` (with ``asset``).
+        asset: the asset class to assume for an unprefixed pair such as ``BTCUSD``.
+
+    Raises:
+        UsageError: the text is not a ticker; the message lists the accepted forms.
+    """
+    raw = text.strip().upper()
+    hint = AssetClass(asset) if asset is not None else None
+    if not raw:
+        raise UsageError(f"empty ticker; expected {TICKER_FORMS}")
+    prefix = raw[:2]
+    if prefix in _PREFIX:
+        cls = _PREFIX[prefix]
+        body = raw[2:]
+        ok = {
+            AssetClass.CRYPTO: _PAIR_RE.fullmatch(body),
+            AssetClass.FOREX: _PAIR_RE.fullmatch(body),
+            AssetClass.INDICES: _INDEX_RE.fullmatch(body),
+            AssetClass.OPTIONS: _OPTION_RE.fullmatch(body),
+        }.get(cls)
+        if not ok:
+            raise UsageError(f"invalid {cls.value} ticker {text.strip()!r}; expected {TICKER_FORMS}")
+        return Ticker(raw, cls)
+    pair = _PAIR_SPLIT_RE.fullmatch(raw)
+    if pair:
+        cls = hint or (AssetClass.FOREX if "/" in raw else AssetClass.CRYPTO)
+        if cls not in (AssetClass.CRYPTO, AssetClass.FOREX):
+            raise UsageError(f"{text.strip()!r} is a currency pair, not a {cls.value} ticker")
+        return Ticker(("X:" if cls is AssetClass.CRYPTO else "C:") + pair[1] + pair[2], cls)
+    if hint in (AssetClass.CRYPTO, AssetClass.FOREX) and _PAIR_RE.fullmatch(raw):
+        return Ticker(("X:" if hint is AssetClass.CRYPTO else "C:") + raw, hint)
+    if hint is AssetClass.INDICES and _INDEX_RE.fullmatch(raw):
+        return Ticker("I:" + raw, AssetClass.INDICES)
+    if _STOCK_RE.fullmatch(raw) and hint in (None, AssetClass.STOCKS):
+        return Ticker(raw, AssetClass.STOCKS)
+    raise UsageError(f"invalid ticker {text.strip()!r}; expected {TICKER_FORMS}")
+
+
+def parse_tickers(text: str | Sequence[str], asset: AssetClass | str | None = None) -> list[Ticker]:
+    """Parse a comma-separated list (or a sequence) of tickers, dropping duplicates in order."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    out: dict[str, Ticker] = {}
+    for part in parts:
+        if part.strip():
+            tk = parse_ticker(part, asset)
+            out.setdefault(tk.symbol, tk)
+    if not out:
+        raise UsageError(f"no tickers given; expected {TICKER_FORMS}")
+    return list(out.values())
+
+
+# --------------------------------------------------------------------------------------------
+# Timeframes
+
+_UNITS: dict[str, tuple[str, int | None]] = {
+    # unit -> (vendor timespan, fixed length in ms or None for calendar units)
+    "s": ("second", 1_000),
+    "m": ("minute", MINUTE_MS),
+    "h": ("hour", HOUR_MS),
+    "d": ("day", DAY_MS),
+    "w": ("week", 7 * DAY_MS),
+    "mo": ("month", None),
+    "q": ("quarter", None),
+    "y": ("year", None),
+}
+_TIMESPAN_UNIT = {span: unit for unit, (span, _) in _UNITS.items()}
+_TF_RE = re.compile(r"^(\d{1,5})(s|m|h|d|w|mo|q|y)$")
+TIMEFRAME_FORMS = "<n><unit> with unit one of s m h d w mo q y, e.g. 1m, 5m, 1h, 4h, 1d, 1w"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeframe:
+    """A bar size: ``multiplier`` x ``unit``, written ``5m``, ``4h``, ``1d``."""
+
+    multiplier: int
+    unit: str
+
+    UNITS: ClassVar[tuple[str, ...]] = tuple(_UNITS)
+
+    def __post_init__(self) -> None:
+        if self.unit not in _UNITS or not 1 <= self.multiplier <= 99_999:
+            raise UsageError(f"invalid timeframe {self.multiplier}{self.unit}; expected {TIMEFRAME_FORMS}")
+
+    @classmethod
+    def parse(cls, text: str) -> Timeframe:
+        """Parse ``<n><unit>``.
+
+        Raises:
+            UsageError: the text is not a timeframe; the message gives the accepted form.
+        """
+        m = _TF_RE.fullmatch(text.strip().lower())
+        if not m or int(m[1]) == 0:
+            raise UsageError(f"invalid timeframe {text.strip()!r}; expected {TIMEFRAME_FORMS}")
+        return cls(int(m[1]), m[2])
+
+    @classmethod
+    def from_vendor(cls, multiplier: int, timespan: str) -> Timeframe:
+        """Map the vendor's (multiplier, timespan) back to a timeframe."""
+        if timespan not in _TIMESPAN_UNIT:
+            raise UsageError(f"unknown vendor timespan {timespan!r}")
+        return cls(int(multiplier), _TIMESPAN_UNIT[timespan])
+
+    @property
+    def timespan(self) -> str:
+        """The vendor's timespan word (``minute``, ``hour``, ``day`` ...)."""
+        return _UNITS[self.unit][0]
+
+    @property
+    def base(self) -> str:
+        """The base aggregate the vendor builds this timeframe from: ``minute`` or ``day``."""
+        return "minute" if self.unit in ("s", "m", "h") else "day"
+
+    @property
+    def intraday(self) -> bool:
+        return self.unit in ("s", "m", "h")
+
+    @property
+    def fixed_ms(self) -> int | None:
+        """Window length in ms for fixed-length units (s, m, h, d, w), else None."""
+        unit_ms = _UNITS[self.unit][1]
+        return None if unit_ms is None else unit_ms * self.multiplier
+
+    @property
+    def unit_ms(self) -> int | None:
+        return _UNITS[self.unit][1]
+
+    def __str__(self) -> str:
+        return f"{self.multiplier}{self.unit}"
+
+    def sort_key(self) -> tuple[int, int]:
+        order = list(_UNITS)
+        return (order.index(self.unit), self.multiplier)
+
+
+def parse_timeframes(text: str | Sequence[str]) -> list[Timeframe]:
+    """Parse a comma-separated list of timeframes, dropping duplicates in order."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    out: dict[Timeframe, None] = {}
+    for part in parts:
+        if part.strip():
+            out.setdefault(Timeframe.parse(part), None)
+    if not out:
+        raise UsageError(f"no timeframes given; expected {TIMEFRAME_FORMS}")
+    return list(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Time
+
+
+def to_ms(value: date | datetime | int | str) -> int:
+    """UTC epoch ms of a datetime (naive = UTC), a date (its UTC midnight), an int, or an ISO string."""
+    if isinstance(value, bool):
+        raise UsageError(f"invalid time {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        value = parse_when(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+    return int(datetime.combine(value, time(), tzinfo=UTC).timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    """The aware UTC datetime of an epoch-ms value."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def parse_when(text: str) -> date | datetime:
+    """Parse a user date: ``YYYY-MM-DD``, an ISO datetime, ``today`` or ``now``.
+
+    Raises:
+        UsageError: the text is not a date; the message says which forms are accepted.
+    """
+    raw = text.strip()
+    low = raw.lower()
+    if low == "today":
+        return datetime.now(UTC).date()
+    if low == "now":
+        return datetime.now(UTC)
+    try:
+        if len(raw) == 10:
+            return date.fromisoformat(raw)
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"invalid date {raw!r}; expected YYYY-MM-DD, an ISO datetime, 'today' or 'now'"
+        ) from None
+    return dt
+
+
+def local_midnight_ms(day: date, tz: ZoneInfo) -> int:
+    """Epoch ms of 00:00 on ``day`` in ``tz`` (where stock daily bars start: 00:00 ET)."""
+    return int(datetime.combine(day, time(), tzinfo=tz).timestamp() * 1000)
+
+
+def day_range_ms(start: date, end: date, tz: ZoneInfo) -> TimeRange:
+    """The half-open range from 00:00 of ``start`` to 00:00 after ``end`` in ``tz`` (inclusive days)."""
+    return TimeRange(local_midnight_ms(start, tz), local_midnight_ms(end + timedelta(days=1), tz))
+
+
+# --------------------------------------------------------------------------------------------
+# Ranges
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TimeRange:
+    """A half-open interval ``[start_ms, end_ms)`` in UTC epoch ms."""
+
+    start_ms: int
+    end_ms: int
+
+    def __post_init__(self) -> None:
+        if self.end_ms < self.start_ms:
+            raise UsageError(
+                f"range end {from_ms(self.end_ms).isoformat()} is before its start "
+                f"{from_ms(self.start_ms).isoformat()}"
+            )
+
+    @property
+    def duration_ms(self) -> int:
+        return self.end_ms - self.start_ms
+
+    @property
+    def empty(self) -> bool:
+        return self.end_ms == self.start_ms
+
+    def __contains__(self, ms: object) -> bool:
+        return isinstance(ms, int) and self.start_ms <= ms < self.end_ms
+
+    def __str__(self) -> str:
+        return f"[{from_ms(self.start_ms).isoformat()}, {from_ms(self.end_ms).isoformat()})"
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSet:
+    """A normalised set of disjoint, non-touching, sorted half-open ranges.
+
+    The coverage ledger and the planner are built on this algebra: gaps are ``wanted - held``.
+    """
+
+    ranges: tuple[TimeRange, ...] = ()
+
+    @classmethod
+    def of(cls, ranges: Iterable[TimeRange | tuple[int, int]]) -> RangeSet:
+        """Normalise arbitrary (possibly overlapping, unsorted, empty) ranges."""
+        items = sorted(
+            (r if isinstance(r, TimeRange) else TimeRange(int(r[0]), int(r[1])) for r in ranges),
+        )
+        merged: list[list[int]] = []
+        for r in items:
+            if r.empty:
+                continue
+            if merged and r.start_ms <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], r.end_ms)
+            else:
+                merged.append([r.start_ms, r.end_ms])
+        return cls(tuple(TimeRange(a, b) for a, b in merged))
+
+    def __iter__(self) -> Iterator[TimeRange]:
+        return iter(self.ranges)
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    @property
+    def total_ms(self) -> int:
+        return sum(r.duration_ms for r in self.ranges)
+
+    def union(self, other: RangeSet | Iterable[TimeRange]) -> RangeSet:
+        return RangeSet.of([*self.ranges, *other])
+
+    __or__ = union
+
+    def intersection(self, other: RangeSet | Iterable[TimeRange]) -> RangeSet:
+        b = other if isinstance(other, RangeSet) else RangeSet.of(other)
+        out: list[TimeRange] = []
+        i = j = 0
+        a_r, b_r = self.ranges, b.ranges
+        while i < len(a_r) and j < len(b_r):
+            lo = max(a_r[i].start_ms, b_r[j].start_ms)
+            hi = min(a_r[i].end_ms, b_r[j].end_ms)
+            if lo < hi:
+                out.append(TimeRange(lo, hi))
+            if a_r[i].end_ms < b_r[j].end_ms:
+                i += 1
+            else:
+                j += 1
+        return RangeSet(tuple(out))
+
+    __and__ = intersection
+
+    def difference(self, other: RangeSet | Iterable[TimeRange]) -> RangeSet:
+        b = other if isinstance(other, RangeSet) else RangeSet.of(other)
+        out: list[TimeRange] = []
+        j = 0
+        for r in self.ranges:
+            cur = r.start_ms
+            while j < len(b.ranges) and b.ranges[j].end_ms <= cur:
+                j += 1
+            k = j
+            while k < len(b.ranges) and b.ranges[k].start_ms < r.end_ms:
+                if b.ranges[k].start_ms > cur:
+                    out.append(TimeRange(cur, b.ranges[k].start_ms))
+                cur = max(cur, b.ranges[k].end_ms)
+                k += 1
+            if cur < r.end_ms:
+                out.append(TimeRange(cur, r.end_ms))
+        return RangeSet(tuple(out))
+
+    __sub__ = difference
+
+    def contains(self, ms: int) -> bool:
+        starts = [r.start_ms for r in self.ranges]
+        i = bisect.bisect_right(starts, ms) - 1
+        return i >= 0 and ms < self.ranges[i].end_ms
+
+    def covers(self, r: TimeRange) -> bool:
+        return not RangeSet.of([r]).difference(self)
+
+    def clip(self, r: TimeRange) -> RangeSet:
+        return self.intersection([r])
+
+
+# --------------------------------------------------------------------------------------------
+# Bars
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BAR_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n")
+
+
+@dataclass(frozen=True, slots=True)
+class BarProblem:
+    """One invalid row of a batch, with the reason."""
+
+    row: int
+    t: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row} (t={from_ms(self.t).isoformat()}): {self.reason}"
+
+
+def _f64(values: Any) -> F64:
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
+def _i64(values: Any) -> I64:
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BarBatch:
+    """Bars of one ticker and timeframe, as columns (no per-bar Python objects).
+
+    ``v`` and ``vw`` are NaN where the vendor omits them (index bars); ``n`` is 0 then.
+    """
+
+    ticker: str
+    timeframe: Timeframe
+    t: I64
+    o: F64
+    h: F64
+    l: F64  # noqa: E741 - the vendor's field name
+    c: F64
+    v: F64
+    vw: F64
+    n: I64
+    source: str = field(default="rest")
+
+    def __post_init__(self) -> None:
+        for name in BAR_COLUMNS:
+            arr = getattr(self, name)
+            conv = _i64(arr) if name in ("t", "n") else _f64(arr)
+            object.__setattr__(self, name, conv)
+        size = len(self.t)
+        if any(len(getattr(self, name)) != size for name in BAR_COLUMNS):
+            raise ValidationError(f"{self.ticker} {self.timeframe}: columns differ in length")
+
+    @classmethod
+    def empty(cls, ticker: str, timeframe: Timeframe, source: str = "rest") -> BarBatch:
+        z = np.empty(0)
+        return cls(ticker, timeframe, z, z, z, z, z, z, z, z, source)
+
+    @classmethod
+    def from_columns(
+        cls, ticker: str, timeframe: Timeframe, cols: dict[str, Any], source: str = "rest"
+    ) -> BarBatch:
+        return cls(ticker, timeframe, *(cols[name] for name in BAR_COLUMNS), source=source)
+
+    @classmethod
+    def concat(cls, batches: Sequence[BarBatch]) -> BarBatch:
+        """Join batches of the same series in the given order."""
+        if not batches:
+            raise ValueError("concat needs at least one batch")
+        first = batches[0]
+        if len(batches) == 1:
+            return first
+        cols = {name: np.concatenate([getattr(b, name) for b in batches]) for name in BAR_COLUMNS}
+        return cls.from_columns(first.ticker, first.timeframe, cols, first.source)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def columns(self) -> dict[str, F64 | I64]:
+        return {name: getattr(self, name) for name in BAR_COLUMNS}
+
+    def take(self, index: Any) -> BarBatch:
+        """Rows selected by a slice, a boolean mask or an index array."""
+        cols = {name: getattr(self, name)[index] for name in BAR_COLUMNS}
+        return BarBatch.from_columns(self.ticker, self.timeframe, cols, self.source)
+
+    def between(self, start_ms: int, end_ms: int) -> BarBatch:
+        """Rows with ``start_ms <= t < end_ms`` (the batch must be sorted)."""
+        lo = int(np.searchsorted(self.t, start_ms, side="left"))
+        hi = int(np.searchsorted(self.t, end_ms, side="left"))
+        return self.take(slice(lo, hi))
+
+    def sorted(self) -> BarBatch:
+        order = np.argsort(self.t, kind="stable")
+        return self.take(order)
+
+    def with_source(self, source: str) -> BarBatch:
+        return BarBatch.from_columns(self.ticker, self.timeframe, self.columns(), source)
+
+    def rows(self) -> Iterator[tuple[int, float, float, float, float, float | None, float | None, int | None]]:
+        """Plain tuples (t, o, h, l, c, v, vw, n) with None for missing values, for drivers."""
+        v = [None if math.isnan(x) else x for x in self.v.tolist()]
+        vw = [None if math.isnan(x) else x for x in self.vw.tolist()]
+        n = self.n.tolist()
+        return zip(self.t.tolist(), self.o.tolist(), self.h.tolist(), self.l.tolist(),
+                   self.c.tolist(), v, vw, n, strict=True)
+
+    def equals(self, other: BarBatch) -> bool:
+        """Exact equality of ticker, timeframe and every column (NaN equals NaN)."""
+        return (
+            self.ticker == other.ticker
+            and self.timeframe == other.timeframe
+            and all(
+                np.array_equal(getattr(self, name), getattr(other, name), equal_nan=name not in ("t", "n"))
+                for name in BAR_COLUMNS
+            )
+        )
+
+    def problems(self) -> list[BarProblem]:
+        """Every row that breaks an invariant, with the reason; empty when the batch is valid.
+
+        Checks: low <= open, close <= high; v >= 0; t strictly increasing and aligned.
+        """
+        out: list[BarProblem] = []
+        t = self.t
+
+        def flag(mask: npt.NDArray[np.bool_], reason: str) -> None:
+            for i in np.flatnonzero(mask).tolist():
+                out.append(BarProblem(int(i), int(t[i]), reason))
+
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(self.o) & np.isfinite(self.h) & np.isfinite(self.l) & np.isfinite(self.c)
+            flag(~finite, "price is not a finite number")
+            flag(finite & (self.h < self.l), "high is below low")
+            flag(finite & (self.h >= self.l) & ((self.o > self.h) | (self.c > self.h)),
+                 "open or close above high")
+            flag(finite & (self.h >= self.l) & ((self.o < self.l) | (self.c < self.l)),
+                 "open or close below low")
+            flag(self.v < 0, "negative volume")
+        if len(t) > 1:
+            d = np.diff(t)
+            flag(np.concatenate([[False], d == 0]), "duplicate timestamp")
+            flag(np.concatenate([[False], d < 0]), "timestamp out of order")
+        flag(t % self._alignment_ms() != 0, f"timestamp not aligned to {self.timeframe}")
+        out.sort(key=lambda p: p.row)
+        return out
+
+    def _alignment_ms(self) -> int:
+        # Multi-hour and calendar bars are anchored at local midnight; ET offsets are whole hours,
+        # so only the part of the period that divides an hour can be checked independently of tz.
+        fixed = self.timeframe.fixed_ms
+        if fixed is not None and fixed <= HOUR_MS and HOUR_MS % fixed == 0:
+            return fixed
+        unit_ms = self.timeframe.unit_ms
+        if self.timeframe.intraday and unit_ms is not None:
+            return unit_ms
+        return HOUR_MS
+
+    def validate(self) -> BarBatch:
+        """Return self when valid.
+
+        Raises:
+            ValidationError: naming the offending rows (at most 20 in the message).
+        """
+        problems = self.problems()
+        if problems:
+            shown = "; ".join(str(p) for p in problems[:20])
+            more = f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""
+            raise ValidationError(
+                f"{self.ticker} {self.timeframe}: {len(problems)} invalid bar(s): {shown}{more}",
+                rows=sorted({p.row for p in problems}),
+            )
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Corporate actions
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A split effective at the start of ``execution_date``; ``split_to/split_from`` new per old."""
+
+    id: str
+    ticker: str
+    execution_date: date
+    split_from: float
+    split_to: float
+
+    @property
+    def ratio(self) -> float:
+        """Shares after per share before (2.0 for a 2-for-1); prices before divide by this."""
+        return self.split_to / self.split_from
+
+
+@dataclass(frozen=True, slots=True)
+class Dividend:
+    """A cash dividend; prices before ``ex_dividend_date`` carry it."""
+
+    id: str
+    ticker: str
+    ex_dividend_date: date
+    cash_amount: float
+    currency: str = "USD"
+    declaration_date: date | None = None
+    record_date: date | None = None
+    pay_date: date | None = None
+    frequency: int = 0
+    dividend_type: str = "CD"

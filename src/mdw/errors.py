@@ -1,0 +1,100 @@
+"""The mdw error tree.
+
+Whether an error is retryable depends on its class, never on its message text::
+
+    MdwError
+    ├── UsageError                 bad input from a user: exit code 2, HTTP 400
+    │   └── ConfigError            a setting has a bad value
+    ├── ValidationError            a batch breaks a bar invariant (rows named)
+    ├── VendorError                anything the vendor boundary raises (status, url, retry_after)
+    │   ├── VendorRequestError     4xx the vendor will answer the same way again: never retried
+    │   │   ├── VendorAuthError    401: unknown or missing API key
+    │   │   ├── VendorPlanError    403: the plan does not include this data or range
+    │   │   └── VendorNotFound     404
+    │   ├── VendorTransientError   worth retrying: 429, 5xx, timeouts, resets, bad bodies
+    │   │   └── VendorRateLimited  429
+    │   └── VendorUnavailable      the circuit breaker is open: fail fast
+    └── StoreError                 the database failed or refused
+        └── SchemaVersionError     the database was migrated by a newer mdw
+
+Messages never contain the vendor API key: URLs are redacted before they are stored here.
+"""
+
+from __future__ import annotations
+
+
+class MdwError(Exception):
+    """Root of every error mdw raises on purpose."""
+
+
+class UsageError(MdwError):
+    """The user asked for something malformed; the message says what is accepted."""
+
+
+class ConfigError(UsageError):
+    """A configuration value is invalid; the message names the setting and the accepted form."""
+
+
+class ValidationError(MdwError):
+    """A bar batch violates an invariant; ``rows`` holds the offending row indexes."""
+
+    def __init__(self, message: str, rows: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.rows: list[int] = rows or []
+
+
+class VendorError(MdwError):
+    """An error at the vendor boundary, carrying what a caller needs to decide what to do."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.retry_after = retry_after
+
+
+class VendorRequestError(VendorError):
+    """The vendor rejected the request itself; retrying cannot help."""
+
+
+class VendorAuthError(VendorRequestError):
+    """Unknown or missing API key."""
+
+
+class VendorPlanError(VendorRequestError):
+    """The plan does not include this data or this time range."""
+
+
+class VendorNotFound(VendorRequestError):
+    """The vendor does not know this resource (for example the ticker)."""
+
+
+class VendorTransientError(VendorError):
+    """A failure that may pass: 5xx, timeouts, connection resets, truncated or error bodies."""
+
+    retryable = True
+
+
+class VendorRateLimited(VendorTransientError):
+    """HTTP 429: the plan's request rate was exceeded."""
+
+
+class VendorUnavailable(VendorError):
+    """The circuit breaker is open; calls fail fast until a probe succeeds."""
+
+
+class StoreError(MdwError):
+    """The database failed or refused an operation."""
+
+
+class SchemaVersionError(StoreError):
+    """The database schema is newer than this version of mdw understands."""

@@ -1,0 +1,98 @@
+"""Logging with structlog: readable on a TTY, JSON lines otherwise, and never a vendor key.
+
+The redaction processor runs last-but-one on every event, so no field, message or exception text
+can carry ``apiKey=...``, an ``Authorization`` header value, or the configured key itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+_QUERY_KEY = re.compile(r"(?i)(api[_-]?key=)[^&\s\"']+")
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_AUTH_FIELD = re.compile(r"(?i)^(authorization|api[_-]?key|x-api-key|polygon_api_key|token)$")
+REDACTED = "***"
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (the vendor key) so it is scrubbed wherever it shows up."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Strip API keys from a string: query parameters, bearer tokens and registered secrets."""
+    text = _QUERY_KEY.sub(lambda m: m[1] + REDACTED, text)
+    text = _BEARER.sub(lambda m: m[1] + REDACTED, text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _scrub(value: Any, key: str = "") -> Any:
+    if key and _AUTH_FIELD.match(key):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v) for v in value)
+    if isinstance(value, BaseException):
+        return redact(repr(value))
+    return value
+
+
+def redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: scrub every field of the event."""
+    for key in list(event):
+        event[key] = _scrub(event[key], key)
+    return event
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
+              secrets: Iterable[str | None] = ()) -> None:
+    """Configure structlog and stdlib logging once per process."""
+    for s in secrets:
+        register_secret(s)
+    out = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
+    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("asyncio", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound to a module name."""
+    return structlog.get_logger(name)

@@ -1,0 +1,133 @@
+"""The ``Store`` seam: what the backfill engine, the service and the Python API need of a database.
+
+Backends implement primitives; the invariants (batch validation, sorting, "bars and their ledger
+entry commit in one transaction") are stated here and checked by one conformance suite that runs
+unchanged against every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
+
+
+class Dataset(StrEnum):
+    """What a coverage entry is about."""
+
+    BARS = "bars"
+    DIVIDENDS = "dividends"
+    SPLITS = "splits"
+
+
+@dataclass(frozen=True, slots=True)
+class BarWrite:
+    """One unit of work for :meth:`Store.write_bars`: bars plus the range they fully cover.
+
+    ``covered`` may extend beyond the bars: the vendor confirmed it holds nothing else there.
+    """
+
+    batch: BarBatch
+    covered: RangeSet
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write changed: new rows, rows whose values the vendor corrected, unchanged rows."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(self.inserted + other.inserted, self.updated + other.updated,
+                           self.unchanged + other.unchanged)
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageEntry:
+    """One merged range of the ledger, with when it was last fetched (epoch ms)."""
+
+    ticker: str
+    dataset: Dataset
+    timeframe: str  # "" for corporate actions
+    start_ms: int
+    end_ms: int
+    fetched_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolInfo:
+    """A tracked symbol."""
+
+    ticker: str
+    asset_class: str
+    name: str = ""
+    active: bool = True
+    timeframes: tuple[str, ...] = ()
+    start_date: str | None = None  # ISO date the tracking starts from
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """A backfill run: its parameters, timings, counts and JSON report."""
+
+    id: str
+    kind: str  # backfill | update | scheduled | distributed
+    status: str  # running | ok | partial | failed | interrupted
+    started_at_ms: int
+    finished_at_ms: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """An async warehouse of bars, corporate actions, coverage, symbols and runs."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations.
+
+        Raises:
+            SchemaVersionError: the database was written by a newer mdw.
+        """
+
+    async def close(self) -> None: ...
+
+    async def write_bars(self, writes: Sequence[BarWrite], *, fetched_at_ms: int | None = None) -> WriteResult:
+        """Validate every batch, then commit all bars and their coverage in one transaction.
+
+        Raises:
+            ValidationError: a batch breaks an invariant; nothing was written.
+        """
+
+    async def bars(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> BarBatch:
+        """Bars with ``start_ms <= t < end_ms``, sorted by ``t``."""
+
+    def iter_bars(
+        self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int, chunk: int = 100_000
+    ) -> AsyncIterator[BarBatch]:
+        """The same rows as :meth:`bars`, in chunks, so memory stays flat for long ranges."""
+
+    async def coverage(self, ticker: str, dataset: Dataset, timeframe: str = "") -> RangeSet:
+        """The merged ranges held (including ranges the vendor confirmed empty)."""
+
+    async def coverage_entries(self, ticker: str | None = None) -> list[CoverageEntry]: ...
+
+    async def write_corporate_actions(
+        self, ticker: str, dividends: Sequence[Dividend] | None, splits: Sequence[Split] | None,
+        covered: TimeRange,
+    ) -> WriteResult:
+        """Upsert dividends and/or splits and record their coverage, in one transaction."""
+
+    async def dividends(self, ticker: str) -> list[Dividend]: ...
+
+    async def splits(self, ticker: str) -> list[Split]: ...
