@@ -88,6 +88,30 @@ class RunRecord:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An mdw HTTP API key: only a salted hash of the secret is ever stored."""
+
+    id: str  # public key id, also the key's prefix
+    scope: str  # read | admin
+    salt: str
+    hash: str  # hex digest of (salt + secret)
+    created_at_ms: int
+    name: str = ""
+    revoked_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesStats:
+    """A stored series at a glance."""
+
+    ticker: str
+    timeframe: str
+    bars: int
+    first_t: int | None
+    last_t: int | None
+
+
 class Store(Protocol):
     """An async warehouse of bars, corporate actions, coverage, symbols and runs."""
 
@@ -131,3 +155,46 @@ class Store(Protocol):
     async def dividends(self, ticker: str) -> list[Dividend]: ...
 
     async def splits(self, ticker: str) -> list[Split]: ...
+
+    # -- symbols ------------------------------------------------------------------------------
+
+    async def upsert_symbol(self, info: SymbolInfo) -> None: ...
+
+    async def symbols(self, *, active_only: bool = False) -> list[SymbolInfo]: ...
+
+    async def delete_symbol(self, ticker: str, *, purge: bool = False) -> bool:
+        """Stop tracking (``active = false``); with ``purge`` also delete its bars, actions and coverage."""
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    async def save_run(self, run: RunRecord) -> None:
+        """Insert or update a run by id."""
+
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def runs(self, limit: int = 50) -> list[RunRecord]:
+        """Most recent first."""
+
+    # -- API keys of mdw's own HTTP API (hashes only) ----------------------------------------
+
+    async def add_api_key(self, key: ApiKeyRecord) -> None: ...
+
+    async def api_keys(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke_api_key(self, key_id: str) -> bool: ...
+
+    async def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """Append an audit-log entry (admin actions)."""
+
+    async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    # -- summaries ----------------------------------------------------------------------------
+
+    async def series_stats(self) -> list[SeriesStats]:
+        """Per (ticker, timeframe): bar count, first and last t (for status, metrics, dashboard)."""
+
+    async def ping(self) -> None:
+        """Raise StoreError when the database is unreachable (the readiness check)."""
+
+    async def schema_version(self) -> tuple[int, int]:
+        """(version in the database, version this code expects)."""
