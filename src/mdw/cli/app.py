@@ -1,0 +1,61 @@
+"""The typer application every command module registers on, and the shared error handling.
+
+Exit codes: 0 all done; 1 some series failed; 2 bad usage or configuration (one line on stderr,
+never a traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+from mdw.config import Settings, load_settings
+from mdw.errors import MdwError, UsageError
+from mdw.logs import configure, redact
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="mdw",
+    help="Market data warehouse: backfill, store, keep current and serve Polygon/Massive data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line on stderr and exit."""
+    print(f"mdw: error: {redact(message)}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def settings_from(config: str | None = None, **overrides: Any) -> Settings:
+    """Load settings (env < mdw.toml < flags) and configure logging; exit 2 on a bad value."""
+    try:
+        settings = load_settings(config, **overrides)
+    except MdwError as exc:
+        fail(str(exc))
+    configure(settings.log_level, settings.log_format, secrets=[settings.api_key])
+    return settings
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine: the one ``asyncio.run`` of the command.
+
+    Usage errors exit 2 with one line; other mdw errors exit 1 with one line.
+    """
+    try:
+        return asyncio.run(coro)
+    except UsageError as exc:
+        fail(str(exc), 2)
+    except MdwError as exc:
+        fail(str(exc), 1)
+    except KeyboardInterrupt:
+        print("mdw: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
