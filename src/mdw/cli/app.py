@@ -59,3 +59,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         print("mdw: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+@app.command()
+def version() -> None:
+    """Print mdw's version."""
+    from mdw import __version__
+
+    print(__version__)
