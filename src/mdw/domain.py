@@ -462,14 +462,16 @@ class BarBatch:
 
     @classmethod
     def empty(cls, ticker: str, timeframe: Timeframe, source: str = "rest") -> BarBatch:
-        z = np.empty(0)
-        return cls(ticker, timeframe, z, z, z, z, z, z, z, z, source)
+        f = np.empty(0, dtype=np.float64)
+        i = np.empty(0, dtype=np.int64)
+        return cls(ticker, timeframe, i, f, f, f, f, f, f, i, source)
 
     @classmethod
     def from_columns(
         cls, ticker: str, timeframe: Timeframe, cols: dict[str, Any], source: str = "rest"
     ) -> BarBatch:
-        return cls(ticker, timeframe, *(cols[name] for name in BAR_COLUMNS), source=source)
+        return cls(ticker, timeframe, t=cols["t"], o=cols["o"], h=cols["h"], l=cols["l"], c=cols["c"],
+                   v=cols["v"], vw=cols["vw"], n=cols["n"], source=source)
 
     @classmethod
     def concat(cls, batches: Sequence[BarBatch]) -> BarBatch:
@@ -506,7 +508,7 @@ class BarBatch:
     def with_source(self, source: str) -> BarBatch:
         return BarBatch.from_columns(self.ticker, self.timeframe, self.columns(), source)
 
-    def rows(self) -> Iterator[tuple[int, float, float, float, float, float | None, float | None, int | None]]:
+    def rows(self) -> Iterator[tuple[int, float, float, float, float, float | None, float | None, int]]:
         """Plain tuples (t, o, h, l, c, v, vw, n) with None for missing values, for drivers."""
         v = [None if math.isnan(x) else x for x in self.v.tolist()]
         vw = [None if math.isnan(x) else x for x in self.vw.tolist()]

@@ -70,7 +70,9 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
         register_secret(s)
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
+import typer
 
 from mdw.cli.app import app, fail
 
@@ -30,16 +30,23 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors print one line and exit 2, never a traceback."""
     _load_commands()
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError:
-        raise SystemExit(0) from None
-    except click.UsageError as exc:
-        fail(exc.format_message().strip().splitlines()[-1] if exc.format_message() else str(exc))
-    except click.exceptions.Abort:
+        result = app(args=argv, standalone_mode=False)
+    except typer.Abort:
         print("mdw: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
+    except Exception as exc:
+        # typer vendors its own click; its usage errors are recognised by shape, not by class.
+        fmt = getattr(exc, "format_message", None)
+        if fmt is None or not hasattr(exc, "exit_code"):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise SystemExit(0) from None
+        message = str(fmt()).strip().splitlines()
+        fail(message[-1] if message else type(exc).__name__)
+    if isinstance(result, int) and result:
+        raise SystemExit(result)
 
 
 __all__ = ["app", "main"]

@@ -61,6 +61,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise SystemExit(130) from None
 
 
+@app.callback()
+def _root() -> None:
+    """Market data warehouse: backfill, store, keep current and serve Polygon/Massive data."""
+
+
 @app.command()
 def version() -> None:
     """Print mdw's version."""

@@ -126,7 +126,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def write_bars(self, writes: Sequence[BarWrite], *, fetched_at_ms: int | None = None) -> WriteResult:
+    async def write_bars(
+        self, writes: Sequence[BarWrite], *, fetched_at_ms: int | None = None
+    ) -> WriteResult:
         """Validate every batch, then commit all bars and their coverage in one transaction.
 
         Raises:
