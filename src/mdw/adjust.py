@@ -1,0 +1,161 @@
+"""Read-time price adjustment: raw bars plus stored splits and dividends, adjusted as of the query.
+
+Bars are stored unadjusted, so a new split never forces a refetch; this module turns raw bars
+into adjusted ones whenever they are read. It is pure numpy and does no I/O.
+
+Modes:
+
+* ``none``   - the raw bars, unchanged.
+* ``splits`` - the vendor's ``adjusted=true``: every bar that starts before a split's execution
+  date (00:00 in the asset's zone, ET for stocks) has o, h, l, c and vw divided by the product of
+  the ratios (``split_to / split_from``) of all later splits, and v multiplied by it. The division
+  is one IEEE division by the cumulative ratio, so the result is the correctly rounded quotient,
+  the same bits as the simulator's ground truth (no decimal rounding is applied).
+* ``all``    - splits as above, then the standard backward ratio method for cash dividends: for
+  each dividend, ``factor = 1 - cash_amount / close_prev``, where ``close_prev`` is the raw close
+  of the last bar that starts before the ex-dividend date; every bar before the ex-date is
+  multiplied by the product of the factors of all later dividends (prices only, never volume).
+  Both ``cash_amount`` and ``close_prev`` are taken as of that date (unadjusted), so the ratio
+  is independent of splits. A dividend whose ``close_prev`` is unknown, or whose factor is not in
+  (0, 1), is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from mdw.domain import F64, NEW_YORK, BarBatch, Dividend, Split, local_midnight_ms, parse_ticker
+from mdw.errors import UsageError
+
+ADJUST_MODES = ("none", "splits", "all")
+
+
+def _zone_for(ticker: str) -> ZoneInfo:
+    try:
+        return parse_ticker(ticker).asset_class.tz
+    except UsageError:
+        return NEW_YORK
+
+
+def boundary_ms(ticker: str, day: date) -> int:
+    """Epoch ms at which an action dated ``day`` takes effect: 00:00 in the ticker's zone."""
+    return local_midnight_ms(day, _zone_for(ticker))
+
+
+def _suffix_factor(t: npt.NDArray[np.int64], bounds: F64, factors: F64) -> F64:
+    """For each t, the product of ``factors[i]`` over every boundary ``bounds[i] > t``."""
+    order = np.argsort(bounds, kind="stable")
+    b = bounds[order]
+    f = factors[order]
+    # suffix[i] = f[i] * f[i+1] * ... * f[k-1]; suffix[k] = 1
+    suffix = np.ones(len(f) + 1, dtype=np.float64)
+    for i in range(len(f) - 1, -1, -1):
+        suffix[i] = suffix[i + 1] * f[i]
+    idx = np.searchsorted(b, t, side="right")
+    out: F64 = suffix[idx]
+    return out
+
+
+def split_factors(batch: BarBatch, splits: Sequence[Split]) -> F64:
+    """Per bar, the cumulative split ratio of every split executed after the bar started."""
+    valid = [s for s in splits if s.split_from > 0 and s.split_to > 0]
+    if not valid:
+        return np.ones(len(batch), dtype=np.float64)
+    bounds = np.array([boundary_ms(batch.ticker, s.execution_date) for s in valid], dtype=np.int64)
+    ratios = np.array([s.ratio for s in valid], dtype=np.float64)
+    return _suffix_factor(batch.t, bounds.astype(np.float64), ratios)
+
+
+def reference_close(batch: BarBatch, dividend: Dividend) -> float | None:
+    """The raw close of the last bar in ``batch`` that starts before the dividend's ex-date."""
+    cut = boundary_ms(batch.ticker, dividend.ex_dividend_date)
+    i = int(np.searchsorted(batch.t, cut, side="left")) - 1
+    if i < 0:
+        return None
+    return float(batch.c[i])
+
+
+def dividend_factors(
+    batch: BarBatch, dividends: Sequence[Dividend], closes: Mapping[str, float] | None = None
+) -> F64:
+    """Per bar, the cumulative backward ratio ``prod(1 - D / close_prev)`` of later dividends.
+
+    Args:
+        batch: raw (unadjusted) bars, sorted by ``t``.
+        dividends: cash dividends of the ticker.
+        closes: ``close_prev`` by dividend id, for dividends whose previous close lies outside
+            the batch (a page of a longer series); otherwise it is read from the batch.
+    """
+    bounds: list[int] = []
+    factors: list[float] = []
+    for d in dividends:
+        cut = boundary_ms(batch.ticker, d.ex_dividend_date)
+        if len(batch) == 0 or cut <= int(batch.t[0]):
+            continue  # no bar of this batch starts before the ex-date
+        prev = (closes or {}).get(d.id)
+        if prev is None:
+            prev = reference_close(batch, d)
+        if prev is None or not np.isfinite(prev) or prev <= 0:
+            continue
+        factor = 1.0 - d.cash_amount / prev
+        if not 0.0 < factor < 1.0:
+            continue
+        bounds.append(cut)
+        factors.append(factor)
+    if not bounds:
+        return np.ones(len(batch), dtype=np.float64)
+    return _suffix_factor(batch.t, np.array(bounds, dtype=np.float64), np.array(factors, dtype=np.float64))
+
+
+def adjust_bars(
+    batch: BarBatch,
+    splits: Sequence[Split],
+    dividends: Sequence[Dividend],
+    mode: str,
+    *,
+    closes: Mapping[str, float] | None = None,
+) -> BarBatch:
+    """Adjust raw bars as of now for ``mode`` (``none``, ``splits`` or ``all``).
+
+    Args:
+        batch: raw bars of one series, sorted by ``t``.
+        splits: the ticker's splits (any order).
+        dividends: the ticker's cash dividends (any order); used only by ``all``.
+        mode: ``none`` | ``splits`` | ``all``.
+        closes: optional ``close_prev`` per dividend id (see :func:`dividend_factors`).
+
+    Returns:
+        A new batch (or ``batch`` itself when nothing applies).
+
+    Raises:
+        UsageError: ``mode`` is not one of the three.
+    """
+    if mode not in ADJUST_MODES:
+        raise UsageError(f"invalid adjust mode {mode!r}; expected none, splits or all")
+    if mode == "none" or len(batch) == 0:
+        return batch
+    ratio = split_factors(batch, splits)
+    price_mult = None
+    if mode == "all":
+        div = dividend_factors(batch, dividends, closes)
+        if not np.all(div == 1.0):
+            price_mult = div
+    if np.all(ratio == 1.0) and price_mult is None:
+        return batch
+    cols = batch.columns()
+    for name in ("o", "h", "l", "c", "vw"):
+        adjusted = cols[name] / ratio
+        if price_mult is not None:
+            adjusted = adjusted * price_mult
+        cols[name] = adjusted
+    cols["v"] = cols["v"] * ratio
+    return BarBatch.from_columns(batch.ticker, batch.timeframe, cols, batch.source)
+
+
+__all__ = ["ADJUST_MODES", "adjust_bars", "boundary_ms", "dividend_factors", "reference_close",
+           "split_factors"]
