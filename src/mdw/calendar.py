@@ -145,9 +145,10 @@ def tradable(asset: AssetClass, timeframe: Timeframe, rng: TimeRange) -> RangeSe
     """The parts of ``rng`` in which a bar of ``timeframe`` can start.
 
     Intraday timeframes get the trading hours (extended hours for US stocks), widened to the
-    bar windows that touch them; daily and longer timeframes get whole local trading days
-    (for stocks, 00:00 ET to 00:00 ET). Everything outside can hold no bar, so it is never a
-    gap and never worth a request.
+    bar windows that touch them; daily timeframes get whole local trading days (for stocks,
+    00:00 ET to 00:00 ET), and weekly and longer ones also the closed days between their window
+    start (Sunday 00:00, the 1st) and their first trading day. Everything outside can hold no
+    bar, so it is never a gap and never worth a request.
     """
     if rng.empty:
         return RangeSet()
@@ -158,10 +159,24 @@ def tradable(asset: AssetClass, timeframe: Timeframe, rng: TimeRange) -> RangeSe
         # A bar window that starts before the open but overlaps it still holds the open's trades.
         widened = [TimeRange(_floor(w.start_ms, step, asset), w.end_ms) for w in windows]
         return RangeSet.of(widened).clip(rng)
-    days = trading_days(asset, TimeRange(rng.start_ms - DAY_MS, rng.end_ms + DAY_MS))
+    # A weekly/monthly/... bar starts at its window start (Sunday, the 1st) even when that day is
+    # closed, so each trading day is widened back to the start of the window holding it; look far
+    # enough ahead to find the first trading day of the window that holds ``rng.start_ms``.
+    ahead = _WINDOW_DAYS.get(timeframe.unit, 1) * DAY_MS
+    days = trading_days(asset, TimeRange(rng.start_ms - DAY_MS, rng.end_ms + ahead))
     tz = asset.tz
-    spans = [TimeRange(local_midnight_ms(d, tz), local_midnight_ms(d + timedelta(days=1), tz)) for d in days]
+    spans = [
+        TimeRange(
+            bar_window_start(asset, timeframe, local_midnight_ms(d, tz)),
+            local_midnight_ms(d + timedelta(days=1), tz),
+        )
+        for d in days
+    ]
     return RangeSet.of(spans).clip(rng)
+
+
+# The longest calendar window of each unit, in days.
+_WINDOW_DAYS = {"d": 1, "w": 7, "mo": 31, "q": 92, "y": 366}
 
 
 def _floor(ms: int, step: int, asset: AssetClass) -> int:

@@ -12,11 +12,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from mdw.errors import ConfigError
 
@@ -90,7 +91,9 @@ class Settings(BaseSettings):
     polygon_api_key: SecretStr | None = Field(default=None, validation_alias="POLYGON_API_KEY")
     polygon_base_url: str = Field(default="https://api.massive.com", validation_alias="POLYGON_BASE_URL")
     database_url: str = "sqlite:///mdw.db"
-    rate_limit: RateLimit = RateLimit(5.0, 60.0)
+    # NoDecode: the env value is a rate string, not JSON (RateLimit is a dataclass, which
+    # pydantic-settings would otherwise try to json-decode).
+    rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(5.0, 60.0)
     max_in_flight: int = Field(default=16, ge=1, le=1000)
     retry_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_s: float = Field(default=1.0, gt=0)
@@ -115,7 +118,10 @@ class Settings(BaseSettings):
     @field_validator("rate_limit", mode="before")
     @classmethod
     def _parse_rate(cls, value: Any) -> RateLimit:
-        return RateLimit.parse(value)
+        try:
+            return RateLimit.parse(value)
+        except ConfigError as exc:  # a ValueError lets pydantic name the setting
+            raise ValueError(str(exc)) from None
 
     @field_validator("database_url")
     @classmethod
@@ -157,7 +163,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
     section = data.get("mdw", data)
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: expected a table of settings")
-    return {str(k).replace("-", "_"): v for k, v in section.items()}
+    values = {str(k).replace("-", "_").lower(): v for k, v in section.items()}
+    unknown = sorted(k for k in values if k not in Settings.model_fields)
+    if unknown:
+        # A misspelt setting would otherwise be ignored without a word.
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(Settings.model_fields)}")
+    return values
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -177,6 +189,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     kwargs = {_ALIASES.get(k, k): v for k, v in values.items()}
     try:
         return Settings(**kwargs)
+    except SettingsError as exc:  # an environment value the settings source could not decode
+        raise ConfigError(str(exc)) from None
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err.get("loc", ())) or "settings"

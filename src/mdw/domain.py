@@ -82,7 +82,7 @@ def parse_ticker(text: str, asset: AssetClass | str | None = None) -> Ticker:
         UsageError: the text is not a ticker; the message lists the accepted forms.
     """
     raw = text.strip().upper()
-    hint = AssetClass(asset) if asset is not None else None
+    hint = _asset_hint(asset)
     if not raw:
         raise UsageError(f"empty ticker; expected {TICKER_FORMS}")
     prefix = raw[:2]
@@ -108,9 +108,21 @@ def parse_ticker(text: str, asset: AssetClass | str | None = None) -> Ticker:
         return Ticker(("X:" if hint is AssetClass.CRYPTO else "C:") + raw, hint)
     if hint is AssetClass.INDICES and _INDEX_RE.fullmatch(raw):
         return Ticker("I:" + raw, AssetClass.INDICES)
+    if hint is AssetClass.OPTIONS and _OPTION_RE.fullmatch(raw):
+        return Ticker("O:" + raw, AssetClass.OPTIONS)
     if _STOCK_RE.fullmatch(raw) and hint in (None, AssetClass.STOCKS):
         return Ticker(raw, AssetClass.STOCKS)
     raise UsageError(f"invalid ticker {text.strip()!r}; expected {TICKER_FORMS}")
+
+
+def _asset_hint(asset: AssetClass | str | None) -> AssetClass | None:
+    if asset is None or isinstance(asset, AssetClass):
+        return asset
+    try:
+        return AssetClass(asset.strip().lower())
+    except ValueError:
+        accepted = ", ".join(a.value for a in AssetClass)
+        raise UsageError(f"invalid asset class {asset!r}; expected one of {accepted}") from None
 
 
 def parse_tickers(text: str | Sequence[str], asset: AssetClass | str | None = None) -> list[Ticker]:
@@ -174,7 +186,8 @@ class Timeframe:
     def from_vendor(cls, multiplier: int, timespan: str) -> Timeframe:
         """Map the vendor's (multiplier, timespan) back to a timeframe."""
         if timespan not in _TIMESPAN_UNIT:
-            raise UsageError(f"unknown vendor timespan {timespan!r}")
+            accepted = ", ".join(_TIMESPAN_UNIT)
+            raise UsageError(f"unknown vendor timespan {timespan!r}; expected one of {accepted}")
         return cls(int(multiplier), _TIMESPAN_UNIT[timespan])
 
     @property
@@ -224,6 +237,9 @@ def parse_timeframes(text: str | Sequence[str]) -> list[Timeframe]:
 # --------------------------------------------------------------------------------------------
 # Time
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
 
 def to_ms(value: date | datetime | int | str) -> int:
     """UTC epoch ms of a datetime (naive = UTC), a date (its UTC midnight), an int, or an ISO string."""
@@ -233,16 +249,17 @@ def to_ms(value: date | datetime | int | str) -> int:
         return value
     if isinstance(value, str):
         value = parse_when(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
-    return int(datetime.combine(value, time(), tzinfo=UTC).timestamp() * 1000)
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(), tzinfo=UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    # Integer arithmetic: going through a float timestamp loses a millisecond now and then.
+    return (value - _EPOCH) // _ONE_MS
 
 
 def from_ms(ms: int) -> datetime:
-    """The aware UTC datetime of an epoch-ms value."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """The aware UTC datetime of an epoch-ms value (exact: ``to_ms(from_ms(x)) == x``)."""
+    return _EPOCH + timedelta(milliseconds=int(ms))
 
 
 def parse_when(text: str) -> date | datetime:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
 
-_QUERY_KEY = re.compile(r"(?i)(api[_-]?key=)[^&\s\"']+")
+# ``apiKey=xyz`` in a URL, and ``'apiKey': 'xyz'`` in a repr of query parameters.
+_QUERY_KEY = re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^&\s\"',;}]+")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+# ``Authorization: xyz`` in a rendered header line, a dict repr or JSON ('Authorization': 'xyz').
+_AUTH_TEXT = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\s)(?!\*\*\*)[^\s\"',;}]+")
 _AUTH_FIELD = re.compile(r"(?i)^(authorization|api[_-]?key|x-api-key|polygon_api_key|token)$")
 REDACTED = "***"
 _secrets: set[str] = set()
@@ -31,6 +34,7 @@ def redact(text: str) -> str:
     """Strip API keys from a string: query parameters, bearer tokens and registered secrets."""
     text = _QUERY_KEY.sub(lambda m: m[1] + REDACTED, text)
     text = _BEARER.sub(lambda m: m[1] + REDACTED, text)
+    text = _AUTH_TEXT.sub(lambda m: m[1] + REDACTED, text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -42,13 +46,16 @@ def _scrub(value: Any, key: str = "") -> Any:
         return REDACTED
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # dicts, and header multidicts such as aiohttp's
         return {k: _scrub(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_scrub(v) for v in value)
     if isinstance(value, BaseException):
         return redact(repr(value))
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else (a yarl.URL, a request object) is rendered by its str(): redact that.
+    return redact(str(value))
 
 
 def redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -56,6 +63,11 @@ def redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutabl
     for key in list(event):
         event[key] = _scrub(event[key], key)
     return event
+
+
+def _redact_rendered(_: Any, __: str, line: Any) -> Any:
+    # Belt and braces after the renderer: whatever the fields held, the line written is scrubbed.
+    return redact(line) if isinstance(line, str) else line
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -81,6 +93,7 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
             structlog.processors.format_exc_info,
             redact_processor,
             renderer,
+            _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(out),
