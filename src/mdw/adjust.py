@@ -47,28 +47,24 @@ def boundary_ms(ticker: str, day: date) -> int:
     return local_midnight_ms(day, _zone_for(ticker))
 
 
-def _suffix_factor(t: npt.NDArray[np.int64], bounds: F64, factors: F64) -> F64:
-    """For each t, the product of ``factors[i]`` over every boundary ``bounds[i] > t``."""
-    order = np.argsort(bounds, kind="stable")
-    b = bounds[order]
-    f = factors[order]
-    # suffix[i] = f[i] * f[i+1] * ... * f[k-1]; suffix[k] = 1
-    suffix = np.ones(len(f) + 1, dtype=np.float64)
-    for i in range(len(f) - 1, -1, -1):
-        suffix[i] = suffix[i + 1] * f[i]
-    idx = np.searchsorted(b, t, side="right")
-    out: F64 = suffix[idx]
+def _suffix_factor(t: npt.NDArray[np.int64], bounds: list[int], factors: list[float]) -> F64:
+    """For each t, the product of ``factors[i]`` over every boundary ``bounds[i] > t``.
+
+    The product is taken in ascending boundary order, one multiplication per action, exactly as
+    the vendor (and the simulator's ground truth) builds its cumulative split ratio, so the
+    rounding of the cumulative factor, and hence of the quotient, is the same.
+    """
+    out = np.ones(len(t), dtype=np.float64)
+    for bound, factor in sorted(zip(bounds, factors, strict=True)):
+        out[t < bound] *= factor
     return out
 
 
 def split_factors(batch: BarBatch, splits: Sequence[Split]) -> F64:
     """Per bar, the cumulative split ratio of every split executed after the bar started."""
     valid = [s for s in splits if s.split_from > 0 and s.split_to > 0]
-    if not valid:
-        return np.ones(len(batch), dtype=np.float64)
-    bounds = np.array([boundary_ms(batch.ticker, s.execution_date) for s in valid], dtype=np.int64)
-    ratios = np.array([s.ratio for s in valid], dtype=np.float64)
-    return _suffix_factor(batch.t, bounds.astype(np.float64), ratios)
+    bounds = [boundary_ms(batch.ticker, s.execution_date) for s in valid]
+    return _suffix_factor(batch.t, bounds, [s.ratio for s in valid])
 
 
 def reference_close(batch: BarBatch, dividend: Dividend) -> float | None:
@@ -107,9 +103,7 @@ def dividend_factors(
             continue
         bounds.append(cut)
         factors.append(factor)
-    if not bounds:
-        return np.ones(len(batch), dtype=np.float64)
-    return _suffix_factor(batch.t, np.array(bounds, dtype=np.float64), np.array(factors, dtype=np.float64))
+    return _suffix_factor(batch.t, bounds, factors)
 
 
 def adjust_bars(
@@ -119,6 +113,7 @@ def adjust_bars(
     mode: str,
     *,
     closes: Mapping[str, float] | None = None,
+    as_of: date | None = None,
 ) -> BarBatch:
     """Adjust raw bars as of now for ``mode`` (``none``, ``splits`` or ``all``).
 
@@ -128,6 +123,7 @@ def adjust_bars(
         dividends: the ticker's cash dividends (any order); used only by ``all``.
         mode: ``none`` | ``splits`` | ``all``.
         closes: optional ``close_prev`` per dividend id (see :func:`dividend_factors`).
+        as_of: ignore actions dated after this day (announced but not yet effective).
 
     Returns:
         A new batch (or ``batch`` itself when nothing applies).
@@ -139,6 +135,9 @@ def adjust_bars(
         raise UsageError(f"invalid adjust mode {mode!r}; expected none, splits or all")
     if mode == "none" or len(batch) == 0:
         return batch
+    if as_of is not None:
+        splits = [s for s in splits if s.execution_date <= as_of]
+        dividends = [d for d in dividends if d.ex_dividend_date <= as_of]
     ratio = split_factors(batch, splits)
     price_mult = None
     if mode == "all":
