@@ -1,0 +1,376 @@
+"""The async Polygon/Massive REST client: every request paced, retried, guarded and accounted.
+
+Request path of one HTTP call, in order (the order matters):
+
+1. breaker admits it (or raises ``VendorUnavailable`` at once);
+2. the in-flight semaphore bounds concurrency (independent of the rate);
+3. the rate limiter grants a start, *after* the semaphore, so a grant is the real start time;
+4. aiohttp sends it on the one keep-alive session, with the key only in the Authorization header;
+5. status and body map to data or to a ``VendorError``; transient ones back off (outside the
+   semaphore) and retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import date
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+import numpy as np
+from yarl import URL
+
+from mdw.config import RateLimit, Settings
+from mdw.domain import AssetClass, BarBatch, Dividend, Split, Timeframe, local_midnight_ms
+from mdw.errors import (
+    ConfigError,
+    UsageError,
+    VendorError,
+    VendorRateLimited,
+    VendorRequestError,
+    VendorTransientError,
+    VendorUnavailable,
+)
+from mdw.logs import redact, register_secret
+from mdw.vendor import decode as dec
+from mdw.vendor.breaker import CircuitBreaker
+from mdw.vendor.events import EventHub, RateLimitedEvent, RetryEvent, Subscriber
+from mdw.vendor.http import status_error, transport_errors
+from mdw.vendor.limiter import LimiterBackend, shared_limiter
+from mdw.vendor.paging import PageGuard, aggs_path, clip, follow, join
+from mdw.vendor.retry import Backoff, Sleep, default_sleep, parse_retry_after
+from mdw.vendor.stats import ClientStats, StatsRecorder
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PAGE_LIMIT = 50_000
+_GROUPED_MARKETS = {
+    AssetClass.STOCKS: "us/market/stocks",
+    AssetClass.CRYPTO: "global/market/crypto",
+    AssetClass.FOREX: "global/market/fx",
+}
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+class PolygonClient:
+    """Async client for the vendor's REST API; use ``async with`` (or ``await aclose()``).
+
+    Args:
+        api_key: the vendor key; it is sent only as ``Authorization: Bearer`` and registered for
+            redaction, so no URL, log line or error message ever holds it.
+        base_url: vendor base URL (the simulator's URL in tests).
+        rate_limit: the plan's limit; ignored when ``limiter`` is given.
+        max_in_flight: concurrent requests at most (also the connection pool size).
+        retry_attempts, retry_base_s, retry_cap_s: attempts per request and full-jitter backoff.
+        connect_timeout_s, request_timeout_s: aiohttp connect and total timeouts per request.
+        breaker_threshold, breaker_cooldown_s, breaker_cooldown_cap_s: the circuit breaker.
+        limiter: a shared limiter backend; by default one per (base URL, key, plan) in the process.
+        sleep: how backoff waits (default: ``asyncio.sleep``, a no-op under stamina testing mode).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://api.massive.com",
+        *,
+        rate_limit: RateLimit | str = RateLimit.parse("5/min"),
+        max_in_flight: int = 16,
+        retry_attempts: int = 5,
+        retry_base_s: float = 1.0,
+        retry_cap_s: float = 300.0,
+        connect_timeout_s: float = 10.0,
+        request_timeout_s: float = 60.0,
+        breaker_threshold: int = 5,
+        breaker_cooldown_s: float = 30.0,
+        breaker_cooldown_cap_s: float = 600.0,
+        limiter: LimiterBackend | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if not api_key:
+            raise ConfigError("no vendor API key: set POLYGON_API_KEY")
+        register_secret(api_key)
+        self._key = api_key
+        self.base_url = URL(base_url.rstrip("/"))
+        if not self.base_url.is_absolute():
+            raise ConfigError(f"invalid vendor base URL {base_url!r}; expected e.g. https://api.massive.com")
+        self.rate_limit = RateLimit.parse(rate_limit)
+        self.limiter: LimiterBackend = limiter or shared_limiter(str(self.base_url), api_key, self.rate_limit)
+        self.max_in_flight = max(1, max_in_flight)
+        self._backoff = Backoff(max(1, retry_attempts), retry_base_s, retry_cap_s)
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=connect_timeout_s)
+        self._events = EventHub()
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown_s, breaker_cooldown_cap_s,
+                                      on_transition=self._on_breaker)
+        self._sleep = sleep or default_sleep
+        self._stats = StatsRecorder()
+        self._http: aiohttp.ClientSession | None = None
+        self._slots: Any = None
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> PolygonClient:
+        """A client configured from :class:`~mdw.config.Settings` (keyword overrides win).
+
+        Raises:
+            ConfigError: no API key is configured.
+        """
+        if not settings.api_key:
+            raise ConfigError("no vendor API key: set POLYGON_API_KEY (or polygon_api_key in mdw.toml)")
+        kwargs: dict[str, Any] = {
+            "rate_limit": settings.rate_limit, "max_in_flight": settings.max_in_flight,
+            "retry_attempts": settings.retry_attempts, "retry_base_s": settings.retry_base_s,
+            "retry_cap_s": settings.retry_cap_s, "connect_timeout_s": settings.connect_timeout_s,
+            "request_timeout_s": settings.request_timeout_s, "breaker_threshold": settings.breaker_threshold,
+            "breaker_cooldown_s": settings.breaker_cooldown_s,
+            "breaker_cooldown_cap_s": settings.breaker_cooldown_cap_s,
+        }
+        kwargs.update(overrides)
+        return cls(settings.api_key, settings.polygon_base_url, **kwargs)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> PolygonClient:
+        self._session()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session and its connection pool; the client cannot be used afterwards."""
+        self._closed = True
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        # Created lazily inside the running loop: aiohttp sessions must not outlive their loop.
+        if self._closed:
+            raise UsageError("the vendor client is closed")
+        if self._http is None:
+            import asyncio
+
+            connector = aiohttp.TCPConnector(
+                limit=self.max_in_flight, limit_per_host=self.max_in_flight, keepalive_timeout=30.0,
+                ttl_dns_cache=300,
+            )
+            headers = {"Authorization": f"Bearer {self._key}", "Accept": "application/json",
+                       "User-Agent": "mdw-vendor-client/0.1"}
+            self._http = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
+            self._slots = asyncio.Semaphore(self.max_in_flight)
+        return self._http
+
+    # ---------------------------------------------------------------- observation
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Receive frozen retry / rate-limited / breaker-transition events; returns an unsubscribe."""
+        return self._events.subscribe(callback)
+
+    def stats(self) -> ClientStats:
+        """A frozen snapshot of this client's accounting."""
+        rate = self.limiter.current_rate
+        return self._stats.snapshot(self.breaker.state, self.breaker.transitions, rate.requests, rate.period)
+
+    def _on_breaker(self, event: Any) -> None:
+        log.warning("vendor circuit breaker %s -> %s (cool-down %.1fs)", event.from_state.value,
+                    event.to_state.value, event.cooldown_s, extra={"action": "vendor.breaker"})
+        self._events.emit(event)
+
+    # ---------------------------------------------------------------- request core
+
+    async def _request(self, url: URL, decoder: Callable[[bytes, str], T]) -> T:
+        """One logical request: breaker, retries with backoff, and decoding of the good answer."""
+        shown = redact(str(url))
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                probe = self.breaker.before_call(shown)
+            except VendorUnavailable as exc:
+                self._stats.failure(exc)
+                raise
+            try:
+                result = await self._attempt(url, shown, decoder)
+            except VendorRateLimited as exc:
+                self.breaker.record_neutral(probe)
+                error: VendorError = exc
+            except VendorTransientError as exc:
+                self.breaker.record_failure(probe)
+                error = exc
+            except VendorRequestError as exc:
+                self.breaker.record_success(probe)  # the vendor is up; it just said no
+                self._stats.failure(exc)
+                raise
+            except BaseException:
+                self.breaker.record_neutral(probe)  # cancellation or a bug: no health signal
+                raise
+            else:
+                self.breaker.record_success(probe)
+                return result
+            self._stats.failure(error)
+            if attempt >= self._backoff.attempts:
+                error.add_note(f"gave up after {attempt} attempts")
+                raise error
+            delay = self._backoff.delay(attempt)
+            self._stats.retries += 1
+            log.warning("vendor request failed (%s); retry %d/%d in %.2fs: %s", type(error).__name__,
+                        attempt, self._backoff.attempts - 1, delay, error, extra={"action": "vendor.retry"})
+            self._events.emit(RetryEvent(attempt, delay, type(error).__name__, error.status, shown))
+            await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
+
+    async def _attempt(self, url: URL, shown: str, decoder: Callable[[bytes, str], T]) -> T:
+        http = self._session()
+        async with self._slots:
+            await self.limiter.acquire()
+            self._stats.total_requests += 1
+            started = time.perf_counter()
+            with transport_errors(shown):
+                async with http.get(url) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            self._stats.observe_latency(time.perf_counter() - started)
+        self._stats.bytes_received += len(body)
+        if status == 429:
+            self._stats.rate_limited_count += 1
+            await self.limiter.on_rate_limited(retry_after)
+            rate = self.limiter.current_rate
+            self._events.emit(RateLimitedEvent(retry_after, rate.requests, rate.period, shown))
+            raise status_error(status, body, shown, retry_after)
+        await self.limiter.on_success()
+        if status != 200:
+            raise status_error(status, body, shown, retry_after)
+        return decoder(body, shown)
+
+    async def _paged(self, url: URL, decoder: Callable[[bytes, str], tuple[list[T], str | None]]) -> list[T]:
+        """Every row of a cursor-paginated endpoint, following ``next_url`` to the end."""
+        out: list[T] = []
+        guard = PageGuard()
+        next_url: URL | None = url
+        while next_url is not None:
+            guard.check(next_url)
+            rows, link = await self._request(next_url, decoder)
+            self._stats.pages += 1
+            out.extend(rows)
+            next_url = follow(self.base_url, link) if link else None
+        return out
+
+    # ---------------------------------------------------------------- aggregates
+
+    async def aggregate_pages(
+        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False
+    ) -> AsyncIterator[BarBatch]:
+        """Bars of ``[start_ms, end_ms)`` one non-empty page at a time, in time order (flat memory).
+
+        Every ``next_url`` is followed; bars outside the range or repeated across pages are dropped.
+
+        Raises:
+            VendorError: after retries are exhausted, on a 4xx, or while the breaker is open.
+        """
+        tf = Timeframe.parse(timeframe) if isinstance(timeframe, str) else timeframe
+        symbol = str(ticker)
+        if end_ms <= start_ms:
+            return
+        adj = {"adjusted": _bool(adjusted)}
+        url: URL | None = join(self.base_url, aggs_path(symbol, tf, start_ms, end_ms),
+                               {**adj, "sort": "asc", "limit": str(PAGE_LIMIT)})
+        guard = PageGuard()
+        last_t = start_ms - 1
+
+        def decode(body: bytes, shown: str) -> tuple[BarBatch, str | None]:
+            return dec.decode_aggs(body, symbol, tf, shown)
+
+        while url is not None:
+            guard.check(url)
+            raw, link = await self._request(url, decode)
+            self._stats.pages += 1
+            self._stats.bars_decoded += len(raw)
+            batch = clip(raw, last_t, end_ms)
+            url = follow(self.base_url, link, adj) if link else None
+            if len(batch):
+                last_t = int(batch.t[-1])
+                yield batch
+
+    async def aggregates(
+        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False
+    ) -> BarBatch:
+        """All bars of ``[start_ms, end_ms)`` as one batch, every page joined (empty if none)."""
+        tf = Timeframe.parse(timeframe) if isinstance(timeframe, str) else timeframe
+        pages = [p async for p in self.aggregate_pages(ticker, tf, start_ms, end_ms, adjusted)]
+        return BarBatch.concat(pages) if pages else BarBatch.empty(str(ticker), tf)
+
+    async def grouped_daily(
+        self, day: date, market: AssetClass | str, adjusted: bool = False
+    ) -> dict[str, BarBatch]:
+        """One day's daily bar of every ticker in ``market``, keyed by ticker.
+
+        ``t`` is the daily window start (00:00 ET for stocks, 00:00 UTC for crypto/fx) whatever
+        stamp the vendor puts on the row (it documents the window end, 16:00 ET, for stocks).
+
+        Raises:
+            UsageError: the market has no grouped-daily endpoint.
+        """
+        asset = AssetClass(market)
+        if asset not in _GROUPED_MARKETS:
+            raise UsageError(f"no grouped daily bars for {asset.value}; use stocks, crypto or forex")
+        url = join(self.base_url, f"/v2/aggs/grouped/locale/{_GROUPED_MARKETS[asset]}/{day.isoformat()}",
+                   {"adjusted": _bool(adjusted)})
+        rows = await self._request(url, dec.decode_grouped)
+        self._stats.pages += 1
+        self._stats.bars_decoded += len(rows)
+        if not rows:
+            return {}
+        m = dec.bars_to_columns(rows)
+        m[6] = local_midnight_ms(day, asset.tz)
+        tf = Timeframe(1, "d")
+        out: dict[str, BarBatch] = {}
+        for i, row in enumerate(rows):
+            if row.T not in out:  # one bar per ticker and day; a repeated row is ignored
+                out[row.T] = dec.batch_from_matrix(row.T, tf, np.ascontiguousarray(m[:, i : i + 1]))
+        return out
+
+    # ---------------------------------------------------------------- reference data
+
+    async def dividends(
+        self, ticker: str, start: date | None = None, end: date | None = None
+    ) -> list[Dividend]:
+        """Cash dividends of ``ticker`` with ex-date in ``[start, end]`` (inclusive), oldest first."""
+        params = {"ticker": str(ticker), "limit": "1000", "order": "asc", "sort": "ex_dividend_date"}
+        if start:
+            params["ex_dividend_date.gte"] = start.isoformat()
+        if end:
+            params["ex_dividend_date.lte"] = end.isoformat()
+        return await self._paged(join(self.base_url, "/v3/reference/dividends", params), dec.decode_dividends)
+
+    async def splits(self, ticker: str, start: date | None = None, end: date | None = None) -> list[Split]:
+        """Splits of ``ticker`` executed in ``[start, end]`` (inclusive), oldest first."""
+        params = {"ticker": str(ticker), "limit": "1000", "order": "asc", "sort": "execution_date"}
+        if start:
+            params["execution_date.gte"] = start.isoformat()
+        if end:
+            params["execution_date.lte"] = end.isoformat()
+        return await self._paged(join(self.base_url, "/v3/reference/splits", params), dec.decode_splits)
+
+    async def tickers(
+        self, market: str | None = None, search: str | None = None, active: bool = True, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Reference rows of every matching ticker (``limit`` is the page size; all pages are read)."""
+        params = {"active": _bool(active), "limit": str(min(1000, max(1, limit))), "order": "asc",
+                  "sort": "ticker"}
+        if market:
+            params["market"] = market
+        if search:
+            params["search"] = search
+        return await self._paged(join(self.base_url, "/v3/reference/tickers", params), dec.decode_dicts)
+
+    async def market_status_upcoming(self) -> list[dict[str, Any]]:
+        """Upcoming market holidays and early closes (the vendor's bare array)."""
+        return await self._request(join(self.base_url, "/v1/marketstatus/upcoming"), dec.decode_list)

@@ -1,0 +1,96 @@
+"""The HTTP boundary: aiohttp errors and vendor status codes become :mod:`mdw.errors` classes.
+
+One context manager maps transport exceptions (chained with ``from``); one function maps a status
+and body. Messages say what to do and carry the redacted URL, never the key. ``CancelledError`` is
+never caught here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+
+from mdw.errors import (
+    VendorAuthError,
+    VendorError,
+    VendorNotFound,
+    VendorPlanError,
+    VendorRateLimited,
+    VendorRequestError,
+    VendorTransientError,
+)
+from mdw.logs import redact
+from mdw.vendor.decode import error_detail
+
+# 4xx codes that describe a passing condition rather than a bad request (the official client
+# retries 413 and 499 too).
+_TRANSIENT_4XX = frozenset({408, 413, 425, 499})
+
+
+def _why(exc: BaseException) -> str:
+    text = redact(str(exc)).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextmanager
+def transport_errors(url: str) -> Iterator[None]:
+    """Map aiohttp and timeout exceptions raised inside the block to vendor errors.
+
+    Args:
+        url: the redacted URL, for the message and the error's ``url``.
+    """
+    try:
+        yield
+    except TimeoutError as exc:  # aiohttp.ServerTimeoutError is a TimeoutError too
+        raise VendorTransientError(f"vendor timed out ({_why(exc)}) [GET {url}]", url=url) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise VendorTransientError(
+            f"vendor body was cut short ({_why(exc)}) [GET {url}]", url=url
+        ) from exc
+    except aiohttp.InvalidURL as exc:
+        raise VendorRequestError(f"invalid vendor URL; check POLYGON_BASE_URL [GET {url}]", url=url) from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise VendorTransientError(
+            f"could not reach the vendor ({_why(exc)}) [GET {url}]", url=url
+        ) from exc
+    except aiohttp.ClientResponseError as exc:
+        raise status_error(exc.status, b"", url, None) from exc
+    except aiohttp.ClientError as exc:
+        raise VendorTransientError(f"vendor request failed ({_why(exc)}) [GET {url}]", url=url) from exc
+
+
+def status_error(status: int, body: bytes, url: str, retry_after: float | None) -> VendorError:
+    """The error for a non-200 answer; 4xx other than 408/413/425/429/499 are never retryable."""
+    detail = redact(error_detail(body)) if body else ""
+    said = f": {detail}" if detail else ""
+    where = f" [GET {url}]"
+    if status == 429:
+        wait = f"; vendor asked to wait {retry_after:g}s" if retry_after is not None else ""
+        return VendorRateLimited(
+            f"vendor rate limit exceeded (HTTP 429){wait}; lower MDW_RATE_LIMIT to the plan's limit{where}",
+            status=status, url=url, retry_after=retry_after,
+        )
+    if status == 401:
+        return VendorAuthError(
+            f"unknown API key: the vendor refused it (HTTP 401{said}); check POLYGON_API_KEY{where}",
+            status=status, url=url,
+        )
+    if status == 403:
+        return VendorPlanError(
+            f"plan does not include this data or range (HTTP 403{said}); request a later start or "
+            f"upgrade the plan{where}",
+            status=status, url=url,
+        )
+    if status == 404:
+        return VendorNotFound(f"not found at the vendor (HTTP 404{said}); check the ticker{where}",
+                              status=status, url=url)
+    if status >= 500 or status in _TRANSIENT_4XX:
+        return VendorTransientError(f"vendor error (HTTP {status}{said}){where}", status=status, url=url,
+                                    retry_after=retry_after)
+    if 400 <= status < 500:
+        return VendorRequestError(f"vendor rejected the request (HTTP {status}{said}){where}",
+                                  status=status, url=url)
+    return VendorTransientError(f"unexpected vendor answer (HTTP {status}{said}){where}",
+                                status=status, url=url)

@@ -1,0 +1,212 @@
+"""Plan-aware request pacing: a sliding-window log with AIMD on 429 and a global Retry-After pause.
+
+Why a sliding-window log and not a token/leaky bucket: the vendor's window algorithm is unknown, and
+a bucket that starts full lets 2N requests into one window of the period (measured for aiolimiter).
+"No more than N starts in ANY window of the period" satisfies a fixed-window, sliding-window or
+bucket vendor alike. Every page counts, so every HTTP request acquires once.
+
+The seam is :class:`LimiterBackend`: a PostgreSQL-backed limiter that shares one budget across
+processes implements the same three calls; :class:`RateLimiter` is the in-process backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from mdw.config import RateLimit
+from mdw.vendor.clock import SYSTEM_CLOCK, Clock
+
+
+@runtime_checkable
+class LimiterBackend(Protocol):
+    """What the client needs from a rate limiter; one instance is shared by every task.
+
+    ``acquire`` is called immediately before each HTTP request is sent (after the in-flight
+    semaphore), so a grant is a request start. ``on_rate_limited`` and ``on_success`` feed the
+    adaptive control loop with the outcome of each response.
+    """
+
+    async def acquire(self) -> None:
+        """Wait until one more request may start without exceeding the budget, and claim it."""
+        ...
+
+    async def on_rate_limited(self, retry_after_s: float | None) -> None:
+        """The vendor answered 429: slow down; pause every caller for ``retry_after_s`` if given."""
+        ...
+
+    async def on_success(self) -> None:
+        """A request was answered without a 429: count it toward additive recovery."""
+        ...
+
+    @property
+    def current_rate(self) -> RateLimit:
+        """The budget in force now (after AIMD cuts); for stats and health."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Aimd:
+    """The additive-increase / multiplicative-decrease policy, reusable by any backend.
+
+    Args:
+        decrease: factor applied to the rate on a 429 (0.5 halves it).
+        increase_fraction: share of the configured rate added back after each run of successes.
+        recover_after: successes needed per increase; ``None`` means one configured window's worth.
+        min_fraction: floor of the rate as a share of the configured one (never below 1 per period).
+        cut_interval_s: at most one cut per this many seconds, so a burst of 429s from requests that
+            were already in flight counts as one congestion signal, not many.
+    """
+
+    decrease: float = 0.5
+    increase_fraction: float = 0.1
+    recover_after: int | None = None
+    min_fraction: float = 1 / 32
+    cut_interval_s: float = 1.0
+
+    def floor(self, configured: float) -> float:
+        return max(1.0, configured * self.min_fraction)
+
+    def cut(self, rate: float, configured: float) -> float:
+        return max(self.floor(configured), rate * self.decrease)
+
+    def grow(self, rate: float, configured: float) -> float:
+        return min(configured, rate + max(1.0, configured * self.increase_fraction))
+
+    def run_length(self, configured: float) -> int:
+        return self.recover_after or max(1, math.ceil(configured))
+
+
+class RateLimiter:
+    """In-process sliding-window-log limiter with AIMD, shared by all tasks of one event loop.
+
+    Guarantees: in any window of ``period + margin`` seconds at most ``floor(rate)`` grants, where
+    ``rate`` starts at the plan's count and never exceeds it. Grants are FIFO.
+
+    Args:
+        rate: the plan, e.g. ``RateLimit.parse("5/min")``; unlimited plans only honour Retry-After.
+        clock: time source (tests pass a fake one).
+        aimd: the adaptive policy.
+        margin_s: extra window length that absorbs network jitter between our grant and the vendor's
+            arrival stamp; defaults to 1% of the period.
+    """
+
+    def __init__(
+        self,
+        rate: RateLimit | str = "5/min",
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        aimd: Aimd | None = None,
+        margin_s: float | None = None,
+    ) -> None:
+        self.configured = RateLimit.parse(rate)
+        self._clock = clock
+        self._aimd = aimd or Aimd()
+        period = self.configured.period
+        self._window = period + (period * 0.01 if margin_s is None else margin_s)
+        self._rate = self.configured.requests
+        self._starts: deque[float] = deque()
+        self._paused_until = -math.inf
+        self._last_cut = -math.inf
+        self._successes = 0
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self.grants = 0
+
+    @property
+    def current_rate(self) -> RateLimit:
+        return RateLimit(self._rate, self.configured.period)
+
+    @property
+    def window_s(self) -> float:
+        """The window length enforced (the period plus the jitter margin)."""
+        return self._window
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of a Retry-After pause (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock.monotonic())
+
+    def _loop_lock(self) -> asyncio.Lock:
+        # asyncio.Lock binds to the loop it first waits on; a limiter reused by a later loop
+        # (another asyncio.run in the same process) gets a fresh lock instead of a RuntimeError.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock = asyncio.Lock()
+            self._lock_loop = loop
+        return self._lock
+
+    def _allowed(self) -> int:
+        return max(1, math.floor(self._rate + 1e-9))
+
+    def _delay(self, now: float) -> float:
+        """Seconds until a grant is possible at ``now`` (0 means grant now)."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self.configured.unlimited:
+            return 0.0
+        horizon = now - self._window
+        starts = self._starts
+        while starts and starts[0] <= horizon:
+            starts.popleft()
+        allowed = self._allowed()
+        if len(starts) < allowed:
+            return 0.0
+        # The grant must wait until enough old starts leave the window.
+        return starts[len(starts) - allowed] + self._window - now
+
+    async def acquire(self) -> None:
+        # The lock makes grants FIFO and keeps the check-then-append atomic across tasks.
+        async with self._loop_lock():
+            while True:
+                now = self._clock.monotonic()
+                delay = self._delay(now)
+                if delay <= 0:
+                    if not self.configured.unlimited:
+                        self._starts.append(now)
+                    self.grants += 1
+                    return
+                # Re-check after waking: a Retry-After pause may have arrived meanwhile.
+                await self._clock.sleep(delay)
+
+    async def on_rate_limited(self, retry_after_s: float | None) -> None:
+        now = self._clock.monotonic()
+        self._successes = 0
+        if retry_after_s is not None and retry_after_s > 0:
+            self._paused_until = max(self._paused_until, now + retry_after_s)
+        if self.configured.unlimited or now - self._last_cut < self._aimd.cut_interval_s:
+            return
+        self._last_cut = now
+        self._rate = self._aimd.cut(self._rate, self.configured.requests)
+
+    async def on_success(self) -> None:
+        if self.configured.unlimited or self._rate >= self.configured.requests:
+            return
+        self._successes += 1
+        if self._successes >= self._aimd.run_length(self.configured.requests):
+            self._successes = 0
+            self._rate = self._aimd.grow(self._rate, self.configured.requests)
+
+
+_SHARED: weakref.WeakValueDictionary[tuple[str, str, RateLimit], RateLimiter] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def shared_limiter(base_url: str, api_key: str, rate: RateLimit) -> RateLimiter:
+    """The process-wide limiter for one (vendor, key, plan), so separate clients share one budget.
+
+    The key is stored only as a digest. The limiter lives as long as some client holds it.
+    """
+    digest = hashlib.sha256(api_key.encode()).hexdigest()
+    ident = (base_url.rstrip("/"), digest, rate)
+    limiter = _SHARED.get(ident)
+    if limiter is None:
+        limiter = RateLimiter(rate)
+        _SHARED[ident] = limiter
+    return limiter
