@@ -12,6 +12,7 @@ out for a weekend or a holiday, and the store asks it to tell gaps from closed m
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -57,15 +58,23 @@ def _at(day: date, t: time) -> int:
 
 @functools.cache
 def _xnys() -> Any:
-    import exchange_calendars as xcals  # imported lazily: it takes a quarter second
+    # exchange_calendars trips pandas' deprecation warnings on newer pandas; they are its business,
+    # and the test suite turns warnings into errors, so they are silenced for this one call.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        import exchange_calendars as xcals  # imported lazily: it takes a quarter second
 
-    return xcals.get_calendar("XNYS", start=f"{_FIRST_YEAR}-01-01", end=f"{_LAST_YEAR}-12-31")
+        return xcals.get_calendar("XNYS", start=f"{_FIRST_YEAR}-01-01", end=f"{_LAST_YEAR}-12-31")
 
 
 @functools.cache
 def _session_table() -> tuple[tuple[date, ...], dict[date, Session]]:
     cal = _xnys()
-    closes = cal.schedule["close"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        closes = cal.schedule["close"]
     days: list[date] = []
     table: dict[date, Session] = {}
     for label, close in closes.items():
