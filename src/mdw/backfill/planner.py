@@ -1,0 +1,362 @@
+"""The planner: wanted minus covered, turned into the fewest vendor requests. Pure: no I/O.
+
+For each series the gaps are ``wanted - covered`` on half-open ms ranges, clamped to what is
+final at ``now`` (completed bar windows only; the vendor answers 403 for the future). Gaps that
+hold no trading session are dropped; gaps separated only by a closed-market stretch are merged.
+Each gap is aligned to the timeframe's windows and cut at local midnights into requests of at
+most 50,000 base aggregates, counted from the calendar's largest possible number of base bars
+(960 minutes per extended stock session, 1,440 per crypto day, one per trading day for daily
+and longer bars), so every planned request is exactly one page. Daily bars of many tickers over
+few sessions become grouped-daily requests when that is fewer requests, and ``derive`` fills
+coarser intraday timeframes from the finest one requested instead of asking the vendor.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import math
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+from typing import Literal
+
+from mdw.backfill.plan import (
+    MAX_BASE,
+    ActionsRequest,
+    BackfillSpec,
+    DeriveTask,
+    Plan,
+    PlannedRequest,
+    SeriesKey,
+    Target,
+)
+from mdw.calendar import bar_window_start, nyse_session, trading_days, uses_nyse
+from mdw.calendar import tradable as _calendar_tradable
+from mdw.domain import (
+    DAY_MS,
+    MINUTE_MS,
+    AssetClass,
+    RangeSet,
+    Timeframe,
+    TimeRange,
+    from_ms,
+    local_midnight_ms,
+    to_ms,
+)
+
+ONE_MINUTE = Timeframe(1, "m")
+ONE_DAY = Timeframe(1, "d")
+GROUPED_MARKETS = (AssetClass.STOCKS, AssetClass.CRYPTO)
+ACTION_KINDS: tuple[Literal["dividends"], Literal["splits"]] = ("dividends", "splits")
+
+
+
+
+@functools.lru_cache(maxsize=4096)
+def tradable(asset: AssetClass, tf: Timeframe, rng: TimeRange) -> RangeSet:
+    """The calendar's tradable windows, memoised: many tickers share the same ranges."""
+    return _calendar_tradable(asset, tf, rng)
+
+
+# --------------------------------------------------------------------------------------------
+# Windows
+
+
+def _local_day(asset: AssetClass, ms: int) -> date:
+    return from_ms(ms).astimezone(asset.tz).date()
+
+
+def next_window(asset: AssetClass, tf: Timeframe, window_start: int) -> int:
+    """The start of the window after the one starting at ``window_start``."""
+    tz = asset.tz
+    day = _local_day(asset, window_start)
+    if tf.intraday:
+        fixed = tf.fixed_ms or MINUTE_MS
+        # Intraday windows are anchored at local midnight, so a day always starts a new window.
+        return min(window_start + fixed, local_midnight_ms(day + timedelta(days=1), tz))
+    if tf.unit == "d":
+        return local_midnight_ms(day + timedelta(days=1), tz)
+    if tf.unit == "w":
+        return local_midnight_ms(day + timedelta(days=7), tz)
+    months = {"mo": 1, "q": 3, "y": 12}[tf.unit]
+    index = day.year * 12 + day.month - 1 + months
+    return local_midnight_ms(date(index // 12, index % 12 + 1, 1), tz)
+
+
+def floor_window(asset: AssetClass, tf: Timeframe, ms: int) -> int:
+    return bar_window_start(asset, tf, ms)
+
+
+def ceil_window(asset: AssetClass, tf: Timeframe, ms: int) -> int:
+    start = bar_window_start(asset, tf, ms)
+    return ms if start == ms else next_window(asset, tf, start)
+
+
+def align_out(asset: AssetClass, tf: Timeframe, rng: TimeRange) -> TimeRange:
+    """Widen a range to whole windows of ``tf`` (a partial window is fetched whole)."""
+    if rng.empty:
+        return rng
+    return TimeRange(floor_window(asset, tf, rng.start_ms), ceil_window(asset, tf, rng.end_ms))
+
+
+def align_in(asset: AssetClass, tf: Timeframe, rng: TimeRange) -> TimeRange | None:
+    """Shrink a range to the whole windows of ``tf`` it contains, or None when there is none."""
+    start = ceil_window(asset, tf, rng.start_ms)
+    end = floor_window(asset, tf, rng.end_ms)
+    return TimeRange(start, end) if start < end else None
+
+
+def final_end(asset: AssetClass, tf: Timeframe, now_ms: int) -> int:
+    """End of the last completed window at ``now``: only final bars are marked covered.
+
+    Today's daily stock bar becomes final when the extended session ends; a crypto day at
+    midnight UTC; an intraday bar when its window has passed.
+    """
+    current = bar_window_start(asset, tf, now_ms)
+    if tf.unit == "d" and tf.multiplier == 1 and uses_nyse(asset):
+        sess = nyse_session(_local_day(asset, now_ms))
+        if sess is not None and now_ms >= sess.extended_close_ms:
+            return next_window(asset, tf, current)
+    return current
+
+
+# --------------------------------------------------------------------------------------------
+# Counting base aggregates
+
+
+def base_units(asset: AssetClass, tf: Timeframe, rng: TimeRange) -> int:
+    """The most base aggregates (minutes or days) the vendor can count for ``rng``."""
+    if rng.empty:
+        return 0
+    if tf.base == "minute":
+        return math.ceil(tradable(asset, ONE_MINUTE, rng).total_ms / MINUTE_MS)
+    return len(trading_days(asset, rng))
+
+
+def _cut_points(asset: AssetClass, tf: Timeframe, rng: TimeRange) -> list[int]:
+    """Window-aligned local midnights inside ``rng`` where a request may end."""
+    tz = asset.tz
+    first = _local_day(asset, rng.start_ms)
+    last = _local_day(asset, rng.end_ms - 1)
+    points = [rng.start_ms]
+    day = first + timedelta(days=1)
+    while day <= last:
+        ms = local_midnight_ms(day, tz)
+        if not tf.intraday:
+            ms = floor_window(asset, tf, ms)
+        if points[-1] < ms < rng.end_ms:
+            points.append(ms)
+        day += timedelta(days=1)
+    points.append(rng.end_ms)
+    return points
+
+
+def _cumulative(asset: AssetClass, tf: Timeframe, rng: TimeRange, points: list[int]) -> list[int]:
+    """Base aggregates in ``[rng.start, p)`` for each cut point ``p`` (a merge-style sweep)."""
+    if tf.base == "minute":
+        spans = list(tradable(asset, ONE_MINUTE, rng))
+        out: list[int] = []
+        i = 0
+        done = 0
+        for p in points:
+            while i < len(spans) and spans[i].end_ms <= p:
+                done += spans[i].duration_ms
+                i += 1
+            partial = max(0, p - spans[i].start_ms) if i < len(spans) else 0
+            out.append(math.ceil((done + partial) / MINUTE_MS))
+        return out
+    tz = asset.tz
+    starts = [local_midnight_ms(d, tz) for d in trading_days(asset, rng)]
+    return [bisect.bisect_left(starts, p) for p in points]
+
+
+def split_range(asset: AssetClass, tf: Timeframe, rng: TimeRange, limit: int = MAX_BASE) -> list[TimeRange]:
+    """Cut ``rng`` at local midnights into the fewest pieces of at most ``limit`` base aggregates."""
+    if rng.empty:
+        return []
+    if base_units(asset, tf, rng) <= limit:
+        return [rng]
+    points = _cut_points(asset, tf, rng)
+    cum = _cumulative(asset, tf, rng, points)
+    out: list[TimeRange] = []
+    i = 0
+    while i < len(points) - 1:
+        j = bisect.bisect_right(cum, cum[i] + limit) - 1
+        j = max(j, i + 1)  # one local day never holds more than the limit of minutes
+        out.append(TimeRange(points[i], points[j]))
+        i = j
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Gaps
+
+
+def gaps(
+    asset: AssetClass, tf: Timeframe, wanted: TimeRange, covered: RangeSet, now_ms: int,
+    grid: Timeframe | None = None,
+) -> list[TimeRange]:
+    """Ranges to fetch for one series: aligned, final, tradable, coalesced across closed stretches.
+
+    Args:
+        grid: align to these windows instead of ``tf``'s (``derive`` aligns the finest timeframe
+            to the coarsest one built from it, so no derived window is cut in two).
+    """
+    grid = grid or tf
+    end = min(ceil_window(asset, grid, wanted.end_ms), final_end(asset, tf, now_ms),
+              final_end(asset, grid, now_ms))
+    start = floor_window(asset, grid, wanted.start_ms)
+    if end <= start:
+        return []
+    span = TimeRange(start, end)
+    holes = RangeSet.of(align_out(asset, grid, h) for h in RangeSet.of([span]) - covered).clip(span)
+    merged: list[TimeRange] = []
+    for hole in holes:
+        if merged and not tradable(asset, tf, TimeRange(merged[-1].end_ms, hole.start_ms)):
+            merged[-1] = TimeRange(merged[-1].start_ms, hole.end_ms)
+        else:
+            merged.append(hole)
+    return [h for h in merged if tradable(asset, tf, h)]
+
+
+def _aggs_requests(
+    asset: AssetClass, ticker: str, tf: Timeframe, holes: Iterable[TimeRange], now_ms: int,
+) -> list[PlannedRequest]:
+    out: list[PlannedRequest] = []
+    for hole in holes:
+        for piece in split_range(asset, tf, hole):
+            fetch = TimeRange(piece.start_ms, min(piece.end_ms, now_ms))
+            out.append(PlannedRequest("aggs", asset, ticker, tf, fetch, (Target(ticker, tf, piece),),
+                                      base_units(asset, tf, piece)))
+    return out
+
+
+def _grouped_requests(
+    asset: AssetClass, holes: Mapping[str, list[TimeRange]], now_ms: int,
+) -> list[PlannedRequest]:
+    """One grouped-daily request per session; each ticker's covers partition its holes."""
+    tz = asset.tz
+    by_day: dict[date, list[Target]] = {}
+    for ticker, ticker_holes in holes.items():
+        for hole in ticker_holes:
+            days = trading_days(asset, hole)
+            prev = hole.start_ms
+            for k, day in enumerate(days):
+                stop = hole.end_ms if k == len(days) - 1 else local_midnight_ms(day + timedelta(days=1), tz)
+                by_day.setdefault(day, []).append(Target(ticker, ONE_DAY, TimeRange(prev, stop)))
+                prev = stop
+    out: list[PlannedRequest] = []
+    for day in sorted(by_day):
+        start = local_midnight_ms(day, tz)
+        fetch = TimeRange(start, min(local_midnight_ms(day + timedelta(days=1), tz), now_ms))
+        out.append(PlannedRequest("grouped", asset, "", ONE_DAY, fetch, tuple(by_day[day]), 1))
+    return out
+
+
+def _derivable(fine: Timeframe, coarse: Timeframe) -> bool:
+    f, c = fine.fixed_ms, coarse.fixed_ms
+    return (f is not None and c is not None and coarse.intraday and c > f and c % f == 0
+            and DAY_MS % c == 0)
+
+
+def _lcm_grid(tfs: Iterable[Timeframe]) -> Timeframe:
+    length = 1
+    for tf in tfs:
+        length = math.lcm(length, (tf.fixed_ms or MINUTE_MS) // 1000)
+    return Timeframe(length // 60, "m") if length % 60 == 0 else Timeframe(length, "s")
+
+
+def plan_backfill(
+    spec: BackfillSpec,
+    coverage: Mapping[SeriesKey, RangeSet],
+    now_ms: int,
+    action_coverage: Mapping[tuple[str, str], RangeSet] | None = None,
+) -> Plan:
+    """Turn a spec and the ledger into requests.
+
+    Args:
+        spec: what is wanted.
+        coverage: the covered ranges of each series (missing keys mean nothing is held).
+        now_ms: the present; nothing at or after it is requested, nothing unfinished is covered.
+        action_coverage: covered ranges per (ticker, "dividends" | "splits").
+
+    Returns:
+        The plan; its ``request_count`` is what a run without faults sends.
+    """
+    requests: list[PlannedRequest] = []
+    derives: list[DeriveTask] = []
+    series: list[SeriesKey] = []
+    daily_holes: dict[AssetClass, dict[str, list[TimeRange]]] = {}
+    tfs = sorted(set(spec.timeframes), key=lambda t: t.sort_key())
+    for tk in spec.tickers:
+        asset = tk.asset_class
+        wanted = spec.wanted(asset)
+        held = {tf: coverage.get(SeriesKey(tk.symbol, str(tf)), RangeSet()) for tf in tfs}
+        series.extend(SeriesKey(tk.symbol, str(tf)) for tf in tfs)
+        intraday = sorted((tf for tf in tfs if tf.intraday and tf.fixed_ms is not None),
+                          key=lambda t: t.fixed_ms or 0)
+        fine = intraday[0] if spec.derive and intraday else None
+        derived = [tf for tf in intraday if fine is not None and _derivable(fine, tf)]
+        for tf in tfs:
+            if tf in derived:
+                continue
+            grid = _lcm_grid([tf, *derived]) if tf == fine and derived else None
+            holes = gaps(asset, tf, wanted, held[tf], now_ms, grid)
+            if tf == ONE_DAY and spec.grouped_daily and asset in GROUPED_MARKETS:
+                daily_holes.setdefault(asset, {})[tk.symbol] = holes
+                continue
+            reqs = _aggs_requests(asset, tk.symbol, tf, holes, now_ms)
+            if tf == fine:
+                reqs, local = _attach_derived(asset, tk.symbol, fine, derived, reqs, wanted, held, now_ms)
+                derives.extend(local)
+            requests.extend(reqs)
+    for asset, holes_by_ticker in daily_holes.items():
+        per_ticker = [r for t, hs in holes_by_ticker.items()
+                      for r in _aggs_requests(asset, t, ONE_DAY, hs, now_ms)]
+        grouped = _grouped_requests(asset, holes_by_ticker, now_ms)
+        cheaper = len(holes_by_ticker) > 1 and len(grouped) < len(per_ticker)
+        requests.extend(grouped if cheaper else per_ticker)
+    actions = _plan_actions(spec, action_coverage or {}, now_ms) if spec.corporate_actions else []
+    return Plan(tuple(series), tuple(requests), tuple(derives), tuple(actions))
+
+
+def _attach_derived(
+    asset: AssetClass, ticker: str, fine: Timeframe, derived: list[Timeframe],
+    reqs: list[PlannedRequest], wanted: TimeRange, held: Mapping[Timeframe, RangeSet], now_ms: int,
+) -> tuple[list[PlannedRequest], list[DeriveTask]]:
+    """Let each fine request also fill the coarse gaps it spans; derive the rest from stored bars."""
+    fetched = RangeSet.of(t.covers for r in reqs for t in r.targets)
+    out = list(reqs)
+    local: list[DeriveTask] = []
+    for tf in derived:
+        coarse_gaps = RangeSet.of(gaps(asset, tf, wanted, held[tf], now_ms))
+        for k, req in enumerate(out):
+            extra = tuple(Target(ticker, tf, piece, derived=True)
+                          for piece in coarse_gaps.clip(req.targets[0].covers))
+            if extra:
+                out[k] = PlannedRequest(req.kind, req.asset, req.ticker, req.timeframe, req.fetch,
+                                        req.targets + extra, req.base_units)
+        for piece in (coarse_gaps - fetched) & held[fine]:
+            inner = align_in(asset, tf, piece)
+            if inner is not None and tradable(asset, tf, inner):
+                local.append(DeriveTask(ticker, asset, fine, tf, inner))
+    return out, local
+
+
+def _plan_actions(
+    spec: BackfillSpec, covered: Mapping[tuple[str, str], RangeSet], now_ms: int,
+) -> list[ActionsRequest]:
+    """Dividends and splits of stock tickers from the spec's start up to today, incrementally."""
+    out: list[ActionsRequest] = []
+    today_end = to_ms(from_ms(now_ms).date()) + DAY_MS
+    for tk in spec.tickers:
+        if tk.asset_class is not AssetClass.STOCKS:
+            continue
+        start = spec.wanted(AssetClass.CRYPTO).start_ms  # UTC days: the endpoints filter by date
+        if start >= today_end:
+            continue
+        for kind in ACTION_KINDS:
+            held = covered.get((tk.symbol, kind), RangeSet())
+            for hole in RangeSet.of([TimeRange(start, today_end)]) - held:
+                out.append(ActionsRequest(tk.symbol, kind, align_out(AssetClass.CRYPTO, ONE_DAY, hole)))
+    return out
