@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
+from mdw.domain import AssetClass, BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
 
 
 class Dataset(StrEnum):
@@ -200,3 +200,27 @@ class Store(Protocol):
 
     async def schema_version(self) -> tuple[int, int]:
         """(version in the database, version this code expects)."""
+
+    # -- added with the backends (issue 5) ----------------------------------------------------
+
+    async def delete_range(self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int) -> int:
+        """Delete bars with ``start_ms <= t < end_ms`` and cut that range out of their coverage.
+
+        Both happen in one transaction; returns the number of bars deleted.
+        """
+
+    async def gaps(
+        self, ticker: str, timeframe: Timeframe, asset_class: AssetClass, rng: TimeRange
+    ) -> RangeSet:
+        """The tradable parts of ``rng`` (per the calendar) that the bars ledger does not cover."""
+
+    async def bars_arrow(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> Any:
+        """The rows of :meth:`bars` as a ``pyarrow.Table`` with columns t, o, h, l, c, v, vw, n.
+
+        ``v`` and ``vw`` are null where the vendor omitted them.
+        """
+
+    async def __aenter__(self) -> Store: ...
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close the store."""

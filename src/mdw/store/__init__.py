@@ -1,0 +1,86 @@
+"""Stores: the :class:`Store` protocol, its record types, and :func:`open_store` keyed by URL scheme.
+
+Backends are imported lazily, so ``asyncpg`` is only loaded when a PostgreSQL URL is opened::
+
+    async with await open_store("sqlite:///data/mdw.db") as store:
+        batch = await store.bars("AAPL", Timeframe.parse("1d"), start_ms, end_ms)
+"""
+
+from __future__ import annotations
+
+from mdw.errors import UsageError
+from mdw.store.base import (
+    ApiKeyRecord,
+    BarWrite,
+    CoverageEntry,
+    Dataset,
+    RunRecord,
+    SeriesStats,
+    Store,
+    SymbolInfo,
+    WriteResult,
+)
+
+__all__ = [
+    "URL_FORMS",
+    "ApiKeyRecord",
+    "BarWrite",
+    "CoverageEntry",
+    "Dataset",
+    "RunRecord",
+    "SeriesStats",
+    "Store",
+    "SymbolInfo",
+    "WriteResult",
+    "open_store",
+    "sqlite_path",
+]
+
+URL_FORMS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory:, "
+    "or postgresql://user@host:port/dbname (postgres:// also accepted)"
+)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:`` URL (``:memory:`` for an in-memory database).
+
+    Raises:
+        UsageError: the URL is not one of the accepted SQLite forms.
+    """
+    if url in ("sqlite://:memory:", "sqlite:///:memory:", "sqlite://"):
+        return ":memory:"
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return url[len("sqlite:///") :]
+    raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
+
+
+async def open_store(url: str) -> Store:
+    """Open (connect and migrate) the store at ``url``; close it with ``await store.close()``.
+
+    The returned store is also an async context manager that closes it on exit.
+
+    Raises:
+        UsageError: the URL has an unknown scheme or shape; the message lists the accepted forms.
+        SchemaVersionError: the database was written by a newer mdw.
+        StoreError: the database cannot be reached or migrated.
+    """
+    text = url.strip()
+    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
+    store: Store
+    if scheme == "sqlite":
+        from mdw.store.sqlite import SqliteStore
+
+        store = SqliteStore(text, sqlite_path(text))
+    elif scheme in ("postgresql", "postgres") and text.split(":", 1)[1].startswith("//"):
+        from mdw.store.postgres import PostgresStore
+
+        store = PostgresStore(text)
+    else:
+        raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
+    try:
+        await store.open()
+    except BaseException:
+        await store.close()  # release threads/pool of a store that never opened
+        raise
+    return store

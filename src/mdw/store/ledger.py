@@ -1,0 +1,147 @@
+"""Invariants every backend relies on, written once: batch checks, grouping, the ledger merge rule.
+
+Backends receive :class:`SeriesWrite` groups that are already validated, sorted and free of
+duplicates, and apply the coverage arithmetic computed here inside their one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mdw.domain import BarBatch, RangeSet, TimeRange
+from mdw.errors import ValidationError
+from mdw.store.base import BarWrite
+
+SOURCES = ("rest", "grouped", "derived")
+
+
+def now_ms() -> int:
+    """Wall-clock UTC epoch ms, the default ``fetched_at`` of a write."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesWrite:
+    """All bars and coverage of one (ticker, timeframe) in one ``write_bars`` call.
+
+    ``batch`` is sorted by ``t`` with no duplicates; ``covered`` may be empty.
+    """
+
+    ticker: str
+    timeframe: str
+    batch: BarBatch
+    covered: RangeSet
+
+    @property
+    def span(self) -> TimeRange | None:
+        """``[first t, last t + 1)`` of the bars, or None when there are none."""
+        if not len(self.batch):
+            return None
+        return TimeRange(int(self.batch.t[0]), int(self.batch.t[-1]) + 1)
+
+    @property
+    def touched(self) -> RangeSet:
+        """Everything this write may change: the bars' span plus the covered ranges."""
+        span = self.span
+        return self.covered if span is None else self.covered | [span]
+
+
+def prepare_writes(writes: Sequence[BarWrite]) -> list[SeriesWrite]:
+    """Check every batch and group the writes per series, in a stable (ticker, timeframe) order.
+
+    The fixed order makes concurrent writers lock series in the same order (no deadlocks).
+
+    Raises:
+        ValidationError: a batch breaks an invariant (the message names the write and the rows),
+            or two writes of one call carry the same bar; nothing may be written then.
+    """
+    groups: dict[tuple[str, str], list[BarWrite]] = {}
+    for index, write in enumerate(writes):
+        batch = write.batch
+        where = f"write {index} ({batch.ticker or '<no ticker>'} {batch.timeframe})"
+        if not batch.ticker or batch.ticker != batch.ticker.strip():
+            raise ValidationError(f"{where}: the batch has no valid ticker")
+        if batch.source not in SOURCES:
+            raise ValidationError(f"{where}: source {batch.source!r} is not one of {', '.join(SOURCES)}")
+        problems = batch.problems()
+        if problems:
+            shown = "; ".join(str(p) for p in problems[:20])
+            more = f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""
+            raise ValidationError(
+                f"{where}: {len(problems)} invalid bar(s): {shown}{more}",
+                rows=sorted({p.row for p in problems}),
+            )
+        groups.setdefault((batch.ticker, str(batch.timeframe)), []).append(write)
+    out: list[SeriesWrite] = []
+    for (ticker, timeframe), items in sorted(groups.items()):
+        covered = RangeSet().union(r for w in items for r in w.covered)
+        batches = [w.batch for w in items if len(w.batch)]
+        if not batches:
+            out.append(SeriesWrite(ticker, timeframe, items[0].batch, covered))
+            continue
+        batch = BarBatch.concat(batches)
+        if len(batches) > 1:
+            batch = batch.sorted()
+            dup = batch.t[1:] == batch.t[:-1]
+            if dup.any():
+                first = int(batch.t[1:][dup][0])
+                raise ValidationError(
+                    f"{ticker} {timeframe}: two writes of one call carry a bar at t={first}", rows=[]
+                )
+        out.append(SeriesWrite(ticker, timeframe, batch, covered))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One stored coverage range (the backends' row shape)."""
+
+    start_ms: int
+    end_ms: int
+    fetched_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChange:
+    """Rows to delete (by start) and rows to insert, for one (ticker, dataset, timeframe)."""
+
+    delete_starts: tuple[int, ...]
+    insert: tuple[LedgerRow, ...]
+
+
+def merge_rule(existing: Iterable[LedgerRow], new: RangeSet, fetched_at_ms: int) -> LedgerChange:
+    """Fold ``new`` into the stored ranges: what it touches (overlaps or abuts) merges into one row.
+
+    A merged row takes ``fetched_at_ms``; stored rows the new ranges do not touch keep theirs.
+    """
+    if not new:
+        return LedgerChange((), ())
+    touching = [
+        row for row in existing if any(row.start_ms <= r.end_ms and r.start_ms <= row.end_ms for r in new)
+    ]
+    merged = new.union(TimeRange(row.start_ms, row.end_ms) for row in touching)
+    return LedgerChange(
+        tuple(row.start_ms for row in touching),
+        tuple(LedgerRow(r.start_ms, r.end_ms, fetched_at_ms) for r in merged),
+    )
+
+
+def cut_rule(existing: Iterable[LedgerRow], rng: TimeRange) -> LedgerChange:
+    """Remove ``rng`` from the stored ranges; the pieces left keep their ``fetched_at``."""
+    hit = [row for row in existing if row.start_ms < rng.end_ms and rng.start_ms < row.end_ms]
+    keep: list[LedgerRow] = []
+    for row in hit:
+        if row.start_ms < rng.start_ms:
+            keep.append(LedgerRow(row.start_ms, rng.start_ms, row.fetched_at_ms))
+        if rng.end_ms < row.end_ms:
+            keep.append(LedgerRow(rng.end_ms, row.end_ms, row.fetched_at_ms))
+    return LedgerChange(tuple(row.start_ms for row in hit), tuple(keep))
+
+
+def hull(ranges: RangeSet) -> TimeRange | None:
+    """The smallest range holding all of ``ranges`` (None when empty)."""
+    if not ranges:
+        return None
+    return TimeRange(ranges.ranges[0].start_ms, ranges.ranges[-1].end_ms)
