@@ -1,0 +1,115 @@
+"""Logging: the vendor key never reaches the output, whichever way a line was built."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from multidict import CIMultiDict
+from yarl import URL
+
+from mdw import logs
+
+KEY = "Zq9SecretVendorKey7"
+URL_WITH_KEY = f"https://api.massive.com/v2/aggs/ticker/AAPL/range/1/minute/1/2?adjusted=false&apiKey={KEY}"
+
+
+@pytest.fixture
+def output(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Logging configured into a buffer with KEY registered; global state restored afterwards."""
+    monkeypatch.setattr(logs, "_secrets", set())
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    buf = io.StringIO()
+    try:
+        yield buf
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_structlog_line_never_prints_the_key_from_url_header_or_anywhere(
+    output: io.StringIO, fmt: str
+) -> None:
+    """apiKey= in a URL, an Authorization header, and the bare key in any field are all scrubbed."""
+    logs.configure("DEBUG", fmt, stream=output, secrets=[KEY])
+    log = logs.get_logger("test")
+    log.info("request", url=URL_WITH_KEY, headers={"Authorization": f"Bearer {KEY}"})
+    log.info(f"plain message mentioning {KEY}", detail=[f"nested {KEY}"], extra=(KEY,))
+    log.warning("objects", url=URL(URL_WITH_KEY), headers=CIMultiDict(Authorization=KEY))
+    log.info("header text", raw=f"Authorization: {KEY}", params={"apiKey": KEY, "limit": 5})
+    try:
+        raise RuntimeError(f"GET {URL_WITH_KEY} failed")
+    except RuntimeError:
+        log.exception("failed")
+    text = output.getvalue()
+    assert KEY not in text
+    assert text.count(logs.REDACTED) >= 9
+    assert "apiKey=***" in text and "limit" in text
+
+
+def test_structlog_json_output_stays_one_valid_object_per_line(output: io.StringIO) -> None:
+    """Redaction never breaks the JSON lines a log shipper parses."""
+    logs.configure("INFO", "json", stream=output, secrets=[KEY])
+    logs.get_logger("test").info("request", url=URL_WITH_KEY, status=200)
+    (line,) = output.getvalue().splitlines()
+    event = json.loads(line)
+    assert event["event"] == "request" and event["status"] == 200 and event["level"] == "info"
+    assert event["url"].endswith("apiKey=***")
+
+
+def test_stdlib_logging_line_never_prints_the_key(output: io.StringIO) -> None:
+    """Third-party loggers (aiohttp, asyncpg) go through the same redaction, tracebacks included."""
+    logs.configure("DEBUG", "console", stream=output, secrets=[KEY])
+    lib = logging.getLogger("aiohttp.client")
+    lib.warning("GET %s", URL_WITH_KEY)
+    lib.warning("headers %s", {"Authorization": f"Bearer {KEY}"})
+    lib.warning("raw header %s", {"Authorization": KEY})
+    try:
+        raise ConnectionError(f"reset while fetching {KEY}")
+    except ConnectionError:
+        lib.exception("boom")
+    text = output.getvalue()
+    assert KEY not in text
+    assert "GET https://api.massive.com" in text and "ConnectionError" in text
+
+
+def test_redact_scrubs_query_keys_and_bearer_tokens_without_registration(output: io.StringIO) -> None:
+    """Even an unregistered key is removed from URLs and Authorization values."""
+    assert logs.redact("https://x/a?apikey=abc123&b=1") == "https://x/a?apikey=***&b=1"
+    assert logs.redact("https://x/a?API_KEY=abc123") == "https://x/a?API_KEY=***"
+    assert logs.redact("Authorization: Bearer abc.def-123") == "Authorization: Bearer ***"
+    assert logs.redact("{'Authorization': 'abc123'}") == "{'Authorization': '***'}"
+    harmless = "no key here; Authorization header missing"
+    assert logs.redact(harmless) == harmless
+
+
+def test_register_secret_ignores_empty_and_tiny_values(output: io.StringIO) -> None:
+    """None, '' and 3-character strings are not registered, so common text is never mangled."""
+    for value in (None, "", "abc"):
+        logs.register_secret(value)
+    assert logs.redact("abc def") == "abc def"
+    logs.register_secret(KEY)
+    assert logs.redact(f"x{KEY}y") == f"x{logs.REDACTED}y"
+
+
+def test_configure_auto_format_is_json_when_not_a_tty(output: io.StringIO) -> None:
+    """A non-terminal stream (a file, a pipe) gets JSON lines."""
+    logs.configure("INFO", "auto", stream=output)
+    logs.get_logger("test").info("hello")
+    assert json.loads(output.getvalue())["event"] == "hello"
+
+
+def test_configure_level_filters_lower_levels(output: io.StringIO) -> None:
+    """Events below the configured level are dropped, for structlog and stdlib alike."""
+    logs.configure("WARNING", "json", stream=output)
+    logs.get_logger("test").info("quiet")
+    logging.getLogger("lib").info("quiet too")
+    logs.get_logger("test").warning("loud")
+    assert [json.loads(x)["event"] for x in output.getvalue().splitlines()] == ["loud"]
