@@ -85,7 +85,8 @@ def test_decode_aggs_raises_retryable_error_when_200_says_error() -> None:
 def test_decode_grouped_keeps_ticker_per_row() -> None:
     """Grouped-daily rows keep their T and bar fields."""
     rows = dec.decode_grouped(json.dumps({"status": "OK", "results": [
-        {"T": "AAPL", "v": 10, "vw": 1, "o": 1, "c": 1, "h": 1, "l": 1, "t": 1602705600000, "n": 3}]}).encode(), "u")
+        {"T": "AAPL", "v": 10, "vw": 1, "o": 1, "c": 1, "h": 1, "l": 1, "t": 1602705600000, "n": 3},
+    ]}).encode(), "u")
     m = dec.bars_to_columns(rows)
     assert rows[0].T == "AAPL" and m[:, 0].tolist() == [10, 1, 1, 1, 1, 1, 1602705600000, 3]
 
@@ -99,7 +100,8 @@ def test_decode_dividends_and_splits_map_to_domain_types() -> None:
     assert divs[0].ex_dividend_date == date(2024, 2, 9) and divs[0].pay_date == date(2024, 2, 15)
     assert divs[0].record_date is None and divs[0].cash_amount == 0.24 and divs[0].frequency == 4
     splits, _ = dec.decode_splits(json.dumps({"status": "OK", "results": [
-        {"id": "S1", "ticker": "AAPL", "execution_date": "2020-08-31", "split_from": 1, "split_to": 4}]}).encode(), "u")
+        {"id": "S1", "ticker": "AAPL", "execution_date": "2020-08-31", "split_from": 1, "split_to": 4},
+    ]}).encode(), "u")
     assert splits[0].ratio == 4.0 and splits[0].execution_date == date(2020, 8, 31)
 
 

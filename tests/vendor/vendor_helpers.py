@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 
-
 class FakeClock:
     """A manual clock: ``sleep`` advances time at once (and yields), so pacing tests never wait."""
 
