@@ -1,0 +1,58 @@
+"""The web dashboard served by ``mdw serve`` at ``/``.
+
+It is a client of the public HTTP API and nothing more: the server-rendered overview asks the
+API in process (:mod:`mdw.dashboard.inprocess`), the other pages' scripts call it from the
+browser. The only routes added here are the pages themselves and their static assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from mdw.dashboard import shells
+from mdw.dashboard.overview import render_overview
+
+STATIC_DIR = Path(__file__).parent / "static"
+VENDOR_CHART = STATIC_DIR / "vendor" / "lightweight-charts.mjs"
+
+_HTML_HEADERS = {
+    # Pages hold no secrets, but the admin page handles a key: keep other origins from framing it.
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """Add the dashboard pages (``/``, ``/coverage``, ``/runs``, ``/chart``, ``/admin``) and ``/static``."""
+
+    async def overview(request: Request) -> HTMLResponse:
+        html = await render_overview(request.app, dict(request.headers))
+        return HTMLResponse(html, headers=_HTML_HEADERS)
+
+    app.add_api_route("/", overview, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
+
+    for path, render in _SHELLS.items():
+        app.add_api_route(path, _shell_route(render), methods=["GET"], include_in_schema=False,
+                          response_class=HTMLResponse)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+
+
+_SHELLS: dict[str, Callable[[], str]] = {
+    "/coverage": shells.coverage_page,
+    "/runs": shells.runs_page,
+    "/chart": shells.chart_page,
+    "/admin": shells.admin_page,
+}
+
+
+def _shell_route(render: Callable[[], str]) -> Callable[[], Awaitable[HTMLResponse]]:
+    async def handler() -> HTMLResponse:
+        return HTMLResponse(render(), headers=_HTML_HEADERS)
+
+    return handler

@@ -1,0 +1,287 @@
+// Symbol chart: candlesticks + volume of stored bars, loaded from GET /v1/bars by range.
+//
+// The first request covers a window ending at the last stored bar (or the chosen range); older
+// windows are fetched only when the user pans near the left edge, so a decade of minute bars is
+// never pulled at once. Prices come adjusted by the API (adjust=none|splits|all).
+import { api, el, fmtInt } from "./mdw.js";
+
+const form = document.getElementById("chart-form");
+const summary = document.getElementById("chart-summary");
+const box = document.getElementById("chart");
+const tickerSel = document.getElementById("ch-ticker");
+const tfSel = document.getElementById("ch-timeframe");
+const PAGE_LIMIT = 5000;
+const WINDOW_BARS = 600;
+
+const UNIT_MS = { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5, mo: 2592e6, q: 7776e6, y: 31536e6 };
+
+function tfMs(tf) {
+  const m = /^(\d+)(mo|s|m|h|d|w|q|y)$/.exec(tf);
+  return m ? Number(m[1]) * UNIT_MS[m[2]] : 864e5;
+}
+
+const isIntraday = (tf) => /^\d+(s|m|h)$/.test(tf);
+const zoneOf = (ticker) => (/^[XC]:/.test(ticker) ? "UTC" : "America/New_York");
+
+// lightweight-charts draws times as UTC; shift by the market's offset so the axis reads local time.
+function zoneOffsetMs(zone, ms) {
+  if (zone === "UTC") return 0;
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(new Date(ms));
+  const get = (type) => Number(parts.find((p) => p.type === type).value);
+  const local = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second"));
+  return local - Math.floor(ms / 1000) * 1000;
+}
+
+function localDay(zone, ms) {
+  return new Date(ms + zoneOffsetMs(zone, ms)).toISOString().slice(0, 10);
+}
+
+function chartTime(state, t) {
+  if (!isIntraday(state.timeframe)) return localDay(state.zone, t);
+  return Math.floor((t + zoneOffsetMs(state.zone, t)) / 1000);
+}
+
+// GET /v1/bars returns bars as an array of {t,o,h,l,c,v,...} and a cursor for the next page.
+function pageRows(data) {
+  const rows = data.bars ?? data.results ?? [];
+  return { rows, next: data.next_cursor ?? data.cursor ?? null };
+}
+
+async function fetchBars(state, startMs, endMs, signal) {
+  const out = [];
+  let cursor = null;
+  do {
+    const params = {
+      timeframe: state.timeframe, adjust: state.adjust, start: startMs, end: endMs,
+      limit: PAGE_LIMIT, cursor,
+    };
+    const res = await api(`/v1/bars/${encodeURIComponent(state.ticker)}`, { params, signal });
+    if (!res.ok) throw new Error(res.error);
+    const { rows, next } = pageRows(res.data);
+    out.push(...rows);
+    cursor = next;
+  } while (cursor);
+  return out;
+}
+
+let lib = null;
+async function loadLibrary() {
+  if (lib) return lib;
+  try {
+    lib = await import("./vendor/lightweight-charts.mjs");
+  } catch {
+    throw new Error("the charting library is not built: run `make web` (npm ci + build in web/)");
+  }
+  return lib;
+}
+
+let current = null; // the chart state of the ticker/timeframe/adjust on screen
+
+function dateParam(value, endOfDay) {
+  if (!value) return null;
+  const ms = Date.parse(`${value}T00:00:00Z`);
+  return endOfDay ? ms + 864e5 : ms;
+}
+
+async function coverageBounds(ticker, timeframe) {
+  const res = await api(`/v1/coverage/${encodeURIComponent(ticker)}`, { params: { timeframe } });
+  if (!res.ok) return null;
+  const ranges = coverageRanges(res.data, timeframe);
+  if (!ranges.length) return null;
+  return { first: Math.min(...ranges.map((r) => r[0])), last: Math.max(...ranges.map((r) => r[1])) };
+}
+
+// Coverage ranges [start_ms, end_ms) of the bars of one timeframe, whatever the grouping.
+function coverageRanges(data, timeframe) {
+  const entries = data.bars?.[timeframe] ?? data.ranges ?? data.coverage ?? [];
+  const list = Array.isArray(entries) ? entries : entries.ranges ?? [];
+  return list
+    .filter((r) => !r.timeframe || r.timeframe === timeframe)
+    .filter((r) => !r.dataset || r.dataset === "bars")
+    .map((r) => (Array.isArray(r) ? r : [r.start_ms ?? r.start, r.end_ms ?? r.end]));
+}
+
+async function markersFor(state) {
+  const [splits, dividends] = await Promise.all([
+    api(`/v1/splits/${encodeURIComponent(state.ticker)}`),
+    api(`/v1/dividends/${encodeURIComponent(state.ticker)}`),
+  ]);
+  const list = (res, key) => (res.ok ? res.data[key] ?? res.data.results ?? [] : []);
+  const out = [];
+  for (const s of list(splits, "splits")) {
+    out.push({ day: s.execution_date, kind: "S", text: `S ${s.split_to}:${s.split_from}`, color: "#6a1b9a" });
+  }
+  for (const d of list(dividends, "dividends")) {
+    out.push({ day: d.ex_dividend_date, kind: "D", text: `D ${d.cash_amount}`, color: "#00695c" });
+  }
+  return out;
+}
+
+function placeMarkers(state) {
+  const bars = state.bars;
+  if (!bars.length) { state.markerApi.setMarkers([]); return; }
+  const placed = [];
+  for (const m of state.events) {
+    // A marker sits on the first bar of its day (or the first after it, across holidays).
+    const dayMs = Date.parse(`${m.day}T00:00:00Z`);
+    const idx = bars.findIndex((b) => Date.parse(`${localDay(state.zone, b.t)}T00:00:00Z`) >= dayMs);
+    if (idx < 0 || (idx === 0 && Date.parse(`${localDay(state.zone, bars[0].t)}T00:00:00Z`) > dayMs)) continue;
+    placed.push({ time: chartTime(state, bars[idx].t), position: "aboveBar", color: m.color,
+      shape: m.kind === "S" ? "arrowDown" : "circle", text: m.text });
+  }
+  placed.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  state.markerApi.setMarkers(placed);
+}
+
+function render(state) {
+  const candles = state.bars.map((b) => ({ time: chartTime(state, b.t), open: b.o, high: b.h, low: b.l, close: b.c }));
+  const volume = state.bars.map((b) => ({
+    time: chartTime(state, b.t), value: Number.isFinite(b.v) ? b.v : 0,
+    color: b.c >= b.o ? "rgba(38,166,154,.45)" : "rgba(239,83,80,.45)",
+  }));
+  state.candles.setData(candles);
+  state.volume.setData(volume);
+  placeMarkers(state);
+  describe(state);
+}
+
+function describe(state) {
+  const n = state.bars.length;
+  box.dataset.candles = String(state.candles.data().length);
+  box.dataset.adjust = state.adjust;
+  if (!n) {
+    summary.textContent = `${state.ticker} ${state.timeframe}: no stored bars in this range.`;
+    box.dataset.firstClose = box.dataset.lastClose = "";
+    return;
+  }
+  const first = state.bars[0];
+  const last = state.bars[n - 1];
+  box.dataset.firstClose = String(first.c);
+  box.dataset.lastClose = String(last.c);
+  box.dataset.firstT = String(first.t);
+  box.dataset.lastT = String(last.t);
+  const adj = { none: "raw prices", splits: "split-adjusted", all: "split- and dividend-adjusted" }[state.adjust];
+  summary.textContent = `${state.ticker} ${state.timeframe}, ${adj}: ${fmtInt(n)} candles from ` +
+    `${localDay(state.zone, first.t)} (close ${first.c}) to ${localDay(state.zone, last.t)} (close ${last.c})` +
+    (state.olderDone ? "." : "; pan left for older bars.");
+}
+
+async function loadOlder(state) {
+  if (state.loading || state.olderDone || !state.bars.length) return;
+  state.loading = true;
+  try {
+    const end = state.bars[0].t;
+    const start = Math.max(state.floor ?? -Infinity, end - state.spanMs);
+    const older = await fetchBars(state, start, end);
+    if (state !== current) return;
+    if (start <= (state.floor ?? -Infinity) || !Number.isFinite(start)) state.olderDone = true;
+    if (older.length) {
+      const range = state.chart.timeScale().getVisibleLogicalRange();
+      state.bars = older.concat(state.bars);
+      render(state);
+      // Keep the view where it was: the new bars were inserted at the left.
+      if (range) state.chart.timeScale().setVisibleLogicalRange({ from: range.from + older.length, to: range.to + older.length });
+    } else if (state.floor === null) {
+      state.olderDone = true;
+      describe(state);
+    }
+  } catch (err) {
+    summary.textContent = `Could not load older bars: ${err.message}`;
+  } finally {
+    state.loading = false;
+  }
+}
+
+async function show() {
+  const fd = new FormData(form);
+  const ticker = fd.get("ticker");
+  const timeframe = fd.get("timeframe");
+  if (!ticker || !timeframe) { summary.textContent = "Track a symbol first (Admin page)."; return; }
+  const adjust = fd.get("adjust") || "none";
+  const start = dateParam(fd.get("start"), false);
+  const end = dateParam(fd.get("end"), true);
+  summary.textContent = `Loading ${ticker} ${timeframe}…`;
+  box.dataset.state = "loading";
+  let L;
+  try {
+    L = await loadLibrary();
+  } catch (err) {
+    summary.textContent = err.message;
+    box.dataset.state = "error";
+    return;
+  }
+  const prev = current;
+  const keepView = prev && prev.ticker === ticker && prev.timeframe === timeframe
+    ? prev.chart.timeScale().getVisibleLogicalRange() : null;
+  if (prev) prev.chart.remove();
+  const chart = L.createChart(box, {
+    autoSize: true,
+    layout: { background: { color: "#ffffff" }, textColor: "#1d232b" },
+    timeScale: { timeVisible: isIntraday(timeframe), secondsVisible: false },
+    rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.25 } },
+  });
+  const candles = chart.addSeries(L.CandlestickSeries, {});
+  const volume = chart.addSeries(L.HistogramSeries, { priceScaleId: "vol", priceFormat: { type: "volume" } });
+  chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  const state = {
+    ticker, timeframe, adjust, zone: zoneOf(ticker), chart, candles, volume,
+    markerApi: L.createSeriesMarkers(candles, []), bars: [], events: [], loading: false,
+    olderDone: start !== null, floor: null, spanMs: tfMs(timeframe) * WINDOW_BARS * (isIntraday(timeframe) ? 2 : 1.45),
+  };
+  current = state;
+  try {
+    const [bounds, events] = await Promise.all([coverageBounds(ticker, timeframe), markersFor(state)]);
+    state.events = events;
+    state.floor = bounds ? bounds.first : null;
+    const hi = end ?? (bounds ? bounds.last : Date.now());
+    const lo = start ?? Math.max(bounds ? bounds.first : -Infinity, hi - state.spanMs);
+    state.bars = await fetchBars(state, lo, hi);
+    if (state !== current) return;
+    if (start === null && bounds && lo <= bounds.first) state.olderDone = true;
+    render(state);
+    if (keepView && start === null) chart.timeScale().setVisibleLogicalRange(keepView);
+    else chart.timeScale().fitContent();
+    box.dataset.state = "ready";
+  } catch (err) {
+    summary.textContent = `Could not load bars: ${err.message}`;
+    box.dataset.state = "error";
+    return;
+  }
+  chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
+    if (range && range.from < 10 && state === current) loadOlder(state);
+  });
+}
+
+async function init() {
+  const res = await api("/v1/symbols");
+  if (!res.ok) { summary.textContent = `Could not list symbols: ${res.error}`; return; }
+  const symbols = res.data.symbols ?? res.data;
+  const params = new URLSearchParams(location.search);
+  for (const s of symbols) tickerSel.append(el("option", { value: s.ticker, text: s.ticker }));
+  const fillTimeframes = () => {
+    const sym = symbols.find((s) => s.ticker === tickerSel.value);
+    const tfs = sym && sym.timeframes && sym.timeframes.length ? sym.timeframes : ["1d"];
+    const keep = tfSel.value;
+    tfSel.replaceChildren(...tfs.map((tf) => el("option", { value: tf, text: tf })));
+    if (tfs.includes(keep)) tfSel.value = keep;
+  };
+  // Ticker, timeframe, range and adjustment may come from the query string (shareable links).
+  if (params.get("ticker")) tickerSel.value = params.get("ticker");
+  fillTimeframes();
+  if (params.get("timeframe")) tfSel.value = params.get("timeframe");
+  for (const name of ["start", "end"]) if (params.get(name)) form.elements[name].value = params.get(name);
+  if (params.get("adjust")) {
+    const radio = form.querySelector(`input[name=adjust][value="${params.get("adjust")}"]`);
+    if (radio) radio.checked = true;
+  }
+  tickerSel.addEventListener("change", () => { fillTimeframes(); show(); });
+  tfSel.addEventListener("change", show);
+  for (const radio of form.querySelectorAll("input[name=adjust]")) radio.addEventListener("change", show);
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
+  await show();
+}
+
+init();

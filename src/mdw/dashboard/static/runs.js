@@ -1,0 +1,88 @@
+// Runs: live progress of running backfills (polling GET /v1/backfills/{id}) and the run history
+// (GET /v1/backfills) with each run's JSON report. Polls every 2 s while something runs, else 10 s.
+import { api, el, fmtDuration, fmtInt, fmtTime } from "./mdw.js";
+
+const live = document.getElementById("live");
+const tbody = document.querySelector("#runs-table tbody");
+const reportView = document.getElementById("report-view");
+const reportJson = document.getElementById("report-json");
+let timer = null;
+let shownReport = null;
+
+const runsOf = (data) => data.runs ?? data.items ?? data;
+
+// Progress numbers of a run, whether it is still running (progress) or done (report).
+function numbers(run) {
+  const p = run.progress ?? {};
+  const r = run.report ?? {};
+  const pick = (...keys) => {
+    for (const src of [p, r, run]) for (const k of keys) if (src[k] !== undefined && src[k] !== null) return src[k];
+    return null;
+  };
+  const elapsed = ((run.finished_at_ms ?? Date.now()) - run.started_at_ms) / 1000;
+  const bars = pick("bars_written", "bars", "rows_written");
+  return {
+    done: pick("series_done"), total: pick("series_total", "series"), requests: pick("requests"),
+    bars, barsPerS: pick("bars_per_s") ?? (bars !== null && elapsed > 0 ? bars / elapsed : null),
+    eta: pick("eta_s"), elapsed,
+  };
+}
+
+function progressCard(run) {
+  const n = numbers(run);
+  const share = n.total ? Math.min(1, (n.done ?? 0) / n.total) : 0;
+  return el("article", { class: "card", dataset: { run: run.id } },
+    el("div", { class: "label", text: `${run.kind ?? "backfill"} ${run.id}` }),
+    el("div", { class: "value", text: `${fmtInt(n.done ?? 0)} / ${fmtInt(n.total)} series` }),
+    el("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100,
+      "aria-valuenow": Math.round(share * 100), "aria-label": "series done" },
+    el("span", { style: `width:${(share * 100).toFixed(1)}%` })),
+    el("p", { class: "note" },
+      `${fmtInt(n.requests)} requests · ${fmtInt(n.bars)} bars · ` +
+      `${n.barsPerS === null ? "–" : fmtInt(Math.round(n.barsPerS))} bars/s · ` +
+      `ETA ${fmtDuration(n.eta)} · running ${fmtDuration(n.elapsed)}`));
+}
+
+async function showReport(id) {
+  const res = await api(`/v1/backfills/${encodeURIComponent(id)}`);
+  reportView.hidden = false;
+  shownReport = id;
+  document.getElementById("report-h").textContent = `Run report ${id}`;
+  reportJson.textContent = res.ok ? JSON.stringify(res.data.report ?? res.data, null, 2) : res.error;
+  reportView.scrollIntoView({ block: "nearest" });
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  const res = await api("/v1/backfills", { params: { limit: 50 } });
+  if (!res.ok) {
+    live.replaceChildren(el("p", { class: "error", text: `Could not list runs: ${res.error}` }));
+    timer = setTimeout(refresh, 10000);
+    return;
+  }
+  const runs = runsOf(res.data);
+  const running = runs.filter((r) => r.status === "running");
+  const details = await Promise.all(running.map((r) => api(`/v1/backfills/${encodeURIComponent(r.id)}`)));
+  live.replaceChildren(...(running.length
+    ? details.map((d, i) => progressCard(d.ok ? d.data : running[i]))
+    : [el("p", { class: "muted", text: "No backfill is running." })]));
+  live.dataset.running = String(running.length);
+  tbody.replaceChildren(...(runs.length ? runs.map((run) => {
+    const n = numbers(run);
+    return el("tr", { dataset: { run: run.id } },
+      el("td", { text: fmtTime(run.started_at_ms) }),
+      el("td", { text: run.kind }),
+      el("td", {}, el("span", { class: `badge outcome-${run.status}`, text: run.status })),
+      el("td", { class: "num", text: n.total === null ? "–" : `${fmtInt(n.done ?? n.total)}/${fmtInt(n.total)}` }),
+      el("td", { class: "num", text: fmtInt(n.requests) }),
+      el("td", { class: "num", text: fmtInt(n.bars) }),
+      el("td", { class: "num", text: fmtDuration(n.elapsed) }),
+      el("td", {}, el("button", { type: "button", class: "secondary", text: "Report",
+        "aria-label": `Report of run ${run.id}`, onclick: () => showReport(run.id) })));
+  }) : [el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No runs yet." }))]));
+  if (shownReport && running.some((r) => r.id === shownReport)) showReport(shownReport);
+  timer = setTimeout(refresh, running.length ? 2000 : 10000);
+}
+
+document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+refresh();
