@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install mdw with its dev tools
+install: $(STAMP) web ## create .venv and install mdw with its dev tools
+
+WEB_STAMP := src/mdw/dashboard/static/vendor/manifest.json
+$(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs); \
+	else echo "npm not found: skipping the dashboard's chart library (make web once npm is installed)"; fi
+
+web: $(WEB_STAMP) ## the dashboard's front-end assets: lightweight-charts from npm (skipped without npm)
 
 pg: ## make sure PostgreSQL answers at 127.0.0.1:5432 (starts it if it can)
 	@bash scripts/ensure-postgres.sh
@@ -52,4 +60,4 @@ demo: install ## backfill the standard workload from the built-in simulator into
 
 check: test ## what CI runs
 
-.PHONY: help install pg fmt lint typecheck test test-pg soak bench sim demo check
+.PHONY: help install web pg fmt lint typecheck test test-pg soak bench sim demo check
