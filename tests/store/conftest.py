@@ -1,0 +1,108 @@
+"""The parametrised ``store`` fixture: every conformance test runs against SQLite and PostgreSQL.
+
+PostgreSQL tests share the session database and get a schema of their own (via ``search_path``
+in the URL), which is much cheaper than a database per test and just as isolated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mdw.store import Store, open_store
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An empty database of one backend, plus raw SQL access for fixtures (never for assertions
+    that the Store API could make)."""
+
+    name: str
+    url: str
+
+    async def execute(self, sql: str) -> None:
+        if self.name == "sqlite":
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            try:
+                conn.executescript(sql)
+            finally:
+                conn.close()
+            return
+        import asyncpg
+
+        conn2 = await asyncpg.connect(self.url)
+        try:
+            await conn2.execute(sql)
+        finally:
+            await conn2.close()
+
+
+async def _pg(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_schema_url(database_url: str) -> str:
+    """A new, empty schema in ``database_url``; the returned URL makes it the search path."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg(database_url, f'CREATE SCHEMA "{schema}"'))
+    return f"{database_url}?search_path={schema}"
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """An empty database (not yet opened) on each backend."""
+    if request.param == "sqlite":
+        return Backend("sqlite", f"sqlite:///{tmp_path / 'mdw.db'}")
+    return Backend("postgres", pg_schema_url(request.getfixturevalue("pg_database")))
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    """An open, migrated store on each backend."""
+    opened = await open_store(backend.url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def fail_when(backend: Backend, store: Store) -> Callable[[str], Awaitable[None]]:
+    """Install a real trigger that aborts any bar insert matching a SQL condition on ``NEW``.
+
+    This injects a failure inside the database, partway through a write's transaction.
+    """
+
+    async def install(condition: str) -> None:
+        if backend.name == "sqlite":
+            await backend.execute(
+                f"CREATE TRIGGER mdw_test_fail BEFORE INSERT ON bars WHEN {condition}"
+                " BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+            )
+            return
+        await backend.execute(
+            "CREATE FUNCTION mdw_test_fail() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;"
+            f" CREATE TRIGGER mdw_test_fail BEFORE INSERT ON bars FOR EACH ROW WHEN ({condition})"
+            " EXECUTE FUNCTION mdw_test_fail();"
+        )
+
+    return install
