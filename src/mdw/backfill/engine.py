@@ -1,0 +1,300 @@
+"""The engine: one asyncio pipeline from planned requests to committed bars.
+
+Fetch workers (as many as the client allows in flight) take requests from one shared list; the
+client's global limiter paces them, so there is no stagger and no fixed sleep anywhere. Every
+fetched page goes onto a bounded queue read by ONE writer task, which groups small pages into
+fewer transactions (bars and coverage together). The queue bounds memory whatever the length of
+history. A failing request fails only its series; a ticker the vendor does not know stops only
+that ticker. When ``stop`` is set, fetching stops, the writer commits what was already fetched,
+and the partial report is returned with status ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mdw.backfill.fetch import VendorSource, bar_count, derive_writes, fetch_actions, fetch_writes
+from mdw.backfill.plan import ActionsRequest, DeriveTask, Plan, PlannedRequest
+from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
+from mdw.domain import DAY_MS, Dividend, Split, TimeRange
+from mdw.errors import MdwError, StoreError, ValidationError, VendorAuthError, VendorNotFound
+from mdw.logs import get_logger
+from mdw.store.base import BarWrite, Store
+
+log = get_logger(__name__)
+MAX_ROWS_PER_TRANSACTION = 250_000
+MAX_WRITES_PER_TRANSACTION = 256
+DERIVE_CHUNK_MS = 31 * DAY_MS
+
+Job = PlannedRequest | ActionsRequest | DeriveTask
+
+
+@dataclass(slots=True)
+class _Item:
+    """A unit on the writer's queue: bar writes or one ticker's corporate actions."""
+
+    job: Job
+    writes: list[BarWrite] = field(default_factory=list)
+    actions: tuple[list[Dividend], list[Split]] | None = None
+    final: bool = True
+
+    @property
+    def rows(self) -> int:
+        return bar_count(self.writes) + (len(self.actions[0]) + len(self.actions[1]) if self.actions else 0)
+
+
+def job_series(job: Job) -> list[str]:
+    """The report rows a job counts towards."""
+    if isinstance(job, PlannedRequest):
+        return list(dict.fromkeys(str(t.key) for t in job.targets))
+    if isinstance(job, ActionsRequest):
+        return [f"{job.ticker} {job.kind}"]
+    return [f"{job.ticker} {job.target}"]
+
+
+def job_ticker(job: Job) -> str:
+    return job.ticker
+
+
+def _split_derive(task: DeriveTask) -> list[DeriveTask]:
+    """Cut a long derive task into month-sized pieces at local midnights (flat memory)."""
+    from mdw.backfill.planner import floor_window
+
+    out: list[DeriveTask] = []
+    start = task.covers.start_ms
+    while start < task.covers.end_ms:
+        end = min(task.covers.end_ms, floor_window(task.asset, task.target, start + DERIVE_CHUNK_MS))
+        out.append(DeriveTask(task.ticker, task.asset, task.source, task.target, TimeRange(start, end)))
+        start = end
+    return out
+
+
+class Pipeline:
+    """One run of a plan: fetch workers, the bounded queue, the writer, and the report."""
+
+    def __init__(
+        self, store: Store, client: VendorSource, plan: Plan, report: RunReport, *,
+        workers: int = 16, queue_size: int = 32, progress: Progress | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.plan = plan
+        self.report = report
+        self.progress = progress
+        self.stop = stop or asyncio.Event()
+        self.workers = max(1, workers)
+        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=max(1, queue_size))
+        self.api = BusyClock()
+        self.dead_tickers: dict[str, str] = {}
+        self.abort_reason: str | None = None
+        jobs: list[Job] = [*plan.actions, *plan.requests]
+        for task in plan.derives:
+            jobs.extend(_split_derive(task))
+        self._jobs: Iterator[Job] = iter(jobs)
+        for job in jobs:
+            for key in job_series(job):
+                self._outcome(key).requests_planned += 1
+        report.planned_requests = plan.request_count
+        report.derived_tasks = len(plan.derives)
+
+    def _outcome(self, key: str) -> SeriesOutcome:
+        out = self.report.series.get(key)
+        if out is None:
+            out = self.report.series[key] = SeriesOutcome(key)
+        return out
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> bool:
+        """Run to the end or until ``stop``; returns True when it was interrupted."""
+        writer = asyncio.create_task(self._writer(), name="backfill-writer")
+        fetchers = [asyncio.create_task(self._worker(), name=f"backfill-fetch-{i}")
+                    for i in range(self.workers)]
+        stopper = asyncio.create_task(self.stop.wait(), name="backfill-stop-watch")
+        try:
+            pending: set[asyncio.Task[Any]] = {*fetchers, writer, stopper}
+            while True:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if writer in done:
+                    writer.result()  # a writer that ends early has failed: raise its error
+                    raise StoreError("the backfill writer stopped before the fetchers")
+                if stopper in done:
+                    for task in fetchers:
+                        task.cancel()  # in-flight requests are abandoned; fetched pages still commit
+                    await asyncio.gather(*fetchers, return_exceptions=True)
+                    break
+                for task in done:
+                    task.result()  # a fetcher's unexpected error stops the engine loudly
+                if all(t.done() for t in fetchers):
+                    break
+            await self.queue.put(None)
+            await writer
+        finally:
+            stopper.cancel()
+            for task in (*fetchers, writer):
+                task.cancel()
+            await asyncio.gather(stopper, *fetchers, writer, return_exceptions=True)
+        return self.stop.is_set()
+
+    # ------------------------------------------------------------------ fetching
+
+    async def _worker(self) -> None:
+        for job in self._jobs:
+            if self.stop.is_set():
+                return
+            skip = self.abort_reason or self.dead_tickers.get(job_ticker(job))
+            if skip:
+                self._failed(job, skip)
+                continue
+            try:
+                await self._run_job(job)
+            except VendorNotFound as exc:
+                self.dead_tickers[job_ticker(job)] = f"ticker not found by the vendor ({exc})"
+                self._failed(job, str(exc))
+            except VendorAuthError as exc:
+                self.abort_reason = str(exc)
+                self._failed(job, str(exc))
+            except MdwError as exc:
+                self._failed(job, str(exc))
+
+    async def _timed(self, awaitable: Any) -> Any:
+        entered = self.api.enter()
+        try:
+            return await awaitable
+        finally:
+            self.api.leave(entered)
+
+    async def _run_job(self, job: Job) -> None:
+        if isinstance(job, DeriveTask):
+            await self.queue.put(_Item(job, await derive_writes(self.store, job)))
+            return
+        if isinstance(job, ActionsRequest):
+            actions = await self._timed(fetch_actions(self.client, job))
+            await self.queue.put(_Item(job, actions=actions))
+            return
+        pages = fetch_writes(self.client, job)
+        held: list[BarWrite] | None = None
+        try:
+            while True:
+                try:
+                    writes = await self._timed(anext(pages))
+                except StopAsyncIteration:
+                    break
+                if held is not None:
+                    await self.queue.put(_Item(job, held, final=False))
+                held = writes
+        finally:
+            await pages.aclose()
+        await self.queue.put(_Item(job, held or [], final=True))
+
+    def _failed(self, job: Job, reason: str) -> None:
+        log.warning("backfill request failed", action="backfill.request_failed", series=job_series(job),
+                    reason=reason)
+        for key in job_series(job):
+            out = self._outcome(key)
+            out.requests_failed += 1
+            out.reason = out.reason or reason
+        if self.progress:
+            self.progress.advanced(job_series(job)[0], False, 0)
+
+    # ------------------------------------------------------------------ writing
+
+    async def _writer(self) -> None:
+        while True:
+            first = await self.queue.get()
+            if first is None:
+                return
+            group = [first]
+            rows = first.rows
+            finished = False
+            while rows < MAX_ROWS_PER_TRANSACTION and len(group) < MAX_WRITES_PER_TRANSACTION:
+                try:
+                    nxt = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    finished = True
+                    break
+                group.append(nxt)
+                rows += nxt.rows
+            await self._commit(group)
+            if finished:
+                return
+
+    async def _commit(self, group: list[_Item]) -> None:
+        bars = [item for item in group if item.actions is None]
+        for item in group:
+            if item.actions is not None:
+                await self._commit_one(item)
+        if len(bars) == 1:
+            await self._commit_one(bars[0])
+        elif bars:
+            try:
+                await self._write([w for item in bars for w in item.writes])
+            except (ValidationError, StoreError):
+                # Isolate the bad write: retry each item in its own transaction.
+                for item in bars:
+                    await self._commit_one(item)
+                return
+            for item in bars:
+                self._credit(item)
+
+    async def _commit_one(self, item: _Item) -> None:
+        try:
+            if item.actions is not None:
+                assert isinstance(item.job, ActionsRequest)
+                divs, splits = item.actions
+                started = time.perf_counter()
+                try:
+                    result = await self.store.write_corporate_actions(
+                        item.job.ticker, divs if item.job.kind == "dividends" else None,
+                        splits if item.job.kind == "splits" else None, item.job.covers)
+                finally:
+                    self.report.db_s += time.perf_counter() - started
+                self.report.transactions += 1
+                self._add(result)
+            else:
+                await self._write(item.writes)
+        except (ValidationError, StoreError) as exc:
+            self._failed(item.job, str(exc))
+            return
+        self._credit(item)
+
+    async def _write(self, writes: list[BarWrite]) -> None:
+        started = time.perf_counter()
+        try:
+            result = await self.store.write_bars(writes)
+        finally:
+            self.report.db_s += time.perf_counter() - started
+        self.report.transactions += 1
+        self._add(result)
+
+    def _add(self, result: Any) -> None:
+        self.report.bars_inserted += result.inserted
+        self.report.bars_updated += result.updated
+        self.report.bars_unchanged += result.unchanged
+
+    def _credit(self, item: _Item) -> None:
+        fetched = 0
+        for w in item.writes:
+            n = len(w.batch)
+            self._outcome(f"{w.batch.ticker} {w.batch.timeframe}").bars += n
+            if w.batch.source != "derived":
+                fetched += n
+        if item.actions is not None:
+            fetched = item.rows
+            self._outcome(job_series(item.job)[0]).bars += fetched
+        if isinstance(item.job, DeriveTask):
+            fetched = 0
+        self.report.bars_fetched += fetched
+        if item.final:
+            for key in job_series(item.job):
+                self._outcome(key).requests_done += 1
+            if self.progress:
+                self.progress.advanced(job_series(item.job)[0], True, fetched)
+

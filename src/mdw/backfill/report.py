@@ -1,0 +1,206 @@
+"""The run report: measured wall, API and DB seconds, counts, and each series' outcome.
+
+The original system printed an "API vs DB" split it never measured; here API seconds are the
+wall time during which at least one vendor call was awaited, and DB seconds the time the single
+writer spent in store transactions. The report is a table on a TTY, JSON with ``--report``, and
+the ``report`` column of the run's row in ``runs``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mdw.backfill.plan import Plan
+
+
+class Progress(Protocol):
+    """Receives progress as the run advances (the CLI draws rich progress bars from it)."""
+
+    def planned(self, plan: Plan) -> None: ...
+
+    def advanced(self, label: str, ok: bool, bars: int) -> None: ...
+
+
+@dataclass(slots=True)
+class SeriesOutcome:
+    """How one series (or one ticker's corporate actions) fared."""
+
+    series: str
+    status: str = "ok"  # ok | partial | failed | skipped
+    requests_planned: int = 0
+    requests_done: int = 0
+    requests_failed: int = 0
+    bars: int = 0
+    reason: str = ""
+
+    def settle(self) -> None:
+        if self.requests_failed and self.requests_done:
+            self.status = "partial"
+        elif self.requests_failed:
+            self.status = "failed"
+        elif self.requests_done < self.requests_planned:
+            self.status = "partial" if self.requests_done else "skipped"
+        else:
+            self.status = "ok"
+
+
+@dataclass(slots=True)
+class BusyClock:
+    """Wall time during which at least one of several overlapping activities was running."""
+
+    active: int = 0
+    since: float = 0.0
+    total: float = 0.0
+    summed: float = 0.0
+
+    def enter(self) -> float:
+        now = time.perf_counter()
+        if self.active == 0:
+            self.since = now
+        self.active += 1
+        return now
+
+    def leave(self, entered: float) -> None:
+        now = time.perf_counter()
+        self.active -= 1
+        self.summed += now - entered
+        if self.active == 0:
+            self.total += now - self.since
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Everything a run measured; ``to_dict`` is the JSON form."""
+
+    run_id: str
+    kind: str
+    status: str = "running"  # running | ok | partial | failed | interrupted
+    started_at_ms: int = 0
+    finished_at_ms: int = 0
+    wall_s: float = 0.0
+    api_s: float = 0.0
+    api_request_s: float = 0.0
+    db_s: float = 0.0
+    planned_requests: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    transactions: int = 0
+    bars_fetched: int = 0
+    bars_inserted: int = 0
+    bars_updated: int = 0
+    bars_unchanged: int = 0
+    derived_tasks: int = 0
+    rate_limit: str = ""
+    series: dict[str, SeriesOutcome] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def bars_written(self) -> int:
+        return self.bars_inserted + self.bars_updated
+
+    @property
+    def bars_per_s(self) -> float:
+        return self.bars_fetched / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def failed_series(self) -> list[SeriesOutcome]:
+        return [s for s in self.series.values() if s.status in ("failed", "partial", "skipped")]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done, 1 some series failed, 130 interrupted."""
+        if self.status == "interrupted":
+            return 130
+        return 1 if self.failed_series or self.status == "failed" else 0
+
+    def settle(self, interrupted: bool) -> None:
+        for outcome in self.series.values():
+            outcome.settle()
+        if interrupted:
+            self.status = "interrupted"
+        elif not self.failed_series:
+            self.status = "ok"
+        elif all(s.status == "failed" for s in self.series.values()):
+            self.status = "failed"
+        else:
+            self.status = "partial"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "kind": self.kind, "status": self.status,
+            "started_at_ms": self.started_at_ms, "finished_at_ms": self.finished_at_ms,
+            "wall_s": round(self.wall_s, 4), "api_s": round(self.api_s, 4),
+            "api_request_s": round(self.api_request_s, 4), "db_s": round(self.db_s, 4),
+            "planned_requests": self.planned_requests, "requests": self.requests,
+            "rate_limited": self.rate_limited, "retries": self.retries, "transactions": self.transactions,
+            "bars_fetched": self.bars_fetched, "bars_written": self.bars_written,
+            "bars_inserted": self.bars_inserted, "bars_updated": self.bars_updated,
+            "bars_unchanged": self.bars_unchanged, "bars_per_s": round(self.bars_per_s, 1),
+            "derived_tasks": self.derived_tasks, "rate_limit": self.rate_limit,
+            "series": [
+                {"series": s.series, "status": s.status, "requests_planned": s.requests_planned,
+                 "requests_done": s.requests_done, "requests_failed": s.requests_failed,
+                 "bars": s.bars, "reason": s.reason}
+                for s in sorted(self.series.values(), key=lambda o: o.series)
+            ],
+            "errors": self.errors,
+        }
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write JSON to a temp file beside ``path`` and rename it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def render(report: RunReport, console: Any) -> None:
+    """Print the report as rich tables: the totals, then every series that is not ok."""
+    from rich.table import Table
+
+    totals = Table(title=f"mdw {report.kind} {report.run_id}: {report.status}", show_header=False)
+    totals.add_column("what", style="bold")
+    totals.add_column("value", justify="right")
+    rows = [
+        ("wall time", f"{report.wall_s:.2f} s"),
+        ("vendor busy (API)", f"{report.api_s:.2f} s"),
+        ("store writes (DB)", f"{report.db_s:.2f} s in {report.transactions} transactions"),
+        ("requests", f"{report.requests} (planned {report.planned_requests})"),
+        ("429s / retries", f"{report.rate_limited} / {report.retries}"),
+        ("bars fetched", f"{report.bars_fetched:,}"),
+        ("bars written", f"{report.bars_written:,} ({report.bars_inserted:,} new, "
+                         f"{report.bars_updated:,} corrected)"),
+        ("bars/s", f"{report.bars_per_s:,.0f}"),
+        ("rate limit", report.rate_limit),
+    ]
+    for k, v in rows:
+        totals.add_row(k, v)
+    console.print(totals)
+    counts: dict[str, int] = {}
+    for s in report.series.values():
+        counts[s.status] = counts.get(s.status, 0) + 1
+    console.print("series: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    bad = report.failed_series
+    if bad:
+        table = Table(title="series that did not complete")
+        for col in ("series", "status", "done/planned", "reason"):
+            table.add_column(col)
+        for s in sorted(bad, key=lambda o: o.series):
+            table.add_row(s.series, s.status, f"{s.requests_done}/{s.requests_planned}", s.reason)
+        console.print(table)

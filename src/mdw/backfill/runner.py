@@ -1,0 +1,146 @@
+"""Backfill entry points for the CLI, the service and the Python API: plan, run, record.
+
+:func:`plan_only` reads the ledger and returns the plan (``--dry-run``); :func:`run_backfill`
+runs it through the engine, tracks the symbols for ``update``, and records the run in ``runs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from mdw.backfill.engine import Pipeline
+from mdw.backfill.fetch import VendorSource
+from mdw.backfill.plan import BackfillSpec, Plan, SeriesKey
+from mdw.backfill.planner import ACTION_KINDS, plan_backfill
+from mdw.backfill.report import Progress, RunReport
+from mdw.domain import RangeSet
+from mdw.logs import get_logger
+from mdw.store.base import Dataset, RunRecord, Store, SymbolInfo
+
+log = get_logger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
+    return [spec] if isinstance(spec, BackfillSpec) else list(spec)
+
+
+async def plan_only(
+    store: Store, spec: BackfillSpec | Sequence[BackfillSpec], *, now: int | None = None
+) -> Plan:
+    """The plan a run would execute now, read against the store's ledger; calls no vendor."""
+    at = now_ms() if now is None else now
+    plans: list[Plan] = []
+    for one in _specs(spec):
+        coverage: dict[SeriesKey, RangeSet] = {}
+        for tk in one.tickers:
+            for tf in one.timeframes:
+                held = await store.coverage(tk.symbol, Dataset.BARS, str(tf))
+                coverage[SeriesKey(tk.symbol, str(tf))] = held
+        actions: dict[tuple[str, str], RangeSet] = {}
+        if one.corporate_actions:
+            for tk in one.tickers:
+                for kind in ACTION_KINDS:
+                    actions[(tk.symbol, kind)] = await store.coverage(tk.symbol, Dataset(kind))
+        plans.append(plan_backfill(one, coverage, at, actions))
+    if len(plans) == 1:
+        return plans[0]
+    return Plan(
+        series=tuple(s for p in plans for s in p.series),
+        requests=tuple(r for p in plans for r in p.requests),
+        derives=tuple(d for p in plans for d in p.derives),
+        actions=tuple(a for p in plans for a in p.actions),
+    )
+
+
+async def track_symbols(store: Store, specs: Sequence[BackfillSpec]) -> None:
+    """Remember what was backfilled so ``mdw update`` keeps it current (timeframes are merged)."""
+    known = {s.ticker: s for s in await store.symbols()}
+    for spec in specs:
+        start = spec.start if isinstance(spec.start, date) else None
+        for tk in spec.tickers:
+            old = known.get(tk.symbol)
+            tfs = tuple(dict.fromkeys([*(old.timeframes if old else ()), *(str(t) for t in spec.timeframes)]))
+            first = start.isoformat() if start else None
+            if old and old.start_date and (first is None or old.start_date < first):
+                first = old.start_date
+            info = SymbolInfo(tk.symbol, tk.asset_class.value, old.name if old else "", True, tfs, first)
+            if info != old:
+                await store.upsert_symbol(info)
+                known[tk.symbol] = info
+
+
+async def run_backfill(
+    store: Store,
+    client: VendorSource,
+    spec: BackfillSpec | Sequence[BackfillSpec],
+    *,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+    now: int | None = None,
+    workers: int | None = None,
+    track: bool = True,
+    rate_limit: str = "",
+) -> RunReport:
+    """Fill every gap of ``spec`` and return the measured report (also stored in ``runs``).
+
+    Args:
+        store: an open store.
+        client: an open vendor client (its limiter paces every request).
+        spec: one spec, or several (``update`` plans every tracked symbol with its own range).
+        progress: receives the plan and each finished request.
+        stop: set it to stop fetching; what was fetched is committed and the report says
+            ``interrupted``.
+        now: the present in epoch ms (tests pin it); defaults to the clock.
+        workers: concurrent fetches (default: the client's ``max_in_flight``, else 16).
+        track: record the tickers and timeframes as tracked symbols.
+    """
+    specs = _specs(spec)
+    started_wall = time.perf_counter()
+    started = now_ms()
+    plan = await plan_only(store, specs, now=now)
+    kind = specs[0].kind if specs else "backfill"
+    report = RunReport(run_id=uuid.uuid4().hex[:16], kind=kind, started_at_ms=started, rate_limit=rate_limit)
+    params: dict[str, Any] = {"specs": [s.to_dict() for s in specs]}
+    record = RunRecord(report.run_id, kind, "running", started, params=params)
+    await store.save_run(record)
+    if track:
+        await track_symbols(store, [s for s in specs if s.kind != "update"])
+    stats = getattr(client, "stats", None)
+    before = stats() if stats else None
+    pipeline = Pipeline(store, client, plan, report,
+                        workers=workers or int(getattr(client, "max_in_flight", 16)),
+                        progress=progress, stop=stop)
+    if progress:
+        progress.planned(plan)
+    log.info("backfill planned", action="backfill.planned", run_id=report.run_id,
+             requests=plan.request_count, series=len(plan.series))
+    interrupted = True
+    try:
+        interrupted = await pipeline.run()
+    finally:
+        report.wall_s = time.perf_counter() - started_wall
+        report.api_s = pipeline.api.total
+        report.api_request_s = pipeline.api.summed
+        if stats and before is not None:
+            after = stats()
+            report.requests = after.total_requests - before.total_requests
+            report.rate_limited = after.rate_limited_count - before.rate_limited_count
+            report.retries = after.retries - before.retries
+        report.finished_at_ms = now_ms()
+        report.settle(interrupted)
+        record = replace(record, status=report.status, finished_at_ms=report.finished_at_ms,
+                         report=report.to_dict())
+        await asyncio.shield(store.save_run(record))
+    log.info("backfill finished", action="backfill.finished", run_id=report.run_id, status=report.status,
+             requests=report.requests, bars=report.bars_fetched, wall_s=round(report.wall_s, 3))
+    return report
