@@ -90,6 +90,7 @@ async def run_backfill(
     workers: int | None = None,
     track: bool = True,
     rate_limit: str = "",
+    run_id: str | None = None,
 ) -> RunReport:
     """Fill every gap of ``spec`` and return the measured report (also stored in ``runs``).
 
@@ -103,13 +104,14 @@ async def run_backfill(
         now: the present in epoch ms (tests pin it); defaults to the clock.
         workers: concurrent fetches (default: the client's ``max_in_flight``, else 16).
         track: record the tickers and timeframes as tracked symbols.
+        run_id: the id to record the run under (the service hands it out before the run starts).
     """
     specs = _specs(spec)
     started_wall = time.perf_counter()
     started = now_ms()
     plan = await plan_only(store, specs, now=now)
     kind = specs[0].kind if specs else "backfill"
-    report = RunReport(run_id=uuid.uuid4().hex[:16], kind=kind, started_at_ms=started, rate_limit=rate_limit)
+    report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started, rate_limit=rate_limit)
     params: dict[str, Any] = {"specs": [s.to_dict() for s in specs]}
     record = RunRecord(report.run_id, kind, "running", started, params=params)
     await store.save_run(record)
