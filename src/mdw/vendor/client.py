@@ -72,6 +72,7 @@ class PolygonClient:
         breaker_threshold, breaker_cooldown_s, breaker_cooldown_cap_s: the circuit breaker.
         limiter: a shared limiter backend; by default one per (base URL, key, plan) in the process.
         sleep: how backoff waits (default: ``asyncio.sleep``, a no-op under stamina testing mode).
+        page_limit: the aggregates ``limit`` (base bars per page); the vendor's maximum by default.
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class PolygonClient:
         breaker_cooldown_cap_s: float = 600.0,
         limiter: LimiterBackend | None = None,
         sleep: Sleep | None = None,
+        page_limit: int = PAGE_LIMIT,
     ) -> None:
         if not api_key:
             raise ConfigError("no vendor API key: set POLYGON_API_KEY")
@@ -108,6 +110,7 @@ class PolygonClient:
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown_s, breaker_cooldown_cap_s,
                                       on_transition=self._on_breaker)
         self._sleep = sleep or default_sleep
+        self.page_limit = min(PAGE_LIMIT, max(1, page_limit))
         self._stats = StatsRecorder()
         self._http: aiohttp.ClientSession | None = None
         self._slots: Any = None
@@ -281,7 +284,7 @@ class PolygonClient:
             return
         adj = {"adjusted": _bool(adjusted)}
         url: URL | None = join(self.base_url, aggs_path(symbol, tf, start_ms, end_ms),
-                               {**adj, "sort": "asc", "limit": str(PAGE_LIMIT)})
+                               {**adj, "sort": "asc", "limit": str(self.page_limit)})
         guard = PageGuard()
         last_t = start_ms - 1
 
