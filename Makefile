@@ -33,9 +33,10 @@ fmt: install ## format the code
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-lint: install ## ruff and mypy
+lint: install ## ruff and mypy (src, plus the typing-only check of the public API)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests/unit/typing_public_api.py
 
 typecheck: install ## mypy alone
 	$(VENV)/bin/mypy
