@@ -46,7 +46,8 @@ def test_vendor_window_measures_unlimited_plans_against_the_courtesy_ceiling() -
 def test_failed_ranges_take_the_requested_range_of_series_that_did_not_end_ok() -> None:
     """Only the failed series' runs contribute, over their requested local days."""
     bad = RunRecord(id="a", kind="backfill", status="partial", started_at_ms=0, finished_at_ms=1,
-                    params={"start": "2024-01-02", "end": "2024-01-03"},
+                    params={"specs": [{"tickers": ["AAPL", "MSFT"], "timeframes": ["1d"],
+                                       "start": "2024-01-02", "end": "2024-01-03"}]},
                     report={"series": [{"series": "AAPL 1d", "status": "failed"},
                                        {"series": "MSFT 1d", "status": "ok"}]})
     rng = day_range_ms(date(2024, 1, 2), date(2024, 1, 3), AssetClass.STOCKS.tz)

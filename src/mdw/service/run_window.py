@@ -83,7 +83,7 @@ def failed_ranges(runs: Iterable[RunRecord], ticker: str, timeframe: str) -> Ran
     """The ranges of ``ticker``/``timeframe`` that finished runs asked for and failed on.
 
     A run reports each series' outcome (``"AAPL 1d"``: ok, partial, failed or skipped) and keeps
-    the requested ``start``/``end`` in its params; a gap inside that range of a series that did
+    the requested ``start``/``end`` of its specs in its params; a gap inside that range of a series that did
     not end ``ok`` is one that a run tried and could not fill.
     """
     label = f"{ticker} {timeframe}"
@@ -100,8 +100,15 @@ def failed_ranges(runs: Iterable[RunRecord], ticker: str, timeframe: str) -> Ran
                   for o in outcomes)
         if not bad:
             continue
-        start = _param_ms(run.params.get("start"), tz, end=False)
-        stop = _param_ms(run.params.get("end"), tz, end=True)
-        if start is not None and stop is not None and start < stop:
-            out.append(TimeRange(start, stop))
+        # params hold the run's specs (``{"specs": [{tickers, timeframes, start, end}, ...]}``).
+        specs = run.params.get("specs") or [run.params]
+        for spec in specs if isinstance(specs, list) else ():
+            if not isinstance(spec, Mapping) or ticker not in spec.get("tickers", [ticker]):
+                continue
+            if timeframe not in spec.get("timeframes", [timeframe]):
+                continue
+            start = _param_ms(spec.get("start"), tz, end=False)
+            stop = _param_ms(spec.get("end"), tz, end=True)
+            if start is not None and stop is not None and start < stop:
+                out.append(TimeRange(start, stop))
     return RangeSet.of(out)
