@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["mdw.simulator.testing"]  # the `sim` and `sim_factory` fixtures
+
 PG_ADMIN_URL = os.environ.get("MDW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -1,0 +1,144 @@
+"""Simulator settings: keys and plans, rate-limit window, latency, faults and the data clock.
+
+Everything that is unknown about the real API (see the reference's "not established" list) is a
+switch here, so a client can be tested against either behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from mdw.config import RateLimit
+from mdw.errors import ConfigError
+
+PLANS: dict[str, tuple[RateLimit, int | None]] = {
+    # plan -> (request rate, history depth in days or None for unlimited)
+    "free": (RateLimit(5.0, 60.0), 2 * 365 + 1),
+    "unlimited": (RateLimit(math.inf, 1.0), None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Seeded fault injection; every rate is a probability per request (per bar for invalid bars).
+
+    The per-request faults (error, reset, hang, truncate, status_error) are mutually exclusive:
+    one uniform draw per request picks at most one of them, so each appears at its own rate.
+    """
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0  # 500/502/503/504 with a non-JSON proxy body
+    reset_rate: float = 0.0  # the connection is reset without a response
+    hang_rate: float = 0.0  # the response is held for hang_s seconds (client timeouts)
+    hang_s: float = 30.0
+    truncate_rate: float = 0.0  # HTTP 200 whose JSON body is cut short
+    status_error_rate: float = 0.0  # HTTP 200 with {"status": "ERROR", ...}
+    invalid_bar_rate: float = 0.0  # per served bar: high and low swapped (h < l)
+    outage: bool = False  # on: every request fails with a 5xx
+    outage_start_s: float | None = None  # outage window, seconds after the server started
+    outage_duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        rates = ("error_rate", "reset_rate", "hang_rate", "truncate_rate", "status_error_rate",
+                 "invalid_bar_rate")
+        for name in rates:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"fault {name} must be between 0 and 1, got {value}")
+        if self.request_fault_rate > 1.0 + 1e-12:
+            raise ConfigError("fault rates (error, reset, hang, truncate, status_error) exceed 1 in total")
+        for name in ("latency_ms", "jitter_ms", "hang_s", "outage_duration_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"fault {name} must not be negative")
+
+    @property
+    def request_fault_rate(self) -> float:
+        return (self.error_rate + self.reset_rate + self.hang_rate + self.truncate_rate
+                + self.status_error_rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: FaultConfig | None = None) -> FaultConfig:
+        """Build from JSON (as posted to ``/_sim/faults``); unknown fields are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown fault field(s): {', '.join(unknown)}")
+        return replace(base or cls(), **data)
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """How one simulator instance behaves.
+
+    Args:
+        seed: the market and the fault sequence are reproducible from it.
+        keys: API key -> plan (``free``: 5 requests/min and about two years of history;
+            ``unlimited``).
+        window: the rate-limit window: ``sliding`` 60 s, or ``fixed`` calendar minute.
+        rate_limit: overrides every plan's request rate (``"100/min"``, ``"unlimited"``).
+        retry_after: send ``Retry-After`` on 429 (the real API is not known to).
+        latency_ms, jitter_ms: added to every request (on top of ``faults.latency_ms``).
+        now_ms: the data clock: bars exist only for minutes completed before it (None = wall clock).
+        not_found_tickers: tickers answered with 404 "Ticker not found.".
+        status: ``OK`` or ``DELAYED`` in successful aggregate envelopes.
+        cursor_adjusted: also carry ``adjusted`` in the aggregates cursor (unknown in the real API).
+        missing_key_status: 401 (spec) or 400 (one user report) for a request without a key.
+        host_next_url: next_url uses the Host header called (True) or ``public_base`` (False).
+        n_stocks, n_crypto, n_fx: universe size (stocks beyond the real-looking names are synthetic).
+    """
+
+    seed: int = 42
+    keys: dict[str, str] = field(default_factory=lambda: {"test-key": "unlimited"})
+    window: Literal["sliding", "fixed"] = "sliding"
+    rate_limit: str | None = None
+    retry_after: bool = False
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    now_ms: int | None = None
+    not_found_tickers: frozenset[str] = frozenset()
+    status: Literal["OK", "DELAYED"] = "OK"
+    cursor_adjusted: bool = False
+    missing_key_status: Literal[400, 401] = 401
+    public_base: str | None = None
+    n_stocks: int = 300
+    n_crypto: int = 20
+    n_fx: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ConfigError("the simulator needs at least one API key")
+        for key, plan in self.keys.items():
+            if plan not in PLANS:
+                raise ConfigError(f"key plan {plan!r} for a key is unknown; expected one of {sorted(PLANS)}")
+            if not key:
+                raise ConfigError("an API key must not be empty")
+        if self.window not in ("sliding", "fixed"):
+            raise ConfigError(f"rate-limit window must be 'sliding' or 'fixed', got {self.window!r}")
+        if self.rate_limit is not None:
+            RateLimit.parse(self.rate_limit)
+        if self.status not in ("OK", "DELAYED"):
+            raise ConfigError(f"status must be OK or DELAYED, got {self.status!r}")
+        if self.missing_key_status not in (400, 401):
+            raise ConfigError("missing_key_status must be 400 or 401")
+        if self.latency_ms < 0 or self.jitter_ms < 0:
+            raise ConfigError("latency must not be negative")
+        if self.n_stocks < 1 or self.n_crypto < 0 or self.n_fx < 0:
+            raise ConfigError("universe sizes must be positive")
+        object.__setattr__(self, "not_found_tickers", frozenset(self.not_found_tickers))
+
+    def plan_rate(self, plan: str) -> RateLimit:
+        """The request rate a key of ``plan`` gets (the override wins)."""
+        if self.rate_limit is not None:
+            return RateLimit.parse(self.rate_limit)
+        return PLANS[plan][0]
+
+    @staticmethod
+    def plan_history_days(plan: str) -> int | None:
+        return PLANS[plan][1]

@@ -1,0 +1,186 @@
+"""Aggregates endpoints: custom bars (with next_url paging), grouped daily, previous close."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from mdw.domain import NEW_YORK, AssetClass, BarBatch, Timeframe, local_midnight_ms
+from mdw.simulator import encode as enc
+from mdw.simulator.market import asset_of
+from mdw.simulator.responses import bad_request, json_response, not_authorized, not_found
+from mdw.simulator.state import PLAN, STATE, SimState, decode_cursor, encode_cursor, parse_day, parse_time
+
+TIMESPANS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
+DEFAULT_LIMIT = 5000
+MAX_LIMIT = 50000
+routes = web.RouteTableDef()
+
+
+def _bool(text: str | None, default: bool) -> bool:
+    if text is None:
+        return default
+    return text.strip().lower() not in ("false", "0", "no")
+
+
+def _limit(text: str | None) -> int | None:
+    if text is None or text == "":
+        return DEFAULT_LIMIT
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return max(1, min(MAX_LIMIT, value))
+
+
+def _time_check(st: SimState, request: web.Request, from_ms: int) -> web.Response | None:
+    """403 for a start in the future or before the plan's history."""
+    if from_ms > st.market.now_ms:
+        return not_authorized()
+    start = st.history_start_ms(request.get(PLAN, "unlimited"))
+    if start is not None and from_ms < start:
+        return not_authorized()
+    return None
+
+
+@routes.get("/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}", name="aggs")
+async def aggregates(request: web.Request) -> web.StreamResponse:
+    st = request.app[STATE]
+    info = request.match_info
+    ticker = info["ticker"]
+    if ticker in st.config.not_found_tickers:
+        return not_found()
+    try:
+        mult = int(info["multiplier"])
+    except ValueError:
+        mult = 0
+    if mult < 1 or mult > 99_999:
+        return bad_request("multiplier must be a positive integer")
+    timespan = info["timespan"]
+    if timespan not in TIMESPANS:
+        return bad_request(f"Invalid timespan '{timespan}'. Use one of: {', '.join(TIMESPANS)}")
+    query = request.query
+    carried: dict[str, str] = {}
+    if "cursor" in query:
+        decoded = decode_cursor(query["cursor"])
+        if decoded is None:
+            return bad_request("Invalid cursor")
+        carried = decoded
+    limit = _limit(carried.get("limit", query.get("limit")))
+    if limit is None:
+        return bad_request("limit must be an integer")
+    sort = carried.get("sort", query.get("sort", "asc")).lower()
+    if sort not in ("asc", "desc"):
+        return bad_request("sort must be 'asc' or 'desc'")
+    adjusted_raw = query.get("adjusted", carried.get("adjusted"))
+    adjusted = _bool(adjusted_raw, True)
+    asset = asset_of(ticker) or AssetClass.STOCKS
+    from_ms = parse_time(info["from"], asset, end=False)
+    to_ms = parse_time(info["to"], asset, end=True)
+    if from_ms is None or to_ms is None:
+        which = "from" if from_ms is None else "to"
+        return bad_request(f"Could not parse the '{which}' parameter: use YYYY-MM-DD or a Unix ms timestamp")
+    if to_ms < from_ms:
+        return bad_request("The parameter 'to' cannot be a time that occurs before 'from'")
+    refused = _time_check(st, request, from_ms)
+    if refused is not None:
+        return refused
+    tf = Timeframe.from_vendor(mult, timespan)
+    page = st.market.page(ticker, tf, from_ms, to_ms, limit=limit, sort=sort, adjusted=adjusted)
+    bars, corrupted = st.faults.corrupt(page.bars)
+    if corrupted:
+        st.stats.faults["invalid_bar"] += corrupted
+    body: dict[str, Any] = {
+        "ticker": ticker,
+        "queryCount": page.query_count,
+        "resultsCount": len(bars),
+        "adjusted": adjusted,
+    }
+    if len(bars):
+        body["results"] = enc.raw(enc.bars_json(bars))
+    body["status"] = st.config.status
+    body["request_id"] = enc.request_id()
+    if len(bars):
+        body["count"] = len(bars)
+    if page.next_start_ms is not None:
+        cursor: dict[str, str] = {"limit": str(limit), "sort": sort}
+        if st.config.cursor_adjusted and adjusted_raw is not None and not adjusted:
+            cursor["adjusted"] = "false"
+        if sort == "asc":
+            tail = f"{page.next_start_ms}/{info['to']}"
+        else:
+            tail = f"{info['from']}/{page.next_start_ms}"
+        body["next_url"] = (f"{st.base_for(request)}/v2/aggs/ticker/{ticker}/range/{mult}/{timespan}/"
+                            f"{tail}?cursor={encode_cursor(cursor)}")
+    st.stats.bars_served += len(bars)
+    st.stats.pages_served += 1
+    return json_response(body)
+
+
+def _grouped_t(asset: AssetClass, day: date) -> int:
+    """Grouped daily and previous-close ``t``: 16:00 ET for stocks, 23:59:59.999 UTC for crypto/fx."""
+    if asset in (AssetClass.CRYPTO, AssetClass.FOREX):
+        return local_midnight_ms(day + timedelta(days=1), asset.tz) - 1
+    return int(datetime.combine(day, time(16), tzinfo=NEW_YORK).timestamp() * 1000)
+
+
+def _grouped_body(rows: list[Any], adjusted: bool, status: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"queryCount": len(rows), "resultsCount": len(rows), "adjusted": adjusted}
+    if rows:
+        body["results"] = rows
+    body["status"] = status
+    body["request_id"] = enc.request_id()
+    if rows:
+        body["count"] = len(rows)
+    return body
+
+
+async def _grouped(request: web.Request, asset: AssetClass) -> web.StreamResponse:
+    st = request.app[STATE]
+    day = parse_day(request.match_info["date"])
+    if day is None:
+        return bad_request("Could not parse the 'date' parameter: use YYYY-MM-DD")
+    refused = _time_check(st, request, local_midnight_ms(day, asset.tz))
+    if refused is not None:
+        return refused
+    adjusted = _bool(request.query.get("adjusted"), True)
+    t = _grouped_t(asset, day)
+    bars = st.market.grouped_daily(day, asset, adjusted)
+    rows = [enc.grouped_row(ticker, batch, t) for ticker, batch in bars.items()]
+    st.stats.bars_served += len(rows)
+    return json_response(_grouped_body(rows, adjusted, "OK"))
+
+
+@routes.get("/v2/aggs/grouped/locale/us/market/stocks/{date}", name="grouped_stocks")
+async def grouped_stocks(request: web.Request) -> web.StreamResponse:
+    return await _grouped(request, AssetClass.STOCKS)
+
+
+@routes.get("/v2/aggs/grouped/locale/global/market/crypto/{date}", name="grouped_crypto")
+async def grouped_crypto(request: web.Request) -> web.StreamResponse:
+    return await _grouped(request, AssetClass.CRYPTO)
+
+
+@routes.get("/v2/aggs/grouped/locale/global/market/fx/{date}", name="grouped_fx")
+async def grouped_fx(request: web.Request) -> web.StreamResponse:
+    return await _grouped(request, AssetClass.FOREX)
+
+
+@routes.get("/v2/aggs/ticker/{ticker}/prev", name="prev")
+async def previous_close(request: web.Request) -> web.StreamResponse:
+    st = request.app[STATE]
+    ticker = request.match_info["ticker"]
+    if ticker in st.config.not_found_tickers:
+        return not_found()
+    adjusted = _bool(request.query.get("adjusted"), True)
+    asset = asset_of(ticker)
+    bar: BarBatch | None = st.market.previous_close(ticker, adjusted) if asset else None
+    rows = []
+    if bar is not None and asset is not None and len(bar):
+        day = datetime.fromtimestamp(int(bar.t[0]) / 1000, tz=asset.tz).date()
+        rows = [enc.grouped_row(ticker, bar, _grouped_t(asset, day))]
+    body = {"ticker": ticker, **_grouped_body(rows, adjusted, st.config.status)}
+    st.stats.bars_served += len(rows)
+    return json_response(body)

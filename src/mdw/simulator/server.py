@@ -1,0 +1,232 @@
+"""The Polygon-compatible HTTP server: middleware (faults, auth, rate limit, stats) and lifecycle.
+
+Order per request, outermost first: latency; outage; the seeded request fault (5xx, reset, hang,
+status-ERROR; truncation is applied to the finished response); auth; the per-key rate limit;
+the endpoint. ``/_sim/*`` skips all of it and needs no key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from aiohttp import web
+
+from mdw.errors import ConfigError
+from mdw.simulator import encode as enc
+from mdw.simulator.config import FaultConfig, SimConfig
+from mdw.simulator.faults import FaultInjector
+from mdw.simulator.limiter import RateLimiter, Stats
+from mdw.simulator.market import Market
+from mdw.simulator.responses import RATE_LIMIT_TEXT, error, json_response, proxy_error
+from mdw.simulator.state import PLAN, STATE, SimState
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _api_key(request: web.Request) -> str | None:
+    key = request.query.get("apiKey")
+    if key:
+        return key
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return None
+
+
+def _reset_connection(request: web.Request) -> None:
+    """Close the socket with an RST (SO_LINGER 0), as a dropped upstream connection looks."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+@web.middleware
+async def _vendor_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/_sim/"):
+        return await handler(request)
+    st = request.app[STATE]
+    route = request.match_info.route
+    st.stats.request(route.name or "unknown")
+    response = await _guarded(request, handler, st)
+    st.stats.by_status[str(response.status)] += 1
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.StreamResponse:
+    delay = st.faults.latency_s(st.config.latency_ms, st.config.jitter_ms)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    if st.faults.in_outage():
+        st.stats.faults["outage"] += 1
+        return proxy_error(st.faults.error_status())
+    fault = st.faults.draw()
+    if fault == "error":
+        st.stats.faults["error"] += 1
+        return proxy_error(st.faults.error_status())
+    if fault == "reset":
+        st.stats.faults["reset"] += 1
+        _reset_connection(request)
+        return web.Response(status=500)
+    if fault == "hang":
+        st.stats.faults["hang"] += 1
+        await asyncio.sleep(st.faults.config.hang_s)
+        return proxy_error(504)
+    if fault == "status_error":
+        st.stats.faults["status_error"] += 1
+        return json_response({"status": "ERROR", "request_id": enc.request_id(),
+                              "error": "Internal server error, please try again"})
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # 404/405 for unknown paths, like the vendor's router
+    key = _api_key(request)
+    if key is None:
+        return error(st.config.missing_key_status, "API Key was not provided")
+    plan = st.config.keys.get(key)
+    if plan is None:
+        return error(401, "Unknown API Key")
+    st.stats.keyed(key)
+    wait = st.limiter.acquire(key, st.config.plan_rate(plan))
+    if wait is not None:
+        st.stats.rate_limited += 1
+        headers = {"Retry-After": str(max(1, int(wait + 0.999)))} if st.config.retry_after else None
+        return error(429, RATE_LIMIT_TEXT, headers)
+    st.stats.served(key)
+    request[PLAN] = plan
+    response = await handler(request)
+    if fault == "truncate" and isinstance(response, web.Response) and response.body:
+        st.stats.faults["truncate"] += 1
+        body = bytes(response.body)  # type: ignore[arg-type]
+        response.body = body[: max(1, len(body) // 2)]
+    return response
+
+
+async def _sim_stats(request: web.Request) -> web.StreamResponse:
+    return json_response(request.app[STATE].stats.snapshot())
+
+
+async def _sim_faults_get(request: web.Request) -> web.StreamResponse:
+    return json_response(request.app[STATE].faults.config.to_dict())
+
+
+async def _sim_faults_post(request: web.Request) -> web.StreamResponse:
+    st = request.app[STATE]
+    try:
+        data = await request.json()
+        if not isinstance(data, dict):
+            raise ConfigError("expected a JSON object of fault fields")
+        st.faults.set(FaultConfig.from_dict(data, st.faults.config))
+    except (ValueError, TypeError, ConfigError) as exc:
+        return error(400, f"bad fault config: {exc}")
+    return json_response(st.faults.config.to_dict())
+
+
+async def _sim_reset(request: web.Request) -> web.StreamResponse:
+    st = request.app[STATE]
+    st.stats.reset()
+    st.limiter.reset()
+    return json_response({"status": "OK"})
+
+
+def make_app(config: SimConfig, market: Market | None = None) -> web.Application:
+    """The aiohttp application of one simulator."""
+    from mdw.simulator import routes_aggs, routes_ref
+
+    state = SimState(
+        config=config,
+        market=market or Market(config.seed, now_ms=config.now_ms, n_stocks=config.n_stocks,
+                                n_crypto=config.n_crypto, n_fx=config.n_fx),
+        limiter=RateLimiter(config.window),
+        stats=Stats(),
+        faults=FaultInjector(config.seed, config.faults),
+        public_base=config.public_base,
+    )
+    app = web.Application(middlewares=[_vendor_middleware], handler_args={"max_field_size": 65536})
+    app[STATE] = state
+    app.add_routes(routes_aggs.routes)
+    app.add_routes(routes_ref.routes)
+    app.router.add_get("/_sim/stats", _sim_stats)
+    app.router.add_get("/_sim/faults", _sim_faults_get)
+    app.router.add_post("/_sim/faults", _sim_faults_post)
+    app.router.add_post("/_sim/reset", _sim_reset)
+    return app
+
+
+class SimServer:
+    """A running simulator (in-process aiohttp server)."""
+
+    def __init__(self, config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = config
+        self.host, self.port = host, port
+        self.app = make_app(config)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def state(self) -> SimState:
+        return self.app[STATE]
+
+    @property
+    def market(self) -> Market:
+        return self.state.market
+
+    @property
+    def key(self) -> str:
+        """A valid key: the first configured one."""
+        return next(iter(self.config.keys))
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> SimServer:
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        server = site._server
+        sockets: Any = getattr(server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    def stats(self) -> dict[str, Any]:
+        """Same content as ``GET /_sim/stats``."""
+        return self.state.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Forget the counters and every key's rate-limit window."""
+        self.state.stats.reset()
+        self.state.limiter.reset()
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        self.state.faults.set(faults)
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self.state.faults.config
+
+
+@asynccontextmanager
+async def start_simulator(config: SimConfig | None = None, host: str = "127.0.0.1",
+                          port: int = 0) -> AsyncIterator[SimServer]:
+    """Run a simulator for the duration of the block (port 0 = a free port)."""
+    server = SimServer(config or SimConfig(), host, port)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -1,0 +1,93 @@
+"""What every handler shares: the config, the market, the limiter, the stats and the faults."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp import web
+
+from mdw.domain import DAY_MS, AssetClass, local_midnight_ms
+from mdw.simulator.config import SimConfig
+from mdw.simulator.faults import FaultInjector
+from mdw.simulator.limiter import RateLimiter, Stats
+from mdw.simulator.market import Market
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MS_RE = re.compile(r"^-?\d{1,16}$")
+
+
+@dataclass(slots=True)
+class SimState:
+    config: SimConfig
+    market: Market
+    limiter: RateLimiter
+    stats: Stats
+    faults: FaultInjector
+    public_base: str | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)  # derived reference rows, per data day
+
+    def base_for(self, request: web.Request) -> str:
+        """The scheme and host next_url uses: the Host header called, unless a public base is set."""
+        if self.public_base:
+            return self.public_base.rstrip("/")
+        return f"{request.scheme}://{request.host}"
+
+    def history_start_ms(self, plan: str) -> int | None:
+        days = self.config.plan_history_days(plan)
+        if days is None:
+            return None
+        today = self.market.today()
+        return local_midnight_ms(today - timedelta(days=days), AssetClass.STOCKS.tz)
+
+
+STATE: web.AppKey[SimState] = web.AppKey("mdw_sim_state", SimState)
+PLAN: web.RequestKey[str] = web.RequestKey("mdw_sim_plan", str)  # the calling key's plan
+
+
+def parse_time(text: str, asset: AssetClass, *, end: bool) -> int | None:
+    """A ``from``/``to`` path value: ``YYYY-MM-DD`` (local day of the asset) or epoch ms.
+
+    A date ``to`` means the end of that day (its last millisecond); a date ``from`` its midnight.
+    """
+    if _DATE_RE.fullmatch(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None
+        start = local_midnight_ms(day, asset.tz)
+        return local_midnight_ms(day + timedelta(days=1), asset.tz) - 1 if end else start
+    if _MS_RE.fullmatch(text):
+        return int(text)
+    return None
+
+
+def parse_day(text: str) -> date | None:
+    if not _DATE_RE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def encode_cursor(params: dict[str, str]) -> str:
+    """Unpadded URL-safe base64 of a query string, keys sorted (``limit=2&sort=asc``)."""
+    query = urlencode(sorted(params.items()))
+    return base64.urlsafe_b64encode(query.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, str] | None:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return dict(parse_qsl(base64.urlsafe_b64decode(padded.encode()).decode(), keep_blank_values=True))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def day_end_ms(day: date, asset: AssetClass) -> int:
+    return local_midnight_ms(day, asset.tz) + DAY_MS - 1

@@ -1,0 +1,79 @@
+"""Market status: upcoming holidays and early closes (from the NYSE calendar), and the status now."""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, timedelta
+from typing import Any
+
+from mdw.calendar import is_market_open, nyse_session, nyse_sessions
+from mdw.domain import NEW_YORK, AssetClass, from_ms
+
+_EXCHANGES = ("NYSE", "NASDAQ")
+
+
+@functools.lru_cache(maxsize=8)
+def _holiday_names(year: int) -> dict[date, str]:
+    try:
+        import exchange_calendars as xcals
+    except ImportError:  # the calendar dependency is required by mdw.calendar; names are a nicety
+        return {}
+    cal = xcals.get_calendar("XNYS", start=f"{max(year - 1, 1991)}-01-01", end=f"{min(year + 1, 2040)}-12-31")
+    names = cal.regular_holidays.holidays(f"{year}-01-01", f"{year}-12-31", return_name=True)
+    return {ts.date(): str(name) for ts, name in names.items()}
+
+
+def _iso_z(ms: int) -> str:
+    return from_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def upcoming(now_ms: int, days: int = 400) -> list[dict[str, Any]]:
+    """Holidays (``closed``) and early closes (``early-close``) from today on, one row per exchange."""
+    today = from_ms(now_ms).astimezone(NEW_YORK).date()
+    out: list[dict[str, Any]] = []
+    sessions = {s.day: s for s in nyse_sessions(today, today + timedelta(days=days))}
+    for offset in range(days + 1):
+        day = today + timedelta(days=offset)
+        if day.weekday() >= 5:
+            continue
+        sess = sessions.get(day)
+        if sess is not None and not sess.early_close:
+            continue
+        name = _holiday_names(day.year).get(day)
+        if name is None and sess is not None:
+            prior = _holiday_names(day.year).get(day - timedelta(days=1)) or "Holiday"
+            name = prior if day.weekday() == 4 else f"{prior} (early close)"
+        for exchange in _EXCHANGES:
+            row: dict[str, Any] = {"exchange": exchange, "name": name or "Market Holiday",
+                                   "date": day.isoformat()}
+            if sess is None:
+                row["status"] = "closed"
+            else:
+                row |= {"status": "early-close", "open": _iso_z(sess.regular_open_ms),
+                        "close": _iso_z(sess.regular_close_ms)}
+            out.append(row)
+    return out
+
+
+def market_status_now(now_ms: int) -> dict[str, Any]:
+    """The ``/v1/marketstatus/now`` object at the data clock ``now_ms``."""
+    et = from_ms(now_ms).astimezone(NEW_YORK)
+    sess = nyse_session(et.date())
+    regular = is_market_open(AssetClass.STOCKS, now_ms, extended=False)
+    extended = is_market_open(AssetClass.STOCKS, now_ms, extended=True)
+    early = bool(sess and extended and not regular and now_ms < sess.regular_open_ms)
+    after = bool(sess and extended and not regular and now_ms >= sess.regular_close_ms)
+    market = "open" if regular else "extended-hours" if extended else "closed"
+    exch = "open" if regular else "extended-hours" if extended else "closed"
+    fx = "open" if is_market_open(AssetClass.FOREX, now_ms) else "closed"
+    indices = "open" if regular else "closed"
+    return {
+        "afterHours": after,
+        "currencies": {"crypto": "open", "fx": fx},
+        "earlyHours": early,
+        "exchanges": {"nasdaq": exch, "nyse": exch, "otc": exch},
+        "indicesGroups": {k: indices for k in ("s_and_p", "societe_generale", "cgi", "msci", "ftse_russell",
+                                               "mstar", "mstarc", "cccy", "nasdaq", "dow_jones")},
+        "market": market,
+        "serverTime": et.isoformat(timespec="seconds"),
+    }
