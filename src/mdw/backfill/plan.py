@@ -14,6 +14,7 @@ from typing import Literal
 from mdw.domain import AssetClass, Ticker, Timeframe, TimeRange, day_range_ms
 
 MAX_BASE = 50_000  # the vendor's largest `limit`: base aggregates (minutes or days) per page
+ACTION_KINDS_ALL = ("dividends", "splits", "all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class BackfillSpec:
         derive: build coarser intraday timeframes locally from the finest one requested.
         grouped_daily: allow grouped-daily requests for 1d bars when they are cheaper.
         corporate_actions: also fetch dividends and splits of the stock tickers.
+        action_kinds: which corporate actions (``dividends``, ``splits``).
         kind: recorded with the run (backfill, update, scheduled ...).
     """
 
@@ -38,6 +40,7 @@ class BackfillSpec:
     derive: bool = False
     grouped_daily: bool = True
     corporate_actions: bool = False
+    action_kinds: tuple[str, ...] = ("dividends", "splits")
     kind: str = "backfill"
 
     def wanted(self, asset: AssetClass) -> TimeRange:

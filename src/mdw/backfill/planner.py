@@ -356,6 +356,8 @@ def _plan_actions(
         if start >= today_end:
             continue
         for kind in ACTION_KINDS:
+            if kind not in spec.action_kinds:
+                continue
             held = covered.get((tk.symbol, kind), RangeSet())
             for hole in RangeSet.of([TimeRange(start, today_end)]) - held:
                 out.append(ActionsRequest(tk.symbol, kind, align_out(AssetClass.CRYPTO, ONE_DAY, hole)))

@@ -111,7 +111,8 @@ async def run_backfill(
     started = now_ms()
     plan = await plan_only(store, specs, now=now)
     kind = specs[0].kind if specs else "backfill"
-    report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started, rate_limit=rate_limit)
+    report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
+                       rate_limit=rate_limit)
     params: dict[str, Any] = {"specs": [s.to_dict() for s in specs]}
     record = RunRecord(report.run_id, kind, "running", started, params=params)
     await store.save_run(record)

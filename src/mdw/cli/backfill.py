@@ -1,0 +1,400 @@
+"""The main job's commands: backfill, update, export, corporate-actions, status and demo.
+
+Each command parses flags, loads settings and calls :func:`mdw.cli.app.run` once; the work lives
+in :mod:`mdw.backfill`. Exit codes: 0 all ok, 1 some series failed, 2 usage or configuration
+error (one line), 130 interrupted (SIGINT/SIGTERM: fetched data is committed, the partial report
+is printed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mdw.backfill.plan import ACTION_KINDS_ALL, BackfillSpec, Plan
+from mdw.backfill.progress import make_progress, stderr_console, stdout_console
+from mdw.backfill.report import RunReport, render, write_json_atomic
+from mdw.cli.app import app, fail, run, settings_from
+from mdw.config import RateLimit, Settings
+from mdw.domain import Timeframe, from_ms, parse_tickers, parse_timeframes, parse_when, to_ms
+from mdw.errors import UsageError
+from mdw.store.base import Store
+
+Symbols = Annotated[
+    str, typer.Option("--symbols", "-s", help="Comma-separated tickers: AAPL,X:BTCUSD,BTC-USD")
+]
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///path.db or postgresql://...")]
+Rate = Annotated[str | None, typer.Option("--rate-limit", help="Your plan's rate: 5/min, 100/s, unlimited")]
+BaseUrl = Annotated[str | None, typer.Option("--base-url", help="Vendor base URL (the simulator's in tests)")]
+Config = Annotated[str | None, typer.Option("--config", help="An mdw.toml file")]
+ReportFile = Annotated[Path | None, typer.Option("--report", help="Also write the JSON run report here")]
+
+
+def _settings(
+    config: str | None, db: str | None, rate: str | None = None, base: str | None = None
+) -> Settings:
+    return settings_from(config, database_url=db, rate_limit=rate, polygon_base_url=base)
+
+
+def _day_or_ms(text: str, *, end: bool) -> date | int:
+    value = parse_when(text)
+    if isinstance(value, datetime):
+        return to_ms(value)
+    return value
+
+
+def _range_ms(start: str, end: str | None) -> tuple[int, int]:
+    s = parse_when(start)
+    e = parse_when(end) if end else datetime.now(UTC)
+    s_ms = to_ms(s)
+    e_ms = to_ms(e) + (86_400_000 if isinstance(e, date) and not isinstance(e, datetime) else 0)
+    if e_ms <= s_ms:
+        raise UsageError(f"--end {end} is before --start {start}")
+    return s_ms, e_ms
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    from mdw.store import open_store
+
+    store = await open_store(settings.database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _install_stop() -> asyncio.Event:
+    """SIGINT/SIGTERM set the stop event once; a second signal interrupts at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def handler(sig: signal.Signals) -> None:
+        print(f"mdw: {sig.name}: stopping; committing what was fetched", file=sys.stderr)
+        stop.set()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(s)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler, sig)
+    return stop
+
+
+def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(title="backfill plan (dry run: nothing was requested)")
+    table.add_column("series")
+    table.add_column("requests", justify="right")
+    for label, count in plan.per_series().items():
+        table.add_row(label, str(count))
+    console.print(table)
+    seconds = rate.seconds_for(plan.request_count)
+    console.print(f"total requests: {plan.request_count}")
+    console.print(f"local derive tasks: {len(plan.derives)}")
+    console.print(f"estimated time at {rate}: {seconds:.0f} s (plus network latency)")
+    if report:
+        write_json_atomic(
+            report,
+            {
+                "dry_run": True,
+                "requests": plan.request_count,
+                "per_series": plan.per_series(),
+                "estimated_s": seconds,
+                "rate_limit": str(rate),
+                "plan": [r.to_dict() for r in plan.requests],
+            },
+        )
+
+
+def _finish(report: RunReport, path: Path | None) -> int:
+    render(report, stdout_console())
+    if path:
+        write_json_atomic(path, report.to_dict())
+    return report.exit_code
+
+
+async def _execute(
+    settings: Settings, spec: BackfillSpec | list[BackfillSpec], dry_run: bool, report_path: Path | None
+) -> int:
+    from mdw.backfill.runner import plan_only, run_backfill
+    from mdw.vendor import PolygonClient
+
+    async with _store(settings) as store:
+        if dry_run:
+            _print_plan(await plan_only(store, spec), settings.rate_limit, report_path)
+            return 0
+        stop = _install_stop()
+        async with PolygonClient.from_settings(settings) as client:
+            with make_progress() as progress:
+                report = await run_backfill(
+                    store, client, spec, progress=progress, stop=stop, rate_limit=str(settings.rate_limit)
+                )
+    return _finish(report, report_path)
+
+
+def _exit(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def backfill(
+    symbols: Symbols,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD, inclusive) or an ISO datetime")],
+    timeframes: Annotated[
+        str, typer.Option("--timeframes", "-t", help="Comma-separated: 1m,5m,1h,1d")
+    ] = "1d",
+    end: Annotated[str, typer.Option(help="Last day (inclusive), an ISO datetime, or 'today'")] = "today",
+    asset: Annotated[str | None, typer.Option(help="Asset class for bare pairs: crypto, forex ...")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and request nothing")] = False,
+    derive: Annotated[bool, typer.Option("--derive", help="Build coarser intraday bars locally")] = False,
+    actions: Annotated[
+        bool, typer.Option("--corporate-actions", help="Also fetch dividends and splits")
+    ] = False,
+    grouped: Annotated[bool, typer.Option(" /--no-grouped", help="Never use grouped-daily requests")] = True,
+    report: ReportFile = None,
+    database_url: DbUrl = None,
+    rate_limit: Rate = None,
+    base_url: BaseUrl = None,
+    config: Config = None,
+) -> None:
+    """Fill every gap of SYMBOLS x TIMEFRAMES between START and END, as fast as the plan allows."""
+    settings = _settings(config, database_url, rate_limit, base_url)
+
+    async def main() -> int:
+        spec = BackfillSpec(
+            tuple(parse_tickers(symbols, asset)),
+            tuple(parse_timeframes(timeframes)),
+            _day_or_ms(start, end=False),
+            _day_or_ms(end, end=True),
+            derive=derive,
+            grouped_daily=grouped,
+            corporate_actions=actions,
+        )
+        return await _execute(settings, spec, dry_run, report)
+
+    _exit(run(main()))
+
+
+@app.command()
+def update(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and request nothing")] = False,
+    days: Annotated[int, typer.Option(help="History for symbols tracked without a start date")] = 365,
+    report: ReportFile = None,
+    database_url: DbUrl = None,
+    rate_limit: Rate = None,
+    base_url: BaseUrl = None,
+    config: Config = None,
+) -> None:
+    """Bring every tracked symbol up to now (its timeframes, corporate actions for stocks)."""
+    settings = _settings(config, database_url, rate_limit, base_url)
+
+    async def main() -> int:
+        from mdw.backfill.update import update_specs
+
+        async with _store(settings) as store:
+            specs = await update_specs(store, default_days=days)
+        if not specs:
+            print("mdw: no tracked symbols; run `mdw backfill` first", file=sys.stderr)
+            return 0
+        return await _execute(settings, specs, dry_run, report)
+
+    _exit(run(main()))
+
+
+@app.command(name="corporate-actions")
+def corporate_actions(
+    symbols: Symbols,
+    kind: Annotated[str, typer.Option(help="splits, dividends or all")] = "all",
+    start: Annotated[str, typer.Option(help="First day to hold actions from")] = "2000-01-01",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and request nothing")] = False,
+    report: ReportFile = None,
+    database_url: DbUrl = None,
+    rate_limit: Rate = None,
+    base_url: BaseUrl = None,
+    config: Config = None,
+) -> None:
+    """Fetch and store the splits and dividends of SYMBOLS (only the days not yet held)."""
+    if kind not in ACTION_KINDS_ALL:
+        fail(f"invalid --kind {kind!r}; expected splits, dividends or all")
+    settings = _settings(config, database_url, rate_limit, base_url)
+
+    async def main() -> int:
+        kinds = ("dividends", "splits") if kind == "all" else (kind,)
+        spec = BackfillSpec(
+            tuple(parse_tickers(symbols)),
+            (),
+            _day_or_ms(start, end=False),
+            datetime.now(UTC).date() + timedelta(days=1),
+            corporate_actions=True,
+            action_kinds=kinds,
+            kind="corporate-actions",
+        )
+        code = await _execute(settings, spec, dry_run, report)
+        if not dry_run:
+            async with _store(settings) as store:
+                await _print_actions(store, [t.symbol for t in spec.tickers], kinds)
+        return code
+
+    _exit(run(main()))
+
+
+async def _print_actions(store: Store, tickers: list[str], kinds: tuple[str, ...]) -> None:
+    from rich.table import Table
+
+    table = Table(title="stored corporate actions")
+    for col in ("ticker", "kind", "date", "value"):
+        table.add_column(col)
+    for ticker in tickers:
+        if "splits" in kinds:
+            for s in await store.splits(ticker):
+                table.add_row(
+                    ticker, "split", s.execution_date.isoformat(), f"{s.split_to:g}-for-{s.split_from:g}"
+                )
+        if "dividends" in kinds:
+            for d in await store.dividends(ticker):
+                table.add_row(
+                    ticker, "dividend", d.ex_dividend_date.isoformat(), f"{d.cash_amount:g} {d.currency}"
+                )
+    stdout_console().print(table)
+
+
+@app.command()
+def export(
+    symbols: Symbols,
+    start: Annotated[str, typer.Option(help="First day (inclusive) or an ISO datetime")],
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="One timeframe: 1m, 1h, 1d ...")] = "1d",
+    end: Annotated[
+        str | None, typer.Option(help="Last day (inclusive) or an ISO datetime; default now")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, jsonl or parquet")] = "csv",
+    adjust: Annotated[str, typer.Option(help="none, splits or all (splits and dividends)")] = "none",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File to write (stdout if omitted)")
+    ] = None,
+    database_url: DbUrl = None,
+    config: Config = None,
+) -> None:
+    """Read stored bars back out as CSV, JSON lines or Parquet, optionally adjusted."""
+    settings = _settings(config, database_url)
+
+    async def main() -> int:
+        from mdw.backfill.export import export_bars, safe_output_path
+
+        tickers = parse_tickers(symbols)
+        tf = Timeframe.parse(timeframe)
+        lo, hi = _range_ms(start, end)
+        path = safe_output_path(output) if output else None
+        async with _store(settings) as store:
+            rows = await export_bars(store, tickers, tf, lo, hi, fmt=fmt, adjust=adjust, output=path)
+        if path:
+            print(f"wrote {rows} rows to {path}", file=sys.stderr)
+        return 0
+
+    _exit(run(main()))
+
+
+@app.command()
+def status(
+    symbols: Annotated[str | None, typer.Option("--symbols", "-s", help="Only these tickers")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    database_url: DbUrl = None,
+    config: Config = None,
+) -> None:
+    """Coverage per series: first and last bar, bars, gaps, last fetched."""
+    settings = _settings(config, database_url)
+
+    async def main() -> int:
+        import json
+
+        from mdw.backfill.status import series_status
+
+        wanted = {t.symbol for t in parse_tickers(symbols)} if symbols else None
+        async with _store(settings) as store:
+            rows = await series_status(store, wanted)
+        if as_json:
+            print(json.dumps([r.to_dict() for r in rows], indent=2))
+            return 0
+        from rich.table import Table
+
+        table = Table(title=f"mdw status: {len(rows)} series")
+        for col in ("ticker", "tf", "bars", "first bar", "last bar", "gaps", "last fetched"):
+            table.add_column(col, justify="right" if col in ("bars", "gaps") else "left")
+        def show(ms: int | None) -> str:
+            return (
+                    "-" if ms is None else from_ms(ms).strftime("%Y-%m-%d %H:%M")
+                )
+        for r in rows:
+            table.add_row(
+                r.ticker,
+                r.timeframe,
+                f"{r.bars:,}",
+                show(r.first_t),
+                show(r.last_t),
+                str(r.gaps),
+                show(r.last_fetched_ms),
+            )
+        stdout_console().print(table)
+        return 0
+
+    _exit(run(main()))
+
+
+@app.command()
+def demo(
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then serve the demo data over HTTP (mdw serve)")
+    ] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start from an empty demo database")] = False,
+    seconds: Annotated[float, typer.Option(help="About how long the backfill should take")] = 60.0,
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo database goes")] = Path("mdw-demo"),
+    report: ReportFile = None,
+) -> None:
+    """No key, no network: the built-in simulator, the standard workload, a SQLite file, a report."""
+    settings_from(None)
+    if seconds <= 0:
+        fail("--seconds must be positive")
+
+    async def main() -> tuple[int, Any]:
+        from mdw.backfill.demo import run_demo
+
+        stop = _install_stop()
+        with make_progress() as progress:
+            result = await run_demo(
+                directory / "demo.db", target_s=seconds, fresh=fresh, progress=progress, stop=stop
+            )
+        return _finish(result.report, report), result
+
+    code, result = run(main())
+    from mdw.backfill.demo import how_to_query
+
+    stdout_console().print(f"rate limit chosen for ~{seconds:.0f} s: {result.rate_limit}")
+    print(how_to_query(result))
+    if serve and code in (0, 1):
+        _serve(result.database_url)
+    _exit(code)
+
+
+def _serve(database_url: str) -> None:
+    """Replace this process with ``mdw serve`` on the demo database (the scheduler stays off)."""
+    exe = shutil.which("mdw") or sys.argv[0]
+    env = {**os.environ, "MDW_DATABASE_URL": database_url, "MDW_SCHEDULER": "false"}
+    print(f"serving {database_url}: {exe} serve", file=sys.stderr)
+    sys.stdout.flush()
+    try:
+        os.execve(exe, [exe, "serve"], env)  # noqa: S606 - a fixed argv, no shell
+    except OSError as exc:
+        stderr_console().print(f"mdw: cannot start `mdw serve`: {exc.strerror}")
+        raise typer.Exit(1) from None
