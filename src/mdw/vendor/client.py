@@ -28,6 +28,7 @@ from mdw.domain import AssetClass, BarBatch, Dividend, Split, Timeframe, local_m
 from mdw.errors import (
     ConfigError,
     UsageError,
+    ValidationError,
     VendorError,
     VendorRateLimited,
     VendorRequestError,
@@ -205,6 +206,9 @@ class PolygonClient:
             except VendorRateLimited as exc:
                 self.breaker.record_neutral(probe)
                 error: VendorError = exc
+            except dec.InvalidBarsError as exc:
+                self.breaker.record_success(probe)  # the vendor answered; the data was bad
+                error = exc
             except VendorTransientError as exc:
                 self.breaker.record_failure(probe)
                 error = exc
@@ -220,6 +224,9 @@ class PolygonClient:
                 return result
             self._stats.failure(error)
             if attempt >= self._backoff.attempts:
+                if isinstance(error, dec.InvalidBarsError):
+                    raise ValidationError(f"{error} on all {attempt} attempts [GET {shown}]",
+                                          rows=error.rows) from error
                 error.add_note(f"gave up after {attempt} attempts")
                 raise error
             delay = self._backoff.delay(attempt)
@@ -289,7 +296,8 @@ class PolygonClient:
         last_t = start_ms - 1
 
         def decode(body: bytes, shown: str) -> tuple[BarBatch, str | None]:
-            return dec.decode_aggs(body, symbol, tf, shown)
+            batch, link = dec.decode_aggs(body, symbol, tf, shown)
+            return dec.check_bars(batch, shown), link
 
         while url is not None:
             guard.check(url)

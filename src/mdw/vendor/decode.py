@@ -168,6 +168,40 @@ def batch_from_matrix(ticker: str, timeframe: Timeframe, m: Matrix) -> BarBatch:
     )
 
 
+class InvalidBarsError(VendorTransientError):
+    """A page decoded but some bars break OHLC invariants (h < l, open/close outside, v < 0).
+
+    Retried like a damaged body (a re-served page is usually clean); if every attempt shows bad
+    bars the client raises :class:`~mdw.errors.ValidationError` instead, the class the store raises.
+    """
+
+    def __init__(self, message: str, rows: list[int], url: str) -> None:
+        super().__init__(message, status=200, url=url)
+        self.rows = rows
+
+
+def check_bars(batch: BarBatch, url: str) -> BarBatch:
+    """Return ``batch`` if every bar satisfies ``l <= o, c <= h`` with finite prices and ``v >= 0``.
+
+    Raises:
+        InvalidBarsError: naming the first offending bars.
+    """
+    if not len(batch):
+        return batch
+    with np.errstate(invalid="ignore"):
+        ok = (np.isfinite(batch.o) & np.isfinite(batch.h) & np.isfinite(batch.l) & np.isfinite(batch.c)
+              & (batch.l <= batch.o) & (batch.l <= batch.c) & (batch.o <= batch.h) & (batch.c <= batch.h)
+              & ~(batch.v < 0))
+    if bool(ok.all()):
+        return batch
+    rows = np.flatnonzero(~ok).tolist()
+    shown = ", ".join(str(int(batch.t[i])) for i in rows[:5])
+    raise InvalidBarsError(
+        f"vendor served {len(rows)} invalid bar(s) for {batch.ticker} {batch.timeframe} (t={shown})",
+        rows, url,
+    )
+
+
 def decode_aggs(body: bytes, ticker: str, timeframe: Timeframe, url: str) -> tuple[BarBatch, str | None]:
     """One aggregates page as a batch (unsorted, unfiltered) and its ``next_url``.
 
