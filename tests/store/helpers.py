@@ -16,8 +16,16 @@ MIN = 60_000
 T0 = local_midnight_ms(date(2024, 3, 4), NY) + 4 * 3_600_000  # Monday 04:00 ET, extended open
 
 
-def make_batch(ticker: str = "AAPL", n: int = 10, t0: int = T0, tf: Timeframe = M1, *,
-               price: float = 100.0, step_ms: int | None = None, source: str = "rest") -> BarBatch:
+def make_batch(
+    ticker: str = "AAPL",
+    n: int = 10,
+    t0: int = T0,
+    tf: Timeframe = M1,
+    *,
+    price: float = 100.0,
+    step_ms: int | None = None,
+    source: str = "rest",
+) -> BarBatch:
     """``n`` valid bars from ``t0`` every ``step_ms`` (the timeframe's length by default).
 
     Every 5th bar has no volume (NaN v/vw, n=0); volumes are fractional, as crypto's are.

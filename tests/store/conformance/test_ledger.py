@@ -44,12 +44,15 @@ async def test_coverage_is_kept_per_ticker_dataset_and_timeframe(store: Store) -
 async def test_coverage_fetched_at_is_renewed_only_where_a_write_touches(store: Store) -> None:
     """A merged range takes the new fetched_at; an untouched range keeps its own."""
     empty = BarBatch.empty("AAPL", M1)
-    await store.write_bars([BarWrite(empty, RangeSet.of([(0, 10 * MIN), (50 * MIN, 60 * MIN)]))],
-                           fetched_at_ms=1_000)
+    await store.write_bars(
+        [BarWrite(empty, RangeSet.of([(0, 10 * MIN), (50 * MIN, 60 * MIN)]))], fetched_at_ms=1_000
+    )
     await store.write_bars([BarWrite(empty, RangeSet.of([(10 * MIN, 20 * MIN)]))], fetched_at_ms=2_000)
     entries = await store.coverage_entries("AAPL")
     assert [(e.start_ms, e.end_ms, e.fetched_at_ms) for e in entries] == [
-        (0, 20 * MIN, 2_000), (50 * MIN, 60 * MIN, 1_000)]
+        (0, 20 * MIN, 2_000),
+        (50 * MIN, 60 * MIN, 1_000),
+    ]
     assert {e.dataset for e in entries} == {Dataset.BARS} and entries[0].timeframe == "1m"
 
 

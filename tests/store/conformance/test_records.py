@@ -1,0 +1,129 @@
+"""Corporate actions, symbols, runs, API keys, the audit log and summaries: the same on every backend."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from mdw.domain import Dividend, RangeSet, Split
+from mdw.store import ApiKeyRecord, Dataset, RunRecord, SeriesStats, Store, SymbolInfo, WriteResult
+
+from ..helpers import D1, M1, days, make_batch, write
+
+YEARS = days(date(2020, 1, 1), date(2024, 12, 31))
+
+
+def _dividend(n: int, amount: float = 0.24) -> Dividend:
+    return Dividend(
+        id=f"D{n}",
+        ticker="AAPL",
+        ex_dividend_date=date(2024, 2, n),
+        cash_amount=amount,
+        declaration_date=date(2024, 1, n),
+        record_date=None,
+        pay_date=date(2024, 3, n),
+        frequency=4,
+    )
+
+
+async def test_corporate_actions_round_trip_and_upsert_by_vendor_id(store: Store) -> None:
+    """Actions are keyed by vendor id: a replay changes nothing, a correction updates one row."""
+    divs = [_dividend(1), _dividend(2)]
+    splits = [Split("S1", "AAPL", date(2020, 8, 31), 1.0, 4.0)]
+    first = await store.write_corporate_actions("AAPL", divs, splits, YEARS)
+    replay = await store.write_corporate_actions("AAPL", divs, splits, YEARS)
+    fixed = await store.write_corporate_actions("AAPL", [_dividend(1), _dividend(2, 0.25)], None, YEARS)
+    assert first == WriteResult(inserted=3)
+    assert replay == WriteResult(unchanged=3)
+    assert fixed == WriteResult(updated=1, unchanged=1)
+    assert await store.dividends("AAPL") == [_dividend(1), _dividend(2, 0.25)]
+    assert await store.splits("AAPL") == splits
+    assert await store.dividends("MSFT") == []
+
+
+async def test_corporate_actions_record_coverage_only_for_the_kinds_written(store: Store) -> None:
+    """Writing splits only (even none: confirmed empty) covers splits, not dividends."""
+    await store.write_corporate_actions("AAPL", None, [], YEARS)
+    assert await store.coverage("AAPL", Dataset.SPLITS) == RangeSet.of([YEARS])
+    assert await store.coverage("AAPL", Dataset.DIVIDENDS) == RangeSet()
+
+
+async def test_symbols_upsert_list_and_stop_tracking(store: Store) -> None:
+    """Symbols are upserted by ticker; delete without purge only deactivates."""
+    await store.upsert_symbol(SymbolInfo("MSFT", "stocks", "Microsoft", True, ("1d",), "2020-01-01"))
+    await store.upsert_symbol(SymbolInfo("AAPL", "stocks", "Apple", True, ("1m", "1d")))
+    await store.upsert_symbol(SymbolInfo("AAPL", "stocks", "Apple Inc.", True, ("1d",)))
+    assert await store.delete_symbol("MSFT") is True
+    assert await store.delete_symbol("NOPE") is False
+    assert await store.symbols() == [
+        SymbolInfo("AAPL", "stocks", "Apple Inc.", True, ("1d",)),
+        SymbolInfo("MSFT", "stocks", "Microsoft", False, ("1d",), "2020-01-01"),
+    ]
+    assert [s.ticker for s in await store.symbols(active_only=True)] == ["AAPL"]
+
+
+async def test_delete_symbol_with_purge_removes_its_data_and_nothing_else(store: Store) -> None:
+    """Purging a symbol deletes its bars, actions, coverage and row; other symbols stay."""
+    await store.upsert_symbol(SymbolInfo("AAPL", "stocks"))
+    await store.write_bars([write(make_batch("AAPL", n=5)), write(make_batch("MSFT", n=5))])
+    await store.write_corporate_actions("AAPL", [_dividend(1)], None, YEARS)
+    assert await store.delete_symbol("AAPL", purge=True) is True
+    assert await store.symbols() == []
+    assert len(await store.bars("AAPL", M1, 0, 2**62)) == 0
+    assert await store.dividends("AAPL") == []
+    assert await store.coverage_entries("AAPL") == []
+    assert len(await store.bars("MSFT", M1, 0, 2**62)) == 5
+
+
+async def test_runs_are_saved_updated_and_listed_newest_first(store: Store) -> None:
+    """A run is inserted, then updated by id; listing is newest first and honours the limit."""
+    old = RunRecord("r1", "backfill", "running", 1_000, params={"tickers": ["AAPL"], "since": "2020-01-01"})
+    await store.save_run(old)
+    await store.save_run(RunRecord("r2", "update", "ok", 2_000, 2_500, report={"bars": 10}))
+    old.status, old.finished_at_ms, old.report = "partial", 1_900, {"failed": [{"ticker": "AAPL"}]}
+    await store.save_run(old)
+    assert await store.get_run("r1") == old
+    assert await store.get_run("nope") is None
+    assert [r.id for r in await store.runs()] == ["r2", "r1"]
+    assert [r.id for r in await store.runs(limit=1)] == ["r2"]
+
+
+async def test_api_keys_store_hashes_and_revoke_once(store: Store) -> None:
+    """Keys are listed as stored; revoking marks the key and a second revoke reports False."""
+    key = ApiKeyRecord("mdw_ab12", "read", "salt", "f" * 64, 1_000, "ci")
+    await store.add_api_key(key)
+    await store.add_api_key(ApiKeyRecord("mdw_cd34", "admin", "s2", "e" * 64, 2_000))
+    assert await store.api_keys() == [key, ApiKeyRecord("mdw_cd34", "admin", "s2", "e" * 64, 2_000)]
+    assert await store.revoke_api_key("mdw_ab12") is True
+    assert await store.revoke_api_key("mdw_ab12") is False
+    assert await store.revoke_api_key("missing") is False
+    revoked = (await store.api_keys())[0]
+    assert revoked.revoked_at_ms is not None and revoked.hash == key.hash
+
+
+async def test_audit_log_appends_and_lists_newest_first(store: Store) -> None:
+    """Audit entries keep actor, action and JSON detail, newest first."""
+    await store.audit("admin", "keys.create", {"id": "mdw_ab12"})
+    await store.audit("admin", "symbols.delete", {"ticker": "AAPL", "purge": True})
+    log = await store.audit_log()
+    assert [(e["actor"], e["action"], e["detail"]) for e in log] == [
+        ("admin", "symbols.delete", {"ticker": "AAPL", "purge": True}),
+        ("admin", "keys.create", {"id": "mdw_ab12"}),
+    ]
+    assert len(await store.audit_log(limit=1)) == 1 and log[0]["at_ms"] >= log[1]["at_ms"]
+
+
+async def test_series_stats_count_bars_per_series(store: Store) -> None:
+    """Per ticker and timeframe: how many bars and the first and last t."""
+    minute, daily = make_batch(n=7), make_batch(n=3, tf=D1)
+    await store.write_bars([write(minute), write(daily)])
+    assert await store.series_stats() == [
+        SeriesStats("AAPL", "1d", 3, int(daily.t[0]), int(daily.t[-1])),
+        SeriesStats("AAPL", "1m", 7, int(minute.t[0]), int(minute.t[-1])),
+    ]
+
+
+async def test_ping_and_schema_version_of_an_open_store(store: Store) -> None:
+    """An open store answers ping and reports the schema version the code expects."""
+    await store.ping()
+    db, code = await store.schema_version()
+    assert db == code and code >= 1

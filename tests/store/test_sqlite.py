@@ -1,0 +1,117 @@
+"""SQLite quirks: WAL lets a reader in another process keep reading while this process writes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mdw.domain import RangeSet
+from mdw.store import open_store
+
+from .helpers import M1, T0, make_batch, write
+
+READER = """
+import asyncio, sys
+from mdw.domain import Timeframe
+from mdw.store import open_store
+
+async def main(url):
+    async with await open_store(url) as store:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "read":
+                break
+            batch = await store.bars("AAPL", Timeframe.parse("1m"), 0, 2**62)
+            print(len(batch), flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+class Reader:
+    """A reader process driven line by line: ``read`` -> the number of AAPL 1m bars it sees."""
+
+    def __init__(self, url: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", READER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._line() == "ready"
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def read(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("read\n")
+        self.proc.stdin.flush()
+        return int(self._line())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+async def test_sqlite_reader_in_another_process_reads_while_a_writer_commits(tmp_path: Path) -> None:
+    """The reader never blocks or sees a partial write: before, during and after commits."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    big = make_batch(n=60_000)
+    async with await open_store(url) as store:
+        await store.write_bars([write(big.take(slice(0, 1000)))])
+        reader = await asyncio.to_thread(Reader, url)
+        try:
+            assert await asyncio.to_thread(reader.read) == 1000
+            # A writer holding an open write transaction does not block the reader.
+            raw = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            raw.execute("BEGIN IMMEDIATE")
+            raw.execute("DELETE FROM bars")
+            started = time.monotonic()
+            assert await asyncio.to_thread(reader.read) == 1000
+            assert time.monotonic() - started < 5
+            raw.execute("ROLLBACK")
+            raw.close()
+            # While a big write runs, every read sees all of it or none of it.
+            task = asyncio.create_task(store.write_bars([write(big)]))
+            seen = []
+            while not task.done():
+                seen.append(await asyncio.to_thread(reader.read))
+            await task
+            seen.append(await asyncio.to_thread(reader.read))
+        finally:
+            await asyncio.to_thread(reader.close)
+    assert set(seen) <= {1000, 60_000} and seen[-1] == 60_000
+    assert seen.count(1000) >= 2  # the reader kept answering while the write was in flight
+    assert reader.proc.returncode == 0
+
+
+async def test_sqlite_store_uses_wal_mode(tmp_path: Path) -> None:
+    """The file is switched to WAL when the store opens it."""
+    path = tmp_path / "wal.db"
+    async with await open_store(f"sqlite:///{path}"):
+        mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+@pytest.mark.parametrize("url", ["sqlite://:memory:", "sqlite:///:memory:"])
+async def test_sqlite_in_memory_store_round_trips(url: str) -> None:
+    """An in-memory store (tests, demos) reads back what it wrote on its single connection."""
+    async with await open_store(url) as store:
+        batch = make_batch(n=5)
+        await store.write_bars([write(batch)])
+        assert (await store.bars("AAPL", M1, T0, T0 + 10**9)).equals(batch)
+        assert await store.coverage("AAPL", "bars", "1m") != RangeSet()  # type: ignore[arg-type]
+
+
+async def test_sqlite_creates_the_parent_directory(tmp_path: Path) -> None:
+    """A path in a directory that does not exist yet is created."""
+    path = tmp_path / "deeper" / "still" / "mdw.db"
+    async with await open_store(f"sqlite:///{path}") as store:
+        await store.ping()
+    assert path.exists()
