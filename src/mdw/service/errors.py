@@ -1,0 +1,87 @@
+"""Every error the API returns is JSON ``{"error": {"code", "message"}}``, and bad input is a 4xx.
+
+Handlers map FastAPI's validation errors (400, not 422), Starlette's HTTP errors (404, 405),
+mdw's own error tree, and anything unexpected (500, logged, with no internals in the body).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from mdw.errors import MdwError, StoreError, UsageError, ValidationError, VendorError
+from mdw.logs import redact
+
+log = logging.getLogger(__name__)
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+          422: "unprocessable", 429: "too_many_requests", 500: "internal", 501: "not_implemented",
+          502: "bad_gateway", 503: "unavailable"}
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, a stable machine code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = msgspec.json.encode({"error": {"code": code, "message": redact(message)}})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON error handlers on ``app``."""
+
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    async def validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(400, "bad_request", _describe(list(exc.errors())))
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _CODES.get(exc.status_code, "error")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, str(exc.detail), headers)
+
+    async def mdw_error(_: Request, exc: Exception) -> Response:
+        if isinstance(exc, UsageError | ValidationError):
+            return error_response(400, "bad_request", str(exc))
+        if isinstance(exc, VendorError):
+            return error_response(502, "vendor_error", str(exc))
+        if isinstance(exc, StoreError):
+            log.error("store error: %s", exc, extra={"action": "api.store_error"})
+            return error_response(503, "store_unavailable", "the database failed; see the server log")
+        return error_response(500, "internal", "internal error; see the server log")
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in a request", extra={"action": "api.unhandled"})
+        return error_response(500, "internal", "internal error; see the server log")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(MdwError, mdw_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,211 @@
+"""``GET /v1/bars/{ticker}``: raw bars adjusted on read, as a JSON page or a streamed CSV/Arrow body.
+
+Paging is keyset paging on ``t`` behind an opaque cursor. A JSON page holds at most ``limit``
+rows (default 5,000, at most 50,000). CSV and Arrow are streamed chunk by chunk, so their pages
+may be far larger (default and maximum 1,000,000 rows); their page end is fixed in time before
+the first byte is sent (``limit`` windows of the timeframe), so the next cursor can travel in the
+``X-Next-Cursor`` header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from mdw.adjust import adjust_bars, boundary_ms
+from mdw.domain import DAY_MS, HOUR_MS, BarBatch, Dividend, Split, Ticker, Timeframe, TimeRange, from_ms
+from mdw.service.auth import Reader
+from mdw.service.encode import (
+    ARROW_MEDIA_TYPE,
+    CSV_MEDIA_TYPE,
+    arrow_stream,
+    csv_stream,
+    encode_json,
+    json_rows,
+)
+from mdw.service.errors import ApiError
+from mdw.service.freshness import lag_ms
+from mdw.service.params import decode_cursor, encode_cursor, ticker_param, time_param, timeframe_param
+from mdw.service.state import ServiceState, get_state
+from mdw.store.base import Dataset
+
+router = APIRouter(tags=["bars"])
+JSON_DEFAULT, JSON_MAX = 5_000, 50_000
+STREAM_MAX = 1_000_000
+_CALENDAR_MS = {"mo": 28 * DAY_MS, "q": 89 * DAY_MS, "y": 365 * DAY_MS}
+_GAPS_SHOWN = 50
+
+
+def min_spacing_ms(tf: Timeframe) -> int:
+    """The least distance between two consecutive bar starts (DST can shorten a local day by 1 h)."""
+    fixed = tf.fixed_ms
+    if fixed is None:
+        return tf.multiplier * _CALENDAR_MS[tf.unit] - HOUR_MS
+    return fixed - HOUR_MS if fixed > HOUR_MS else fixed
+
+
+async def _first_chunk(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int, n: int) -> BarBatch:
+    it = st.store.iter_bars(tk.symbol, tf, start, end, chunk=n)
+    try:
+        async for batch in it:
+            return batch
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return BarBatch.empty(tk.symbol, tf)
+
+
+class _Adjuster:
+    """Adjusts every chunk of one response the same way (actions and reference closes read once)."""
+
+    def __init__(self, mode: str, splits: list[Split], dividends: list[Dividend], closes: dict[str, float],
+                 as_of: date) -> None:
+        self.mode = mode
+        self.splits = splits
+        self.dividends = dividends
+        self.closes = closes
+        self.as_of = as_of  # the market's local date: actions dated later are not effective yet
+
+    @classmethod
+    async def load(cls, st: ServiceState, tk: Ticker, tf: Timeframe, mode: str, first_t: int) -> _Adjuster:
+        today = from_ms(st.clock.now_ms()).astimezone(tk.asset_class.tz).date()
+        if mode == "none":
+            return cls(mode, [], [], {}, today)
+        splits = await st.store.splits(tk.symbol)
+        dividends = await st.store.dividends(tk.symbol) if mode == "all" else []
+        closes: dict[str, float] = {}
+        for d in dividends:
+            cut = boundary_ms(tk.symbol, d.ex_dividend_date)
+            if cut <= first_t:
+                continue  # every bar of the response starts after it: it does not apply
+            ref = await reference_close(st, tk, tf, cut)
+            if ref is not None:
+                closes[d.id] = ref
+        return cls(mode, splits, dividends, closes, today)
+
+    def __call__(self, batch: BarBatch) -> BarBatch:
+        if self.mode == "none":
+            return batch
+        return adjust_bars(batch, self.splits, self.dividends, self.mode, closes=self.closes,
+                           as_of=self.as_of)
+
+
+async def reference_close(st: ServiceState, tk: Ticker, tf: Timeframe, cut_ms: int) -> float | None:
+    """The raw close before an ex-date: the daily bar if stored, else the series' own last bar."""
+    for frame in (Timeframe(1, "d"), tf):
+        batch = await st.store.bars(tk.symbol, frame, cut_ms - 14 * DAY_MS, cut_ms)
+        if len(batch):
+            return float(batch.c[-1])
+    return None
+
+
+async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int) -> dict[str, Any]:
+    rng = TimeRange(start, end)
+    covered = (await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))).clip(rng)
+    gaps = await st.store.gaps(tk.symbol, tf, tk.asset_class, rng)
+    expected = covered.total_ms + gaps.total_ms
+    now = st.clock.now_ms()
+    held_end = covered.ranges[-1].end_ms if covered else start
+    lag = lag_ms(tk.symbol, tf, held_end, min(end, now)) if held_end < min(end, now) else 0
+    reasons = []
+    state, _ = st.breaker()
+    if state != "closed":
+        reasons.append(f"vendor circuit breaker is {state}; serving stored data only")
+    if lag / 1000 > st.settings.stale_after_s:
+        reasons.append(f"stored data ends {lag / 3_600_000:.1f} h of trading time before the requested end")
+    return {
+        "coverage": {
+            "start_ms": start, "end_ms": end, "covered_ms": covered.total_ms, "missing_ms": gaps.total_ms,
+            "complete": not gaps, "ratio": round(covered.total_ms / expected, 6) if expected else 1.0,
+            "covered_end_ms": held_end if covered else None, "lag_ms": lag,
+            "gaps": [[g.start_ms, g.end_ms] for g in list(gaps)[:_GAPS_SHOWN]], "gap_count": len(gaps),
+        },
+        "stale": bool(reasons),
+        "stale_reasons": reasons,
+    }
+
+
+def _headers(summary: dict[str, Any], next_cursor: str | None) -> dict[str, str]:
+    headers = {"X-Stale": "true" if summary["stale"] else "false",
+               "X-Coverage-Ratio": str(summary["coverage"]["ratio"])}
+    if summary["stale"]:
+        headers["Warning"] = '110 mdw "' + "; ".join(summary["stale_reasons"]).replace('"', "'") + '"'
+    if next_cursor:
+        headers["X-Next-Cursor"] = next_cursor
+    return headers
+
+
+@router.get(
+    "/v1/bars/{ticker}",
+    summary="Bars of one series, adjusted on read",
+    responses={200: {"description": "A JSON page, or a CSV / Arrow IPC stream",
+                     "content": {"application/json": {}, "text/csv": {}, ARROW_MEDIA_TYPE: {}}},
+               400: {"description": "Bad parameter"}},
+)
+async def get_bars(
+    request: Request,
+    ticker: str,
+    _: Reader,
+    timeframe: Annotated[str, Query(description="1m, 5m, 1h, 1d ...", max_length=12)] = "1d",
+    start: Annotated[str | None, Query(description="YYYY-MM-DD, ISO datetime or epoch ms",
+                                       max_length=40)] = None,
+    end: Annotated[str | None, Query(description="inclusive day, ISO datetime or epoch ms (exclusive)",
+                                     max_length=40)] = None,
+    adjust: Literal["none", "splits", "all"] = "none",
+    format: Literal["json", "csv", "arrow"] = "json",
+    limit: Annotated[int | None, Query(ge=1, le=STREAM_MAX, description="rows per page")] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    st = get_state(request)
+    tk = ticker_param(ticker)
+    tf = timeframe_param(timeframe)
+    tz = tk.asset_class.tz
+    now = st.clock.now_ms()
+    first = time_param("start", start, tz, end=False, default=0)
+    last = time_param("end", end, tz, end=True, default=now + DAY_MS)
+    if last < first:
+        raise ApiError(400, "bad_range", "end is before start")
+    page_start = max(first, decode_cursor(cursor)) if cursor else first
+    page_start = min(page_start, last)
+    summary = await _summary(st, tk, tf, first, last)
+    if format == "json":
+        size = limit or JSON_DEFAULT
+        if size > JSON_MAX:
+            raise ApiError(400, "bad_limit",
+                           f"limit for JSON is at most {JSON_MAX}; use csv or arrow for more")
+        batch = await _first_chunk(st, tk, tf, page_start, last, size + 1)
+        next_cursor = None
+        if len(batch) > size:
+            next_cursor = encode_cursor(int(batch.t[size]))
+            batch = batch.take(slice(0, size))
+        adjuster = await _Adjuster.load(st, tk, tf, adjust, int(batch.t[0]) if len(batch) else last)
+        body = {"ticker": tk.symbol, "timeframe": str(tf), "adjust": adjust, "start_ms": first,
+                "end_ms": last, "count": len(batch), "next_cursor": next_cursor, **summary,
+                "bars": json_rows(adjuster(batch))}
+        headers = _headers(summary, next_cursor)
+        return Response(encode_json(body), media_type="application/json", headers=headers)
+    size = limit or STREAM_MAX
+    head = await _first_chunk(st, tk, tf, page_start, last, 1)
+    begin = int(head.t[0]) if len(head) else last
+    stop = min(last, begin + size * min_spacing_ms(tf))
+    next_cursor = encode_cursor(stop) if stop < last else None
+    adjuster = await _Adjuster.load(st, tk, tf, adjust, begin)
+
+    async def chunks() -> AsyncIterator[BarBatch]:
+        if begin < stop:
+            async for chunk in st.store.iter_bars(tk.symbol, tf, begin, stop, chunk=100_000):
+                yield adjuster(chunk)
+
+    encoder = arrow_stream if format == "arrow" else csv_stream
+    media = ARROW_MEDIA_TYPE if format == "arrow" else CSV_MEDIA_TYPE
+    headers = _headers(summary, next_cursor)
+    suffix = "arrows" if format == "arrow" else "csv"
+    name = tk.symbol.replace(":", "_")
+    headers["Content-Disposition"] = f'inline; filename="{name}_{tf}.{suffix}"'
+    return StreamingResponse(encoder(chunks()), media_type=media, headers=headers)
+

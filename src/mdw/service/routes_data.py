@@ -1,0 +1,241 @@
+"""Symbols (tracking), corporate actions and coverage, including the per-session heat map."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from mdw.backfill.plan import BackfillSpec
+from mdw.domain import AssetClass, RangeSet, Ticker, Timeframe, TimeRange, day_range_ms, from_ms
+from mdw.errors import UsageError
+from mdw.service.auth import Admin, Reader
+from mdw.service.coverage_sessions import day_span, session_states
+from mdw.service.encode import encode_json
+from mdw.service.errors import ApiError
+from mdw.service.freshness import freshness_of
+from mdw.service.params import ticker_param, timeframe_param
+from mdw.service.state import ServiceState, get_state
+from mdw.store.base import Dataset, RunRecord, SymbolInfo
+
+router = APIRouter(tags=["symbols and data"])
+HEATMAP_MAX_DAYS = 400
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(encode_json(value), status_code=status, media_type="application/json")
+
+
+class SymbolCreate(BaseModel):
+    """Start tracking a ticker: the scheduler keeps these timeframes current from ``start``."""
+
+    ticker: str = Field(max_length=40, examples=["AAPL"])
+    timeframes: list[str] = Field(default_factory=lambda: ["1d"], min_length=1, max_length=20)
+    start: date | None = Field(default=None, description="first day to hold (default: one year ago)")
+    name: str = Field(default="", max_length=200)
+    backfill: bool = Field(default=True, description="start a backfill of the new series now")
+
+
+class SymbolPatch(BaseModel):
+    """Change a tracked symbol; omitted fields keep their value."""
+
+    timeframes: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    start: date | None = None
+    name: str | None = Field(default=None, max_length=200)
+    active: bool | None = None
+
+
+def _timeframes(values: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(timeframe_param(v)) for v in values))
+
+
+def _start_day(value: date | None, st: ServiceState) -> date:
+    if value is None:
+        return from_ms(st.clock.now_ms()).date() - timedelta(days=365)
+    if not date(1970, 1, 1) <= value <= date(2099, 12, 31):
+        raise ApiError(400, "bad_time", "start must lie between 1970-01-01 and 2099-12-31")
+    return value
+
+
+def symbol_dict(info: SymbolInfo, series: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"ticker": info.ticker, "asset_class": info.asset_class, "name": info.name, "active": info.active,
+            "timeframes": list(info.timeframes), "start_date": info.start_date,
+            "series": list((series or {}).values())}
+
+
+async def _series_by_ticker(st: ServiceState) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per ticker and timeframe: bars stored, first/last t and freshness (for lists and overviews)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in await st.store.series_stats():
+        out.setdefault(s.ticker, {})[s.timeframe] = {"timeframe": s.timeframe, "bars": s.bars,
+                                                     "first_t": s.first_t, "last_t": s.last_t}
+    for f in freshness_of(await st.store.coverage_entries(), st.clock.now_ms()):
+        row = out.setdefault(f.ticker, {}).setdefault(f.timeframe, {"timeframe": f.timeframe, "bars": 0,
+                                                                    "first_t": None, "last_t": None})
+        row.update(covered_end_ms=f.covered_end_ms, fetched_at_ms=f.fetched_at_ms, lag_s=f.lag_ms / 1000,
+                   stale=f.lag_ms / 1000 > st.settings.stale_after_s)
+    return out
+
+
+def _start_backfill(st: ServiceState, tk: Ticker, tfs: tuple[str, ...], start: date) -> str | None:
+    if st.client is None:
+        return None
+    spec = BackfillSpec(tickers=(tk,), timeframes=tuple(Timeframe.parse(t) for t in tfs), start=start,
+                        end=st.clock.now_ms(), corporate_actions=tk.asset_class is AssetClass.STOCKS)
+    return st.runs.start(spec)
+
+
+@router.get("/v1/symbols", summary="Tracked symbols with their stored series and freshness")
+async def list_symbols(request: Request, _: Reader, active_only: bool = False) -> Response:
+    st = get_state(request)
+    series = await _series_by_ticker(st)
+    infos = await st.store.symbols(active_only=active_only)
+    return _json({"symbols": [symbol_dict(i, series.get(i.ticker)) for i in infos]})
+
+
+@router.get("/v1/symbols/{ticker}", summary="One tracked symbol")
+async def get_symbol(request: Request, ticker: str, _: Reader) -> Response:
+    st = get_state(request)
+    tk = ticker_param(ticker)
+    info = next((s for s in await st.store.symbols() if s.ticker == tk.symbol), None)
+    if info is None:
+        raise ApiError(404, "not_found", f"{tk.symbol} is not tracked")
+    return _json(symbol_dict(info, (await _series_by_ticker(st)).get(tk.symbol)))
+
+
+@router.post("/v1/symbols", status_code=201, summary="Track a ticker and backfill it (admin)")
+async def create_symbol(request: Request, body: SymbolCreate, who: Admin) -> Response:
+    st = get_state(request)
+    tk = ticker_param(body.ticker)
+    tfs = _timeframes(body.timeframes)
+    start = _start_day(body.start, st)
+    old = next((s for s in await st.store.symbols() if s.ticker == tk.symbol), None)
+    info = SymbolInfo(tk.symbol, tk.asset_class.value, body.name or (old.name if old else ""), True, tfs,
+                      start.isoformat())
+    await st.store.upsert_symbol(info)
+    run_id = _start_backfill(st, tk, tfs, start) if body.backfill else None
+    await st.store.audit(who.actor, "symbols.create", {"ticker": tk.symbol, "timeframes": list(tfs),
+                                                        "start": start.isoformat(), "run_id": run_id})
+    return _json({"symbol": symbol_dict(info), "run_id": run_id}, 201)
+
+
+@router.patch("/v1/symbols/{ticker}", summary="Change a tracked symbol (admin)")
+async def patch_symbol(request: Request, ticker: str, body: SymbolPatch, who: Admin) -> Response:
+    st = get_state(request)
+    tk = ticker_param(ticker)
+    old = next((s for s in await st.store.symbols() if s.ticker == tk.symbol), None)
+    if old is None:
+        raise ApiError(404, "not_found", f"{tk.symbol} is not tracked")
+    info = SymbolInfo(
+        tk.symbol, old.asset_class, old.name if body.name is None else body.name,
+        old.active if body.active is None else body.active,
+        old.timeframes if body.timeframes is None else _timeframes(body.timeframes),
+        old.start_date if body.start is None else _start_day(body.start, st).isoformat(),
+    )
+    await st.store.upsert_symbol(info)
+    await st.store.audit(who.actor, "symbols.update", {"ticker": tk.symbol,
+                                                        **body.model_dump(mode="json", exclude_none=True)})
+    return _json({"symbol": symbol_dict(info)})
+
+
+@router.delete("/v1/symbols/{ticker}", summary="Stop tracking; purge=true also deletes its data (admin)")
+async def delete_symbol(request: Request, ticker: str, who: Admin, purge: bool = False) -> Response:
+    st = get_state(request)
+    tk = ticker_param(ticker)
+    found = await st.store.delete_symbol(tk.symbol, purge=purge)
+    if not found:
+        raise ApiError(404, "not_found", f"{tk.symbol} is not tracked")
+    await st.store.audit(who.actor, "symbols.delete", {"ticker": tk.symbol, "purge": purge})
+    return _json({"ticker": tk.symbol, "tracked": False, "purged": purge})
+
+
+@router.get("/v1/dividends/{ticker}", summary="Stored cash dividends")
+async def dividends(request: Request, ticker: str, _: Reader) -> Response:
+    st = get_state(request)
+    tk = ticker_param(ticker)
+    rows = sorted(await st.store.dividends(tk.symbol), key=lambda d: d.ex_dividend_date)
+    return _json({"ticker": tk.symbol, "dividends": [
+        {"id": d.id, "ex_dividend_date": d.ex_dividend_date.isoformat(), "cash_amount": d.cash_amount,
+         "currency": d.currency, "declaration_date": _iso(d.declaration_date),
+         "record_date": _iso(d.record_date), "pay_date": _iso(d.pay_date), "frequency": d.frequency,
+         "dividend_type": d.dividend_type} for d in rows]})
+
+
+@router.get("/v1/splits/{ticker}", summary="Stored splits")
+async def splits(request: Request, ticker: str, _: Reader) -> Response:
+    st = get_state(request)
+    tk = ticker_param(ticker)
+    rows = sorted(await st.store.splits(tk.symbol), key=lambda s: s.execution_date)
+    return _json({"ticker": tk.symbol, "splits": [
+        {"id": s.id, "execution_date": s.execution_date.isoformat(), "split_from": s.split_from,
+         "split_to": s.split_to, "ratio": s.ratio} for s in rows]})
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _spec_ms(text: str, asset: AssetClass, *, end: bool) -> int:
+    if text.isdigit():
+        return int(text)
+    day = date.fromisoformat(text)
+    rng = day_range_ms(day, day, asset.tz)
+    return rng.end_ms if end else rng.start_ms
+
+
+def failed_ranges(runs: list[RunRecord], ticker: str, timeframe: str, asset: AssetClass) -> RangeSet:
+    """Ranges that recent runs wanted for the series and reported failed (or partial) on."""
+    label = f"{ticker} {timeframe}"
+    out: list[TimeRange] = []
+    for run in runs:
+        bad = {s.get("series") for s in run.report.get("series", []) if s.get("status") != "ok"}
+        if label not in bad:
+            continue
+        for spec in run.params.get("specs", []):
+            try:
+                s = _spec_ms(str(spec["start"]), asset, end=False)
+                e = _spec_ms(str(spec["end"]), asset, end=True)
+                out.append(TimeRange(s, max(s, e)))
+            except (KeyError, ValueError, UsageError):
+                continue
+    return RangeSet.of(out)
+
+
+@router.get("/v1/coverage/{ticker}", summary="Coverage ledger; with timeframe, a per-session heat map")
+async def coverage(
+    request: Request, ticker: str, _: Reader,
+    timeframe: Annotated[str | None, Query(max_length=12, description="adds per-session states")] = None,
+    start: Annotated[date | None, Query(description="first day of the heat map")] = None,
+    end: Annotated[date | None, Query(description="last day of the heat map (inclusive)")] = None,
+) -> Response:
+    st = get_state(request)
+    tk = ticker_param(ticker)
+    entries = await st.store.coverage_entries(tk.symbol)
+    body: dict[str, Any] = {"ticker": tk.symbol, "asset_class": tk.asset_class.value, "entries": [
+        {"dataset": e.dataset.value, "timeframe": e.timeframe, "start_ms": e.start_ms, "end_ms": e.end_ms,
+         "fetched_at_ms": e.fetched_at_ms} for e in entries]}
+    if timeframe is not None:
+        tf = timeframe_param(timeframe)
+        now = st.clock.now_ms()
+        today = from_ms(now).astimezone(tk.asset_class.tz).date()
+        last = min(end or today, today)
+        first = start or last - timedelta(days=89)
+        if first > last:
+            raise ApiError(400, "bad_range", "start is after end")
+        first, last = day_span(max(first, date(1970, 1, 2)), last, HEATMAP_MAX_DAYS)
+        span = day_range_ms(first, last, tk.asset_class.tz)
+        held = await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))
+        bars = await st.store.bars(tk.symbol, tf, span.start_ms, span.end_ms)
+        failed = failed_ranges(await st.store.runs(50), tk.symbol, str(tf), tk.asset_class)
+        cells = session_states(tk.asset_class, tf, first, last, covered=held, bar_times=bars.t,
+                               failed=failed, now_ms=now)
+        counts: dict[str, int] = {}
+        for c in cells:
+            counts[c.state] = counts.get(c.state, 0) + 1
+        body["heatmap"] = {"timeframe": str(tf), "start": first.isoformat(), "end": last.isoformat(),
+                           "counts": counts, "sessions": [
+                               {"day": c.day.isoformat(), "state": c.state, "bars": c.bars,
+                                "expected_ms": c.expected_ms, "covered_ms": c.covered_ms} for c in cells]}
+    return _json(body)

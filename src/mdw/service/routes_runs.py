@@ -1,0 +1,115 @@
+"""Backfill runs: start one (admin), follow its live progress, list the recent ones."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from mdw.backfill.plan import BackfillSpec
+from mdw.domain import from_ms
+from mdw.service.auth import Admin, Reader
+from mdw.service.encode import encode_json
+from mdw.service.errors import ApiError
+from mdw.service.params import ticker_param, timeframe_param
+from mdw.service.state import ServiceState, get_state
+from mdw.store.base import RunRecord
+
+router = APIRouter(tags=["backfills"])
+
+
+class BackfillRequest(BaseModel):
+    """Symbols x timeframes x days; every gap in the range is filled, nothing held is refetched."""
+
+    symbols: list[str] = Field(min_length=1, max_length=500, examples=[["AAPL", "X:BTCUSD"]])
+    timeframes: list[str] = Field(default_factory=lambda: ["1d"], min_length=1, max_length=20)
+    start: date
+    end: date | None = Field(default=None, description="last day, inclusive (default: today)")
+    corporate_actions: bool = False
+    derive: bool = Field(default=False, description="build coarser intraday bars from the finest one")
+    distributed: bool = Field(default=False, description="hand the requests to `mdw worker` processes")
+
+
+def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
+
+
+def run_dict(st: ServiceState, run: RunRecord | None, run_id: str) -> dict[str, Any]:
+    """A run as the API shows it: its record, plus live progress while it runs."""
+    live = st.runs.live.get(run_id)
+    out: dict[str, Any] = {"id": run_id, "kind": live.kind if live else "", "status": "running",
+                           "started_at_ms": live.started_at_ms if live else None, "finished_at_ms": None,
+                           "params": {}, "report": {}}
+    if run is not None:
+        out.update(kind=run.kind, status=run.status, started_at_ms=run.started_at_ms,
+                   finished_at_ms=run.finished_at_ms, params=run.params, report=run.report)
+    if live is not None:
+        out["progress"] = live.to_dict()
+    elif run is not None and run.report:
+        r = run.report
+        series = r.get("series", [])
+        out["progress"] = {
+            "series_done": len(series), "series_total": len(series),
+            "requests_done": r.get("requests", 0), "requests_total": r.get("planned_requests", 0),
+            "requests_failed": sum(int(s.get("requests_failed", 0)) for s in series),
+            "bars": r.get("bars_fetched", 0), "bars_per_s": r.get("bars_per_s", 0.0),
+            "elapsed_s": r.get("wall_s", 0.0), "eta_s": 0.0,
+        }
+    return out
+
+
+@router.post("/v1/backfills", status_code=202, summary="Start a backfill (admin); returns its run id")
+async def start_backfill(request: Request, body: BackfillRequest, who: Admin) -> Response:
+    st = get_state(request)
+    tickers = tuple(dict.fromkeys(ticker_param(s) for s in body.symbols))
+    tfs = tuple(dict.fromkeys(timeframe_param(t) for t in body.timeframes))
+    today = from_ms(st.clock.now_ms()).date()
+    end = body.end or today
+    if not date(1970, 1, 1) <= body.start <= end <= date(2099, 12, 31):
+        raise ApiError(400, "bad_range", "need 1970-01-01 <= start <= end <= 2099-12-31")
+    spec = BackfillSpec(tickers=tickers, timeframes=tfs, start=body.start, end=end, derive=body.derive,
+                        corporate_actions=body.corporate_actions)
+    if body.distributed:
+        if st.distributed is None:
+            raise ApiError(501, "distributed_unavailable",
+                           "distributed backfills need a job queue and `mdw worker` processes; this server "
+                           "has none configured, so run it without distributed")
+        run_id = await st.distributed.submit(spec, actor=who.actor)
+    else:
+        if st.client is None:
+            raise ApiError(503, "vendor_unconfigured", "no vendor API key is configured (POLYGON_API_KEY)")
+        run_id = st.runs.start(spec)
+    await st.store.audit(who.actor, "backfills.start", {"run_id": run_id, **body.model_dump(mode="json")})
+    url = f"/v1/backfills/{run_id}"
+    return _json({"run_id": run_id, "status": "running", "url": url}, 202, {"Location": url})
+
+
+@router.get("/v1/backfills/{run_id}", summary="One run with its live progress")
+async def get_backfill(
+    request: Request, run_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")], _: Reader,
+) -> Response:
+    st = get_state(request)
+    run = await st.store.get_run(run_id)
+    if run is None and run_id not in st.runs.live:
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    return _json(run_dict(st, run, run_id))
+
+
+@router.get("/v1/backfills", summary="Recent runs, newest first")
+async def list_backfills(
+    request: Request, _: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    st = get_state(request)
+    runs = await st.store.runs(limit)
+    out = []
+    for run in runs:
+        item = run_dict(st, run, run.id)
+        item.pop("report", None)
+        item["summary"] = {k: run.report.get(k) for k in ("requests", "bars_fetched", "bars_written",
+                                                          "wall_s", "rate_limited", "retries")}
+        item["failed_series"] = [s.get("series") for s in run.report.get("series", [])
+                                 if s.get("status") not in ("ok", None)]
+        out.append(item)
+    return _json({"runs": out, "active": st.runs.active_ids()})

@@ -1,0 +1,91 @@
+"""When each tracked series is due, from the trading calendar (pure: no I/O, no clock).
+
+Three kinds of job, each identified by its latest *slot* (the epoch ms it became due):
+
+* ``intraday`` - every ``interval`` minutes while the series' market is open (crypto always;
+  stocks in extended hours; forex Sunday 17:00 to Friday 17:00 ET), plus one slot just after
+  the close so the session's last bars are picked up;
+* ``daily``    - once per trading day, ``delay`` minutes after the day's bar becomes final (the
+  end of extended hours for stocks, 20:00 ET or 17:00 ET on early-close days; 00:00 UTC for
+  crypto and forex);
+* ``actions``  - corporate actions of stock tickers, once per trading day with the daily job.
+
+A job fires when its current slot is newer than the last slot it fired for. After downtime it
+fires once, and the run it starts fills every gap since the last success (runs are gap-driven),
+which is the whole catch-up mechanism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from mdw.calendar import is_market_open, nyse_sessions, uses_nyse
+from mdw.domain import DAY_MS, MINUTE_MS, AssetClass, Ticker, Timeframe, from_ms, local_midnight_ms
+
+JobKind = Literal["intraday", "daily", "actions"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Job:
+    """One scheduled unit: a series (or a ticker's corporate actions)."""
+
+    kind: JobKind
+    ticker: str
+    timeframe: str  # "" for actions
+
+    def __str__(self) -> str:
+        tail = f":{self.timeframe}" if self.timeframe else ""
+        return f"{self.kind}:{self.ticker}{tail}"
+
+
+def jobs_for(ticker: Ticker, timeframes: list[Timeframe]) -> list[Job]:
+    """The jobs of a tracked symbol."""
+    out = [Job("intraday" if tf.intraday else "daily", ticker.symbol, str(tf)) for tf in timeframes]
+    if ticker.asset_class is AssetClass.STOCKS:
+        out.append(Job("actions", ticker.symbol, ""))
+    return out
+
+
+def intraday_slot(asset: AssetClass, now_ms: int, interval_min: int) -> int | None:
+    """The current intraday slot, or None while the market is closed (after the closing slot)."""
+    step = interval_min * MINUTE_MS
+    slot = now_ms - now_ms % step
+    if is_market_open(asset, now_ms) or is_market_open(asset, now_ms - step):
+        return slot
+    return None
+
+
+def daily_slot(asset: AssetClass, now_ms: int, delay_min: int) -> int | None:
+    """When the most recent final daily bar became due (final + delay), or None if none yet."""
+    delay = delay_min * MINUTE_MS
+    if uses_nyse(asset):
+        day = from_ms(now_ms).astimezone(asset.tz).date()
+        for sess in reversed(nyse_sessions(day - timedelta(days=10), day)):
+            due = sess.extended_close_ms + delay
+            if due <= now_ms:
+                return due
+        return None
+    midnight = local_midnight_ms(from_ms(now_ms).astimezone(asset.tz).date(), asset.tz)
+    due = midnight + delay
+    return due if due <= now_ms else due - DAY_MS
+
+
+def slot_of(job: Job, asset: AssetClass, now_ms: int, interval_min: int, delay_min: int) -> int | None:
+    """The slot ``job`` is due for at ``now_ms`` (None: not due at all right now)."""
+    if job.kind == "intraday":
+        return intraday_slot(asset, now_ms, interval_min)
+    return daily_slot(asset, now_ms, delay_min)
+
+
+def due_jobs(
+    jobs: dict[Job, AssetClass], last: dict[Job, int], now_ms: int, interval_min: int, delay_min: int
+) -> dict[Job, int]:
+    """Jobs whose current slot is newer than the one they last fired for, with that slot."""
+    out: dict[Job, int] = {}
+    for job, asset in sorted(jobs.items()):
+        slot = slot_of(job, asset, now_ms, interval_min, delay_min)
+        if slot is not None and slot > last.get(job, -1):
+            out[job] = slot
+    return out

@@ -1,0 +1,194 @@
+"""The scheduler inside ``mdw serve``: one leader, calendar-driven jobs, breaker-aware, no sleeps.
+
+Every process runs this loop, but only the holder of the leader lock (see :mod:`leader`) fires
+jobs; the others retry the lock every few seconds, so a crashed leader is replaced quickly. The
+loop waits on the injected :class:`~mdw.service.clock.Clock`, so tests drive it on a simulated
+clock. While the vendor's circuit breaker is open, due jobs are skipped with a logged reason
+and stay due, so they fire on the first tick after it lets a probe through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from mdw.backfill.plan import BackfillSpec
+from mdw.domain import MINUTE_MS, AssetClass, Ticker, Timeframe, from_ms, parse_ticker
+from mdw.errors import MdwError, UsageError
+from mdw.service.alerts import Alerter
+from mdw.service.clock import Clock
+from mdw.service.freshness import series_freshness
+from mdw.service.leader import LeaderLock
+from mdw.service.metrics import ServiceMetrics
+from mdw.service.runs import RunManager
+from mdw.service.schedule import Job, due_jobs, jobs_for
+from mdw.store.base import Store, SymbolInfo
+
+log = logging.getLogger(__name__)
+DEFAULT_LOOKBACK_DAYS = {"intraday": 30, "daily": 365, "actions": 365}
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One job fired (or skipped) at a tick: what the API and the tests look at."""
+
+    at_ms: int
+    job: str
+    slot_ms: int
+    run_id: str | None
+    skipped: str | None = None
+
+
+BreakerView = Callable[[], tuple[str, float]]  # (state, seconds until a probe is allowed)
+
+
+class Scheduler:
+    """Calendar-aware job loop; call :meth:`run` as a task, or :meth:`tick` directly in tests."""
+
+    def __init__(
+        self, *, store: Store, runs: RunManager, clock: Clock, lock: LeaderLock, metrics: ServiceMetrics,
+        alerts: Alerter, breaker: BreakerView, interval_min: int, delay_min: int, stale_after_s: float,
+        tick_ms: int = MINUTE_MS, lock_retry_ms: int = 5_000,
+    ) -> None:
+        self._store = store
+        self._runs = runs
+        self._clock = clock
+        self._lock = lock
+        self._metrics = metrics
+        self._alerts = alerts
+        self._breaker = breaker
+        self.interval_min = interval_min
+        self.delay_min = delay_min
+        self.stale_after_s = stale_after_s
+        self.tick_ms = tick_ms
+        self.lock_retry_ms = lock_retry_ms
+        self.leader = False
+        self.last_tick_ms: int | None = None
+        self.last_skip: str | None = None
+        self.history: deque[Firing] = deque(maxlen=500)
+        self._last: dict[Job, int] = {}
+        self._active: dict[Job, str] = {}
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold or seek leadership and tick until ``stop``; a failing tick is logged, never fatal."""
+        try:
+            while not stop.is_set():
+                await self._elect()
+                if self.leader:
+                    try:
+                        await self.tick()
+                    except MdwError as exc:
+                        log.error("scheduler tick failed: %s", exc, extra={"action": "scheduler.tick_failed"})
+                now = self._clock.now_ms()
+                wake = now - now % self.tick_ms + self.tick_ms
+                if not self.leader:
+                    wake = min(wake, now + self.lock_retry_ms)
+                await self._clock.sleep_until(wake, stop)
+        finally:
+            if self.leader:
+                await self._lock.release()
+                self.leader = False
+                self._metrics.leader.set(0)
+
+    async def _elect(self) -> None:
+        was = self.leader
+        try:
+            self.leader = await self._lock.held() or await self._lock.try_acquire()
+        except MdwError as exc:
+            log.warning("leader lock unavailable: %s", exc, extra={"action": "scheduler.lock_error"})
+            self.leader = False
+        if self.leader != was:
+            log.info("scheduler leadership %s", "acquired" if self.leader else "lost",
+                     extra={"action": "scheduler.leader", "leader": self.leader})
+        self._metrics.leader.set(1 if self.leader else 0)
+
+    # ------------------------------------------------------------------ one tick
+
+    async def tick(self) -> list[Firing]:
+        """Fire every due job (as few runs as possible) and check freshness; returns the firings."""
+        now = self._clock.now_ms()
+        self.last_tick_ms = now
+        symbols = await self._store.symbols(active_only=True)
+        jobs, starts = self._jobs(symbols, now)
+        self._active = {j: rid for j, rid in self._active.items() if self._runs.running(rid)}
+        due = {j: s for j, s in due_jobs(jobs, self._last, now, self.interval_min, self.delay_min).items()
+               if j not in self._active}
+        fired: list[Firing] = []
+        if due:
+            state, wait_s = self._breaker()
+            if state == "half_open" or (state == "open" and wait_s > 0):
+                reason = f"vendor circuit breaker is {state}; next probe in {wait_s:.0f}s"
+                self.last_skip = reason
+                log.warning("skipping %d scheduled job(s): %s", len(due), reason,
+                            extra={"action": "scheduler.skip", "jobs": len(due)})
+                self._metrics.scheduled.labels("skipped").inc(len(due))
+                fired = [Firing(now, str(j), s, None, reason) for j, s in due.items()]
+            else:
+                self.last_skip = None
+                fired = self._fire(due, jobs, starts, now)
+        self.history.extend(fired)
+        await self._check_freshness(now, jobs)
+        return fired
+
+    def _jobs(self, symbols: list[SymbolInfo], now: int) -> tuple[dict[Job, AssetClass], dict[Job, date]]:
+        jobs: dict[Job, AssetClass] = {}
+        starts: dict[Job, date] = {}
+        today = from_ms(now).date()
+        for info in symbols:
+            try:
+                ticker = parse_ticker(info.ticker)
+                tfs = [Timeframe.parse(tf) for tf in info.timeframes]
+                first = date.fromisoformat(info.start_date) if info.start_date else None
+            except (UsageError, ValueError):
+                log.warning("skipping tracked symbol %s: bad settings", info.ticker,
+                            extra={"action": "scheduler.bad_symbol"})
+                continue
+            for job in jobs_for(ticker, tfs):
+                jobs[job] = ticker.asset_class
+                starts[job] = first or today - timedelta(days=DEFAULT_LOOKBACK_DAYS[job.kind])
+        return jobs, starts
+
+    def _fire(self, due: dict[Job, int], jobs: dict[Job, AssetClass], starts: dict[Job, date],
+              now: int) -> list[Firing]:
+        # One run per (timeframe, start): the engine plans all its tickers together.
+        groups: dict[tuple[str, date], list[Job]] = {}
+        for job in due:
+            groups.setdefault((job.timeframe, starts[job]), []).append(job)
+        out = []
+        for (tf, start), group in sorted(groups.items()):
+            tickers = tuple(Ticker(j.ticker, jobs[j]) for j in group)
+            spec = BackfillSpec(tickers=tickers, timeframes=(Timeframe.parse(tf),) if tf else (), start=start,
+                                end=now, corporate_actions=not tf, kind="scheduled")
+            run_id = self._runs.start(spec)
+            for job in group:
+                self._last[job] = due[job]
+                self._active[job] = run_id
+                out.append(Firing(now, str(job), due[job], run_id))
+            log.info("scheduled run %s: %s %s for %d ticker(s)", run_id, group[0].kind, tf or "actions",
+                     len(tickers), extra={"action": "scheduler.fire", "run_id": run_id})
+        self._metrics.scheduled.labels("fired").inc(len(due))
+        return out
+
+    async def _check_freshness(self, now: int, jobs: dict[Job, AssetClass]) -> None:
+        series = await series_freshness(self._store, now)
+        self._metrics.set_freshness(series)
+        tracked = {(j.ticker, j.timeframe) for j in jobs}
+        self._alerts.check_stale([(s.ticker, s.timeframe, s.lag_ms / 1000) for s in series
+                                  if (s.ticker, s.timeframe) in tracked], self.stale_after_s)
+
+    def status(self) -> dict[str, object]:
+        """For ``/readyz`` and the dashboard."""
+        return {
+            "leader": self.leader, "last_tick_ms": self.last_tick_ms, "last_skip": self.last_skip,
+            "interval_min": self.interval_min, "daily_delay_min": self.delay_min,
+            "jobs_running": sorted(str(j) for j in self._active),
+            "recent": [{"at_ms": f.at_ms, "job": f.job, "slot_ms": f.slot_ms, "run_id": f.run_id,
+                        "skipped": f.skipped} for f in list(self.history)[-50:]],
+        }
+

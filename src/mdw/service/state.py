@@ -1,0 +1,107 @@
+"""What the routes share: settings, the store, the vendor client and the service's own parts."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+from mdw.config import Settings
+from mdw.domain import MINUTE_MS
+from mdw.service.alerts import Alerter
+from mdw.service.clock import Clock
+from mdw.service.metrics import ServiceMetrics
+from mdw.service.runs import DistributedLauncher, RunManager
+from mdw.store.base import Store
+from mdw.vendor import ClientStats, PolygonClient
+
+if TYPE_CHECKING:
+    from mdw.service.scheduler import Scheduler
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Cumulative vendor counters at the start of a minute."""
+
+    minute_ms: int
+    requests: int
+    rate_limited: int
+    retries: int
+    failures: int
+
+
+@dataclass(slots=True)
+class VendorHistory:
+    """Per-minute samples of the client's counters, so the API can chart the last hours."""
+
+    samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=24 * 60 + 1))
+
+    def record(self, stats: ClientStats, now_ms: int) -> None:
+        minute = now_ms - now_ms % MINUTE_MS
+        sample = Sample(minute, stats.total_requests, stats.rate_limited_count, stats.retries,
+                        sum(stats.failures_by_class.values()))
+        if self.samples and self.samples[-1].minute_ms == minute:
+            self.samples[-1] = sample
+        elif not self.samples or self.samples[-1].minute_ms < minute:
+            self.samples.append(sample)
+
+    def per_minute(self, since_ms: int) -> list[dict[str, int]]:
+        """Counts per minute (differences of consecutive samples) from ``since_ms`` on."""
+        out = []
+        for prev, cur in itertools.pairwise(self.samples):
+            if cur.minute_ms <= since_ms:
+                continue
+            out.append({"minute_ms": prev.minute_ms, "requests": cur.requests - prev.requests,
+                        "rate_limited": cur.rate_limited - prev.rate_limited,
+                        "retries": cur.retries - prev.retries, "failures": cur.failures - prev.failures})
+        return out
+
+    def since(self, since_ms: int, stats: ClientStats) -> dict[str, int]:
+        """Totals from the first sample at or after ``since_ms`` up to ``stats`` (now)."""
+        base = next((s for s in self.samples if s.minute_ms >= since_ms), None)
+        if base is None:
+            return {"requests": 0, "rate_limited": 0, "retries": 0, "failures": 0}
+        return {"requests": stats.total_requests - base.requests,
+                "rate_limited": stats.rate_limited_count - base.rate_limited,
+                "retries": stats.retries - base.retries,
+                "failures": sum(stats.failures_by_class.values()) - base.failures}
+
+
+@dataclass(slots=True)
+class ServiceState:
+    """Everything one app instance holds; routes reach it through :func:`get_state`."""
+
+    settings: Settings
+    store: Store
+    client: PolygonClient | None
+    clock: Clock
+    metrics: ServiceMetrics
+    alerts: Alerter
+    runs: RunManager
+    history: VendorHistory
+    started_at_ms: int
+    scheduler: Scheduler | None = None
+    distributed: DistributedLauncher | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def breaker(self) -> tuple[str, float]:
+        """The vendor breaker's state and seconds until it lets a probe through."""
+        if self.client is None:
+            return "closed", 0.0
+        return str(self.client.breaker.state), self.client.breaker.retry_in()
+
+    def vendor_degraded(self) -> bool:
+        """True while the breaker is not closed: new data cannot be relied on to arrive."""
+        return self.breaker()[0] != "closed"
+
+    def stats(self) -> ClientStats | None:
+        return self.client.stats() if self.client is not None else None
+
+
+def get_state(request: Request) -> ServiceState:
+    state = request.app.state.mdw
+    assert isinstance(state, ServiceState)
+    return state
