@@ -164,6 +164,9 @@ def backfill(
         bool, typer.Option("--corporate-actions", help="Also fetch dividends and splits")
     ] = False,
     grouped: Annotated[bool, typer.Option(" /--no-grouped", help="Never use grouped-daily requests")] = True,
+    distributed: Annotated[
+        bool, typer.Option("--distributed", help="Run as jobs on `mdw worker` processes (PostgreSQL)")
+    ] = False,
     report: ReportFile = None,
     database_url: DbUrl = None,
     rate_limit: Rate = None,
@@ -183,6 +186,10 @@ def backfill(
             grouped_daily=grouped,
             corporate_actions=actions,
         )
+        if distributed and not dry_run:
+            from mdw.cli.worker import distributed_backfill
+
+            return await distributed_backfill(settings, spec, report)
         return await _execute(settings, spec, dry_run, report)
 
     _exit(run(main()))
@@ -310,6 +317,9 @@ def export(
 def status(
     symbols: Annotated[str | None, typer.Option("--symbols", "-s", help="Only these tickers")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    queue: Annotated[bool, typer.Option("--queue", help="Show the distributed job queue and workers")] = (
+        False
+    ),
     database_url: DbUrl = None,
     config: Config = None,
 ) -> None:
@@ -318,6 +328,11 @@ def status(
 
     async def main() -> int:
         import json
+
+        if queue:
+            from mdw.cli.worker import queue_status_command
+
+            return await queue_status_command(settings, as_json)
 
         from mdw.backfill.status import series_status
 
