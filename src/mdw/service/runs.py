@@ -142,6 +142,11 @@ class RunManager:
         for hook in self.on_finish:
             hook(report)
 
+    async def wait_idle(self) -> None:
+        """Wait until no run is in progress (tests and graceful shutdown)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
     async def shutdown(self, grace_s: float = 10.0) -> None:
         """Ask running runs to stop at a safe point, then cancel whatever is left after ``grace_s``."""
         self._stop.set()

@@ -1,0 +1,86 @@
+"""``mdw keys create|list|revoke``: API keys of the HTTP API (only salted hashes are stored)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from mdw.cli.app import app, fail, run, settings_from
+from mdw.domain import from_ms
+
+keys_app = typer.Typer(help="Create, list and revoke API keys of `mdw serve`.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///path.db or postgresql://...")]
+Config = Annotated[str | None, typer.Option("--config", help="An mdw.toml file")]
+
+
+@keys_app.command("create")
+def create(
+    scope: Annotated[str, typer.Option("--scope", help="read or admin")] = "read",
+    name: Annotated[str, typer.Option("--name", help="A label to recognise the key by")] = "",
+    database_url: DbUrl = None,
+    config: Config = None,
+) -> None:
+    """Create a key and print it once; only its salted hash is stored."""
+    from mdw.service.auth import SCOPES, new_key
+    from mdw.store import open_store
+
+    if scope not in SCOPES:
+        fail(f"invalid --scope {scope!r}; expected read or admin")
+    settings = settings_from(config, database_url=database_url)
+
+    async def go() -> str:
+        plaintext, record = new_key(scope, name, time.time_ns() // 1_000_000)
+        async with await open_store(settings.database_url) as store:
+            await store.add_api_key(record)
+            await store.audit("cli", "keys.create", {"id": record.id, "scope": scope, "name": name})
+        return plaintext
+
+    key = run(go())
+    print(key)
+    typer.echo("Store this key now: it is shown only once.", err=True)
+
+
+@keys_app.command("list")
+def list_keys(database_url: DbUrl = None, config: Config = None) -> None:
+    """List keys: id, scope, name, created, revoked (never the secret)."""
+    from mdw.store import open_store
+
+    settings = settings_from(config, database_url=database_url)
+
+    async def go() -> None:
+        async with await open_store(settings.database_url) as store:
+            records = await store.api_keys()
+        print(f"{'id':<14}{'scope':<7}{'created':<22}{'revoked':<22}name")
+        for r in sorted(records, key=lambda r: r.created_at_ms):
+            created = from_ms(r.created_at_ms).strftime("%Y-%m-%d %H:%M:%SZ")
+            revoked = from_ms(r.revoked_at_ms).strftime("%Y-%m-%d %H:%M:%SZ") if r.revoked_at_ms else "-"
+            print(f"{r.id:<14}{r.scope:<7}{created:<22}{revoked:<22}{r.name}")
+
+    run(go())
+
+
+@keys_app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `mdw keys list`)")],
+    database_url: DbUrl = None,
+    config: Config = None,
+) -> None:
+    """Revoke a key: requests with it get 401 from then on."""
+    from mdw.store import open_store
+
+    settings = settings_from(config, database_url=database_url)
+
+    async def go() -> bool:
+        async with await open_store(settings.database_url) as store:
+            done = await store.revoke_api_key(key_id)
+            if done:
+                await store.audit("cli", "keys.revoke", {"id": key_id})
+            return done
+
+    if not run(go()):
+        fail(f"no live key with id {key_id!r}", 1)
+    print(f"revoked {key_id}")
