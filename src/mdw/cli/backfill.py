@@ -407,6 +407,9 @@ def _serve(database_url: str) -> None:
     exe = shutil.which("mdw") or sys.argv[0]
     env = {**os.environ, "MDW_DATABASE_URL": database_url, "MDW_SCHEDULER": "false"}
     print(f"serving {database_url}: {exe} serve", file=sys.stderr)
+    served = settings_from(None)
+    host = "127.0.0.1" if served.host in ("0.0.0.0", "::") else served.host
+    print(f"dashboard: http://{host}:{served.port}/  (API docs: /docs)")
     sys.stdout.flush()
     try:
         os.execve(exe, [exe, "serve"], env)  # noqa: S606 - a fixed argv, no shell
