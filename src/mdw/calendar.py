@@ -107,6 +107,15 @@ def nyse_session(day: date) -> Session | None:
     return _session_table()[1].get(day)
 
 
+def nyse_holiday_names(year: int) -> dict[date, str]:
+    """The names of the NYSE's regular holidays in ``year`` (weekday closures only)."""
+    with warnings.catch_warnings():  # see _xnys: exchange_calendars' pandas deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        names = _xnys().regular_holidays.holidays(f"{year}-01-01", f"{year}-12-31", return_name=True)
+    return {ts.date(): str(name) for ts, name in names.items()}
+
+
 def is_nyse_session(day: date) -> bool:
     return nyse_session(day) is not None
 

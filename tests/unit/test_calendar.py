@@ -14,6 +14,7 @@ from mdw.calendar import (
     bar_window_start,
     is_market_open,
     next_session_close,
+    nyse_holiday_names,
     nyse_session,
     nyse_sessions,
     tradable,
@@ -47,6 +48,13 @@ def test_nyse_has_no_session_on_2024_holidays(holiday: date) -> None:
     assert trading_days(STOCKS, day) == []
     assert tradable(STOCKS, tf("1m"), day) == RangeSet()
     assert tradable(STOCKS, tf("1d"), day) == RangeSet()
+
+
+def test_nyse_holiday_names_name_exactly_the_2024_holidays() -> None:
+    """The holiday names cover the ten 2024 closures, e.g. Thanksgiving on 2024-11-28."""
+    names = nyse_holiday_names(2024)
+    assert sorted(names) == NYSE_HOLIDAYS_2024
+    assert names[date(2024, 11, 28)] == "Thanksgiving"
 
 
 def test_nyse_2024_has_252_sessions_and_none_on_weekends() -> None:

@@ -30,7 +30,7 @@ IO_PACKAGES = (
 # imports every command module) never loads the simulator.
 SIMULATOR_ALLOWED = {
     "mdw/cli/simulate.py": "`mdw simulate` runs the simulator",
-    "mdw/cli/backfill.py": "`mdw demo` starts the simulator as its data source",
+    "mdw/backfill/demo.py": "`mdw demo` (run_demo) starts the simulator as its offline data source",
 }
 
 
