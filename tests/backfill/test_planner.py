@@ -41,8 +41,13 @@ def utc(day: str) -> int:
 
 
 def spec(tickers: str, timeframes: str, start: str, end: str, **kw: object) -> BackfillSpec:
-    return BackfillSpec(tuple(parse_tickers(tickers)), tuple(parse_timeframes(timeframes)),
-                        date.fromisoformat(start), date.fromisoformat(end), **kw)  # type: ignore[arg-type]
+    return BackfillSpec(
+        tuple(parse_tickers(tickers)),
+        tuple(parse_timeframes(timeframes)),
+        date.fromisoformat(start),
+        date.fromisoformat(end),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def covers(plan_requests: object) -> list[tuple[int, int]]:
@@ -53,15 +58,22 @@ def covers(plan_requests: object) -> list[tuple[int, int]]:
 DAILY_CASES = [
     ("empty ledger: one request for the whole range", [], [("2024-03-04", "2024-03-16")]),
     ("fully covered: nothing", [("2024-03-04", "2024-03-16")], []),
-    ("hole in the middle: only the hole", [("2024-03-04", "2024-03-06"), ("2024-03-07", "2024-03-16")],
-     [("2024-03-06", "2024-03-07")]),
+    (
+        "hole in the middle: only the hole",
+        [("2024-03-04", "2024-03-06"), ("2024-03-07", "2024-03-16")],
+        [("2024-03-06", "2024-03-07")],
+    ),
     ("weekend-only hole: nothing", [("2024-03-04", "2024-03-09"), ("2024-03-11", "2024-03-16")], []),
-    ("holes around a covered weekend: one request",
-     [("2024-03-04", "2024-03-08"), ("2024-03-09", "2024-03-11"), ("2024-03-12", "2024-03-16")],
-     [("2024-03-08", "2024-03-12")]),
-    ("holes around a covered session: two requests",
-     [("2024-03-04", "2024-03-05"), ("2024-03-06", "2024-03-07"), ("2024-03-08", "2024-03-16")],
-     [("2024-03-05", "2024-03-06"), ("2024-03-07", "2024-03-08")]),
+    (
+        "holes around a covered weekend: one request",
+        [("2024-03-04", "2024-03-08"), ("2024-03-09", "2024-03-11"), ("2024-03-12", "2024-03-16")],
+        [("2024-03-08", "2024-03-12")],
+    ),
+    (
+        "holes around a covered session: two requests",
+        [("2024-03-04", "2024-03-05"), ("2024-03-06", "2024-03-07"), ("2024-03-08", "2024-03-16")],
+        [("2024-03-05", "2024-03-06"), ("2024-03-07", "2024-03-08")],
+    ),
 ]
 
 
@@ -77,14 +89,18 @@ def test_planner_daily_gaps_match_table_when_ledger_has_holes(
     assert plan.request_count == len(expected)
 
 
-@pytest.mark.parametrize(("asset_ticker", "days", "expected"), [
-    ("X:BTCUSD", 34, 1),  # 34 x 1,440 = 48,960 minutes
-    ("X:BTCUSD", 35, 2),  # 50,400 minutes
-    ("AAPL", 52 * 7 // 5, 1),  # 52 sessions x 960 = 49,920 (no holidays in this stretch)
-    ("AAPL", 80, 2),  # 55 sessions
-])
-def test_planner_splits_minute_requests_when_over_50k_base_bars(asset_ticker: str, days: int,
-                                                                 expected: int) -> None:
+@pytest.mark.parametrize(
+    ("asset_ticker", "days", "expected"),
+    [
+        ("X:BTCUSD", 34, 1),  # 34 x 1,440 = 48,960 minutes
+        ("X:BTCUSD", 35, 2),  # 50,400 minutes
+        ("AAPL", 52 * 7 // 5, 1),  # 52 sessions x 960 = 49,920 (no holidays in this stretch)
+        ("AAPL", 80, 2),  # 55 sessions
+    ],
+)
+def test_planner_splits_minute_requests_when_over_50k_base_bars(
+    asset_ticker: str, days: int, expected: int
+) -> None:
     """Minute requests hold at most 50,000 possible base bars and are cut at local midnights."""
     start = date(2024, 4, 1)
     s = spec(asset_ticker, "1m", start.isoformat(), (start + timedelta(days=days - 1)).isoformat())
@@ -108,10 +124,13 @@ def test_planner_clamps_to_completed_windows_when_range_reaches_now() -> None:
     assert plan.requests[0].fetch.end_ms <= now
 
 
-@pytest.mark.parametrize(("now", "last_covered"), [
-    ("2024-05-15T19:00:00Z", "2024-05-15"),  # 15:00 ET: today's session is still trading
-    ("2024-05-16T00:30:00Z", "2024-05-16"),  # 20:30 ET: the extended session is over, today is final
-])
+@pytest.mark.parametrize(
+    ("now", "last_covered"),
+    [
+        ("2024-05-15T19:00:00Z", "2024-05-15"),  # 15:00 ET: today's session is still trading
+        ("2024-05-16T00:30:00Z", "2024-05-16"),  # 20:30 ET: the extended session is over, today is final
+    ],
+)
 def test_planner_covers_todays_daily_bar_only_when_session_ended(now: str, last_covered: str) -> None:
     """Today's daily stock bar is covered only once the session has ended."""
     s = spec("AAPL", "1d", "2024-05-13", "2024-05-17")
@@ -134,8 +153,12 @@ def test_planner_keeps_per_ticker_daily_when_sessions_outnumber_tickers() -> Non
     """Two stocks over a month stay at one request each."""
     plan = plan_backfill(spec("AAPL,MSFT", "1d", "2024-03-01", "2024-03-31"), {}, NOW)
     assert [(r.kind, r.ticker) for r in plan.requests] == [("aggs", "AAPL"), ("aggs", "MSFT")]
-    assert plan_backfill(spec("AAPL,MSFT", "1d", "2024-03-01", "2024-03-31", grouped_daily=False),
-                         {}, NOW).request_count == 2
+    assert (
+        plan_backfill(
+            spec("AAPL,MSFT", "1d", "2024-03-01", "2024-03-31", grouped_daily=False), {}, NOW
+        ).request_count
+        == 2
+    )
 
 
 def test_planner_derive_fetches_only_finest_when_coarser_are_requested() -> None:
@@ -154,7 +177,8 @@ def test_planner_derive_builds_from_store_when_finest_already_covered() -> None:
     plan = plan_backfill(s, {SeriesKey("X:BTCUSD", "5m"): full}, NOW)
     assert plan.request_count == 0
     assert [(d.source, d.target, d.covers) for d in plan.derives] == [
-        (Timeframe.parse("5m"), Timeframe.parse("1h"), s.wanted(CRYPTO))]
+        (Timeframe.parse("5m"), Timeframe.parse("1h"), s.wanted(CRYPTO))
+    ]
 
 
 def test_planner_plans_corporate_actions_incrementally_when_asked() -> None:
@@ -222,8 +246,9 @@ def test_planner_requests_fill_exactly_the_tradable_gaps_for_any_ledger(
 
 @settings(max_examples=40, deadline=None)
 @given(first=st.integers(0, 200), length=st.integers(1, 400), asset=st.sampled_from([STOCK, CRYPTO]))
-def test_planner_split_is_minimal_per_day_cut_when_range_is_long(first: int, length: int,
-                                                                 asset: AssetClass) -> None:
+def test_planner_split_is_minimal_per_day_cut_when_range_is_long(
+    first: int, length: int, asset: AssetClass
+) -> None:
     """Pieces partition the range, each under the limit, and no two neighbours fit in one."""
     tf = Timeframe.parse("5m")
     rng = TimeRange(_day(first, asset), _day(first + length, asset))

@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mdw.backfill.fetch import VendorSource, bar_count, derive_writes, fetch_actions, fetch_writes
+from mdw.backfill.fetch import (
+    VendorSource,
+    bar_count,
+    derive_writes,
+    fetch_actions,
+    fetch_grouped,
+    fetch_writes,
+)
 from mdw.backfill.plan import ActionsRequest, DeriveTask, Plan, PlannedRequest
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
 from mdw.domain import DAY_MS, Dividend, Split, TimeRange
@@ -41,6 +48,7 @@ class _Item:
     writes: list[BarWrite] = field(default_factory=list)
     actions: tuple[list[Dividend], list[Split]] | None = None
     final: bool = True
+    failures: dict[str, str] = field(default_factory=dict)  # grouped: ticker -> why it failed
 
     @property
     def rows(self) -> int:
@@ -177,6 +185,10 @@ class Pipeline:
             actions = await self._timed(fetch_actions(self.client, job))
             await self.queue.put(_Item(job, actions=actions))
             return
+        if job.kind == "grouped":
+            writes, failures = await self._timed(fetch_grouped(self.client, job))
+            await self.queue.put(_Item(job, writes, failures=failures))
+            return
         pages = fetch_writes(self.client, job)
         held: list[BarWrite] | None = None
         try:
@@ -257,7 +269,7 @@ class Pipeline:
                 finally:
                     self.report.db_s += time.perf_counter() - started
                 self.report.transactions += 1
-                self._add(result)
+                self.report.actions_written += result.written
             else:
                 await self._write(item.writes)
         except (ValidationError, StoreError) as exc:
@@ -287,14 +299,20 @@ class Pipeline:
             if w.batch.source != "derived":
                 fetched += n
         if item.actions is not None:
-            fetched = item.rows
-            self._outcome(job_series(item.job)[0]).bars += fetched
+            self._outcome(job_series(item.job)[0]).bars += item.rows
+            self.report.actions_fetched += item.rows
         if isinstance(item.job, DeriveTask):
             fetched = 0
         self.report.bars_fetched += fetched
         if item.final:
             for key in job_series(item.job):
-                self._outcome(key).requests_done += 1
+                ticker = key.split(" ", 1)[0]
+                if ticker in item.failures:
+                    out = self._outcome(key)
+                    out.requests_failed += 1
+                    out.reason = out.reason or item.failures[ticker]
+                else:
+                    self._outcome(key).requests_done += 1
             if self.progress:
                 self.progress.advanced(job_series(item.job)[0], True, fetched)
 

@@ -18,7 +18,7 @@ from typing import Protocol
 from mdw.backfill.derive import resample
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, from_ms
-from mdw.errors import MdwError
+from mdw.errors import MdwError, VendorError, VendorRequestError
 from mdw.store.base import BarWrite, Store, WriteResult
 
 
@@ -64,6 +64,32 @@ def _request_writes(req: PlannedRequest, batch: BarBatch, final: bool) -> list[B
     return writes
 
 
+async def fetch_grouped(client: VendorSource, req: PlannedRequest) -> tuple[list[BarWrite], dict[str, str]]:
+    """One session's grouped daily bars as writes, and the tickers that failed (with why).
+
+    A ticker absent from the grouped response may be missing from that market's listing (an ETF
+    or an OTC name) rather than idle, so it is asked for on its own before its day is covered.
+    """
+    day = from_ms(req.fetch.start_ms).astimezone(req.asset.tz).date()
+    rows = await client.grouped_daily(day, req.asset.value)
+    writes: list[BarWrite] = []
+    failures: dict[str, str] = {}
+    for t in req.targets:
+        batch = rows.get(t.ticker)
+        if batch is None:
+            try:
+                pages = [p async for p in client.aggregate_pages(
+                    t.ticker, t.timeframe, t.covers.start_ms, min(t.covers.end_ms, req.fetch.end_ms))]
+            except VendorRequestError as exc:
+                failures[t.ticker] = str(exc)
+                continue
+            batch = BarBatch.concat(pages) if pages else BarBatch.empty(t.ticker, t.timeframe)
+        else:
+            batch = batch.with_source("grouped")
+        writes.append(BarWrite(batch, RangeSet.of([t.covers])))
+    return writes, failures
+
+
 async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenerator[list[BarWrite], None]:
     """The store writes of one request, as its pages arrive.
 
@@ -71,13 +97,10 @@ async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenera
         VendorError: the vendor failed the request after the client's retries.
     """
     if req.kind == "grouped":
-        day = from_ms(req.fetch.start_ms).astimezone(req.asset.tz).date()
-        rows = await client.grouped_daily(day, req.asset.value)
-        yield [
-            BarWrite(rows.get(t.ticker, BarBatch.empty(t.ticker, t.timeframe)).with_source("grouped"),
-                     RangeSet.of([t.covers]))
-            for t in req.targets
-        ]
+        writes, failures = await fetch_grouped(client, req)
+        if failures:
+            raise VendorError("; ".join(f"{t}: {why}" for t, why in sorted(failures.items())))
+        yield writes
         return
     derived = len(req.targets) > 1
     held: list[BarBatch] = []

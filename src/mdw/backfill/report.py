@@ -97,6 +97,8 @@ class RunReport:
     bars_updated: int = 0
     bars_unchanged: int = 0
     derived_tasks: int = 0
+    actions_fetched: int = 0
+    actions_written: int = 0
     rate_limit: str = ""
     series: dict[str, SeriesOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -143,7 +145,8 @@ class RunReport:
             "bars_fetched": self.bars_fetched, "bars_written": self.bars_written,
             "bars_inserted": self.bars_inserted, "bars_updated": self.bars_updated,
             "bars_unchanged": self.bars_unchanged, "bars_per_s": round(self.bars_per_s, 1),
-            "derived_tasks": self.derived_tasks, "rate_limit": self.rate_limit,
+            "derived_tasks": self.derived_tasks, "actions_fetched": self.actions_fetched,
+            "actions_written": self.actions_written, "rate_limit": self.rate_limit,
             "series": [
                 {"series": s.series, "status": s.status, "requests_planned": s.requests_planned,
                  "requests_done": s.requests_done, "requests_failed": s.requests_failed,
