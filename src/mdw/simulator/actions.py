@@ -102,10 +102,11 @@ def dividend_plans(seed: int, ticker: str) -> tuple[DividendPlan, ...]:
     else:
         return ()
     month0 = 1 + stable_hash("div-month", ticker) % 3
+    day0 = 8 + stable_hash("div-day", ticker) % 10
     out: list[DividendPlan] = []
     for year in range(first_year, DOMAIN_END.year + 1):
         for month in range(month0, 13, 3):
-            ex = _session_on_or_after(date(year, month, 8 + stable_hash("div-day", ticker) % 10))
+            ex = _session_on_or_after(date(year, month, day0))
             if ex > DOMAIN_END - timedelta(days=30):
                 continue
             record = _session_on_or_after(ex + timedelta(days=1))

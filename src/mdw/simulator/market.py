@@ -220,8 +220,7 @@ class Market:
             return BarBatch.empty(ticker, timeframe)
         asset = profile(self.seed, ticker).asset
         anchor = snap(asset, timeframe, start_ms)
-        bound = window_end_bound_days(timeframe) * DAY_MS + DAY_MS
-        base = self._base(ticker, timeframe, anchor, end_ms + bound, adjusted)
+        base = self._base(ticker, timeframe, anchor, _fetch_end(asset, timeframe, end_ms - 1), adjusted)
         ws = window_starts(asset, timeframe, base, anchor)
         keep = (ws >= start_ms) & (ws < end_ms)
         lo, hi = (int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))) if keep.any() else (0, 0)
@@ -239,7 +238,7 @@ class Market:
             return Page(BarBatch.empty(ticker, tf), 0, None)
         asset = profile(self.seed, ticker).asset
         anchor = snap(asset, tf, from_ms)
-        hard_end = to_ms + 1 + window_end_bound_days(tf) * DAY_MS + DAY_MS
+        hard_end = _fetch_end(asset, tf, to_ms)
         if sort == "desc":
             base = self._base(ticker, tf, anchor, hard_end, adjusted)
             ws = window_starts(asset, tf, base, anchor)
@@ -326,6 +325,15 @@ class Market:
         bars = self.aggregates(ticker, Timeframe(1, "d"), start, local_midnight_ms(today, asset.tz),
                                adjusted)
         return bars.take(slice(-1, None)) if len(bars) else bars
+
+
+def _fetch_end(asset: AssetClass, tf: Timeframe, last_ms: int) -> int:
+    """An end (exclusive) for base bars that completes every window starting at or before ``last_ms``."""
+    extra = window_end_bound_days(tf)
+    next_midnight = local_midnight_ms(local_day(asset, last_ms) + timedelta(days=1), asset.tz)
+    if extra == 0:
+        return next_midnight
+    return next_midnight + extra * DAY_MS + DAY_MS
 
 
 def _concat(parts: list[Cols]) -> Cols:

@@ -74,9 +74,13 @@ def _month_index(ordinal: int) -> int:
 
 
 def window_end_bound_days(tf: Timeframe) -> int:
-    """Days past a window start that surely cover the whole window (for fetching base bars)."""
-    if tf.intraday:
-        return 1 + int((tf.fixed_ms or 60_000) // 86_400_000)
+    """Days past a window start that surely cover the whole window (for fetching base bars).
+
+    Zero when no window spans a day boundary: intraday windows restart at local midnight, and
+    1-day windows are single days.
+    """
+    if tf.intraday or (tf.unit == "d" and tf.multiplier == 1):
+        return 0
     if tf.unit == "d":
         return tf.multiplier + 1
     if tf.unit == "w":

@@ -1,0 +1,108 @@
+"""``mdw simulate``: run the Polygon-compatible simulator until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from mdw.cli.app import app, fail
+from mdw.domain import to_ms
+from mdw.errors import MdwError, UsageError
+
+_PLANS = ("free", "unlimited")
+
+
+def _parse_keys(values: list[str]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for item in values:
+        key, _, plan = item.partition(":")
+        plan = plan or "unlimited"
+        if not key or plan not in _PLANS:
+            raise UsageError(f"invalid --key {item!r}; expected KEY or KEY:free or KEY:unlimited")
+        keys[key] = plan
+    return keys
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 = any free port).")] = 8765,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market and of the faults.")] = 42,
+    key: Annotated[list[str] | None, typer.Option(
+        help="API key as KEY[:free|unlimited]; repeatable. Default: test-key:unlimited.")] = None,
+    rate_limit: Annotated[str | None, typer.Option(
+        help="Request rate for every key, overriding the plans: 5/min, 100/s or unlimited.")] = None,
+    window: Annotated[str, typer.Option(help="Rate-limit window: sliding (60 s) or fixed.")] = "sliding",
+    retry_after: Annotated[bool, typer.Option(
+        "--retry-after/--no-retry-after", help="Send Retry-After with 429s.")] = False,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Latency added to every request.")] = 0.0,
+    jitter_ms: Annotated[float, typer.Option(min=0, help="Random extra latency, 0..N ms.")] = 0.0,
+    fault_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of requests answered 5xx.")] = 0.0,
+    reset_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of connections reset.")] = 0.0,
+    hang_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of requests held --hang-s.")] = 0.0,
+    hang_s: Annotated[float, typer.Option(min=0, help="How long a hung request is held.")] = 30.0,
+    truncate_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of 200s cut short.")] = 0.0,
+    status_error_rate: Annotated[float, typer.Option(
+        min=0, max=1, help='Share of HTTP 200s with {"status": "ERROR"}.')] = 0.0,
+    invalid_bar_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of bars with h < l.")] = 0.0,
+    now: Annotated[str | None, typer.Option(
+        help="Data clock (YYYY-MM-DD or ISO time, UTC): no bars after it. Default: wall clock.")] = None,
+    status: Annotated[str, typer.Option(help="Aggregates status: OK or DELAYED.")] = "OK",
+    missing_key_status: Annotated[int, typer.Option(help="Status for a request without a key.")] = 401,
+    cursor_adjusted: Annotated[bool, typer.Option(
+        "--cursor-adjusted/--no-cursor-adjusted",
+        help="Carry adjusted=false in the aggregates cursor.")] = True,
+    stocks: Annotated[int, typer.Option(min=1, help="Stocks in the listed universe.")] = 300,
+) -> None:
+    """Run the Polygon/Massive-compatible simulator (prints its base URL and a test key)."""
+    from mdw.simulator import FaultConfig, SimConfig
+
+    try:
+        if window not in ("sliding", "fixed"):
+            raise UsageError(f"invalid --window {window!r}; expected sliding or fixed")
+        if status not in ("OK", "DELAYED"):
+            raise UsageError(f"invalid --status {status!r}; expected OK or DELAYED")
+        if missing_key_status not in (400, 401):
+            raise UsageError("invalid --missing-key-status; expected 401 or 400")
+        faults = FaultConfig(error_rate=fault_rate, reset_rate=reset_rate, hang_rate=hang_rate, hang_s=hang_s,
+                             truncate_rate=truncate_rate, status_error_rate=status_error_rate,
+                             invalid_bar_rate=invalid_bar_rate)
+        config = SimConfig(
+            seed=seed, keys=_parse_keys(key or ["test-key:unlimited"]), window=window,  # type: ignore[arg-type]
+            rate_limit=rate_limit, retry_after=retry_after, latency_ms=latency_ms, jitter_ms=jitter_ms,
+            faults=faults, now_ms=to_ms(now) if now else None, status=status,  # type: ignore[arg-type]
+            missing_key_status=missing_key_status,  # type: ignore[arg-type]
+            cursor_adjusted=cursor_adjusted, n_stocks=stocks,
+        )
+    except MdwError as exc:
+        fail(str(exc))
+    asyncio.run(_serve(config, host, port))
+
+
+async def _serve(config: object, host: str, port: int) -> None:
+    from mdw.simulator import SimConfig, SimServer
+
+    assert isinstance(config, SimConfig)
+    server = SimServer(config, host, port)
+    try:
+        await server.start()
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    plan = config.keys[server.key]
+    rate = config.plan_rate(plan)
+    print(f"mdw simulator listening on {server.base_url}", flush=True)
+    print(f"test key: {server.key} (plan {plan}, {rate})", flush=True)
+    print(f"export POLYGON_BASE_URL={server.base_url} POLYGON_API_KEY={server.key}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        print("mdw simulator stopped", file=sys.stderr, flush=True)
