@@ -24,7 +24,7 @@ GRID = 24  # small integer grid: every half-open range is a set of unit cells [x
 
 bounds = st.tuples(st.integers(0, GRID), st.integers(0, GRID)).map(lambda p: (min(p), max(p)))
 range_lists = st.lists(bounds, max_size=6)
-fast = settings(deadline=None, max_examples=200)
+fast = settings(deadline=None, max_examples=100)
 
 
 def cells(ranges: list[tuple[int, int]] | RangeSet) -> set[int]:
