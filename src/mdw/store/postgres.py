@@ -224,7 +224,7 @@ class PostgresStore(PostgresRecords, StoreBase):
             )
         result = WriteResult()
         if fast:
-            await _copy(conn, "bars", fast)
+            await self._copy_fast(conn, fast)
             result += WriteResult(inserted=sum(len(s.batch) for s in fast))
         if slow:
             await _copy(conn, STAGE, slow)
@@ -233,6 +233,14 @@ class PostgresStore(PostgresRecords, StoreBase):
             inserted, updated = total - existed, written - (total - existed)
             result += WriteResult(inserted=inserted, updated=updated, unchanged=total - inserted - updated)
         return result
+
+    async def _copy_fast(self, conn: Any, fast: list[SeriesWrite]) -> None:
+        """COPY straight into each year's partition (no per-row routing through the parent)."""
+        if not self._partitioned:
+            await _copy(conn, "bars", fast)
+            return
+        for year, parts in split_by_year(fast).items():
+            await _copy(conn, f"bars_y{year:04d}" if year in self._partitions else "bars", parts)
 
     async def bars(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> BarBatch:
         rng = check_range(start_ms, end_ms)
@@ -319,12 +327,29 @@ class PostgresStore(PostgresRecords, StoreBase):
 async def _copy(conn: Any, table: str, series: list[SeriesWrite]) -> None:
     """One binary COPY of every group's rows into ``table``."""
     body = b"".join(pgcopy.encode_rows(s.ticker, s.timeframe, s.batch) for s in series)
+    await _copy_body(conn, table, body)
+
+
+async def _copy_body(conn: Any, table: str, body: bytes) -> None:
     await conn.copy_to_table(
         table,
         source=io.BytesIO(pgcopy.HEADER + body + pgcopy.TRAILER),
         columns=list(pgcopy.WRITE_COLUMNS),
         format="binary",
     )
+
+
+def split_by_year(series: list[SeriesWrite]) -> dict[int, list[SeriesWrite]]:
+    """The groups cut at UTC year boundaries, so each part can be copied into its own partition."""
+    out: dict[int, list[SeriesWrite]] = {}
+    for s in series:
+        t = s.batch.t
+        for year in sorted(years_of(t)):
+            lo, hi = year_bounds(year)
+            a, b = int(np.searchsorted(t, lo)), int(np.searchsorted(t, hi))
+            part = s.batch if (a, b) == (0, len(t)) else s.batch.take(slice(a, b))
+            out.setdefault(year, []).append(SeriesWrite(s.ticker, s.timeframe, part, RangeSet()))
+    return out
 
 
 async def _copy_out(conn: Any, sql: str, *args: Any) -> bytearray:
