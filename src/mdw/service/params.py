@@ -49,7 +49,7 @@ def time_param(name: str, text: str | None, tz: ZoneInfo, *, end: bool, default:
             ms = to_ms(datetime.fromisoformat(raw.replace("Z", "+00:00")))
     except (ValueError, OverflowError, UsageError):
         raise ApiError(400, "bad_time", f"invalid {name} {raw[:40]!r}; expected {TIME_FORMS}") from None
-    if not MIN_MS <= ms <= MAX_MS:
+    if not MIN_MS <= ms <= MAX_MS:  # bounds keep every date conversion in range
         raise ApiError(400, "bad_time", f"{name} must lie between 1970-01-01 and 2100-01-01")
     return ms
 

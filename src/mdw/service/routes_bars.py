@@ -166,8 +166,11 @@ async def get_bars(
     tf = timeframe_param(timeframe)
     tz = tk.asset_class.tz
     now = st.clock.now_ms()
-    first = time_param("start", start, tz, end=False, default=0)
     last = time_param("end", end, tz, end=True, default=now + DAY_MS)
+    first = time_param("start", start, tz, end=False, default=-1)
+    if first < 0:  # default: where the stored series begins (or a year back when nothing is held)
+        held = await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))
+        first = min(held.ranges[0].start_ms, last) if held else max(0, last - 365 * DAY_MS)
     if last < first:
         raise ApiError(400, "bad_range", "end is before start")
     page_start = max(first, decode_cursor(cursor)) if cursor else first
