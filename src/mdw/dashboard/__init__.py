@@ -7,13 +7,18 @@ browser. The only routes added here are the pages themselves and their static as
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from mdw.calendar import nyse_sessions
 from mdw.dashboard import shells
 from mdw.dashboard.overview import render_overview
 
@@ -41,6 +46,7 @@ def mount_dashboard(app: FastAPI) -> None:
         app.add_api_route(path, _shell_route(render), methods=["GET"], include_in_schema=False,
                           response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+    _warm_calendar_on_startup(app)
 
 
 _SHELLS: dict[str, Callable[[], str]] = {
@@ -56,3 +62,22 @@ def _shell_route(render: Callable[[], str]) -> Callable[[], Awaitable[HTMLRespon
         return HTMLResponse(render(), headers=_HTML_HEADERS)
 
     return handler
+
+
+def _warm_calendar_on_startup(app: FastAPI) -> None:
+    """Build the exchange calendar while the server starts, not during the first page view.
+
+    The first calendar lookup of a process costs about two seconds (exchange_calendars builds its
+    session table); without this the first overview after ``mdw serve`` would take that long.
+    The app's own lifespan runs unchanged inside this one.
+    """
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        today = datetime.now(UTC).date()
+        await asyncio.to_thread(nyse_sessions, today, today)
+        async with inner(a) as value:
+            yield value
+
+    app.router.lifespan_context = lifespan

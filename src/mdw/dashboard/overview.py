@@ -1,8 +1,8 @@
 """The overview page, rendered on the server from the public API so it works without JavaScript.
 
-It asks ``GET /v1/stats``, ``GET /readyz`` and ``GET /v1/backfills`` in process and prints what
-they say; each number carries ``data-field`` naming the API field it shows, so a browser test
-(or a curious user) can check it against the API.
+It asks ``GET /v1/stats``, ``GET /v1/symbols``, ``GET /readyz`` and ``GET /v1/backfills`` in
+process and prints what they say; each number carries ``data-field`` naming the API field it
+shows, so a browser test (or a curious user) can check it against the API.
 """
 
 from __future__ import annotations
@@ -54,28 +54,35 @@ def _problem(what: str, res: ApiResponse) -> str:
     return f'<p class="error">{escape(what)}: {escape(str(message))}.{hint}</p>'
 
 
-def _cards(stats: dict[str, Any], ready: dict[str, Any]) -> str:
-    vendor = stats.get("vendor_last_hour", {})
-    breaker = str(ready.get("breaker", "unknown"))
-    share = vendor.get("budget_share")
+def _cards(ov: dict[str, Any]) -> str:
+    series = ov.get("series", {})
+    vendor = ov.get("vendor", {})
+    hour = vendor.get("last_hour") or {}
+    budget = vendor.get("budget") or {}
+    breaker = str(vendor.get("breaker", "unknown"))
+    share = budget.get("share")
     share_text = f"{share * 100:.1f} %" if isinstance(share, int | float) else "–"
-    stale = stats.get("stale_series", 0)
+    allowed = budget.get("allowed_per_min")
+    plan_note = (f"{_int(budget.get('used_last_min'))} of {_int(allowed)} requests/min allowed by "
+                 f"{budget.get('plan', '?')}, last minute" if allowed else f"plan {budget.get('plan', '?')}")
+    stale = series.get("stale", 0)
+    no_client = "" if vendor.get("configured") else "no vendor key configured"
+
     def num(label: str, field: str, src: dict[str, Any], note: str = "", cls: str = "") -> str:
         return _card(label, field, src.get(field), _int(src.get(field)), note, cls)
 
     return '<div class="cards">' + "".join((
-        num("Symbols tracked", "symbols_tracked", stats),
-        num("Series tracked", "series_tracked", stats, f"{_int(stats.get('series_stored'))} stored"),
-        num("Bars stored", "bars_stored", stats),
-        num("Stale series", "stale_series", stats, f"behind by more than {_age(stats.get('stale_after_s'))}",
+        num("Symbols tracked", "tracked_symbols", series, f"{_int(series.get('symbols'))} known"),
+        num("Series stored", "series", series),
+        num("Bars stored", "bars", series),
+        num("Stale series", "stale", series, f"behind by more than {_age(series.get('stale_after_s'))}",
             "stale" if stale else "fresh"),
-        _card("Vendor breaker", "breaker", breaker, breaker.replace("_", "-"), "", f"state-{breaker}"),
-        num("Requests, last hour", "requests", vendor, f"over {_int(vendor.get('runs'))} runs"),
-        num("429s, last hour", "rate_limited", vendor),
-        num("Retries, last hour", "retries", vendor),
-        _card("Rate budget used", "budget_share", share, share_text,
-              f"of {_int(vendor.get('allowance'))} requests/h allowed by {vendor.get('plan', '?')}"),
-)) + "</div>"
+        _card("Vendor breaker", "breaker", breaker, breaker.replace("_", "-"), no_client, f"state-{breaker}"),
+        num("Requests, last hour", "requests", hour, no_client),
+        num("429s, last hour", "rate_limited", hour),
+        num("Retries, last hour", "retries", hour),
+        _card("Rate budget used", "share", share, share_text, plan_note),
+    )) + "</div>"
 
 
 def _table(table_id: str, heads: tuple[str, ...], rows: list[str]) -> str:
@@ -99,8 +106,25 @@ def _runs_table(runs: list[dict[str, Any]]) -> str:
             f'<td>{escape(str(r.get("kind", "")))}</td>'
             f'<td><span class="badge outcome-{escape(status)}">{escape(status)}</span></td>'
             f'<td class="num">{_age(took) if took is not None else "running"}</td>'
+            f'<td class="num">{_int(r.get("requests"))}</td>'
+            f'<td class="num">{_int(r.get("bars_fetched"))}</td>'
             f'<td><a href="/v1/backfills/{escape(str(r.get("id", "")))}">report (JSON)</a></td></tr>')
-    return _table("runs", ("Started", "Kind", "Outcome", "#Took", "Report"), rows)
+    return _table("runs", ("Started", "Kind", "Outcome", "#Took", "#Requests", "#Bars", "Report"), rows)
+
+
+def _series_rows(symbols: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every stored or tracked series of ``GET /v1/symbols``, one row each."""
+    rows = []
+    for sym in symbols:
+        seen = set()
+        for s in sym.get("series", []):
+            seen.add(s.get("timeframe"))
+            rows.append({**s, "ticker": sym.get("ticker"), "tracked": bool(sym.get("active"))})
+        for tf in sym.get("timeframes", []):
+            if tf not in seen and sym.get("active"):
+                rows.append({"ticker": sym.get("ticker"), "timeframe": tf, "bars": 0, "stale": True,
+                             "tracked": True})
+    return sorted(rows, key=lambda r: (str(r["ticker"]), str(r["timeframe"])))
 
 
 def _series_table(series: list[dict[str, Any]]) -> str:
@@ -109,12 +133,13 @@ def _series_table(series: list[dict[str, Any]]) -> str:
                 '<a href="/admin">Admin</a> page.</p>')
     rows = []
     for s in series:
-        stale = bool(s.get("stale"))
+        stale = bool(s.get("stale", True))
         tk, tf = str(s.get("ticker", "")), str(s.get("timeframe", ""))
         rows.append(
             f'<tr class="{"is-stale" if stale else ""}" data-series="{escape(tk)}/{escape(tf)}">'
             f'<td><a href="/chart?ticker={escape(tk)}&amp;timeframe={escape(tf)}">{escape(tk)}</a></td>'
-            f'<td>{escape(tf)}</td><td class="num" data-field="bars">{_int(s.get("bars"))}</td>'
+            f'<td>{escape(tf)}</td>'
+            f'<td class="num" data-bars="{escape(str(s.get("bars")))}">{_int(s.get("bars"))}</td>'
             f'<td>{_time(s.get("first_t"))}</td><td>{_time(s.get("last_t"))}</td>'
             f'<td class="num">{_age(s.get("lag_s"))}</td><td>{_time(s.get("fetched_at_ms"))}</td>'
             f'<td>{"<span class=stale>stale</span>" if stale else "<span class=fresh>fresh</span>"}'
@@ -125,37 +150,30 @@ def _series_table(series: list[dict[str, Any]]) -> str:
 
 async def render_overview(app: ASGIApp, headers: dict[str, str]) -> str:
     """The overview page for a request that came with ``headers`` (its credentials are reused)."""
-    stats, ready, runs = await asyncio.gather(
-        api_get(app, "/v1/stats", headers=headers),
-        api_get(app, "/readyz", headers=headers),
-        api_get(app, "/v1/backfills", {"limit": "10"}, headers=headers),
+    ov, symbols = await asyncio.gather(
+        api_get(app, "/v1/overview", headers=headers),
+        api_get(app, "/v1/symbols", headers=headers),
     )
     parts = ["<h1>Overview</h1>"]
-    ready_body: dict[str, Any] = ready.body if isinstance(ready.body, dict) else {}
-    if not stats.ok:
-        parts.append(_problem("Could not read /v1/stats", stats))
+    body: dict[str, Any] = ov.body if ov.ok and isinstance(ov.body, dict) else {}
+    if not ov.ok:
+        parts.append(_problem("Could not read /v1/overview", ov))
     else:
-        parts.append(_cards(stats.body, ready_body))
-    if not ready.ok and ready.status != 503:
-        parts.append(_problem("Could not read /readyz", ready))
-    elif ready.status == 503:
-        parts.append('<p class="error">Not ready: see <a href="/readyz">/readyz</a>.</p>')
-    leader = ready_body.get("leader")
-    age = ready_body.get("last_run_age_s")
-    parts.append(f'<p class="muted">Scheduler leader: {escape(str(leader))} · last run '
-                 f'{_age(age) + " ago" if age is not None else "never"} · '
-                 'vendor counts come from the run reports of every process, spread over each run.</p>')
-    parts.append('<h2>Last runs</h2>')
-    if runs.ok:
-        body = runs.body
-        items = body.get("runs", []) if isinstance(body, dict) else body
-        parts.append(_runs_table(list(items or [])) + '<p><a href="/runs">Live progress and all runs</a></p>')
+        parts.append(_cards(body))
+        sched = body.get("scheduler", {})
+        leader = ("off" if not sched.get("enabled")
+                  else "this process leads" if sched.get("leader") else "another process leads")
+        parts.append(f'<p class="muted">Scheduler: {escape(leader)} · vendor counts are this server\'s own '
+                     'client (runs of other processes are in their run reports).</p>')
+        parts.append("<h2>Last runs</h2>")
+        parts.append(_runs_table(list(body.get("runs", {}).get("recent", [])))
+                     + '<p><a href="/runs">Live progress and every run report</a></p>')
+    parts.append("<h2>Freshness per series</h2>")
+    if symbols.ok and isinstance(symbols.body, dict):
+        parts.append(_series_table(_series_rows(list(symbols.body.get("symbols", [])))))
     else:
-        parts.append(_problem("Could not read /v1/backfills", runs))
-    parts.append('<h2>Freshness per series</h2>')
-    if stats.ok:
-        parts.append(_series_table(list(stats.body.get("series", []))))
+        parts.append(_problem("Could not read /v1/symbols", symbols))
     parts.append('<p class="muted">Every number on this page comes from the public API: '
-                 '<a href="/v1/stats">/v1/stats</a>, <a href="/readyz">/readyz</a> and '
-                 '<a href="/v1/backfills">/v1/backfills</a> (<a href="/docs">API docs</a>).</p>')
+                 '<a href="/v1/overview">/v1/overview</a> and <a href="/v1/symbols">/v1/symbols</a> '
+                 '(<a href="/docs">API docs</a>).</p>')
     return page("Overview", "/", "\n".join(parts))

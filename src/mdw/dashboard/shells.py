@@ -115,7 +115,7 @@ def admin_page() -> str:
 <form class="controls" id="add-form">
   <label>Ticker <input name="ticker" required placeholder="AAPL or X:BTCUSD" size="14"></label>
   <label>Timeframes <input name="timeframes" required value="1d" size="14"></label>
-  <label>Start date <input type="date" name="start_date"></label>
+  <label>Start date <input type="date" name="start"></label>
   <button type="submit">Track and backfill</button>
 </form></fieldset>
 <fieldset><legend>Stop tracking</legend>

@@ -20,7 +20,7 @@ async function loadSymbols() {
     tbody.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "error", text: res.error })));
     return;
   }
-  const symbols = res.data.symbols ?? res.data;
+  const symbols = res.data.symbols;
   tbody.replaceChildren(...symbols.map((s) => el("tr", {},
     el("td", { text: s.ticker }), el("td", { text: s.asset_class ?? "" }),
     el("td", { text: (s.timeframes ?? []).join(", ") }), el("td", { text: s.start_date ?? "" }),
@@ -33,9 +33,9 @@ document.getElementById("add-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const fd = new FormData(ev.target);
   const body = { ticker: fd.get("ticker").trim(), timeframes: list(fd.get("timeframes")) };
-  if (fd.get("start_date")) body.start_date = fd.get("start_date");
+  if (fd.get("start")) body.start = fd.get("start");
   const res = await api("/v1/symbols", { method: "POST", body });
-  report(res, (d) => `Now tracking ${body.ticker}${d && d.backfill_id ? `; backfill ${d.backfill_id} started` : ""}.`);
+  report(res, (d) => `Now tracking ${body.ticker}${d && d.run_id ? `; backfill ${d.run_id} started` : ""}.`);
   if (res.ok) loadSymbols();
 });
 
@@ -54,7 +54,7 @@ document.getElementById("backfill-form").addEventListener("submit", async (ev) =
   const fd = new FormData(ev.target);
   const body = { symbols: list(fd.get("symbols")), timeframes: list(fd.get("timeframes")), start: fd.get("start"), end: fd.get("end") };
   const res = await api("/v1/backfills", { method: "POST", body });
-  report(res, (d) => `Backfill ${d.id} started; follow it on the Runs page.`);
+  report(res, (d) => `Backfill ${d.run_id} started; follow it on the Runs page.`);
 });
 
 wireKeyForm(document.getElementById("key-form"));

@@ -44,10 +44,9 @@ function chartTime(state, t) {
   return Math.floor((t + zoneOffsetMs(state.zone, t)) / 1000);
 }
 
-// GET /v1/bars returns bars as an array of {t,o,h,l,c,v,...} and a cursor for the next page.
+// GET /v1/bars returns a page of bars {t,o,h,l,c,v,vw,n} and the cursor of the next page.
 function pageRows(data) {
-  const rows = data.bars ?? data.results ?? [];
-  return { rows, next: data.next_cursor ?? data.cursor ?? null };
+  return { rows: data.bars, next: data.next_cursor };
 }
 
 async function fetchBars(state, startMs, endMs, signal) {
@@ -80,12 +79,6 @@ async function loadLibrary() {
 
 let current = null; // the chart state of the ticker/timeframe/adjust on screen
 
-function dateParam(value, endOfDay) {
-  if (!value) return null;
-  const ms = Date.parse(`${value}T00:00:00Z`);
-  return endOfDay ? ms + 864e5 : ms;
-}
-
 async function coverageBounds(ticker, timeframe) {
   const res = await api(`/v1/coverage/${encodeURIComponent(ticker)}`, { params: { timeframe } });
   if (!res.ok) return null;
@@ -96,12 +89,9 @@ async function coverageBounds(ticker, timeframe) {
 
 // Coverage ranges [start_ms, end_ms) of the bars of one timeframe, whatever the grouping.
 function coverageRanges(data, timeframe) {
-  const entries = data.bars?.[timeframe] ?? data.ranges ?? data.coverage ?? [];
-  const list = Array.isArray(entries) ? entries : entries.ranges ?? [];
-  return list
-    .filter((r) => !r.timeframe || r.timeframe === timeframe)
-    .filter((r) => !r.dataset || r.dataset === "bars")
-    .map((r) => (Array.isArray(r) ? r : [r.start_ms ?? r.start, r.end_ms ?? r.end]));
+  return (data.entries ?? [])
+    .filter((r) => r.dataset === "bars" && r.timeframe === timeframe)
+    .map((r) => [r.start_ms, r.end_ms]);
 }
 
 async function markersFor(state) {
@@ -109,7 +99,7 @@ async function markersFor(state) {
     api(`/v1/splits/${encodeURIComponent(state.ticker)}`),
     api(`/v1/dividends/${encodeURIComponent(state.ticker)}`),
   ]);
-  const list = (res, key) => (res.ok ? res.data[key] ?? res.data.results ?? [] : []);
+  const list = (res, key) => (res.ok ? res.data[key] : []);
   const out = [];
   for (const s of list(splits, "splits")) {
     out.push({ day: s.execution_date, kind: "S", text: `S ${s.split_to}:${s.split_from}`, color: "#6a1b9a" });
@@ -122,7 +112,7 @@ async function markersFor(state) {
 
 function placeMarkers(state) {
   const bars = state.bars;
-  if (!bars.length) { state.markerApi.setMarkers([]); return; }
+  if (!bars.length) { state.markerApi.setMarkers([]); box.dataset.markers = "0"; return; }
   const placed = [];
   for (const m of state.events) {
     // A marker sits on the first bar of its day (or the first after it, across holidays).
@@ -134,6 +124,7 @@ function placeMarkers(state) {
   }
   placed.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   state.markerApi.setMarkers(placed);
+  box.dataset.markers = String(placed.length);
 }
 
 function render(state) {
@@ -201,8 +192,9 @@ async function show() {
   const timeframe = fd.get("timeframe");
   if (!ticker || !timeframe) { summary.textContent = "Track a symbol first (Admin page)."; return; }
   const adjust = fd.get("adjust") || "none";
-  const start = dateParam(fd.get("start"), false);
-  const end = dateParam(fd.get("end"), true);
+  // Dates go to the API as typed: it reads them as whole days in the market's zone (end inclusive).
+  const start = fd.get("start") || null;
+  const end = fd.get("end") || null;
   summary.textContent = `Loading ${ticker} ${timeframe}…`;
   box.dataset.state = "loading";
   let L;
@@ -237,10 +229,11 @@ async function show() {
     state.events = events;
     state.floor = bounds ? bounds.first : null;
     const hi = end ?? (bounds ? bounds.last : Date.now());
-    const lo = start ?? Math.max(bounds ? bounds.first : -Infinity, hi - state.spanMs);
+    const hiMs = end ? Date.parse(`${end}T00:00:00Z`) + 864e5 : hi;
+    const lo = start ?? Math.max(bounds ? bounds.first : 0, hiMs - state.spanMs);
     state.bars = await fetchBars(state, lo, hi);
     if (state !== current) return;
-    if (start === null && bounds && lo <= bounds.first) state.olderDone = true;
+    if (start === null && (!bounds || lo <= bounds.first)) state.olderDone = true;
     render(state);
     if (keepView && start === null) chart.timeScale().setVisibleLogicalRange(keepView);
     else chart.timeScale().fitContent();
@@ -258,7 +251,7 @@ async function show() {
 async function init() {
   const res = await api("/v1/symbols");
   if (!res.ok) { summary.textContent = `Could not list symbols: ${res.error}`; return; }
-  const symbols = res.data.symbols ?? res.data;
+  const symbols = res.data.symbols;
   const params = new URLSearchParams(location.search);
   for (const s of symbols) tickerSel.append(el("option", { value: s.ticker, text: s.ticker }));
   const fillTimeframes = () => {

@@ -1,4 +1,4 @@
-// Coverage heat map: tickers × sessions for one timeframe, from GET /v1/coverage/{t}/sessions.
+// Coverage heat map: tickers × sessions for one timeframe, from GET /v1/coverage/{t}?timeframe=…
 // Clicking a missing, partial or failed cell offers to backfill that session (POST /v1/backfills).
 import { adminKey, api, el, say } from "./mdw.js";
 
@@ -31,24 +31,26 @@ async function draw() {
     return;
   }
   const rows = await Promise.all(symbols.map(async (s) => {
-    const res = await api(`/v1/coverage/${encodeURIComponent(s.ticker)}/sessions`, { params: { timeframe, start, end } });
-    return { ticker: s.ticker, res };
+    const res = await api(`/v1/coverage/${encodeURIComponent(s.ticker)}`, { params: { timeframe, start, end } });
+    return { ticker: s.ticker, res, sessions: res.ok ? res.data.heatmap.sessions : [] };
   }));
   const days = new Set();
-  for (const r of rows) if (r.res.ok) for (const s of r.res.data.sessions) days.add(s.day);
+  for (const r of rows) for (const s of r.sessions) days.add(s.day);
   const columns = [...days].sort();
   const counts = { covered: 0, empty: 0, partial: 0, missing: 0, failed: 0 };
+  // Each month is labelled above its first session; the label overflows to the right.
   const thead = el("thead", {}, el("tr", {}, el("th", { scope: "col" }, el("span", { class: "sr-only", text: "Ticker" })),
-    columns.map((d, i) => el("th", { scope: "col", title: d }, i === 0 || d.endsWith("-01") || d.slice(8) <= "07" && columns[i - 1]?.slice(5, 7) !== d.slice(5, 7) ? d.slice(5, 7) + "/" + d.slice(2, 4) : ""))));
+    columns.map((d, i) => el("th", { scope: "col", title: d },
+      i === 0 || columns[i - 1].slice(0, 7) !== d.slice(0, 7) ? el("span", { text: `${d.slice(5, 7)}/${d.slice(2, 4)}` }) : null))));
   const tbody = el("tbody");
-  for (const { ticker, res } of rows) {
+  for (const { ticker, res, sessions } of rows) {
     const tr = el("tr", {}, el("th", { scope: "row", text: ticker }));
     if (!res.ok) {
       tr.append(el("td", { colspan: Math.max(1, columns.length), class: "error", text: res.error }));
       tbody.append(tr);
       continue;
     }
-    const byDay = new Map(res.data.sessions.map((s) => [s.day, s]));
+    const byDay = new Map(sessions.map((s) => [s.day, s]));
     for (const day of columns) {
       const s = byDay.get(day);
       const state = s ? s.state : "closed";
@@ -84,7 +86,7 @@ dialog.addEventListener("close", async () => {
   const body = { symbols: [ticker], timeframes: [timeframe], start: day, end: next };
   const res = await api("/v1/backfills", { method: "POST", body, key: typed || adminKey() });
   const region = document.getElementById("cov-result");
-  if (res.ok) say(region, `Backfill ${res.data.id} started for ${ticker} ${timeframe} ${day}; follow it on the Runs page.`, "ok");
+  if (res.ok) say(region, `Backfill ${res.data.run_id} started for ${ticker} ${timeframe} ${day}; follow it on the Runs page.`, "ok");
   else say(region, `Backfill refused: ${res.error}`, "error");
 });
 

@@ -9,22 +9,16 @@ const reportJson = document.getElementById("report-json");
 let timer = null;
 let shownReport = null;
 
-const runsOf = (data) => data.runs ?? data.items ?? data;
-
-// Progress numbers of a run, whether it is still running (progress) or done (report).
+// A run's numbers: live progress while it runs, the report's totals once it is done.
 function numbers(run) {
   const p = run.progress ?? {};
-  const r = run.report ?? {};
-  const pick = (...keys) => {
-    for (const src of [p, r, run]) for (const k of keys) if (src[k] !== undefined && src[k] !== null) return src[k];
-    return null;
-  };
-  const elapsed = ((run.finished_at_ms ?? Date.now()) - run.started_at_ms) / 1000;
-  const bars = pick("bars_written", "bars", "rows_written");
+  const sum = run.summary ?? run.report ?? {};
+  const elapsed = p.elapsed_s ?? ((run.finished_at_ms ?? Date.now()) - run.started_at_ms) / 1000;
   return {
-    done: pick("series_done"), total: pick("series_total", "series"), requests: pick("requests"),
-    bars, barsPerS: pick("bars_per_s") ?? (bars !== null && elapsed > 0 ? bars / elapsed : null),
-    eta: pick("eta_s"), elapsed,
+    done: p.series_done ?? null, total: p.series_total ?? null,
+    requests: p.requests_done ?? sum.requests ?? null, requestsTotal: p.requests_total ?? null,
+    bars: p.bars ?? sum.bars_fetched ?? null, written: sum.bars_written ?? null,
+    barsPerS: p.bars_per_s ?? null, eta: p.eta_s ?? null, elapsed,
   };
 }
 
@@ -38,7 +32,7 @@ function progressCard(run) {
       "aria-valuenow": Math.round(share * 100), "aria-label": "series done" },
     el("span", { style: `width:${(share * 100).toFixed(1)}%` })),
     el("p", { class: "note" },
-      `${fmtInt(n.requests)} requests · ${fmtInt(n.bars)} bars · ` +
+      `${fmtInt(n.requests)} of ${fmtInt(n.requestsTotal)} requests · ${fmtInt(n.bars)} bars · ` +
       `${n.barsPerS === null ? "–" : fmtInt(Math.round(n.barsPerS))} bars/s · ` +
       `ETA ${fmtDuration(n.eta)} · running ${fmtDuration(n.elapsed)}`));
 }
@@ -48,7 +42,7 @@ async function showReport(id) {
   reportView.hidden = false;
   shownReport = id;
   document.getElementById("report-h").textContent = `Run report ${id}`;
-  reportJson.textContent = res.ok ? JSON.stringify(res.data.report ?? res.data, null, 2) : res.error;
+  reportJson.textContent = res.ok ? JSON.stringify(res.data, null, 2) : res.error;
   reportView.scrollIntoView({ block: "nearest" });
 }
 
@@ -60,7 +54,7 @@ async function refresh() {
     timer = setTimeout(refresh, 10000);
     return;
   }
-  const runs = runsOf(res.data);
+  const runs = res.data.runs;
   const running = runs.filter((r) => r.status === "running");
   const details = await Promise.all(running.map((r) => api(`/v1/backfills/${encodeURIComponent(r.id)}`)));
   live.replaceChildren(...(running.length
