@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
 from mdw.errors import StoreError
@@ -43,6 +44,7 @@ _UPSERT = (
     + ", ".join(f"excluded.{c}" for c in _VALUES.split(", "))
     + ")"
 )
+_FETCH = 8192
 _SELECT = "SELECT t, o, h, l, c, v, vw, n FROM bars WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ?"
 
 
@@ -79,11 +81,24 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def rows_to_batch(ticker: str, timeframe: Timeframe, rows: list[Any]) -> BarBatch:
-    """Columns from driver rows in one C-level conversion (NULL becomes NaN)."""
-    if not rows:
+def fetch_grid(cursor: sqlite3.Cursor) -> npt.NDArray[np.float64]:
+    """The (rows x 8) float grid of a bars SELECT, converted in slices (NULL becomes NaN).
+
+    Converting a slice at a time keeps only a few thousand row tuples alive at once, which is
+    both faster (cache-friendly) and lighter than ``fetchall`` followed by one conversion.
+    """
+    parts = []
+    while rows := cursor.fetchmany(_FETCH):
+        parts.append(np.array(rows, dtype=np.float64))
+    if not parts:
+        return np.empty((0, 8), dtype=np.float64)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def grid_to_batch(ticker: str, timeframe: Timeframe, grid: npt.NDArray[np.float64]) -> BarBatch:
+    """A batch from the grid of :func:`fetch_grid` (epoch ms and counts are exact in float64)."""
+    if not len(grid):
         return BarBatch.empty(ticker, timeframe)
-    grid = np.array(rows, dtype=np.float64)
     return BarBatch(
         ticker,
         timeframe,
@@ -244,13 +259,9 @@ class SqliteStore(SqliteRecords, StoreBase):
 
     async def bars(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> BarBatch:
         rng = check_range(start_ms, end_ms)
-        rows = await self._read(
-            "bars",
-            lambda c: c.execute(
-                _SELECT + " ORDER BY t", (ticker, tf_text(timeframe), rng.start_ms, rng.end_ms)
-            ).fetchall(),
-        )
-        return rows_to_batch(ticker, timeframe, rows)
+        args = (ticker, tf_text(timeframe), rng.start_ms, rng.end_ms)
+        grid = await self._read("bars", lambda c: fetch_grid(c.execute(_SELECT + " ORDER BY t", args)))
+        return grid_to_batch(ticker, timeframe, grid)
 
     async def iter_bars(
         self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int, chunk: int = 100_000
@@ -261,13 +272,13 @@ class SqliteStore(SqliteRecords, StoreBase):
         while True:
             # Keyset paging on the primary key: each chunk is one short read, memory stays flat.
             args = (ticker, tf, cursor_ms, rng.end_ms, chunk)
-            rows = await self._read("iter_bars", functools.partial(_page, args=args))
-            if not rows:
+            grid = await self._read("iter_bars", functools.partial(_page, args=args))
+            if not len(grid):
                 return
-            yield rows_to_batch(ticker, timeframe, rows)
-            if len(rows) < chunk:
+            yield grid_to_batch(ticker, timeframe, grid)
+            if len(grid) < chunk:
                 return
-            cursor_ms = int(rows[-1][0]) + 1
+            cursor_ms = int(grid[-1, 0]) + 1
 
     async def delete_range(self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int) -> int:
         rng = check_range(start_ms, end_ms)
@@ -327,8 +338,8 @@ class SqliteStore(SqliteRecords, StoreBase):
         return await self._write("write_corporate_actions", work)
 
 
-def _page(conn: sqlite3.Connection, args: tuple[Any, ...]) -> list[Any]:
-    return conn.execute(_SELECT + " ORDER BY t LIMIT ?", args).fetchall()
+def _page(conn: sqlite3.Connection, args: tuple[Any, ...]) -> npt.NDArray[np.float64]:
+    return fetch_grid(conn.execute(_SELECT + " ORDER BY t LIMIT ?", args))
 
 
 def _write_one(conn: sqlite3.Connection, s: SeriesWrite) -> WriteResult:
