@@ -104,7 +104,7 @@ class SimConfig:
     now_ms: int | None = None
     not_found_tickers: frozenset[str] = frozenset()
     status: Literal["OK", "DELAYED"] = "OK"
-    cursor_adjusted: bool = False
+    cursor_adjusted: bool = True
     missing_key_status: Literal[400, 401] = 401
     public_base: str | None = None
     n_stocks: int = 300

@@ -120,15 +120,10 @@ class Market:
         """Dividends declared on or before today (ex-dates can be up to four weeks ahead), oldest first."""
         today = self.today()
         out: list[Dividend] = []
-        splits = actions.splits_for(self.seed, ticker)
         for plan in actions.dividend_plans(self.seed, ticker):
             if plan.declaration_date > today:
                 break
-            level, _ = paths.anchors(self.seed, ticker)
-            before = plan.ex_date - timedelta(days=1)
-            mult = float(actions.split_multiplier(splits, np.array([before.toordinal()]))[0])
-            price = float(np.exp(level[paths.day_index(before)])) * mult
-            cash = price * plan.yield_q
+            cash = self.reference_price(ticker, plan.ex_date - timedelta(days=1)) * plan.yield_q
             out.append(Dividend(
                 id=f"E{stable_hash('dividend', self.seed, ticker, plan.ex_date):016x}",
                 ticker=ticker, ex_dividend_date=plan.ex_date,
@@ -307,13 +302,12 @@ class Market:
                 out[ticker] = bar
         return out
 
-    def previous_close_before(self, ticker: str, day: date) -> float | None:
-        """The unadjusted close of the last trading day before ``day`` (within two weeks)."""
-        for back in range(1, 15):
-            row = _daily_row(self.seed, ticker, day - timedelta(days=back))
-            if row is not None:
-                return row[4]
-        return None
+    def reference_price(self, ticker: str, day: date) -> float:
+        """The unadjusted price where ``day``'s trading starts (dividends are sized from it)."""
+        level, _ = paths.anchors(self.seed, ticker)
+        mult = float(actions.split_multiplier(actions.splits_for(self.seed, ticker),
+                                              np.array([day.toordinal()]))[0])
+        return float(np.exp(float(level[paths.day_index(day)]))) * mult
 
     def previous_close(self, ticker: str, adjusted: bool = True) -> BarBatch:
         """The daily bar of the last completed trading day before today."""

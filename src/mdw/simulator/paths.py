@@ -205,7 +205,7 @@ def day_minutes(seed: int, ticker: str, day: date) -> DayMinutes | None:
     if prof.asset is AssetClass.FOREX:
         v = n.astype(np.float64)
     elif prof.asset is AssetClass.CRYPTO:
-        v = np.round(n * ((0.1 + 1.8 * r[3]) * prof.trade_size), 6) + 1e-6
+        v = np.round(n * ((0.1 + 1.8 * r[3]) * prof.trade_size), 6)
     else:
         v = np.maximum(np.rint(n * ((0.2 + 1.6 * r[3]) * prof.trade_size)), n).astype(np.float64)
     vw = np.round(lo + (h - lo) * (0.25 + 0.5 * r[4]), dec + 1)

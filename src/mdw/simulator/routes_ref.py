@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -66,8 +66,8 @@ def _dividend_rows(st: SimState, ticker: str) -> list[Row]:
     rows: list[Row] = []
     cumulative = 1.0
     for div in reversed(divs):  # newest first: the historical factor accumulates backwards
-        prev = market.previous_close_before(ticker, div.ex_dividend_date)
-        if prev is not None and prev > div.cash_amount:
+        prev = market.reference_price(ticker, div.ex_dividend_date - timedelta(days=1))
+        if prev > div.cash_amount:
             cumulative *= 1.0 - div.cash_amount / prev
         ratio = float(actions.adjustment_factor(
             splits, np.array([div.ex_dividend_date.toordinal() - 1]), today)[0])
