@@ -84,8 +84,10 @@ def dividend_factors(
     Args:
         batch: raw (unadjusted) bars, sorted by ``t``.
         dividends: cash dividends of the ticker.
-        closes: ``close_prev`` by dividend id, for dividends whose previous close lies outside
-            the batch (a page of a longer series); otherwise it is read from the batch.
+        closes: ``close_prev`` by dividend id. When given, it is authoritative: a dividend
+            missing from it is skipped (its previous close is unknown). When None, each
+            ``close_prev`` is read from the batch itself, which is right only when the batch
+            holds the bar just before every ex-date (a whole series, not one page of it).
     """
     bounds: list[int] = []
     factors: list[float] = []
@@ -93,9 +95,12 @@ def dividend_factors(
         cut = boundary_ms(batch.ticker, d.ex_dividend_date)
         if len(batch) == 0 or cut <= int(batch.t[0]):
             continue  # no bar of this batch starts before the ex-date
-        prev = (closes or {}).get(d.id)
-        if prev is None:
+        if closes is not None:
+            prev = closes.get(d.id)
+        elif cut <= int(batch.t[-1]):
             prev = reference_close(batch, d)
+        else:
+            prev = None  # the batch ends before the ex-date: its last close is not close_prev
         if prev is None or not np.isfinite(prev) or prev <= 0:
             continue
         factor = 1.0 - d.cash_amount / prev
@@ -122,7 +127,7 @@ def adjust_bars(
         splits: the ticker's splits (any order).
         dividends: the ticker's cash dividends (any order); used only by ``all``.
         mode: ``none`` | ``splits`` | ``all``.
-        closes: optional ``close_prev`` per dividend id (see :func:`dividend_factors`).
+        closes: ``close_prev`` per dividend id (see :func:`dividend_factors`).
         as_of: ignore actions dated after this day (announced but not yet effective).
 
     Returns:

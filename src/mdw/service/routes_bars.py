@@ -70,6 +70,8 @@ class _Adjuster:
         self.dividends = dividends
         self.closes = closes
         self.as_of = as_of  # the market's local date: actions dated later are not effective yet
+        self.skipped = sorted(d.ex_dividend_date.isoformat() for d in dividends
+                              if d.id not in closes and d.ex_dividend_date <= as_of)
 
     @classmethod
     async def load(cls, st: ServiceState, tk: Ticker, tf: Timeframe, mode: str, first_t: int) -> _Adjuster:
@@ -79,14 +81,21 @@ class _Adjuster:
         splits = await st.store.splits(tk.symbol)
         dividends = await st.store.dividends(tk.symbol) if mode == "all" else []
         closes: dict[str, float] = {}
+        relevant = []
         for d in dividends:
             cut = boundary_ms(tk.symbol, d.ex_dividend_date)
-            if cut <= first_t:
-                continue  # every bar of the response starts after it: it does not apply
+            if cut <= first_t or d.ex_dividend_date > today:
+                continue  # no bar of the response starts before it, or it is not effective yet
+            relevant.append(d)
             ref = await reference_close(st, tk, tf, cut)
             if ref is not None:
                 closes[d.id] = ref
-        return cls(mode, splits, dividends, closes, today)
+        return cls(mode, splits, relevant, closes, today)
+
+    def headers(self) -> dict[str, str]:
+        if not self.skipped:
+            return {}
+        return {"X-Adjust-Skipped": ",".join(self.skipped[:50])}
 
     def __call__(self, batch: BarBatch) -> BarBatch:
         if self.mode == "none":
@@ -189,8 +198,8 @@ async def get_bars(
         adjuster = await _Adjuster.load(st, tk, tf, adjust, int(batch.t[0]) if len(batch) else last)
         body = {"ticker": tk.symbol, "timeframe": str(tf), "adjust": adjust, "start_ms": first,
                 "end_ms": last, "count": len(batch), "next_cursor": next_cursor, **summary,
-                "bars": json_rows(adjuster(batch))}
-        headers = _headers(summary, next_cursor)
+                "adjust_skipped": adjuster.skipped, "bars": json_rows(adjuster(batch))}
+        headers = {**_headers(summary, next_cursor), **adjuster.headers()}
         return Response(encode_json(body), media_type="application/json", headers=headers)
     size = limit or STREAM_MAX
     head = await _first_chunk(st, tk, tf, page_start, last, 1)
@@ -206,7 +215,7 @@ async def get_bars(
 
     encoder = arrow_stream if format == "arrow" else csv_stream
     media = ARROW_MEDIA_TYPE if format == "arrow" else CSV_MEDIA_TYPE
-    headers = _headers(summary, next_cursor)
+    headers = {**_headers(summary, next_cursor), **adjuster.headers()}
     suffix = "arrows" if format == "arrow" else "csv"
     name = tk.symbol.replace(":", "_")
     headers["Content-Disposition"] = f'inline; filename="{name}_{tf}.{suffix}"'
