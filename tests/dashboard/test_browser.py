@@ -169,4 +169,10 @@ def test_admin_key_stays_out_of_urls_and_local_storage(served: Served, browser: 
     screenshot(browser, "admin")
     browser.get(served.url + "/runs")
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr[data-run]"))
+    first = browser.find_element(By.CSS_SELECTOR, "#runs-table tbody tr[data-run]")
+    run_id = first.get_attribute("data-run")
+    first.find_element(By.TAG_NAME, "button").click()
+    report = browser.find_element(By.ID, "report-json")
+    _wait(browser, lambda d: run_id in report.text)
+    assert '"report"' in report.text
     screenshot(browser, "runs")
