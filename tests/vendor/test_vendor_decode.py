@@ -116,7 +116,8 @@ def test_error_detail_reads_error_or_message_key() -> None:
     """401/429 bodies use 'error', 403/404 use 'message'; non-JSON gives an excerpt."""
     assert dec.error_detail(b'{"status":"ERROR","error":"Unknown API Key"}') == "Unknown API Key"
     assert dec.error_detail(b'{"status":"NOT_FOUND","message":"Ticker not found."}') == "Ticker not found."
-    assert dec.error_detail(b"<html>\n bad   gateway</html>") == "<html> bad gateway</html>"
+    assert dec.error_detail(b"<html><title>502 Bad\n Gateway</title></html>") == "502 Bad Gateway"
+    assert dec.error_detail(b"upstream   connect error") == "upstream connect error"
 
 
 def test_bars_to_columns_is_empty_when_no_bars() -> None:

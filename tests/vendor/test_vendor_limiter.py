@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from vendor_helpers import FakeClock, max_in_window
 
 from mdw.config import RateLimit
-from mdw.vendor import Aimd, LimiterBackend, RateLimiter, shared_limiter
+from mdw.vendor import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
 
 
 async def _grant_times(limiter: RateLimiter, clock: FakeClock, n: int) -> list[float]:
@@ -24,7 +25,7 @@ async def _grant_times(limiter: RateLimiter, clock: FakeClock, n: int) -> list[f
 
 async def test_limiter_never_exceeds_n_in_any_window_when_many_tasks_acquire(clock: FakeClock) -> None:
     """Fifty concurrent acquirers at 5/min never get more than 5 starts into any 60 s window."""
-    limiter = RateLimiter("5/min", clock=clock, margin_s=0.0)
+    limiter = RateLimiter("5/min", clock=clock, margin_s=0.0, spacing_cap_s=0.0)
     times = await _grant_times(limiter, clock, 50)
     assert len(times) == 50
     assert max_in_window(times, 60.0) == 5
@@ -34,19 +35,49 @@ async def test_limiter_never_exceeds_n_in_any_window_when_many_tasks_acquire(clo
 
 async def test_limiter_does_not_burst_twice_the_rate_across_a_window_edge(clock: FakeClock) -> None:
     """Unlike a full leaky bucket, the window log gives no 2N burst around a period boundary."""
-    limiter = RateLimiter("10/s", clock=clock, margin_s=0.0)
+    limiter = RateLimiter("10/s", clock=clock, margin_s=0.0, spacing_cap_s=0.0)
     await _grant_times(limiter, clock, 10)
     clock.advance(0.99)
     times = await _grant_times(limiter, clock, 10)
     assert min(times) >= 1001.0  # all ten wait for the first batch to leave the window
 
 
-async def test_limiter_margin_widens_the_window_when_jitter_is_expected(clock: FakeClock) -> None:
-    """The default margin (1% of the period) spaces window refills slightly more than the period."""
-    limiter = RateLimiter("2/s", clock=clock)
+async def test_limiter_margin_widens_the_window_when_given(clock: FakeClock) -> None:
+    """A margin spaces window refills by the period plus the margin."""
+    limiter = RateLimiter("2/s", clock=clock, margin_s=0.01, spacing_cap_s=0.0)
     times = await _grant_times(limiter, clock, 4)
     assert limiter.window_s == pytest.approx(1.01)
     assert times[2] - times[0] == pytest.approx(1.01)
+
+
+async def test_limiter_spaces_grants_when_a_window_budget_would_burst(clock: FakeClock) -> None:
+    """Grants are at least min(period/N, cap) apart: 100/s gives 10 ms gaps, 5/min the 50 ms cap."""
+    fast = RateLimiter("100/s", clock=clock)
+    times = await _grant_times(fast, clock, 5)
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.01] * 4
+    slow = RateLimiter("5/min", clock=clock)
+    times = await _grant_times(slow, clock, 5)
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.05] * 4
+
+
+async def test_limiter_counts_a_request_until_its_answer_when_tracking_arrivals(clock: FakeClock) -> None:
+    """Through start(), an unanswered request holds its slot, and the window runs from its answer."""
+    limiter = RateLimiter("2/s", clock=clock, margin_s=0.0, spacing_cap_s=0.0)
+    first = await limiter.start()
+    second = await limiter.start()
+    assert limiter.in_flight == 2
+    waiter = asyncio.create_task(limiter.start())
+    clock.advance(5.0)  # long past the period, but both still in flight: no grant
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    first()
+    first()  # answering twice is harmless
+    answered_at = clock.monotonic()
+    third = await waiter
+    assert clock.monotonic() == pytest.approx(answered_at + 1.0)  # one period after the answer
+    second()
+    third()
+    assert limiter.in_flight == 0 and limiter.grants == 3
 
 
 async def test_limiter_cuts_rate_multiplicatively_when_rate_limited(clock: FakeClock) -> None:
@@ -72,7 +103,7 @@ async def test_limiter_rate_never_drops_below_its_floor_when_429s_persist(clock:
 
 async def test_limiter_cut_rate_is_enforced_in_the_window(clock: FakeClock) -> None:
     """After a cut to 5/s, grants respect 5 per window."""
-    limiter = RateLimiter("10/s", clock=clock, margin_s=0.0)
+    limiter = RateLimiter("10/s", clock=clock, margin_s=0.0, spacing_cap_s=0.0)
     await limiter.on_rate_limited(None)
     times = await _grant_times(limiter, clock, 20)
     assert max_in_window(times, 1.0) == 5
@@ -114,7 +145,7 @@ async def test_limiter_unlimited_plan_grants_at_once_but_honours_retry_after(clo
 
 async def test_limiter_cancelled_waiter_does_not_claim_a_slot() -> None:
     """A task cancelled while waiting leaves the budget to the next caller and re-raises."""
-    real = RateLimiter("1/min", margin_s=0.0)
+    real = RateLimiter("1/min", margin_s=0.0, spacing_cap_s=0.0)
     await real.acquire()
     waiter = asyncio.create_task(real.acquire())
     await asyncio.sleep(0.01)
@@ -127,6 +158,7 @@ async def test_limiter_cancelled_waiter_does_not_claim_a_slot() -> None:
 def test_limiter_is_the_backend_protocol_when_checked_structurally() -> None:
     """RateLimiter satisfies the LimiterBackend seam a Postgres limiter will implement."""
     assert isinstance(RateLimiter("5/min"), LimiterBackend)
+    assert isinstance(RateLimiter("5/min"), ArrivalTracking)
 
 
 def test_shared_limiter_is_one_per_vendor_key_and_plan_when_clients_ask() -> None:

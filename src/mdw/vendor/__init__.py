@@ -16,12 +16,13 @@ from mdw.vendor.events import (
     RetryEvent,
     VendorEvent,
 )
-from mdw.vendor.limiter import Aimd, LimiterBackend, RateLimiter, shared_limiter
+from mdw.vendor.limiter import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
 from mdw.vendor.retry import Backoff, is_retryable, parse_retry_after
 from mdw.vendor.stats import ClientStats, LatencyHistogram
 
 __all__ = [
     "Aimd",
+    "ArrivalTracking",
     "Backoff",
     "BreakerState",
     "BreakerTransitionEvent",

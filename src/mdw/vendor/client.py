@@ -40,7 +40,7 @@ from mdw.vendor import decode as dec
 from mdw.vendor.breaker import CircuitBreaker
 from mdw.vendor.events import EventHub, RateLimitedEvent, RetryEvent, Subscriber
 from mdw.vendor.http import status_error, transport_errors
-from mdw.vendor.limiter import LimiterBackend, shared_limiter
+from mdw.vendor.limiter import ArrivalTracking, LimiterBackend, shared_limiter
 from mdw.vendor.paging import PageGuard, aggs_path, clip, follow, join
 from mdw.vendor.retry import Backoff, Sleep, default_sleep, parse_retry_after
 from mdw.vendor.stats import ClientStats, StatsRecorder
@@ -53,6 +53,10 @@ _GROUPED_MARKETS = {
     AssetClass.CRYPTO: "global/market/crypto",
     AssetClass.FOREX: "global/market/fx",
 }
+
+
+def _noop() -> None:
+    return None
 
 
 def _bool(value: bool) -> str:
@@ -239,14 +243,22 @@ class PolygonClient:
     async def _attempt(self, url: URL, shown: str, decoder: Callable[[bytes, str], T]) -> T:
         http = self._session()
         async with self._slots:
-            await self.limiter.acquire()
+            if isinstance(self.limiter, ArrivalTracking):
+                answered = await self.limiter.start()
+            else:
+                await self.limiter.acquire()
+                answered = _noop
             self._stats.total_requests += 1
             started = time.perf_counter()
-            with transport_errors(shown):
-                async with http.get(url) as resp:
-                    body = await resp.read()
-                    status = resp.status
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            try:
+                with transport_errors(shown):
+                    async with http.get(url) as resp:
+                        answered()  # headers are in: the vendor has counted this request by now
+                        body = await resp.read()
+                        status = resp.status
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            finally:
+                answered()  # a failed request can no longer reach the vendor after this point
             self._stats.observe_latency(time.perf_counter() - started)
         self._stats.bytes_received += len(body)
         if status == 429:

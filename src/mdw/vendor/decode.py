@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from datetime import date
 from typing import Any, TypeVar
 
@@ -111,6 +112,7 @@ _SPLITS = msgspec.json.Decoder(SplitsPage)
 _DICTS = msgspec.json.Decoder(DictPage)
 _LIST = msgspec.json.Decoder(list[dict[str, Any]])
 _ANY = msgspec.json.Decoder()
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _ERROR_STATUSES = frozenset({"ERROR", "NOT_AUTHORIZED", "NOT_FOUND"})
 
 
@@ -138,8 +140,9 @@ def error_detail(body: bytes) -> str:
     try:
         data = _ANY.decode(body)
     except msgspec.DecodeError:
-        text = body[:200].decode("utf-8", "replace").strip()
-        return " ".join(text.split())
+        text = body[:500].decode("utf-8", "replace")
+        title = _TITLE.search(text)  # a proxy's HTML error page: its title says it all
+        return " ".join((title[1] if title else text[:120]).split())
     if isinstance(data, dict):
         for key in ("error", "message"):
             if isinstance(data.get(key), str):

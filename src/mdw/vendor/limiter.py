@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import math
 import weakref
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -82,18 +82,37 @@ class Aimd:
         return self.recover_after or max(1, math.ceil(configured))
 
 
+@runtime_checkable
+class ArrivalTracking(Protocol):
+    """Optional richer seam: a grant whose vendor-side arrival is bounded when the answer comes.
+
+    The vendor stamps a request somewhere between our send and its response headers. A limiter
+    that learns when the headers arrived can count each request at that upper bound instead of
+    at its grant, which makes the window guarantee hold as the vendor sees it, whatever the
+    network or server queueing delay.
+    """
+
+    async def start(self) -> Callable[[], None]:
+        """Like ``acquire``; returns ``answered()`` to call when response headers (or an error) arrive."""
+        ...
+
+
 class RateLimiter:
     """In-process sliding-window-log limiter with AIMD, shared by all tasks of one event loop.
 
-    Guarantees: in any window of ``period + margin`` seconds at most ``floor(rate)`` grants, where
-    ``rate`` starts at the plan's count and never exceeds it. Grants are FIFO.
+    Guarantee: the vendor sees at most ``floor(rate)`` requests in any window of the period, where
+    ``rate`` starts at the plan's count and never exceeds it. Each request is counted at the latest
+    moment the vendor can have stamped it: its answer time when granted through :meth:`start`
+    (in flight = counted until answered), its grant time plus ``margin_s`` through :meth:`acquire`.
+    Grants are FIFO and spaced at least ``min(period / rate, spacing_cap_s)`` apart, so a window's
+    budget is not fired as one burst that queues at the vendor.
 
     Args:
         rate: the plan, e.g. ``RateLimit.parse("5/min")``; unlimited plans only honour Retry-After.
         clock: time source (tests pass a fake one).
         aimd: the adaptive policy.
-        margin_s: extra window length that absorbs network jitter between our grant and the vendor's
-            arrival stamp; defaults to 1% of the period.
+        margin_s: extra window length; defaults to 0.2% of the period (clock granularity).
+        spacing_cap_s: the largest enforced gap between consecutive grants (0 disables spacing).
     """
 
     def __init__(
@@ -103,19 +122,24 @@ class RateLimiter:
         clock: Clock = SYSTEM_CLOCK,
         aimd: Aimd | None = None,
         margin_s: float | None = None,
+        spacing_cap_s: float = 0.05,
     ) -> None:
         self.configured = RateLimit.parse(rate)
         self._clock = clock
         self._aimd = aimd or Aimd()
         period = self.configured.period
-        self._window = period + (period * 0.01 if margin_s is None else margin_s)
+        self._window = period + (period * 0.002 if margin_s is None else margin_s)
+        self._spacing_cap = max(0.0, spacing_cap_s)
         self._rate = self.configured.requests
-        self._starts: deque[float] = deque()
+        # Upper bounds of when the vendor counted each recent request (inf while in flight).
+        self._bounds: list[float] = []
+        self._last_grant = -math.inf
         self._paused_until = -math.inf
         self._last_cut = -math.inf
         self._successes = 0
         self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._answered: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.grants = 0
 
     @property
@@ -124,7 +148,7 @@ class RateLimiter:
 
     @property
     def window_s(self) -> float:
-        """The window length enforced (the period plus the jitter margin)."""
+        """The window length enforced (the period plus the margin)."""
         return self._window
 
     @property
@@ -132,47 +156,92 @@ class RateLimiter:
         """Seconds left of a Retry-After pause (0 when not paused)."""
         return max(0.0, self._paused_until - self._clock.monotonic())
 
-    def _loop_lock(self) -> asyncio.Lock:
-        # asyncio.Lock binds to the loop it first waits on; a limiter reused by a later loop
-        # (another asyncio.run in the same process) gets a fresh lock instead of a RuntimeError.
+    @property
+    def in_flight(self) -> int:
+        """Granted requests whose answer has not arrived yet."""
+        return sum(1 for b in self._bounds if b == math.inf)
+
+    def _sync(self) -> tuple[asyncio.Lock, asyncio.Event]:
+        # asyncio primitives bind to the loop they first wait on; a limiter reused by a later loop
+        # (another asyncio.run in the same process) gets fresh ones instead of a RuntimeError.
         loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock = asyncio.Lock()
-            self._lock_loop = loop
-        return self._lock
+        if self._lock is None or self._answered is None or self._loop is not loop:
+            self._lock, self._answered, self._loop = asyncio.Lock(), asyncio.Event(), loop
+        return self._lock, self._answered
 
     def _allowed(self) -> int:
         return max(1, math.floor(self._rate + 1e-9))
 
     def _delay(self, now: float) -> float:
-        """Seconds until a grant is possible at ``now`` (0 means grant now)."""
+        """Seconds until a grant is possible at ``now``: 0 = now, inf = when an answer arrives."""
         if now < self._paused_until:
             return self._paused_until - now
         if self.configured.unlimited:
             return 0.0
+        spacing = min(self.configured.period / self._rate, self._spacing_cap)
+        gap = self._last_grant + spacing - now
         horizon = now - self._window
-        starts = self._starts
-        while starts and starts[0] <= horizon:
-            starts.popleft()
-        allowed = self._allowed()
-        if len(starts) < allowed:
-            return 0.0
-        # The grant must wait until enough old starts leave the window.
-        return starts[len(starts) - allowed] + self._window - now
+        self._bounds = [b for b in self._bounds if b > horizon]
+        excess = len(self._bounds) - self._allowed() + 1
+        if excess <= 0:
+            return max(0.0, gap)
+        finite = sorted(b for b in self._bounds if b != math.inf)
+        if len(finite) < excess:
+            return math.inf
+        return max(gap, finite[excess - 1] + self._window - now)
 
-    async def acquire(self) -> None:
+    async def _grant(self) -> None:
+        """Wait for a grant and record it as in flight."""
+        lock, answered = self._sync()
         # The lock makes grants FIFO and keeps the check-then-append atomic across tasks.
-        async with self._loop_lock():
+        async with lock:
             while True:
                 now = self._clock.monotonic()
                 delay = self._delay(now)
                 if delay <= 0:
-                    if not self.configured.unlimited:
-                        self._starts.append(now)
+                    self._last_grant = now
                     self.grants += 1
+                    if not self.configured.unlimited:
+                        self._bounds.append(math.inf)
                     return
-                # Re-check after waking: a Retry-After pause may have arrived meanwhile.
-                await self._clock.sleep(delay)
+                if delay == math.inf:
+                    # Budget held by requests still in flight: wake when one is answered.
+                    answered.clear()
+                    await answered.wait()
+                else:
+                    # Re-check after waking: a Retry-After pause may have arrived meanwhile.
+                    await self._clock.sleep(delay)
+
+    def _answer(self, marker: list[float]) -> None:
+        # Replace one in-flight bound by the answer time; bounds are unordered, so any inf will do
+        # as long as each ticket replaces exactly one.
+        if marker:
+            return
+        marker.append(1.0)
+        now = self._clock.monotonic()
+        for i, b in enumerate(self._bounds):
+            if b == math.inf:
+                self._bounds[i] = now
+                break
+        if self._answered is not None:
+            self._answered.set()
+
+    async def acquire(self) -> None:
+        await self._grant()
+        if self.configured.unlimited:
+            return
+        # Counted at its grant time: without an answer signal the margin must absorb the delay.
+        for i in range(len(self._bounds) - 1, -1, -1):
+            if self._bounds[i] == math.inf:
+                self._bounds[i] = self._clock.monotonic()
+                break
+
+    async def start(self) -> Callable[[], None]:
+        await self._grant()
+        if self.configured.unlimited:
+            return _noop
+        marker: list[float] = []
+        return lambda: self._answer(marker)
 
     async def on_rate_limited(self, retry_after_s: float | None) -> None:
         now = self._clock.monotonic()
@@ -191,6 +260,10 @@ class RateLimiter:
         if self._successes >= self._aimd.run_length(self.configured.requests):
             self._successes = 0
             self._rate = self._aimd.grow(self._rate, self.configured.requests)
+
+
+def _noop() -> None:
+    return None
 
 
 _SHARED: weakref.WeakValueDictionary[tuple[str, str, RateLimit], RateLimiter] = (
