@@ -89,6 +89,11 @@ def to_arrow(batch: BarBatch) -> Any:
     return pa.Table.from_arrays(arrays, names=list(ARROW_COLUMNS))
 
 
+def as_timeframe(timeframe: Timeframe | str) -> Timeframe:
+    """Accept ``"1m"`` as well as ``Timeframe.parse("1m")`` at the read API."""
+    return Timeframe.parse(timeframe) if isinstance(timeframe, str) else timeframe
+
+
 def tf_text(timeframe: Timeframe | str) -> str:
     """The stored spelling of a timeframe (``1m``, ``4h``, ``1d``)."""
     return str(Timeframe.parse(timeframe) if isinstance(timeframe, str) else timeframe)

@@ -23,7 +23,7 @@ from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
 from mdw.errors import StoreError
 from mdw.store import migrate, pgcopy
 from mdw.store.base import Dataset, WriteResult
-from mdw.store.common import StoreBase, check_range, tf_text
+from mdw.store.common import StoreBase, as_timeframe, check_range, tf_text
 from mdw.store.ledger import LedgerChange, LedgerRow, SeriesWrite, cut_rule, hull, merge_rule, now_ms
 from mdw.store.postgres_records import PostgresRecords, pg_errors
 
@@ -243,6 +243,7 @@ class PostgresStore(PostgresRecords, StoreBase):
             await _copy(conn, f"bars_y{year:04d}" if year in self._partitions else "bars", parts)
 
     async def bars(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> BarBatch:
+        timeframe = as_timeframe(timeframe)
         rng = check_range(start_ms, end_ms)
         async with self._acquire("bars") as conn:
             data = await _copy_out(
@@ -253,6 +254,7 @@ class PostgresStore(PostgresRecords, StoreBase):
     async def iter_bars(
         self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int, chunk: int = 100_000
     ) -> AsyncIterator[BarBatch]:
+        timeframe = as_timeframe(timeframe)
         rng = check_range(start_ms, end_ms)
         tf = tf_text(timeframe)
         lo = rng.start_ms
@@ -294,7 +296,7 @@ class PostgresStore(PostgresRecords, StoreBase):
                 "SELECT start_ms, end_ms FROM coverage WHERE ticker = $1 AND dataset = $2 AND timeframe = $3",
                 ticker,
                 Dataset(dataset).value,
-                timeframe,
+                str(timeframe),
             )
         return RangeSet.of((r[0], r[1]) for r in rows)
 

@@ -26,7 +26,7 @@ from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
 from mdw.errors import StoreError
 from mdw.store import migrate
 from mdw.store.base import Dataset, WriteResult
-from mdw.store.common import StoreBase, check_range, tf_text
+from mdw.store.common import StoreBase, as_timeframe, check_range, tf_text
 from mdw.store.ledger import LedgerChange, LedgerRow, SeriesWrite, cut_rule, hull, merge_rule, now_ms
 from mdw.store.sqlite_records import SqliteRecords
 
@@ -258,6 +258,7 @@ class SqliteStore(SqliteRecords, StoreBase):
         return await self._write("write_bars", work)
 
     async def bars(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> BarBatch:
+        timeframe = as_timeframe(timeframe)
         rng = check_range(start_ms, end_ms)
         args = (ticker, tf_text(timeframe), rng.start_ms, rng.end_ms)
         grid = await self._read("bars", lambda c: fetch_grid(c.execute(_SELECT + " ORDER BY t", args)))
@@ -266,6 +267,7 @@ class SqliteStore(SqliteRecords, StoreBase):
     async def iter_bars(
         self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int, chunk: int = 100_000
     ) -> AsyncIterator[BarBatch]:
+        timeframe = as_timeframe(timeframe)
         rng = check_range(start_ms, end_ms)
         cursor_ms = rng.start_ms
         tf = tf_text(timeframe)
@@ -302,7 +304,7 @@ class SqliteStore(SqliteRecords, StoreBase):
             "coverage",
             lambda c: c.execute(
                 "SELECT start_ms, end_ms FROM coverage WHERE ticker = ? AND dataset = ? AND timeframe = ?",
-                (ticker, Dataset(dataset).value, timeframe),
+                (ticker, Dataset(dataset).value, str(timeframe)),
             ).fetchall(),
         )
         return RangeSet.of(rows)

@@ -130,3 +130,12 @@ async def test_write_bars_stores_the_source_of_derived_bars(store: Store) -> Non
     batch = make_batch(n=5, tf=H1, source="derived")
     assert (await store.write_bars([write(batch)])).inserted == 5
     assert (await store.write_bars([write(batch)])) == WriteResult(unchanged=5)
+
+
+async def test_bars_accept_a_timeframe_given_as_text(store: Store) -> None:
+    """Reads and coverage take ``"1m"`` as well as a Timeframe."""
+    batch = make_batch(n=4)
+    await store.write_bars([write(batch)])
+    assert (await store.bars("AAPL", "1m", T0, FAR)).equals(batch)  # type: ignore[arg-type]
+    assert [len(c) async for c in store.iter_bars("AAPL", "1m", T0, FAR)] == [4]  # type: ignore[arg-type]
+    assert await store.coverage("AAPL", "bars", M1) == await store.coverage("AAPL", "bars", "1m")  # type: ignore[arg-type]
