@@ -31,7 +31,15 @@ from mdw.domain import (
 from mdw.errors import UsageError
 from mdw.simulator import actions, paths
 from mdw.simulator.universe import listed, profile, stable_hash
-from mdw.simulator.windows import Cols, aggregate, local_day, snap, window_end_bound_days, window_starts
+from mdw.simulator.windows import (
+    Cols,
+    aggregate,
+    local_day,
+    next_window_start,
+    snap,
+    window_end_bound_days,
+    window_starts,
+)
 
 _COLS = ("t", "o", "h", "l", "c", "v", "vw", "n")
 _MAX_DAYS_PER_CHUNK = 400
@@ -43,7 +51,9 @@ class Page:
 
     bars: BarBatch
     query_count: int
-    next_start_ms: int | None  # asc: the next window start; desc: the last window start not returned
+    # asc: the start of the window after the last one returned (the next page's `from`);
+    # desc: one ms before the earliest window returned (the next page's `to`)
+    next_start_ms: int | None
 
 
 def asset_of(ticker: str) -> AssetClass | None:
@@ -270,7 +280,7 @@ class Market:
         if cut == 0:
             cut = int(np.searchsorted(ws, ws[0], side="right"))
         sub = {k: v[:cut] for k, v in base.items()}
-        nxt_start = int(ws[cut]) if cut < n_in else None
+        nxt_start = next_window_start(asset, tf, int(ws[cut - 1])) if cut < n_in else None
         return Page(BarBatch.from_columns(ticker, tf, aggregate(sub, ws[:cut])), cut, nxt_start)
 
     @staticmethod
@@ -285,7 +295,7 @@ class Market:
             cut = int(np.searchsorted(ws, ws[-1], side="left"))
         sub = {k: v[cut:] for k, v in base.items()}
         bars = BarBatch.from_columns(ticker, tf, aggregate(sub, ws[cut:])).take(slice(None, None, -1))
-        return Page(bars, n_in - cut, int(ws[cut - 1]) if cut > 0 else None)
+        return Page(bars, n_in - cut, int(ws[cut]) - 1 if cut > 0 else None)
 
     def daily_bar(self, ticker: str, day: date, adjusted: bool = False) -> BarBatch:
         """The daily bar of ``ticker`` on the local ``day`` (empty when it did not trade)."""

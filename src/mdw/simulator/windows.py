@@ -68,6 +68,18 @@ def window_starts(asset: AssetClass, tf: Timeframe, base: Cols, anchor_ms: int) 
     return np.asarray(out, dtype=np.int64)[inv]
 
 
+def next_window_start(asset: AssetClass, tf: Timeframe, ws: int) -> int:
+    """The start of the window after the one starting at ``ws`` (whether or not it holds bars)."""
+    if tf.intraday:
+        return ws + int(tf.fixed_ms or 60_000)
+    day = local_day(asset, ws)
+    if tf.unit in ("d", "w"):
+        span = tf.multiplier * (7 if tf.unit == "w" else 1)
+        return local_midnight_ms(day + timedelta(days=span), asset.tz)
+    m = day.year * 12 + day.month - 1 + tf.multiplier * _MONTHS[tf.unit]
+    return local_midnight_ms(date(m // 12, m % 12 + 1, 1), asset.tz)
+
+
 def _month_index(ordinal: int) -> int:
     d = date.fromordinal(ordinal)
     return d.year * 12 + d.month - 1
