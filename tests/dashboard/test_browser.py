@@ -60,17 +60,20 @@ def test_overview_numbers_equal_the_api_and_render_without_javascript(served: Se
     assert f'data-field="bars" data-value="{ov["series"]["bars"]}"' in html
 
 
-def test_overview_fits_a_phone_width(served: Served, browser: Any) -> None:
-    """At 390 px the overview needs no sideways scrolling of the page itself."""
-    browser.set_window_size(390, 844)
+def test_pages_fit_a_phone_width(served: Served, browser: Any) -> None:
+    """At 390 px (emulated phone) the overview and the chart need no sideways scrolling of the page."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
     try:
-        browser.get(served.url + "/")
-        width = browser.execute_script("return document.documentElement.scrollWidth")
-        inner = browser.execute_script("return window.innerWidth")
-        assert width <= inner
-        screenshot(browser, "overview-390")
+        for path, name in (("/", "overview-390"), ("/chart?ticker=AAPL&timeframe=1d", "chart-390")):
+            browser.get(served.url + path)
+            if name.startswith("chart"):
+                _chart_ready(browser)
+            assert browser.execute_script("return window.innerWidth") == 390
+            assert browser.execute_script("return document.documentElement.scrollWidth") <= 390, path
+            screenshot(browser, name)
     finally:
-        browser.set_window_size(1280, 900)
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_heatmap_shows_the_gap_cut_out_of_the_data(served: Served, browser: Any) -> None:

@@ -38,6 +38,7 @@ def page(title: str, path: str, body: str, *, script: str | None = None) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · mdw</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/mdw.css">
 <script type="module" src="/static/mdw.js"></script>
 {module}
