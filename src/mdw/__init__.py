@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mdw.api import Warehouse, connect
 from mdw.config import RateLimit, Settings, load_settings
 from mdw.domain import (
     AssetClass,
@@ -30,6 +31,8 @@ __all__ = [
     "Ticker",
     "TimeRange",
     "Timeframe",
+    "Warehouse",
+    "connect",
     "load_settings",
     "parse_ticker",
 ]

@@ -18,6 +18,8 @@ PUBLIC_API = {
     "Ticker",
     "TimeRange",
     "Timeframe",
+    "Warehouse",
+    "connect",
     "load_settings",
     "parse_ticker",
 }

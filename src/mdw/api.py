@@ -1,0 +1,206 @@
+"""The Python API: ``mdw.connect(url)`` opens a warehouse; bars come back as DataFrames or Arrow.
+
+The core is async (:class:`AsyncWarehouse`, for code that already runs an event loop). The
+everyday :class:`Warehouse` is one thin synchronous facade over it: it owns a private event loop
+on a background thread, so it works the same in scripts and in notebooks that already run a loop.
+
+    >>> import mdw
+    >>> wh = mdw.connect("sqlite:///mdw-demo/demo.db")
+    >>> df = wh.bars("AAPL", "1h", "2024-03-01", "2024-03-31")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Sequence
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from mdw.config import Settings, load_settings
+from mdw.domain import RangeSet, Ticker, Timeframe, TimeRange, parse_ticker, parse_tickers, parse_timeframes
+from mdw.store.base import Dataset, Store
+
+T = TypeVar("T")
+When = date | datetime | str | int
+
+
+def _timeframe(tf: Timeframe | str) -> Timeframe:
+    return tf if isinstance(tf, Timeframe) else Timeframe.parse(tf)
+
+
+def _ticker(ticker: Ticker | str) -> Ticker:
+    return ticker if isinstance(ticker, Ticker) else parse_ticker(ticker)
+
+
+def _day_or_ms(value: When) -> date | int:
+    from mdw.domain import parse_when, to_ms
+
+    if isinstance(value, str):
+        value = parse_when(value)
+    if isinstance(value, datetime):
+        return to_ms(value)
+    return value
+
+
+def window(ticker: Ticker, start: When, end: When) -> TimeRange:
+    """``[start, end)`` in ms; dates are whole local days of the ticker's market, ``end`` inclusive."""
+    from mdw.backfill.plan import BackfillSpec
+
+    return BackfillSpec((ticker,), (), _day_or_ms(start), _day_or_ms(end)).wanted(ticker.asset_class)
+
+
+class AsyncWarehouse:
+    """The async core: an open store plus the settings used to reach the vendor."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    @classmethod
+    async def open(cls, url: str | None = None, **settings: Any) -> AsyncWarehouse:
+        """Open (and migrate) the store at ``url`` (default: ``MDW_DATABASE_URL``)."""
+        from mdw.store import open_store
+
+        conf = load_settings(database_url=url, **settings)
+        return cls(await open_store(conf.database_url), conf)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
+                   adjust: str = "none") -> Any:
+        """Bars as a pandas DataFrame indexed by UTC window start (``time``), columns o h l c v vw n."""
+        import pandas as pd
+
+        table = await self.bars_arrow(ticker, timeframe, start, end, adjust)
+        frame: Any = table.to_pandas()
+        frame.insert(0, "time", pd.to_datetime(frame["t"], unit="ms", utc=True))
+        return frame.set_index("time")
+
+    async def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
+                         adjust: str = "none") -> Any:
+        """Bars as a ``pyarrow.Table`` (t, o, h, l, c, v, vw, n); v and vw are null where omitted."""
+        import pyarrow as pa
+
+        from mdw.backfill.export import read_bars
+
+        tk, tf = _ticker(ticker), _timeframe(timeframe)
+        rng = window(tk, start, end)
+        chunks = [c async for c in read_bars(self.store, tk.symbol, tf, rng.start_ms, rng.end_ms, adjust)]
+        names = ["t", "o", "h", "l", "c", "v", "vw", "n"]
+        if not chunks:
+            return pa.table({n: pa.array([], pa.int64() if n in ("t", "n") else pa.float64()) for n in names})
+        tables = [pa.table({n: pa.array(getattr(c, n), from_pandas=n in ("v", "vw")) for n in names})
+                  for c in chunks]
+        return pa.concat_tables(tables)
+
+    async def coverage(self, ticker: Ticker | str, timeframe: Timeframe | str = "1d") -> RangeSet:
+        """The ranges held for a series (including ranges the vendor confirmed empty)."""
+        return await self.store.coverage(_ticker(ticker).symbol, Dataset.BARS, str(_timeframe(timeframe)))
+
+    async def backfill(
+        self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When, end: When, *,
+        derive: bool = False, corporate_actions: bool = False, dry_run: bool = False,
+        rate_limit: str | None = None, api_key: str | None = None, base_url: str | None = None,
+    ) -> Any:
+        """Fill every gap, as ``mdw backfill`` does; returns the RunReport (or the Plan when ``dry_run``)."""
+        from mdw.backfill.plan import BackfillSpec
+        from mdw.backfill.runner import plan_only, run_backfill
+        from mdw.vendor import PolygonClient
+
+        spec = BackfillSpec(tuple(parse_tickers(symbols)), tuple(parse_timeframes(timeframes)),
+                            _day_or_ms(start), _day_or_ms(end), derive=derive,
+                            corporate_actions=corporate_actions)
+        if dry_run:
+            return await plan_only(self.store, spec)
+        conf = self.settings
+        overrides = {k: v for k, v in {"rate_limit": rate_limit, "polygon_api_key": api_key,
+                                       "polygon_base_url": base_url}.items() if v is not None}
+        if overrides:
+            conf = load_settings(database_url=conf.database_url, **overrides)
+        async with PolygonClient.from_settings(conf) as client:
+            return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit))
+
+    async def status(self) -> list[Any]:
+        """Per series: first and last bar, bars, gaps, last fetched."""
+        from mdw.backfill.status import series_status
+
+        return await series_status(self.store)
+
+
+class Warehouse:
+    """The synchronous facade: each method runs the async core on a private loop thread."""
+
+    def __init__(self, url: str | None = None, **settings: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mdw-warehouse", daemon=True)
+        self._thread.start()
+        try:
+            self._core = self._call(AsyncWarehouse.open(url, **settings))
+        except BaseException:
+            self._stop()
+            raise
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    @property
+    def store(self) -> Store:
+        return self._core.store
+
+    def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
+             adjust: str = "none") -> Any:
+        """See :meth:`AsyncWarehouse.bars`."""
+        return self._call(self._core.bars(ticker, timeframe, start, end, adjust))
+
+    def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
+                   adjust: str = "none") -> Any:
+        """See :meth:`AsyncWarehouse.bars_arrow`."""
+        return self._call(self._core.bars_arrow(ticker, timeframe, start, end, adjust))
+
+    def coverage(self, ticker: Ticker | str, timeframe: Timeframe | str = "1d") -> RangeSet:
+        """See :meth:`AsyncWarehouse.coverage`."""
+        return self._call(self._core.coverage(ticker, timeframe))
+
+    def backfill(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When, end: When,
+                 **options: Any) -> Any:
+        """See :meth:`AsyncWarehouse.backfill`."""
+        return self._call(self._core.backfill(symbols, timeframes, start, end, **options))
+
+    def status(self) -> list[Any]:
+        """See :meth:`AsyncWarehouse.status`."""
+        return self._call(self._core.status())
+
+    def close(self) -> None:
+        """Close the store and stop the loop thread."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._call(self._core.close())
+        finally:
+            self._stop()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(url: str | None = None, **settings: Any) -> Warehouse:
+    """Open the warehouse at ``url`` (``sqlite:///path.db`` or ``postgresql://...``).
+
+    Keyword settings (``rate_limit``, ``polygon_api_key`` ...) override the environment for
+    :meth:`Warehouse.backfill`.
+
+    Raises:
+        UsageError: the URL is not a store URL.
+        StoreError: the database cannot be opened.
+    """
+    return Warehouse(url, **settings)
