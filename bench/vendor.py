@@ -3,9 +3,10 @@
 1. Decode: bars/s for 50,000-bar aggregates pages, our msgspec-to-columns path against stdlib
    ``json`` in the same run (target: >= 1M bars/s on one core).
 2. Rate: the client with its limiter set to the simulator's enforced limit R runs many concurrent
-   single-page requests; the steady-state start rate ``(M - N) / (t_last - t_first)`` over the
-   limiter's grant times is reported as a ratio to R (target >= 0.95 with zero 429s), together with
-   the simulator's own count of 429s and its busiest 1 s window.
+   single-page requests. The window rule means ``g[k+N] >= g[k] + P`` for grant times ``g``; the
+   achieved rate is ``N / mean(g[k+N] - g[k])`` (independent of how grants fall inside a window),
+   reported as a ratio to R (target >= 0.95 with zero 429s), with the simulator's own count of
+   429s and its busiest 1 s window.
 
 Run: ``.venv/bin/python bench/vendor.py [--rate 50/s] [--duration 8]``; writes
 ``bench/results/vendor.json``. Takes well under a minute.
@@ -21,6 +22,7 @@ import os
 import platform
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,17 @@ def _stdlib_columns(body: bytes) -> dict[str, np.ndarray[Any, Any]]:
 
 
 def _best(fn: Any, body: bytes, repeat: int) -> float:
+    """Best-of CPU seconds of this process: the per-core cost, unaffected by other processes
+    competing for the shared cores (wall time is reported alongside)."""
+    best = math.inf
+    for _ in range(repeat):
+        start = time.process_time()
+        fn(body)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def _best_wall(fn: Any, body: bytes, repeat: int) -> float:
     best = math.inf
     for _ in range(repeat):
         start = time.perf_counter()
@@ -88,7 +101,10 @@ def bench_decode(repeat: int = 7) -> dict[str, Any]:
         "stdlib_json_loads_only": _best(json.loads, body, repeat),
         "stdlib_json_columns": _best(_stdlib_columns, body, repeat),
     }
+    wall = _best_wall(lambda b: decode_aggs(b, "AAPL", tf, "bench"), body, repeat)
     return {
+        "clock": "process CPU time (best of N)",
+        "msgspec_columns_wall_bars_per_s": PAGE_BARS / wall,
         "page_bars": PAGE_BARS,
         "page_bytes": len(body),
         "best_of": repeat,
@@ -100,7 +116,7 @@ def bench_decode(repeat: int = 7) -> dict[str, Any]:
 
 
 class _Recording:
-    """A LimiterBackend wrapper that records each grant time (the request start)."""
+    """A limiter wrapper (LimiterBackend and ArrivalTracking) that records each grant time."""
 
     def __init__(self, inner: RateLimiter) -> None:
         self.inner = inner
@@ -109,6 +125,11 @@ class _Recording:
     async def acquire(self) -> None:
         await self.inner.acquire()
         self.grants.append(time.monotonic())
+
+    async def start(self) -> Callable[[], None]:
+        answered = await self.inner.start()
+        self.grants.append(time.monotonic())
+        return answered
 
     async def on_rate_limited(self, retry_after_s: float | None) -> None:
         await self.inner.on_rate_limited(retry_after_s)
@@ -125,7 +146,7 @@ async def bench_rate(rate_text: str, duration_s: float, workers: int) -> dict[st
     from mdw.simulator import SimConfig, start_simulator
 
     rate = RateLimit.parse(rate_text)
-    total = int(rate.requests * max(2.0, duration_s / rate.period))
+    total = int(rate.requests * max(3.0, duration_s / rate.period))
     config = SimConfig(seed=7, keys={"bench-key": "unlimited"}, rate_limit=rate_text, n_stocks=20)
     async with start_simulator(config, port=0) as sim:
         recorder = _Recording(RateLimiter(rate))
@@ -156,7 +177,8 @@ async def bench_rate(rate_text: str, duration_s: float, workers: int) -> dict[st
         sim_stats = sim.stats()
     g = sorted(recorder.grants)
     n_window = int(rate.requests)
-    steady = (len(g) - n_window) / (g[-1] - g[0]) if len(g) > n_window and g[-1] > g[0] else math.nan
+    refill = [b - a for a, b in zip(g, g[n_window:], strict=False)]
+    steady = n_window / (sum(refill) / len(refill)) if refill else math.nan
     target = rate.per_second
     return {
         "rate_limit": str(rate),

@@ -51,13 +51,14 @@ async def test_limiter_margin_widens_the_window_when_given(clock: FakeClock) -> 
 
 
 async def test_limiter_spaces_grants_when_a_window_budget_would_burst(clock: FakeClock) -> None:
-    """Grants are at least min(period/N, cap) apart: 100/s gives 10 ms gaps, 5/min the 50 ms cap."""
+    """Grants follow slots min(period/N, cap) apart (100/s: 10 ms, 5/min: the 50 ms cap); after idle,
+    two go back to back, which lets a late wake-up catch up instead of losing rate."""
     fast = RateLimiter("100/s", clock=clock)
     times = await _grant_times(fast, clock, 5)
-    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.01] * 4
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.0] + [0.01] * 3
     slow = RateLimiter("5/min", clock=clock)
     times = await _grant_times(slow, clock, 5)
-    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.05] * 4
+    assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.0] + [0.05] * 3
 
 
 async def test_limiter_counts_a_request_until_its_answer_when_tracking_arrivals(clock: FakeClock) -> None:
@@ -180,3 +181,18 @@ def test_limiter_works_in_a_later_event_loop_when_reused() -> None:
     asyncio.run(burst())
     asyncio.run(burst())
     assert limiter.grants == 10
+
+
+async def test_limiter_keeps_full_rate_when_wakeups_are_late() -> None:
+    """Timers that fire 5 ms late (a busy loop) still yield the plan's rate, not a slower one."""
+
+    class LateClock(FakeClock):
+        async def sleep(self, seconds: float) -> None:
+            await super().sleep(seconds + 0.005)
+
+    clock = LateClock()
+    limiter = RateLimiter("100/s", clock=clock, margin_s=0.0)
+    times = await _grant_times(limiter, clock, 1000)
+    assert max_in_window(times, 1.0) <= 100
+    refill = [b - a for a, b in zip(times, times[100:], strict=False)]  # g[k+N] - g[k] >= P
+    assert 100 / (sum(refill) / len(refill)) > 99

@@ -133,7 +133,7 @@ class RateLimiter:
         self._rate = self.configured.requests
         # Upper bounds of when the vendor counted each recent request (inf while in flight).
         self._bounds: list[float] = []
-        self._last_grant = -math.inf
+        self._next_slot = -math.inf
         self._paused_until = -math.inf
         self._last_cut = -math.inf
         self._successes = 0
@@ -178,8 +178,7 @@ class RateLimiter:
             return self._paused_until - now
         if self.configured.unlimited:
             return 0.0
-        spacing = min(self.configured.period / self._rate, self._spacing_cap)
-        gap = self._last_grant + spacing - now
+        gap = self._next_slot - now
         horizon = now - self._window
         self._bounds = [b for b in self._bounds if b > horizon]
         excess = len(self._bounds) - self._allowed() + 1
@@ -199,7 +198,11 @@ class RateLimiter:
                 now = self._clock.monotonic()
                 delay = self._delay(now)
                 if delay <= 0:
-                    self._last_grant = now
+                    # Slots advance on schedule, not from the (possibly late) wake-up, so timer
+                    # lateness is caught up instead of accumulating; after idle at most two
+                    # grants go back to back.
+                    spacing = min(self.configured.period / self._rate, self._spacing_cap)
+                    self._next_slot = max(self._next_slot, now - spacing) + spacing
                     self.grants += 1
                     if not self.configured.unlimited:
                         self._bounds.append(math.inf)
