@@ -28,7 +28,8 @@ def _require_postgres(settings: Settings, what: str) -> None:
 
 
 async def _serve(settings: Settings, *, concurrency: int, name: str, grace_s: float, heartbeat_s: float,
-                 stalled_after_s: float, tick_cron: str | None, metrics_port: int | None) -> int:
+                 stalled_after_s: float, tick_cron: str | None, metrics_port: int | None,
+                 margin_s: float | None, spacing_s: float) -> int:
     from mdw.scaleout.queue import QUEUE, RUNTIME_KEY, QueueOptions, build_app
     from mdw.scaleout.runtime import WorkerRuntime
     from mdw.scaleout.schema import ensure_schema
@@ -36,7 +37,7 @@ async def _serve(settings: Settings, *, concurrency: int, name: str, grace_s: fl
     await ensure_schema(settings.database_url)
     options = QueueOptions(tick_cron=tick_cron, stalled_after_s=stalled_after_s,
                            stalled_cron=f"* * * * * */{max(1, min(59, int(stalled_after_s / 2) or 1))}")
-    runtime = await WorkerRuntime.open(settings, name)
+    runtime = await WorkerRuntime.open(settings, name, margin_s=margin_s, spacing_cap_s=spacing_s)
     try:
         if metrics_port is not None:
             from prometheus_client import start_http_server
@@ -71,6 +72,13 @@ def worker(
                                       "schedule_interval_min minutes")
     ] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port")] = None,
+    limiter_margin: Annotated[
+        float | None, typer.Option(help="Seconds added to the plan's window for network jitter "
+                                        "(default 1% of the window, at least 10 ms)")
+    ] = None,
+    limiter_spacing: Annotated[
+        float, typer.Option(help="Most seconds between consecutive request starts (spreads bursts)")
+    ] = 0.05,
     database_url: Annotated[str | None, typer.Option("--database-url", help="postgresql://...")] = None,
     rate_limit: Annotated[str | None, typer.Option("--rate-limit", help="The plan all workers share")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Vendor base URL")] = None,
@@ -85,7 +93,8 @@ def worker(
     cron = f"*/{settings.schedule_interval_min} * * * *" if tick_cron is None else (tick_cron or None)
     worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
     run(_serve(settings, concurrency=concurrency, name=worker_name, grace_s=grace, heartbeat_s=heartbeat,
-               stalled_after_s=stalled_after, tick_cron=cron, metrics_port=metrics_port))
+               stalled_after_s=stalled_after, tick_cron=cron, metrics_port=metrics_port,
+               margin_s=limiter_margin, spacing_s=limiter_spacing))
 
 
 async def distributed_backfill(

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -61,8 +61,14 @@ def _units(plan: Plan) -> list[Work]:
     return [*plan.actions, *plan.requests, *plan.derives]
 
 
-async def defer_plan(app: App, database_url: str, plan: Plan, run_id: str) -> Deferred:
-    """Defer one job per planned unit, skipping windows that already have a live job."""
+async def defer_plan(
+    app: App, database_url: str, plan: Plan, run_id: str, planned_at: datetime | None = None
+) -> Deferred:
+    """Defer one job per planned unit, skipping windows that already have a live job.
+
+    A window whose job succeeded after ``planned_at`` (minus a clock-skew allowance) is skipped too:
+    the plan read the ledger before that job committed, so the window is covered by now.
+    """
     out = Deferred(run_id, planned_requests=plan.request_count, started_at_ms=time.time_ns() // 1_000_000)
     units = {window_lock(w): w for w in _units(plan)}
     if not units:
@@ -72,11 +78,17 @@ async def defer_plan(app: App, database_url: str, plan: Plan, run_id: str) -> De
         async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn, conn.transaction():
             # Serialise deferrers (CLI runs, the service, the tick): check-then-insert is atomic.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (DEFER_LOCK_KEY,))
+            since = (planned_at or datetime.now(UTC)) - timedelta(seconds=5)
             cur = await conn.execute(
                 "SELECT id, queueing_lock FROM procrastinate_jobs "
-                "WHERE status IN ('todo', 'doing') AND queueing_lock = ANY(%s)", (list(units),))
+                "WHERE status IN ('todo', 'doing') AND queueing_lock = ANY(%s) "
+                "UNION SELECT j.id, j.queueing_lock FROM mdw_job_results r "
+                "JOIN procrastinate_jobs j ON j.id = r.job_id "
+                "WHERE r.ok AND r.finished_at >= %s AND j.queueing_lock = ANY(%s)",
+                (list(units), since, list(units)))
             for job_id, lock in await cur.fetchall():
-                units.pop(str(lock), None)
+                if units.pop(str(lock), None) is None:
+                    continue  # several finished jobs of one window: follow one
                 out.job_ids.append(int(job_id))
                 out.existing += 1
             todo = [task.configure(queueing_lock=lock, task_kwargs={"run_id": run_id, "work": encode(w)}).job
@@ -113,11 +125,12 @@ async def defer_backfill(
 
         store = await open_store(settings.database_url)
     try:
+        planned_at = datetime.now(UTC)
         plan = await plan_only(store, specs)
         await track_symbols(store, [s for s in specs if s.kind != "update"])
         app = build_app(settings.database_url)
         async with app.open_async():
-            deferred = await defer_plan(app, settings.database_url, plan, rid)
+            deferred = await defer_plan(app, settings.database_url, plan, rid, planned_at)
         params: dict[str, Any] = {"specs": [s.to_dict() for s in specs], "distributed": True,
                                   "jobs": deferred.job_ids}
         await store.save_run(RunRecord(rid, "distributed", "running", deferred.started_at_ms, params=params))
@@ -146,8 +159,9 @@ async def defer_update(app: App, settings: Settings, store: Store, *, run_id: st
     specs = await update_specs(store)
     if not specs:
         return Deferred(run_id)
+    planned_at = datetime.now(UTC)
     plan = await plan_only(store, specs)
-    return await defer_plan(app, settings.database_url, plan, run_id)
+    return await defer_plan(app, settings.database_url, plan, run_id, planned_at)
 
 
 async def _snapshot(conn: psycopg.AsyncConnection[tuple[Any, ...]], ids: list[int]) -> list[tuple[Any, ...]]:

@@ -104,6 +104,8 @@ class PgRateLimiter:
         lead_s: grants start at least this far after the reservation, so the answer arrives before
             the start and the start happens on time instead of one round trip (plus loop lag)
             late; default the margin.
+        spacing_cap_s: consecutive grants are at least ``min(window / rate, spacing_cap_s)``
+            apart, so a window's budget does not hit the vendor as one burst (0 disables).
         batch_max: most grants reserved in one round trip.
     """
 
@@ -117,6 +119,7 @@ class PgRateLimiter:
         margin_s: float | None = None,
         horizon_s: float = 1.0,
         lead_s: float | None = None,
+        spacing_cap_s: float = 0.05,
         batch_max: int = 64,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -130,6 +133,7 @@ class PgRateLimiter:
         self.window_s = period + self.margin_s
         self.horizon_s = horizon_s
         self.lead_s = self.margin_s if lead_s is None else lead_s
+        self.spacing_cap_s = spacing_cap_s
         self._offset = ClockOffset()
         self.batch_max = max(1, batch_max)
         self._clock = clock
@@ -258,10 +262,10 @@ class PgRateLimiter:
                 configured = self.enforced.requests
                 row = await self._execute(
                     "SELECT out_grants, out_retry_in, out_rate, out_now"
-                    " FROM mdw_limiter_reserve(%s, %s, %s, %s, %s, %s, %s)",
+                    " FROM mdw_limiter_reserve(%s, %s, %s, %s, %s, %s, %s, %s)",
                     (self.name, min(want, self.batch_max), self.horizon_s, successes,
                      self._aimd.run_length(configured), max(1.0, configured * self._aimd.increase_fraction),
-                     self.lead_s),
+                     self.lead_s, self.spacing_cap_s),
                 )
                 received = time.time()
                 if row is None:

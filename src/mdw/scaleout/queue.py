@@ -21,7 +21,7 @@ from typing import Any
 
 from procrastinate import App, JobContext, PsycopgConnector, RetryDecision, RetryStrategy
 from procrastinate.exceptions import JobAborted
-from procrastinate.jobs import Job
+from procrastinate.jobs import Job, Status
 
 from mdw.errors import StoreError, VendorTransientError, VendorUnavailable
 from mdw.scaleout.codec import decode
@@ -153,10 +153,14 @@ def _retry_stalled_factory(stalled_after_s: float) -> Any:
         """Jobs left 'doing' by a worker whose heartbeat stopped go back to the queue."""
         manager = context.app.job_manager
         for stalled in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s):
-            if stalled.task_name == STALLED_TASK:
+            if stalled.id == context.job.id:
                 continue
-            log.warning("retrying stalled job %s (%s)", stalled.id, stalled.task_name,
-                        extra={"action": "scaleout.retry_stalled"})
+            if stalled.task_name != WORK_TASK:
+                # A periodic job is simply dropped: the next tick replaces it, and putting it back
+                # could collide with that tick's queueing lock.
+                await manager.finish_job(stalled, status=Status.ABORTED, delete_job=False)
+                continue
+            log.warning("retrying stalled job %s", stalled.id, extra={"action": "scaleout.retry_stalled"})
             await manager.retry_job(stalled)
         await manager.prune_stalled_workers(stalled_after_s)
 

@@ -118,8 +118,12 @@ class WorkerRuntime:
             self.metrics.limiter_round_trips.set(self.limiter.stats.round_trips)
 
     @classmethod
-    async def open(cls, settings: Settings, name: str) -> WorkerRuntime:
+    async def open(cls, settings: Settings, name: str, *, margin_s: float | None = None,
+                   spacing_cap_s: float = 0.05) -> WorkerRuntime:
         """Open the store, the shared limiter and a vendor client paced by it.
+
+        ``margin_s`` widens the limiter's window to absorb the jitter between our grant and the
+        vendor's arrival stamp (network, or scheduling on a loaded host).
 
         Raises:
             ConfigError: no vendor key is configured.
@@ -133,7 +137,8 @@ class WorkerRuntime:
         limiter: PgRateLimiter | None = None
         try:
             limiter = PgRateLimiter(settings.database_url, settings.rate_limit,
-                                    name=limiter_name(settings.polygon_base_url, key))
+                                    name=limiter_name(settings.polygon_base_url, key), margin_s=margin_s,
+                                    spacing_cap_s=spacing_cap_s)
             await limiter.open()
             client = PolygonClient.from_settings(settings, limiter=limiter)
             await client.__aenter__()

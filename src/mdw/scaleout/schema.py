@@ -32,13 +32,13 @@ CREATE TABLE IF NOT EXISTS mdw_rate_limiter (
 );
 
 -- Reserve up to p_want request starts (epoch seconds, database clock). For n = floor(rate):
---   g >= now + lead, g >= paused_until, g >= the previous grant, g >= grants[-n] + window_s,
+--   g >= now + lead, g >= paused_until, g >= the previous grant + spacing, g >= grants[-n] + window_s,
 -- so any window of window_s seconds holds at most n grants, whichever worker asked. Grants
 -- further than p_horizon ahead are not handed out: the caller comes back in retry_in seconds
 -- (computed from the deficit, never polled), so a 429 cut reaches every worker within a horizon.
 CREATE OR REPLACE FUNCTION mdw_limiter_reserve(
     p_name text, p_want integer, p_horizon double precision, p_successes bigint,
-    p_run_length bigint, p_step double precision, p_lead double precision)
+    p_run_length bigint, p_step double precision, p_lead double precision, p_spacing_cap double precision)
 RETURNS TABLE(out_grants double precision[], out_retry_in double precision, out_rate double precision,
               out_now double precision)
 LANGUAGE plpgsql AS $$
@@ -74,7 +74,9 @@ BEGIN
     FOR i IN 1..greatest(p_want, 0) LOOP
         g := greatest(now_s + p_lead, r.paused_until);
         IF len > 0 THEN
-            g := greatest(g, arr[len]);
+            -- Spacing: a window's budget is not fired as one burst that queues at the vendor
+            -- (a queued burst is stamped late and eats into the next window).
+            g := greatest(g, arr[len] + least(r.window_s / n, p_spacing_cap));
         END IF;
         IF len >= n THEN
             g := greatest(g, arr[len - n + 1] + r.window_s);
