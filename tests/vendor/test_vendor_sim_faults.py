@@ -124,6 +124,7 @@ async def test_breaker_opens_probes_once_per_cooldown_and_closes_when_vendor_ret
     moves = [(f, t) for _, f, t in stats.breaker_transitions]
     o, h, c = BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED
     assert moves == [(c, o), (o, h), (h, o), (o, h), (h, c)]
+    assert stats.breaker_transitions_total == 5
     assert [(e.from_state, e.to_state) for e in events if isinstance(e, BreakerTransitionEvent)] == moves
     assert stats.breaker_state is c and stats.failures_by_class["VendorUnavailable"] >= 9
 

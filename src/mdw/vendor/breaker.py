@@ -49,7 +49,8 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probe_out = False
         self._history = history
-        self.transitions: list[Transition] = []
+        self.transitions: list[Transition] = []  # the most recent ``history`` ones
+        self.transition_count = 0  # all of them, for a monotonic metrics counter
 
     @property
     def state(self) -> BreakerState:
@@ -130,6 +131,7 @@ class CircuitBreaker:
         before, self._state = self._state, to
         at_ms = self._clock.wall_ms()
         self.transitions.append((at_ms, before, to))
+        self.transition_count += 1
         del self.transitions[: -self._history]
         if self._on_transition is not None:
             self._on_transition(BreakerTransitionEvent(at_ms, before, to, self.cooldown_s))

@@ -12,6 +12,7 @@ Request path of one HTTP call, in order (the order matters):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -118,7 +119,7 @@ class PolygonClient:
         self.page_limit = min(PAGE_LIMIT, max(1, page_limit))
         self._stats = StatsRecorder()
         self._http: aiohttp.ClientSession | None = None
-        self._slots: Any = None
+        self._slots = asyncio.Semaphore(self.max_in_flight)
         self._closed = False
 
     @classmethod
@@ -164,8 +165,6 @@ class PolygonClient:
         if self._closed:
             raise UsageError("the vendor client is closed")
         if self._http is None:
-            import asyncio
-
             connector = aiohttp.TCPConnector(
                 limit=self.max_in_flight, limit_per_host=self.max_in_flight, keepalive_timeout=30.0,
                 ttl_dns_cache=300,
@@ -173,7 +172,6 @@ class PolygonClient:
             headers = {"Authorization": f"Bearer {self._key}", "Accept": "application/json",
                        "User-Agent": "mdw-vendor-client/0.1"}
             self._http = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
-            self._slots = asyncio.Semaphore(self.max_in_flight)
         return self._http
 
     # ---------------------------------------------------------------- observation
@@ -185,7 +183,8 @@ class PolygonClient:
     def stats(self) -> ClientStats:
         """A frozen snapshot of this client's accounting."""
         rate = self.limiter.current_rate
-        return self._stats.snapshot(self.breaker.state, self.breaker.transitions, rate.requests, rate.period)
+        return self._stats.snapshot(self.breaker.state, self.breaker.transitions, rate.requests, rate.period,
+                                    self.breaker.transition_count)
 
     def _on_breaker(self, event: Any) -> None:
         log.warning("vendor circuit breaker %s -> %s (cool-down %.1fs)", event.from_state.value,

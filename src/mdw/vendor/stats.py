@@ -54,6 +54,7 @@ class ClientStats:
     limiter_rate: float
     limiter_period_s: float
     pages: int = 0
+    breaker_transitions_total: int = 0  # breaker_transitions keeps only the most recent 100
 
     @property
     def limiter_per_second(self) -> float:
@@ -88,6 +89,7 @@ class StatsRecorder:
         transitions: list[tuple[int, BreakerState, BreakerState]],
         limiter_rate: float,
         limiter_period_s: float,
+        transitions_total: int = 0,
     ) -> ClientStats:
         return ClientStats(
             total_requests=self.total_requests,
@@ -104,4 +106,5 @@ class StatsRecorder:
             limiter_rate=limiter_rate,
             limiter_period_s=limiter_period_s,
             pages=self.pages,
+            breaker_transitions_total=max(transitions_total, len(transitions)),
         )
