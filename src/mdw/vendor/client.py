@@ -172,6 +172,10 @@ class PolygonClient:
             headers = {"Authorization": f"Bearer {self._key}", "Accept": "application/json",
                        "User-Agent": "mdw-vendor-client/0.1"}
             self._http = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
+            # aiohttp silently resends a GET once when a reused connection is reset; that resend
+            # bypasses the limiter, the breaker and the counters (the vendor sees a request we never
+            # counted). Our own retry loop resends it instead, paced and accounted.
+            self._http._retry_connection = False
         return self._http
 
     # ---------------------------------------------------------------- observation
