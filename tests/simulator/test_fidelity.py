@@ -28,8 +28,15 @@ def _range(first: date, last: date) -> tuple[int, int]:
 def _assert_same(aggs: list[Any], truth: BarBatch) -> None:
     assert len(aggs) == len(truth)
     assert [a.timestamp for a in aggs] == truth.t.tolist()
-    for field, col in (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"),
-                       ("vwap", "vw"), ("transactions", "n")):
+    for field, col in (
+        ("open", "o"),
+        ("high", "h"),
+        ("low", "l"),
+        ("close", "c"),
+        ("volume", "v"),
+        ("vwap", "vw"),
+        ("transactions", "n"),
+    ):
         assert np.array_equal(np.array([getattr(a, field) for a in aggs]), getattr(truth, col)), field
 
 
@@ -39,10 +46,14 @@ async def test_client_list_aggs_pages_minute_bars_when_the_range_needs_many_page
 ) -> None:
     """A month of NVDA minute bars (across its 2024 split) over several 2000-minute pages."""
     client = _client(sim)
-    aggs = await asyncio.to_thread(lambda: list(client.list_aggs(
-        "NVDA", 1, "minute", "2024-06-01", "2024-06-30", adjusted=adjusted, limit=2000)))
-    truth = sim.market.aggregates("NVDA", Timeframe(1, "m"), *_range(date(2024, 6, 1), date(2024, 6, 30)),
-                                  adjusted=adjusted)
+    aggs = await asyncio.to_thread(
+        lambda: list(
+            client.list_aggs("NVDA", 1, "minute", "2024-06-01", "2024-06-30", adjusted=adjusted, limit=2000)
+        )
+    )
+    truth = sim.market.aggregates(
+        "NVDA", Timeframe(1, "m"), *_range(date(2024, 6, 1), date(2024, 6, 30)), adjusted=adjusted
+    )
     _assert_same(aggs, truth)
     assert sim.stats()["pages_served"] >= 6
 
@@ -53,10 +64,14 @@ async def test_client_list_aggs_pages_daily_bars_when_the_range_needs_many_pages
 ) -> None:
     """Three years of AAPL daily bars, 100 days a page, adjusted and not."""
     client = _client(sim)
-    aggs = await asyncio.to_thread(lambda: list(client.list_aggs(
-        "AAPL", 1, "day", "2023-01-01", "2025-12-31", adjusted=adjusted, limit=100)))
-    truth = sim.market.aggregates("AAPL", Timeframe(1, "d"), *_range(date(2023, 1, 1), date(2025, 12, 31)),
-                                  adjusted=adjusted)
+    aggs = await asyncio.to_thread(
+        lambda: list(
+            client.list_aggs("AAPL", 1, "day", "2023-01-01", "2025-12-31", adjusted=adjusted, limit=100)
+        )
+    )
+    truth = sim.market.aggregates(
+        "AAPL", Timeframe(1, "d"), *_range(date(2023, 1, 1), date(2025, 12, 31)), adjusted=adjusted
+    )
     _assert_same(aggs, truth)
     assert sim.stats()["pages_served"] == -(-len(truth) // 100)
 
@@ -64,8 +79,9 @@ async def test_client_list_aggs_pages_daily_bars_when_the_range_needs_many_pages
 async def test_client_list_aggs_returns_an_empty_list_when_the_range_is_a_weekend(sim: SimServer) -> None:
     """A weekend holds no stock bars; the envelope without `results` yields no items."""
     client = _client(sim)
-    aggs = await asyncio.to_thread(lambda: list(client.list_aggs("AAPL", 1, "minute", "2024-06-08",
-                                                                 "2024-06-09")))
+    aggs = await asyncio.to_thread(
+        lambda: list(client.list_aggs("AAPL", 1, "minute", "2024-06-08", "2024-06-09"))
+    )
     assert aggs == []
 
 
@@ -75,17 +91,27 @@ async def test_client_list_dividends_pages_when_limit_is_smaller_than_the_histor
     got = await asyncio.to_thread(lambda: list(client.list_dividends(ticker="KO", limit=3)))
     truth = sorted(sim.market.dividends("KO"), key=lambda d: d.ex_dividend_date, reverse=True)
     assert [(d.id, d.ex_dividend_date, d.cash_amount) for d in got] == [
-        (d.id, d.ex_dividend_date.isoformat(), d.cash_amount) for d in truth]
+        (d.id, d.ex_dividend_date.isoformat(), d.cash_amount) for d in truth
+    ]
     assert sim.stats()["requests_by_endpoint"]["dividends_v3"] == -(-len(truth) // 3)
 
 
 async def test_client_list_dividends_filters_the_universe_when_given_a_date_range(sim: SimServer) -> None:
     """`ex_dividend_date.gte/.lte` across every listed stock, paged 50 at a time, ascending."""
     client = _client(sim)
-    got = await asyncio.to_thread(lambda: list(client.list_dividends(
-        ex_dividend_date_gte="2024-03-01", ex_dividend_date_lte="2024-03-31", order="asc", limit=50)))
-    truth = [d for t in sim.market.universe(AssetClass.STOCKS) for d in sim.market.dividends(t)
-             if date(2024, 3, 1) <= d.ex_dividend_date <= date(2024, 3, 31)]
+    got = await asyncio.to_thread(
+        lambda: list(
+            client.list_dividends(
+                ex_dividend_date_gte="2024-03-01", ex_dividend_date_lte="2024-03-31", order="asc", limit=50
+            )
+        )
+    )
+    truth = [
+        d
+        for t in sim.market.universe(AssetClass.STOCKS)
+        for d in sim.market.dividends(t)
+        if date(2024, 3, 1) <= d.ex_dividend_date <= date(2024, 3, 31)
+    ]
     assert sorted(d.id for d in got) == sorted(d.id for d in truth)
     assert [d.ex_dividend_date for d in got] == sorted(d.ex_dividend_date for d in got)
 
@@ -96,7 +122,8 @@ async def test_client_list_splits_pages_when_limit_is_one(sim: SimServer) -> Non
     got = await asyncio.to_thread(lambda: list(client.list_splits(ticker="NVDA", limit=1)))
     truth = sorted(sim.market.splits("NVDA"), key=lambda s: s.execution_date, reverse=True)
     assert [(s.execution_date, s.split_from, s.split_to) for s in got] == [
-        (s.execution_date.isoformat(), s.split_from, s.split_to) for s in truth]
+        (s.execution_date.isoformat(), s.split_from, s.split_to) for s in truth
+    ]
     assert len(got) == 3
 
 
@@ -113,7 +140,12 @@ async def test_client_grouped_daily_equals_each_tickers_daily_bar_when_mapped_to
         bar = truth[row.ticker]
         assert row.timestamp == int(bar.t[0]) + 16 * 3_600_000
         assert (row.open, row.high, row.low, row.close, row.volume) == (
-            bar.o[0], bar.h[0], bar.l[0], bar.c[0], bar.v[0])
+            bar.o[0],
+            bar.h[0],
+            bar.l[0],
+            bar.c[0],
+            bar.v[0],
+        )
 
 
 async def test_client_raises_bad_response_when_the_range_is_in_the_future(sim: SimServer) -> None:

@@ -46,8 +46,14 @@ def _fold(bars: BarBatch, starts: np.ndarray) -> dict[str, np.ndarray]:
 
 def test_market_holidays_have_no_bars_when_the_exchange_is_closed(market: Market) -> None:
     """2024's NYSE holidays and weekends have no minute or daily bars for any stock."""
-    for day in (date(2024, 1, 1), date(2024, 7, 4), date(2024, 11, 28), date(2024, 12, 25),
-                date(2024, 3, 29), date(2024, 6, 8)):
+    for day in (
+        date(2024, 1, 1),
+        date(2024, 7, 4),
+        date(2024, 11, 28),
+        date(2024, 12, 25),
+        date(2024, 3, 29),
+        date(2024, 6, 8),
+    ):
         start, end = _day_range(day)
         assert len(market.minute_bars("AAPL", start, end)) == 0, day
         assert len(market.aggregates("AAPL", Timeframe(1, "d"), start, end)) == 0, day
@@ -98,8 +104,12 @@ def test_market_hourly_bars_equal_folded_minutes_when_aggregated_in_the_test(
     for hours in (1, 4):
         tf = Timeframe(hours, "h")
         asset = AssetClass.CRYPTO if ticker.startswith("X:") else AssetClass.STOCKS
-        mids = np.array([local_midnight_ms(datetime.fromtimestamp(t / 1000, asset.tz).date(), asset.tz)
-                         for t in minutes.t.tolist()])
+        mids = np.array(
+            [
+                local_midnight_ms(datetime.fromtimestamp(t / 1000, asset.tz).date(), asset.tz)
+                for t in minutes.t.tolist()
+            ]
+        )
         step = hours * 3_600_000
         folded = _fold(minutes, mids + (minutes.t - mids) // step * step)
         served = market.aggregates(ticker, tf, start, end)
@@ -142,7 +152,10 @@ def test_market_weekly_and_monthly_bars_start_on_sunday_and_the_first_when_snapp
     for t in weeks.t.tolist():
         assert datetime.fromtimestamp(t / 1000, NEW_YORK).strftime("%a %H:%M") == "Sun 00:00"
     assert [datetime.fromtimestamp(t / 1000, NEW_YORK).date() for t in months.t.tolist()] == [
-        date(2024, 3, 1), date(2024, 4, 1), date(2024, 5, 1)]
+        date(2024, 3, 1),
+        date(2024, 4, 1),
+        date(2024, 5, 1),
+    ]
     april = days.between(int(months.t[1]), int(months.t[2]))
     assert months.o[1] == april.o[0] and months.c[1] == april.c[-1] and months.v[1] == april.v.sum()
 

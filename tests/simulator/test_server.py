@@ -16,14 +16,18 @@ from mdw.simulator.testing import SimFactory
 AGGS = "/v2/aggs/ticker/{t}/range/{m}/{span}/{frm}/{to}"
 
 
-async def _get(sim: SimServer, path: str, key: str | None = "default", **headers: str) -> tuple[int, Any, Any]:
+async def _get(
+    sim: SimServer, path: str, key: str | None = "default", **headers: str
+) -> tuple[int, Any, Any]:
     params = {}
     if key == "default":
         headers.setdefault("Authorization", f"Bearer {sim.key}")
     elif key is not None:
         params["apiKey"] = key
-    async with aiohttp.ClientSession() as http, http.get(sim.base_url + path, params=params,
-                                                         headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(sim.base_url + path, params=params, headers=headers) as r,
+    ):
         body = await r.json(content_type=None)
         return r.status, body, r.headers
 
@@ -36,11 +40,20 @@ def _cursor(next_url: str) -> str:
 
 async def test_aggs_envelope_has_the_vendor_fields_when_bars_exist(sim: SimServer) -> None:
     """ticker, queryCount, resultsCount, adjusted, results, status, request_id (32 hex), count."""
-    status, body, headers = await _get(sim, AGGS.format(t="AAPL", m=1, span="day", frm="2024-01-02",
-                                                         to="2024-01-05"))
+    status, body, headers = await _get(
+        sim, AGGS.format(t="AAPL", m=1, span="day", frm="2024-01-02", to="2024-01-05")
+    )
     assert status == 200
-    assert list(body) == ["ticker", "queryCount", "resultsCount", "adjusted", "results", "status",
-                          "request_id", "count"]
+    assert list(body) == [
+        "ticker",
+        "queryCount",
+        "resultsCount",
+        "adjusted",
+        "results",
+        "status",
+        "request_id",
+        "count",
+    ]
     assert body["adjusted"] is True and body["status"] == "OK" and body["count"] == 4
     assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"]) and "X-Request-Id" in headers
     assert set(body["results"][0]) == {"v", "vw", "o", "c", "h", "l", "t", "n"}
@@ -49,8 +62,9 @@ async def test_aggs_envelope_has_the_vendor_fields_when_bars_exist(sim: SimServe
 
 async def test_aggs_envelope_omits_results_when_the_range_is_empty(sim: SimServer) -> None:
     """An empty range is a 200 without `results` (and without `count` or `next_url`)."""
-    status, body, _ = await _get(sim, AGGS.format(t="AAPL", m=1, span="minute", frm="2024-12-25",
-                                                  to="2024-12-25") + "?adjusted=false")
+    status, body, _ = await _get(
+        sim, AGGS.format(t="AAPL", m=1, span="minute", frm="2024-12-25", to="2024-12-25") + "?adjusted=false"
+    )
     assert status == 200
     assert "results" not in body and "next_url" not in body
     assert (body["queryCount"], body["resultsCount"], body["adjusted"]) == (0, 0, False)
@@ -110,13 +124,20 @@ async def test_aggs_sort_desc_returns_newest_first_when_asked(sim: SimServer) ->
 
 async def test_aggs_rejects_to_before_from_with_the_vendor_400_body(sim: SimServer) -> None:
     """`to` before `from` is a 400 whose `error` is the vendor's text."""
-    status, body, _ = await _get(sim, AGGS.format(t="AAPL", m=1, span="day", frm="2024-01-10", to="2024-01-02"))
+    status, body, _ = await _get(
+        sim, AGGS.format(t="AAPL", m=1, span="day", frm="2024-01-10", to="2024-01-02")
+    )
     assert status == 400
-    assert body == {"status": "ERROR", "request_id": body["request_id"],
-                    "error": "The parameter 'to' cannot be a time that occurs before 'from'"}
+    assert body == {
+        "status": "ERROR",
+        "request_id": body["request_id"],
+        "error": "The parameter 'to' cannot be a time that occurs before 'from'",
+    }
 
 
-async def test_aggs_refuses_history_beyond_the_free_plan_when_the_key_is_free(sim_factory: SimFactory) -> None:
+async def test_aggs_refuses_history_beyond_the_free_plan_when_the_key_is_free(
+    sim_factory: SimFactory,
+) -> None:
     """A free key gets 403 NOT_AUTHORIZED (`message`) before its ~2 years of history."""
     sim = await sim_factory(keys={"free-key": "free"})
     old = (date.today() - timedelta(days=800)).isoformat()
@@ -135,7 +156,9 @@ async def test_auth_accepts_the_query_key_when_no_header_is_sent(sim: SimServer)
 
 
 @pytest.mark.parametrize("code", [401, 400])
-async def test_auth_rejects_a_missing_key_with_the_configured_status(sim_factory: SimFactory, code: int) -> None:
+async def test_auth_rejects_a_missing_key_with_the_configured_status(
+    sim_factory: SimFactory, code: int
+) -> None:
     """No key: "API Key was not provided", 401 by default or 400 when switched."""
     sim = await sim_factory(missing_key_status=code)
     status, body, _ = await _get(sim, "/v1/marketstatus/now", key=None)
