@@ -12,6 +12,7 @@ and the partial report is returned with status ``interrupted``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,14 +29,24 @@ from mdw.backfill.fetch import (
 from mdw.backfill.plan import ActionsRequest, DeriveTask, Plan, PlannedRequest
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
 from mdw.domain import DAY_MS, Dividend, Split, TimeRange
-from mdw.errors import MdwError, StoreError, ValidationError, VendorAuthError, VendorNotFound
+from mdw.errors import (
+    MdwError,
+    StoreError,
+    ValidationError,
+    VendorAuthError,
+    VendorNotFound,
+    VendorUnavailable,
+)
 from mdw.logs import get_logger
 from mdw.store.base import BarWrite, Store
 
 log = get_logger(__name__)
 MAX_ROWS_PER_TRANSACTION = 250_000
+# Pages waiting for the writer; with the pages held by fetchers this bounds memory (a few pages
+# of at most 50k bars each), whatever the length of history.
 MAX_WRITES_PER_TRANSACTION = 256
 DERIVE_CHUNK_MS = 31 * DAY_MS
+MAX_OUTAGE_S = 900.0  # how long a run waits out an open vendor circuit before failing what is left
 
 Job = PlannedRequest | ActionsRequest | DeriveTask
 
@@ -86,7 +97,7 @@ class Pipeline:
 
     def __init__(
         self, store: Store, client: VendorSource, plan: Plan, report: RunReport, *,
-        workers: int = 16, queue_size: int = 32, progress: Progress | None = None,
+        workers: int = 16, queue_size: int = 4, progress: Progress | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
         self.store = store
@@ -100,6 +111,8 @@ class Pipeline:
         self.api = BusyClock()
         self.dead_tickers: dict[str, str] = {}
         self.abort_reason: str | None = None
+        self.max_outage_s = max_outage_s
+        self._outage_since: float | None = None
         jobs: list[Job] = [*plan.actions, *plan.requests]
         for task in plan.derives:
             jobs.extend(_split_derive(task))
@@ -160,7 +173,7 @@ class Pipeline:
                 self._failed(job, skip)
                 continue
             try:
-                await self._run_job(job)
+                await self._run_job_through_outages(job)
             except VendorNotFound as exc:
                 self.dead_tickers[job_ticker(job)] = f"ticker not found by the vendor ({exc})"
                 self._failed(job, str(exc))
@@ -169,6 +182,32 @@ class Pipeline:
                 self._failed(job, str(exc))
             except MdwError as exc:
                 self._failed(job, str(exc))
+
+    async def _run_job_through_outages(self, job: Job) -> None:
+        """Run a job; while the vendor's circuit is open, wait for the next probe and run it again.
+
+        An open breaker says the vendor is down, not that this job is bad: failing every remaining
+        job in milliseconds would end the run for an outage of a minute. The wait follows the
+        breaker's own cool-down (one probe per cool-down reaches the vendor); after
+        ``max_outage_s`` of continuous outage, or on ``stop``, the job fails as before.
+        """
+        polls = 0
+        while True:
+            try:
+                await self._run_job(job)
+            except VendorUnavailable as exc:
+                now = time.monotonic()
+                self._outage_since = self._outage_since or now
+                if self.stop.is_set() or now - self._outage_since >= self.max_outage_s:
+                    raise
+                # the cool-down left, or (a probe is in flight) a short backoff until it settles
+                polls += 1
+                wait = exc.retry_after if exc.retry_after else min(1.0, 0.05 * 2 ** min(polls, 5))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), wait)
+                continue
+            self._outage_since = None
+            return
 
     async def _timed(self, awaitable: Any) -> Any:
         entered = self.api.enter()

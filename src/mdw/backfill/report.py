@@ -84,6 +84,7 @@ class RunReport:
     started_at_ms: int = 0
     finished_at_ms: int = 0
     wall_s: float = 0.0
+    plan_s: float = 0.0
     api_s: float = 0.0
     api_request_s: float = 0.0
     db_s: float = 0.0
@@ -138,7 +139,7 @@ class RunReport:
         return {
             "run_id": self.run_id, "kind": self.kind, "status": self.status,
             "started_at_ms": self.started_at_ms, "finished_at_ms": self.finished_at_ms,
-            "wall_s": round(self.wall_s, 4), "api_s": round(self.api_s, 4),
+            "wall_s": round(self.wall_s, 4), "plan_s": round(self.plan_s, 4), "api_s": round(self.api_s, 4),
             "api_request_s": round(self.api_request_s, 4), "db_s": round(self.db_s, 4),
             "planned_requests": self.planned_requests, "requests": self.requests,
             "rate_limited": self.rate_limited, "retries": self.retries, "transactions": self.transactions,
@@ -181,7 +182,7 @@ def render(report: RunReport, console: Any) -> None:
     totals.add_column("what", style="bold")
     totals.add_column("value", justify="right")
     rows = [
-        ("wall time", f"{report.wall_s:.2f} s"),
+        ("wall time", f"{report.wall_s:.2f} s (planning {report.plan_s:.2f} s)"),
         ("vendor busy (API)", f"{report.api_s:.2f} s"),
         ("store writes (DB)", f"{report.db_s:.2f} s in {report.transactions} transactions"),
         ("requests", f"{report.requests} (planned {report.planned_requests})"),

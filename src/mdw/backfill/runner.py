@@ -110,6 +110,7 @@ async def run_backfill(
     started_wall = time.perf_counter()
     started = now_ms()
     plan = await plan_only(store, specs, now=now)
+    plan_s = time.perf_counter() - started_wall
     kind = specs[0].kind if specs else "backfill"
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
                        rate_limit=rate_limit)
@@ -132,6 +133,7 @@ async def run_backfill(
         interrupted = await pipeline.run()
     finally:
         report.wall_s = time.perf_counter() - started_wall
+        report.plan_s = plan_s
         report.api_s = pipeline.api.total
         report.api_request_s = pipeline.api.summed
         if stats and before is not None:
