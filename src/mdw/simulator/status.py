@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,15 +13,25 @@ from mdw.domain import NEW_YORK, AssetClass, from_ms
 _EXCHANGES = ("NYSE", "NASDAQ")
 
 
-@functools.lru_cache(maxsize=8)
-def _holiday_names(year: int) -> dict[date, str]:
-    try:
-        import exchange_calendars as xcals
-    except ImportError:  # the calendar dependency is required by mdw.calendar; names are a nicety
-        return {}
-    cal = xcals.get_calendar("XNYS", start=f"{max(year - 1, 1991)}-01-01", end=f"{min(year + 1, 2040)}-12-31")
-    names = cal.regular_holidays.holidays(f"{year}-01-01", f"{year}-12-31", return_name=True)
+@functools.lru_cache(maxsize=1)
+def _holiday_table() -> dict[date, str]:
+    import exchange_calendars as xcals
+
+    with warnings.catch_warnings():  # pandas deprecation noise inside exchange_calendars
+        warnings.simplefilter("ignore")
+        cal = xcals.get_calendar("XNYS", start="1991-01-01", end="2040-12-31")
+        names = cal.regular_holidays.holidays("1991-01-01", "2040-12-31", return_name=True)
     return {ts.date(): str(name) for ts, name in names.items()}
+
+
+def _holiday_name(day: date) -> str | None:
+    """The holiday's name; an early close borrows the name of the holiday next to it."""
+    table = _holiday_table()
+    for offset in (0, 1, -1):
+        name = table.get(day + timedelta(days=offset))
+        if name:
+            return name
+    return None
 
 
 def _iso_z(ms: int) -> str:
@@ -39,10 +50,7 @@ def upcoming(now_ms: int, days: int = 400) -> list[dict[str, Any]]:
         sess = sessions.get(day)
         if sess is not None and not sess.early_close:
             continue
-        name = _holiday_names(day.year).get(day)
-        if name is None and sess is not None:
-            prior = _holiday_names(day.year).get(day - timedelta(days=1)) or "Holiday"
-            name = prior if day.weekday() == 4 else f"{prior} (early close)"
+        name = _holiday_name(day)
         for exchange in _EXCHANGES:
             row: dict[str, Any] = {"exchange": exchange, "name": name or "Market Holiday",
                                    "date": day.isoformat()}
