@@ -98,7 +98,7 @@ class Pipeline:
     def __init__(
         self, store: Store, client: VendorSource, plan: Plan, report: RunReport, *,
         workers: int = 16, queue_size: int = 4, progress: Progress | None = None,
-        stop: asyncio.Event | None = None,
+        stop: asyncio.Event | None = None, max_outage_s: float = MAX_OUTAGE_S,
     ) -> None:
         self.store = store
         self.client = client
