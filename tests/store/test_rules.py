@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mdw.domain import RangeSet, TimeRange
 from mdw.errors import SchemaVersionError, UsageError
 from mdw.store import migrate, open_store, sqlite_path
-from mdw.store.ledger import LedgerRow, cut_rule, merge_rule, prepare_writes
+from mdw.store.ledger import LedgerRow, cut_rule, diff_bars, merge_rule, prepare_writes
 
 from .helpers import make_batch, write
 
@@ -114,3 +115,19 @@ def test_split_sqlite_keeps_trigger_bodies_whole() -> None:
         "-- note\nCREATE TABLE a (x);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; SELECT 2; END;\n"
     )
     assert len(migrate.split_sqlite(script)) == 2
+
+
+def test_diff_bars_splits_new_corrected_and_identical_rows() -> None:
+    """New t are inserts; a changed value, a filled-in volume or another source is a correction."""
+    stored = make_batch(n=6).take(slice(0, 4))
+    batch = make_batch(n=6)
+    cols = {k: v.copy() for k, v in batch.columns().items()}
+    cols["c"][1] += 0.5
+    cols["v"][0] = 7.0  # row 0 had no volume (NaN) when stored
+    batch = type(batch).from_columns(batch.ticker, batch.timeframe, cols)
+    other = np.array([False, False, False, True])
+    diff = diff_bars(batch, stored, other)
+    assert diff.new.t.tolist() == batch.t[4:].tolist()
+    assert diff.changed.t.tolist() == batch.t[[0, 1, 3]].tolist()
+    assert diff.unchanged == 1
+    assert diff_bars(batch, stored.take(slice(0, 0))).new.equals(batch)

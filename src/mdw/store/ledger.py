@@ -10,6 +10,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from mdw.domain import BarBatch, RangeSet, TimeRange
 from mdw.errors import ValidationError
 from mdw.store.base import BarWrite
@@ -145,3 +148,37 @@ def hull(ranges: RangeSet) -> TimeRange | None:
     if not ranges:
         return None
     return TimeRange(ranges.ranges[0].start_ms, ranges.ranges[-1].end_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class BarDiff:
+    """A batch split against the stored bars of its span."""
+
+    new: BarBatch  # no stored bar at these t: plain inserts
+    changed: BarBatch  # stored with other values or source: vendor corrections
+    unchanged: int  # identical to what is stored: nothing to write
+
+
+def diff_bars(
+    batch: BarBatch, stored: BarBatch, other_source: npt.NDArray[np.bool_] | None = None
+) -> BarDiff:
+    """The idempotent-merge rule: which rows of ``batch`` are new, corrected, or already stored.
+
+    ``stored`` holds the stored bars of the batch's span, sorted by ``t``; ``other_source`` marks
+    stored rows whose source differs from the batch's. Values compare exactly, with a missing
+    value equal only to a missing value (SQL ``IS NOT DISTINCT FROM``).
+    """
+    if not len(stored):
+        return BarDiff(batch, batch.take(slice(0, 0)), 0)
+    pos = np.minimum(np.searchsorted(stored.t, batch.t), len(stored) - 1)
+    exists = stored.t[pos] == batch.t
+    same = exists.copy()
+    for name in ("o", "h", "l", "c", "v", "vw", "n"):
+        old, new = getattr(stored, name)[pos], getattr(batch, name)
+        if name == "n":
+            same &= old == new
+        else:
+            same &= (old == new) | (np.isnan(old) & np.isnan(new))
+    if other_source is not None:
+        same &= ~other_source[pos]
+    return BarDiff(batch.take(~exists), batch.take(exists & ~same), int(same.sum()))

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from mdw.domain import BarBatch, Timeframe
+from mdw.domain import BAR_COLUMNS, BarBatch, Timeframe
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -78,46 +79,60 @@ def encode(ticker: str, timeframe: str, batch: BarBatch) -> bytes:
 
 # -- reading --------------------------------------------------------------------------------------
 
-READ_SQL = (
-    "SELECT t, o, h, l, c, COALESCE(v, 'NaN'::float8), COALESCE(vw, 'NaN'::float8), n FROM bars"
-    " WHERE ticker = $1 AND timeframe = $2 AND t >= $3 AND t < $4 ORDER BY t"
-)
-_READ_DTYPE = np.dtype(
-    [("nf", ">i2")]
-    + [
-        item
-        for name, kind in (
-            ("t", ">i8"),
-            ("o", ">f8"),
-            ("h", ">f8"),
-            ("l", ">f8"),
-            ("c", ">f8"),
-            ("v", ">f8"),
-            ("vw", ">f8"),
-            ("n", ">i8"),
-        )
-        for item in ((f"len_{name}", ">i4"), (name, kind))
-    ]
-)
+_READ_COLUMNS = "t, o, h, l, c, COALESCE(v, 'NaN'::float8), COALESCE(vw, 'NaN'::float8), n"
+_WHERE = " FROM bars WHERE ticker = $1 AND timeframe = $2 AND t >= $3 AND t < $4 ORDER BY t"
+READ_SQL = f"SELECT {_READ_COLUMNS}{_WHERE}"
+# The stored rows of a span plus whether each one's source differs from $5 (for the write diff).
+DIFF_SQL = f"SELECT {_READ_COLUMNS}, (source IS DISTINCT FROM $5)::int::int8 AS other{_WHERE}"
+_KINDS = {
+    "t": ">i8",
+    "o": ">f8",
+    "h": ">f8",
+    "l": ">f8",
+    "c": ">f8",
+    "v": ">f8",
+    "vw": ">f8",
+    "n": ">i8",
+    "other": ">i8",
+}
+
+
+def _dtype(names: tuple[str, ...]) -> np.dtype[Any]:
+    fields: list[tuple[str, str]] = [("nf", ">i2")]
+    for name in names:
+        fields += [(f"len_{name}", ">i4"), (name, _KINDS[name])]
+    return np.dtype(fields)
+
+
+_READ_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n"))
+_DIFF_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n", "other"))
+
+
+def _rows(data: bytes | bytearray | memoryview, dtype: np.dtype[Any]) -> Any:
+    """Fixed-width binary COPY rows (no NULLs by construction) as a structured array."""
+    body = len(data) - len(HEADER) - len(TRAILER)
+    if body <= 0:
+        return np.empty(0, dtype=dtype)
+    if body % dtype.itemsize:
+        raise ValueError(f"binary COPY body of {body} bytes is not a whole number of bar rows")
+    return np.frombuffer(data, dtype=dtype, count=body // dtype.itemsize, offset=len(HEADER))
+
+
+def _batch(ticker: str, timeframe: Timeframe, rows: Any) -> BarBatch:
+    if not len(rows):
+        return BarBatch.empty(ticker, timeframe)
+    cols = {name: rows[name].astype(np.int64 if name in ("t", "n") else np.float64) for name in BAR_COLUMNS}
+    return BarBatch.from_columns(ticker, timeframe, cols)
 
 
 def decode(ticker: str, timeframe: Timeframe, data: bytes | bytearray | memoryview) -> BarBatch:
-    """Columns from a binary COPY of :data:`READ_SQL` (fixed-width rows: no NULLs by construction)."""
-    body = len(data) - len(HEADER) - len(TRAILER)
-    if body <= 0:
-        return BarBatch.empty(ticker, timeframe)
-    if body % _READ_DTYPE.itemsize:
-        raise ValueError(f"binary COPY body of {body} bytes is not a whole number of bar rows")
-    rows = np.frombuffer(data, dtype=_READ_DTYPE, count=body // _READ_DTYPE.itemsize, offset=len(HEADER))
-    return BarBatch(
-        ticker,
-        timeframe,
-        t=rows["t"].astype(np.int64),
-        o=rows["o"].astype(np.float64),
-        h=rows["h"].astype(np.float64),
-        l=rows["l"].astype(np.float64),
-        c=rows["c"].astype(np.float64),
-        v=rows["v"].astype(np.float64),
-        vw=rows["vw"].astype(np.float64),
-        n=rows["n"].astype(np.int64),
-    )
+    """Columns from a binary COPY of :data:`READ_SQL`."""
+    return _batch(ticker, timeframe, _rows(data, _READ_DTYPE))
+
+
+def decode_diff(
+    ticker: str, timeframe: Timeframe, data: bytes | bytearray | memoryview
+) -> tuple[BarBatch, npt.NDArray[np.bool_]]:
+    """The stored bars of a :data:`DIFF_SQL` COPY, and which of them have another source."""
+    rows = _rows(data, _DIFF_DTYPE)
+    return _batch(ticker, timeframe, rows), rows["other"].astype(bool)

@@ -24,7 +24,16 @@ from mdw.errors import StoreError
 from mdw.store import migrate, pgcopy
 from mdw.store.base import Dataset, WriteResult
 from mdw.store.common import StoreBase, as_timeframe, check_range, tf_text
-from mdw.store.ledger import LedgerChange, LedgerRow, SeriesWrite, cut_rule, hull, merge_rule, now_ms
+from mdw.store.ledger import (
+    LedgerChange,
+    LedgerRow,
+    SeriesWrite,
+    cut_rule,
+    diff_bars,
+    hull,
+    merge_rule,
+    now_ms,
+)
 from mdw.store.postgres_records import PostgresRecords, pg_errors
 
 log = logging.getLogger(__name__)
@@ -42,11 +51,7 @@ _UPSERT = (
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _VALUES)
     + f" WHERE ({', '.join('bars.' + c for c in _VALUES)}) IS DISTINCT FROM"
     f" ({', '.join('EXCLUDED.' + c for c in _VALUES)})"
-    " RETURNING 1)"
-    # Every part of the statement sees the snapshot from before the insert, so the join counts
-    # the rows that already existed (RETURNING xmax is not allowed on a partitioned table).
-    f" SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM {STAGE} s JOIN bars b"
-    " ON b.ticker = s.ticker AND b.timeframe = s.timeframe AND b.t = s.t)"
+    " RETURNING 1) SELECT count(*) FROM up"
 )
 _TIMESCALE_SQL = (
     "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
@@ -190,29 +195,24 @@ class PostgresStore(PostgresRecords, StoreBase):
                 return await self._write_locked(conn, series, fetched_at_ms)
 
     async def _write_locked(self, conn: Any, series: list[SeriesWrite], fetched_at_ms: int) -> WriteResult:
-        fast: list[SeriesWrite] = []
-        slow: list[SeriesWrite] = []
+        new: list[SeriesWrite] = []
+        changed: list[SeriesWrite] = []
+        unchanged = 0
         for s in series:  # sorted by (ticker, timeframe): every writer locks in the same order
             await conn.execute(_LOCK, f":bars:{s.ticker}:{s.timeframe}")
             span = s.span
             if span is not None:
-                held = await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM coverage WHERE ticker = $1 AND dataset = 'bars'"
-                    " AND timeframe = $2 AND start_ms < $3 AND end_ms > $4)",
-                    s.ticker,
-                    s.timeframe,
-                    span.end_ms,
-                    span.start_ms,
+                # Under the series lock, what is stored in the span decides the path: an empty span
+                # (what the ledger says, plus rows written without coverage) is one plain COPY.
+                data = await _copy_out(
+                    conn, pgcopy.DIFF_SQL, s.ticker, s.timeframe, span.start_ms, span.end_ms, s.batch.source
                 )
-                present = held or await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM bars WHERE ticker = $1 AND timeframe = $2"
-                    " AND t >= $3 AND t < $4)",
-                    s.ticker,
-                    s.timeframe,
-                    span.start_ms,
-                    span.end_ms,
-                )
-                (slow if present else fast).append(s)
+                diff = diff_bars(s.batch, *pgcopy.decode_diff(s.ticker, s.batch.timeframe, data))
+                if len(diff.new):
+                    new.append(SeriesWrite(s.ticker, s.timeframe, diff.new, RangeSet()))
+                if len(diff.changed):
+                    changed.append(SeriesWrite(s.ticker, s.timeframe, diff.changed, RangeSet()))
+                unchanged += diff.unchanged
             # The ledger first: a failure while writing bars then also undoes the ledger rows.
             await _apply_ledger(
                 conn,
@@ -222,17 +222,17 @@ class PostgresStore(PostgresRecords, StoreBase):
                 s.covered,
                 functools.partial(merge_rule, new=s.covered, fetched_at_ms=fetched_at_ms),
             )
-        result = WriteResult()
-        if fast:
-            await self._copy_fast(conn, fast)
-            result += WriteResult(inserted=sum(len(s.batch) for s in fast))
-        if slow:
-            await _copy(conn, STAGE, slow)
-            written, existed = await conn.fetchrow(_UPSERT)
-            total = sum(len(s.batch) for s in slow)
-            inserted, updated = total - existed, written - (total - existed)
-            result += WriteResult(inserted=inserted, updated=updated, unchanged=total - inserted - updated)
-        return result
+        inserted = sum(len(s.batch) for s in new)
+        if new:
+            await self._copy_fast(conn, new)
+        updated = 0
+        if changed:
+            # Corrections go through the stage and the guarded upsert, which also stays correct
+            # if a writer outside mdw (no series lock) touched these rows meanwhile.
+            await _copy(conn, STAGE, changed)
+            updated = await conn.fetchval(_UPSERT)
+            unchanged += sum(len(s.batch) for s in changed) - updated
+        return WriteResult(inserted=inserted, updated=updated, unchanged=unchanged)
 
     async def _copy_fast(self, conn: Any, fast: list[SeriesWrite]) -> None:
         """COPY straight into each year's partition (no per-row routing through the parent)."""
