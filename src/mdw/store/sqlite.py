@@ -27,7 +27,16 @@ from mdw.errors import StoreError
 from mdw.store import migrate
 from mdw.store.base import Dataset, WriteResult
 from mdw.store.common import StoreBase, as_timeframe, check_range, tf_text
-from mdw.store.ledger import LedgerChange, LedgerRow, SeriesWrite, cut_rule, hull, merge_rule, now_ms
+from mdw.store.ledger import (
+    LedgerChange,
+    LedgerRow,
+    SeriesWrite,
+    cut_rule,
+    diff_bars,
+    hull,
+    merge_rule,
+    now_ms,
+)
 from mdw.store.sqlite_records import SqliteRecords
 
 log = logging.getLogger(__name__)
@@ -45,6 +54,10 @@ _UPSERT = (
     + ")"
 )
 _FETCH = 8192
+_DIFF = (
+    "SELECT t, o, h, l, c, v, vw, n, source IS NOT ? FROM bars"
+    " WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ? ORDER BY t"
+)
 _SELECT = "SELECT t, o, h, l, c, v, vw, n FROM bars WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ?"
 
 
@@ -82,7 +95,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def fetch_grid(cursor: sqlite3.Cursor) -> npt.NDArray[np.float64]:
-    """The (rows x 8) float grid of a bars SELECT, converted in slices (NULL becomes NaN).
+    """The (rows x columns) float grid of a bars SELECT, converted in slices (NULL becomes NaN).
 
     Converting a slice at a time keeps only a few thousand row tuples alive at once, which is
     both faster (cache-friendly) and lighter than ``fetchall`` followed by one conversion.
@@ -91,7 +104,7 @@ def fetch_grid(cursor: sqlite3.Cursor) -> npt.NDArray[np.float64]:
     while rows := cursor.fetchmany(_FETCH):
         parts.append(np.array(rows, dtype=np.float64))
     if not parts:
-        return np.empty((0, 8), dtype=np.float64)
+        return np.empty((0, len(cursor.description)), dtype=np.float64)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -344,45 +357,30 @@ def _page(conn: sqlite3.Connection, args: tuple[Any, ...]) -> npt.NDArray[np.flo
     return fetch_grid(conn.execute(_SELECT + " ORDER BY t LIMIT ?", args))
 
 
+def _driver_rows(ticker: str, timeframe: str, b: BarBatch) -> Iterator[tuple[Any, ...]]:
+    # NaN v/vw are stored as NULL by the driver.
+    return zip(
+        repeat(ticker), repeat(timeframe), b.t.tolist(), b.o.tolist(), b.h.tolist(), b.l.tolist(),
+        b.c.tolist(), b.v.tolist(), b.vw.tolist(), b.n.tolist(), repeat(b.source), strict=False,
+    )  # fmt: skip
+
+
 def _write_one(conn: sqlite3.Connection, s: SeriesWrite) -> WriteResult:
+    """Diff the batch against the stored span, insert new rows, upsert only the corrections."""
     span = s.span
     if span is None:
         return WriteResult()
-    key = (s.ticker, s.timeframe)
-    b = s.batch
-    n = len(b)
-    rows = zip(
-        repeat(s.ticker),
-        repeat(s.timeframe),
-        b.t.tolist(),
-        b.o.tolist(),
-        b.h.tolist(),
-        b.l.tolist(),
-        b.c.tolist(),
-        b.v.tolist(),
-        b.vw.tolist(),
-        b.n.tolist(),
-        repeat(b.source),
-        strict=False,
-    )  # NaN v/vw are stored as NULL by the driver
-    held = RangeSet.of(
-        conn.execute(
-            "SELECT start_ms, end_ms FROM coverage WHERE ticker = ? AND dataset = 'bars' AND timeframe = ?"
-            " AND start_ms < ? AND end_ms > ?",
-            (*key, span.end_ms, span.start_ms),
-        ).fetchall()
+    grid = fetch_grid(
+        conn.execute(_DIFF, (s.batch.source, s.ticker, s.timeframe, span.start_ms, span.end_ms))
     )
-    count_sql = "SELECT count(*) FROM bars WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ?"
-    before = 0 if held else conn.execute(count_sql, (*key, span.start_ms, span.end_ms)).fetchone()[0]
-    if not held and before == 0:
-        conn.executemany(_INSERT, rows)  # fast path: the ledger and the table agree nothing is there
-        return WriteResult(inserted=n)
-    if held:
-        before = conn.execute(count_sql, (*key, span.start_ms, span.end_ms)).fetchone()[0]
-    changed = conn.executemany(_UPSERT, rows).rowcount
-    after = conn.execute(count_sql, (*key, span.start_ms, span.end_ms)).fetchone()[0]
-    inserted = after - before
-    return WriteResult(inserted=inserted, updated=changed - inserted, unchanged=n - changed)
+    diff = diff_bars(s.batch, grid_to_batch(s.ticker, s.batch.timeframe, grid), grid[:, 8] != 0)
+    if len(diff.new):  # plain INSERT: nothing is stored at these t (we hold the write lock)
+        conn.executemany(_INSERT, _driver_rows(s.ticker, s.timeframe, diff.new))
+    updated = 0
+    if len(diff.changed):
+        updated = conn.executemany(_UPSERT, _driver_rows(s.ticker, s.timeframe, diff.changed)).rowcount
+    unchanged = diff.unchanged + len(diff.changed) - updated
+    return WriteResult(inserted=len(diff.new), updated=updated, unchanged=unchanged)
 
 
 def _apply_ledger(
