@@ -13,7 +13,7 @@ from mdw.domain import BarBatch
 _encoder = msgspec.json.Encoder()
 
 
-class _Bar(msgspec.Struct, array_like=False):
+class _Bar(msgspec.Struct, gc=False):
     v: float
     vw: float
     o: float
@@ -24,7 +24,7 @@ class _Bar(msgspec.Struct, array_like=False):
     n: int
 
 
-class _IndexBar(msgspec.Struct):
+class _IndexBar(msgspec.Struct, gc=False):
     o: float
     c: float
     h: float
@@ -32,7 +32,7 @@ class _IndexBar(msgspec.Struct):
     t: int
 
 
-class _GroupedBar(msgspec.Struct):
+class _GroupedBar(msgspec.Struct, gc=False):
     T: str
     v: float
     vw: float
