@@ -152,9 +152,12 @@ def listed(seed: int, asset: AssetClass, n_stocks: int, n_crypto: int, n_fx: int
         names = real[:n_stocks] + list(synthetic_stocks(seed, max(0, n_stocks - len(real))))
         return tuple(sorted(names))
     if asset is AssetClass.CRYPTO:
-        pairs = REAL_CRYPTO[:n_crypto]
-        extra = [f"{s[:3]}USD" for s in synthetic_stocks(seed + 1, max(0, n_crypto - len(pairs)))]
-        return tuple(sorted("X:" + p for p in [*pairs, *extra]))
+        pairs = dict.fromkeys(REAL_CRYPTO[:n_crypto])
+        for name in synthetic_stocks(seed + 1, 4 * max(0, n_crypto - len(pairs))):
+            if len(pairs) >= n_crypto:
+                break
+            pairs.setdefault(f"{name[:3]}USD")
+        return tuple(sorted("X:" + p for p in pairs))
     if asset is AssetClass.FOREX:
         return tuple(sorted("C:" + p for p in REAL_FX[:n_fx]))
     return ()
