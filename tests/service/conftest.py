@@ -114,11 +114,10 @@ async def service_factory(store_url: str) -> AsyncIterator[ServiceFactory]:
     async def make(sim: SimServer | None, **kwargs: Any) -> Service:
         app_kwargs = {k: kwargs.pop(k) for k in ("clock", "scheduler", "lock", "tick_ms", "distributed")
                       if k in kwargs}
-        settings = load_settings(
-            None, database_url=store_url, polygon_api_key=sim.key if sim else None,
-            polygon_base_url=sim.base_url if sim else None, rate_limit="unlimited",
-            **{"scheduler": False, **kwargs},
-        )
+        values = {"database_url": store_url, "polygon_api_key": sim.key if sim else None,
+                  "polygon_base_url": sim.base_url if sim else None, "rate_limit": "unlimited",
+                  "scheduler": False, **kwargs}
+        settings = load_settings(None, **values)
         app = create_app(settings, **app_kwargs)
         ctx = serve(app)
         base = await ctx.__aenter__()

@@ -72,6 +72,7 @@ class Scheduler:
         self.history: deque[Firing] = deque(maxlen=500)
         self._last: dict[Job, int] = {}
         self._active: dict[Job, str] = {}
+        self._ticked = asyncio.Event()
 
     # ------------------------------------------------------------------ the loop
 
@@ -85,6 +86,9 @@ class Scheduler:
                         await self.tick()
                     except MdwError as exc:
                         log.error("scheduler tick failed: %s", exc, extra={"action": "scheduler.tick_failed"})
+                    finally:
+                        ticked, self._ticked = self._ticked, asyncio.Event()
+                        ticked.set()
                 now = self._clock.now_ms()
                 wake = now - now % self.tick_ms + self.tick_ms
                 if not self.leader:
@@ -135,6 +139,11 @@ class Scheduler:
         self.history.extend(fired)
         await self._check_freshness(now, jobs)
         return fired
+
+    async def wait_for_tick(self, at_ms: int) -> None:
+        """Return once a tick has run at or after ``at_ms`` on the scheduler's clock."""
+        while self.last_tick_ms is None or self.last_tick_ms < at_ms:
+            await self._ticked.wait()
 
     def _jobs(self, symbols: list[SymbolInfo], now: int) -> tuple[dict[Job, AssetClass], dict[Job, date]]:
         jobs: dict[Job, AssetClass] = {}
