@@ -69,10 +69,16 @@ def year_bounds(year: int) -> tuple[int, int]:
 
 
 def years_of(t: Any) -> set[int]:
-    """The UTC years the epoch-ms values fall in."""
+    """The UTC years sorted epoch-ms values fall in (only years that hold a value)."""
+    arr = np.asarray(t)
+    if not len(arr):
+        return set()
+    ends = arr[[0, -1]].astype("datetime64[ms]").astype("datetime64[Y]").astype(np.int64)
+    if ends[0] == ends[1]:  # the usual page: one year, no need to look at every value
+        return {int(ends[0]) + 1970}
     return {
         int(y) + 1970
-        for y in np.unique(np.asarray(t).astype("datetime64[ms]").astype("datetime64[Y]").astype(np.int64))
+        for y in np.unique(arr.astype("datetime64[ms]").astype("datetime64[Y]").astype(np.int64))
     }
 
 
@@ -349,6 +355,8 @@ def split_by_year(series: list[SeriesWrite]) -> dict[int, list[SeriesWrite]]:
         for year in sorted(years_of(t)):
             lo, hi = year_bounds(year)
             a, b = int(np.searchsorted(t, lo)), int(np.searchsorted(t, hi))
+            if a == b:
+                continue
             part = s.batch if (a, b) == (0, len(t)) else s.batch.take(slice(a, b))
             out.setdefault(year, []).append(SeriesWrite(s.ticker, s.timeframe, part, RangeSet()))
     return out
