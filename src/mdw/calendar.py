@@ -11,10 +11,15 @@ out for a weekend or a holiday, and the store asks it to tell gaps from closed m
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.metadata
+import json
+import os
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from mdw.domain import (
@@ -68,26 +73,60 @@ def _xnys() -> Any:
         return xcals.get_calendar("XNYS", start=f"{_FIRST_YEAR}-01-01", end=f"{_LAST_YEAR}-12-31")
 
 
-@functools.cache
-def _session_table() -> tuple[tuple[date, ...], dict[date, Session]]:
+def _cache_file() -> Path | None:
+    """Where the session table is cached, keyed by the exchange_calendars version."""
+    try:
+        version = importlib.metadata.version("exchange_calendars")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    root = os.environ.get("MDW_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mdw"
+    )
+    return Path(root) / f"xnys-{version}-{_FIRST_YEAR}-{_LAST_YEAR}.json"
+
+
+def _build_rows() -> list[list[Any]]:
     cal = _xnys()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         closes = cal.schedule["close"]
-    days: list[date] = []
-    table: dict[date, Session] = {}
+    rows: list[list[Any]] = []
     for label, close in closes.items():
         day = label.date()
         close_ms = int(close.timestamp() * 1000)
         early = close_ms < _at(day, REGULAR_CLOSE)
-        table[day] = Session(
-            day=day,
-            extended_open_ms=_at(day, EXTENDED_OPEN),
-            regular_open_ms=_at(day, REGULAR_OPEN),
-            regular_close_ms=close_ms,
-            extended_close_ms=_at(day, EARLY_EXTENDED_CLOSE if early else EXTENDED_CLOSE),
-        )
+        rows.append([day.isoformat(), _at(day, EXTENDED_OPEN), _at(day, REGULAR_OPEN), close_ms,
+                     _at(day, EARLY_EXTENDED_CLOSE if early else EXTENDED_CLOSE)])
+    return rows
+
+
+def _load_rows() -> list[list[Any]]:
+    # Building the calendar costs about a second per process (importing exchange_calendars and
+    # computing 50 years of sessions); every CLI call needs it, so the result is cached on disk.
+    path = _cache_file()
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError):
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(rows, list) and rows:
+                return rows
+    rows = _build_rows()
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(rows), encoding="utf-8")
+            os.replace(tmp, path)
+    return rows
+
+
+@functools.cache
+def _session_table() -> tuple[tuple[date, ...], dict[date, Session]]:
+    days: list[date] = []
+    table: dict[date, Session] = {}
+    for iso, ext_open, reg_open, reg_close, ext_close in _load_rows():
+        day = date.fromisoformat(iso)
+        table[day] = Session(day, int(ext_open), int(reg_open), int(reg_close), int(ext_close))
         days.append(day)
     return tuple(days), table
 
