@@ -30,6 +30,12 @@ def serve(
 
     settings = settings_from(config, database_url=database_url, host=host, port=port,
                              scheduler=False if no_scheduler else None)
-    application = create_app(settings)
+    distributed = None
+    if settings.database_url.startswith(("postgresql://", "postgres://")):
+        # Distributed backfills queue their requests in the warehouse's PostgreSQL for `mdw worker`s.
+        from mdw.scaleout.launcher import PgLauncher
+
+        distributed = PgLauncher(settings)
+    application = create_app(settings, distributed=distributed)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=False, lifespan="on", timeout_graceful_shutdown=15)
