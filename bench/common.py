@@ -120,42 +120,35 @@ FREE = Workload(
     (STOCKS[0], CRYPTO[0]),
     ("1h", "1d"),
     90,
-    "2 tickers (first stock, first crypto pair) x 1h, 1d x 90 days: 7 pages, more than one "
+    "2 tickers (first stock, first crypto pair) x 1h, 1d x 90 days: more requests than one "
     "5/min window holds",
 )
 WORKLOADS = {w.name: w for w in (STANDARD, SCALED, FREE)}
 
 
-def ground_truth(workload: Workload) -> dict[str, int]:
-    """Bars per series as the simulator's market defines them (seed 42, clock pinned)."""
+def ground_truth(workload: Workload) -> tuple[dict[str, int], int]:
+    """Bars per series as the simulator's market defines them (seed 42, clock pinned), and the
+    minimal request count: each series paged from its start with ``limit=50000`` base bars.
+
+    No client needs fewer requests: a page holds at most 50,000 base bars (minutes or days)."""
     from mdw.domain import to_ms
     from mdw.simulator import Market
 
     market = Market(42, now_ms=to_ms(datetime.fromisoformat(SIM_NOW).replace(tzinfo=UTC)))
-    return {
-        f"{tk.symbol} {tf}": len(market.aggregates(tk.symbol, tf, s, e, adjusted=False))
-        for tk, tf, s, e in workload.ranges()
-    }
-
-
-def minimal_requests(workload: Workload) -> int:
-    """The fewest aggregates requests that return every bar: each series paged from its start with
-    ``limit=50000`` base bars (a page holds at most 50,000 base bars, so no client needs fewer)."""
-    from mdw.domain import to_ms
-    from mdw.simulator import Market
-
-    market = Market(42, now_ms=to_ms(datetime.fromisoformat(SIM_NOW).replace(tzinfo=UTC)))
+    bars: dict[str, int] = {}
     total = 0
     for tk, tf, s, e in workload.ranges():
-        base, start = 0, s
+        base, count, start = 0, 0, s
         while True:
             page = market.page(tk.symbol, tf, start, e - 1, limit=50_000, sort="asc", adjusted=False)
             base += page.query_count
+            count += len(page.bars)
             if page.next_start_ms is None:
                 break
             start = page.next_start_ms
+        bars[f"{tk.symbol} {tf}"] = count
         total += max(1, math.ceil(base / 50_000))
-    return total
+    return bars, total
 
 
 # -- the simulator as a separate process ---------------------------------------------------------
