@@ -127,12 +127,8 @@ async def _postgres(url: str, batches: list[BarBatch], rounds: int) -> dict[str,
     raw = await asyncpg.connect(url)
     store = await open_store(url)
     try:
-        await raw.execute(
-            "CREATE TABLE raw_bars (ticker TEXT NOT NULL, timeframe TEXT NOT NULL, t BIGINT NOT NULL,"
-            " o FLOAT8 NOT NULL, h FLOAT8 NOT NULL, l FLOAT8 NOT NULL, c FLOAT8 NOT NULL, v FLOAT8,"
-            " vw FLOAT8, n BIGINT NOT NULL, source TEXT NOT NULL,"
-            " PRIMARY KEY (ticker, timeframe, t))"
-        )
+        # The same columns, defaults, constraints and primary key, as one plain (unpartitioned) table.
+        await raw.execute("CREATE TABLE raw_bars (LIKE bars INCLUDING ALL)")
         cols = ["ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source"]
         raw_times, mdw_times, upsert_times = [], [], []
         for _ in range(rounds):
