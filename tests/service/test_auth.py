@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,8 +63,12 @@ async def test_auth_all_needs_a_key_for_reads_too(sim: SimServer, service_factor
     assert (await svc.get("/healthz"))[0] == 200
 
 
-def test_keys_cli_creates_lists_and_revokes(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_cli_creates_lists_and_revokes(tmp_path: Any, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """`mdw keys create` prints a key once, `list` shows its id but no secret, `revoke` ends it."""
+    # In process, the CLI would point the process-wide loggers at capsys' stream, which pytest
+    # closes after this test; later tests' log lines would then fail. Keep logging as it is.
+    monkeypatch.setattr(sys.modules["mdw.cli.app"], "configure", lambda *args, **kwargs: None)
     db = f"sqlite:///{tmp_path / 'keys.db'}"
     main(["keys", "create", "--scope", "admin", "--name", "ops", "--database-url", db])
     key = capsys.readouterr().out.strip()
