@@ -49,7 +49,7 @@ class VendorCollector(Collector):
         state.add_metric([], BREAKER_VALUES.get(str(s.breaker_state), 2))
         yield state
         yield CounterMetricFamily("mdw_vendor_breaker_transitions", "Circuit breaker state changes",
-                                  value=len(s.breaker_transitions))
+                                  value=s.breaker_transitions_total)
         yield GaugeMetricFamily("mdw_vendor_rate_limit_per_second",
                                 "The limiter's current allowance (requests per second)",
                                 value=s.limiter_per_second)

@@ -40,13 +40,11 @@ class VendorHistory:
     samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=24 * 60 + 1))
 
     def record(self, stats: ClientStats, now_ms: int) -> None:
+        """Keep the first reading of each minute: the counters as the minute began."""
         minute = now_ms - now_ms % MINUTE_MS
-        sample = Sample(minute, stats.total_requests, stats.rate_limited_count, stats.retries,
-                        sum(stats.failures_by_class.values()))
-        if self.samples and self.samples[-1].minute_ms == minute:
-            self.samples[-1] = sample
-        elif not self.samples or self.samples[-1].minute_ms < minute:
-            self.samples.append(sample)
+        if not self.samples or self.samples[-1].minute_ms < minute:
+            self.samples.append(Sample(minute, stats.total_requests, stats.rate_limited_count,
+                                       stats.retries, sum(stats.failures_by_class.values())))
 
     def per_minute(self, since_ms: int) -> list[dict[str, int]]:
         """Counts per minute (differences of consecutive samples) from ``since_ms`` on."""
@@ -60,14 +58,23 @@ class VendorHistory:
         return out
 
     def since(self, since_ms: int, stats: ClientStats) -> dict[str, int]:
-        """Totals from the first sample at or after ``since_ms`` up to ``stats`` (now)."""
-        base = next((s for s in self.samples if s.minute_ms >= since_ms), None)
-        if base is None:
-            return {"requests": 0, "rate_limited": 0, "retries": 0, "failures": 0}
-        return {"requests": stats.total_requests - base.requests,
-                "rate_limited": stats.rate_limited_count - base.rate_limited,
-                "retries": stats.retries - base.retries,
-                "failures": sum(stats.failures_by_class.values()) - base.failures}
+        """Totals from ``since_ms`` up to ``stats`` (now).
+
+        The baseline is the last reading taken at or before ``since_ms``; when the window starts
+        before the first reading, it is zero, because the client's counters started at zero.
+        """
+        base = None
+        for sample in self.samples:
+            if sample.minute_ms > since_ms:
+                break
+            base = sample
+        b_req, b_429, b_retry, b_fail = (
+            (base.requests, base.rate_limited, base.retries, base.failures) if base else (0, 0, 0, 0)
+        )
+        return {"requests": stats.total_requests - b_req,
+                "rate_limited": stats.rate_limited_count - b_429,
+                "retries": stats.retries - b_retry,
+                "failures": sum(stats.failures_by_class.values()) - b_fail}
 
 
 @dataclass(slots=True)
