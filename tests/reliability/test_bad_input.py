@@ -24,7 +24,8 @@ from .conftest import assert_exact, cli_env, run_mdw, spec_of, total_bars
 from .serving import serve
 
 BF = ["backfill", "--symbols", "AAPL", "--start", "2024-01-02"]
-SQLI = ["AAPL'; DROP TABLE bars; --", "AAPL\" OR 1=1 --", "'; DELETE FROM api_keys; --", "X:BTC'||'USD"]
+SQLI = ["AAPL'; DROP TABLE bars; --", "AAPL\" OR 1=1 --", "'; DELETE FROM api_keys; --", "X:BTC'||'USD",
+        "$(touch /tmp/mdw-pwned)", "`id`", "__import__('os').system('id')"]
 TRAVERSAL = ["../../etc/passwd", "..\\..\\windows\\win.ini", "%2e%2e%2fetc%2fpasswd", "AAPL/../../x"]
 
 # (id, argv) — every one must exit 2 with exactly one clear line
@@ -164,7 +165,7 @@ async def store_run_done(http: aiohttp.ClientSession, base: str, run_id: str) ->
 
 
 @pytest.mark.parametrize(("phases", "examples"), [
-    pytest.param("examples,coverage", "3", id="quick"),
+    pytest.param("examples,fuzzing", "6", id="quick"),
     pytest.param("examples,coverage,fuzzing", "40", id="soak", marks=pytest.mark.slow),
 ])
 async def test_schemathesis_finds_no_server_error_when_fuzzing_the_openapi_spec(
