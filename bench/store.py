@@ -42,6 +42,7 @@ M1 = Timeframe.parse("1m")
 MIN = 60_000
 PAGE = 50_000
 START = 1_672_531_200_000  # 2023-01-01 UTC
+Pages = list[list[tuple[Any, ...]]]
 RESULTS = Path(__file__).parent / "results" / "store.json"
 PG_ADMIN = os.environ.get("MDW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SELECT = (
@@ -82,6 +83,15 @@ def writes(batches: list[BarBatch]) -> list[list[BarWrite]]:
     return out
 
 
+def driver_pages(batches: list[BarBatch]) -> list[list[tuple[Any, ...]]]:
+    """The rows as plain driver tuples, 50k per page: what the raw baselines write."""
+    return [
+        [(b.ticker, "1m", *row, b.source) for row in b.take(slice(i, i + PAGE)).rows()]
+        for b in batches
+        for i in range(0, len(b), PAGE)
+    ]
+
+
 def stock_minutes(years: int) -> np.ndarray[Any, Any]:
     """Window starts of extended-hours (04:00-20:00 ET) minutes on weekdays, ``years`` years."""
     days = [date(2014, 1, 1) + timedelta(days=i) for i in range(365 * years)]
@@ -106,24 +116,19 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-async def bench_postgres(batches: list[BarBatch], rounds: int) -> dict[str, Any]:
+async def bench_postgres(batches: list[BarBatch], records: Pages, rounds: int) -> dict[str, Any]:
     name = f"mdw_bench_{uuid.uuid4().hex[:8]}"
     await _admin(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     try:
-        return await _postgres(url, batches, rounds)
+        return await _postgres(url, batches, records, rounds)
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _postgres(url: str, batches: list[BarBatch], rounds: int) -> dict[str, Any]:
+async def _postgres(url: str, batches: list[BarBatch], records: Pages, rounds: int) -> dict[str, Any]:
     total = sum(len(b) for b in batches)
     units = writes(batches)
-    records = [
-        [(b.ticker, "1m", *row, b.source) for row in b.take(slice(i, i + PAGE)).rows()]
-        for b in batches
-        for i in range(0, len(b), PAGE)
-    ]
     raw = await asyncpg.connect(url)
     store = await open_store(url)
     try:
@@ -186,7 +191,7 @@ async def _pg_read(raw: Any, store: Store, year: BarBatch) -> dict[str, Any]:
 # -- SQLite -------------------------------------------------------------------------------------
 
 
-async def bench_sqlite(batches: list[BarBatch], tmp: Path) -> dict[str, Any]:
+async def bench_sqlite(batches: list[BarBatch], pages: Pages, tmp: Path) -> dict[str, Any]:
     total = sum(len(b) for b in batches)
     units = writes(batches)
     path = tmp / "bench.db"
@@ -198,7 +203,7 @@ async def bench_sqlite(batches: list[BarBatch], tmp: Path) -> dict[str, Any]:
 
         fresh = await timed(mdw_write)
         upsert = await timed(mdw_write)
-        raw_insert = _sqlite_raw_insert(tmp / "raw.db", batches)
+        raw_insert = _sqlite_raw_insert(tmp / "raw.db", pages)
         year = batches[0]
         lo, hi = int(year.t[0]), int(year.t[-1]) + MIN
         conn = sqlite3.connect(path)
@@ -220,7 +225,7 @@ async def bench_sqlite(batches: list[BarBatch], tmp: Path) -> dict[str, Any]:
     }
 
 
-def _sqlite_raw_insert(path: Path, batches: list[BarBatch]) -> float:
+def _sqlite_raw_insert(path: Path, pages: Pages) -> float:
     """Plain executemany of the same rows, 50k per transaction, into an equivalent table."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -230,11 +235,6 @@ def _sqlite_raw_insert(path: Path, batches: list[BarBatch]) -> float:
         " o REAL NOT NULL, h REAL NOT NULL, l REAL NOT NULL, c REAL NOT NULL, v REAL, vw REAL,"
         " n INTEGER NOT NULL, source TEXT NOT NULL, PRIMARY KEY (ticker, timeframe, t)) WITHOUT ROWID"
     )
-    pages = [
-        [(b.ticker, "1m", *row, b.source) for row in b.take(slice(i, i + PAGE)).rows()]
-        for b in batches
-        for i in range(0, len(b), PAGE)
-    ]
     start = time.perf_counter()
     for rows in pages:
         conn.execute("BEGIN")
@@ -323,11 +323,13 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="PostgreSQL write rounds (best is kept)")
     args = parser.parse_args()
     batches = dataset(args.rows)
+    pages = driver_pages(batches)
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite = await bench_sqlite(batches, Path(tmp))
+        sqlite = await bench_sqlite(batches, pages, Path(tmp))
         print(sqlite_line(sqlite), flush=True)
-        postgres = await bench_postgres(batches, args.rounds)
+        postgres = await bench_postgres(batches, pages, args.rounds)
         print(postgres_line(postgres), flush=True)
+        del pages, batches  # the memory part measures streaming, not these
         memory = await bench_memory(f"sqlite:///{Path(tmp) / 'memory.db'}", args.years)
         print(memory_line(memory, args.years), flush=True)
     result = {
