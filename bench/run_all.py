@@ -91,7 +91,8 @@ def ratios(data: Any, prefix: str = "") -> list[tuple[str, float]]:
         for key, value in data.items():
             path = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                if any(tag in str(key) for tag in ("ratio", "_vs_", "_over_", "speedup")):
+                named = any(tag in str(key) for tag in ("ratio", "_vs_", "_over_", "speedup"))
+                if named and not str(key).endswith("_s"):  # n_over_r_s is seconds, not a ratio
                     out.append((path, float(value)))
             else:
                 out.extend(ratios(value, path))
