@@ -9,6 +9,7 @@ from mdw.domain import RangeSet, TimeRange
 from mdw.errors import SchemaVersionError, UsageError
 from mdw.store import migrate, open_store, sqlite_path
 from mdw.store.ledger import LedgerRow, cut_rule, diff_bars, merge_rule, prepare_writes
+from mdw.store.pgpartitions import split_by_year, year_bounds, years_of
 
 from .helpers import make_batch, write
 
@@ -131,3 +132,17 @@ def test_diff_bars_splits_new_corrected_and_identical_rows() -> None:
     assert diff.changed.t.tolist() == batch.t[[0, 1, 3]].tolist()
     assert diff.unchanged == 1
     assert diff_bars(batch, stored.take(slice(0, 0))).new.equals(batch)
+
+
+def test_split_by_year_cuts_rows_at_utc_new_year_and_skips_empty_years() -> None:
+    """Rows go to the partition of their UTC year; a year with no rows gets no part."""
+    lo_2020, hi_2020 = year_bounds(2020)
+    t = np.array([hi_2020 - 120_000, hi_2020 - 60_000, hi_2020, year_bounds(2023)[0]], dtype=np.int64)
+    batch = make_batch(n=4).take(slice(0, 4))
+    cols = {k: v.copy() for k, v in batch.columns().items()}
+    cols["t"] = t
+    batch = type(batch).from_columns(batch.ticker, batch.timeframe, cols)
+    parts = split_by_year(prepare_writes([write(batch)]))
+    assert years_of(t) == {2020, 2021, 2023}
+    assert {y: [len(p.batch) for p in ps] for y, ps in parts.items()} == {2020: [2], 2021: [1], 2023: [1]}
+    assert lo_2020 < hi_2020 and int(parts[2021][0].batch.t[0]) == hi_2020

@@ -13,11 +13,9 @@ import functools
 import io
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import numpy as np
 
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
 from mdw.errors import StoreError
@@ -34,6 +32,7 @@ from mdw.store.ledger import (
     merge_rule,
     now_ms,
 )
+from mdw.store.pgpartitions import split_by_year, year_bounds, years_of
 from mdw.store.postgres_records import PostgresRecords, pg_errors
 
 log = logging.getLogger(__name__)
@@ -59,27 +58,6 @@ _TIMESCALE_SQL = (
     " AND current_setting('shared_preload_libraries') LIKE '%timescaledb%')"
 )
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))"
-
-
-def year_bounds(year: int) -> tuple[int, int]:
-    """``[Jan 1 year, Jan 1 year+1)`` in UTC epoch ms: one partition."""
-    start = datetime(year, 1, 1, tzinfo=UTC)
-    end = datetime(year + 1, 1, 1, tzinfo=UTC)
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-
-
-def years_of(t: Any) -> set[int]:
-    """The UTC years sorted epoch-ms values fall in (only years that hold a value)."""
-    arr = np.asarray(t)
-    if not len(arr):
-        return set()
-    ends = arr[[0, -1]].astype("datetime64[ms]").astype("datetime64[Y]").astype(np.int64)
-    if ends[0] == ends[1]:  # the usual page: one year, no need to look at every value
-        return {int(ends[0]) + 1970}
-    return {
-        int(y) + 1970
-        for y in np.unique(arr.astype("datetime64[ms]").astype("datetime64[Y]").astype(np.int64))
-    }
 
 
 async def _init_connection(conn: Any) -> None:
@@ -345,21 +323,6 @@ async def _copy_body(conn: Any, table: str, body: bytes) -> None:
         columns=list(pgcopy.WRITE_COLUMNS),
         format="binary",
     )
-
-
-def split_by_year(series: list[SeriesWrite]) -> dict[int, list[SeriesWrite]]:
-    """The groups cut at UTC year boundaries, so each part can be copied into its own partition."""
-    out: dict[int, list[SeriesWrite]] = {}
-    for s in series:
-        t = s.batch.t
-        for year in sorted(years_of(t)):
-            lo, hi = year_bounds(year)
-            a, b = int(np.searchsorted(t, lo)), int(np.searchsorted(t, hi))
-            if a == b:
-                continue
-            part = s.batch if (a, b) == (0, len(t)) else s.batch.take(slice(a, b))
-            out.setdefault(year, []).append(SeriesWrite(s.ticker, s.timeframe, part, RangeSet()))
-    return out
 
 
 async def _copy_out(conn: Any, sql: str, *args: Any) -> bytearray:
