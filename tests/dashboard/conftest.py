@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -192,9 +193,14 @@ def browser(chromium: tuple[str, str]) -> Iterator[Any]:
 
 
 def screenshot(drv: Any, name: str) -> Path:
-    """Save a PNG of the current page under docs/img/."""
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    path = DOCS_IMG / f"{name}.png"
+    """Save a PNG of the current page: under docs/img/ when MDW_SCREENSHOTS=1, else in a temp dir.
+
+    Refreshing the committed screenshots is a deliberate act, so an ordinary test run leaves the
+    working tree clean.
+    """
+    target = DOCS_IMG if os.environ.get("MDW_SCREENSHOTS") == "1" else Path(tempfile.gettempdir()) / "mdw-img"
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.png"
     tmp = path.with_suffix(".png.tmp")
     tmp.write_bytes(drv.get_screenshot_as_png())
     tmp.replace(path)
