@@ -7,17 +7,14 @@ transaction. ``gaps`` and ``bars_arrow`` are derived from backend reads.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import date
 from typing import Any, Self
 
 import numpy as np
 
 from mdw.calendar import tradable
 from mdw.domain import AssetClass, BarBatch, RangeSet, Timeframe, TimeRange
-from mdw.errors import UsageError
 from mdw.store.base import BarWrite, Dataset, WriteResult
 from mdw.store.ledger import SeriesWrite, now_ms, prepare_writes
 
@@ -102,26 +99,3 @@ def tf_text(timeframe: Timeframe | str) -> str:
 def check_range(start_ms: int, end_ms: int) -> TimeRange:
     """A read/delete range, refusing an end before its start."""
     return TimeRange(int(start_ms), int(end_ms))
-
-
-def dump_json(value: dict[str, Any]) -> str:
-    """JSON text of a run's params/report or an audit detail (dates as ISO strings)."""
-    return json.dumps(value, default=_default, separators=(",", ":"), sort_keys=True)
-
-
-def _default(value: object) -> object:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise UsageError(f"cannot store a {type(value).__name__} as JSON")
-
-
-def iso(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def from_iso(value: str | date | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)

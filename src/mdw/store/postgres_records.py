@@ -7,7 +7,6 @@ Also home of :func:`pg_errors`, the one place driver errors become :class:`Store
 from __future__ import annotations
 
 import contextlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
@@ -26,22 +25,20 @@ from mdw.store.base import (
     SymbolInfo,
     WriteResult,
 )
-from mdw.store.common import dump_json
 from mdw.store.ledger import now_ms
-
-_DIV_COLS = (
-    "id",
-    "ticker",
-    "ex_dividend_date",
-    "cash_amount",
-    "currency",
-    "declaration_date",
-    "record_date",
-    "pay_date",
-    "frequency",
-    "dividend_type",
+from mdw.store.rows import (
+    API_KEY_COLUMNS,
+    DIVIDEND_COLUMNS,
+    SPLIT_COLUMNS,
+    action_values,
+    audit_entry,
+    dividend_from_row,
+    dump_json,
+    run_from_row,
+    run_values,
+    split_from_row,
 )
-_SPLIT_COLS = ("id", "ticker", "execution_date", "split_from", "split_to")
+
 _RUN_COLS = "id, kind, status, started_at_ms, finished_at_ms, params::text, report::text"
 
 
@@ -83,25 +80,11 @@ class PostgresRecords(ABC):
         """Upsert by vendor id, inside the caller's transaction; counts new/corrected/unchanged."""
         rows: dict[str, tuple[Any, ...]] = {}
         for item in items:  # the last of repeated ids wins
-            if isinstance(item, Dividend):
-                rows[item.id] = (
-                    item.id,
-                    item.ticker,
-                    item.ex_dividend_date,
-                    item.cash_amount,
-                    item.currency,
-                    item.declaration_date,
-                    item.record_date,
-                    item.pay_date,
-                    item.frequency,
-                    item.dividend_type,
-                )
-            else:
-                rows[item.id] = (item.id, item.ticker, item.execution_date, item.split_from, item.split_to)
+            rows[item.id] = action_values(item)
         sql = (
-            _upsert_sql("dividends", _DIV_COLS, {})
+            _upsert_sql("dividends", DIVIDEND_COLUMNS, {})
             if dataset is Dataset.DIVIDENDS
-            else _upsert_sql("splits", _SPLIT_COLS, {})
+            else _upsert_sql("splits", SPLIT_COLUMNS, {})
         )
         stmt = await conn.prepare(sql)
         inserted = updated = 0
@@ -116,19 +99,20 @@ class PostgresRecords(ABC):
     async def dividends(self, ticker: str) -> list[Dividend]:
         async with self._acquire("dividends") as conn:
             rows = await conn.fetch(
-                f"SELECT {', '.join(_DIV_COLS)} FROM dividends WHERE ticker = $1"
+                f"SELECT {', '.join(DIVIDEND_COLUMNS)} FROM dividends WHERE ticker = $1"
                 " ORDER BY ex_dividend_date, id",
                 ticker,
             )
-        return [Dividend(*r) for r in rows]
+        return [dividend_from_row(r) for r in rows]
 
     async def splits(self, ticker: str) -> list[Split]:
         async with self._acquire("splits") as conn:
             rows = await conn.fetch(
-                f"SELECT {', '.join(_SPLIT_COLS)} FROM splits WHERE ticker = $1 ORDER BY execution_date, id",
+                f"SELECT {', '.join(SPLIT_COLUMNS)} FROM splits WHERE ticker = $1"
+                " ORDER BY execution_date, id",
                 ticker,
             )
-        return [Split(*r) for r in rows]
+        return [split_from_row(r) for r in rows]
 
     # -- symbols --------------------------------------------------------------------------------
 
@@ -180,48 +164,34 @@ class PostgresRecords(ABC):
                 " kind = EXCLUDED.kind, status = EXCLUDED.status, started_at_ms = EXCLUDED.started_at_ms,"
                 " finished_at_ms = EXCLUDED.finished_at_ms, params = EXCLUDED.params,"
                 " report = EXCLUDED.report",
-                run.id,
-                run.kind,
-                run.status,
-                run.started_at_ms,
-                run.finished_at_ms,
-                dump_json(run.params),
-                dump_json(run.report),
+                *run_values(run),
             )
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._acquire("get_run") as conn:
             row = await conn.fetchrow(f"SELECT {_RUN_COLS} FROM runs WHERE id = $1", run_id)
-        return None if row is None else _run(row)
+        return None if row is None else run_from_row(row)
 
     async def runs(self, limit: int = 50) -> list[RunRecord]:
         async with self._acquire("runs") as conn:
             rows = await conn.fetch(
                 f"SELECT {_RUN_COLS} FROM runs ORDER BY started_at_ms DESC, id DESC LIMIT $1", int(limit)
             )
-        return [_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     # -- API keys and audit ---------------------------------------------------------------------
 
     async def add_api_key(self, key: ApiKeyRecord) -> None:
         async with self._acquire("add_api_key") as conn:
             await conn.execute(
-                "INSERT INTO api_keys (id, scope, salt, hash, created_at_ms, name, revoked_at_ms)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                key.id,
-                key.scope,
-                key.salt,
-                key.hash,
-                key.created_at_ms,
-                key.name,
-                key.revoked_at_ms,
+                f"INSERT INTO api_keys ({', '.join(API_KEY_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                *(getattr(key, c) for c in API_KEY_COLUMNS),
             )
 
     async def api_keys(self) -> list[ApiKeyRecord]:
         async with self._acquire("api_keys") as conn:
             rows = await conn.fetch(
-                "SELECT id, scope, salt, hash, created_at_ms, name, revoked_at_ms"
-                " FROM api_keys ORDER BY created_at_ms, id"
+                f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys ORDER BY created_at_ms, id"
             )
         return [ApiKeyRecord(*r) for r in rows]
 
@@ -250,10 +220,7 @@ class PostgresRecords(ABC):
                 "SELECT id, at_ms, actor, action, detail::text FROM audit_log ORDER BY id DESC LIMIT $1",
                 int(limit),
             )
-        return [
-            {"id": r[0], "at_ms": r[1], "actor": r[2], "action": r[3], "detail": json.loads(r[4])}
-            for r in rows
-        ]
+        return [audit_entry(r) for r in rows]
 
     # -- summaries ------------------------------------------------------------------------------
 
@@ -275,14 +242,3 @@ class PostgresRecords(ABC):
             )
         return [CoverageEntry(r[0], Dataset(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
-
-def _run(r: Any) -> RunRecord:
-    return RunRecord(
-        id=r[0],
-        kind=r[1],
-        status=r[2],
-        started_at_ms=r[3],
-        finished_at_ms=r[4],
-        params=json.loads(r[5]),
-        report=json.loads(r[6]),
-    )

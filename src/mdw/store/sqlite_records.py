@@ -5,7 +5,6 @@ A mixin of :class:`mdw.store.sqlite.SqliteStore`, split out so each module keeps
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -22,24 +21,23 @@ from mdw.store.base import (
     SymbolInfo,
     WriteResult,
 )
-from mdw.store.common import dump_json, from_iso, iso
 from mdw.store.ledger import now_ms
+from mdw.store.rows import (
+    API_KEY_COLUMNS,
+    DIVIDEND_COLUMNS,
+    RUN_COLUMNS,
+    SPLIT_COLUMNS,
+    action_values,
+    audit_entry,
+    dividend_from_row,
+    dump_json,
+    run_from_row,
+    run_values,
+    split_from_row,
+)
 
 T = TypeVar("T")
-
-_DIV_COLS = (
-    "id",
-    "ticker",
-    "ex_dividend_date",
-    "cash_amount",
-    "currency",
-    "declaration_date",
-    "record_date",
-    "pay_date",
-    "frequency",
-    "dividend_type",
-)
-_SPLIT_COLS = ("id", "ticker", "execution_date", "split_from", "split_to")
+_RUN_COLS = ", ".join(RUN_COLUMNS)
 
 
 def _upsert_sql(table: str, cols: tuple[str, ...]) -> str:
@@ -51,23 +49,9 @@ def _upsert_sql(table: str, cols: tuple[str, ...]) -> str:
     )
 
 
-def _div_row(d: Dividend) -> tuple[Any, ...]:
-    return (
-        d.id,
-        d.ticker,
-        d.ex_dividend_date.isoformat(),
-        d.cash_amount,
-        d.currency,
-        iso(d.declaration_date),
-        iso(d.record_date),
-        iso(d.pay_date),
-        d.frequency,
-        d.dividend_type,
-    )
-
-
-def _split_row(s: Split) -> tuple[Any, ...]:
-    return (s.id, s.ticker, s.execution_date.isoformat(), s.split_from, s.split_to)
+def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Dates as ISO text, the way SQLite stores them."""
+    return tuple(v.isoformat() if isinstance(v, date) else v for v in values)
 
 
 class SqliteRecords(ABC):
@@ -90,11 +74,11 @@ class SqliteRecords(ABC):
             return WriteResult()
         cols: tuple[str, ...]
         if dataset is Dataset.DIVIDENDS:
-            table, cols = "dividends", _DIV_COLS
-            rows = [_div_row(d) for d in items if isinstance(d, Dividend)]
+            table, cols = "dividends", DIVIDEND_COLUMNS
+            rows = [_sqlite_values(action_values(d)) for d in items if isinstance(d, Dividend)]
         else:
-            table, cols = "splits", _SPLIT_COLS
-            rows = [_split_row(s) for s in items if isinstance(s, Split)]
+            table, cols = "splits", SPLIT_COLUMNS
+            rows = [_sqlite_values(action_values(s)) for s in items if isinstance(s, Split)]
         ids = sorted({r[0] for r in rows})
         if len(ids) != len(rows):
             rows = list({r[0]: r for r in rows}.values())  # the last of repeated ids wins
@@ -112,41 +96,23 @@ class SqliteRecords(ABC):
         rows = await self._read(
             "dividends",
             lambda c: c.execute(
-                f"SELECT {', '.join(_DIV_COLS)} FROM dividends WHERE ticker = ?"
+                f"SELECT {', '.join(DIVIDEND_COLUMNS)} FROM dividends WHERE ticker = ?"
                 " ORDER BY ex_dividend_date, id",
                 (ticker,),
             ).fetchall(),
         )
-        return [
-            Dividend(
-                id=r[0],
-                ticker=r[1],
-                ex_dividend_date=date.fromisoformat(r[2]),
-                cash_amount=r[3],
-                currency=r[4],
-                declaration_date=from_iso(r[5]),
-                record_date=from_iso(r[6]),
-                pay_date=from_iso(r[7]),
-                frequency=r[8],
-                dividend_type=r[9],
-            )
-            for r in rows
-        ]
+        return [dividend_from_row(r) for r in rows]
 
     async def splits(self, ticker: str) -> list[Split]:
         rows = await self._read(
             "splits",
             lambda c: c.execute(
-                f"SELECT {', '.join(_SPLIT_COLS)} FROM splits WHERE ticker = ? ORDER BY execution_date, id",
+                f"SELECT {', '.join(SPLIT_COLUMNS)} FROM splits WHERE ticker = ?"
+                " ORDER BY execution_date, id",
                 (ticker,),
             ).fetchall(),
         )
-        return [
-            Split(
-                id=r[0], ticker=r[1], execution_date=date.fromisoformat(r[2]), split_from=r[3], split_to=r[4]
-            )
-            for r in rows
-        ]
+        return [split_from_row(r) for r in rows]
 
     # -- symbols --------------------------------------------------------------------------------
 
@@ -215,15 +181,7 @@ class SqliteRecords(ABC):
                 " status = excluded.status, started_at_ms = excluded.started_at_ms,"
                 " finished_at_ms = excluded.finished_at_ms, params = excluded.params,"
                 " report = excluded.report",
-                (
-                    run.id,
-                    run.kind,
-                    run.status,
-                    run.started_at_ms,
-                    run.finished_at_ms,
-                    dump_json(run.params),
-                    dump_json(run.report),
-                ),
+                run_values(run),
             ),
         )
 
@@ -231,23 +189,21 @@ class SqliteRecords(ABC):
         rows = await self._read(
             "get_run",
             lambda c: c.execute(
-                "SELECT id, kind, status, started_at_ms, finished_at_ms, params, report FROM runs"
-                " WHERE id = ?",
+                f"SELECT {_RUN_COLS} FROM runs WHERE id = ?",
                 (run_id,),
             ).fetchall(),
         )
-        return _run(rows[0]) if rows else None
+        return run_from_row(rows[0]) if rows else None
 
     async def runs(self, limit: int = 50) -> list[RunRecord]:
         rows = await self._read(
             "runs",
             lambda c: c.execute(
-                "SELECT id, kind, status, started_at_ms, finished_at_ms, params, report FROM runs"
-                " ORDER BY started_at_ms DESC, id DESC LIMIT ?",
+                f"SELECT {_RUN_COLS} FROM runs ORDER BY started_at_ms DESC, id DESC LIMIT ?",
                 (int(limit),),
             ).fetchall(),
         )
-        return [_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     # -- API keys and audit ---------------------------------------------------------------------
 
@@ -255,9 +211,8 @@ class SqliteRecords(ABC):
         await self._write(
             "add_api_key",
             lambda c: c.execute(
-                "INSERT INTO api_keys (id, scope, salt, hash, created_at_ms, name, revoked_at_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key.id, key.scope, key.salt, key.hash, key.created_at_ms, key.name, key.revoked_at_ms),
+                f"INSERT INTO api_keys ({', '.join(API_KEY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                tuple(getattr(key, c) for c in API_KEY_COLUMNS),
             ),
         )
 
@@ -265,8 +220,7 @@ class SqliteRecords(ABC):
         rows = await self._read(
             "api_keys",
             lambda c: c.execute(
-                "SELECT id, scope, salt, hash, created_at_ms, name, revoked_at_ms FROM api_keys"
-                " ORDER BY created_at_ms, id"
+                f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys ORDER BY created_at_ms, id"
             ).fetchall(),
         )
         return [ApiKeyRecord(*r) for r in rows]
@@ -300,10 +254,7 @@ class SqliteRecords(ABC):
                 (int(limit),),
             ).fetchall(),
         )
-        return [
-            {"id": r[0], "at_ms": r[1], "actor": r[2], "action": r[3], "detail": json.loads(r[4])}
-            for r in rows
-        ]
+        return [audit_entry(r) for r in rows]
 
     # -- summaries ------------------------------------------------------------------------------
 
@@ -330,14 +281,3 @@ class SqliteRecords(ABC):
         )
         return [CoverageEntry(r[0], Dataset(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
-
-def _run(r: Any) -> RunRecord:
-    return RunRecord(
-        id=r[0],
-        kind=r[1],
-        status=r[2],
-        started_at_ms=r[3],
-        finished_at_ms=r[4],
-        params=json.loads(r[5]),
-        report=json.loads(r[6]),
-    )
