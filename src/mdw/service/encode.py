@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from mdw.domain import BAR_COLUMNS, BarBatch
+from mdw.store.common import arrow_arrays
 
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -48,15 +48,7 @@ def encode_json(value: Any) -> bytes:
 def _record_batch(batch: BarBatch) -> Any:
     import pyarrow as pa
 
-    arrays = []
-    for name in BAR_COLUMNS:
-        col = getattr(batch, name)
-        if name in ("v", "vw"):
-            mask = np.isnan(col)
-            arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
-        else:
-            arrays.append(pa.array(col))
-    return pa.RecordBatch.from_arrays(arrays, names=list(BAR_COLUMNS))
+    return pa.RecordBatch.from_arrays(arrow_arrays(batch), names=list(BAR_COLUMNS))
 
 
 def arrow_schema() -> Any:

@@ -14,11 +14,9 @@ from typing import Any, Self
 import numpy as np
 
 from mdw.calendar import tradable
-from mdw.domain import AssetClass, BarBatch, RangeSet, Timeframe, TimeRange
+from mdw.domain import BAR_COLUMNS, AssetClass, BarBatch, RangeSet, Timeframe, TimeRange
 from mdw.store.base import BarWrite, Dataset, WriteResult
 from mdw.store.ledger import SeriesWrite, now_ms, prepare_writes
-
-ARROW_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n")
 
 
 class StoreBase(ABC):
@@ -75,15 +73,22 @@ def to_arrow(batch: BarBatch) -> Any:
     """A ``pyarrow.Table`` with columns t, o, h, l, c, v, vw, n; NaN v/vw become nulls."""
     import pyarrow as pa
 
+    return pa.Table.from_arrays(arrow_arrays(batch), names=list(BAR_COLUMNS))
+
+
+def arrow_arrays(batch: BarBatch) -> list[Any]:
+    """The batch's columns as pyarrow arrays, in :data:`~mdw.domain.BAR_COLUMNS` order (NaN v/vw as nulls)."""
+    import pyarrow as pa
+
     arrays = []
-    for name in ARROW_COLUMNS:
+    for name in BAR_COLUMNS:
         col = getattr(batch, name)
         if name in ("v", "vw"):
             mask = np.isnan(col)
             arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
         else:
             arrays.append(pa.array(col))
-    return pa.Table.from_arrays(arrays, names=list(ARROW_COLUMNS))
+    return arrays
 
 
 def as_timeframe(timeframe: Timeframe | str) -> Timeframe:
