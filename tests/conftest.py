@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh PostgreSQL database per test session, and quiet retries."""
+"""Shared fixtures: a fresh PostgreSQL database per test session, a schema per test, quiet retries."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ def _pg_base() -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0]
 
 
-async def _pg_exec(sql: str) -> None:
+async def _pg_exec(sql: str, url: str = PG_ADMIN_URL) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    conn = await asyncpg.connect(url, timeout=5)
     try:
         await conn.execute(sql)
     finally:
@@ -67,6 +67,18 @@ def fresh_pg_url(pg_server: str) -> Iterator[str]:
         yield f"{_pg_base()}/{name}"
     finally:
         asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_schema(pg_database: str) -> str:
+    """An empty schema of its own in the session database; the URL makes it the search path.
+
+    Backend-parametrised fixtures ask for it with ``request.getfixturevalue`` only on their
+    PostgreSQL leg, so their SQLite leg never needs the server.
+    """
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_exec(f'CREATE SCHEMA "{schema}"', pg_database))
+    return f"{pg_database}?search_path={schema}"
 
 
 @pytest.fixture(autouse=True, scope="session")

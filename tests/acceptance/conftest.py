@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,25 +105,12 @@ async def start_mdw(*args: str, env: dict[str, str]) -> Running:
     return running
 
 
-async def _pg(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database for the CLI: a SQLite file, or a fresh schema in the session's PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cli.db'}"
-    base = request.getfixturevalue("pg_database")
-    schema = f"cli_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg(base, f'CREATE SCHEMA "{schema}"'))
-    return f"{base}?search_path={schema}"
+    return str(request.getfixturevalue("pg_schema"))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,25 +22,12 @@ from mdw.service.state import ServiceState
 from mdw.simulator.server import SimServer
 
 
-async def _pg(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database: a SQLite file, or a fresh schema in the session's PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'mdw.db'}"
-    database = request.getfixturevalue("pg_database")
-    schema = f"svc_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg(database, f'CREATE SCHEMA "{schema}"'))
-    return f"{database}?search_path={schema}"
+    return str(request.getfixturevalue("pg_schema"))
 
 
 @asynccontextmanager

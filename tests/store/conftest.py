@@ -6,9 +6,7 @@ in the URL), which is much cheaper than a database per test and just as isolated
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,23 +41,6 @@ class Backend:
             await conn2.close()
 
 
-async def _pg(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def pg_schema_url(database_url: str) -> str:
-    """A new, empty schema in ``database_url``; the returned URL makes it the search path."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg(database_url, f'CREATE SCHEMA "{schema}"'))
-    return f"{database_url}?search_path={schema}"
-
-
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -71,7 +52,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """An empty database (not yet opened) on each backend."""
     if request.param == "sqlite":
         return Backend("sqlite", f"sqlite:///{tmp_path / 'mdw.db'}")
-    return Backend("postgres", pg_schema_url(request.getfixturevalue("pg_database")))
+    return Backend("postgres", request.getfixturevalue("pg_schema"))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from mdw.errors import StoreError
 from mdw.store import WriteResult, open_store
 
-from .conftest import pg_schema_url
 from .helpers import D1, M1, make_batch, write
 
 pytestmark = pytest.mark.postgres
@@ -34,9 +33,9 @@ async def _partitions(url: str) -> list[str]:
 
 
 @pytest.fixture
-def pg_url(pg_database: str) -> str:
+def pg_url(pg_schema: str) -> str:
     """An empty schema of its own in the session database."""
-    return pg_schema_url(pg_database)
+    return pg_schema
 
 
 async def test_postgres_partitions_are_created_on_demand(pg_url: str) -> None:
