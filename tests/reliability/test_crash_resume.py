@@ -123,8 +123,9 @@ async def test_kill_9_resumes_exactly_when_killed_at_twelve_seeded_moments(
     sim_factory: Any, backend: str, backend_url: str
 ) -> None:
     """Twelve seeded kills on each backend: bounded waste, exact data after the re-run."""
-    sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=25, n_stocks=30)
-    await _crash_and_resume(sim, backend_url, kills=12, seed=20240902 + len(backend))
+    sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=250, n_stocks=30)
+    await _crash_and_resume(sim, backend_url, kills=12, seed=20240902 + len(backend), max_delay_s=0.3,
+                            what=(SYMBOLS, "5m,15m,1h,4h", START, "2024-06-28"))
 
 
 @pytest.fixture
@@ -166,14 +167,13 @@ async def test_postgres_restart_mid_run_is_reported_and_rerun_completes_exactly(
     out, err = await asyncio.wait_for(proc.communicate(), 180)
     text = out.decode() + b"".join(lines).decode() + err.decode()
     print(f"\n[pg restart] first run exit={proc.returncode}; last lines: {text.splitlines()[-3:]}")
-    assert "Traceback" not in text
+    # the run ends on its own (no crash): it reports what it could not write, and why
     assert proc.returncode in (0, 1), text[-2000:]
-    if proc.returncode == 1:  # not everything was written: the run names what failed and why
-        assert report_file.exists() or "mdw: error:" in text
-        if report_file.exists():
-            report = json.loads(report_file.read_text())
-            bad = [s for s in report["series"] if s["status"] != "ok"]
-            assert bad and all(s["reason"] for s in bad)
+    report = json.loads(report_file.read_text())
+    bad = [s for s in report["series"] if s["status"] != "ok"]
+    print(f"[pg restart] status={report['status']} failed series={len(bad)}: "
+          f"{sorted({s['reason'][:90] for s in bad})}")
+    assert (proc.returncode == 1) == bool(bad) and all(s["reason"] for s in bad)
     async with await open_store(url) as store:
         await assert_stored_subset_exact(store, sim, SPEC)
     code, _, err2 = await run_mdw(*ARGS, env=env)
