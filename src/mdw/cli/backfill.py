@@ -38,6 +38,7 @@ Rate = Annotated[str | None, typer.Option("--rate-limit", help="Your plan's rate
 BaseUrl = Annotated[str | None, typer.Option("--base-url", help="Vendor base URL (the simulator's in tests)")]
 Config = Annotated[str | None, typer.Option("--config", help="An mdw.toml file")]
 ReportFile = Annotated[Path | None, typer.Option("--report", help="Also write the JSON run report here")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and request nothing")]
 
 
 def _settings(
@@ -46,7 +47,7 @@ def _settings(
     return settings_from(config, database_url=db, rate_limit=rate, polygon_base_url=base)
 
 
-def _day_or_ms(text: str, *, end: bool) -> date | int:
+def _day_or_ms(text: str) -> date | int:
     value = parse_when(text)
     if isinstance(value, datetime):
         return to_ms(value)
@@ -158,7 +159,7 @@ def backfill(
     ] = "1d",
     end: Annotated[str, typer.Option(help="Last day (inclusive), an ISO datetime, or 'today'")] = "today",
     asset: Annotated[str | None, typer.Option(help="Asset class for bare pairs: crypto, forex ...")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and request nothing")] = False,
+    dry_run: DryRun = False,
     derive: Annotated[bool, typer.Option("--derive", help="Build coarser intraday bars locally")] = False,
     actions: Annotated[
         bool, typer.Option("--corporate-actions", help="Also fetch dividends and splits")
@@ -180,8 +181,8 @@ def backfill(
         spec = BackfillSpec(
             tuple(parse_tickers(symbols, asset)),
             tuple(parse_timeframes(timeframes)),
-            _day_or_ms(start, end=False),
-            _day_or_ms(end, end=True),
+            _day_or_ms(start),
+            _day_or_ms(end),
             derive=derive,
             grouped_daily=grouped,
             corporate_actions=actions,
@@ -197,7 +198,7 @@ def backfill(
 
 @app.command()
 def update(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and request nothing")] = False,
+    dry_run: DryRun = False,
     days: Annotated[int, typer.Option(help="History for symbols tracked without a start date")] = 365,
     report: ReportFile = None,
     database_url: DbUrl = None,
@@ -226,7 +227,7 @@ def corporate_actions(
     symbols: Symbols,
     kind: Annotated[str, typer.Option(help="splits, dividends or all")] = "all",
     start: Annotated[str, typer.Option(help="First day to hold actions from")] = "2000-01-01",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and request nothing")] = False,
+    dry_run: DryRun = False,
     report: ReportFile = None,
     database_url: DbUrl = None,
     rate_limit: Rate = None,
@@ -243,7 +244,7 @@ def corporate_actions(
         spec = BackfillSpec(
             tuple(parse_tickers(symbols)),
             (),
-            _day_or_ms(start, end=False),
+            _day_or_ms(start),
             datetime.now(UTC).date() + timedelta(days=1),
             corporate_actions=True,
             action_kinds=kinds,
