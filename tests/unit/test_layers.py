@@ -116,7 +116,7 @@ def under(package: str) -> list[Path]:
     return [f for f in source_files() if rel(f).startswith(f"mdw/{package}/")]
 
 
-@pytest.mark.parametrize("module", ["domain", "calendar"])
+@pytest.mark.parametrize("module", ["domain", "ranges", "calendar"])
 def test_layers_domain_and_calendar_import_no_io(module: str) -> None:
     """The vocabulary and the calendar stay pure: no network, database, server or upper layer."""
     assert violations([SRC / f"{module}.py"], IO_PACKAGES) == []
