@@ -70,11 +70,6 @@ def _redact_rendered(_: Any, __: str, line: Any) -> Any:
     return redact(line) if isinstance(line, str) else line
 
 
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
-
-
 def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
               secrets: Iterable[str | None] = ()) -> None:
     """Configure structlog and stdlib logging once per process."""
@@ -99,8 +94,24 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    # Standard-library loggers (ours, uvicorn's, asyncio's) go through the same processors, so a
+    # JSON deployment gets JSON lines with their ``extra`` fields (``action`` ...) from every logger.
     handler = logging.StreamHandler(out)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_processor,
+            renderer,
+            _redact_rendered,
+        ],
+    ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
