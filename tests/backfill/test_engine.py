@@ -16,15 +16,7 @@ from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
 from mdw.vendor import PolygonClient
 
-
-def make_spec(tickers: str, timeframes: str, start: str, end: str, **kw: object) -> BackfillSpec:
-    return BackfillSpec(
-        tuple(parse_tickers(tickers)),
-        tuple(parse_timeframes(timeframes)),
-        date.fromisoformat(start),
-        date.fromisoformat(end),
-        **kw,
-    )  # type: ignore[arg-type]
+from .helpers import make_spec
 
 
 @pytest_asyncio.fixture

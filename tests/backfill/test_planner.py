@@ -22,9 +22,10 @@ from mdw.domain import (
     day_range_ms,
     local_midnight_ms,
     parse_tickers,
-    parse_timeframes,
     to_ms,
 )
+
+from .helpers import make_spec as spec
 
 NOW = to_ms("2025-06-02T12:00:00Z")
 UTC_DAY = 86_400_000
@@ -38,16 +39,6 @@ def et(day: str) -> int:
 
 def utc(day: str) -> int:
     return to_ms(date.fromisoformat(day))
-
-
-def spec(tickers: str, timeframes: str, start: str, end: str, **kw: object) -> BackfillSpec:
-    return BackfillSpec(
-        tuple(parse_tickers(tickers)),
-        tuple(parse_timeframes(timeframes)),
-        date.fromisoformat(start),
-        date.fromisoformat(end),
-        **kw,
-    )  # type: ignore[arg-type]
 
 
 def covers(plan_requests: object) -> list[tuple[int, int]]:
