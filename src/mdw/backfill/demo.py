@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import shutil
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -132,16 +134,30 @@ def how_to_query(result: DemoResult) -> str:
     last = result.spec.end
     first = last - timedelta(days=6) if isinstance(last, date) else last
     url = result.database_url
+    # Name the commands so they run as printed, even when the virtualenv is not activated.
+    mdw, python = _executable("mdw"), _executable("python")
     return "\n".join(
         [
             f"The data is in {result.db_path} ({url}). Try:",
-            f"  mdw status --database-url {url}",
-            f"  mdw export --database-url {url} --symbols AAPL --timeframe 1h --start {first} --end {last} "
+            f"  {mdw} status --database-url {url}",
+            f"  {mdw} export --database-url {url} --symbols AAPL --timeframe 1h --start {first} --end {last} "
             "--format csv",
-            f"  mdw export --database-url {url} --symbols AAPL --timeframe 1d --start {result.spec.start} "
+            f"  {mdw} export --database-url {url} --symbols AAPL --timeframe 1d --start {result.spec.start} "
             f"--end {last} --adjust splits --format parquet -o aapl.parquet",
-            "  python -c \"import mdw; wh = mdw.connect('" + url + "'); "
+            f"  {python} -c \"import mdw; wh = mdw.connect('" + url + "'); "
             f"print(wh.bars('X:BTCUSD', '4h', '{first}', '{last}'))\"",
             "Run `make demo` again: it requests only what is missing (nothing, the same day).",
         ]
     )
+
+
+def _executable(name: str) -> str:
+    """``name`` when the running interpreter's one is first on PATH, else its path relative to here."""
+    here = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found and Path(found).absolute() == here.absolute():
+        return name
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)
