@@ -1,6 +1,6 @@
 """Record <-> row mapping shared by both backends: column orders and value conversions, written once.
 
-The SQL around these rows stays per dialect (placeholders, upsert guards, JSON casts); what a row
+The SQL around these rows stays per dialect (parameter style, upsert guards, JSON casts); what a row
 holds, in which order, and how it becomes a record again is the same for SQLite and PostgreSQL.
 """
 
