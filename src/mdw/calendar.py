@@ -155,10 +155,6 @@ def nyse_holiday_names(year: int) -> dict[date, str]:
     return {ts.date(): str(name) for ts, name in names.items()}
 
 
-def is_nyse_session(day: date) -> bool:
-    return nyse_session(day) is not None
-
-
 def uses_nyse(asset: AssetClass) -> bool:
     return asset in (AssetClass.STOCKS, AssetClass.OPTIONS, AssetClass.INDICES)
 

@@ -7,10 +7,8 @@ which is renamed into place only when complete, so a reader never sees half a fi
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-import re
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -25,13 +23,6 @@ from mdw.store.base import Store
 
 FORMATS = ("csv", "jsonl", "parquet")
 COLUMNS = ("ticker", "timeframe", "t", "time", "o", "h", "l", "c", "v", "vw", "n")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def default_filename(tickers: Sequence[Ticker], timeframe: Timeframe, fmt: str) -> str:
-    """A safe file name for an export (``X:BTCUSD`` becomes ``X_BTCUSD``)."""
-    stem = "_".join(_UNSAFE.sub("_", t.symbol) for t in tickers[:5]) or "bars"
-    return f"{stem}_{timeframe}.{fmt}"
 
 
 def safe_output_path(path: str | Path, base_dir: str | Path | None = None) -> Path:
@@ -177,11 +168,4 @@ async def _write_parquet(
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))
                 rows += size
     return rows
-
-
-def csv_text(batch: BarBatch) -> str:
-    """A batch as CSV text (tests and small previews)."""
-    buf = io.StringIO()
-    _TextSink(buf, "csv").write(batch)
-    return buf.getvalue()
 

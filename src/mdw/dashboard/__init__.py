@@ -23,7 +23,6 @@ from mdw.dashboard import shells
 from mdw.dashboard.overview import render_overview
 
 STATIC_DIR = Path(__file__).parent / "static"
-VENDOR_CHART = STATIC_DIR / "vendor" / "lightweight-charts.mjs"
 
 _HTML_HEADERS = {
     # Pages hold no secrets, but the admin page handles a key: keep other origins from framing it.

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from mdw.domain import DAY_MS, AssetClass, local_midnight_ms
+from mdw.domain import AssetClass, local_midnight_ms
 from mdw.simulator.config import SimConfig
 from mdw.simulator.faults import FaultInjector
 from mdw.simulator.limiter import RateLimiter, Stats
@@ -117,7 +117,3 @@ def decode_cursor(cursor: str) -> dict[str, str] | None:
         return dict(parse_qsl(base64.urlsafe_b64decode(padded.encode()).decode(), keep_blank_values=True))
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def day_end_ms(day: date, asset: AssetClass) -> int:
-    return local_midnight_ms(day, asset.tz) + DAY_MS - 1

@@ -18,7 +18,6 @@ from mdw.domain import BAR_COLUMNS, BarBatch, Timeframe
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 WRITE_COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source")
-_FLOATS = ("o", "h", "l", "c")
 
 
 def _text(value: str) -> bytes:
