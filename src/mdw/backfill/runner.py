@@ -16,6 +16,7 @@ from typing import Any
 
 from mdw.backfill.engine import Pipeline
 from mdw.backfill.fetch import VendorSource
+from mdw.backfill.liveness import HEARTBEAT_S, Heartbeat, owner, reap_abandoned
 from mdw.backfill.plan import BackfillSpec, Plan, SeriesKey
 from mdw.backfill.planner import ACTION_KINDS, plan_backfill
 from mdw.backfill.report import Progress, RunReport
@@ -91,6 +92,7 @@ async def run_backfill(
     track: bool = True,
     rate_limit: str = "",
     run_id: str | None = None,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> RunReport:
     """Fill every gap of ``spec`` and return the measured report (also stored in ``runs``).
 
@@ -105,6 +107,7 @@ async def run_backfill(
         workers: concurrent fetches (default: the client's ``max_in_flight``, else 16).
         track: record the tickers and timeframes as tracked symbols.
         run_id: the id to record the run under (the service hands it out before the run starts).
+        heartbeat_s: how often the run's row is stamped as alive (see :mod:`mdw.backfill.liveness`).
     """
     specs = _specs(spec)
     started_wall = time.perf_counter()
@@ -114,8 +117,9 @@ async def run_backfill(
     kind = specs[0].kind if specs else "backfill"
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
                        rate_limit=rate_limit)
-    params: dict[str, Any] = {"specs": [s.to_dict() for s in specs]}
+    params: dict[str, Any] = {"specs": [s.to_dict() for s in specs], **owner(), "heartbeat_ms": started}
     record = RunRecord(report.run_id, kind, "running", started, params=params)
+    await reap_abandoned(store)
     await store.save_run(record)
     if track:
         await track_symbols(store, [s for s in specs if s.kind != "update"])
@@ -128,10 +132,18 @@ async def run_backfill(
         progress.planned(plan)
     log.info("backfill planned", action="backfill.planned", run_id=report.run_id,
              requests=plan.request_count, series=len(plan.series))
+
+    def snapshot() -> RunRecord:
+        report.wall_s = time.perf_counter() - started_wall
+        return replace(record, report=report.to_dict())
+
+    heartbeat = Heartbeat(store, snapshot, heartbeat_s)
+    heartbeat.start()
     interrupted = True
     try:
         interrupted = await pipeline.run()
     finally:
+        await heartbeat.stop()
         report.wall_s = time.perf_counter() - started_wall
         report.plan_s = plan_s
         report.api_s = pipeline.api.total

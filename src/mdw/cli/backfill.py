@@ -321,6 +321,7 @@ def status(
     queue: Annotated[bool, typer.Option("--queue", help="Show the distributed job queue and workers")] = (
         False
     ),
+    runs: Annotated[bool, typer.Option("--runs", help="Show the recent runs and their outcome")] = False,
     database_url: DbUrl = None,
     config: Config = None,
 ) -> None:
@@ -334,6 +335,8 @@ def status(
             from mdw.cli.worker import queue_status_command
 
             return await queue_status_command(settings, as_json)
+        if runs:
+            return await _runs_status(settings, as_json)
 
         from mdw.backfill.status import series_status
 
@@ -366,6 +369,31 @@ def status(
         return 0
 
     _exit(run(main()))
+
+
+async def _runs_status(settings: Settings, as_json: bool) -> int:
+    """``mdw status --runs``: the recent runs; one whose process died shows (and is saved) interrupted."""
+    import json
+
+    from rich.table import Table
+
+    from mdw.backfill.liveness import recent_runs
+
+    async with _store(settings) as store:
+        records = await recent_runs(store, 20)
+    if as_json:
+        print(json.dumps([{"id": r.id, "kind": r.kind, "status": r.status, "started_at_ms": r.started_at_ms,
+                           "finished_at_ms": r.finished_at_ms} for r in records], indent=2))
+        return 0
+    table = Table(title=f"mdw runs: {len(records)} most recent")
+    for col in ("id", "kind", "status", "started", "finished", "requests", "bars"):
+        table.add_column(col, justify="right" if col in ("requests", "bars") else "left")
+    for r in records:
+        table.add_row(r.id, r.kind, r.status, from_ms(r.started_at_ms).strftime("%Y-%m-%d %H:%M:%S"),
+                      from_ms(r.finished_at_ms).strftime("%Y-%m-%d %H:%M:%S") if r.finished_at_ms else "-",
+                      str(r.report.get("requests", "-")), str(r.report.get("bars_fetched", "-")))
+    stdout_console().print(table)
+    return 0
 
 
 @app.command()

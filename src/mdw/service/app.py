@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mdw import __version__
 from mdw.backfill import run_backfill
+from mdw.backfill.liveness import reap_abandoned
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import RunReport
 from mdw.config import Settings
@@ -163,6 +164,8 @@ def create_app(
             if db is None:
                 db = await open_store(settings.database_url)
                 stack.push_async_callback(db.close)
+            # Runs whose process died (kill -9, reboot) say `running` until someone looks: look now.
+            await reap_abandoned(db)
             vendor = client
             if vendor is None and settings.api_key:
                 vendor = await stack.enter_async_context(PolygonClient.from_settings(settings))

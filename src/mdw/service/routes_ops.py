@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from mdw.backfill.liveness import recent_runs
 from mdw.domain import HOUR_MS, MINUTE_MS
 from mdw.errors import MdwError
 from mdw.service.auth import Reader
@@ -52,7 +53,7 @@ async def readiness(st: ServiceState) -> tuple[bool, dict[str, Any]]:
     last: dict[str, Any] | None = None
     if checks["database"]["ok"]:
         try:
-            runs = await st.store.runs(1)
+            runs = await recent_runs(st.store, 1)
         except MdwError:
             runs = []
         if runs:
@@ -106,7 +107,7 @@ async def overview(request: Request, _: Reader) -> Response:
     fresh = freshness_of(entries, now)
     series_stats = await st.store.series_stats()
     symbols = await st.store.symbols()
-    runs = await st.store.runs(10)
+    runs = await recent_runs(st.store, 10)
     stale_after = st.settings.stale_after_s
     state, wait = st.breaker()
     hour = st.history.since(now - HOUR_MS, stats) if stats else {}

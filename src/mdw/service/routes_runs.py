@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from mdw.backfill.liveness import current_run, recent_runs
 from mdw.backfill.plan import BackfillSpec
 from mdw.domain import from_ms
 from mdw.service.auth import Admin, Reader
@@ -91,7 +92,7 @@ async def get_backfill(
     request: Request, run_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")], _: Reader,
 ) -> Response:
     st = get_state(request)
-    run = await st.store.get_run(run_id)
+    run = await current_run(st.store, run_id)
     if run is None and run_id not in st.runs.live:
         raise ApiError(404, "not_found", f"no run {run_id}")
     return _json(run_dict(st, run, run_id))
@@ -102,7 +103,7 @@ async def list_backfills(
     request: Request, _: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     st = get_state(request)
-    runs = await st.store.runs(limit)
+    runs = await recent_runs(st.store, limit)
     out = []
     for run in runs:
         item = run_dict(st, run, run.id)

@@ -1,0 +1,33 @@
+"""Runs whose process died are shown (and recorded) as ``interrupted`` by the service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mdw.backfill.liveness import STALE_AFTER_S, now_ms, owner
+from mdw.store import RunRecord, open_store
+
+ServiceFactory = Callable[..., Awaitable[Any]]
+
+async def test_backfills_show_interrupted_when_the_runs_process_is_gone(
+    store_url: str, service_factory: ServiceFactory
+) -> None:
+    """Startup records a dead run as interrupted; a listing shows another one so; a live run stays."""
+    stale = now_ms() - int(STALE_AFTER_S * 1000) - 1_000
+    async with await open_store(store_url) as store:
+        dead = RunRecord("before", "backfill", "running", stale, params={"heartbeat_ms": stale})
+        await store.save_run(dead)
+    svc = await service_factory(None)
+    saved = await svc.state.store.get_run("before")
+    assert saved is not None and saved.status == "interrupted"
+    await svc.state.store.save_run(RunRecord("after", "scheduled", "running", stale,
+                                             params={"heartbeat_ms": stale}))
+    await svc.state.store.save_run(RunRecord("alive", "backfill", "running", now_ms(),
+                                             params={"heartbeat_ms": now_ms(), **owner()}))
+    status, body, _ = await svc.get("/v1/backfills")
+    assert status == 200
+    assert {r["id"]: r["status"] for r in body["runs"]} == {
+        "before": "interrupted", "after": "interrupted", "alive": "running"}
+    status, one, _ = await svc.get("/v1/backfills/alive")
+    assert status == 200 and one["status"] == "running"
