@@ -13,11 +13,11 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -30,6 +30,7 @@ from mdw.domain import Timeframe, from_ms, parse_tickers, parse_timeframes, pars
 from mdw.errors import UsageError
 from mdw.store.base import Store
 
+T = TypeVar("T")
 Symbols = Annotated[
     str, typer.Option("--symbols", "-s", help="Comma-separated tickers: AAPL,X:BTCUSD,BTC-USD")
 ]
@@ -45,6 +46,34 @@ def _settings(
     config: str | None, db: str | None, rate: str | None = None, base: str | None = None
 ) -> Settings:
     return settings_from(config, database_url=db, rate_limit=rate, polygon_base_url=base)
+
+
+def _checked(build: Callable[[], T]) -> T:
+    """Parse flags before anything is opened or created: a bad one exits 2 with one line."""
+    try:
+        return build()
+    except UsageError as exc:
+        fail(str(exc))
+
+
+def _check_report(path: Path | None) -> None:
+    """``--report`` must be writable before a run starts (it is written when the run ends)."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"--report {str(path)!r} is a directory; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"--report {str(path)!r}: cannot create files in {str(parent)!r}")
+
+
+def _check_spec(spec: BackfillSpec) -> BackfillSpec:
+    """The spec's range must be well formed for every asset class it names."""
+    for tk in spec.tickers:
+        spec.wanted(tk.asset_class)
+    return spec
 
 
 def _day_or_ms(text: str) -> date | int:
@@ -145,6 +174,11 @@ async def _execute(
     return _finish(report, report_path)
 
 
+def _require_key(settings: Settings, dry_run: bool) -> None:
+    if not dry_run and not settings.api_key:
+        fail("no vendor API key: set POLYGON_API_KEY (or polygon_api_key in mdw.toml)")
+
+
 def _exit(code: int) -> None:
     if code:
         raise typer.Exit(code)
@@ -176,17 +210,23 @@ def backfill(
 ) -> None:
     """Fill every gap of SYMBOLS x TIMEFRAMES between START and END, as fast as the plan allows."""
     settings = _settings(config, database_url, rate_limit, base_url)
+    spec = _checked(lambda: _check_spec(BackfillSpec(
+        tuple(parse_tickers(symbols, asset)),
+        tuple(parse_timeframes(timeframes)),
+        _day_or_ms(start),
+        _day_or_ms(end),
+        derive=derive,
+        grouped_daily=grouped,
+        corporate_actions=actions,
+    )))
+    _check_report(report)
+    if distributed and not dry_run:
+        from mdw.cli.worker import require_postgres
+
+        require_postgres(settings, "mdw backfill --distributed")
+    _require_key(settings, dry_run)
 
     async def main() -> int:
-        spec = BackfillSpec(
-            tuple(parse_tickers(symbols, asset)),
-            tuple(parse_timeframes(timeframes)),
-            _day_or_ms(start),
-            _day_or_ms(end),
-            derive=derive,
-            grouped_daily=grouped,
-            corporate_actions=actions,
-        )
         if distributed and not dry_run:
             from mdw.cli.worker import distributed_backfill
 
@@ -199,7 +239,9 @@ def backfill(
 @app.command()
 def update(
     dry_run: DryRun = False,
-    days: Annotated[int, typer.Option(help="History for symbols tracked without a start date")] = 365,
+    days: Annotated[
+        int, typer.Option(min=1, help="History for symbols tracked without a start date")
+    ] = 365,
     report: ReportFile = None,
     database_url: DbUrl = None,
     rate_limit: Rate = None,
@@ -208,6 +250,8 @@ def update(
 ) -> None:
     """Bring every tracked symbol up to now (its timeframes, corporate actions for stocks)."""
     settings = _settings(config, database_url, rate_limit, base_url)
+    _check_report(report)
+    _require_key(settings, dry_run)
 
     async def main() -> int:
         from mdw.backfill.update import update_specs
@@ -238,18 +282,20 @@ def corporate_actions(
     if kind not in ACTION_KINDS_ALL:
         fail(f"invalid --kind {kind!r}; expected splits, dividends or all")
     settings = _settings(config, database_url, rate_limit, base_url)
+    kinds = ("dividends", "splits") if kind == "all" else (kind,)
+    spec = _checked(lambda: _check_spec(BackfillSpec(
+        tuple(parse_tickers(symbols)),
+        (),
+        _day_or_ms(start),
+        datetime.now(UTC).date() + timedelta(days=1),
+        corporate_actions=True,
+        action_kinds=kinds,
+        kind="corporate-actions",
+    )))
+    _check_report(report)
+    _require_key(settings, dry_run)
 
     async def main() -> int:
-        kinds = ("dividends", "splits") if kind == "all" else (kind,)
-        spec = BackfillSpec(
-            tuple(parse_tickers(symbols)),
-            (),
-            _day_or_ms(start),
-            datetime.now(UTC).date() + timedelta(days=1),
-            corporate_actions=True,
-            action_kinds=kinds,
-            kind="corporate-actions",
-        )
         code = await _execute(settings, spec, dry_run, report)
         if not dry_run:
             async with _store(settings) as store:
@@ -296,15 +342,22 @@ def export(
     config: Config = None,
 ) -> None:
     """Read stored bars back out as CSV, JSON lines or Parquet, optionally adjusted."""
+    from mdw.adjust import ADJUST_MODES
+    from mdw.backfill.export import FORMATS, export_bars, safe_output_path
+
     settings = _settings(config, database_url)
+    if fmt not in FORMATS:
+        fail(f"invalid --format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if adjust not in ADJUST_MODES:
+        fail(f"invalid --adjust {adjust!r}; expected one of {', '.join(ADJUST_MODES)}")
+    if fmt == "parquet" and not output:
+        fail("parquet needs an output file: add -o FILE")
+    tickers = _checked(lambda: parse_tickers(symbols))
+    tf = _checked(lambda: Timeframe.parse(timeframe))
+    lo, hi = _checked(lambda: _range_ms(start, end))
+    path = _checked(lambda: safe_output_path(output) if output else None)
 
     async def main() -> int:
-        from mdw.backfill.export import export_bars, safe_output_path
-
-        tickers = parse_tickers(symbols)
-        tf = Timeframe.parse(timeframe)
-        lo, hi = _range_ms(start, end)
-        path = safe_output_path(output) if output else None
         async with _store(settings) as store:
             rows = await export_bars(store, tickers, tf, lo, hi, fmt=fmt, adjust=adjust, output=path)
         if path:
@@ -327,6 +380,13 @@ def status(
 ) -> None:
     """Coverage per series: first and last bar, bars, gaps, last fetched."""
     settings = _settings(config, database_url)
+    wanted = _checked(lambda: {t.symbol for t in parse_tickers(symbols)} if symbols else None)
+    if queue and runs:
+        fail("--queue and --runs are separate views; give one")
+    if queue:
+        from mdw.cli.worker import require_postgres
+
+        require_postgres(settings, "mdw status --queue")
 
     async def main() -> int:
         import json
@@ -340,7 +400,6 @@ def status(
 
         from mdw.backfill.status import series_status
 
-        wanted = {t.symbol for t in parse_tickers(symbols)} if symbols else None
         async with _store(settings) as store:
             rows = await series_status(store, wanted)
         if as_json:

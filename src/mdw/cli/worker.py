@@ -21,7 +21,7 @@ from mdw.cli.app import app, fail, run, settings_from
 from mdw.config import Settings
 
 
-def _require_postgres(settings: Settings, what: str) -> None:
+def require_postgres(settings: Settings, what: str) -> None:
     if not settings.database_url.startswith(("postgresql://", "postgres://")):
         fail(f"{what} needs a PostgreSQL warehouse (set MDW_DATABASE_URL=postgresql://...); "
              "SQLite cannot be shared by workers", 2)
@@ -62,10 +62,10 @@ async def _serve(settings: Settings, *, concurrency: int, name: str, grace_s: fl
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Jobs this worker runs at once")] = 4,
     name: Annotated[str | None, typer.Option(help="Name in status and metrics (default host:pid)")] = None,
-    grace: Annotated[float, typer.Option(help="Seconds running jobs get to finish on SIGTERM")] = 30.0,
-    heartbeat: Annotated[float, typer.Option(help="Seconds between heartbeats")] = 10.0,
+    grace: Annotated[float, typer.Option(min=0, help="Seconds running jobs get to finish on SIGTERM")] = 30.0,
+    heartbeat: Annotated[float, typer.Option(min=0.1, help="Seconds between heartbeats")] = 10.0,
     stalled_after: Annotated[
-        float, typer.Option(help="A worker silent this long is dead; its jobs go to the others")
+        float, typer.Option(min=1, help="A worker silent this long is dead; its jobs go to the others")
     ] = 30.0,
     tick_cron: Annotated[
         str | None, typer.Option(help="Cron of the distributed update tick ('' disables); default every "
@@ -73,11 +73,11 @@ def worker(
     ] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port")] = None,
     limiter_margin: Annotated[
-        float | None, typer.Option(help="Seconds added to the plan's window for network jitter "
-                                        "(default 1% of the window, at least 10 ms)")
+        float | None, typer.Option(min=0, help="Seconds added to the plan's window for network jitter "
+                                               "(default 1% of the window, at least 10 ms)")
     ] = None,
     limiter_spacing: Annotated[
-        float, typer.Option(help="Most seconds between consecutive request starts (spreads bursts)")
+        float, typer.Option(min=0, help="Most seconds between consecutive request starts (spreads bursts)")
     ] = 0.05,
     database_url: Annotated[str | None, typer.Option("--database-url", help="postgresql://...")] = None,
     rate_limit: Annotated[str | None, typer.Option("--rate-limit", help="The plan all workers share")] = None,
@@ -87,7 +87,7 @@ def worker(
     """Run a worker that executes distributed backfill jobs and the schedule, against PostgreSQL."""
     settings = settings_from(config, database_url=database_url, rate_limit=rate_limit,
                              polygon_base_url=base_url)
-    _require_postgres(settings, "mdw worker")
+    require_postgres(settings, "mdw worker")
     if not settings.api_key:
         fail("no vendor API key: set POLYGON_API_KEY (or polygon_api_key in mdw.toml)", 2)
     cron = f"*/{settings.schedule_interval_min} * * * *" if tick_cron is None else (tick_cron or None)
@@ -107,7 +107,7 @@ async def distributed_backfill(
     from mdw.backfill.report import render, write_json_atomic
     from mdw.scaleout.distributed import Deferred, run_distributed
 
-    _require_postgres(settings, "mdw backfill --distributed")
+    require_postgres(settings, "mdw backfill --distributed")
 
     def announce(d: Deferred) -> None:
         print(f"mdw: run {d.run_id}: {d.new} jobs deferred, {d.existing} already queued or running",
@@ -128,7 +128,7 @@ async def queue_status_command(settings: Settings, as_json: bool) -> int:
     from mdw.backfill.progress import stdout_console
     from mdw.scaleout.status import queue_status, render
 
-    _require_postgres(settings, "mdw status --queue")
+    require_postgres(settings, "mdw status --queue")
     status = await queue_status(settings.database_url)
     if as_json:
         print(json.dumps(status.to_dict(), indent=2))
