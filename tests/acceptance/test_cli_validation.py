@@ -18,6 +18,7 @@ START = ["--start", "2024-01-02"]
         ({"MDW_LOG_LEVEL": "loud"}, ["status"]),
         ({}, ["backfill", "-s", "AAPL", "--start", "2024-01-05", "--end", "2024-01-01", "--dry-run"]),
         ({}, ["backfill", "-s", "AAPL", *START, "--report", "/etc/hostname/r.json"]),
+        ({}, ["backfill", "-s", "AAPL", *START, "--refetch", "--distributed"]),
         ({"POLYGON_API_KEY": ""}, ["backfill", "-s", "AAPL", *START]),
         ({}, ["update", "--days", "0"]),
         ({}, ["corporate-actions", "-s", "AAPL", "--start", "2099-01-01", "--dry-run"]),
@@ -29,7 +30,7 @@ START = ["--start", "2024-01-02"]
         ({}, ["status", "--queue"]),
         ({}, ["keys", "create", "--scope", "root"]),
     ],
-    ids=["rate-env", "log-level-env", "reversed-range", "report-path", "no-key",
+    ids=["rate-env", "log-level-env", "reversed-range", "report-path", "refetch-distributed", "no-key",
          "update-days", "actions-future", "export-format", "export-adjust", "parquet-stdout",
          "export-range", "status-ticker", "queue-sqlite", "keys-scope"],
 )

@@ -31,6 +31,8 @@ class BackfillSpec:
         corporate_actions: also fetch dividends and splits of the stock tickers.
         action_kinds: which corporate actions (``dividends``, ``splits``).
         kind: recorded with the run (backfill, update, scheduled ...).
+        refetch: plan the whole range as if the ledger held none of it (a forced refetch; writes
+            stay idempotent, so unchanged bars count as unchanged and corrections as updated).
     """
 
     tickers: tuple[Ticker, ...]
@@ -42,6 +44,7 @@ class BackfillSpec:
     corporate_actions: bool = False
     action_kinds: tuple[str, ...] = ("dividends", "splits")
     kind: str = "backfill"
+    refetch: bool = False
 
     def wanted(self, asset: AssetClass) -> TimeRange:
         """The half-open ms range wanted for an asset class (dates are local days)."""
@@ -62,6 +65,7 @@ class BackfillSpec:
             "grouped_daily": self.grouped_daily,
             "corporate_actions": self.corporate_actions,
             "kind": self.kind,
+            "refetch": self.refetch,
         }
 
 

@@ -38,20 +38,25 @@ def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
 async def plan_only(
     store: Store, spec: BackfillSpec | Sequence[BackfillSpec], *, now: int | None = None
 ) -> Plan:
-    """The plan a run would execute now, read against the store's ledger; calls no vendor."""
+    """The plan a run would execute now, read against the store's ledger; calls no vendor.
+
+    A spec with ``refetch`` does not read the ledger: its whole range is planned as if nothing
+    were held.
+    """
     at = now_ms() if now is None else now
     plans: list[Plan] = []
     for one in _specs(spec):
         coverage: dict[SeriesKey, RangeSet] = {}
-        for tk in one.tickers:
-            for tf in one.timeframes:
-                held = await store.coverage(tk.symbol, Dataset.BARS, str(tf))
-                coverage[SeriesKey(tk.symbol, str(tf))] = held
         actions: dict[tuple[str, str], RangeSet] = {}
-        if one.corporate_actions:
+        if not one.refetch:
             for tk in one.tickers:
-                for kind in ACTION_KINDS:
-                    actions[(tk.symbol, kind)] = await store.coverage(tk.symbol, Dataset(kind))
+                for tf in one.timeframes:
+                    held = await store.coverage(tk.symbol, Dataset.BARS, str(tf))
+                    coverage[SeriesKey(tk.symbol, str(tf))] = held
+            if one.corporate_actions:
+                for tk in one.tickers:
+                    for kind in ACTION_KINDS:
+                        actions[(tk.symbol, kind)] = await store.coverage(tk.symbol, Dataset(kind))
         plans.append(plan_backfill(one, coverage, at, actions))
     if len(plans) == 1:
         return plans[0]

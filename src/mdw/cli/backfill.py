@@ -202,6 +202,9 @@ def backfill(
     distributed: Annotated[
         bool, typer.Option("--distributed", help="Run as jobs on `mdw worker` processes (PostgreSQL)")
     ] = False,
+    refetch: Annotated[
+        bool, typer.Option("--refetch", help="Fetch the whole range again, even what the ledger holds")
+    ] = False,
     report: ReportFile = None,
     database_url: DbUrl = None,
     rate_limit: Rate = None,
@@ -218,9 +221,12 @@ def backfill(
         derive=derive,
         grouped_daily=grouped,
         corporate_actions=actions,
+        refetch=refetch,
     )))
     _check_report(report)
     if distributed and not dry_run:
+        if refetch:
+            fail("--refetch runs locally only; drop --distributed")
         from mdw.cli.worker import require_postgres
 
         require_postgres(settings, "mdw backfill --distributed")

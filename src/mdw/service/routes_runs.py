@@ -22,7 +22,7 @@ router = APIRouter(tags=["backfills"])
 
 
 class BackfillRequest(BaseModel):
-    """Symbols x timeframes x days; every gap in the range is filled, nothing held is refetched."""
+    """Symbols x timeframes x days; every gap in the range is filled (with ``refetch``, all of it)."""
 
     symbols: list[str] = Field(min_length=1, max_length=500, examples=[["AAPL", "X:BTCUSD"]])
     timeframes: list[str] = Field(default_factory=lambda: ["1d"], min_length=1, max_length=20)
@@ -31,6 +31,9 @@ class BackfillRequest(BaseModel):
     corporate_actions: bool = False
     derive: bool = Field(default=False, description="build coarser intraday bars from the finest one")
     distributed: bool = Field(default=False, description="hand the requests to `mdw worker` processes")
+    refetch: bool = Field(default=False, description=(
+        "fetch the whole range again even where the ledger holds it (bars the vendor corrected are "
+        "updated, the rest count as unchanged); local runs only, not with `distributed`"))
 
 
 def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -71,7 +74,9 @@ async def start_backfill(request: Request, body: BackfillRequest, who: Admin) ->
     if not date(1970, 1, 1) <= body.start <= end <= date(2099, 12, 31):
         raise ApiError(400, "bad_range", "need 1970-01-01 <= start <= end <= 2099-12-31")
     spec = BackfillSpec(tickers=tickers, timeframes=tfs, start=body.start, end=end, derive=body.derive,
-                        corporate_actions=body.corporate_actions)
+                        corporate_actions=body.corporate_actions, refetch=body.refetch)
+    if body.distributed and body.refetch:
+        raise ApiError(400, "bad_request", "refetch runs locally only; send it without distributed")
     if body.distributed:
         if st.distributed is None:
             raise ApiError(501, "distributed_unavailable",
