@@ -171,6 +171,32 @@ def test_distributed_backfill_creates_no_duplicate_jobs_when_started_twice(
     assert status.returncode == 0 and '"succeeded"' in status.stdout
 
 
+def test_distributed_report_counts_vendor_retries_when_the_vendor_fails_sometimes(
+    fleet: Fleet, sim: SimThread, tmp_path: Path
+) -> None:
+    """Each job's retries reach the run report (equal to the 5xx served); api_s is busy wall time."""
+    from mdw.simulator.config import FaultConfig
+
+    tickers = "INTC,CSCO,ORCL,IBM,CRM,TXN"
+    truth = _truth(sim, tickers, "1d", "2024-06-03", "2024-06-07")
+    before = sim.stats()
+    sim.run(lambda: sim.server.set_faults(FaultConfig(error_rate=0.3)))
+    try:
+        done = fleet.run_cli("backfill", "--distributed", "-s", tickers, "-t", "1d", "--start", "2024-06-03",
+                             "--end", "2024-06-07", "--no-grouped", "--report", str(tmp_path / "r.json"))
+    finally:
+        sim.run(lambda: sim.server.set_faults(FaultConfig()))
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = read_report(tmp_path / "r.json")
+    after = sim.stats()
+    errors = after["faults"].get("error", 0) - before["faults"].get("error", 0)
+    assert report["retries"] == errors > 0
+    assert report["rate_limited"] == after["rate_limited"] - before["rate_limited"]
+    assert report["requests"] == after["requests"] - before["requests"] == 6 + errors
+    assert 0 < report["api_s"] <= report["api_request_s"] and report["api_s"] <= report["wall_s"]
+    _assert_exact(fleet.db_url, truth)
+
+
 def test_worker_refuses_sqlite_with_one_line(fleet: Fleet, tmp_path: Path) -> None:
     """`mdw worker` on a SQLite warehouse exits 2 with one clear line."""
     done = fleet.run_cli("worker", "--database-url", f"sqlite:///{tmp_path / 'x.db'}")

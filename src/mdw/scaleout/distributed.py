@@ -167,30 +167,54 @@ async def defer_update(app: App, settings: Settings, store: Store, *, run_id: st
 async def _snapshot(conn: psycopg.AsyncConnection[tuple[Any, ...]], ids: list[int]) -> list[tuple[Any, ...]]:
     cur = await conn.execute(
         "SELECT j.id, j.status::text, j.args, r.ok, r.requests, r.bars, r.inserted, r.updated, r.api_s, "
-        "r.db_s, r.error FROM procrastinate_jobs j LEFT JOIN mdw_job_results r ON r.job_id = j.id "
-        "WHERE j.id = ANY(%s)", (ids,))
+        "r.db_s, r.error, r.retries, r.rate_limited, r.detail FROM procrastinate_jobs j "
+        "LEFT JOIN mdw_job_results r ON r.job_id = j.id WHERE j.id = ANY(%s)", (ids,))
     return await cur.fetchall()
+
+
+def busy_seconds(spans: list[tuple[float, float]]) -> float:
+    """Wall time covered by at least one of ``spans`` (their union's length)."""
+    total = 0.0
+    end = float("-inf")
+    for a, b in sorted(spans):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
 
 
 def aggregate(
     deferred: Deferred, rows: list[tuple[Any, ...]], wall_s: float, rate_limit: str = ""
 ) -> RunReport:
-    """The run report of a distributed run, summed over its jobs (same shape as a local run's)."""
+    """The run report of a distributed run, summed over its jobs (same fields as a local run's).
+
+    As locally, ``api_request_s`` sums the time each request was awaited and ``api_s`` is the wall
+    time during which at least one was (the union of the jobs' vendor-busy spans, each stamped by
+    its worker's clock). ``requests``, ``retries`` and ``rate_limited`` count every recorded job,
+    failed ones too: they cost vendor calls whatever the outcome.
+    """
     report = RunReport(run_id=deferred.run_id, kind="distributed", started_at_ms=deferred.started_at_ms,
                        rate_limit=rate_limit, planned_requests=deferred.planned_requests, wall_s=wall_s)
-    for _jid, status, args, _ok, requests, bars, inserted, updated, api_s, db_s, error in rows:
+    spans: list[tuple[float, float]] = []
+    for (_jid, status, args, _ok, requests, bars, inserted, updated, api_s, db_s, error, retries, limited,
+         detail) in rows:
         work = decode(args["work"])
         keys = job_series(work)
         for key in keys:
             report.series.setdefault(key, SeriesOutcome(key)).requests_planned += 1
-        if status == "succeeded":
+        if status in FINAL:
             report.requests += int(requests or 0)
+            report.retries += int(retries or 0)
+            report.rate_limited += int(limited or 0)
+            report.api_request_s += float(api_s or 0.0)
+            spans.extend((float(a), float(b)) for a, b in (detail or {}).get("api_spans", []))
+        if status == "succeeded":
             report.bars_fetched += int(bars or 0)
             report.bars_inserted += int(inserted or 0)
             report.bars_updated += int(updated or 0)
-            report.api_request_s += float(api_s or 0.0)
             report.db_s += float(db_s or 0.0)
-            report.transactions += int(requests or 0)  # one commit per page
+            report.transactions += int(requests or 0) - int(retries or 0)  # one commit per page
             for key in keys:
                 report.series[key].requests_done += 1
                 report.series[key].bars += int(bars or 0) if key == keys[0] else 0
@@ -200,7 +224,7 @@ def aggregate(
             for key in keys:
                 report.series[key].requests_failed += 1
                 report.series[key].reason = report.series[key].reason or reason
-    report.api_s = report.api_request_s
+    report.api_s = busy_seconds(spans)
     return report
 
 

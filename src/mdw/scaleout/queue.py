@@ -60,11 +60,15 @@ class QueueOptions:
 RECORD_SQL = """
 WITH saved AS (
 INSERT INTO mdw_job_results (job_id, run_id, kind, ticker, timeframe, start_ms, end_ms, worker, ok,
-                             requests, bars, inserted, updated, api_s, db_s, error, detail)
+                             requests, bars, inserted, updated, api_s, db_s, error, detail, retries,
+                             rate_limited)
 VALUES (%(job_id)s, %(run_id)s, %(kind)s, %(ticker)s, %(timeframe)s, %(start_ms)s, %(end_ms)s, %(worker)s,
-        %(ok)s, %(requests)s, %(bars)s, %(inserted)s, %(updated)s, %(api_s)s, %(db_s)s, %(error)s, %(detail)s)
+        %(ok)s, %(requests)s, %(bars)s, %(inserted)s, %(updated)s, %(api_s)s, %(db_s)s, %(error)s, %(detail)s,
+        %(retries)s, %(rate_limited)s)
 ON CONFLICT (job_id) DO UPDATE
    SET worker = EXCLUDED.worker, ok = EXCLUDED.ok, requests = mdw_job_results.requests + EXCLUDED.requests,
+       retries = mdw_job_results.retries + EXCLUDED.retries,
+       rate_limited = mdw_job_results.rate_limited + EXCLUDED.rate_limited,
        bars = EXCLUDED.bars, inserted = EXCLUDED.inserted, updated = EXCLUDED.updated,
        api_s = EXCLUDED.api_s, db_s = EXCLUDED.db_s, error = EXCLUDED.error, detail = EXCLUDED.detail,
        finished_at = now()
@@ -107,7 +111,9 @@ async def record(app: App, *, job_id: int, run_id: str, kind: str, worker: str, 
         timeframe=str(w.get("timeframe") or w.get("target") or w.get("kind") or ""),
         start_ms=int(span[0]), end_ms=int(span[1]), worker=worker, ok=ok, requests=out.requests,
         bars=out.bars, inserted=out.written.inserted, updated=out.written.updated, api_s=out.api_s,
-        db_s=out.db_s, error=error[:2000], detail={"noop": out.noop, **(detail or {})},
+        db_s=out.db_s, error=error[:2000], retries=out.retries, rate_limited=out.rate_limited,
+        detail={"noop": out.noop, "api_spans": [[round(a, 4), round(b, 4)] for a, b in out.api_spans],
+                **(detail or {})},
     )
 
 
@@ -116,8 +122,9 @@ async def _work(context: JobContext, *, run_id: str, work: dict[str, Any]) -> No
     runtime = runtime_of(context)
     job = context.job
     assert job.id is not None
+    outcome = WorkOutcome()
     try:
-        outcome = await runtime.execute(decode(work))
+        await runtime.execute(decode(work), outcome)
     except Exception as exc:
         task = context.app.tasks[WORK_TASK]
         final = task.get_retry_exception(exc, job) is None
@@ -126,7 +133,7 @@ async def _work(context: JobContext, *, run_id: str, work: dict[str, Any]) -> No
         if final:
             runtime.count(False, 0)
             await record(context.app, job_id=job.id, run_id=run_id, kind="work", worker=runtime.name,
-                         ok=False, error=str(exc), work=work)
+                         ok=False, outcome=outcome, error=str(exc), work=work)
         raise
     runtime.count(True, outcome.bars)
     await record(context.app, job_id=job.id, run_id=run_id, kind="work", worker=runtime.name, ok=True,

@@ -9,7 +9,8 @@ module only adds the no-op check, timing and counting around it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,15 +19,24 @@ from mdw.backfill.fetch import VendorSource, derive_writes, fetch_actions, fetch
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
 from mdw.config import Settings
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe
+from mdw.errors import MdwError, VendorUnavailable
 from mdw.scaleout.codec import Work
 from mdw.scaleout.pglimiter import PgRateLimiter, limiter_name
 from mdw.scaleout.status import QueueMetrics
 from mdw.store.base import Dataset, Store, WriteResult
+from mdw.vendor.events import RateLimitedEvent, RetryEvent, VendorEvent
+
+MAX_SPANS = 64  # vendor-busy spans kept per job (a window job is one page: one span)
 
 
 @dataclass(slots=True)
 class WorkOutcome:
-    """What one job did, as recorded in ``mdw_job_results``."""
+    """What one job did, as recorded in ``mdw_job_results``.
+
+    ``retries`` and ``rate_limited`` are the vendor client's retries and 429s made for this job's
+    requests; ``api_spans`` are the (epoch s) spans during which the job awaited the vendor, so
+    the follower can compute a run's vendor-busy wall time exactly as a local run does.
+    """
 
     requests: int = 0
     bars: int = 0
@@ -34,15 +44,48 @@ class WorkOutcome:
     api_s: float = 0.0
     db_s: float = 0.0
     noop: bool = False
+    retries: int = 0
+    rate_limited: int = 0
+    api_spans: list[tuple[float, float]] = field(default_factory=list)
+
+
+# The outcome of the job the current task runs: vendor events are emitted synchronously inside the
+# request's own task, so a retry or a 429 is credited to its job even with concurrent jobs (a
+# stats delta around a job would also count the other jobs' retries).
+_CURRENT: ContextVar[WorkOutcome | None] = ContextVar("mdw_current_job", default=None)
+
+
+def count_vendor_event(event: VendorEvent) -> None:
+    """Credit a retry or a 429 to the job whose task the vendor client is running in."""
+    out = _CURRENT.get()
+    if out is None:
+        return
+    if isinstance(event, RetryEvent):
+        out.retries += 1
+    elif isinstance(event, RateLimitedEvent):
+        out.rate_limited += 1
 
 
 class _Counting:
-    """A :class:`VendorSource` that counts requests (every page is one) and time spent awaiting them."""
+    """A :class:`VendorSource` that counts logical requests (every page is one, failed ones too) and
+    the time spent awaiting them; the client's retries come on top (see :meth:`WorkerRuntime.execute`)."""
 
     def __init__(self, inner: VendorSource) -> None:
         self.inner = inner
         self.requests = 0
         self.api_s = 0.0
+        self.spans: list[tuple[float, float]] = []
+
+    def _busy(self, started: float) -> None:
+        """Add the time since ``started`` (perf counter) to the total and to the spans."""
+        took = time.perf_counter() - started
+        self.api_s += took
+        end = time.time()
+        span = (end - took, end)
+        if self.spans and (span[0] <= self.spans[-1][1] or len(self.spans) >= MAX_SPANS):
+            self.spans[-1] = (self.spans[-1][0], end)
+        else:
+            self.spans.append(span)
 
     async def aggregate_pages(
         self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False
@@ -54,8 +97,13 @@ class _Counting:
                 page = await anext(pages)
             except StopAsyncIteration:
                 return
+            except VendorUnavailable:
+                raise  # the open breaker answered: nothing was sent
+            except MdwError:
+                self.requests += 1
+                raise
             finally:
-                self.api_s += time.perf_counter() - t0
+                self._busy(t0)
             self.requests += 1
             yield page
 
@@ -76,10 +124,16 @@ class _Counting:
     async def _timed(self, awaitable: Any) -> Any:
         t0 = time.perf_counter()
         try:
-            return await awaitable
-        finally:
-            self.api_s += time.perf_counter() - t0
+            result = await awaitable
+        except VendorUnavailable:
+            raise  # the open breaker answered: nothing was sent
+        except MdwError:
             self.requests += 1
+            raise
+        finally:
+            self._busy(t0)
+        self.requests += 1
+        return result
 
 
 async def _covered(store: Store, work: Work) -> bool:
@@ -108,6 +162,9 @@ class WorkerRuntime:
         self.limiter = limiter
         self.name = name
         self.metrics = QueueMetrics()
+        subscribe: Callable[[Callable[[VendorEvent], None]], Callable[[], None]] | None = getattr(
+            client, "subscribe", None)
+        self._unsubscribe = subscribe(count_vendor_event) if subscribe is not None else None
 
     def count(self, ok: bool, bars: int) -> None:
         """Feed this worker's Prometheus counters with one finished job."""
@@ -150,6 +207,8 @@ class WorkerRuntime:
         return cls(settings, store, client, limiter, name)
 
     async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         aclose = getattr(self.client, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -157,17 +216,32 @@ class WorkerRuntime:
             await self.limiter.close()
         await self.store.close()
 
-    async def execute(self, work: Work) -> WorkOutcome:
+    async def execute(self, work: Work, out: WorkOutcome | None = None) -> WorkOutcome:
         """Run one unit exactly as the local engine would; a window already covered is a no-op.
+
+        ``out`` (filled in place, also when this raises) receives the counts, so a failed job
+        still reports the requests, retries and 429s it cost.
 
         Raises:
             MdwError: the vendor or the store failed (after the client's own retries); the job
                 queue decides whether to retry the job.
         """
+        out = WorkOutcome() if out is None else out
         if await _covered(self.store, work):
-            return WorkOutcome(noop=True)
+            out.noop = True
+            return out
         source = _Counting(self.client)
-        out = WorkOutcome()
+        token = _CURRENT.set(out)
+        try:
+            await self._execute(work, source, out)
+        finally:
+            _CURRENT.reset(token)
+            # Every attempt is a request, as in a local run's report: logical calls plus retries.
+            out.requests = source.requests + out.retries
+            out.api_s, out.api_spans = source.api_s, source.spans
+        return out
+
+    async def _execute(self, work: Work, source: _Counting, out: WorkOutcome) -> None:
         if isinstance(work, PlannedRequest):
             async for writes in fetch_writes(source, work):
                 out.bars += sum(len(w.batch) for w in writes if w.batch.source != "derived")
@@ -183,8 +257,6 @@ class WorkerRuntime:
         else:
             assert isinstance(work, DeriveTask)
             out.written = await self._write(out, await derive_writes(self.store, work))
-        out.requests, out.api_s = source.requests, source.api_s
-        return out
 
     async def _write(self, out: WorkOutcome, writes: Any) -> WriteResult:
         t0 = time.perf_counter()

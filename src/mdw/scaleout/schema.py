@@ -151,9 +151,12 @@ CREATE TABLE IF NOT EXISTS mdw_job_results (
     api_s       double precision NOT NULL DEFAULT 0,
     db_s        double precision NOT NULL DEFAULT 0,
     error       text NOT NULL DEFAULT '',
-    detail      jsonb NOT NULL DEFAULT '{}',
+    detail      jsonb NOT NULL DEFAULT '{}',   -- noop, api_spans (epoch s the job awaited the vendor)
     finished_at timestamptz NOT NULL DEFAULT now()
 );
+-- The vendor client's retries and 429s for the job (added after the table first shipped).
+ALTER TABLE mdw_job_results ADD COLUMN IF NOT EXISTS retries integer NOT NULL DEFAULT 0;
+ALTER TABLE mdw_job_results ADD COLUMN IF NOT EXISTS rate_limited integer NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS mdw_job_results_run_idx ON mdw_job_results (run_id);
 CREATE INDEX IF NOT EXISTS mdw_job_results_finished_idx ON mdw_job_results (finished_at);
 """
