@@ -5,7 +5,7 @@ Whether an error is retryable depends on its class, never on its message text::
     MdwError
     ├── UsageError                 bad input from a user: exit code 2, HTTP 400
     │   └── ConfigError            a setting has a bad value
-    ├── ValidationError            a batch breaks a bar invariant (rows named)
+    ├── ValidationError            a batch breaks a bar invariant (rows named, vendor bars kept)
     ├── VendorError                anything the vendor boundary raises (status, url, retry_after)
     │   ├── VendorRequestError     4xx the vendor will answer the same way again: never retried
     │   │   ├── VendorAuthError    401: unknown or missing API key
@@ -22,6 +22,12 @@ Messages never contain the vendor API key: URLs are redacted before they are sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mdw.domain import BarBatch
+
 
 class MdwError(Exception):
     """Root of every error mdw raises on purpose."""
@@ -36,11 +42,27 @@ class ConfigError(UsageError):
 
 
 class ValidationError(MdwError):
-    """A bar batch violates an invariant; ``rows`` holds the offending row indexes."""
+    """A bar batch violates an invariant; ``rows`` holds the offending row indexes.
 
-    def __init__(self, message: str, rows: list[int] | None = None) -> None:
+    When the bars came from the vendor, ``bars`` holds the offending bars themselves, ``reasons``
+    why each one is invalid (one per row of ``bars``) and ``url`` the redacted request URL, so the
+    engine can quarantine them instead of dropping them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        rows: list[int] | None = None,
+        *,
+        bars: BarBatch | None = None,
+        reasons: Sequence[str] = (),
+        url: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.rows: list[int] = rows or []
+        self.bars = bars
+        self.reasons: tuple[str, ...] = tuple(reasons)
+        self.url = url
 
 
 class VendorError(MdwError):

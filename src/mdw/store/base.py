@@ -112,6 +112,29 @@ class SeriesStats:
     last_t: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantinedBar:
+    """A bar the vendor served that breaks an invariant: kept for inspection, never served as data.
+
+    Prices and volumes are NaN where the vendor sent a non-number or omitted them (``n`` is 0 then).
+    """
+
+    ticker: str
+    timeframe: str
+    t: int
+    o: float
+    h: float
+    l: float  # noqa: E741 - the vendor's field name
+    c: float
+    v: float
+    vw: float
+    n: int
+    reason: str  # why it is invalid, e.g. "high is below low"
+    run_id: str  # the run that refused it ("" outside a run)
+    url: str  # the request that served it, redacted
+    quarantined_at_ms: int
+
+
 class Store(Protocol):
     """An async warehouse of bars, corporate actions, coverage, symbols and runs."""
 
@@ -189,6 +212,14 @@ class Store(Protocol):
         """Append an audit-log entry (admin actions)."""
 
     async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    # -- quarantine: invalid vendor bars a run refused to store ---------------------------------
+
+    async def quarantine(self, entries: Sequence[QuarantinedBar]) -> int:
+        """Append the entries (one transaction); returns how many were added."""
+
+    async def quarantined(self, ticker: str | None = None, limit: int = 1000) -> list[QuarantinedBar]:
+        """Quarantined bars, most recently quarantined first (then by ticker, timeframe, t)."""
 
     # -- summaries ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from mdw.store.base import (
     ApiKeyRecord,
     CoverageEntry,
     Dataset,
+    QuarantinedBar,
     RunRecord,
     SeriesStats,
     SymbolInfo,
@@ -29,17 +30,24 @@ from mdw.store.ledger import now_ms
 from mdw.store.rows import (
     API_KEY_COLUMNS,
     DIVIDEND_COLUMNS,
+    QUARANTINE_COLUMNS,
     SPLIT_COLUMNS,
     action_values,
     audit_entry,
     dividend_from_row,
     dump_json,
+    quarantine_values,
+    quarantined_from_row,
     run_from_row,
     run_values,
     split_from_row,
 )
 
 _RUN_COLS = "id, kind, status, started_at_ms, finished_at_ms, params::text, report::text"
+_QUARANTINE_INSERT = (
+    f"INSERT INTO quarantine ({', '.join(QUARANTINE_COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(QUARANTINE_COLUMNS) + 1))})"
+)
 
 
 @contextlib.asynccontextmanager
@@ -149,7 +157,7 @@ class PostgresRecords(ABC):
             status = await conn.execute("UPDATE symbols SET active = FALSE WHERE ticker = $1", ticker)
             found: bool = status != "UPDATE 0"
             if purge:
-                for table in ("bars", "dividends", "splits", "coverage", "symbols"):
+                for table in ("bars", "dividends", "splits", "coverage", "quarantine", "symbols"):
                     status = await conn.execute(f"DELETE FROM {table} WHERE ticker = $1", ticker)
                     found = found or status != "DELETE 0"
         return found
@@ -221,6 +229,26 @@ class PostgresRecords(ABC):
                 int(limit),
             )
         return [audit_entry(r) for r in rows]
+
+    # -- quarantine -----------------------------------------------------------------------------
+
+    async def quarantine(self, entries: Sequence[QuarantinedBar]) -> int:
+        rows = [quarantine_values(e) for e in entries]
+        if not rows:
+            return 0
+        async with self._acquire("quarantine") as conn, conn.transaction():
+            await conn.executemany(_QUARANTINE_INSERT, rows)
+        return len(rows)
+
+    async def quarantined(self, ticker: str | None = None, limit: int = 1000) -> list[QuarantinedBar]:
+        where, args = (" WHERE ticker = $2", [ticker]) if ticker is not None else ("", [])
+        async with self._acquire("quarantined") as conn:
+            rows = await conn.fetch(
+                f"SELECT {', '.join(QUARANTINE_COLUMNS)} FROM quarantine{where}"
+                " ORDER BY quarantined_at_ms DESC, ticker, timeframe, t, id LIMIT $1",
+                int(limit), *args,
+            )
+        return [quarantined_from_row(r) for r in rows]
 
     # -- summaries ------------------------------------------------------------------------------
 

@@ -7,12 +7,13 @@ holds, in which order, and how it becomes a record again is the same for SQLite 
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from typing import Any
 
 from mdw.domain import Dividend, Split
 from mdw.errors import UsageError
-from mdw.store.base import RunRecord
+from mdw.store.base import QuarantinedBar, RunRecord
 
 DIVIDEND_COLUMNS = (
     "id",
@@ -29,6 +30,11 @@ DIVIDEND_COLUMNS = (
 SPLIT_COLUMNS = ("id", "ticker", "execution_date", "split_from", "split_to")
 RUN_COLUMNS = ("id", "kind", "status", "started_at_ms", "finished_at_ms", "params", "report")
 API_KEY_COLUMNS = ("id", "scope", "salt", "hash", "created_at_ms", "name", "revoked_at_ms")
+QUARANTINE_COLUMNS = (
+    "ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "reason", "run_id", "url",
+    "quarantined_at_ms",
+)
+_QUARANTINE_FLOATS = frozenset({3, 4, 5, 6, 7, 8})  # o h l c v vw: NULL -> NaN on read
 
 
 def action_values(item: Dividend | Split) -> tuple[Any, ...]:
@@ -82,6 +88,18 @@ def run_from_row(r: Any) -> RunRecord:
         params=json.loads(r[5]),
         report=json.loads(r[6]),
     )
+
+
+def quarantine_values(entry: QuarantinedBar) -> tuple[Any, ...]:
+    """An entry's values in :data:`QUARANTINE_COLUMNS` order, NaN as None (NULL in both backends)."""
+    values = tuple(getattr(entry, c) for c in QUARANTINE_COLUMNS)
+    return tuple(None if isinstance(v, float) and math.isnan(v) else v for v in values)
+
+
+def quarantined_from_row(r: Any) -> QuarantinedBar:
+    """An entry from a row in :data:`QUARANTINE_COLUMNS` order (NULL prices or volumes become NaN)."""
+    values: list[Any] = [math.nan if i in _QUARANTINE_FLOATS and x is None else x for i, x in enumerate(r)]
+    return QuarantinedBar(*values)
 
 
 def audit_entry(r: Any) -> dict[str, Any]:

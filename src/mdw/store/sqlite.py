@@ -81,6 +81,22 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL; if a first open elsewhere holds the file, wait for its write lock, then switch.
+
+    SQLite answers BUSY at once (no busy handler: that could deadlock) when this connection would
+    convert a file another connection is converting or migrating; ``BEGIN IMMEDIATE`` does wait.
+    """
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            raise
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode = WAL")
+
+
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` (take the write lock up front, so no upgrade deadlock), commit or roll back."""
@@ -193,7 +209,7 @@ class SqliteStore(SqliteRecords, StoreBase):
             conn = connect(self._path)
             try:
                 if not self._memory:
-                    conn.execute("PRAGMA journal_mode = WAL")
+                    wal(conn)
                 self._migrate(conn)
             except BaseException:
                 conn.close()

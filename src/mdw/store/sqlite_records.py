@@ -16,6 +16,7 @@ from mdw.store.base import (
     ApiKeyRecord,
     CoverageEntry,
     Dataset,
+    QuarantinedBar,
     RunRecord,
     SeriesStats,
     SymbolInfo,
@@ -25,12 +26,15 @@ from mdw.store.ledger import now_ms
 from mdw.store.rows import (
     API_KEY_COLUMNS,
     DIVIDEND_COLUMNS,
+    QUARANTINE_COLUMNS,
     RUN_COLUMNS,
     SPLIT_COLUMNS,
     action_values,
     audit_entry,
     dividend_from_row,
     dump_json,
+    quarantine_values,
+    quarantined_from_row,
     run_from_row,
     run_values,
     split_from_row,
@@ -38,6 +42,10 @@ from mdw.store.rows import (
 
 T = TypeVar("T")
 _RUN_COLS = ", ".join(RUN_COLUMNS)
+_QUARANTINE_INSERT = (
+    f"INSERT INTO quarantine ({', '.join(QUARANTINE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(QUARANTINE_COLUMNS))})"
+)
 
 
 def _upsert_sql(table: str, cols: tuple[str, ...]) -> str:
@@ -157,7 +165,7 @@ class SqliteRecords(ABC):
             try:
                 found = conn.execute("UPDATE symbols SET active = 0 WHERE ticker = ?", (ticker,)).rowcount > 0
                 if purge:
-                    for table in ("bars", "dividends", "splits", "coverage", "symbols"):
+                    for table in ("bars", "dividends", "splits", "coverage", "quarantine", "symbols"):
                         found = (
                             conn.execute(f"DELETE FROM {table} WHERE ticker = ?", (ticker,)).rowcount > 0
                             or found
@@ -255,6 +263,37 @@ class SqliteRecords(ABC):
             ).fetchall(),
         )
         return [audit_entry(r) for r in rows]
+
+    # -- quarantine -----------------------------------------------------------------------------
+
+    async def quarantine(self, entries: Sequence[QuarantinedBar]) -> int:
+        rows = [quarantine_values(e) for e in entries]
+        if not rows:
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_QUARANTINE_INSERT, rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return len(rows)
+
+        return await self._write("quarantine", work)
+
+    async def quarantined(self, ticker: str | None = None, limit: int = 1000) -> list[QuarantinedBar]:
+        where, args = (" WHERE ticker = ?", (ticker,)) if ticker is not None else ("", ())
+        rows = await self._read(
+            "quarantined",
+            lambda c: c.execute(
+                f"SELECT {', '.join(QUARANTINE_COLUMNS)} FROM quarantine{where}"
+                " ORDER BY quarantined_at_ms DESC, ticker, timeframe, t, id LIMIT ?",
+                (*args, int(limit)),
+            ).fetchall(),
+        )
+        return [quarantined_from_row(r) for r in rows]
 
     # -- summaries ------------------------------------------------------------------------------
 

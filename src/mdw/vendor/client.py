@@ -233,7 +233,8 @@ class PolygonClient:
             if attempt >= self._backoff.attempts:
                 if isinstance(error, dec.InvalidBarsError):
                     raise ValidationError(f"{error} on all {attempt} attempts [GET {shown}]",
-                                          rows=error.rows) from error
+                                          rows=error.rows, bars=error.bars, reasons=error.reasons,
+                                          url=shown) from error
                 error.add_note(f"gave up after {attempt} attempts")
                 raise error
             delay = self._backoff.delay(attempt)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, TypeVar
 
@@ -175,19 +176,23 @@ class InvalidBarsError(VendorTransientError):
     """A page decoded but some bars break OHLC invariants (h < l, open/close outside, v < 0).
 
     Retried like a damaged body (a re-served page is usually clean); if every attempt shows bad
-    bars the client raises :class:`~mdw.errors.ValidationError` instead, the class the store raises.
+    bars the client raises :class:`~mdw.errors.ValidationError` instead, the class the store raises,
+    carrying ``bars`` (the offending bars of this page) and ``reasons`` (one per bar) to quarantine.
     """
 
-    def __init__(self, message: str, rows: list[int], url: str) -> None:
+    def __init__(self, message: str, rows: list[int], url: str, *, bars: BarBatch,
+                 reasons: Sequence[str]) -> None:
         super().__init__(message, status=200, url=url)
         self.rows = rows
+        self.bars = bars
+        self.reasons = tuple(reasons)
 
 
 def check_bars(batch: BarBatch, url: str) -> BarBatch:
     """Return ``batch`` if every bar satisfies ``l <= o, c <= h`` with finite prices and ``v >= 0``.
 
     Raises:
-        InvalidBarsError: naming the first offending bars.
+        InvalidBarsError: naming the first offending bars, and holding all of them with their reasons.
     """
     if not len(batch):
         return batch
@@ -201,8 +206,16 @@ def check_bars(batch: BarBatch, url: str) -> BarBatch:
     shown = ", ".join(str(int(batch.t[i])) for i in rows[:5])
     raise InvalidBarsError(
         f"vendor served {len(rows)} invalid bar(s) for {batch.ticker} {batch.timeframe} (t={shown})",
-        rows, url,
+        rows, url, bars=batch.take(np.asarray(rows, dtype=np.int64)), reasons=_reasons(batch, rows),
     )
+
+
+def _reasons(batch: BarBatch, rows: list[int]) -> list[str]:
+    """Why each of ``rows`` is invalid, in the words of :meth:`BarBatch.problems` (OHLC and volume only)."""
+    found: dict[int, list[str]] = {}
+    for p in batch.problems():
+        found.setdefault(p.row, []).append(p.reason)
+    return ["; ".join(found.get(i, ["breaks an OHLC invariant"])) for i in rows]
 
 
 def decode_aggs(body: bytes, ticker: str, timeframe: Timeframe, url: str) -> tuple[BarBatch, str | None]:
