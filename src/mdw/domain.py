@@ -261,6 +261,14 @@ class BarProblem:
         return f"row {self.row} (t={from_ms(self.t).isoformat()}): {self.reason}"
 
 
+def reasons_by_row(problems: Sequence[BarProblem]) -> dict[int, str]:
+    """Each invalid row's reasons joined with "; " (a bar may break several invariants)."""
+    why: dict[int, list[str]] = {}
+    for p in problems:
+        why.setdefault(p.row, []).append(p.reason)
+    return {row: "; ".join(reasons) for row, reasons in why.items()}
+
+
 def _f64(values: Any) -> F64:
     return np.ascontiguousarray(values, dtype=np.float64)
 
@@ -408,15 +416,18 @@ class BarBatch:
         """Return self when valid.
 
         Raises:
-            ValidationError: naming the offending rows (at most 20 in the message).
+            ValidationError: naming the offending rows (at most 20 in the message), holding those
+                rows as ``bars`` and why each is invalid as ``reasons``.
         """
         problems = self.problems()
         if problems:
             shown = "; ".join(str(p) for p in problems[:20])
             more = f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""
+            why = reasons_by_row(problems)
+            rows = sorted(why)
             raise ValidationError(
                 f"{self.ticker} {self.timeframe}: {len(problems)} invalid bar(s): {shown}{more}",
-                rows=sorted({p.row for p in problems}),
+                rows=rows, bars=self.take(np.asarray(rows, dtype=np.int64)), reasons=[why[r] for r in rows],
             )
         return self
 

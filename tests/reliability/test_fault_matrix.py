@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from mdw.backfill import plan_only, run_backfill
+from mdw.domain import Timeframe
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
-from mdw.store import Dataset, Store, open_store
+from mdw.store import Dataset, QuarantinedBar, Store, open_store
 from mdw.vendor import PolygonClient
 
 from .conftest import (
@@ -112,12 +113,13 @@ async def _run_case(name: str, case: dict[str, Any], store: Store, store_url: st
     [row] = [r for r in await store.runs() if r.id == report.run_id]
     assert row.status == "ok" and row.report["retries"] == report.retries
     assert row.report["requests"] == report.requests
+    assert report.quarantined == 0 and await store.quarantined() == []  # a clean retry quarantines nothing
 
 
 async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serving_them(
     store: Store, store_url: str
 ) -> None:
-    """Bars with h < l on every attempt fail their series loudly; nothing bad or uncovered is kept."""
+    """Bars with h < l on every attempt fail their series loudly and are quarantined, never stored."""
     config = SimConfig(seed=11, faults=FaultConfig(invalid_bar_rate=0.02), n_stocks=30)
     async with start_simulator(config) as sim:
         async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited", retry_attempts=3,
@@ -134,6 +136,8 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
         bad = await _raw_invalid(store_url)
         assert bad == 0
         await assert_stored_subset_exact(store, sim, SPEC)
+        kept = await _assert_quarantined_as_served(store, sim, report.run_id, set(failed))
+        assert report.quarantined == len(kept)
         for key in failed:
             ticker, tf = key.split(" ")
             rng = SPEC.wanted(next(t for t in SPEC.tickers if t.symbol == ticker).asset_class)
@@ -142,14 +146,39 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
         [row] = [r for r in await store.runs() if r.id == report.run_id]
         assert row.status == "partial" and {s["series"] for s in row.report["series"]
                                             if s["status"] != "ok"} == set(failed)
+        assert row.report["quarantined"] == len(kept)
         # the failed ranges were left uncovered, so a clean re-run fills exactly them
         sim.set_faults(FaultConfig())
         async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited",
                                  page_limit=PAGE_LIMIT) as client:
             again = await run_backfill(store, client, SPEC)
-        assert again.status == "ok"
+        assert again.status == "ok" and again.quarantined == 0
         await assert_exact(store, sim, SPEC)
+        assert len(await store.quarantined(limit=100_000)) == len(kept)  # the evidence stays
     assert await duplicate_bars(store_url) == 0
+
+
+async def _assert_quarantined_as_served(
+    store: Store, sim: Any, run_id: str, failed: set[str]
+) -> list[QuarantinedBar]:
+    """The quarantine holds, for every failed series, the vendor's bars with high and low swapped.
+
+    That is the simulator's corruption (new high = old low * 0.999, new low = old high), so every
+    entry is a bar the vendor really served on the last attempt, broken, named, and not in ``bars``.
+    """
+    kept = await store.quarantined(limit=100_000)
+    assert kept and {f"{q.ticker} {q.timeframe}" for q in kept} == failed
+    for q in kept:
+        assert q.h < q.l and q.reason == "high is below low" and q.run_id == run_id, q
+        assert q.url.startswith(f"{sim.base_url}/v2/aggs/ticker/{q.ticker}/") and sim.key not in q.url
+        tf = Timeframe.parse(q.timeframe)
+        truth = sim.market.aggregates(q.ticker, tf, q.t, q.t + 1)
+        assert len(truth) == 1, q
+        assert (q.l, q.h) == (truth.h[0], truth.l[0] * 0.999), q
+        assert (q.o, q.c, q.n) == (truth.o[0], truth.c[0], truth.n[0]), q
+        stored = await store.bars(q.ticker, tf, q.t, q.t + 1)
+        assert not len(stored) or (stored.h[0], stored.l[0]) == (truth.h[0], truth.l[0])
+    return kept
 
 
 async def _raw_invalid(url: str) -> int:

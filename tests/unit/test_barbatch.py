@@ -135,3 +135,13 @@ def test_barbatch_rows_yields_plain_python_values_for_drivers() -> None:
     row = next(iter(batch(1).rows()))
     assert row == (T0, 10.0, 11.0, 9.0, 10.5, 100.0, 10.2, 7)
     assert all(type(x) in (int, float) for x in row)
+
+
+def test_barbatch_validate_error_holds_the_offending_bars_and_their_reasons() -> None:
+    """The error keeps the bad rows themselves, one reason string per row (joined when several)."""
+    b = batch(h=[11.0, 8.0, 13.0, 14.0, 15.0], v=[100.0, -1.0, 100.0, 100.0, -2.0])
+    with pytest.raises(ValidationError) as info:
+        b.validate()
+    bad = info.value.bars
+    assert bad is not None and bad.t.tolist() == [T0 + 60_000, T0 + 240_000] and bad.h.tolist() == [8.0, 15.0]
+    assert info.value.reasons == ("high is below low; negative volume", "negative volume")

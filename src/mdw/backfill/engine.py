@@ -5,8 +5,10 @@ client's global limiter paces them, so there is no stagger and no fixed sleep an
 fetched page goes onto a bounded queue read by ONE writer task, which groups small pages into
 fewer transactions (bars and coverage together). The queue bounds memory whatever the length of
 history. A failing request fails only its series; a ticker the vendor does not know stops only
-that ticker. When ``stop`` is set, fetching stops, the writer commits what was already fetched,
-and the partial report is returned with status ``interrupted``.
+that ticker. Invalid bars (the vendor's, after every retry, or refused by the store) fail their
+request and go to the store's quarantine, counted in the report. When ``stop`` is set, fetching
+stops, the writer commits what was already fetched, and the partial report is returned with status
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mdw.backfill.fetch import (
     fetch_writes,
 )
 from mdw.backfill.plan import ActionsRequest, DeriveTask, Plan, PlannedRequest
+from mdw.backfill.quarantine import quarantine_error
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
 from mdw.domain import DAY_MS, Dividend, Split, TimeRange
 from mdw.errors import (
@@ -180,6 +183,8 @@ class Pipeline:
             except VendorAuthError as exc:
                 self.abort_reason = str(exc)
                 self._failed(job, str(exc))
+            except ValidationError as exc:  # the vendor kept serving invalid bars: keep them aside
+                self._failed(job, await self._quarantine(exc))
             except MdwError as exc:
                 self._failed(job, str(exc))
 
@@ -311,10 +316,23 @@ class Pipeline:
                 self.report.actions_written += result.written
             else:
                 await self._write(item.writes)
-        except (ValidationError, StoreError) as exc:
+        except ValidationError as exc:  # the store refused invalid bars: keep them aside
+            self._failed(item.job, await self._quarantine(exc))
+            return
+        except StoreError as exc:
             self._failed(item.job, str(exc))
             return
         self._credit(item)
+
+    async def _quarantine(self, exc: ValidationError) -> str:
+        """Quarantine the bars ``exc`` holds under this run; returns the reason for the report."""
+        started = time.perf_counter()
+        try:
+            kept, reason = await quarantine_error(self.store, exc, self.report.run_id)
+        finally:
+            self.report.db_s += time.perf_counter() - started
+        self.report.quarantined += kept
+        return reason
 
     async def _write(self, writes: list[BarWrite]) -> None:
         started = time.perf_counter()

@@ -100,6 +100,7 @@ class RunReport:
     derived_tasks: int = 0
     actions_fetched: int = 0
     actions_written: int = 0
+    quarantined: int = 0  # invalid vendor bars refused and kept in the store's quarantine
     rate_limit: str = ""
     series: dict[str, SeriesOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -147,7 +148,8 @@ class RunReport:
             "bars_inserted": self.bars_inserted, "bars_updated": self.bars_updated,
             "bars_unchanged": self.bars_unchanged, "bars_per_s": round(self.bars_per_s, 1),
             "derived_tasks": self.derived_tasks, "actions_fetched": self.actions_fetched,
-            "actions_written": self.actions_written, "rate_limit": self.rate_limit,
+            "actions_written": self.actions_written, "quarantined": self.quarantined,
+            "rate_limit": self.rate_limit,
             "series": [
                 {"series": s.series, "status": s.status, "requests_planned": s.requests_planned,
                  "requests_done": s.requests_done, "requests_failed": s.requests_failed,
@@ -191,6 +193,7 @@ def render(report: RunReport, console: Any) -> None:
         ("bars written", f"{report.bars_written:,} ({report.bars_inserted:,} new, "
                          f"{report.bars_updated:,} corrected)"),
         ("bars/s", f"{report.bars_per_s:,.0f}"),
+        ("bars quarantined", f"{report.quarantined:,}" + (" (mdw quarantine)" if report.quarantined else "")),
         ("rate limit", report.rate_limit),
     ]
     for k, v in rows:

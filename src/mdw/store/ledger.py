@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import BarBatch, RangeSet, TimeRange
+from mdw.domain import BarBatch, RangeSet, TimeRange, reasons_by_row
 from mdw.errors import ValidationError
 from mdw.store.base import BarWrite
 
@@ -72,9 +72,11 @@ def prepare_writes(writes: Sequence[BarWrite]) -> list[SeriesWrite]:
         if problems:
             shown = "; ".join(str(p) for p in problems[:20])
             more = f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""
+            why = reasons_by_row(problems)
+            rows = sorted(why)
             raise ValidationError(
-                f"{where}: {len(problems)} invalid bar(s): {shown}{more}",
-                rows=sorted({p.row for p in problems}),
+                f"{where}: {len(problems)} invalid bar(s): {shown}{more}", rows=rows,
+                bars=batch.take(np.asarray(rows, dtype=np.int64)), reasons=[why[r] for r in rows],
             )
         groups.setdefault((batch.ticker, str(batch.timeframe)), []).append(write)
     out: list[SeriesWrite] = []

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from mdw.domain import BarBatch, Dividend, Split, Timeframe
+from mdw.domain import BarBatch, Dividend, Split, Timeframe, reasons_by_row
 from mdw.errors import VendorTransientError
 
 NAN = math.nan
@@ -211,11 +211,9 @@ def check_bars(batch: BarBatch, url: str) -> BarBatch:
 
 
 def _reasons(batch: BarBatch, rows: list[int]) -> list[str]:
-    """Why each of ``rows`` is invalid, in the words of :meth:`BarBatch.problems` (OHLC and volume only)."""
-    found: dict[int, list[str]] = {}
-    for p in batch.problems():
-        found.setdefault(p.row, []).append(p.reason)
-    return ["; ".join(found.get(i, ["breaks an OHLC invariant"])) for i in rows]
+    """Why each of ``rows`` is invalid, in the words of :meth:`BarBatch.problems`."""
+    why = reasons_by_row(batch.problems())
+    return [why.get(i, "breaks an OHLC invariant") for i in rows]
 
 
 def decode_aggs(body: bytes, ticker: str, timeframe: Timeframe, url: str) -> tuple[BarBatch, str | None]:
