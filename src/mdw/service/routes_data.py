@@ -1,4 +1,4 @@
-"""Symbols (tracking), corporate actions and coverage, including the per-session heat map."""
+"""Symbols (tracking), corporate actions, coverage (with the per-session heat map) and the quarantine."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from mdw.store.base import Dataset, RunRecord, SymbolInfo
 
 router = APIRouter(tags=["symbols and data"])
 HEATMAP_MAX_DAYS = 400
+QUARANTINE_MAX = 10_000
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -171,6 +172,24 @@ async def splits(request: Request, ticker: str, _: Reader) -> Response:
     return _json({"ticker": tk.symbol, "splits": [
         {"id": s.id, "execution_date": s.execution_date.isoformat(), "split_from": s.split_from,
          "split_to": s.split_to, "ratio": s.ratio} for s in rows]})
+
+
+@router.get(
+    "/v1/quarantine", summary="Invalid vendor bars that runs refused to store, newest first",
+    description="Bars the vendor kept serving with broken invariants (high below low, open or close "
+                "outside the range, negative volume, non-finite prices), or that the store refused. They "
+                "are never served as data; each names its reason, the run and the (redacted) request. "
+                "Prices and volumes that were not numbers are null.",
+)
+async def quarantine(
+    request: Request, _: Reader,
+    ticker: Annotated[str | None, Query(max_length=40, description="only this ticker's bars")] = None,
+    limit: Annotated[int, Query(ge=1, le=QUARANTINE_MAX, description="most entries returned")] = 1000,
+) -> Response:
+    st = get_state(request)
+    symbol = ticker_param(ticker).symbol if ticker is not None else None
+    rows = await st.store.quarantined(symbol, limit)
+    return _json({"ticker": symbol, "count": len(rows), "bars": rows})
 
 
 def _iso(value: date | None) -> str | None:
