@@ -61,7 +61,7 @@ class Fleet:
         self.extra = list(extra)
         self.env = {**os.environ, "POLYGON_API_KEY": sim.server.key, "POLYGON_BASE_URL": sim.server.base_url,
                     "MDW_DATABASE_URL": db_url, "MDW_RATE_LIMIT": rate, "MDW_LOG_LEVEL": "WARNING",
-                    "MDW_LOG_FORMAT": "json"}
+                    "MDW_LOG_FORMAT": "json", "MDW_RETRY_BASE_S": "0.05"}
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> subprocess.Popen[bytes]:

@@ -8,11 +8,12 @@ import signal
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scaleout_fleet import Fleet, SimThread, read_report, wait_for
 
-from mdw.domain import BarBatch, parse_tickers, parse_timeframes
+from mdw.domain import BarBatch, Timeframe, parse_tickers, parse_timeframes, to_ms
 from mdw.simulator.config import SimConfig
 from mdw.store import open_store
 
@@ -195,6 +196,43 @@ def test_distributed_report_counts_vendor_retries_when_the_vendor_fails_sometime
     assert report["requests"] == after["requests"] - before["requests"] == 6 + errors
     assert 0 < report["api_s"] <= report["api_request_s"] and report["api_s"] <= report["wall_s"]
     _assert_exact(fleet.db_url, truth)
+
+
+def test_distributed_job_quarantines_invalid_bars_when_every_attempt_serves_them(
+    fleet: Fleet, sim: SimThread, tmp_path: Path
+) -> None:
+    """A worker keeps the invalid bars of a failed job in the quarantine, with the run's id."""
+    from mdw.simulator.config import FaultConfig
+
+    sim.run(lambda: sim.server.set_faults(FaultConfig(invalid_bar_rate=1.0)))
+    try:
+        done = fleet.run_cli("backfill", "--distributed", "-s", "HD", "-t", "1d", "--start", "2024-06-03",
+                             "--end", "2024-06-07", "--no-grouped", "--report", str(tmp_path / "q.json"))
+    finally:
+        sim.run(lambda: sim.server.set_faults(FaultConfig()))
+    assert done.returncode == 1, done.stderr + done.stdout
+    report = read_report(tmp_path / "q.json")
+
+    async def quarantined() -> list[Any]:
+        store = await open_store(fleet.db_url)
+        try:
+            return [q for q in await store.quarantined("HD") if q.run_id == report["run_id"]]
+        finally:
+            await store.close()
+
+    rows = asyncio.run(quarantined())
+    assert rows and all(q.ticker == "HD" and q.timeframe == "1d" and q.reason for q in rows)
+    assert all(q.h < q.l or q.o > q.h or q.c > q.h or q.o < q.l or q.c < q.l or q.v < 0 for q in rows)
+
+    async def stored() -> int:
+        store = await open_store(fleet.db_url)
+        try:
+            week = (to_ms(date(2024, 6, 1)), to_ms(date(2024, 6, 10)))
+            return len(await store.bars("HD", Timeframe.parse("1d"), *week))
+        finally:
+            await store.close()
+
+    assert asyncio.run(stored()) == 0
 
 
 def test_worker_refuses_sqlite_with_one_line(fleet: Fleet, tmp_path: Path) -> None:

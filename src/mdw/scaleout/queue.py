@@ -23,7 +23,8 @@ from procrastinate import App, JobContext, PsycopgConnector, RetryDecision, Retr
 from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job, Status
 
-from mdw.errors import StoreError, VendorTransientError, VendorUnavailable
+from mdw.backfill.quarantine import quarantine_error
+from mdw.errors import StoreError, ValidationError, VendorTransientError, VendorUnavailable
 from mdw.scaleout.codec import decode
 from mdw.scaleout.runtime import WorkerRuntime, WorkOutcome
 from mdw.scaleout.schema import libpq_url
@@ -132,8 +133,12 @@ async def _work(context: JobContext, *, run_id: str, work: dict[str, Any]) -> No
                     extra={"action": "scaleout.job_failed", "run_id": run_id})
         if final:
             runtime.count(False, 0)
+            reason = str(exc)
+            if isinstance(exc, ValidationError):
+                # The same quarantine as a local run: the invalid bars are kept for inspection.
+                _, reason = await quarantine_error(runtime.store, exc, run_id)
             await record(context.app, job_id=job.id, run_id=run_id, kind="work", worker=runtime.name,
-                         ok=False, outcome=outcome, error=str(exc), work=work)
+                         ok=False, outcome=outcome, error=reason, work=work)
         raise
     runtime.count(True, outcome.bars)
     await record(context.app, job_id=job.id, run_id=run_id, kind="work", worker=runtime.name, ok=True,
