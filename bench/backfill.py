@@ -195,7 +195,7 @@ async def copy_floor(pg: str, source_url: str) -> tuple[float, int]:
 
 
 async def standard(pg: str) -> dict[str, Any]:
-    """The standard workload, unlimited plan, end to end into PostgreSQL vs raw fetch vs raw COPY."""
+    """The standard workload, unlimited plan, end to end into PostgreSQL and SQLite vs raw fetch and COPY."""
     spec = replace(standard_spec(END, corporate_actions=False), kind="bench")
     url = await fresh_pg(pg)
     try:
@@ -208,6 +208,11 @@ async def standard(pg: str) -> dict[str, Any]:
             async with PolygonClient(key, base, rate_limit="unlimited", max_in_flight=16) as c:
                 report = await run_backfill(store, c, spec, rate_limit="unlimited")
             with tempfile.TemporaryDirectory() as tmp:
+                # The same run into the default store (SQLite), against the same warmed simulator.
+                lite = await open_store(f"sqlite:///{tmp}/std.db")
+                async with PolygonClient(key, base, rate_limit="unlimited", max_in_flight=16) as c:
+                    lite_report = await run_backfill(lite, c, spec, rate_limit="unlimited")
+                await lite.close()
                 empty = await open_store(f"sqlite:///{tmp}/d.db")
                 derive_plan = await plan_only(empty, replace(spec, derive=True))
                 await empty.close()
@@ -237,6 +242,10 @@ async def standard(pg: str) -> dict[str, Any]:
         "raw_fetch_bars": fetch_bars,
         "e2e_over_raw_fetch": pipeline / fetch_s,
         "e2e_with_planning_over_raw_fetch": report.wall_s / fetch_s,
+        "sqlite_e2e_wall_s": lite_report.wall_s,
+        "sqlite_e2e_db_s": lite_report.db_s,
+        "sqlite_e2e_over_raw_fetch": (lite_report.wall_s - lite_report.plan_s) / fetch_s,
+        "sqlite_status": lite_report.status,
         "copy_s": copy_s,
         "copy_rows": copy_rows,
         "copy_bars_per_s": copy_rate,
@@ -331,7 +340,9 @@ async def main(pg: str, rate: str, only: str) -> dict[str, Any]:
     )
     print(
         f"4. standard workload end to end {s['e2e_wall_s']:.2f} s / raw concurrent fetch "
-        f"{s['raw_fetch_s']:.2f} s = {s['e2e_over_raw_fetch']:.3f}x ({s['bars']:,} bars)",
+        f"{s['raw_fetch_s']:.2f} s = {s['e2e_over_raw_fetch']:.3f}x ({s['bars']:,} bars) into PostgreSQL; "
+        f"into SQLite (the default store) {s['sqlite_e2e_wall_s']:.2f} s = "
+        f"{s['sqlite_e2e_over_raw_fetch']:.3f}x",
         flush=True,
     )
     results["memory"] = m = await memory()
