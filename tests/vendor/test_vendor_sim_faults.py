@@ -180,10 +180,13 @@ async def test_key_never_appears_in_logs_or_errors_when_a_next_url_page_fails(
     async with start_simulator(config, port=0) as sim, _client(sim, key=key, page_limit=1000) as client:
         client.subscribe(events.append)
         pages: list[BarBatch] = []
-        with pytest.raises(VendorTransientError) as info:
+        # Five failures in a row exhaust the retries and, at the default threshold of five, open
+        # the breaker: the caller sees VendorUnavailable chained from the last transient error.
+        with pytest.raises(VendorUnavailable) as info:
             async for page in client.aggregate_pages("AAPL", H1, S_1H, E_1H):
                 pages.append(page)
                 sim.set_faults(FaultConfig(error_rate=1.0))
+        assert isinstance(info.value.__cause__, VendorTransientError)
         assert len(pages) == 1
         assert "cursor=" in str(info.value.url)  # it was a next_url page that failed
         sim.set_faults(FaultConfig())

@@ -39,7 +39,7 @@ from mdw.errors import (
 from mdw.logs import redact, register_secret
 from mdw.vendor import decode as dec
 from mdw.vendor.breaker import CircuitBreaker
-from mdw.vendor.events import EventHub, RateLimitedEvent, RetryEvent, Subscriber
+from mdw.vendor.events import BreakerState, EventHub, RateLimitedEvent, RetryEvent, Subscriber
 from mdw.vendor.http import status_error, transport_errors
 from mdw.vendor.limiter import ArrivalTracking, LimiterBackend, shared_limiter
 from mdw.vendor.paging import PageGuard, aggs_path, clip, follow, join
@@ -236,6 +236,13 @@ class PolygonClient:
                                           rows=error.rows, bars=error.bars, reasons=error.reasons,
                                           url=shown) from error
                 error.add_note(f"gave up after {attempt} attempts")
+                if self.breaker.state is BreakerState.OPEN:
+                    # The last failure tripped the breaker: the vendor is down, not this request
+                    # bad, so callers (the engine's outage wait) see the same class as a fast fail.
+                    raise VendorUnavailable(
+                        f"vendor unavailable (circuit opened by this request's last failure: {error})",
+                        url=shown, retry_after=self.breaker.retry_in(),
+                    ) from error
                 raise error
             delay = self._backoff.delay(attempt)
             self._stats.retries += 1
