@@ -10,7 +10,6 @@ import asyncio
 import os
 import sqlite3
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -27,28 +26,11 @@ from mdw.store import Dataset, Store, open_store
 MDW = str(Path(sys.executable).with_name("mdw"))
 
 
-async def pg_exec(url: str, sql: str) -> list[Any]:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        return list(await conn.fetch(sql))
-    finally:
-        await conn.close()
-
-
-def new_pg_schema(database_url: str, prefix: str = "rel") -> str:
-    """A new, empty schema in ``database_url``; the returned URL makes it the search path."""
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    asyncio.run(pg_exec(database_url, f'CREATE SCHEMA "{schema}"'))
-    return f"{database_url}?search_path={schema}"
-
-
 def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database: a SQLite file, or a fresh schema in the session's PostgreSQL database."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'mdw.db'}"
-    return new_pg_schema(request.getfixturevalue("pg_database"))
+    return str(request.getfixturevalue("pg_schema"))
 
 
 @pytest.fixture
