@@ -40,9 +40,9 @@ from mdw.backfill.demo import standard_spec
 from mdw.backfill.plan import MAX_BASE
 from mdw.backfill.planner import base_units, final_end
 from mdw.domain import AssetClass, parse_tickers, parse_timeframes
+from mdw.polygon import PolygonClient
 from mdw.simulator import Market
 from mdw.store import open_store
-from mdw.vendor import PolygonClient
 
 RESULTS = Path(__file__).parent / "results" / "backfill.json"
 END = date(2025, 6, 30)
@@ -260,7 +260,7 @@ from datetime import date
 from mdw.backfill import BackfillSpec, run_backfill
 from mdw.domain import parse_tickers, parse_timeframes
 from mdw.store import open_store
-from mdw.vendor import PolygonClient
+from mdw.polygon import PolygonClient
 async def main():
     store = await open_store(sys.argv[1])
     spec = BackfillSpec(tuple(parse_tickers("AAPL")), tuple(parse_timeframes("1m")),

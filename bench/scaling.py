@@ -45,8 +45,8 @@ async def _point(
     from mdw.backfill.runner import run_backfill
     from mdw.config import load_settings
     from mdw.domain import parse_tickers, parse_timeframes
+    from mdw.polygon import PolygonClient
     from mdw.store import open_store
-    from mdw.vendor import PolygonClient
 
     settings = load_settings(
         polygon_api_key=key, polygon_base_url=base_url, database_url=db_url, rate_limit="unlimited"

@@ -30,8 +30,8 @@ import numpy as np
 
 from mdw.config import RateLimit
 from mdw.domain import Timeframe
-from mdw.vendor import PolygonClient, RateLimiter
-from mdw.vendor.decode import decode_aggs
+from mdw.polygon import PolygonClient, RateLimiter
+from mdw.polygon.decode import decode_aggs
 
 PAGE_BARS = 50_000
 RESULTS = Path(__file__).parent / "results" / "vendor.json"

@@ -20,8 +20,8 @@ async def _mdw(base_url: str, key: str, db_url: str, workload: str, rate: str) -
     """mdw with its default settings; only the plan's rate, the vendor URL/key and the store are set."""
     from mdw.backfill.runner import run_backfill
     from mdw.config import load_settings
+    from mdw.polygon import PolygonClient
     from mdw.store import open_store
-    from mdw.vendor import PolygonClient
 
     settings = load_settings(
         polygon_api_key=key, polygon_base_url=base_url, database_url=db_url, rate_limit=rate

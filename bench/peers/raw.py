@@ -17,7 +17,7 @@ import aiohttp
 import msgspec
 
 from mdw.backfill.plan import PlannedRequest
-from mdw.vendor.paging import aggs_path
+from mdw.polygon.paging import aggs_path
 
 
 class Bar(msgspec.Struct):

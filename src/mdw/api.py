@@ -107,7 +107,7 @@ class AsyncWarehouse:
         """Fill every gap, as ``mdw backfill`` does; returns the RunReport (or the Plan when ``dry_run``)."""
         from mdw.backfill.plan import BackfillSpec
         from mdw.backfill.runner import plan_only, run_backfill
-        from mdw.vendor import PolygonClient
+        from mdw.polygon import PolygonClient
 
         spec = BackfillSpec(tuple(parse_tickers(symbols)), tuple(parse_timeframes(timeframes)),
                             _day_or_ms(start), _day_or_ms(end), derive=derive,

@@ -12,9 +12,9 @@ import pytest_asyncio
 
 from mdw.backfill import BackfillSpec, Plan, execute_request, plan_only, run_backfill
 from mdw.domain import BarBatch, RangeSet, Timeframe, day_range_ms, parse_tickers, parse_timeframes
+from mdw.polygon import PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
-from mdw.vendor import PolygonClient
 
 from .helpers import make_spec
 

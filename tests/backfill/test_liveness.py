@@ -9,9 +9,9 @@ from typing import Any
 
 from mdw.backfill import run_backfill
 from mdw.backfill.liveness import STALE_AFTER_S, current_run, now_ms, owner, reap_abandoned, recent_runs
+from mdw.polygon import PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import RunRecord, Store
-from mdw.vendor import PolygonClient
 
 from .helpers import make_spec
 

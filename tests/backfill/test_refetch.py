@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest_asyncio
 
 from mdw.backfill import plan_only, run_backfill
+from mdw.polygon import PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
-from mdw.vendor import PolygonClient
 
 from .helpers import make_spec
 

@@ -13,9 +13,9 @@ import pytest
 
 from mdw.backfill import plan_only, run_backfill
 from mdw.domain import Timeframe
+from mdw.polygon import PolygonClient
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
 from mdw.store import Dataset, QuarantinedBar, Store, open_store
-from mdw.vendor import PolygonClient
 
 from .conftest import (
     assert_exact,

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 
 from mdw.backfill import BackfillSpec, run_backfill
+from mdw.polygon import PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import open_store
-from mdw.vendor import PolygonClient
 
 from .conftest import MDW, assert_exact, cli_env, spec_of
 

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 
 from mdw.config import load_settings
+from mdw.polygon import BreakerState, PolygonClient
 from mdw.service.app import create_app
 from mdw.service.auth import new_key
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
 from mdw.store import open_store
-from mdw.vendor import BreakerState, PolygonClient
 
 from .conftest import assert_exact, duplicate_bars, spec_of
 from .serving import serve

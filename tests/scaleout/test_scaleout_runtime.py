@@ -15,11 +15,11 @@ from mdw.backfill import BackfillSpec, plan_only
 from mdw.backfill.planner import plan_backfill
 from mdw.config import load_settings
 from mdw.domain import parse_tickers, parse_timeframes
+from mdw.polygon import PolygonClient
 from mdw.scaleout.codec import encode
 from mdw.scaleout.distributed import Deferred, aggregate, busy_seconds
 from mdw.scaleout.runtime import WorkerRuntime, WorkOutcome
 from mdw.store import open_store
-from mdw.vendor import PolygonClient
 
 
 def make_spec(tickers: str, timeframes: str, start: str, end: str) -> BackfillSpec:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from mdw.polygon.events import BreakerState
+from mdw.polygon.stats import ClientStats, LatencyHistogram
 from mdw.service.state import VendorHistory
-from mdw.vendor.events import BreakerState
-from mdw.vendor.stats import ClientStats, LatencyHistogram
 
 MIN = 60_000
 

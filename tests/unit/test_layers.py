@@ -21,7 +21,7 @@ ROOT = SRC.parent
 IO_PACKAGES = (
     "aiohttp", "asyncpg", "sqlite3", "psycopg", "psycopg2", "fastapi", "starlette", "uvicorn",
     "procrastinate", "httpx", "requests", "urllib.request", "http.client", "socket", "ssl",
-    "selectors", "mdw.vendor", "mdw.store", "mdw.backfill", "mdw.service", "mdw.simulator",
+    "selectors", "mdw.polygon", "mdw.store", "mdw.backfill", "mdw.service", "mdw.simulator",
     "mdw.cli", "mdw.dashboard",
 )
 
@@ -122,14 +122,14 @@ def test_layers_domain_and_calendar_import_no_io(module: str) -> None:
     assert violations([SRC / f"{module}.py"], IO_PACKAGES) == []
 
 
-def test_layers_vendor_does_not_know_about_storage() -> None:
+def test_layers_polygon_client_does_not_know_about_storage() -> None:
     """The vendor client never imports the store, the engine, the service or the CLI."""
-    assert violations(under("vendor"), ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli")) == []
+    assert violations(under("polygon"), ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli")) == []
 
 
 def test_layers_store_does_not_know_about_http() -> None:
     """The store never imports the vendor, the engine, the service, the CLI or an HTTP library."""
-    forbidden = ("mdw.vendor", "mdw.backfill", "mdw.service", "mdw.cli", "aiohttp", "fastapi", "httpx")
+    forbidden = ("mdw.polygon", "mdw.backfill", "mdw.service", "mdw.cli", "aiohttp", "fastapi", "httpx")
     assert violations(under("store"), forbidden) == []
 
 
@@ -165,14 +165,14 @@ def test_layers_checker_sees_the_whole_tree_and_every_import_form() -> None:
     src = (
         "from __future__ import annotations\n"
         "from . import sqlite\n"
-        "from ..vendor.client import X\n"
+        "from ..polygon.client import X\n"
         "def f():\n"
         "    import aiohttp\n"
         "    importlib.import_module('mdw.simulator.server')\n"
     )
     tree_imports = {(i.name, i.top_level) for i in imports_in(src, SRC / "store" / "base.py")}
     assert ("mdw.store.sqlite", True) in tree_imports
-    assert ("mdw.vendor.client", True) in tree_imports
+    assert ("mdw.polygon.client", True) in tree_imports
     assert ("aiohttp", False) in tree_imports
     assert ("mdw.simulator.server", False) in tree_imports
 

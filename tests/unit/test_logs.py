@@ -118,14 +118,14 @@ def test_configure_level_filters_lower_levels(output: io.StringIO) -> None:
 def test_stdlib_logging_in_json_mode_writes_json_objects_with_extra_fields(output: io.StringIO) -> None:
     """A JSON deployment gets JSON lines from stdlib loggers too, keeping their ``action`` extra."""
     logs.configure("INFO", "json", stream=output, secrets=[KEY])
-    logging.getLogger("mdw.vendor.retry").warning(
+    logging.getLogger("mdw.polygon.retry").warning(
         "retry %d of %d for %s", 1, 5, URL_WITH_KEY, extra={"action": "vendor.retry"}
     )
     lines = output.getvalue().splitlines()
     assert len(lines) == 1
     event = json.loads(lines[0])
     assert event["action"] == "vendor.retry"
-    assert event["logger"] == "mdw.vendor.retry"
+    assert event["logger"] == "mdw.polygon.retry"
     assert event["level"] == "warning"
     assert event["event"].startswith("retry 1 of 5 for https://api.massive.com")
     assert KEY not in lines[0]

@@ -102,9 +102,9 @@ async def run_demo(
         fresh: delete an existing demo database first (else the run only fills what is missing).
         latency_ms: the simulator's added latency per request, like a real network.
     """
+    from mdw.polygon import PolygonClient
     from mdw.simulator import SimConfig, start_simulator  # the demo's vendor; never on a real path
     from mdw.store import open_store
-    from mdw.vendor import PolygonClient
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if fresh:

@@ -159,7 +159,7 @@ async def _execute(
     settings: Settings, spec: BackfillSpec | list[BackfillSpec], dry_run: bool, report_path: Path | None
 ) -> int:
     from mdw.backfill.runner import plan_only, run_backfill
-    from mdw.vendor import PolygonClient
+    from mdw.polygon import PolygonClient
 
     async with _store(settings) as store:
         if dry_run:

@@ -1,6 +1,6 @@
 """One rate budget for every worker on every machine, kept in one PostgreSQL row.
 
-:class:`PgRateLimiter` implements the vendor client's :class:`~mdw.vendor.limiter.LimiterBackend`.
+:class:`PgRateLimiter` implements the vendor client's :class:`~mdw.polygon.limiter.LimiterBackend`.
 The row holds the last ``N`` grant times on the database clock (one clock for all machines). A
 reservation takes the row lock and appends grants that obey ``g >= grants[-n] + window``; the
 caller sleeps until each grant on its own wall clock, converted through a safe lower bound of the
@@ -29,9 +29,9 @@ import psycopg
 
 from mdw.config import RateLimit
 from mdw.errors import StoreError
+from mdw.polygon.clock import SYSTEM_CLOCK, Clock
+from mdw.polygon.limiter import Aimd
 from mdw.scaleout.schema import ensure_schema, libpq_url
-from mdw.vendor.clock import SYSTEM_CLOCK, Clock
-from mdw.vendor.limiter import Aimd
 
 log = logging.getLogger(__name__)
 

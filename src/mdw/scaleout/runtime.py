@@ -20,11 +20,11 @@ from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
 from mdw.config import Settings
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe
 from mdw.errors import MdwError, VendorUnavailable
+from mdw.polygon.events import RateLimitedEvent, RetryEvent, VendorEvent
 from mdw.scaleout.codec import Work
 from mdw.scaleout.pglimiter import PgRateLimiter, limiter_name
 from mdw.scaleout.status import QueueMetrics
 from mdw.store.base import Dataset, Store, WriteResult
-from mdw.vendor.events import RateLimitedEvent, RetryEvent, VendorEvent
 
 MAX_SPANS = 64  # vendor-busy spans kept per job (a window job is one page: one span)
 
@@ -186,8 +186,8 @@ class WorkerRuntime:
             ConfigError: no vendor key is configured.
             StoreError: the database is unreachable.
         """
+        from mdw.polygon import PolygonClient
         from mdw.store import open_store
-        from mdw.vendor import PolygonClient
 
         key = settings.api_key or ""
         store = await open_store(settings.database_url)

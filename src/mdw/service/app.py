@@ -25,6 +25,7 @@ from mdw.config import Settings
 from mdw.dashboard import mount_dashboard
 from mdw.domain import MINUTE_MS
 from mdw.errors import UsageError
+from mdw.polygon import BreakerState, BreakerTransitionEvent, PolygonClient, VendorEvent
 from mdw.service.alerts import Alerter
 from mdw.service.clock import Clock, SystemClock
 from mdw.service.errors import install_error_handlers
@@ -39,7 +40,6 @@ from mdw.service.scheduler import Scheduler
 from mdw.service.state import ServiceState, VendorHistory
 from mdw.store import open_store
 from mdw.store.base import Store
-from mdw.vendor import BreakerState, BreakerTransitionEvent, PolygonClient, VendorEvent
 
 log = logging.getLogger(__name__)
 _RESTART_MS = 5_000

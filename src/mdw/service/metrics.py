@@ -1,6 +1,6 @@
 """Prometheus metrics of one ``mdw serve`` process (single process: no multiprocess mode needed).
 
-Vendor counters are read from the client's :class:`~mdw.vendor.ClientStats` at scrape time by a
+Vendor counters are read from the client's :class:`~mdw.polygon.ClientStats` at scrape time by a
 custom collector, so they can never drift from what the client counted. Service-side counters
 (HTTP latency, runs, rows written, scheduler skips, alerts) are ordinary instruments, and
 per-series freshness gauges are refreshed by the ``/metrics`` handler just before rendering.
@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mdw.polygon import ClientStats
 from mdw.service.freshness import SeriesFreshness
-from mdw.vendor import ClientStats
 
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 

@@ -22,7 +22,7 @@ from mdw.errors import (
     VendorTransientError,
 )
 from mdw.logs import redact
-from mdw.vendor.decode import error_detail
+from mdw.polygon.decode import error_detail
 
 # 4xx codes that describe a passing condition rather than a bad request (the official client
 # retries 413 and 499 too).

@@ -6,19 +6,19 @@ decode, http, stats, client). This package knows nothing about storage.
 
 from __future__ import annotations
 
-from mdw.vendor.breaker import CircuitBreaker
-from mdw.vendor.client import PolygonClient
-from mdw.vendor.clock import Clock, SystemClock
-from mdw.vendor.events import (
+from mdw.polygon.breaker import CircuitBreaker
+from mdw.polygon.client import PolygonClient
+from mdw.polygon.clock import Clock, SystemClock
+from mdw.polygon.events import (
     BreakerState,
     BreakerTransitionEvent,
     RateLimitedEvent,
     RetryEvent,
     VendorEvent,
 )
-from mdw.vendor.limiter import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
-from mdw.vendor.retry import Backoff, is_retryable, parse_retry_after
-from mdw.vendor.stats import ClientStats, LatencyHistogram
+from mdw.polygon.limiter import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
+from mdw.polygon.retry import Backoff, is_retryable, parse_retry_after
+from mdw.polygon.stats import ClientStats, LatencyHistogram
 
 __all__ = [
     "Aimd",

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mdw.errors import VendorUnavailable
-from mdw.vendor.clock import SYSTEM_CLOCK, Clock
-from mdw.vendor.events import BreakerState, BreakerTransitionEvent
+from mdw.polygon.clock import SYSTEM_CLOCK, Clock
+from mdw.polygon.events import BreakerState, BreakerTransitionEvent
 
 Transition = tuple[int, BreakerState, BreakerState]
 

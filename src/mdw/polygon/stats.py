@@ -10,7 +10,7 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mdw.vendor.events import BreakerState
+from mdw.polygon.events import BreakerState
 
 # Upper bounds (seconds) of the latency buckets; the last bucket is +Inf.
 LATENCY_BUCKETS_S: tuple[float, ...] = (

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mdw.domain import AssetClass, Timeframe, local_midnight_ms, to_ms
+from mdw.polygon import PolygonClient
 from mdw.simulator import SimConfig, start_simulator
-from mdw.vendor import PolygonClient
 
 
 def _client(sim: Any, **kw: Any) -> PolygonClient:

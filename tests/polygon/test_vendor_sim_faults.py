@@ -20,8 +20,8 @@ from mdw.errors import (
     VendorTransientError,
     VendorUnavailable,
 )
+from mdw.polygon import BreakerState, BreakerTransitionEvent, PolygonClient, RetryEvent, VendorEvent
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
-from mdw.vendor import BreakerState, BreakerTransitionEvent, PolygonClient, RetryEvent, VendorEvent
 
 TZ = AssetClass.STOCKS.tz
 S_1H, E_1H = local_midnight_ms(date(2024, 3, 4), TZ), local_midnight_ms(date(2024, 3, 16), TZ)

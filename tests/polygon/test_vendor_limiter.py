@@ -9,7 +9,7 @@ import pytest
 from vendor_helpers import FakeClock, max_in_window
 
 from mdw.config import RateLimit
-from mdw.vendor import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
+from mdw.polygon import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
 
 
 async def _grant_times(limiter: RateLimiter, clock: FakeClock, n: int) -> list[float]:

@@ -6,7 +6,7 @@ import pytest
 from vendor_helpers import FakeClock
 
 from mdw.errors import VendorUnavailable
-from mdw.vendor import BreakerState, BreakerTransitionEvent, CircuitBreaker
+from mdw.polygon import BreakerState, BreakerTransitionEvent, CircuitBreaker
 
 
 def _breaker(clock: FakeClock, events: list[BreakerTransitionEvent] | None = None) -> CircuitBreaker:

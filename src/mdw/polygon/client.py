@@ -37,14 +37,14 @@ from mdw.errors import (
     VendorUnavailable,
 )
 from mdw.logs import redact, register_secret
-from mdw.vendor import decode as dec
-from mdw.vendor.breaker import CircuitBreaker
-from mdw.vendor.events import BreakerState, EventHub, RateLimitedEvent, RetryEvent, Subscriber
-from mdw.vendor.http import status_error, transport_errors
-from mdw.vendor.limiter import ArrivalTracking, LimiterBackend, shared_limiter
-from mdw.vendor.paging import PageGuard, aggs_path, clip, follow, join
-from mdw.vendor.retry import Backoff, Sleep, default_sleep, parse_retry_after
-from mdw.vendor.stats import ClientStats, StatsRecorder
+from mdw.polygon import decode as dec
+from mdw.polygon.breaker import CircuitBreaker
+from mdw.polygon.events import BreakerState, EventHub, RateLimitedEvent, RetryEvent, Subscriber
+from mdw.polygon.http import status_error, transport_errors
+from mdw.polygon.limiter import ArrivalTracking, LimiterBackend, shared_limiter
+from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
+from mdw.polygon.retry import Backoff, Sleep, default_sleep, parse_retry_after
+from mdw.polygon.stats import ClientStats, StatsRecorder
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from mdw.config import RateLimit
-from mdw.vendor.clock import SYSTEM_CLOCK, Clock
+from mdw.polygon.clock import SYSTEM_CLOCK, Clock
 
 
 @runtime_checkable

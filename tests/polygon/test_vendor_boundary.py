@@ -24,10 +24,10 @@ from mdw.errors import (
     VendorTransientError,
     VendorUnavailable,
 )
-from mdw.vendor import Backoff, BreakerState, PolygonClient, is_retryable, parse_retry_after
-from mdw.vendor.http import status_error, transport_errors
-from mdw.vendor.paging import PageGuard, aggs_path, clip, follow, join
-from mdw.vendor.retry import default_sleep
+from mdw.polygon import Backoff, BreakerState, PolygonClient, is_retryable, parse_retry_after
+from mdw.polygon.http import status_error, transport_errors
+from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
+from mdw.polygon.retry import default_sleep
 
 BASE = URL("http://127.0.0.1:9999")
 

@@ -12,7 +12,7 @@ import pytest
 
 from mdw.domain import Timeframe
 from mdw.errors import VendorTransientError
-from mdw.vendor import decode as dec
+from mdw.polygon import decode as dec
 
 TF = Timeframe.parse("1m")
 
