@@ -57,9 +57,27 @@ def simulate(
         "--cursor-adjusted/--no-cursor-adjusted",
         help="Carry adjusted=false in the aggregates cursor.")] = True,
     stocks: Annotated[int, typer.Option(min=1, help="Stocks in the listed universe.")] = 300,
+    speed: Annotated[float | None, typer.Option(
+        min=0, max=100_000, help="Run the data clock this many times faster than real time, from --now "
+        "(or the wall clock); 60 = an hour of market per minute. Default: frozen at --now, else real time.",
+    )] = None,
+    stream_drop_rate: Annotated[float, typer.Option(
+        min=0, max=1, help="Stream: share of minutes after which a connection is cut.")] = 0.0,
+    stream_late_rate: Annotated[float, typer.Option(
+        min=0, max=1, help="Stream: share of minute bars sent --stream-late-ms late.")] = 0.0,
+    stream_late_ms: Annotated[int, typer.Option(min=0, help="Stream: how late a late bar is.")] = 120_000,
+    stream_resend_rate: Annotated[float, typer.Option(
+        min=0, max=1, help="Stream: share of minute bars sent provisional, then re-sent corrected.")] = 0.0,
+    stream_wrong_rate: Annotated[float, typer.Option(
+        min=0, max=1, help="Stream: share of minute bars sent with values REST never serves.")] = 0.0,
+    stream_auth_fail: Annotated[bool, typer.Option(
+        "--stream-auth-fail", help="Stream: answer every auth with auth_failed.")] = False,
+    stream_delay_ms: Annotated[int, typer.Option(
+        min=0, help="Stream: how far the /delayed/... feeds run behind.")] = 15 * 60_000,
 ) -> None:
     """Run the Polygon/Massive-compatible simulator (prints its base URL and a test key)."""
     from mdw.simulator import FaultConfig, SimConfig
+    from mdw.simulator.config import StreamConfig
 
     try:
         if window not in ("sliding", "fixed"):
@@ -76,7 +94,11 @@ def simulate(
             rate_limit=rate_limit, retry_after=retry_after, latency_ms=latency_ms, jitter_ms=jitter_ms,
             faults=faults, now_ms=to_ms(now) if now else None, status=status,  # type: ignore[arg-type]
             missing_key_status=missing_key_status,  # type: ignore[arg-type]
-            cursor_adjusted=cursor_adjusted, n_stocks=stocks,
+            cursor_adjusted=cursor_adjusted, n_stocks=stocks, speed=speed,
+            stream=StreamConfig(drop_rate=stream_drop_rate, late_rate=stream_late_rate,
+                                late_ms=stream_late_ms, resend_rate=stream_resend_rate,
+                                wrong_rate=stream_wrong_rate, auth_fail=stream_auth_fail,
+                                delay_ms=stream_delay_ms),
         )
     except MdwError as exc:
         fail(str(exc))
@@ -101,6 +123,8 @@ async def _serve(config: object, host: str, port: int) -> None:
     print(f"mdw simulator listening on {server.base_url}", flush=True)
     print(f"test key: {server.key} (plan {plan}, {rate})", flush=True)
     print(f"export POLYGON_BASE_URL={server.base_url} POLYGON_API_KEY={server.key}", flush=True)
+    print(f"stream: {server.ws_url}/stocks, {server.ws_url}/crypto (delayed: {server.ws_url}/delayed/...)",
+          flush=True)
     try:
         await stop.wait()
     finally:

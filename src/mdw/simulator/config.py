@@ -73,6 +73,54 @@ class FaultConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """How the WebSocket stream behaves, and the faults it injects (seeded, per bar or per minute).
+
+    ``late_rate``, ``resend_rate`` and ``wrong_rate`` are drawn once per bar and are mutually
+    exclusive (one uniform draw picks at most one); ``drop_rate`` is drawn per connection at each
+    minute's emission.
+    """
+
+    delay_ms: int = 15 * 60_000  # the delayed feed (/delayed/...) runs this far behind
+    emit_lag_ms: int = 0  # a minute's events go out this long after the minute ends
+    frame_events: int = 500  # events per frame at most (each frame is a JSON array)
+    drop_rate: float = 0.0  # the connection is cut (no close frame) after a minute's events
+    late_rate: float = 0.0  # a bar is held back and sent late_ms after its due time
+    late_ms: int = 120_000
+    resend_rate: float = 0.0  # a bar is sent with provisional values, then re-sent corrected
+    resend_ms: int = 60_000
+    wrong_rate: float = 0.0  # a bar is sent with values REST never serves, and never corrected
+    auth_fail: bool = False  # every auth is answered auth_failed, valid key or not
+    auth_timeout_s: float = 10.0  # wall seconds a connection may wait before authenticating
+    max_queue_frames: int = 20_000  # a consumer this far behind is disconnected (1008)
+
+    def __post_init__(self) -> None:
+        for name in ("drop_rate", "late_rate", "resend_rate", "wrong_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"stream {name} must be between 0 and 1, got {value}")
+        if self.late_rate + self.resend_rate + self.wrong_rate > 1.0 + 1e-12:
+            raise ConfigError("stream late_rate + resend_rate + wrong_rate exceed 1 in total")
+        for name in ("delay_ms", "emit_lag_ms", "late_ms", "resend_ms", "auth_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"stream {name} must not be negative")
+        if self.frame_events < 1 or self.max_queue_frames < 1:
+            raise ConfigError("stream frame_events and max_queue_frames must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: StreamConfig | None = None) -> StreamConfig:
+        """Build from JSON (as posted to ``/_sim/stream``); unknown fields are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown stream field(s): {', '.join(unknown)}")
+        return replace(base or cls(), **data)
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """How one simulator instance behaves.
 
@@ -85,6 +133,9 @@ class SimConfig:
         retry_after: send ``Retry-After`` on 429 (the real API is not known to).
         latency_ms, jitter_ms: added to every request (on top of ``faults.latency_ms``).
         now_ms: the data clock: bars exist only for minutes completed before it (None = wall clock).
+        speed: simulated seconds per wall second from ``now_ms`` on (None: frozen at ``now_ms``,
+            or the wall clock without it; 60 runs an hour of market in a minute).
+        stream: the WebSocket feed's timing and faults.
         not_found_tickers: tickers answered with 404 "Ticker not found.".
         status: ``OK`` or ``DELAYED`` in successful aggregate envelopes.
         cursor_adjusted: also carry ``adjusted`` in the aggregates cursor (unknown in the real API).
@@ -102,6 +153,8 @@ class SimConfig:
     jitter_ms: float = 0.0
     faults: FaultConfig = field(default_factory=FaultConfig)
     now_ms: int | None = None
+    speed: float | None = None
+    stream: StreamConfig = field(default_factory=StreamConfig)
     not_found_tickers: frozenset[str] = frozenset()
     status: Literal["OK", "DELAYED"] = "OK"
     cursor_adjusted: bool = True
@@ -129,6 +182,8 @@ class SimConfig:
             raise ConfigError("missing_key_status must be 400 or 401")
         if self.latency_ms < 0 or self.jitter_ms < 0:
             raise ConfigError("latency must not be negative")
+        if self.speed is not None and not 0.0 <= self.speed <= 100_000.0:
+            raise ConfigError(f"clock speed must be between 0 and 100000, got {self.speed}")
         if self.n_stocks < 1 or self.n_crypto < 0 or self.n_fx < 0:
             raise ConfigError("universe sizes must be positive")
         object.__setattr__(self, "not_found_tickers", frozenset(self.not_found_tickers))

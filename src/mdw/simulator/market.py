@@ -30,6 +30,7 @@ from mdw.domain import (
 )
 from mdw.errors import UsageError
 from mdw.simulator import actions, paths
+from mdw.simulator.clock import SimClock
 from mdw.simulator.universe import listed, profile, stable_hash
 from mdw.simulator.windows import (
     Cols,
@@ -96,18 +97,23 @@ class Market:
         seed: everything (prices, volumes, gaps, actions, synthetic names) follows from it.
         now_ms: the data clock; only minutes completed before it have bars (None = wall clock).
         n_stocks, n_crypto, n_fx: how many tickers the universe lists.
+        clock: a moving data clock (replaces ``now_ms``); the server's stream and its REST
+            answers read the same one, so they agree on which minutes have completed.
     """
 
     def __init__(self, seed: int = 42, *, now_ms: int | None = None, n_stocks: int = 300,
-                 n_crypto: int = 20, n_fx: int = 10) -> None:
+                 n_crypto: int = 20, n_fx: int = 10, clock: SimClock | None = None) -> None:
         self.seed = seed
         self.fixed_now_ms = now_ms
+        self.clock = clock
         self.n_stocks, self.n_crypto, self.n_fx = n_stocks, n_crypto, n_fx
 
     # ---------------------------------------------------------------- clock and reference data
 
     @property
     def now_ms(self) -> int:
+        if self.clock is not None:
+            return self.clock.now_ms()
         return self.fixed_now_ms if self.fixed_now_ms is not None else int(time.time() * 1000)
 
     def today(self, asset: AssetClass = AssetClass.STOCKS) -> date:
@@ -209,6 +215,17 @@ class Market:
         return cols
 
     # ---------------------------------------------------------------- public bar access
+
+    def day_minutes(self, ticker: str, day: date) -> paths.DayMinutes | None:
+        """Every unadjusted minute bar of ``ticker`` on its local ``day``, whatever the clock says.
+
+        The stream releases these one minute at a time as the clock passes each minute's end;
+        they are the same rows :meth:`minute_bars` returns once the minutes have completed.
+        None when the ticker does not trade that day.
+        """
+        if asset_of(ticker) is None:
+            return None
+        return paths.day_minutes(self.seed, ticker, day)
 
     def minute_bars(self, ticker: str, start_ms: int, end_ms: int) -> BarBatch:
         """Unadjusted 1-minute bars with ``start_ms <= t < end_ms`` (only minutes completed before now)."""

@@ -2,7 +2,9 @@
 
 Order per request, outermost first: latency; outage; the seeded request fault (5xx, reset, hang,
 status-ERROR; truncation is applied to the finished response); auth; the per-key rate limit;
-the endpoint. ``/_sim/*`` skips all of it and needs no key.
+the endpoint. ``/_sim/*`` skips all of it and needs no key, and so do the WebSocket endpoints
+(``/stocks``, ``/crypto``, ``/delayed/...``: they authenticate in the conversation, see ``ws.py``),
+which share the port and the data clock with REST.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from aiohttp import web
 
 from mdw.errors import ConfigError
 from mdw.simulator import encode as enc
-from mdw.simulator.config import FaultConfig, SimConfig
+from mdw.simulator import ws
+from mdw.simulator.clock import SimClock
+from mdw.simulator.config import FaultConfig, SimConfig, StreamConfig
 from mdw.simulator.faults import FaultInjector
 from mdw.simulator.limiter import RateLimiter, Stats
 from mdw.simulator.market import Market
 from mdw.simulator.responses import RATE_LIMIT_TEXT, error, json_response, proxy_error
 from mdw.simulator.state import PLAN, STATE, SimState
+from mdw.simulator.stream import StreamHub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,7 +57,7 @@ def _reset_connection(request: web.Request) -> None:
 
 @web.middleware
 async def _vendor_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/_sim/"):
+    if request.path.startswith("/_sim/") or ws.is_stream_path(request.path):
         return await handler(request)
     st = request.app[STATE]
     route = request.match_info.route
@@ -110,7 +115,64 @@ async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.
 
 
 async def _sim_stats(request: web.Request) -> web.StreamResponse:
-    return json_response(request.app[STATE].stats.snapshot())
+    st = request.app[STATE]
+    return json_response({**st.stats.snapshot(), "stream": st.hub.snapshot()})
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    data = await request.json()
+    if not isinstance(data, dict):
+        raise ConfigError("expected a JSON object")
+    return data
+
+
+async def _sim_clock_get(request: web.Request) -> web.StreamResponse:
+    return json_response(request.app[STATE].clock.to_dict())
+
+
+async def _sim_clock_post(request: web.Request) -> web.StreamResponse:
+    """``{"now_ms": ..., "speed": ...}`` sets the clock; ``{"advance_ms": ...}`` moves it on."""
+    clock = request.app[STATE].clock
+    try:
+        data = await _json_object(request)
+        unknown = sorted(set(data) - {"now_ms", "speed", "advance_ms"})
+        if unknown:
+            raise ConfigError(f"unknown clock field(s): {', '.join(unknown)}")
+        advance = data.get("advance_ms")
+        now = data.get("now_ms")
+        speed = data.get("speed")
+        for name, value in (("advance_ms", advance), ("now_ms", now), ("speed", speed)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ConfigError(f"{name} must be a number")
+        if advance is not None and now is not None:
+            raise ConfigError("give now_ms or advance_ms, not both")
+        if advance is not None:
+            now = clock.now_ms() + int(advance)
+        clock.set(None if now is None else int(now), None if speed is None else float(speed))
+    except (ValueError, TypeError, ConfigError) as exc:
+        return error(400, f"bad clock setting: {exc}")
+    return json_response(clock.to_dict())
+
+
+async def _sim_stream_get(request: web.Request) -> web.StreamResponse:
+    return json_response(request.app[STATE].hub.config.to_dict())
+
+
+async def _sim_stream_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[STATE].hub
+    try:
+        hub.set_config(StreamConfig.from_dict(await _json_object(request), hub.config))
+    except (ValueError, TypeError, ConfigError) as exc:
+        return error(400, f"bad stream config: {exc}")
+    return json_response(hub.config.to_dict())
+
+
+async def _sim_stream_drop(request: web.Request) -> web.StreamResponse:
+    return json_response({"dropped": request.app[STATE].hub.drop_all()})
+
+
+async def _close_streams(app: web.Application) -> None:
+    await app[STATE].hub.close()
 
 
 async def _sim_faults_get(request: web.Request) -> web.StreamResponse:
@@ -140,20 +202,34 @@ def make_app(config: SimConfig, market: Market | None = None) -> web.Application
     """The aiohttp application of one simulator."""
     from mdw.simulator import routes_aggs, routes_ref
 
+    if market is None:
+        clock = SimClock(config.now_ms, config.speed)
+        market = Market(config.seed, now_ms=config.now_ms, n_stocks=config.n_stocks,
+                        n_crypto=config.n_crypto, n_fx=config.n_fx, clock=clock)
+    else:
+        clock = market.clock or SimClock(market.fixed_now_ms)
     state = SimState(
         config=config,
-        market=market or Market(config.seed, now_ms=config.now_ms, n_stocks=config.n_stocks,
-                                n_crypto=config.n_crypto, n_fx=config.n_fx),
+        market=market,
         limiter=RateLimiter(config.window),
         stats=Stats(),
         faults=FaultInjector(config.seed, config.faults),
+        clock=clock,
+        hub=StreamHub(market, clock, config.stream, config.seed),
         public_base=config.public_base,
     )
     app = web.Application(middlewares=[_vendor_middleware], handler_args={"max_field_size": 65536})
     app[STATE] = state
     app.add_routes(routes_aggs.routes)
     app.add_routes(routes_ref.routes)
+    ws.add_routes(app)
+    app.on_shutdown.append(_close_streams)
     app.router.add_get("/_sim/stats", _sim_stats)
+    app.router.add_get("/_sim/clock", _sim_clock_get)
+    app.router.add_post("/_sim/clock", _sim_clock_post)
+    app.router.add_get("/_sim/stream", _sim_stream_get)
+    app.router.add_post("/_sim/stream", _sim_stream_post)
+    app.router.add_post("/_sim/stream/drop", _sim_stream_drop)
     app.router.add_get("/_sim/faults", _sim_faults_get)
     app.router.add_post("/_sim/faults", _sim_faults_post)
     app.router.add_post("/_sim/reset", _sim_reset)
@@ -203,9 +279,23 @@ class SimServer:
             runner, self._runner = self._runner, None
             await runner.cleanup()
 
+    @property
+    def clock(self) -> SimClock:
+        """The data clock REST and the stream share (``set``/``advance`` it in tests)."""
+        return self.state.clock
+
+    @property
+    def hub(self) -> StreamHub:
+        return self.state.hub
+
+    @property
+    def ws_url(self) -> str:
+        """The stream's base URL: append ``/stocks`` or ``/crypto`` (``/delayed/...`` for delayed)."""
+        return f"ws://{self.host}:{self.port}"
+
     def stats(self) -> dict[str, Any]:
         """Same content as ``GET /_sim/stats``."""
-        return self.state.stats.snapshot()
+        return {**self.state.stats.snapshot(), "stream": self.state.hub.snapshot()}
 
     def reset_stats(self) -> None:
         """Forget the counters and every key's rate-limit window."""
@@ -214,6 +304,10 @@ class SimServer:
 
     def set_faults(self, faults: FaultConfig) -> None:
         self.state.faults.set(faults)
+
+    def set_stream(self, stream: StreamConfig) -> None:
+        """Replace the stream's timing and fault settings (applies from the next minute on)."""
+        self.state.hub.set_config(stream)
 
     @property
     def faults(self) -> FaultConfig:

@@ -13,10 +13,12 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import web
 
 from mdw.domain import AssetClass, local_midnight_ms
+from mdw.simulator.clock import SimClock
 from mdw.simulator.config import SimConfig
 from mdw.simulator.faults import FaultInjector
 from mdw.simulator.limiter import RateLimiter, Stats
 from mdw.simulator.market import Market
+from mdw.simulator.stream import StreamHub
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MS_RE = re.compile(r"^-?\d{1,16}$")
@@ -29,6 +31,8 @@ class SimState:
     limiter: RateLimiter
     stats: Stats
     faults: FaultInjector
+    clock: SimClock
+    hub: StreamHub
     public_base: str | None = None
     cache: dict[Any, Any] = field(default_factory=dict)  # derived reference rows, per data day
     pages: PageCache = field(default_factory=lambda: PageCache())
