@@ -135,7 +135,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     db_url = args.database_url or f"sqlite:///{Path(tmp) / 'serve.db'}"
     store = await open_store(db_url)
     admin, record = new_key("admin", "bench", 0)
-    await store.add_api_key(record)
+    await store.keys.add(record)
     t0 = time.perf_counter()
     rows = await fill(store)
     print(f"stored {rows:,} bars of {TICKER} 1m in {time.perf_counter() - t0:.1f}s ({db_url.split(':')[0]})")

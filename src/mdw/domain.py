@@ -412,8 +412,11 @@ class BarBatch:
             return unit_ms
         return HOUR_MS
 
-    def validate(self) -> BarBatch:
+    def validate(self, where: str | None = None) -> BarBatch:
         """Return self when valid.
+
+        Args:
+            where: how the message names the batch (default: its ticker and timeframe).
 
         Raises:
             ValidationError: naming the offending rows (at most 20 in the message), holding those
@@ -425,8 +428,9 @@ class BarBatch:
             more = f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""
             why = reasons_by_row(problems)
             rows = sorted(why)
+            label = where or f"{self.ticker} {self.timeframe}"
             raise ValidationError(
-                f"{self.ticker} {self.timeframe}: {len(problems)} invalid bar(s): {shown}{more}",
+                f"{label}: {len(problems)} invalid bar(s): {shown}{more}",
                 rows=rows, bars=self.take(np.asarray(rows, dtype=np.int64)), reasons=[why[r] for r in rows],
             )
         return self

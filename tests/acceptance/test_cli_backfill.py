@@ -88,7 +88,7 @@ async def test_cli_backfill_equals_ground_truth_when_run_twice(
     before = requests(sim)
     second = await mdw(*backfill_args(), env=env)
     assert second.code == 0 and requests(sim) == before
-    assert [r.status for r in (await store.runs())[:2]] == ["ok", "ok"]
+    assert [r.status for r in (await store.runs.recent())[:2]] == ["ok", "ok"]
 
 
 async def test_cli_dry_run_requests_nothing_when_count_equals_real_run(

@@ -25,7 +25,7 @@ async def test_cli_quarantine_shows_the_invalid_bars_a_backfill_refused(
     listed = await mdw("quarantine", "--json", "--limit", "100000", env=env)
     entries = json.loads(listed.stdout)
     assert listed.code == 0 and len(entries) == report["quarantined"]
-    stored = await (await opened(sqlite_url)).quarantined()
+    stored = await (await opened(sqlite_url)).quarantine.recent()
     assert [(e["ticker"], e["t"], e["h"], e["l"]) for e in entries] == [
         (q.ticker, q.t, q.h, q.l) for q in stored]
     assert all(e["h"] < e["l"] and e["reason"] == "high is below low" and e["run_id"] == report["run_id"]

@@ -55,17 +55,17 @@ async def test_backfill_equals_ground_truth_when_many_tickers_and_timeframes(
     assert report.requests == planned.request_count == served(sim)[0]
     bars = await assert_ground_truth(store, sim, spec)
     assert report.bars_fetched == bars == report.bars_inserted
-    held = {d.id for d in await store.dividends("AAPL")}
+    held = {d.id for d in await store.actions.dividends("AAPL")}
     today = datetime.now(UTC).date()  # declared dividends with a later ex-date come with later runs
     truth = {d.id for d in sim.market.dividends("AAPL") if date(2024, 3, 1) <= d.ex_dividend_date <= today}
     assert held == truth
-    assert {s.id for s in await store.splits("AAPL")} == {
+    assert {s.id for s in await store.actions.splits("AAPL")} == {
         s.id for s in sim.market.splits("AAPL") if s.execution_date >= date(2024, 3, 1)
     }
     before = served(sim)
     again = await run_backfill(store, client, spec)
     assert again.requests == 0 and served(sim) == before and again.status == "ok"
-    runs = await store.runs()
+    runs = await store.runs.recent()
     assert [r.status for r in runs[:2]] == ["ok", "ok"] and runs[1].report["requests"] == report.requests
 
 

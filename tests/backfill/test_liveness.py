@@ -30,27 +30,27 @@ def running(run_id: str, beat_ms: int, *, kind: str = "backfill", **params: Any)
 async def test_liveness_marks_interrupted_when_heartbeat_is_stale(store: Store) -> None:
     """A run last heard of more than the threshold ago is shown and persisted as interrupted."""
     beat = now_ms() - int(STALE_AFTER_S * 1000) - 60_000
-    await store.save_run(running("stale", beat, host="elsewhere", pidns="", pid=1))
+    await store.runs.save(running("stale", beat, host="elsewhere", pidns="", pid=1))
     [shown] = await recent_runs(store)
     assert (shown.status, shown.finished_at_ms) == ("interrupted", beat)
-    saved = await store.get_run("stale")
+    saved = await store.runs.get("stale")
     assert saved is not None and saved.status == "interrupted" and saved.finished_at_ms == beat
     assert "stopped without recording its end" in saved.report["errors"][-1]
 
 
 async def test_liveness_marks_interrupted_when_owner_pid_is_gone(store: Store) -> None:
     """A fresh heartbeat does not save a run whose process on this host no longer exists."""
-    await store.save_run(running("killed", now_ms(), **{**owner(), "pid": dead_pid()}))
+    await store.runs.save(running("killed", now_ms(), **{**owner(), "pid": dead_pid()}))
     changed = await reap_abandoned(store)
     assert [r.id for r in changed] == ["killed"]
-    saved = await store.get_run("killed")
+    saved = await store.runs.get("killed")
     assert saved is not None and saved.status == "interrupted"
 
 
 async def test_liveness_keeps_running_when_owner_is_alive(store: Store) -> None:
     """A live local owner, or a fresh heartbeat from another host, keeps a run ``running``."""
-    await store.save_run(running("mine", now_ms(), **owner()))
-    await store.save_run(running("remote", now_ms() - 30_000, host="elsewhere", pidns="", pid=dead_pid()))
+    await store.runs.save(running("mine", now_ms(), **owner()))
+    await store.runs.save(running("remote", now_ms() - 30_000, host="elsewhere", pidns="", pid=dead_pid()))
     assert await reap_abandoned(store) == []
     assert {r.id: r.status for r in await recent_runs(store)} == {"mine": "running", "remote": "running"}
     mine = await current_run(store, "mine")
@@ -60,29 +60,29 @@ async def test_liveness_keeps_running_when_owner_is_alive(store: Store) -> None:
 async def test_liveness_keeps_distributed_running_when_follower_is_gone(store: Store) -> None:
     """Distributed runs belong to their worker jobs: a dead deferrer does not interrupt them."""
     old = now_ms() - int(STALE_AFTER_S * 1000) * 10
-    await store.save_run(RunRecord("dist", "distributed", "running", old, params={"distributed": True}))
+    await store.runs.save(RunRecord("dist", "distributed", "running", old, params={"distributed": True}))
     assert await reap_abandoned(store) == []
-    saved = await store.get_run("dist")
+    saved = await store.runs.get("dist")
     assert saved is not None and saved.status == "running"
 
 
 async def test_run_backfill_beats_and_reaps_when_a_new_run_starts(store: Store, sim_factory: Any) -> None:
     """A run stamps its heartbeat while active, and starting it settles an earlier dead run."""
     sim: SimServer = await sim_factory(latency_ms=40)
-    await store.save_run(running("dead", now_ms(), **{**owner(), "pid": dead_pid()}))
+    await store.runs.save(running("dead", now_ms(), **{**owner(), "pid": dead_pid()}))
     spec = make_spec("AAPL,MSFT,SPY", "1h", "2024-03-04", "2024-03-08", grouped_daily=False)
     async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited", max_in_flight=1) as client:
         task = asyncio.create_task(run_backfill(store, client, spec, heartbeat_s=0.02, run_id="live"))
         beats: set[int] = set()
         while not task.done():
-            run = await store.get_run("live")
+            run = await store.runs.get("live")
             if run is not None and run.status == "running":
                 beats.add(int(run.params["heartbeat_ms"]))
                 assert run.params["pid"] == owner()["pid"]
             await asyncio.sleep(0.01)
         report = await task
     assert report.status == "ok" and len(beats) >= 2
-    dead = await store.get_run("dead")
+    dead = await store.runs.get("dead")
     assert dead is not None and dead.status == "interrupted"
-    live = await store.get_run("live")
+    live = await store.runs.get("live")
     assert live is not None and live.status == "ok"

@@ -29,7 +29,7 @@ async def test_quarantine_error_keeps_exactly_the_bars_the_store_refused(store: 
     with pytest.raises(ValidationError) as info:
         await store.write_bars([BarWrite(_batch(), RangeSet.of([TimeRange(T0, T0 + 4 * 3_600_000)]))])
     kept, reason = await quarantine_error(store, info.value, "run-7")
-    got = await store.quarantined("AAPL")
+    got = await store.quarantine.recent("AAPL")
     assert kept == 2 and "2 bar(s) quarantined" in reason and "invalid bar" in reason
     assert [(q.t, q.reason, q.run_id, q.url) for q in got] == [
         (T0 + 3_660_000, "timestamp not aligned to 1h", "run-7", ""),
@@ -43,7 +43,7 @@ async def test_quarantine_error_without_bars_quarantines_nothing(store: Store) -
     """An error that holds no bars (e.g. a bad ticker) is reported as it is and adds no entry."""
     error = ValidationError("write 0: the batch has no valid ticker")
     assert await quarantine_error(store, error, "r") == (0, "write 0: the batch has no valid ticker")
-    assert await store.quarantined() == []
+    assert await store.quarantine.recent() == []
 
 
 def test_quarantine_entries_carry_nan_for_omitted_volume_and_the_request_url() -> None:

@@ -58,9 +58,9 @@ async def test_refetch_requests_everything_when_the_ledger_covers_the_range(
     assert again.status == "ok" and again.requests == planned.request_count
     assert int(sim.stats()["requests"]) - served == planned.request_count
     assert (again.bars_inserted, again.bars_updated, again.bars_unchanged) == (0, 0, first.bars_inserted)
-    entries = [e for e in await store.coverage_entries("AAPL") if e.dataset == Dataset.BARS]
+    entries = [e for e in await store.catalog.ledger("AAPL") if e.dataset == Dataset.BARS]
     assert entries and min(e.fetched_at_ms for e in entries) >= again.started_at_ms
-    run = await store.get_run(again.run_id)
+    run = await store.runs.get(again.run_id)
     assert run is not None and run.params["specs"][0]["refetch"] is True
 
 

@@ -122,7 +122,7 @@ async def _cut_gap_and_make_key(url: str) -> tuple[int, str]:
     key, record = new_key("admin", "dashboard-tests", int(time.time() * 1000))
     async with await open_store(url) as store:
         deleted = await store.delete_range(ticker, tf, rng.start_ms, rng.end_ms)
-        await store.add_api_key(record)
+        await store.keys.add(record)
     return deleted, key
 
 

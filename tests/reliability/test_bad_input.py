@@ -118,7 +118,7 @@ async def test_injection_strings_are_refused_and_db_intact_when_sent_to_api(
                              rate_limit="unlimited", scheduler=False)
     store = await open_store(url)
     admin, rec = new_key("admin", "inj", 0)
-    await store.add_api_key(rec)
+    await store.keys.add(rec)
     hdr = {"X-API-Key": admin}
     async with serve(create_app(settings, store=store)) as base, aiohttp.ClientSession() as http:
         async with http.post(f"{base}/v1/backfills", headers=hdr, json={
@@ -146,7 +146,7 @@ async def test_injection_strings_are_refused_and_db_intact_when_sent_to_api(
                     if method != "GET" or path.startswith("/v1/bars/AAPL"):
                         assert 400 <= resp.status < 500, (method, path, resp.status, text[:200])
         assert await total_bars(url) == bars_before
-        assert len(await store.api_keys()) == 1
+        assert len(await store.keys.all()) == 1
         await assert_exact(store, sim, spec)
         async with http.get(f"{base}/v1/symbols") as resp:
             tickers = [s["ticker"] for s in (await resp.json())["symbols"]]
@@ -182,7 +182,7 @@ async def test_schemathesis_finds_no_server_error_when_fuzzing_the_openapi_spec(
                              retry_attempts=1)
     store = await open_store(url)
     admin, rec = new_key("admin", "st", 0)
-    await store.add_api_key(rec)
+    await store.keys.add(rec)
     st = str(Path(sys.executable).with_name("schemathesis"))
     async with serve(create_app(settings, store=store)) as base:
         proc = await asyncio.create_subprocess_exec(

@@ -110,10 +110,11 @@ async def _run_case(name: str, case: dict[str, Any], store: Store, store_url: st
         assert injected > 0 and report.retries >= injected
     else:
         assert injected > 0 and report.retries == injected
-    [row] = [r for r in await store.runs() if r.id == report.run_id]
+    [row] = [r for r in await store.runs.recent() if r.id == report.run_id]
     assert row.status == "ok" and row.report["retries"] == report.retries
     assert row.report["requests"] == report.requests
-    assert report.quarantined == 0 and await store.quarantined() == []  # a clean retry quarantines nothing
+    # a clean retry quarantines nothing
+    assert report.quarantined == 0 and await store.quarantine.recent() == []
 
 
 async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serving_them(
@@ -143,7 +144,7 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
             rng = SPEC.wanted(next(t for t in SPEC.tickers if t.symbol == ticker).asset_class)
             held = (await store.coverage(ticker, Dataset.BARS, tf)).clip(rng)
             assert held.total_ms < rng.end_ms - rng.start_ms
-        [row] = [r for r in await store.runs() if r.id == report.run_id]
+        [row] = [r for r in await store.runs.recent() if r.id == report.run_id]
         assert row.status == "partial" and {s["series"] for s in row.report["series"]
                                             if s["status"] != "ok"} == set(failed)
         assert row.report["quarantined"] == len(kept)
@@ -154,7 +155,7 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
             again = await run_backfill(store, client, SPEC)
         assert again.status == "ok" and again.quarantined == 0
         await assert_exact(store, sim, SPEC)
-        assert len(await store.quarantined(limit=100_000)) == len(kept)  # the evidence stays
+        assert len(await store.quarantine.recent(limit=100_000)) == len(kept)  # the evidence stays
     assert await duplicate_bars(store_url) == 0
 
 
@@ -166,7 +167,7 @@ async def _assert_quarantined_as_served(
     That is the simulator's corruption (new high = old low * 0.999, new low = old high), so every
     entry is a bar the vendor really served on the last attempt, broken, named, and not in ``bars``.
     """
-    kept = await store.quarantined(limit=100_000)
+    kept = await store.quarantine.recent(limit=100_000)
     assert kept and {f"{q.ticker} {q.timeframe}" for q in kept} == failed
     for q in kept:
         assert q.h < q.l and q.reason == "high is below low" and q.run_id == run_id, q

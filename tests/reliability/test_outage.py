@@ -40,7 +40,7 @@ async def _outage_case(outage_s: float, cooldown_s: float, tmp_path: Path) -> di
         store = await open_store(url)
         client = PolygonClient.from_settings(settings, page_limit=50_000)
         admin, record = new_key("admin", "reliability", 0)
-        await store.add_api_key(record)
+        await store.keys.add(record)
         async with client, serve(create_app(settings, store=store, client=client)) as base, \
                 aiohttp.ClientSession() as http:
             run = await _post(http, base, admin, SERVED)

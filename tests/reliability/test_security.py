@@ -54,7 +54,7 @@ async def test_vendor_key_never_appears_in_any_output_when_run_hits_faults_and_f
         from mdw.store import open_store
 
         async with await open_store(url) as store:
-            await store.add_api_key(rec)
+            await store.keys.add(rec)
         async with http.post(f"{base}/v1/backfills", headers={"X-API-Key": admin},
                              json={"symbols": ["NOPE", "JPM"], "start": "2024-03-04",
                                    "end": "2024-03-06"}) as r:
@@ -96,7 +96,7 @@ async def test_api_keys_are_hashed_at_rest_and_compared_in_constant_time_when_st
     from mdw.store import open_store
 
     async with await open_store(url) as store:
-        assert auth.verify(plaintext, await store.api_keys()) is None  # revoked keys no longer verify
+        assert await auth.authenticate(store.keys, plaintext) is None  # revoked keys no longer verify
 
 
 async def test_every_mutating_route_rejects_missing_wrong_revoked_and_read_keys(tmp_path: Path) -> None:
@@ -109,8 +109,8 @@ async def test_every_mutating_route_rejects_missing_wrong_revoked_and_read_keys(
     read, read_rec = new_key("read", "", 0)
     gone, gone_rec = new_key("admin", "", 0)
     for rec in (read_rec, gone_rec):
-        await store.add_api_key(rec)
-    await store.revoke_api_key(gone_rec.id)
+        await store.keys.add(rec)
+    await store.keys.revoke(gone_rec.id)
     async with serve(create_app(settings, store=store)) as base, aiohttp.ClientSession() as http:
         async with http.get(f"{base}/openapi.json") as resp:
             spec = await resp.json()
@@ -123,7 +123,7 @@ async def test_every_mutating_route_rejects_missing_wrong_revoked_and_read_keys(
                                   ({"X-API-Key": read}, 403)]:
                 async with http.request(method, base + path, headers=headers, json={}) as resp:
                     assert resp.status == want, (method, path, headers, resp.status)
-    assert await store.symbols() == []
+    assert await store.symbols.all() == []
     await store.close()
 
 

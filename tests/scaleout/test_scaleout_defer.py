@@ -32,7 +32,7 @@ async def test_launcher_defers_each_window_once_when_submitted_twice(module_pg_u
     assert counts == {first: 4}
     store = await open_store(module_pg_url)
     try:
-        runs = {r.id: r for r in await store.runs()}
+        runs = {r.id: r for r in await store.runs.recent()}
     finally:
         await store.close()
     assert runs[first].kind == "distributed" and runs[first].status == "running"

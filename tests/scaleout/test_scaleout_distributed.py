@@ -216,7 +216,7 @@ def test_distributed_job_quarantines_invalid_bars_when_every_attempt_serves_them
     async def quarantined() -> list[Any]:
         store = await open_store(fleet.db_url)
         try:
-            return [q for q in await store.quarantined("HD") if q.run_id == report["run_id"]]
+            return [q for q in await store.quarantine.recent("HD") if q.run_id == report["run_id"]]
         finally:
             await store.close()
 

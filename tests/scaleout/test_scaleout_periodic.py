@@ -18,7 +18,7 @@ pytestmark = pytest.mark.postgres
 async def _track(db_url: str, ticker: str, asset: str, timeframes: tuple[str, ...], start: str) -> None:
     store = await open_store(db_url)
     try:
-        await store.upsert_symbol(SymbolInfo(ticker, asset, timeframes=timeframes, start_date=start))
+        await store.symbols.upsert(SymbolInfo(ticker, asset, timeframes=timeframes, start_date=start))
     finally:
         await store.close()
 

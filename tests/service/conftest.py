@@ -113,8 +113,8 @@ async def service_factory(store_url: str) -> AsyncIterator[ServiceFactory]:
         state = app.state.mdw
         admin, admin_rec = new_key("admin", "test admin", 0)
         read, read_rec = new_key("read", "test reader", 0)
-        await state.store.add_api_key(admin_rec)
-        await state.store.add_api_key(read_rec)
+        await state.store.keys.add(admin_rec)
+        await state.store.keys.add(read_rec)
         return Service(base, app, http, admin, read, read_rec.id)
 
     try:

@@ -77,7 +77,7 @@ async def test_symbols_routes_track_patch_and_delete(sim: SimServer, service_fac
     assert status == 200 and bars["count"] == 0
     status, missing = await svc.send("PATCH", "/v1/symbols/ZZZZ", json={"active": False}, headers=svc.admin)
     assert status == 404 and missing["error"]["code"] == "not_found"
-    audit = await svc.state.store.audit_log()
+    audit = await svc.state.store.audit.recent()
     assert {"symbols.create", "symbols.update", "symbols.delete"} <= {str(a.get("action")) for a in audit}
 
 

@@ -73,7 +73,7 @@ async def test_outage_serves_stale_reads_skips_runs_alerts_and_recovers(
     first = await svc.backfill({"symbols": ["AAPL"], "timeframes": ["1d"], "start": "2024-01-02",
                                 "end": "2024-01-05"})
     assert first["status"] == "ok"
-    await svc.state.store.upsert_symbol(SymbolInfo("AAPL", "stocks", "", True, ("1d",), "2024-07-01"))
+    await svc.state.store.symbols.upsert(SymbolInfo("AAPL", "stocks", "", True, ("1d",), "2024-07-01"))
 
     sim.set_faults(FaultConfig(outage=True))
     status, started = await svc.send("POST", "/v1/backfills", headers=svc.admin, json={

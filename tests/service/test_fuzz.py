@@ -43,7 +43,7 @@ def live(tmp_path: Path) -> Iterator[tuple[str, str]]:
             while not server.started:
                 await asyncio.sleep(0.01)
             key, record = new_key("admin", "fuzz", 0)
-            await app.state.mdw.store.add_api_key(record)
+            await app.state.mdw.store.keys.add(record)
             out["base"] = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
             out["key"] = key
             stop["server"] = server

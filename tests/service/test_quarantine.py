@@ -32,7 +32,7 @@ async def test_quarantine_route_lists_the_bars_a_backfill_refused(
     sim.set_faults(FaultConfig(invalid_bar_rate=0.05))
     run = await svc.backfill({"symbols": ["AAPL", "MSFT"], "timeframes": ["1h"], "start": "2024-03-04",
                               "end": "2024-03-08"})
-    stored = await svc.state.store.quarantined()
+    stored = await svc.state.store.quarantine.recent()
     assert run["status"] in ("partial", "failed") and stored
     assert run["report"]["quarantined"] == len(stored)
     status, body, headers = await svc.get("/v1/quarantine")

@@ -40,13 +40,13 @@ async def test_backfills_show_interrupted_when_the_runs_process_is_gone(
     stale = now_ms() - int(STALE_AFTER_S * 1000) - 1_000
     async with await open_store(store_url) as store:
         dead = RunRecord("before", "backfill", "running", stale, params={"heartbeat_ms": stale})
-        await store.save_run(dead)
+        await store.runs.save(dead)
     svc = await service_factory(None)
-    saved = await svc.state.store.get_run("before")
+    saved = await svc.state.store.runs.get("before")
     assert saved is not None and saved.status == "interrupted"
-    await svc.state.store.save_run(RunRecord("after", "scheduled", "running", stale,
+    await svc.state.store.runs.save(RunRecord("after", "scheduled", "running", stale,
                                              params={"heartbeat_ms": stale}))
-    await svc.state.store.save_run(RunRecord("alive", "backfill", "running", now_ms(),
+    await svc.state.store.runs.save(RunRecord("alive", "backfill", "running", now_ms(),
                                              params={"heartbeat_ms": now_ms(), **owner()}))
     status, body, _ = await svc.get("/v1/backfills")
     assert status == 200

@@ -37,8 +37,8 @@ async def test_scheduler_fires_jobs_at_session_times_on_a_simulated_clock(
     svc = await service_factory(sim, clock=clock, scheduler=True, lock=LocalLock(), daily_delay_min=30,
                                 schedule_interval_min=5)
     store = svc.state.store
-    await store.upsert_symbol(SymbolInfo("AAPL", "stocks", "", True, ("1d", "5m"), "2024-07-01"))
-    await store.upsert_symbol(SymbolInfo("X:BTCUSD", "crypto", "", True, ("1h",), "2024-07-02"))
+    await store.symbols.upsert(SymbolInfo("AAPL", "stocks", "", True, ("1d", "5m"), "2024-07-01"))
+    await store.symbols.upsert(SymbolInfo("X:BTCUSD", "crypto", "", True, ("1h",), "2024-07-02"))
     sched = svc.state.scheduler
     seen = 0
 
@@ -63,7 +63,7 @@ async def test_scheduler_fires_jobs_at_session_times_on_a_simulated_clock(
     assert await at("2024-07-03T21:30:00Z") == {"daily:AAPL:1d", "actions:AAPL", "intraday:X:BTCUSD:1h"}
     assert await at("2024-07-04T15:00:00Z") == {"intraday:X:BTCUSD:1h"}  # a holiday for AAPL
     await svc.state.runs.wait_idle()
-    runs = await store.runs(50)
+    runs = await store.runs.recent(50)
     assert runs and all(r.kind == "scheduled" and r.status == "ok" for r in runs)
     status, bars, _ = await svc.get("/v1/bars/AAPL?timeframe=5m&start=2024-07-03&end=2024-07-03")
     assert status == 200 and bars["count"] > 0

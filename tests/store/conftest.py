@@ -40,6 +40,22 @@ class Backend:
         finally:
             await conn2.close()
 
+    async def fetch(self, sql: str) -> list[tuple[object, ...]]:
+        """Rows of a raw query, for what only the database itself can show (how a value is spelt)."""
+        if self.name == "sqlite":
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            try:
+                return [tuple(r) for r in conn.execute(sql).fetchall()]
+            finally:
+                conn.close()
+        import asyncpg
+
+        conn2 = await asyncpg.connect(self.url)
+        try:
+            return [tuple(r) for r in await conn2.fetch(sql)]
+        finally:
+            await conn2.close()
+
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 import numpy as np
 import pytest
 
 from mdw.domain import RangeSet, TimeRange
-from mdw.errors import SchemaVersionError, UsageError
+from mdw.errors import SchemaVersionError, StoreError, UsageError
 from mdw.store import migrate, open_store, sqlite_path
-from mdw.store.ledger import LedgerRow, cut_rule, diff_bars, merge_rule, prepare_writes
+from mdw.store.ledger import LedgerRow, cut_rule, merge_rule
 from mdw.store.pgpartitions import split_by_year, year_bounds, years_of
+from mdw.store.primitives import numbered, rowcount_of
+from mdw.store.rows import as_date, as_float, as_int, as_json, as_str, as_text_list
+from mdw.store.writes import diff_bars, prepare_writes
 
 from .helpers import make_batch, write
 
@@ -147,3 +153,43 @@ def test_split_by_year_cuts_rows_at_utc_new_year_and_skips_empty_years() -> None
     assert years_of(t) == {2020, 2021, 2023}
     assert {y: [len(p.batch) for p in ps] for y, ps in parts.items()} == {2020: [2], 2021: [1], 2023: [1]}
     assert lo_2020 < hi_2020 and int(parts[2021][0].batch.t[0]) == hi_2020
+
+
+@pytest.mark.parametrize(
+    ("sql", "numbered_sql"),
+    [
+        ("SELECT 1", "SELECT 1"),
+        ("DELETE FROM bars WHERE ticker = ? AND t >= ?", "DELETE FROM bars WHERE ticker = $1 AND t >= $2"),
+        ("INSERT INTO t (a, b) VALUES (?, ?), (?, ?)", "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"),
+    ],
+)
+def test_numbered_turns_shared_placeholders_into_postgres_parameters(sql: str, numbered_sql: str) -> None:
+    """The shared ``?`` SQL becomes ``$1, $2, ...`` in order, for the driver that numbers them."""
+    assert numbered(sql) == numbered_sql
+
+
+@pytest.mark.parametrize(("tag", "count"), [("INSERT 0 3", 3), ("UPDATE 0", 0), ("DELETE 12", 12),
+                                            ("CREATE TABLE", 0), ("BEGIN", 0)])
+def test_rowcount_of_reads_the_count_at_the_end_of_a_command_tag(tag: str, count: int) -> None:
+    """PostgreSQL's command tags give the rows a statement changed; tags without one give 0."""
+    assert rowcount_of(tag) == count
+
+
+@pytest.mark.parametrize(
+    ("convert", "value"),
+    [(as_int, "12"), (as_int, True), (as_int, 1.5), (as_str, 3), (as_float, "1.0"), (as_date, 20240101),
+     (as_text_list, 5), (as_json, "[1, 2]")],
+)
+def test_row_values_of_the_wrong_type_are_a_store_error(
+    convert: Callable[[object], object], value: object
+) -> None:
+    """A value the database returns in a shape the record does not allow is refused, never passed on."""
+    with pytest.raises(StoreError, match=r"where .* belongs"):
+        convert(value)
+
+
+def test_row_values_convert_both_dialects_spellings() -> None:
+    """Dates as ISO text (SQLite) or ``date`` (PostgreSQL), text lists as text or arrays, NULL as NaN."""
+    assert as_date("2024-03-04") == as_date(date(2024, 3, 4)) == date(2024, 3, 4)
+    assert as_text_list("1m,1d") == as_text_list(["1m", "1d"]) == ("1m", "1d") and as_text_list("") == ()
+    assert np.isnan(as_float(None)) and as_float(3) == 3.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mdw.domain import RangeSet
-from mdw.store import open_store
+from mdw.store import WriteResult, open_store
 
 from .helpers import M1, T0, make_batch, write
 
@@ -115,3 +116,22 @@ async def test_sqlite_creates_the_parent_directory(tmp_path: Path) -> None:
     async with await open_store(f"sqlite:///{path}") as store:
         await store.ping()
     assert path.exists()
+
+
+async def test_sqlite_write_cancelled_at_any_point_leaves_all_or_nothing_and_the_store_usable(
+    tmp_path: Path,
+) -> None:
+    """A write cancelled between any two of its statements rolls back whole; the next write succeeds."""
+    async with await open_store(f"sqlite:///{tmp_path / 'cancel.db'}") as store:
+        for steps in range(12):  # cancel after 0, 1, 2, ... turns of the event loop
+            ticker = f"T{steps}"
+            task = asyncio.create_task(store.write_bars([write(make_batch(ticker, n=2_000))]))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            stored = len(await store.bars(ticker, M1, 0, 2**62))
+            covered = await store.coverage(ticker, "bars", "1m")  # type: ignore[arg-type]
+            assert (stored, bool(covered)) in ((0, False), (2_000, True))
+        assert await store.write_bars([write(make_batch("AFTER", n=5))]) == WriteResult(inserted=5)

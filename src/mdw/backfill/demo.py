@@ -22,6 +22,7 @@ from mdw.backfill.report import Progress, RunReport
 from mdw.backfill.runner import plan_only, run_backfill
 from mdw.config import RateLimit
 from mdw.domain import parse_tickers, parse_timeframes
+from mdw.store.base import RunKind
 
 STOCKS = (
     "AAPL",
@@ -57,7 +58,7 @@ def standard_spec(
         start=last - timedelta(days=days - 1),
         end=last,
         corporate_actions=corporate_actions,
-        kind="demo",
+        kind=RunKind.DEMO,
     )
 
 

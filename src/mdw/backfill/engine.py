@@ -307,7 +307,7 @@ class Pipeline:
                 divs, splits = item.actions
                 started = time.perf_counter()
                 try:
-                    result = await self.store.write_corporate_actions(
+                    result = await self.store.actions.write(
                         item.job.ticker, divs if item.job.kind == "dividends" else None,
                         splits if item.job.kind == "splits" else None, item.job.covers)
                 finally:

@@ -73,9 +73,9 @@ async def read_bars(
     dividends: list[Any] = []
     closes: dict[str, float] = {}
     if adjust != "none":
-        splits = await store.splits(ticker)
+        splits = await store.actions.splits(ticker)
         if adjust == "all":
-            dividends = await store.dividends(ticker)
+            dividends = await store.actions.dividends(ticker)
             closes = await _closes(store, ticker, timeframe, dividends)
     async for chunk in store.iter_bars(ticker, timeframe, start_ms, end_ms):
         yield adjust_bars(chunk, splits, dividends, adjust, closes=closes) if adjust != "none" else chunk

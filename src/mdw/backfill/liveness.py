@@ -23,7 +23,7 @@ from typing import Any
 
 from mdw.errors import MdwError
 from mdw.logs import get_logger
-from mdw.store.base import RunRecord, Store
+from mdw.store.base import RunKind, RunRecord, RunStatus, Store
 
 log = get_logger(__name__)
 
@@ -63,7 +63,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_distributed(run: RunRecord) -> bool:
-    return run.kind == "distributed" or bool(run.params.get("distributed"))
+    return run.kind is RunKind.DISTRIBUTED or bool(run.params.get("distributed"))
 
 
 def abandoned(run: RunRecord, *, at_ms: int | None = None, stale_after_s: float = STALE_AFTER_S,
@@ -73,7 +73,7 @@ def abandoned(run: RunRecord, *, at_ms: int | None = None, stale_after_s: float 
     Gone means: no heartbeat (or, for rows written before heartbeats existed, no start) within
     ``stale_after_s``; or the owner is on this host and PID namespace and its pid does not exist.
     """
-    if run.status != "running" or is_distributed(run):
+    if run.status is not RunStatus.RUNNING or is_distributed(run):
         return False
     now = now_ms() if at_ms is None else at_ms
     beat = run.params.get("heartbeat_ms")
@@ -91,9 +91,9 @@ def interrupted(run: RunRecord) -> RunRecord:
     beat = run.params.get("heartbeat_ms")
     last = int(beat) if isinstance(beat, int) else run.started_at_ms
     why = "the run's process stopped without recording its end (killed, crashed or rebooted)"
-    report = {**run.report, "status": "interrupted", "finished_at_ms": last,
+    report = {**run.report, "status": RunStatus.INTERRUPTED.value, "finished_at_ms": last,
               "errors": [*run.report.get("errors", []), why]}
-    return replace(run, status="interrupted", finished_at_ms=last, report=report)
+    return replace(run, status=RunStatus.INTERRUPTED, finished_at_ms=last, report=report)
 
 
 async def reap(store: Store, runs: list[RunRecord]) -> list[RunRecord]:
@@ -104,7 +104,7 @@ async def reap(store: Store, runs: list[RunRecord]) -> list[RunRecord]:
     for run in runs:
         if abandoned(run, at_ms=at, here=here):
             run = interrupted(run)
-            await store.save_run(run)
+            await store.runs.save(run)
             log.warning("run marked interrupted", action="run.interrupted", run_id=run.id, kind=run.kind)
         out.append(run)
     return out
@@ -112,19 +112,19 @@ async def reap(store: Store, runs: list[RunRecord]) -> list[RunRecord]:
 
 async def reap_abandoned(store: Store) -> list[RunRecord]:
     """Record every abandoned recent run as ``interrupted``; returns the runs that changed."""
-    runs = await store.runs(_LOOK_BACK)
-    before = {r.id for r in runs if r.status == "running"}
-    return [r for r in await reap(store, runs) if r.id in before and r.status == "interrupted"]
+    runs = await store.runs.recent(_LOOK_BACK)
+    before = {r.id for r in runs if r.status is RunStatus.RUNNING}
+    return [r for r in await reap(store, runs) if r.id in before and r.status is RunStatus.INTERRUPTED]
 
 
 async def recent_runs(store: Store, limit: int = 50) -> list[RunRecord]:
     """:meth:`Store.runs`, with abandoned runs shown (and recorded) as ``interrupted``."""
-    return await reap(store, await store.runs(limit))
+    return await reap(store, await store.runs.recent(limit))
 
 
 async def current_run(store: Store, run_id: str) -> RunRecord | None:
     """:meth:`Store.get_run`, with an abandoned run shown (and recorded) as ``interrupted``."""
-    run = await store.get_run(run_id)
+    run = await store.runs.get(run_id)
     return None if run is None else (await reap(store, [run]))[0]
 
 
@@ -154,7 +154,7 @@ class Heartbeat:
             record = self.snapshot()
             record = replace(record, params={**record.params, "heartbeat_ms": now_ms()})
             try:
-                await self.store.save_run(record)
+                await self.store.runs.save(record)
             except MdwError as exc:  # a missed beat must not stop the run; the next one may land
                 log.warning("run heartbeat not saved", action="run.heartbeat_failed", run_id=record.id,
                             error=str(exc))

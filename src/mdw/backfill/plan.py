@@ -12,6 +12,7 @@ from datetime import date
 from typing import Literal
 
 from mdw.domain import AssetClass, Ticker, Timeframe, TimeRange, day_range_ms
+from mdw.store.base import RunKind
 
 MAX_BASE = 50_000  # the vendor's largest `limit`: base aggregates (minutes or days) per page
 ACTION_KINDS_ALL = ("dividends", "splits", "all")
@@ -43,7 +44,7 @@ class BackfillSpec:
     grouped_daily: bool = True
     corporate_actions: bool = False
     action_kinds: tuple[str, ...] = ("dividends", "splits")
-    kind: str = "backfill"
+    kind: RunKind = RunKind.BACKFILL
     refetch: bool = False
 
     def wanted(self, asset: AssetClass) -> TimeRange:

@@ -219,6 +219,12 @@ def gaps(
     return [h for h in merged if tradable(asset, tf, h)]
 
 
+def uncovered(asset: AssetClass, tf: Timeframe, rng: TimeRange, covered: RangeSet) -> RangeSet:
+    """The tradable parts of ``rng`` that ``covered`` does not hold: the holes status and bar
+    summaries report (closed markets are never a hole). :func:`gaps` turns holes into requests."""
+    return tradable(asset, tf, rng) - covered
+
+
 def _aggs_requests(
     asset: AssetClass, ticker: str, tf: Timeframe, holes: Iterable[TimeRange], now_ms: int,
 ) -> list[PlannedRequest]:

@@ -39,7 +39,7 @@ async def quarantine_error(store: Store, error: ValidationError, run_id: str) ->
     if not entries:
         return 0, str(error)
     try:
-        kept = await store.quarantine(entries)
+        kept = await store.quarantine.add(entries)
     except StoreError as exc:
         log.error("could not quarantine invalid bars", action="backfill.quarantine_failed",
                   bars=len(entries), error=str(exc))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mdw.backfill.plan import Plan
+from mdw.store.base import RunKind, RunStatus
 
 
 class Progress(Protocol):
@@ -79,8 +80,8 @@ class RunReport:
     """Everything a run measured; ``to_dict`` is the JSON form."""
 
     run_id: str
-    kind: str
-    status: str = "running"  # running | ok | partial | failed | interrupted
+    kind: RunKind
+    status: RunStatus = RunStatus.RUNNING
     started_at_ms: int = 0
     finished_at_ms: int = 0
     wall_s: float = 0.0
@@ -120,25 +121,25 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         """0 all done, 1 some series failed, 130 interrupted."""
-        if self.status == "interrupted":
+        if self.status is RunStatus.INTERRUPTED:
             return 130
-        return 1 if self.failed_series or self.status == "failed" else 0
+        return 1 if self.failed_series or self.status is RunStatus.FAILED else 0
 
     def settle(self, interrupted: bool) -> None:
         for outcome in self.series.values():
             outcome.settle()
         if interrupted:
-            self.status = "interrupted"
+            self.status = RunStatus.INTERRUPTED
         elif not self.failed_series:
-            self.status = "ok"
+            self.status = RunStatus.OK
         elif all(s.status == "failed" for s in self.series.values()):
-            self.status = "failed"
+            self.status = RunStatus.FAILED
         else:
-            self.status = "partial"
+            self.status = RunStatus.PARTIAL
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "kind": self.kind, "status": self.status,
+            "run_id": self.run_id, "kind": self.kind.value, "status": self.status.value,
             "started_at_ms": self.started_at_ms, "finished_at_ms": self.finished_at_ms,
             "wall_s": round(self.wall_s, 4), "plan_s": round(self.plan_s, 4), "api_s": round(self.api_s, 4),
             "api_request_s": round(self.api_request_s, 4), "db_s": round(self.db_s, 4),

@@ -22,7 +22,7 @@ from mdw.backfill.planner import ACTION_KINDS, plan_backfill
 from mdw.backfill.report import Progress, RunReport
 from mdw.domain import RangeSet
 from mdw.logs import get_logger
-from mdw.store.base import Dataset, RunRecord, Store, SymbolInfo
+from mdw.store.base import Dataset, RunKind, RunRecord, RunStatus, Store, SymbolInfo
 
 log = get_logger(__name__)
 
@@ -70,7 +70,7 @@ async def plan_only(
 
 async def track_symbols(store: Store, specs: Sequence[BackfillSpec]) -> None:
     """Remember what was backfilled so ``mdw update`` keeps it current (timeframes are merged)."""
-    known = {s.ticker: s for s in await store.symbols()}
+    known = {s.ticker: s for s in await store.symbols.all()}
     for spec in specs:
         start = spec.start if isinstance(spec.start, date) else None
         for tk in spec.tickers:
@@ -81,7 +81,7 @@ async def track_symbols(store: Store, specs: Sequence[BackfillSpec]) -> None:
                 first = old.start_date
             info = SymbolInfo(tk.symbol, tk.asset_class.value, old.name if old else "", True, tfs, first)
             if info != old:
-                await store.upsert_symbol(info)
+                await store.symbols.upsert(info)
                 known[tk.symbol] = info
 
 
@@ -119,15 +119,15 @@ async def run_backfill(
     started = now_ms()
     plan = await plan_only(store, specs, now=now)
     plan_s = time.perf_counter() - started_wall
-    kind = specs[0].kind if specs else "backfill"
+    kind = specs[0].kind if specs else RunKind.BACKFILL
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
                        rate_limit=rate_limit)
     params: dict[str, Any] = {"specs": [s.to_dict() for s in specs], **owner(), "heartbeat_ms": started}
-    record = RunRecord(report.run_id, kind, "running", started, params=params)
+    record = RunRecord(report.run_id, kind, RunStatus.RUNNING, started, params=params)
     await reap_abandoned(store)
-    await store.save_run(record)
+    await store.runs.save(record)
     if track:
-        await track_symbols(store, [s for s in specs if s.kind != "update"])
+        await track_symbols(store, [s for s in specs if s.kind is not RunKind.UPDATE])
     stats = getattr(client, "stats", None)
     before = stats() if stats else None
     pipeline = Pipeline(store, client, plan, report,
@@ -162,7 +162,7 @@ async def run_backfill(
         report.settle(interrupted)
         record = replace(record, status=report.status, finished_at_ms=report.finished_at_ms,
                          report=report.to_dict())
-        await asyncio.shield(store.save_run(record))
+        await asyncio.shield(store.runs.save(record))
     log.info("backfill finished", action="backfill.finished", run_id=report.run_id, status=report.status,
              requests=report.requests, bars=report.bars_fetched, wall_s=round(report.wall_s, 3))
     return report

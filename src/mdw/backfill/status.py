@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mdw.backfill.planner import uncovered
 from mdw.domain import AssetClass, Timeframe, TimeRange, parse_ticker
 from mdw.errors import UsageError
 from mdw.store.base import Dataset, Store
@@ -46,8 +47,8 @@ def _asset(ticker: str, known: dict[str, str]) -> AssetClass:
 
 async def series_status(store: Store, tickers: set[str] | None = None) -> list[SeriesStatus]:
     """Every bar series in the store (or only those of ``tickers``), sorted by ticker and timeframe."""
-    known = {s.ticker: s.asset_class for s in await store.symbols()}
-    entries = await store.coverage_entries()
+    known = {s.ticker: s.asset_class for s in await store.symbols.all()}
+    entries = await store.catalog.ledger()
     fetched: dict[tuple[str, str], int] = {}
     ranges: dict[tuple[str, str], int] = {}
     for e in entries:
@@ -57,16 +58,14 @@ async def series_status(store: Store, tickers: set[str] | None = None) -> list[S
         fetched[key] = max(fetched.get(key, 0), e.fetched_at_ms)
         ranges[key] = ranges.get(key, 0) + 1
     out: list[SeriesStatus] = []
-    for s in await store.series_stats():
+    for s in await store.catalog.series():
         if tickers and s.ticker not in tickers:
             continue
         gaps = 0
         if s.first_t is not None and s.last_t is not None:
             tf = Timeframe.parse(s.timeframe)
-            holes = await store.gaps(
-                s.ticker, tf, _asset(s.ticker, known), TimeRange(s.first_t, s.last_t + 1)
-            )
-            gaps = len(holes)
+            held = await store.coverage(s.ticker, Dataset.BARS, s.timeframe)
+            gaps = len(uncovered(_asset(s.ticker, known), tf, TimeRange(s.first_t, s.last_t + 1), held))
         key = (s.ticker, s.timeframe)
         out.append(
             SeriesStatus(

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from mdw.backfill.plan import BackfillSpec
 from mdw.domain import AssetClass, Ticker, parse_timeframes
-from mdw.store.base import Store
+from mdw.store.base import RunKind, Store
 
 
 async def update_specs(
@@ -18,7 +18,7 @@ async def update_specs(
     """
     now = today or datetime.now(UTC).date()
     groups: dict[tuple[tuple[str, ...], date], list[Ticker]] = {}
-    for info in await store.symbols(active_only=True):
+    for info in await store.symbols.all(active_only=True):
         tfs = tuple(info.timeframes) or ("1d",)
         start = date.fromisoformat(info.start_date) if info.start_date else now - timedelta(days=default_days)
         groups.setdefault((tfs, start), []).append(Ticker(info.ticker, AssetClass(info.asset_class)))
@@ -29,7 +29,7 @@ async def update_specs(
             start,
             now + timedelta(days=1),
             corporate_actions=True,
-            kind="update",
+            kind=RunKind.UPDATE,
         )
         for (tfs, start), tickers in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))
     ]

@@ -28,7 +28,7 @@ from mdw.cli.app import app, fail, run, settings_from
 from mdw.config import RateLimit, Settings
 from mdw.domain import Timeframe, from_ms, parse_tickers, parse_timeframes, parse_when, to_ms
 from mdw.errors import UsageError
-from mdw.store.base import Store
+from mdw.store.base import RunKind, Store
 
 T = TypeVar("T")
 Symbols = Annotated[
@@ -296,7 +296,7 @@ def corporate_actions(
         datetime.now(UTC).date() + timedelta(days=1),
         corporate_actions=True,
         action_kinds=kinds,
-        kind="corporate-actions",
+        kind=RunKind.CORPORATE_ACTIONS,
     )))
     _check_report(report)
     _require_key(settings, dry_run)
@@ -319,12 +319,12 @@ async def _print_actions(store: Store, tickers: list[str], kinds: tuple[str, ...
         table.add_column(col)
     for ticker in tickers:
         if "splits" in kinds:
-            for s in await store.splits(ticker):
+            for s in await store.actions.splits(ticker):
                 table.add_row(
                     ticker, "split", s.execution_date.isoformat(), f"{s.split_to:g}-for-{s.split_from:g}"
                 )
         if "dividends" in kinds:
-            for d in await store.dividends(ticker):
+            for d in await store.actions.dividends(ticker):
                 table.add_row(
                     ticker, "dividend", d.ex_dividend_date.isoformat(), f"{d.cash_amount:g} {d.currency}"
                 )

@@ -35,8 +35,8 @@ def create(
     async def go() -> str:
         plaintext, record = new_key(scope, name, time.time_ns() // 1_000_000)
         async with await open_store(settings.database_url) as store:
-            await store.add_api_key(record)
-            await store.audit("cli", "keys.create", {"id": record.id, "scope": scope, "name": name})
+            await store.keys.add(record)
+            await store.audit.append("cli", "keys.create", {"id": record.id, "scope": scope, "name": name})
         return plaintext
 
     key = run(go())
@@ -53,7 +53,7 @@ def list_keys(database_url: DbUrl = None, config: Config = None) -> None:
 
     async def go() -> None:
         async with await open_store(settings.database_url) as store:
-            records = await store.api_keys()
+            records = await store.keys.all()
         print(f"{'id':<14}{'scope':<7}{'created':<22}{'revoked':<22}name")
         for r in sorted(records, key=lambda r: r.created_at_ms):
             created = from_ms(r.created_at_ms).strftime("%Y-%m-%d %H:%M:%SZ")
@@ -76,9 +76,9 @@ def revoke(
 
     async def go() -> bool:
         async with await open_store(settings.database_url) as store:
-            done = await store.revoke_api_key(key_id)
+            done = await store.keys.revoke(key_id)
             if done:
-                await store.audit("cli", "keys.revoke", {"id": key_id})
+                await store.audit.append("cli", "keys.revoke", {"id": key_id})
             return done
 
     if not run(go()):

@@ -52,7 +52,8 @@ def quarantine(
         from mdw.store import open_store
 
         async with await open_store(settings.database_url) as store:
-            found = [e for ticker in dict.fromkeys(wanted) for e in await store.quarantined(ticker, limit)]
+            found = [e for ticker in dict.fromkeys(wanted)
+                     for e in await store.quarantine.recent(ticker, limit)]
         found.sort(key=lambda e: (-e.quarantined_at_ms, e.ticker, e.timeframe, e.t))
         return found[:limit]
 

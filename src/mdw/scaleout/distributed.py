@@ -31,7 +31,7 @@ from mdw.errors import StoreError, UsageError
 from mdw.scaleout.codec import Work, decode, encode, window_lock
 from mdw.scaleout.queue import DONE_CHANNEL, WORK_TASK, build_app
 from mdw.scaleout.schema import ensure_schema, libpq_url
-from mdw.store.base import RunRecord, Store
+from mdw.store.base import RunKind, RunRecord, RunStatus, Store
 
 DEFER_LOCK_KEY = 7_310_042_018
 FINAL = ("succeeded", "failed", "cancelled", "aborted")
@@ -127,13 +127,14 @@ async def defer_backfill(
     try:
         planned_at = datetime.now(UTC)
         plan = await plan_only(store, specs)
-        await track_symbols(store, [s for s in specs if s.kind != "update"])
+        await track_symbols(store, [s for s in specs if s.kind is not RunKind.UPDATE])
         app = build_app(settings.database_url)
         async with app.open_async():
             deferred = await defer_plan(app, settings.database_url, plan, rid, planned_at)
         params: dict[str, Any] = {"specs": [s.to_dict() for s in specs], "distributed": True,
                                   "jobs": deferred.job_ids}
-        await store.save_run(RunRecord(rid, "distributed", "running", deferred.started_at_ms, params=params))
+        await store.runs.save(RunRecord(rid, RunKind.DISTRIBUTED, RunStatus.RUNNING, deferred.started_at_ms,
+                                        params=params))
     finally:
         if own:
             await store.close()
@@ -144,13 +145,13 @@ async def update_specs(store: Store, today: date | None = None) -> list[Backfill
     """One spec per tracked symbol: from its start date (or 30 days back) up to today."""
     end = today or datetime.now(UTC).date()
     out: list[BackfillSpec] = []
-    for info in await store.symbols(active_only=True):
+    for info in await store.symbols.all(active_only=True):
         if not info.timeframes:
             continue
         start = (date.fromisoformat(info.start_date) if info.start_date
                  else date.fromordinal(end.toordinal() - 30))
         out.append(BackfillSpec((parse_ticker(info.ticker, info.asset_class),),
-                                tuple(Tf.parse(t) for t in info.timeframes), start, end, kind="update"))
+                                tuple(Tf.parse(t) for t in info.timeframes), start, end, kind=RunKind.UPDATE))
     return out
 
 
@@ -194,7 +195,7 @@ def aggregate(
     its worker's clock). ``requests``, ``retries`` and ``rate_limited`` count every recorded job,
     failed ones too: they cost vendor calls whatever the outcome.
     """
-    report = RunReport(run_id=deferred.run_id, kind="distributed", started_at_ms=deferred.started_at_ms,
+    report = RunReport(run_id=deferred.run_id, kind=RunKind.DISTRIBUTED, started_at_ms=deferred.started_at_ms,
                        rate_limit=rate_limit, planned_requests=deferred.planned_requests, wall_s=wall_s)
     spans: list[tuple[float, float]] = []
     for (_jid, status, args, _ok, requests, bars, inserted, updated, api_s, db_s, error, retries, limited,
@@ -268,11 +269,11 @@ async def follow_run(settings: Settings, store: Store, deferred: Deferred, *,
     """Follow a deferred run to its end and record the report in ``runs`` (used by CLI and service)."""
     report = await follow(settings.database_url, deferred, progress=progress, stop=stop,
                           rate_limit=str(settings.rate_limit))
-    record = await store.get_run(deferred.run_id) or RunRecord(deferred.run_id, "distributed", "running",
-                                                               deferred.started_at_ms)
+    record = await store.runs.get(deferred.run_id) or RunRecord(
+        deferred.run_id, RunKind.DISTRIBUTED, RunStatus.RUNNING, deferred.started_at_ms)
     done = replace(record, status=report.status, finished_at_ms=report.finished_at_ms,
                    report=report.to_dict())
-    await asyncio.shield(store.save_run(done))
+    await asyncio.shield(store.runs.save(done))
     return report
 
 

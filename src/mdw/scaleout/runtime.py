@@ -249,7 +249,7 @@ class WorkerRuntime:
         elif isinstance(work, ActionsRequest):
             divs, splits = await fetch_actions(source, work)
             t0 = time.perf_counter()
-            out.written = await self.store.write_corporate_actions(
+            out.written = await self.store.actions.write(
                 work.ticker, divs if work.kind == "dividends" else None,
                 splits if work.kind == "splits" else None, work.covers)
             out.db_s += time.perf_counter() - t0

@@ -39,7 +39,7 @@ from mdw.service.runs import DistributedLauncher, LiveProgress, RunManager, Runn
 from mdw.service.scheduler import Scheduler
 from mdw.service.state import ServiceState, VendorHistory
 from mdw.store import open_store
-from mdw.store.base import Store
+from mdw.store.base import RunKind, Store
 
 log = logging.getLogger(__name__)
 _RESTART_MS = 5_000
@@ -83,7 +83,7 @@ def make_runner(store: Store, client: PolygonClient | None, settings: Settings, 
         if client is None:
             raise UsageError("no vendor API key is configured (POLYGON_API_KEY)")
         return await run_backfill(store, client, spec, progress=progress, stop=stop, run_id=run_id,
-                                  now=clock.now_ms(), track=spec.kind != "scheduled",
+                                  now=clock.now_ms(), track=spec.kind is not RunKind.SCHEDULED,
                                   rate_limit=str(settings.rate_limit))
 
     return run

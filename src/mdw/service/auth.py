@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from mdw.service.errors import ApiError
-from mdw.store.base import ApiKeyRecord, Store
+from mdw.store.base import ApiKeyRecord, KeyStore, Store
 
 SCOPES = ("read", "admin")
 _ITERATIONS = 1000
@@ -64,17 +64,34 @@ def new_key(scope: str, name: str, now_ms: int) -> tuple[str, ApiKeyRecord]:
     return f"mdw_{key_id}_{secret}", record
 
 
-def verify(plaintext: str, records: list[ApiKeyRecord]) -> ApiKeyRecord | None:
-    """The live (not revoked) record the key belongs to, or None; constant time in the secret."""
+def key_id_of(plaintext: str) -> str | None:
+    """The public id of a key of the right shape (the part the store is asked about), else None."""
+    m = _KEY_RE.fullmatch(plaintext.strip())
+    return m[1] if m else None
+
+
+def verify(plaintext: str, record: ApiKeyRecord | None) -> ApiKeyRecord | None:
+    """``record`` when it is live (not revoked) and the key's secret matches it, else None.
+
+    ``record`` is what the store holds under the key's id (None when nothing); the check costs
+    one hash either way, so its time says nothing about the secret or whether the id exists.
+    """
     m = _KEY_RE.fullmatch(plaintext.strip())
     key_id, secret = (m[1], m[2]) if m else ("", plaintext)
-    record = next((r for r in records if r.id == key_id), None) if m else None
+    if record is not None and record.id != key_id:
+        record = None
     expected = record.hash if record else _digest("", _DUMMY_SALT)
     actual = _digest(secret, record.salt if record else _DUMMY_SALT)
     ok = hmac.compare_digest(expected.encode(), actual.encode())
     if record is None or not ok or record.revoked_at_ms is not None:
         return None
     return record
+
+
+async def authenticate(keys: KeyStore, plaintext: str) -> ApiKeyRecord | None:
+    """The live record of a key, asking the store for that one key id only."""
+    key_id = key_id_of(plaintext)
+    return verify(plaintext, await keys.get(key_id) if key_id else None)
 
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -91,7 +108,7 @@ async def _principal(
     if not key:
         return ANONYMOUS
     store: Store = request.app.state.mdw.store
-    record = verify(key, await store.api_keys())
+    record = await authenticate(store.keys, key)
     if record is None:
         raise ApiError(401, "unauthorized", "the API key is unknown or revoked")
     return Principal(record.id, record.scope)

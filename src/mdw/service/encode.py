@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from mdw.domain import BAR_COLUMNS, BarBatch
-from mdw.store.common import arrow_arrays
+from mdw.store.arrow import arrow_arrays
 
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"

@@ -62,4 +62,4 @@ def freshness_of(entries: list[CoverageEntry], now_ms: int) -> list[SeriesFreshn
 
 async def series_freshness(store: Store, now_ms: int, ticker: str | None = None) -> list[SeriesFreshness]:
     """Freshness of every stored bars series (or of one ticker's)."""
-    return freshness_of(await store.coverage_entries(ticker), now_ms)
+    return freshness_of(await store.catalog.ledger(ticker), now_ms)

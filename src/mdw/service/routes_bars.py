@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from mdw.adjust import adjust_bars, boundary_ms
+from mdw.backfill.planner import uncovered
 from mdw.domain import DAY_MS, HOUR_MS, BarBatch, Dividend, Split, Ticker, Timeframe, TimeRange, from_ms
 from mdw.service.auth import Reader
 from mdw.service.encode import (
@@ -78,8 +79,8 @@ class _Adjuster:
         today = from_ms(st.clock.now_ms()).astimezone(tk.asset_class.tz).date()
         if mode == "none":
             return cls(mode, [], [], {}, today)
-        splits = await st.store.splits(tk.symbol)
-        dividends = await st.store.dividends(tk.symbol) if mode == "all" else []
+        splits = await st.store.actions.splits(tk.symbol)
+        dividends = await st.store.actions.dividends(tk.symbol) if mode == "all" else []
         closes: dict[str, float] = {}
         relevant = []
         for d in dividends:
@@ -115,8 +116,9 @@ async def reference_close(st: ServiceState, tk: Ticker, tf: Timeframe, cut_ms: i
 
 async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int) -> dict[str, Any]:
     rng = TimeRange(start, end)
-    covered = (await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))).clip(rng)
-    gaps = await st.store.gaps(tk.symbol, tf, tk.asset_class, rng)
+    held = await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))
+    covered = held.clip(rng)
+    gaps = uncovered(tk.asset_class, tf, rng, held)
     expected = covered.total_ms + gaps.total_ms
     now = st.clock.now_ms()
     held_end = covered.ranges[-1].end_ms if covered else start

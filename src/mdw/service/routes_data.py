@@ -66,13 +66,15 @@ def symbol_dict(info: SymbolInfo, series: dict[str, dict[str, Any]] | None = Non
             "series": list((series or {}).values())}
 
 
-async def _series_by_ticker(st: ServiceState) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per ticker and timeframe: bars stored, first/last t and freshness (for lists and overviews)."""
+async def _series_by_ticker(
+    st: ServiceState, ticker: str | None = None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per ticker and timeframe: bars stored, first/last t and freshness (of one ticker, when given)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for s in await st.store.series_stats():
+    for s in await st.store.catalog.series(ticker):
         out.setdefault(s.ticker, {})[s.timeframe] = {"timeframe": s.timeframe, "bars": s.bars,
                                                      "first_t": s.first_t, "last_t": s.last_t}
-    for f in freshness_of(await st.store.coverage_entries(), st.clock.now_ms()):
+    for f in freshness_of(await st.store.catalog.ledger(ticker), st.clock.now_ms()):
         row = out.setdefault(f.ticker, {}).setdefault(f.timeframe, {"timeframe": f.timeframe, "bars": 0,
                                                                     "first_t": None, "last_t": None})
         row.update(covered_end_ms=f.covered_end_ms, fetched_at_ms=f.fetched_at_ms, lag_s=f.lag_ms / 1000,
@@ -92,7 +94,7 @@ def _start_backfill(st: ServiceState, tk: Ticker, tfs: tuple[str, ...], start: d
 async def list_symbols(request: Request, _: Reader, active_only: bool = False) -> Response:
     st = get_state(request)
     series = await _series_by_ticker(st)
-    infos = await st.store.symbols(active_only=active_only)
+    infos = await st.store.symbols.all(active_only=active_only)
     return _json({"symbols": [symbol_dict(i, series.get(i.ticker)) for i in infos]})
 
 
@@ -100,10 +102,10 @@ async def list_symbols(request: Request, _: Reader, active_only: bool = False) -
 async def get_symbol(request: Request, ticker: str, _: Reader) -> Response:
     st = get_state(request)
     tk = ticker_param(ticker)
-    info = next((s for s in await st.store.symbols() if s.ticker == tk.symbol), None)
+    info = await st.store.symbols.get(tk.symbol)
     if info is None:
         raise ApiError(404, "not_found", f"{tk.symbol} is not tracked")
-    return _json(symbol_dict(info, (await _series_by_ticker(st)).get(tk.symbol)))
+    return _json(symbol_dict(info, (await _series_by_ticker(st, tk.symbol)).get(tk.symbol)))
 
 
 @router.post("/v1/symbols", status_code=201, summary="Track a ticker and backfill it (admin)")
@@ -112,12 +114,12 @@ async def create_symbol(request: Request, body: SymbolCreate, who: Admin) -> Res
     tk = ticker_param(body.ticker)
     tfs = _timeframes(body.timeframes)
     start = _start_day(body.start, st)
-    old = next((s for s in await st.store.symbols() if s.ticker == tk.symbol), None)
+    old = await st.store.symbols.get(tk.symbol)
     info = SymbolInfo(tk.symbol, tk.asset_class.value, body.name or (old.name if old else ""), True, tfs,
                       start.isoformat())
-    await st.store.upsert_symbol(info)
+    await st.store.symbols.upsert(info)
     run_id = _start_backfill(st, tk, tfs, start) if body.backfill else None
-    await st.store.audit(who.actor, "symbols.create", {"ticker": tk.symbol, "timeframes": list(tfs),
+    await st.store.audit.append(who.actor, "symbols.create", {"ticker": tk.symbol, "timeframes": list(tfs),
                                                         "start": start.isoformat(), "run_id": run_id})
     return _json({"symbol": symbol_dict(info), "run_id": run_id}, 201)
 
@@ -126,7 +128,7 @@ async def create_symbol(request: Request, body: SymbolCreate, who: Admin) -> Res
 async def patch_symbol(request: Request, ticker: str, body: SymbolPatch, who: Admin) -> Response:
     st = get_state(request)
     tk = ticker_param(ticker)
-    old = next((s for s in await st.store.symbols() if s.ticker == tk.symbol), None)
+    old = await st.store.symbols.get(tk.symbol)
     if old is None:
         raise ApiError(404, "not_found", f"{tk.symbol} is not tracked")
     info = SymbolInfo(
@@ -135,8 +137,8 @@ async def patch_symbol(request: Request, ticker: str, body: SymbolPatch, who: Ad
         old.timeframes if body.timeframes is None else _timeframes(body.timeframes),
         old.start_date if body.start is None else _start_day(body.start, st).isoformat(),
     )
-    await st.store.upsert_symbol(info)
-    await st.store.audit(who.actor, "symbols.update", {"ticker": tk.symbol,
+    await st.store.symbols.upsert(info)
+    await st.store.audit.append(who.actor, "symbols.update", {"ticker": tk.symbol,
                                                         **body.model_dump(mode="json", exclude_none=True)})
     return _json({"symbol": symbol_dict(info)})
 
@@ -145,10 +147,10 @@ async def patch_symbol(request: Request, ticker: str, body: SymbolPatch, who: Ad
 async def delete_symbol(request: Request, ticker: str, who: Admin, purge: bool = False) -> Response:
     st = get_state(request)
     tk = ticker_param(ticker)
-    found = await st.store.delete_symbol(tk.symbol, purge=purge)
+    found = await st.store.symbols.delete(tk.symbol, purge=purge)
     if not found:
         raise ApiError(404, "not_found", f"{tk.symbol} is not tracked")
-    await st.store.audit(who.actor, "symbols.delete", {"ticker": tk.symbol, "purge": purge})
+    await st.store.audit.append(who.actor, "symbols.delete", {"ticker": tk.symbol, "purge": purge})
     return _json({"ticker": tk.symbol, "tracked": False, "purged": purge})
 
 
@@ -156,7 +158,7 @@ async def delete_symbol(request: Request, ticker: str, who: Admin, purge: bool =
 async def dividends(request: Request, ticker: str, _: Reader) -> Response:
     st = get_state(request)
     tk = ticker_param(ticker)
-    rows = sorted(await st.store.dividends(tk.symbol), key=lambda d: d.ex_dividend_date)
+    rows = sorted(await st.store.actions.dividends(tk.symbol), key=lambda d: d.ex_dividend_date)
     return _json({"ticker": tk.symbol, "dividends": [
         {"id": d.id, "ex_dividend_date": d.ex_dividend_date.isoformat(), "cash_amount": d.cash_amount,
          "currency": d.currency, "declaration_date": _iso(d.declaration_date),
@@ -168,7 +170,7 @@ async def dividends(request: Request, ticker: str, _: Reader) -> Response:
 async def splits(request: Request, ticker: str, _: Reader) -> Response:
     st = get_state(request)
     tk = ticker_param(ticker)
-    rows = sorted(await st.store.splits(tk.symbol), key=lambda s: s.execution_date)
+    rows = sorted(await st.store.actions.splits(tk.symbol), key=lambda s: s.execution_date)
     return _json({"ticker": tk.symbol, "splits": [
         {"id": s.id, "execution_date": s.execution_date.isoformat(), "split_from": s.split_from,
          "split_to": s.split_to, "ratio": s.ratio} for s in rows]})
@@ -188,7 +190,7 @@ async def quarantine(
 ) -> Response:
     st = get_state(request)
     symbol = ticker_param(ticker).symbol if ticker is not None else None
-    rows = await st.store.quarantined(symbol, limit)
+    rows = await st.store.quarantine.recent(symbol, limit)
     return _json({"ticker": symbol, "count": len(rows), "bars": rows})
 
 
@@ -231,7 +233,7 @@ async def coverage(
 ) -> Response:
     st = get_state(request)
     tk = ticker_param(ticker)
-    entries = await st.store.coverage_entries(tk.symbol)
+    entries = await st.store.catalog.ledger(tk.symbol)
     body: dict[str, Any] = {"ticker": tk.symbol, "asset_class": tk.asset_class.value, "entries": [
         {"dataset": e.dataset.value, "timeframe": e.timeframe, "start_ms": e.start_ms, "end_ms": e.end_ms,
          "fetched_at_ms": e.fetched_at_ms} for e in entries]}
@@ -247,7 +249,7 @@ async def coverage(
         span = day_range_ms(first, last, tk.asset_class.tz)
         held = await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))
         bars = await st.store.bars(tk.symbol, tf, span.start_ms, span.end_ms)
-        failed = failed_ranges(await st.store.runs(50), tk.symbol, str(tf), tk.asset_class)
+        failed = failed_ranges(await st.store.runs.recent(50), tk.symbol, str(tf), tk.asset_class)
         cells = session_states(tk.asset_class, tf, first, last, covered=held, bar_times=bars.t,
                                failed=failed, now_ms=now)
         counts: dict[str, int] = {}

@@ -32,17 +32,11 @@ async def readiness(st: ServiceState) -> tuple[bool, dict[str, Any]]:
     """Database reachable and migrated; plus breaker, scheduler leader and the age of the last run."""
     checks: dict[str, Any] = {}
     try:
-        await st.store.ping()
+        have, want = await st.store.ping()
         checks["database"] = {"ok": True}
+        checks["migrations"] = {"ok": have == want, "version": have, "expected": want}
     except MdwError as exc:
         checks["database"] = {"ok": False, "error": str(exc)}
-    if checks["database"]["ok"]:
-        try:
-            have, want = await st.store.schema_version()
-            checks["migrations"] = {"ok": have == want, "version": have, "expected": want}
-        except MdwError as exc:
-            checks["migrations"] = {"ok": False, "error": str(exc)}
-    else:
         checks["migrations"] = {"ok": False, "error": "database unreachable"}
     state, wait = st.breaker()
     checks["vendor"] = {"configured": st.client is not None, "breaker": state, "probe_in_s": round(wait, 1)}
@@ -78,10 +72,10 @@ async def metrics(request: Request) -> Response:
     st = get_state(request)
     now = st.clock.now_ms()
     try:
-        st.metrics.set_freshness(freshness_of(await st.store.coverage_entries(), now))
+        st.metrics.set_freshness(freshness_of(await st.store.catalog.ledger(), now))
         if now - st.extra.get("bars_refreshed_ms", 0) >= _BARS_REFRESH_MS:
             # Counting rows is the one costly query here; once a minute is plenty.
-            counts = {(s.ticker, s.timeframe): s.bars for s in await st.store.series_stats()}
+            counts = {(s.ticker, s.timeframe): s.bars for s in await st.store.catalog.series()}
             st.metrics.set_series_bars(counts)
             st.extra["bars_refreshed_ms"] = now
     except MdwError:
@@ -103,10 +97,10 @@ async def overview(request: Request, _: Reader) -> Response:
     stats = st.stats()
     if stats is not None:
         st.history.record(stats, now)
-    entries = await st.store.coverage_entries()
+    entries = await st.store.catalog.ledger()
     fresh = freshness_of(entries, now)
-    series_stats = await st.store.series_stats()
-    symbols = await st.store.symbols()
+    series_stats = await st.store.catalog.series()
+    symbols = await st.store.symbols.all()
     runs = await recent_runs(st.store, 10)
     stale_after = st.settings.stale_after_s
     state, wait = st.breaker()

@@ -16,7 +16,7 @@ from mdw.service.encode import encode_json
 from mdw.service.errors import ApiError
 from mdw.service.params import ticker_param, timeframe_param
 from mdw.service.state import ServiceState, get_state
-from mdw.store.base import RunRecord
+from mdw.store.base import RunRecord, RunStatus
 
 router = APIRouter(tags=["backfills"])
 
@@ -43,7 +43,7 @@ def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) 
 def run_dict(st: ServiceState, run: RunRecord | None, run_id: str) -> dict[str, Any]:
     """A run as the API shows it: its record, plus live progress while it runs."""
     live = st.runs.live.get(run_id)
-    out: dict[str, Any] = {"id": run_id, "kind": live.kind if live else "", "status": "running",
+    out: dict[str, Any] = {"id": run_id, "kind": live.kind if live else "", "status": RunStatus.RUNNING,
                            "started_at_ms": live.started_at_ms if live else None, "finished_at_ms": None,
                            "params": {}, "report": {}}
     if run is not None:
@@ -87,9 +87,10 @@ async def start_backfill(request: Request, body: BackfillRequest, who: Admin) ->
         if st.client is None:
             raise ApiError(503, "vendor_unconfigured", "no vendor API key is configured (POLYGON_API_KEY)")
         run_id = st.runs.start(spec)
-    await st.store.audit(who.actor, "backfills.start", {"run_id": run_id, **body.model_dump(mode="json")})
+    detail = {"run_id": run_id, **body.model_dump(mode="json")}
+    await st.store.audit.append(who.actor, "backfills.start", detail)
     url = f"/v1/backfills/{run_id}"
-    return _json({"run_id": run_id, "status": "running", "url": url}, 202, {"Location": url})
+    return _json({"run_id": run_id, "status": RunStatus.RUNNING, "url": url}, 202, {"Location": url})
 
 
 @router.get("/v1/backfills/{run_id}", summary="One run with its live progress")

@@ -21,6 +21,7 @@ from mdw.backfill.report import RunReport
 from mdw.service.alerts import Alerter
 from mdw.service.clock import Clock
 from mdw.service.metrics import ServiceMetrics
+from mdw.store.base import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class RunManager:
             log.exception("run %s crashed", run_id, extra={"action": "run.crashed", "run_id": run_id})
             self._metrics.runs.labels(spec.kind, "failed").inc()
             self._alerts.raise_alert("run_failed", "error", f"run {run_id} ({spec.kind}) crashed: {exc}",
-                                     run_id=run_id, run_kind=spec.kind, status="failed")
+                                     run_id=run_id, run_kind=spec.kind, status=RunStatus.FAILED.value)
             return
         finally:
             self._tasks.pop(run_id, None)
@@ -131,10 +132,10 @@ class RunManager:
             self._metrics.last_run_finished.set(self._clock.now_ms() / 1000)
         self._metrics.runs.labels(spec.kind, report.status).inc()
         self._metrics.rows_written.inc(report.bars_written)
-        if report.status in ("failed", "partial"):
+        if report.status in (RunStatus.FAILED, RunStatus.PARTIAL):
             failed = [s.series for s in report.failed_series][:20]
             self._alerts.raise_alert(
-                "run_failed", "error" if report.status == "failed" else "warning",
+                "run_failed", "error" if report.status is RunStatus.FAILED else "warning",
                 f"run {run_id} ({spec.kind}) ended {report.status}: "
                 f"{len(report.failed_series)} series failed",
                 run_id=run_id, run_kind=spec.kind, status=report.status, failed_series=failed,

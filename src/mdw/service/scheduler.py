@@ -26,7 +26,7 @@ from mdw.service.leader import LeaderLock
 from mdw.service.metrics import ServiceMetrics
 from mdw.service.runs import RunManager
 from mdw.service.schedule import Job, due_jobs, jobs_for
-from mdw.store.base import Store, SymbolInfo
+from mdw.store.base import RunKind, Store, SymbolInfo
 
 log = logging.getLogger(__name__)
 DEFAULT_LOOKBACK_DAYS = {"intraday": 30, "daily": 365, "actions": 365}
@@ -118,7 +118,7 @@ class Scheduler:
         """Fire every due job (as few runs as possible) and check freshness; returns the firings."""
         now = self._clock.now_ms()
         self.last_tick_ms = now
-        symbols = await self._store.symbols(active_only=True)
+        symbols = await self._store.symbols.all(active_only=True)
         jobs, starts = self._jobs(symbols, now)
         self._active = {j: rid for j, rid in self._active.items() if self._runs.running(rid)}
         due = {j: s for j, s in due_jobs(jobs, self._last, now, self.interval_min, self.delay_min).items()
@@ -173,7 +173,7 @@ class Scheduler:
         for (tf, start), group in sorted(groups.items()):
             tickers = tuple(Ticker(j.ticker, jobs[j]) for j in group)
             spec = BackfillSpec(tickers=tickers, timeframes=(Timeframe.parse(tf),) if tf else (), start=start,
-                                end=now, corporate_actions=not tf, kind="scheduled")
+                                end=now, corporate_actions=not tf, kind=RunKind.SCHEDULED)
             run_id = self._runs.start(spec)
             for job in group:
                 self._last[job] = due[job]

@@ -4,35 +4,58 @@ Backends are imported lazily, so ``asyncpg`` is only loaded when a PostgreSQL UR
 
     async with await open_store("sqlite:///data/mdw.db") as store:
         batch = await store.bars("AAPL", Timeframe.parse("1d"), start_ms, end_ms)
+        info = await store.symbols.get("AAPL")
 """
 
 from __future__ import annotations
 
 from mdw.errors import UsageError
 from mdw.store.base import (
+    ActionStore,
     ApiKeyRecord,
+    AuditEntry,
+    AuditLog,
     BarWrite,
+    Catalog,
     CoverageEntry,
     Dataset,
+    KeyStore,
     QuarantinedBar,
+    QuarantineStore,
+    RunKind,
     RunRecord,
+    RunStatus,
+    RunStore,
+    SchemaVersion,
     SeriesStats,
     Store,
     SymbolInfo,
+    SymbolStore,
     WriteResult,
 )
 
 __all__ = [
     "URL_FORMS",
+    "ActionStore",
     "ApiKeyRecord",
+    "AuditEntry",
+    "AuditLog",
     "BarWrite",
+    "Catalog",
     "CoverageEntry",
     "Dataset",
+    "KeyStore",
+    "QuarantineStore",
     "QuarantinedBar",
+    "RunKind",
     "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "SchemaVersion",
     "SeriesStats",
     "Store",
     "SymbolInfo",
+    "SymbolStore",
     "WriteResult",
     "open_store",
     "sqlite_path",
@@ -57,6 +80,27 @@ def sqlite_path(url: str) -> str:
     raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
 
 
+def _build(url: str) -> Store:
+    """The store for ``url``, not yet opened; the backend's modules are imported here, on demand."""
+    text = url.strip()
+    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
+    if scheme == "sqlite":
+        from mdw.store.sqlite import SqliteDatabase
+        from mdw.store.sqlite_bars import SqliteBars
+        from mdw.store.sqlstore import SqlStore
+
+        lite = SqliteDatabase(text, sqlite_path(text))
+        return SqlStore(text, lite, SqliteBars(lite))
+    if scheme in ("postgresql", "postgres") and text.split(":", 1)[1].startswith("//"):
+        from mdw.store.postgres import PgDatabase
+        from mdw.store.postgres_bars import STAGE_SQL, PgBars
+        from mdw.store.sqlstore import SqlStore
+
+        pg = PgDatabase(text, setup=(STAGE_SQL,))
+        return SqlStore(text, pg, PgBars(pg))
+    raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
+
+
 async def open_store(url: str) -> Store:
     """Open (connect and migrate) the store at ``url``; close it with ``await store.close()``.
 
@@ -67,19 +111,7 @@ async def open_store(url: str) -> Store:
         SchemaVersionError: the database was written by a newer mdw.
         StoreError: the database cannot be reached or migrated.
     """
-    text = url.strip()
-    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
-    store: Store
-    if scheme == "sqlite":
-        from mdw.store.sqlite import SqliteStore
-
-        store = SqliteStore(text, sqlite_path(text))
-    elif scheme in ("postgresql", "postgres") and text.split(":", 1)[1].startswith("//"):
-        from mdw.store.postgres import PostgresStore
-
-        store = PostgresStore(text)
-    else:
-        raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
+    store = _build(url)
     try:
         await store.open()
     except BaseException:

@@ -1,18 +1,28 @@
-"""The ``Store`` seam: what the backfill engine, the service and the Python API need of a database.
+"""The ``Store`` seam: a bar-and-ledger store with small record stores hanging off it.
 
-Backends implement primitives; the invariants (batch validation, sorting, "bars and their ledger
-entry commit in one transaction") are stated here and checked by one conformance suite that runs
-unchanged against every backend.
+``Store`` holds what every backend must do fast and atomically: write bars with the ranges they
+cover in one transaction, read them back (as a batch, an Arrow table or in chunks), answer what is
+covered, and cut a range out. Everything else (symbols, runs, API keys, the audit log, quarantined
+bars, corporate actions and the inventory of what is held) is a small store of its own, reached as
+an attribute (``store.symbols.get("AAPL")``), in the way litestar keeps one small ``Store`` per job.
+
+The invariants behind these Protocols (batch checks, the ledger merge rule, one transaction for
+bars and coverage, counted corrections) are written once in :mod:`mdw.store.sqlstore` and friends,
+over the per-backend primitives of :mod:`mdw.store.primitives`. One conformance suite checks them
+on every backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
 
-from mdw.domain import AssetClass, BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
+from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
+
+if TYPE_CHECKING:  # pyarrow is loaded only when a table is asked for
+    import pyarrow as pa
 
 
 class Dataset(StrEnum):
@@ -21,6 +31,27 @@ class Dataset(StrEnum):
     BARS = "bars"
     DIVIDENDS = "dividends"
     SPLITS = "splits"
+
+
+class RunStatus(StrEnum):
+    """Where a run stands; stored as its value."""
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class RunKind(StrEnum):
+    """What started a run; stored as its value."""
+
+    BACKFILL = "backfill"
+    UPDATE = "update"
+    SCHEDULED = "scheduled"
+    DISTRIBUTED = "distributed"
+    CORPORATE_ACTIONS = "corporate-actions"
+    DEMO = "demo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +108,20 @@ class SymbolInfo:
 
 @dataclass(slots=True)
 class RunRecord:
-    """A backfill run: its parameters, timings, counts and JSON report."""
+    """A backfill run: its parameters, timings, counts and JSON report (JSON documents as dicts)."""
 
     id: str
-    kind: str  # backfill | update | scheduled | distributed
-    status: str  # running | ok | partial | failed | interrupted
+    kind: RunKind
+    status: RunStatus
     started_at_ms: int
     finished_at_ms: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Accept the stored spellings too ("ok"), so a record always carries the enums.
+        self.kind = RunKind(self.kind)
+        self.status = RunStatus(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +135,16 @@ class ApiKeyRecord:
     created_at_ms: int
     name: str = ""
     revoked_at_ms: int | None = None
+
+
+class AuditEntry(TypedDict):
+    """One line of the audit log of admin actions."""
+
+    id: int
+    at_ms: int
+    actor: str
+    action: str
+    detail: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,27 +181,161 @@ class QuarantinedBar:
     quarantined_at_ms: int
 
 
+class SchemaVersion(NamedTuple):
+    """The schema version in the database, and the one this code expects."""
+
+    database: int
+    code: int
+
+
+# -- the record stores ------------------------------------------------------------------------
+
+
+class SymbolStore(Protocol):
+    """The tracked symbols, by ticker."""
+
+    async def upsert(self, info: SymbolInfo) -> None: ...
+
+    async def get(self, ticker: str) -> SymbolInfo | None: ...
+
+    async def all(self, *, active_only: bool = False) -> list[SymbolInfo]:
+        """Sorted by ticker."""
+
+    async def delete(self, ticker: str, *, purge: bool = False) -> bool:
+        """Stop tracking (``active = false``); with ``purge`` also delete its bars, actions, coverage
+        and quarantine, in one transaction. False when the ticker was unknown."""
+
+
+class RunStore(Protocol):
+    """Backfill runs, by id."""
+
+    async def save(self, run: RunRecord) -> None:
+        """Insert or update by id."""
+
+    async def get(self, run_id: str) -> RunRecord | None: ...
+
+    async def recent(self, limit: int = 50) -> list[RunRecord]:
+        """Most recently started first."""
+
+
+class KeyStore(Protocol):
+    """mdw's own HTTP API keys (salted hashes only)."""
+
+    async def add(self, key: ApiKeyRecord) -> None: ...
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        """The key with this public id, revoked or not."""
+
+    async def all(self) -> list[ApiKeyRecord]:
+        """Oldest first."""
+
+    async def revoke(self, key_id: str) -> bool:
+        """Mark a live key revoked; False when unknown or already revoked."""
+
+
+class AuditLog(Protocol):
+    """An append-only log of admin actions."""
+
+    async def append(self, actor: str, action: str, detail: Mapping[str, object]) -> None: ...
+
+    async def recent(self, limit: int = 100) -> list[AuditEntry]:
+        """Newest first."""
+
+
+class QuarantineStore(Protocol):
+    """Invalid vendor bars a run refused to store, kept for inspection."""
+
+    async def add(self, entries: Sequence[QuarantinedBar]) -> int:
+        """Append the entries (one transaction); returns how many were added."""
+
+    async def recent(self, ticker: str | None = None, limit: int = 1000) -> list[QuarantinedBar]:
+        """Most recently quarantined first (then by ticker, timeframe, t)."""
+
+
+class ActionStore(Protocol):
+    """Dividends and splits, keyed by the vendor's id, with their own coverage."""
+
+    async def write(
+        self, ticker: str, dividends: Sequence[Dividend] | None, splits: Sequence[Split] | None,
+        covered: TimeRange,
+    ) -> WriteResult:
+        """Upsert the kinds given (None: not fetched) and record ``covered`` for each, in one transaction."""
+
+    async def dividends(self, ticker: str) -> list[Dividend]:
+        """By ex-dividend date."""
+
+    async def splits(self, ticker: str) -> list[Split]:
+        """By execution date."""
+
+
+class Catalog(Protocol):
+    """What the warehouse holds, across series (for status, metrics and the dashboard)."""
+
+    async def series(self, ticker: str | None = None) -> list[SeriesStats]:
+        """Per (ticker, timeframe): bar count, first and last t; sorted."""
+
+    async def ledger(self, ticker: str | None = None) -> list[CoverageEntry]:
+        """Every coverage range (bars and corporate actions), by ticker, dataset, timeframe, start."""
+
+
+# -- the bar-and-ledger store -----------------------------------------------------------------
+
+
 class Store(Protocol):
-    """An async warehouse of bars, corporate actions, coverage, symbols and runs."""
+    """An async warehouse of bars and their coverage, with the record stores as attributes."""
 
     url: str
+
+    @property
+    def symbols(self) -> SymbolStore: ...
+
+    @property
+    def runs(self) -> RunStore: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def quarantine(self) -> QuarantineStore: ...
+
+    @property
+    def actions(self) -> ActionStore: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
 
     async def open(self) -> None:
         """Connect and apply pending migrations.
 
         Raises:
             SchemaVersionError: the database was written by a newer mdw.
+            StoreError: the database cannot be reached or migrated.
         """
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections and threads (idempotent)."""
+
+    async def ping(self) -> SchemaVersion:
+        """The readiness check: one round trip that also reports the schema versions.
+
+        Raises:
+            StoreError: the database is unreachable.
+        """
 
     async def write_bars(
         self, writes: Sequence[BarWrite], *, fetched_at_ms: int | None = None
     ) -> WriteResult:
         """Validate every batch, then commit all bars and their coverage in one transaction.
 
+        Rewriting identical bars changes nothing; bars with other values are corrections, counted
+        as updated.
+
         Raises:
             ValidationError: a batch breaks an invariant; nothing was written.
+            StoreError: the database failed; nothing was written.
         """
 
     async def bars(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> BarBatch:
@@ -164,91 +344,18 @@ class Store(Protocol):
     def iter_bars(
         self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int, chunk: int = 100_000
     ) -> AsyncIterator[BarBatch]:
-        """The same rows as :meth:`bars`, in chunks, so memory stays flat for long ranges."""
+        """The same rows as :meth:`bars`, in chunks (keyset reads), so memory stays flat."""
+
+    async def bars_arrow(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> pa.Table:
+        """The rows of :meth:`bars` as columns t, o, h, l, c, v, vw, n (v and vw null where omitted)."""
 
     async def coverage(self, ticker: str, dataset: Dataset, timeframe: str = "") -> RangeSet:
         """The merged ranges held (including ranges the vendor confirmed empty)."""
-
-    async def coverage_entries(self, ticker: str | None = None) -> list[CoverageEntry]: ...
-
-    async def write_corporate_actions(
-        self, ticker: str, dividends: Sequence[Dividend] | None, splits: Sequence[Split] | None,
-        covered: TimeRange,
-    ) -> WriteResult:
-        """Upsert dividends and/or splits and record their coverage, in one transaction."""
-
-    async def dividends(self, ticker: str) -> list[Dividend]: ...
-
-    async def splits(self, ticker: str) -> list[Split]: ...
-
-    # -- symbols ------------------------------------------------------------------------------
-
-    async def upsert_symbol(self, info: SymbolInfo) -> None: ...
-
-    async def symbols(self, *, active_only: bool = False) -> list[SymbolInfo]: ...
-
-    async def delete_symbol(self, ticker: str, *, purge: bool = False) -> bool:
-        """Stop tracking (``active = false``); with ``purge`` also delete its bars, actions and coverage."""
-
-    # -- runs ---------------------------------------------------------------------------------
-
-    async def save_run(self, run: RunRecord) -> None:
-        """Insert or update a run by id."""
-
-    async def get_run(self, run_id: str) -> RunRecord | None: ...
-
-    async def runs(self, limit: int = 50) -> list[RunRecord]:
-        """Most recent first."""
-
-    # -- API keys of mdw's own HTTP API (hashes only) ----------------------------------------
-
-    async def add_api_key(self, key: ApiKeyRecord) -> None: ...
-
-    async def api_keys(self) -> list[ApiKeyRecord]: ...
-
-    async def revoke_api_key(self, key_id: str) -> bool: ...
-
-    async def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
-        """Append an audit-log entry (admin actions)."""
-
-    async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]: ...
-
-    # -- quarantine: invalid vendor bars a run refused to store ---------------------------------
-
-    async def quarantine(self, entries: Sequence[QuarantinedBar]) -> int:
-        """Append the entries (one transaction); returns how many were added."""
-
-    async def quarantined(self, ticker: str | None = None, limit: int = 1000) -> list[QuarantinedBar]:
-        """Quarantined bars, most recently quarantined first (then by ticker, timeframe, t)."""
-
-    # -- summaries ----------------------------------------------------------------------------
-
-    async def series_stats(self) -> list[SeriesStats]:
-        """Per (ticker, timeframe): bar count, first and last t (for status, metrics, dashboard)."""
-
-    async def ping(self) -> None:
-        """Raise StoreError when the database is unreachable (the readiness check)."""
-
-    async def schema_version(self) -> tuple[int, int]:
-        """(version in the database, version this code expects)."""
-
-    # -- added with the backends (issue 5) ----------------------------------------------------
 
     async def delete_range(self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int) -> int:
         """Delete bars with ``start_ms <= t < end_ms`` and cut that range out of their coverage.
 
         Both happen in one transaction; returns the number of bars deleted.
-        """
-
-    async def gaps(
-        self, ticker: str, timeframe: Timeframe, asset_class: AssetClass, rng: TimeRange
-    ) -> RangeSet:
-        """The tradable parts of ``rng`` (per the calendar) that the bars ledger does not cover."""
-
-    async def bars_arrow(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> Any:
-        """The rows of :meth:`bars` as a ``pyarrow.Table`` with columns t, o, h, l, c, v, vw, n.
-
-        ``v`` and ``vw`` are null where the vendor omitted them.
         """
 
     async def __aenter__(self) -> Store: ...

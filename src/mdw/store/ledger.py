@@ -1,23 +1,33 @@
-"""Invariants every backend relies on, written once: batch checks, grouping, the ledger merge rule.
+"""The coverage ledger: its merge and cut rules, and the one place they are applied to the table.
 
-Backends receive :class:`SeriesWrite` groups that are already validated, sorted and free of
-duplicates, and apply the coverage arithmetic computed here inside their one transaction.
+A ledger row is a merged, half-open range of one (ticker, dataset, timeframe) that was fetched
+(bars present, or confirmed empty by the vendor), with when. :func:`apply` reads the rows near the
+ranges being changed, lets a pure rule decide, and writes the change inside the caller's
+transaction, so bars (or corporate actions) and their coverage always commit together.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
+from mdw.domain import RangeSet, TimeRange
+from mdw.store.base import CoverageEntry, Dataset
+from mdw.store.primitives import Database, Row, Tx
+from mdw.store.rows import as_int, as_str
 
-from mdw.domain import BarBatch, RangeSet, TimeRange, reasons_by_row
-from mdw.errors import ValidationError
-from mdw.store.base import BarWrite
-
-SOURCES = ("rest", "grouped", "derived")
+_NEAR = (
+    "SELECT start_ms, end_ms, fetched_at_ms FROM coverage WHERE ticker = ? AND dataset = ?"
+    " AND timeframe = ? AND start_ms <= ? AND end_ms >= ?"
+)
+_DELETE = "DELETE FROM coverage WHERE ticker = ? AND dataset = ? AND timeframe = ? AND start_ms = ?"
+_INSERT = (
+    "INSERT INTO coverage (ticker, dataset, timeframe, start_ms, end_ms, fetched_at_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_RANGES = "SELECT start_ms, end_ms FROM coverage WHERE ticker = ? AND dataset = ? AND timeframe = ?"
+_ENTRIES = "SELECT ticker, dataset, timeframe, start_ms, end_ms, fetched_at_ms FROM coverage"
 
 
 def now_ms() -> int:
@@ -26,77 +36,15 @@ def now_ms() -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class SeriesWrite:
-    """All bars and coverage of one (ticker, timeframe) in one ``write_bars`` call.
-
-    ``batch`` is sorted by ``t`` with no duplicates; ``covered`` may be empty.
-    """
+class LedgerKey:
+    """Which ledger: (ticker, dataset, timeframe); the timeframe is "" for corporate actions."""
 
     ticker: str
-    timeframe: str
-    batch: BarBatch
-    covered: RangeSet
+    dataset: Dataset
+    timeframe: str = ""
 
-    @property
-    def span(self) -> TimeRange | None:
-        """``[first t, last t + 1)`` of the bars, or None when there are none."""
-        if not len(self.batch):
-            return None
-        return TimeRange(int(self.batch.t[0]), int(self.batch.t[-1]) + 1)
-
-    @property
-    def touched(self) -> RangeSet:
-        """Everything this write may change: the bars' span plus the covered ranges."""
-        span = self.span
-        return self.covered if span is None else self.covered | [span]
-
-
-def prepare_writes(writes: Sequence[BarWrite]) -> list[SeriesWrite]:
-    """Check every batch and group the writes per series, in a stable (ticker, timeframe) order.
-
-    The fixed order makes concurrent writers lock series in the same order (no deadlocks).
-
-    Raises:
-        ValidationError: a batch breaks an invariant (the message names the write and the rows),
-            or two writes of one call carry the same bar; nothing may be written then.
-    """
-    groups: dict[tuple[str, str], list[BarWrite]] = {}
-    for index, write in enumerate(writes):
-        batch = write.batch
-        where = f"write {index} ({batch.ticker or '<no ticker>'} {batch.timeframe})"
-        if not batch.ticker or batch.ticker != batch.ticker.strip():
-            raise ValidationError(f"{where}: the batch has no valid ticker")
-        if batch.source not in SOURCES:
-            raise ValidationError(f"{where}: source {batch.source!r} is not one of {', '.join(SOURCES)}")
-        problems = batch.problems()
-        if problems:
-            shown = "; ".join(str(p) for p in problems[:20])
-            more = f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""
-            why = reasons_by_row(problems)
-            rows = sorted(why)
-            raise ValidationError(
-                f"{where}: {len(problems)} invalid bar(s): {shown}{more}", rows=rows,
-                bars=batch.take(np.asarray(rows, dtype=np.int64)), reasons=[why[r] for r in rows],
-            )
-        groups.setdefault((batch.ticker, str(batch.timeframe)), []).append(write)
-    out: list[SeriesWrite] = []
-    for (ticker, timeframe), items in sorted(groups.items()):
-        covered = RangeSet().union(r for w in items for r in w.covered)
-        batches = [w.batch for w in items if len(w.batch)]
-        if not batches:
-            out.append(SeriesWrite(ticker, timeframe, items[0].batch, covered))
-            continue
-        batch = BarBatch.concat(batches)
-        if len(batches) > 1:
-            batch = batch.sorted()
-            dup = batch.t[1:] == batch.t[:-1]
-            if dup.any():
-                first = int(batch.t[1:][dup][0])
-                raise ValidationError(
-                    f"{ticker} {timeframe}: two writes of one call carry a bar at t={first}", rows=[]
-                )
-        out.append(SeriesWrite(ticker, timeframe, batch, covered))
-    return out
+    def params(self) -> tuple[str, str, str]:
+        return self.ticker, self.dataset.value, self.timeframe
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +62,9 @@ class LedgerChange:
 
     delete_starts: tuple[int, ...]
     insert: tuple[LedgerRow, ...]
+
+
+Rule = Callable[[list[LedgerRow]], LedgerChange]
 
 
 def merge_rule(existing: Iterable[LedgerRow], new: RangeSet, fetched_at_ms: int) -> LedgerChange:
@@ -152,35 +103,47 @@ def hull(ranges: RangeSet) -> TimeRange | None:
     return TimeRange(ranges.ranges[0].start_ms, ranges.ranges[-1].end_ms)
 
 
-@dataclass(frozen=True, slots=True)
-class BarDiff:
-    """A batch split against the stored bars of its span."""
-
-    new: BarBatch  # no stored bar at these t: plain inserts
-    changed: BarBatch  # stored with other values or source: vendor corrections
-    unchanged: int  # identical to what is stored: nothing to write
+async def merge(tx: Tx, key: LedgerKey, new: RangeSet, fetched_at_ms: int) -> None:
+    """Record ``new`` as covered (fetched at ``fetched_at_ms``), inside the caller's transaction."""
+    await apply(tx, key, new, lambda rows: merge_rule(rows, new, fetched_at_ms))
 
 
-def diff_bars(
-    batch: BarBatch, stored: BarBatch, other_source: npt.NDArray[np.bool_] | None = None
-) -> BarDiff:
-    """The idempotent-merge rule: which rows of ``batch`` are new, corrected, or already stored.
+async def cut(tx: Tx, key: LedgerKey, rng: TimeRange) -> None:
+    """Cut ``rng`` out of the coverage, inside the caller's transaction."""
+    await apply(tx, key, RangeSet.of([rng]), lambda rows: cut_rule(rows, rng))
 
-    ``stored`` holds the stored bars of the batch's span, sorted by ``t``; ``other_source`` marks
-    stored rows whose source differs from the batch's. Values compare exactly, with a missing
-    value equal only to a missing value (SQL ``IS NOT DISTINCT FROM``).
-    """
-    if not len(stored):
-        return BarDiff(batch, batch.take(slice(0, 0)), 0)
-    pos = np.minimum(np.searchsorted(stored.t, batch.t), len(stored) - 1)
-    exists = stored.t[pos] == batch.t
-    same = exists.copy()
-    for name in ("o", "h", "l", "c", "v", "vw", "n"):
-        old, new = getattr(stored, name)[pos], getattr(batch, name)
-        if name == "n":
-            same &= old == new
-        else:
-            same &= (old == new) | (np.isnan(old) & np.isnan(new))
-    if other_source is not None:
-        same &= ~other_source[pos]
-    return BarDiff(batch.take(~exists), batch.take(exists & ~same), int(same.sum()))
+
+async def apply(tx: Tx, key: LedgerKey, ranges: RangeSet, rule: Rule) -> None:
+    """Read the rows near ``ranges``, apply ``rule``, write the change (the caller's transaction)."""
+    box = hull(ranges)
+    if box is None:
+        return
+    found = await tx.fetch(_NEAR, *key.params(), box.end_ms, box.start_ms)
+    change = rule([LedgerRow(as_int(r[0]), as_int(r[1]), as_int(r[2])) for r in found])
+    if change.delete_starts:
+        await tx.executemany(_DELETE, [(*key.params(), start) for start in change.delete_starts])
+    if change.insert:
+        await tx.executemany(
+            _INSERT, [(*key.params(), r.start_ms, r.end_ms, r.fetched_at_ms) for r in change.insert]
+        )
+
+
+async def ranges(db: Database[Tx], key: LedgerKey) -> RangeSet:
+    """The merged ranges held for ``key``."""
+    found = await db.fetch("coverage", _RANGES, *key.params())
+    return RangeSet.of((as_int(r[0]), as_int(r[1])) for r in found)
+
+
+async def entries(db: Database[Tx], ticker: str | None = None) -> list[CoverageEntry]:
+    """Every ledger row (of one ticker, when given), by ticker, dataset, timeframe and start."""
+    where, args = (" WHERE ticker = ?", (ticker,)) if ticker is not None else ("", ())
+    found = await db.fetch(
+        "coverage_entries", _ENTRIES + where + " ORDER BY ticker, dataset, timeframe, start_ms", *args
+    )
+    return [_entry(r) for r in found]
+
+
+def _entry(r: Row) -> CoverageEntry:
+    return CoverageEntry(
+        as_str(r[0]), Dataset(as_str(r[1])), as_str(r[2]), as_int(r[3]), as_int(r[4]), as_int(r[5])
+    )

@@ -1,9 +1,9 @@
-"""Versioned SQL migrations shipped as package data, shared by both backends.
+"""Versioned SQL migrations shipped as package data, and the one loop that applies them.
 
 Files are ``migrations/<dialect>/NNNN_name.sql``. A file ``NNNN_name@variant.sql`` replaces the
-plain file of the same version when the backend reports that variant (PostgreSQL uses
-``timescaledb`` when the extension can be loaded). The backend applies the pending ones in one
-transaction and records each version in ``schema_version``.
+plain file of the same version when the database reports that variant (PostgreSQL uses
+``timescaledb`` when the extension can be loaded). :func:`migrate` applies the pending ones in one
+transaction, under a lock, and records each version in ``schema_version``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ import re
 from dataclasses import dataclass
 from importlib.resources import files
 
+import structlog
+
 from mdw.errors import SchemaVersionError
+from mdw.store.base import SchemaVersion
+from mdw.store.ledger import now_ms
+from mdw.store.primitives import Database, Tx
+from mdw.store.rows import as_int
+
+log = structlog.get_logger(__name__)
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)(?:@([a-z0-9_]+))?\.sql$")
 
@@ -68,6 +76,40 @@ def pending(dialect: str, current: int, variants: frozenset[str] = frozenset()) 
             "upgrade mdw to use this database"
         )
     return [m for m in known if m.version > current]
+
+
+_CURRENT = "SELECT coalesce(max(version), 0) FROM schema_version"
+
+
+async def migrate(db: Database[Tx]) -> None:
+    """Apply the pending migrations of ``db``'s dialect in one transaction.
+
+    The lock (and SQLite's one writer) makes a second process opening the same empty database
+    wait, then find the schema current.
+
+    Raises:
+        SchemaVersionError: the database is newer than this code.
+    """
+    dialect = db.dialect
+    async with db.transaction("migrate") as tx:
+        await tx.lock(":mdw-migrate")
+        await tx.execute(SCHEMA_TABLE_SQL)
+        current = as_int((await tx.fetch(_CURRENT))[0][0])
+        variants = await dialect.variants(tx)
+        for step in pending(dialect.name, current, variants):
+            log.info("store.migrate", backend=dialect.name, version=step.version, migration=step.name,
+                     variants=sorted(variants))
+            await tx.script(step.sql)
+            await tx.execute(
+                "INSERT INTO schema_version (version, name, applied_at_ms) VALUES (?, ?, ?)",
+                step.version, step.name, now_ms(),
+            )
+
+
+async def schema_version(db: Database[Tx]) -> SchemaVersion:
+    """The version in the database and the one this code expects (one round trip)."""
+    found = await db.fetch("schema_version", _CURRENT)
+    return SchemaVersion(as_int(found[0][0]), latest(db.dialect.name))
 
 
 def split_sqlite(script: str) -> list[str]:

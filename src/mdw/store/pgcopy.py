@@ -8,8 +8,6 @@ bytes are the COPY rows. Reading works the other way: ``COALESCE`` makes the row
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
@@ -48,7 +46,10 @@ def encode_rows(ticker: str, timeframe: str, batch: BarBatch) -> bytes:
     return b"".join(parts)
 
 
-def _group(batch: BarBatch, mask: Any, count: int, texts: dict[str, bytes], null: dict[str, bool]) -> bytes:
+def _group(
+    batch: BarBatch, mask: npt.NDArray[np.bool_] | None, count: int, texts: dict[str, bytes],
+    null: dict[str, bool],
+) -> bytes:
     fields: list[tuple[str, str]] = [("nf", ">i2")]
     for col in WRITE_COLUMNS:
         fields.append((f"len_{col}", ">i4"))
@@ -96,7 +97,7 @@ _KINDS = {
 }
 
 
-def _dtype(names: tuple[str, ...]) -> np.dtype[Any]:
+def _dtype(names: tuple[str, ...]) -> np.dtype[np.void]:
     fields: list[tuple[str, str]] = [("nf", ">i2")]
     for name in names:
         fields += [(f"len_{name}", ">i4"), (name, _KINDS[name])]
@@ -107,7 +108,7 @@ _READ_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n"))
 _DIFF_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n", "other"))
 
 
-def _rows(data: bytes | bytearray | memoryview, dtype: np.dtype[Any]) -> Any:
+def _rows(data: bytes | bytearray | memoryview, dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
     """Fixed-width binary COPY rows (no NULLs by construction) as a structured array."""
     body = len(data) - len(HEADER) - len(TRAILER)
     if body <= 0:
@@ -117,7 +118,7 @@ def _rows(data: bytes | bytearray | memoryview, dtype: np.dtype[Any]) -> Any:
     return np.frombuffer(data, dtype=dtype, count=body // dtype.itemsize, offset=len(HEADER))
 
 
-def _batch(ticker: str, timeframe: Timeframe, rows: Any) -> BarBatch:
+def _batch(ticker: str, timeframe: Timeframe, rows: npt.NDArray[np.void]) -> BarBatch:
     if not len(rows):
         return BarBatch.empty(ticker, timeframe)
     cols = {name: rows[name].astype(np.int64 if name in ("t", "n") else np.float64) for name in BAR_COLUMNS}

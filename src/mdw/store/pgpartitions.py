@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mdw.domain import RangeSet
-from mdw.store.ledger import SeriesWrite
+from mdw.store.writes import SeriesWrite
 
 
 def year_bounds(year: int) -> tuple[int, int]:
@@ -18,7 +19,7 @@ def year_bounds(year: int) -> tuple[int, int]:
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
 
 
-def years_of(t: Any) -> set[int]:
+def years_of(t: npt.NDArray[np.int64]) -> set[int]:
     """The UTC years sorted epoch-ms values fall in (only years that hold a value)."""
     arr = np.asarray(t)
     if not len(arr):
@@ -32,7 +33,7 @@ def years_of(t: Any) -> set[int]:
     }
 
 
-def split_by_year(series: list[SeriesWrite]) -> dict[int, list[SeriesWrite]]:
+def split_by_year(series: Sequence[SeriesWrite]) -> dict[int, list[SeriesWrite]]:
     """The groups cut at UTC year boundaries, so each part can be copied into its own partition."""
     out: dict[int, list[SeriesWrite]] = {}
     for s in series:

@@ -40,13 +40,13 @@ async def test_write_bars_failure_partway_through_a_batch_keeps_the_earlier_stat
     """A correction plus new bars that fails on row 60 leaves the stored bars and ledger as they were."""
     first = make_batch(n=40)
     await store.write_bars([write(first)])
-    before = await store.coverage_entries("AAPL")
+    before = await store.catalog.ledger("AAPL")
     bigger = with_column(make_batch(n=100), "c", 5, 100.75)  # corrects a stored bar, adds 60 more
     await fail_when(f"NEW.t = {int(bigger.t[60])}")
     with pytest.raises(StoreError, match="injected failure"):
         await store.write_bars([write(bigger)])
     assert (await store.bars("AAPL", M1, 0, FAR)).equals(first)
-    assert await store.coverage_entries("AAPL") == before
+    assert await store.catalog.ledger("AAPL") == before
 
 
 async def test_write_bars_store_stays_usable_after_a_failed_transaction(

@@ -1,15 +1,21 @@
-"""The coverage ledger: merging, confirmed-empty ranges, cutting holes, and calendar-aware gaps."""
+"""The coverage ledger: merging, confirmed-empty ranges, cutting holes, and calendar-aware gaps over it."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from mdw.domain import DAY_MS, AssetClass, BarBatch, RangeSet, TimeRange, to_ms
+from mdw.backfill.planner import uncovered
+from mdw.domain import DAY_MS, AssetClass, BarBatch, RangeSet, Timeframe, TimeRange, to_ms
 from mdw.store import BarWrite, Dataset, Store
 
 from ..helpers import D1, M1, MIN, T0, days, make_batch, span, write
 
 FAR = T0 + 10**12
+
+
+async def _gaps(store: Store, ticker: str, tf: Timeframe, asset: AssetClass, rng: TimeRange) -> RangeSet:
+    """The planner's holes over what the store says it covers (the store itself computes no gaps)."""
+    return uncovered(asset, tf, rng, await store.coverage(ticker, Dataset.BARS, str(tf)))
 
 
 async def test_coverage_merges_overlapping_and_touching_ranges(store: Store) -> None:
@@ -18,7 +24,7 @@ async def test_coverage_merges_overlapping_and_touching_ranges(store: Store) -> 
     for rng in [(0, 100 * MIN), (100 * MIN, 200 * MIN), (150 * MIN, 250 * MIN), (400 * MIN, 500 * MIN)]:
         await store.write_bars([BarWrite(empty, RangeSet.of([rng]))])
     held = await store.coverage("AAPL", Dataset.BARS, "1m")
-    entries = await store.coverage_entries("AAPL")
+    entries = await store.catalog.ledger("AAPL")
     assert held == RangeSet.of([(0, 250 * MIN), (400 * MIN, 500 * MIN)])
     assert [(e.start_ms, e.end_ms) for e in entries] == [(0, 250 * MIN), (400 * MIN, 500 * MIN)]
 
@@ -48,7 +54,7 @@ async def test_coverage_fetched_at_is_renewed_only_where_a_write_touches(store: 
         [BarWrite(empty, RangeSet.of([(0, 10 * MIN), (50 * MIN, 60 * MIN)]))], fetched_at_ms=1_000
     )
     await store.write_bars([BarWrite(empty, RangeSet.of([(10 * MIN, 20 * MIN)]))], fetched_at_ms=2_000)
-    entries = await store.coverage_entries("AAPL")
+    entries = await store.catalog.ledger("AAPL")
     assert [(e.start_ms, e.end_ms, e.fetched_at_ms) for e in entries] == [
         (0, 20 * MIN, 2_000),
         (50 * MIN, 60 * MIN, 1_000),
@@ -66,7 +72,7 @@ async def test_delete_range_removes_bars_and_cuts_their_coverage(store: Store) -
     assert deleted == 10
     assert got.t.tolist() == batch.t[:20].tolist() + batch.t[30:].tolist()
     assert await store.coverage("AAPL", Dataset.BARS, "1m") == span(batch) - [hole]
-    assert {e.fetched_at_ms for e in await store.coverage_entries("AAPL")} == {5}
+    assert {e.fetched_at_ms for e in await store.catalog.ledger("AAPL")} == {5}
 
 
 async def test_gaps_report_a_hole_cut_in_stored_data(store: Store) -> None:
@@ -76,7 +82,7 @@ async def test_gaps_report_a_hole_cut_in_stored_data(store: Store) -> None:
     hole = TimeRange(int(batch.t[40]), int(batch.t[45]))
     await store.delete_range("AAPL", "1m", hole.start_ms, hole.end_ms)
     rng = span(batch).ranges[0]
-    assert await store.gaps("AAPL", M1, AssetClass.STOCKS, rng) == RangeSet.of([hole])
+    assert await _gaps(store, "AAPL", M1, AssetClass.STOCKS, rng) == RangeSet.of([hole])
 
 
 async def test_gaps_skip_weekends_and_holidays(store: Store) -> None:
@@ -85,12 +91,12 @@ async def test_gaps_skip_weekends_and_holidays(store: Store) -> None:
     sessions = [date(2023, 11, d) for d in (20, 21, 22, 24, 27, 28)]
     covered = RangeSet.of(days(d, d) for d in sessions)
     await store.write_bars([BarWrite(BarBatch.empty("AAPL", D1), covered)])
-    assert await store.gaps("AAPL", D1, AssetClass.STOCKS, week) == RangeSet()
+    assert await _gaps(store, "AAPL", D1, AssetClass.STOCKS, week) == RangeSet()
     missing = RangeSet.of(days(d, d) for d in sessions[:-1])
     await store.delete_range("AAPL", D1, week.start_ms, week.end_ms)
     await store.write_bars([BarWrite(BarBatch.empty("AAPL", D1), missing)])
     last = days(sessions[-1], sessions[-1])
-    assert await store.gaps("AAPL", D1, AssetClass.STOCKS, week) == RangeSet.of([last])
+    assert await _gaps(store, "AAPL", D1, AssetClass.STOCKS, week) == RangeSet.of([last])
 
 
 async def test_gaps_for_crypto_include_the_weekend(store: Store) -> None:
@@ -98,5 +104,5 @@ async def test_gaps_for_crypto_include_the_weekend(store: Store) -> None:
     sat = to_ms(date(2024, 3, 9))
     covered = RangeSet.of([(sat - 5 * DAY_MS, sat)])
     await store.write_bars([BarWrite(BarBatch.empty("X:BTCUSD", D1), covered)])
-    gaps = await store.gaps("X:BTCUSD", D1, AssetClass.CRYPTO, TimeRange(sat - 5 * DAY_MS, sat + DAY_MS))
+    gaps = await _gaps(store, "X:BTCUSD", D1, AssetClass.CRYPTO, TimeRange(sat - 5 * DAY_MS, sat + DAY_MS))
     assert gaps == RangeSet.of([(sat, sat + DAY_MS)])

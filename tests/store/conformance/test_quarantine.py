@@ -35,8 +35,8 @@ async def test_quarantine_round_trips_every_field_including_nan_and_infinity(sto
         _entry(T0 + 60_000, o=NAN, reason="price is not a finite number"),
         _entry(T0 + 120_000, h=math.inf, v=NAN, vw=NAN, n=0, reason="open or close below low"),
     ]
-    assert await store.quarantine(entries) == 3
-    got = await store.quarantined()
+    assert await store.quarantine.add(entries) == 3
+    got = await store.quarantine.recent()
     assert [_key(e) for e in got] == [_key(e) for e in entries]
 
 
@@ -44,39 +44,39 @@ async def test_quarantined_lists_newest_first_filters_by_ticker_and_honours_the_
     """Newest quarantine first, then by ticker and t; ``ticker`` and ``limit`` narrow the list."""
     old = [_entry(T0 + 60_000, at=1_000), _entry(T0, at=1_000)]
     new = [_entry(T0, ticker="MSFT", at=2_000), _entry(T0, at=2_000, run_id="run-2")]
-    await store.quarantine(old)
-    await store.quarantine(new)
-    got = await store.quarantined()
+    await store.quarantine.add(old)
+    await store.quarantine.add(new)
+    got = await store.quarantine.recent()
     assert [(e.quarantined_at_ms, e.ticker, e.t) for e in got] == [
         (2_000, "AAPL", T0), (2_000, "MSFT", T0), (1_000, "AAPL", T0), (1_000, "AAPL", T0 + 60_000)]
-    assert [(e.run_id, e.t) for e in await store.quarantined("AAPL")] == [
+    assert [(e.run_id, e.t) for e in await store.quarantine.recent("AAPL")] == [
         ("run-2", T0), ("run-1", T0), ("run-1", T0 + 60_000)]
-    assert [e.ticker for e in await store.quarantined("MSFT")] == ["MSFT"]
-    assert await store.quarantined("NOPE") == []
-    assert len(await store.quarantined(limit=2)) == 2
+    assert [e.ticker for e in await store.quarantine.recent("MSFT")] == ["MSFT"]
+    assert await store.quarantine.recent("NOPE") == []
+    assert len(await store.quarantine.recent(limit=2)) == 2
 
 
 async def test_quarantine_keeps_every_sighting_and_adds_nothing_for_no_entries(store: Store) -> None:
     """The same bar quarantined by two runs is two entries; an empty call adds none."""
-    assert await store.quarantine([]) == 0
-    await store.quarantine([_entry(run_id="run-1")])
-    await store.quarantine([_entry(run_id="run-2")])
-    assert sorted(e.run_id for e in await store.quarantined()) == ["run-1", "run-2"]
+    assert await store.quarantine.add([]) == 0
+    await store.quarantine.add([_entry(run_id="run-1")])
+    await store.quarantine.add([_entry(run_id="run-2")])
+    assert sorted(e.run_id for e in await store.quarantine.recent()) == ["run-1", "run-2"]
 
 
 async def test_quarantined_bars_are_neither_bars_nor_coverage(store: Store) -> None:
     """A quarantined bar is never served by ``bars`` and covers nothing."""
-    await store.quarantine([_entry(), replace(_entry(), t=T0 + 60_000)])
+    await store.quarantine.add([_entry(), replace(_entry(), t=T0 + 60_000)])
     assert len(await store.bars("AAPL", M1, 0, 2**62)) == 0
     assert await store.coverage("AAPL", Dataset.BARS, "1m") == RangeSet()
-    assert await store.series_stats() == []
+    assert await store.catalog.series() == []
 
 
 async def test_delete_symbol_with_purge_removes_its_quarantine_and_nothing_else(store: Store) -> None:
     """Purging a ticker forgets its quarantined bars too; other tickers' entries stay."""
-    await store.upsert_symbol(SymbolInfo("AAPL", "stocks"))
-    await store.quarantine([_entry(), _entry(ticker="MSFT")])
-    assert await store.delete_symbol("AAPL") is True
-    assert len(await store.quarantined()) == 2  # stop tracking alone keeps the evidence
-    assert await store.delete_symbol("AAPL", purge=True) is True
-    assert [e.ticker for e in await store.quarantined()] == ["MSFT"]
+    await store.symbols.upsert(SymbolInfo("AAPL", "stocks"))
+    await store.quarantine.add([_entry(), _entry(ticker="MSFT")])
+    assert await store.symbols.delete("AAPL") is True
+    assert len(await store.quarantine.recent()) == 2  # stop tracking alone keeps the evidence
+    assert await store.symbols.delete("AAPL", purge=True) is True
+    assert [e.ticker for e in await store.quarantine.recent()] == ["MSFT"]
