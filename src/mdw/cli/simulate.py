@@ -27,6 +27,16 @@ def _parse_keys(values: list[str]) -> dict[str, str]:
     return keys
 
 
+def _parse_pairs(values: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        key_id, _, secret = item.partition(":")
+        if not key_id or not secret:
+            raise UsageError("invalid --flatfile-key; expected ID:SECRET")
+        pairs[key_id] = secret
+    return pairs
+
+
 @app.command()
 def simulate(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -74,6 +84,14 @@ def simulate(
         "--stream-auth-fail", help="Stream: answer every auth with auth_failed.")] = False,
     stream_delay_ms: Annotated[int, typer.Option(
         min=0, help="Stream: how far the /delayed/... feeds run behind.")] = 15 * 60_000,
+    flatfile_key: Annotated[list[str] | None, typer.Option(
+        help="Flat-file (S3) key pair as ID:SECRET; repeatable. "
+             "Default: sim-flatfiles-key:sim-flatfiles-secret.")] = None,
+    flatfile_deny: Annotated[list[str] | None, typer.Option(
+        help="A market whose flat files every key is refused (403), e.g. us_stocks_sip; repeatable.")] = None,
+    flatfile_cache_mb: Annotated[int, typer.Option(min=0, help="Generated flat files kept in memory.")] = 512,
+    flatfile_list_sizes: Annotated[str, typer.Option(
+        help="Listing sizes: exact (generates the files listed) or estimate.")] = "exact",
 ) -> None:
     """Run the Polygon/Massive-compatible simulator (prints its base URL and a test key)."""
     from mdw.simulator import FaultConfig, SimConfig
@@ -84,6 +102,9 @@ def simulate(
             raise UsageError(f"invalid --window {window!r}; expected sliding or fixed")
         if status not in ("OK", "DELAYED"):
             raise UsageError(f"invalid --status {status!r}; expected OK or DELAYED")
+        if flatfile_list_sizes not in ("exact", "estimate"):
+            raise UsageError(f"invalid --flatfile-list-sizes {flatfile_list_sizes!r}; "
+                             "expected exact or estimate")
         if missing_key_status not in (400, 401):
             raise UsageError("invalid --missing-key-status; expected 401 or 400")
         faults = FaultConfig(error_rate=fault_rate, reset_rate=reset_rate, hang_rate=hang_rate, hang_s=hang_s,
@@ -99,6 +120,9 @@ def simulate(
                                 late_ms=stream_late_ms, resend_rate=stream_resend_rate,
                                 wrong_rate=stream_wrong_rate, auth_fail=stream_auth_fail,
                                 delay_ms=stream_delay_ms),
+            flatfile_keys=_parse_pairs(flatfile_key or ["sim-flatfiles-key:sim-flatfiles-secret"]),
+            flatfile_denied=frozenset(flatfile_deny or ()), flatfile_cache_mb=flatfile_cache_mb,
+            flatfile_list_sizes=flatfile_list_sizes,  # type: ignore[arg-type]
         )
     except MdwError as exc:
         fail(str(exc))
@@ -125,6 +149,9 @@ async def _serve(config: object, host: str, port: int) -> None:
     print(f"export POLYGON_BASE_URL={server.base_url} POLYGON_API_KEY={server.key}", flush=True)
     print(f"stream: {server.ws_url}/stocks, {server.ws_url}/crypto (delayed: {server.ws_url}/delayed/...)",
           flush=True)
+    key_id, secret = server.flatfile_key
+    print(f"export MDW_FLATFILES_ENDPOINT={server.base_url} MDW_FLATFILES_KEY_ID={key_id} "
+          f"MDW_FLATFILES_SECRET={secret}", flush=True)
     try:
         await stop.wait()
     finally:

@@ -142,6 +142,13 @@ class SimConfig:
         missing_key_status: 401 (spec) or 400 (one user report) for a request without a key.
         host_next_url: next_url uses the Host header called (True) or ``public_base`` (False).
         n_stocks, n_crypto, n_fx: universe size (stocks beyond the real-looking names are synthetic).
+        flatfile_keys: flat-file (S3) access key id -> secret; separate from the API keys.
+        flatfile_denied: markets (``us_stocks_sip``, ``global_crypto`` ...) whose files every key
+            is refused (403), as for a plan without them; also switchable at run time.
+        flatfile_dashed_pairs: files spell pairs ``X:BTC-USD`` (True) or ``X:BTCUSD``.
+        flatfile_list_sizes: ``exact`` (a listing generates files to size them) or ``estimate``.
+        flatfile_cache_mb: generated files kept in memory.
+        flatfile_unpublished_status: 403 (the vendor's word for "not yet published") or 404.
     """
 
     seed: int = 42
@@ -163,6 +170,13 @@ class SimConfig:
     n_stocks: int = 300
     n_crypto: int = 20
     n_fx: int = 10
+    flatfile_keys: dict[str, str] = field(
+        default_factory=lambda: {"sim-flatfiles-key": "sim-flatfiles-secret"})
+    flatfile_denied: frozenset[str] = frozenset()
+    flatfile_dashed_pairs: bool = True
+    flatfile_list_sizes: Literal["exact", "estimate"] = "exact"
+    flatfile_cache_mb: int = 512
+    flatfile_unpublished_status: Literal[403, 404] = 403
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -187,6 +201,13 @@ class SimConfig:
         if self.n_stocks < 1 or self.n_crypto < 0 or self.n_fx < 0:
             raise ConfigError("universe sizes must be positive")
         object.__setattr__(self, "not_found_tickers", frozenset(self.not_found_tickers))
+        object.__setattr__(self, "flatfile_denied", frozenset(self.flatfile_denied))
+        if not all(k and s for k, s in self.flatfile_keys.items()):
+            raise ConfigError("a flat-file key id and its secret must not be empty")
+        if self.flatfile_list_sizes not in ("exact", "estimate"):
+            raise ConfigError("flatfile_list_sizes must be 'exact' or 'estimate'")
+        if self.flatfile_cache_mb < 0 or self.flatfile_unpublished_status not in (403, 404):
+            raise ConfigError("flatfile_cache_mb must be >= 0 and flatfile_unpublished_status 403 or 404")
 
     def plan_rate(self, plan: str) -> RateLimit:
         """The request rate a key of ``plan`` gets (the override wins)."""

@@ -90,6 +90,7 @@ class Stats:
         self.faults: Counter[str] = Counter()
         self.bars_served = 0
         self.pages_served = 0
+        self.flatfile_bytes = 0  # flat-file body bytes sent
         self._all60, self._all1 = _MaxWindow(60.0), _MaxWindow(1.0)
         self._key60: dict[str, _MaxWindow] = {}
         self._key1: dict[str, _MaxWindow] = {}
@@ -126,4 +127,5 @@ class Stats:
             "faults": dict(self.faults),
             "bars_served": self.bars_served,
             "pages_served": self.pages_served,
+            "flatfile_bytes": self.flatfile_bytes,
         }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+from contextlib import suppress
 from typing import Any
 
 from aiohttp import web
@@ -55,3 +58,15 @@ def proxy_error(status: int) -> web.Response:
     html = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>"
             "\r\n<hr><center>nginx/1.19.2</center>\r\n</body>\r\n</html>\r\n")
     return web.Response(text=html, status=status, content_type="text/html")
+
+
+def reset_connection(request: web.Request) -> None:
+    """Close the socket with an RST (SO_LINGER 0), as a dropped upstream connection looks."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

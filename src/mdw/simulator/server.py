@@ -10,23 +10,23 @@ which share the port and the data clock with REST.
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
+from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from mdw.errors import ConfigError
 from mdw.simulator import encode as enc
-from mdw.simulator import ws
+from mdw.simulator import routes_s3, ws
 from mdw.simulator.clock import SimClock
 from mdw.simulator.config import FaultConfig, SimConfig, StreamConfig
 from mdw.simulator.faults import FaultInjector
+from mdw.simulator.flatfiles import FlatFiles
 from mdw.simulator.limiter import RateLimiter, Stats
 from mdw.simulator.market import Market
-from mdw.simulator.responses import RATE_LIMIT_TEXT, error, json_response, proxy_error
+from mdw.simulator.responses import RATE_LIMIT_TEXT, error, json_response, proxy_error, reset_connection
 from mdw.simulator.state import PLAN, STATE, SimState
 from mdw.simulator.stream import StreamHub
 
@@ -43,18 +43,6 @@ def _api_key(request: web.Request) -> str | None:
     return None
 
 
-def _reset_connection(request: web.Request) -> None:
-    """Close the socket with an RST (SO_LINGER 0), as a dropped upstream connection looks."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
 @web.middleware
 async def _vendor_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/_sim/") or ws.is_stream_path(request.path):
@@ -62,7 +50,11 @@ async def _vendor_middleware(request: web.Request, handler: Handler) -> web.Stre
     st = request.app[STATE]
     route = request.match_info.route
     st.stats.request(route.name or "unknown")
-    response = await _guarded(request, handler, st)
+    if routes_s3.is_s3_path(request.path):
+        blocked = await routes_s3.s3_guard(request, st)
+        response = blocked if blocked is not None else await handler(request)
+    else:
+        response = await _guarded(request, handler, st)
     st.stats.by_status[str(response.status)] += 1
     return response
 
@@ -80,7 +72,7 @@ async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.
         return proxy_error(st.faults.error_status())
     if fault == "reset":
         st.stats.faults["reset"] += 1
-        _reset_connection(request)
+        reset_connection(request)
         return web.Response(status=500)
     if fault == "hang":
         st.stats.faults["hang"] += 1
@@ -198,6 +190,34 @@ async def _sim_reset(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "OK"})
 
 
+async def _sim_flatfiles(request: web.Request) -> web.StreamResponse:
+    """GET: the flat-file switches. POST ``{"replace": [days], "deny": [markets], "warm": [keys]}``
+    publishes new revisions, sets the refused markets, or generates files ahead (their sizes)."""
+    files = request.app[STATE].flatfiles
+    sizes: dict[str, int] = {}
+    if request.method == "POST":
+        try:
+            data = await request.json()
+            if not isinstance(data, dict) or set(data) - {"replace", "deny", "warm"}:
+                raise ConfigError("expected a JSON object with 'replace' (ISO days), 'deny' (markets) "
+                                  "and/or 'warm' (keys)")
+            days = [date.fromisoformat(str(d)) for d in data.get("replace", [])]
+            deny = [str(m) for m in data["deny"]] if "deny" in data else None
+            warm = [files.lookup(str(k)) for k in data.get("warm", [])]
+            if any(w is None for w in warm):
+                raise ConfigError("'warm' names a key that is not published")
+        except (ValueError, TypeError, ConfigError) as exc:
+            return error(400, f"bad flat-file switch: {exc}")
+        files.replace(days)
+        if deny is not None:
+            files.deny(deny)
+        for found in warm:
+            assert found is not None
+            sizes[found[0].key(found[1])] = len(await files.body(*found))
+    return json_response({"revisions": {d.isoformat(): r for d, (r, _) in sorted(files.revisions.items())},
+                          "denied": sorted(files.denied), "generated": files.generated, "sizes": sizes})
+
+
 def make_app(config: SimConfig, market: Market | None = None) -> web.Application:
     """The aiohttp application of one simulator."""
     from mdw.simulator import routes_aggs, routes_ref
@@ -211,6 +231,9 @@ def make_app(config: SimConfig, market: Market | None = None) -> web.Application
     state = SimState(
         config=config,
         market=market,
+        flatfiles=FlatFiles(market, dashed_pairs=config.flatfile_dashed_pairs,
+                            cache_bytes=config.flatfile_cache_mb * 2**20,
+                            list_sizes=config.flatfile_list_sizes),
         limiter=RateLimiter(config.window),
         stats=Stats(),
         faults=FaultInjector(config.seed, config.faults),
@@ -218,11 +241,13 @@ def make_app(config: SimConfig, market: Market | None = None) -> web.Application
         hub=StreamHub(market, clock, config.stream, config.seed),
         public_base=config.public_base,
     )
+    state.flatfiles.deny(sorted(config.flatfile_denied))
     app = web.Application(middlewares=[_vendor_middleware], handler_args={"max_field_size": 65536})
     app[STATE] = state
     app.add_routes(routes_aggs.routes)
     app.add_routes(routes_ref.routes)
     ws.add_routes(app)
+    app.add_routes(routes_s3.routes)
     app.on_shutdown.append(_close_streams)
     app.router.add_get("/_sim/stats", _sim_stats)
     app.router.add_get("/_sim/clock", _sim_clock_get)
@@ -233,6 +258,8 @@ def make_app(config: SimConfig, market: Market | None = None) -> web.Application
     app.router.add_get("/_sim/faults", _sim_faults_get)
     app.router.add_post("/_sim/faults", _sim_faults_post)
     app.router.add_post("/_sim/reset", _sim_reset)
+    app.router.add_get("/_sim/flatfiles", _sim_flatfiles)
+    app.router.add_post("/_sim/flatfiles", _sim_flatfiles)
     return app
 
 
@@ -301,6 +328,16 @@ class SimServer:
         """Forget the counters and every key's rate-limit window."""
         self.state.stats.reset()
         self.state.limiter.reset()
+
+    @property
+    def flatfiles(self) -> FlatFiles:
+        """The flat files (catalog, ground truth, ``replace`` and ``deny`` switches)."""
+        return self.state.flatfiles
+
+    @property
+    def flatfile_key(self) -> tuple[str, str]:
+        """A valid flat-file key pair (access key id, secret): the first configured one."""
+        return next(iter(self.config.flatfile_keys.items()))
 
     def set_faults(self, faults: FaultConfig) -> None:
         self.state.faults.set(faults)

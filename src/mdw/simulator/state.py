@@ -16,6 +16,7 @@ from mdw.domain import AssetClass, local_midnight_ms
 from mdw.simulator.clock import SimClock
 from mdw.simulator.config import SimConfig
 from mdw.simulator.faults import FaultInjector
+from mdw.simulator.flatfiles import FlatFiles
 from mdw.simulator.limiter import RateLimiter, Stats
 from mdw.simulator.market import Market
 from mdw.simulator.stream import StreamHub
@@ -28,6 +29,7 @@ _MS_RE = re.compile(r"^-?\d{1,16}$")
 class SimState:
     config: SimConfig
     market: Market
+    flatfiles: FlatFiles
     limiter: RateLimiter
     stats: Stats
     faults: FaultInjector
