@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     schedule_interval_min: int = Field(default=5, ge=1)
     daily_delay_min: int = Field(default=30, ge=0)
     scheduler: bool = True
+    # flat files (the vendor's S3 bucket): their own key pair, not the REST API key
+    flatfiles_key_id: SecretStr | None = None
+    flatfiles_secret: SecretStr | None = None
+    flatfiles_endpoint: str = "https://files.massive.com"
 
     @field_validator("rate_limit", mode="before")
     @classmethod
@@ -137,6 +141,13 @@ class Settings(BaseSettings):
             raise ValueError("expected an http(s) URL such as https://api.massive.com")
         return value.rstrip("/")
 
+    @field_validator("flatfiles_endpoint")
+    @classmethod
+    def _check_files(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+/?$", value):
+            raise ValueError("expected an http(s) URL without a path, such as https://files.massive.com")
+        return value.rstrip("/")
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -148,6 +159,19 @@ class Settings(BaseSettings):
     @property
     def api_key(self) -> str | None:
         return self.polygon_api_key.get_secret_value() if self.polygon_api_key else None
+
+    @property
+    def flatfiles_credentials(self) -> tuple[str, str] | None:
+        """The flat-file key pair (id, secret), or None unless both are set."""
+        if self.flatfiles_key_id is None or self.flatfiles_secret is None:
+            return None
+        return self.flatfiles_key_id.get_secret_value(), self.flatfiles_secret.get_secret_value()
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Every configured secret, for the log redaction."""
+        pair = self.flatfiles_credentials or (None, None)
+        return [self.api_key, *pair]
 
 
 _ALIASES = {"polygon_api_key": "POLYGON_API_KEY", "polygon_base_url": "POLYGON_BASE_URL"}

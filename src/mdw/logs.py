@@ -1,7 +1,8 @@
 """Logging with structlog: readable on a TTY, JSON lines otherwise, and never a vendor key.
 
 The redaction processor runs last-but-one on every event, so no field, message or exception text
-can carry ``apiKey=...``, an ``Authorization`` header value, or the configured key itself.
+can carry ``apiKey=...``, an ``Authorization`` header value, the configured key itself, or the
+flat-file (S3) key pair: its secret, and its key id wherever a SigV4 ``Credential=`` names it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ _QUERY_KEY = re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^&\s
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 # ``Authorization: xyz`` in a rendered header line, a dict repr or JSON ('Authorization': 'xyz').
 _AUTH_TEXT = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\s)(?!\*\*\*)[^\s\"',;}]+")
-_AUTH_FIELD = re.compile(r"(?i)^(authorization|api[_-]?key|x-api-key|polygon_api_key|token)$")
+_AUTH_FIELD = re.compile(
+    r"(?i)^(authorization|api[_-]?key|x-api-key|polygon_api_key|token|flatfiles_key_id|flatfiles_secret"
+    r"|(aws_)?secret(_access_key)?|(aws_)?access_key_id|x-amz-security-token)$"
+)
+# SigV4 names the key id in ``Credential=ID/date/...`` (header) or ``X-Amz-Credential=ID%2F...`` (URL),
+# and an S3 secret can show up as ``secret_access_key=...`` in a repr of client options.
+_SIGV4_CREDENTIAL = re.compile(r"(?i)((?:x-amz-)?credential=)(?!\*\*\*)[^/%\s,&\"']+")
+_SECRET_KEY_TEXT = re.compile(
+    r"(?i)((?:aws_)?secret(?:_access)?_key[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;}&]+")
 REDACTED = "***"
 _secrets: set[str] = set()
 
@@ -31,10 +40,13 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """Strip API keys from a string: query parameters, bearer tokens and registered secrets."""
+    """Strip API keys from a string: query parameters, bearer tokens, SigV4 credentials and registered
+    secrets."""
     text = _QUERY_KEY.sub(lambda m: m[1] + REDACTED, text)
     text = _BEARER.sub(lambda m: m[1] + REDACTED, text)
     text = _AUTH_TEXT.sub(lambda m: m[1] + REDACTED, text)
+    text = _SIGV4_CREDENTIAL.sub(lambda m: m[1] + REDACTED, text)
+    text = _SECRET_KEY_TEXT.sub(lambda m: m[1] + REDACTED, text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)

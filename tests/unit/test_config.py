@@ -189,3 +189,24 @@ def test_settings_is_frozen() -> None:
     with pytest.raises(Exception, match="frozen"):
         s.port = 1  # type: ignore[misc]
     assert isinstance(s, Settings)
+
+
+def test_load_settings_reads_the_flat_file_key_pair_as_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MDW_FLATFILES_KEY_ID/SECRET/ENDPOINT are read; the pair never shows in a repr or a dump."""
+    monkeypatch.setenv("MDW_FLATFILES_KEY_ID", "ff-key-id-123")
+    monkeypatch.setenv("MDW_FLATFILES_SECRET", "ff-secret-456")
+    monkeypatch.setenv("MDW_FLATFILES_ENDPOINT", "http://127.0.0.1:8765/")
+    s = load_settings()
+    assert s.flatfiles_credentials == ("ff-key-id-123", "ff-secret-456")
+    assert s.flatfiles_endpoint == "http://127.0.0.1:8765"
+    shown = repr(s) + str(s.model_dump())
+    assert "ff-secret-456" not in shown and "ff-key-id-123" not in shown
+    assert {"ff-key-id-123", "ff-secret-456"} <= set(s.secrets)
+
+
+def test_load_settings_defaults_flat_files_to_the_vendor_endpoint_without_keys() -> None:
+    """Without the pair the endpoint is files.massive.com and the credentials are None."""
+    s = load_settings()
+    assert s.flatfiles_endpoint == "https://files.massive.com" and s.flatfiles_credentials is None
+    with pytest.raises(ConfigError, match="MDW_FLATFILES_ENDPOINT"):
+        load_settings(flatfiles_endpoint="files.massive.com/flatfiles")

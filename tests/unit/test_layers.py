@@ -21,7 +21,8 @@ ROOT = SRC.parent
 IO_PACKAGES = (
     "aiohttp", "asyncpg", "sqlite3", "psycopg", "psycopg2", "fastapi", "starlette", "uvicorn",
     "procrastinate", "httpx", "requests", "urllib.request", "http.client", "socket", "ssl",
-    "selectors", "mdw.polygon", "mdw.store", "mdw.backfill", "mdw.service", "mdw.simulator",
+    "selectors", "obstore", "mdw.polygon", "mdw.flatfiles.s3",
+    "mdw.store", "mdw.backfill", "mdw.service", "mdw.simulator",
     "mdw.cli", "mdw.dashboard",
 )
 
@@ -125,6 +126,17 @@ def test_layers_domain_and_calendar_import_no_io(module: str) -> None:
 def test_layers_polygon_client_does_not_know_about_storage() -> None:
     """The vendor client never imports the store, the engine, the service or the CLI."""
     assert violations(under("polygon"), ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli")) == []
+
+
+def test_layers_flat_file_client_does_not_know_about_storage() -> None:
+    """The flat-file client and decoder never import the store, the engine, the service or the CLI."""
+    forbidden = ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli", "mdw.polygon")
+    assert violations(under("flatfiles"), forbidden) == []
+
+
+def test_layers_backfill_reaches_flat_files_only_through_its_seam() -> None:
+    """The backfill never imports the S3 client module or obstore: it is handed a file source."""
+    assert violations(under("backfill"), ("obstore", "mdw.flatfiles.s3")) == []
 
 
 def test_layers_store_does_not_know_about_http() -> None:

@@ -129,3 +129,23 @@ def test_stdlib_logging_in_json_mode_writes_json_objects_with_extra_fields(outpu
     assert event["level"] == "warning"
     assert event["event"].startswith("retry 1 of 5 for https://api.massive.com")
     assert KEY not in lines[0]
+
+
+def test_structlog_line_never_prints_the_flat_file_key_pair(output: io.StringIO) -> None:
+    """The S3 secret and key id are scrubbed as fields, in SigV4 headers and presigned URLs, and bare."""
+    key_id, secret = "AKFF0123456789", "s3/Secret+Value=="
+    logs.configure("DEBUG", "json", stream=output, secrets=[key_id, secret])
+    log = logs.get_logger("test")
+    log.info("sign", flatfiles_secret=secret, flatfiles_key_id=key_id, aws_secret_access_key=secret)
+    sigv4 = f"AWS4-HMAC-SHA256 Credential={key_id}/20240307/us-east-1/s3/aws4_request"
+    log.info("header", authorization=sigv4, raw=f"Authorization: {sigv4}")
+    log.info(f"url https://files.massive.com/flatfiles/x?X-Amz-Credential={key_id}%2F20240307 {secret}")
+    log.info("options", text=f"{{'secret_access_key': '{secret}'}}")
+    text = output.getvalue()
+    assert key_id not in text and secret not in text
+
+
+def test_redact_scrubs_sigv4_credentials_without_registration(output: io.StringIO) -> None:
+    """Credential= and secret_access_key= are scrubbed even when the pair was never registered."""
+    text = logs.redact("Credential=AKXYZ/20240307/us-east-1/s3/aws4_request secret_access_key=abc123")
+    assert "AKXYZ" not in text and "abc123" not in text

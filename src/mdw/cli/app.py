@@ -41,7 +41,7 @@ def settings_from(config: str | None = None, **overrides: Any) -> Settings:
         settings = load_settings(config, **overrides)
     except MdwError as exc:
         fail(str(exc))
-    configure(settings.log_level, settings.log_format, secrets=[settings.api_key])
+    configure(settings.log_level, settings.log_format, secrets=settings.secrets)
     return settings
 
 

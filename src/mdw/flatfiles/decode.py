@@ -1,0 +1,204 @@
+"""Decoding a flat file as it arrives: gzip -> CSV (pyarrow, one block at a time) -> per-ticker bars.
+
+The reader never holds more than one block of the CSV (``block_size`` bytes of text, about 100,000
+rows) plus the compressed chunks waiting in a small queue, so memory stays flat whatever the size
+of the file. Each block becomes one :class:`BarBatch` per ticker: ``window_start`` nanoseconds
+become epoch ms, ``vw`` is missing (NaN, the store's missing-value convention), ``source`` is
+``flatfile``, and pairs spelled ``X:BTC-USD`` become ``X:BTCUSD``. Nothing is validated here: the
+ingest checks every batch as the REST path does, and quarantines what breaks an invariant.
+
+A timestamp that is not a whole millisecond is kept one millisecond off its minute, so the bar
+check flags it instead of a silent rounding.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from mdw.domain import BarBatch, Timeframe
+from mdw.errors import VendorTransientError
+from mdw.flatfiles.keys import vendor_ticker
+
+SOURCE = "flatfile"
+BLOCK_SIZE = 8 << 20
+_NS_PER_MS = 1_000_000
+_TYPES: dict[str, Any] = {"ticker": pa.string(), "volume": pa.float64(), "open": pa.float64(),
+                          "close": pa.float64(), "high": pa.float64(), "low": pa.float64(),
+                          "window_start": pa.int64(), "transactions": pa.int64()}
+COLUMNS = tuple(_TYPES)
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """Rows decoded, rows dropped for having no ticker, and blocks read."""
+
+    rows: int = 0
+    dropped: int = 0
+    blocks: int = 0
+
+
+class ChunkReader:
+    """A blocking, file-like reader over chunks handed in from another thread (the downloader).
+
+    ``feed`` blocks while ``depth`` chunks wait, so a slow decoder holds the download back instead
+    of letting chunks pile up. ``fail`` ends the stream with an error the reader raises at once;
+    ``abandon`` (the reader gave up) makes every later ``feed`` return without waiting. Neither
+    ever blocks, so either side can stop the other from any thread.
+    """
+
+    def __init__(self, depth: int = 8) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._depth = depth
+        self._cond = threading.Condition()
+        self._buffer = memoryview(b"")
+        self._finished = False
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self.closed = False
+
+    def feed(self, chunk: bytes) -> None:
+        with self._cond:
+            while len(self._chunks) >= self._depth and not (self._abandoned or self._error):
+                self._cond.wait()
+            if not self._abandoned:
+                self._chunks.append(chunk)
+                self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cond:
+            self._error = self._error or exc
+            self._cond.notify_all()
+
+    def abandon(self) -> None:
+        with self._cond:
+            self._abandoned = True
+            self._chunks.clear()
+            self._cond.notify_all()
+
+    def read(self, size: int = -1) -> bytes:
+        if not len(self._buffer):
+            with self._cond:
+                while not self._chunks and not (self._finished or self._error or self._abandoned):
+                    self._cond.wait()
+                if self._error is not None:
+                    raise self._error
+                if not self._chunks:
+                    return b""
+                self._buffer = memoryview(self._chunks.popleft())
+                self._cond.notify_all()
+        if size < 0 or size >= len(self._buffer):
+            out, self._buffer = self._buffer, memoryview(b"")
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(out)
+
+    # the rest of the file protocol pyarrow's PythonFile asks for
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def decode(raw: Any, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
+           stats: DecodeStats | None = None) -> Iterator[list[BarBatch]]:
+    """Decode a gzipped aggregates CSV read from ``raw`` (a file-like), one block at a time.
+
+    Yields:
+        For each block, one batch per ticker in it (a ticker can continue in the next block).
+
+    Raises:
+        VendorTransientError: the file is not a gzipped CSV of aggregates (cut short, corrupt, or
+            without the ``ticker`` and ``window_start`` columns).
+    """
+    stats = stats if stats is not None else DecodeStats()
+    try:
+        stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "gzip")
+        reader = pcsv.open_csv(
+            stream,
+            read_options=pcsv.ReadOptions(block_size=block_size, use_threads=False),
+            convert_options=pcsv.ConvertOptions(column_types=_TYPES, include_columns=list(COLUMNS),
+                                                include_missing_columns=True, strings_can_be_null=False),
+        )
+        for block in reader:
+            stats.blocks += 1
+            yield split_block(block, timeframe, stats)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:  # ArrowIOError is OSError: cut or corrupt
+        raise VendorTransientError(f"flat file is not a readable gzipped CSV of aggregates: {exc}") from exc
+
+
+def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats) -> list[BarBatch]:
+    """One block's rows as one batch per ticker (file order kept, each ticker's rows by time)."""
+    n = block.num_rows
+    if not n:
+        return []
+    if block.column("ticker").null_count or block.column("window_start").null_count == n:
+        # strings_can_be_null is off, so a null ticker means the column is not in the file at all
+        raise VendorTransientError("flat file has no ticker or window_start column: not an aggregates file")
+    encoded = pc.dictionary_encode(block.column("ticker"))
+    idx = encoded.indices.to_numpy(zero_copy_only=False)
+    names = [vendor_ticker(str(t)) for t in encoded.dictionary.to_pylist()]
+    ns = block.column("window_start").fill_null(1).to_numpy(zero_copy_only=False)
+    t = ns // _NS_PER_MS
+    t += (ns % _NS_PER_MS != 0)  # not a whole ms: left one ms off the grid for the bar check to flag
+    cols = {
+        "t": t,
+        "o": _floats(block, "open"), "h": _floats(block, "high"), "l": _floats(block, "low"),
+        "c": _floats(block, "close"), "v": _floats(block, "volume"),
+        "n": block.column("transactions").fill_null(0).to_numpy(zero_copy_only=False),
+    }
+    change = np.flatnonzero(idx[1:] != idx[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    ends = np.concatenate((change, [n]))
+    runs_ok = len(starts) == len(names)
+    boundary = np.zeros(max(0, n - 1), dtype=bool)
+    boundary[change - 1] = True
+    ordered = runs_ok and bool(np.all((np.diff(t) > 0) | boundary))
+    if not ordered:  # not grouped by ticker, or not by time within one: sort (stable) instead
+        order = np.lexsort((t, idx))
+        idx = idx[order]
+        cols = {k: v[order] for k, v in cols.items()}
+        change = np.flatnonzero(idx[1:] != idx[:-1]) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [n]))
+    nan = np.full(n, np.nan)
+    out: list[BarBatch] = []
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        ticker = names[int(idx[lo])]
+        if not ticker.strip():
+            stats.dropped += hi - lo
+            continue
+        rows = slice(lo, hi)
+        out.append(BarBatch(ticker, timeframe, cols["t"][rows], cols["o"][rows], cols["h"][rows],
+                            cols["l"][rows], cols["c"][rows], cols["v"][rows], nan[rows], cols["n"][rows],
+                            SOURCE))
+    stats.rows += n
+    return out
+
+
+def _floats(block: pa.RecordBatch, name: str) -> npt.NDArray[np.float64]:
+    col = block.column(name)
+    if col.null_count:
+        col = col.fill_null(float("nan"))
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
