@@ -1,0 +1,202 @@
+"""How bars sit in the Iceberg table: the schema, the partitioning, and the Parquet files mdw writes.
+
+The layout is chosen for the two read patterns (ADR 0010): one series over a range, and one day
+across the market.
+
+* Partitioned by ``timeframe`` (identity): a read never opens another timeframe's files, and a
+  commit writes at most one file per timeframe it touches.
+* Rows in a file sorted by ``(ticker, t)`` (the table's declared sort order), cut into row groups
+  of whole series where they fit, so the per-file and per-row-group min/max of ``ticker`` and ``t``
+  send a series read to the few row groups that hold it. Compaction cuts files at time windows, so
+  a market-day read opens one file per timeframe.
+* Encodings measured on the demo data (ADR 0010): PLAIN prices, volumes and counts under zstd
+  (a series' neighbouring values share their leading bytes; dictionaries cost more than they save
+  below a million rows), DELTA_BINARY_PACKED for ``t`` (evenly spaced), BYTE_STREAM_SPLIT for
+  ``vw`` (full precision), dictionaries only for the repeated strings. 26 bytes/bar, nearly the
+  same for 16k- and 128k-row row groups, so row groups stay small for reads (32k rows).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mdw.domain import BarBatch, Timeframe
+
+TABLE = "bars"
+NAMESPACE = "mdw"
+ROW_GROUP_ROWS = 32_768
+COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source")
+_REQUIRED = frozenset(COLUMNS) - {"v", "vw"}
+_TYPES = {"ticker": pa.string(), "timeframe": pa.string(), "source": pa.string(), "t": pa.int64(),
+          "n": pa.int64()}  # fmt: skip
+WRITER_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": ["ticker", "timeframe", "source"],
+    "column_encoding": {"t": "DELTA_BINARY_PACKED", "vw": "BYTE_STREAM_SPLIT"},
+    "write_statistics": True,
+}
+TABLE_PROPERTIES = {
+    # pyiceberg's own rewrites (a copy-on-write delete) use these; mdw's files use WRITER_OPTIONS.
+    "write.parquet.compression-codec": "zstd",
+    "write.parquet.compression-level": "3",
+    "commit.manifest-merge.enabled": "true",
+    "commit.manifest.min-count-to-merge": "50",
+    "write.metadata.previous-versions-max": "20",
+}
+
+
+def arrow_schema() -> pa.Schema:
+    """The bars' Arrow schema with Iceberg field ids (1..11 in :data:`COLUMNS` order)."""
+    return pa.schema([
+        pa.field(name, _TYPES.get(name, pa.float64()), nullable=name not in _REQUIRED,
+                 metadata={b"PARQUET:field_id": str(i + 1).encode()})
+        for i, name in enumerate(COLUMNS)
+    ])  # fmt: skip
+
+
+def iceberg_schema() -> Any:
+    """The table's Iceberg schema (``t`` is epoch ms as a long, exactly as mdw stores it elsewhere)."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import DoubleType, LongType, NestedField, StringType
+
+    types = {"ticker": StringType(), "timeframe": StringType(), "source": StringType(), "t": LongType(),
+             "n": LongType()}  # fmt: skip
+    return Schema(*[
+        NestedField(i + 1, name, types.get(name, DoubleType()), required=name in _REQUIRED)
+        for i, name in enumerate(COLUMNS)
+    ])  # fmt: skip
+
+
+def partition_spec() -> Any:
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.transforms import IdentityTransform
+
+    return PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(),
+                                        name="timeframe"))  # fmt: skip
+
+
+def sort_order() -> Any:
+    from pyiceberg.table.sorting import SortField, SortOrder
+    from pyiceberg.transforms import IdentityTransform
+
+    return SortOrder(SortField(source_id=1, transform=IdentityTransform()),
+                     SortField(source_id=3, transform=IdentityTransform()))  # fmt: skip
+
+
+def batch_table(batch: BarBatch) -> pa.Table:
+    """One series as rows of the table (NaN v/vw become nulls, as the row stores keep NULL)."""
+    n = len(batch)
+    arrays: list[pa.Array] = [_repeat(batch.ticker, n), _repeat(str(batch.timeframe), n)]
+    for name in ("t", "o", "h", "l", "c", "v", "vw", "n"):
+        col = getattr(batch, name)
+        if name in ("v", "vw"):
+            mask = np.isnan(col)
+            arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
+        else:
+            arrays.append(pa.array(col))
+    arrays.append(_repeat(batch.source, n))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema())
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    """``text`` ``n`` times as a string array, built without ``n`` Python strings."""
+    indices = pa.array(np.zeros(n, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, [text]).cast(pa.string())
+
+
+def table_batch(ticker: str, timeframe: Timeframe, rows: pa.Table) -> BarBatch:
+    """Rows of one series (sorted by ``t``) as a batch; null v/vw become NaN."""
+    if not rows.num_rows:
+        return BarBatch.empty(ticker, timeframe)
+    cols: dict[str, Any] = {}
+    for name in ("t", "o", "h", "l", "c", "v", "vw", "n"):
+        col = rows.column(name)
+        if name in ("v", "vw"):
+            cols[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+        else:
+            cols[name] = col.to_numpy()
+    return BarBatch.from_columns(ticker, timeframe, cols)
+
+
+def row_groups(tables: list[pa.Table]) -> list[pa.Table]:
+    """Series packed, in order, into row groups of whole series up to :data:`ROW_GROUP_ROWS` rows."""
+    out: list[pa.Table] = []
+    group: list[pa.Table] = []
+    rows = 0
+    for table in tables:
+        for start in range(0, table.num_rows, ROW_GROUP_ROWS):
+            part = table.slice(start, ROW_GROUP_ROWS)
+            if group and rows + part.num_rows > ROW_GROUP_ROWS:
+                out.append(pa.concat_tables(group))
+                group, rows = [], 0
+            group.append(part)
+            rows += part.num_rows
+    if group:
+        out.append(pa.concat_tables(group))
+    return out
+
+
+def data_path(location: str, timeframe: str) -> str:
+    """Where a new data file of ``timeframe`` goes under the table's location."""
+    return f"{location.rstrip('/')}/data/timeframe={timeframe}/{uuid.uuid4().hex}.parquet"
+
+
+def write_data_file(io: Any, metadata: Any, timeframe: str, series: list[pa.Table]) -> Any:
+    """Write one Parquet file of ``series`` (each sorted by t, given in ticker order); its DataFile.
+
+    The statistics (row count, per-column sizes, nulls, min/max) come from the footer just written,
+    as pyiceberg's own writer computes them, so any Iceberg reader can prune on them.
+    """
+    from pyiceberg.io.pyarrow import (
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_path_to_id_mapping,
+    )
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+    from pyiceberg.typedef import Record
+
+    path = data_path(metadata.location, timeframe)
+    output = io.new_output(path)
+    schema = arrow_schema()
+    with output.create(overwrite=False) as stream, pq.ParquetWriter(stream, schema, **WRITER_OPTIONS) as w:
+        for group in row_groups(series):
+            w.write_table(
+                group if group.schema.equals(schema, check_metadata=True) else group.cast(schema),
+                row_group_size=group.num_rows,
+            )
+    table_schema = metadata.schema()
+    stats = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=w.writer.metadata,
+        stats_columns=compute_statistics_plan(table_schema, metadata.properties),
+        parquet_column_mapping=parquet_path_to_id_mapping(table_schema),
+    )
+    return DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=path,
+        file_format=FileFormat.PARQUET,
+        partition=Record(timeframe),
+        file_size_in_bytes=len(output),
+        sort_order_id=None,
+        spec_id=metadata.default_spec_id,
+        equality_ids=None,
+        key_metadata=None,
+        **stats.to_serialized_dict(),
+    )
+
+
+def by_ticker(table: pa.Table) -> list[pa.Table]:
+    """A table sorted by (ticker, t) split into one table per ticker, in ticker order."""
+    if not table.num_rows:
+        return []
+    keys = table.column("ticker")
+    change = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1)).to_numpy(zero_copy_only=False)
+    bounds = np.flatnonzero(np.r_[True, change, True])
+    return [table.slice(int(a), int(b - a)) for a, b in itertools.pairwise(bounds)]

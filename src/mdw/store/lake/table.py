@@ -1,0 +1,311 @@
+"""The bars table in Iceberg: staging commits at a given pointer, and reads that prune to row groups.
+
+Everything here is synchronous and takes the metadata location (the pointer) to work at, so the
+caller decides which snapshot a read sees and under which lock a write stages. Immutable things are
+cached by their path: table metadata by metadata location, manifest entries by manifest path,
+Parquet footers by data file path. A read therefore costs one pointer query, a dictionary lookup,
+and the row groups it needs (measured in bench/columnar_engines.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mdw.store.lake import layout
+from mdw.store.lake.catalog import StagingCatalog
+
+_TICKER, _T = 1, 3  # field ids
+_CACHED_TABLES = 4
+_CACHED_FOOTERS = 20_000
+_CACHED_MANIFESTS = 4_096
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A live data file with the bounds its manifest entry holds (strings may be truncated)."""
+
+    path: str
+    timeframe: str
+    ticker_lo: str
+    ticker_hi: str
+    t_lo: int
+    t_hi: int
+    rows: int
+    size: int
+
+    def may_hold(self, timeframe: str, ticker: str | None, start_ms: int, end_ms: int) -> bool:
+        if self.timeframe != timeframe or self.t_hi < start_ms or self.t_lo >= end_ms:
+            return False
+        return ticker is None or self.ticker_lo <= ticker <= self.ticker_hi
+
+
+@dataclass(frozen=True, slots=True)
+class Footer:
+    """A data file's Parquet footer and, per row group, the min/max of ticker and t."""
+
+    metadata: Any
+    groups: tuple[tuple[str, str, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeDelete:
+    """Rows of one series with ``start_ms <= t < end_ms``, to remove in a commit."""
+
+    ticker: str
+    timeframe: str
+    start_ms: int
+    end_ms: int
+
+    def expression(self) -> Any:
+        from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
+
+        return And(
+            EqualTo(term="timeframe", value=self.timeframe),
+            EqualTo(term="ticker", value=self.ticker),
+            GreaterThanOrEqual(term="t", value=self.start_ms),
+            LessThan(term="t", value=self.end_ms),
+        )
+
+
+class _Lru(OrderedDict[str, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: str, value: Any) -> Any:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+class LakeTable:
+    """The ``mdw.bars`` Iceberg table, read and written at explicit metadata locations."""
+
+    def __init__(self, catalog: StagingCatalog) -> None:
+        self.catalog = catalog
+        self.identifier = (layout.NAMESPACE, layout.TABLE)
+        self._lock = threading.Lock()
+        self._tables: _Lru = _Lru(_CACHED_TABLES)
+        self._plans: _Lru = _Lru(_CACHED_TABLES)
+        self._manifests: _Lru = _Lru(_CACHED_MANIFESTS)
+        self._footers: _Lru = _Lru(_CACHED_FOOTERS)
+
+    # -- creation ---------------------------------------------------------------------------------
+
+    def create(self) -> str:
+        """Create the namespace and table when missing; the current metadata location."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            self.catalog.create_namespace(layout.NAMESPACE)
+        try:
+            table = self.catalog.create_table(
+                self.identifier, layout.iceberg_schema(), partition_spec=layout.partition_spec(),
+                sort_order=layout.sort_order(), properties=layout.TABLE_PROPERTIES,
+            )  # fmt: skip
+        except TableAlreadyExistsError:
+            table = self.catalog.load_table(self.identifier)
+        return str(table.metadata_location)
+
+    # -- tables and plans at a location ---------------------------------------------------------
+
+    def at(self, location: str) -> Any:
+        """The table as of the metadata file at ``location``.
+
+        The parsed metadata is cached (a metadata file never changes); the ``Table`` is new on
+        every call because a pyiceberg transaction moves the ``Table`` it was started from.
+        """
+        from pyiceberg.serializers import FromInputFile
+        from pyiceberg.table import Table
+
+        with self._lock:
+            hit = self._tables.get(location)
+        if hit is None:
+            io = self.catalog._load_file_io(location=location)
+            hit = (FromInputFile.table_metadata(io.new_input(location)), io)
+            with self._lock:
+                self._tables.put(location, hit)
+        metadata, io = hit
+        return Table(self.identifier, metadata, location, io, self.catalog)
+
+    def files(self, location: str) -> list[FileRef]:
+        """The live data files of the current snapshot at ``location``."""
+        with self._lock:
+            hit = self._plans.get(location)
+        if hit is not None:
+            return list(hit)
+        table = self.at(location)
+        snapshot = table.current_snapshot()
+        refs: list[FileRef] = []
+        if snapshot is not None:
+            for manifest in snapshot.manifests(table.io):
+                refs.extend(self._manifest(table.io, manifest))
+        with self._lock:
+            self._plans.put(location, tuple(refs))
+        return refs
+
+    def _manifest(self, io: Any, manifest: Any) -> tuple[FileRef, ...]:
+        from pyiceberg.conversions import from_bytes
+        from pyiceberg.types import LongType, StringType
+
+        key = manifest.manifest_path
+        with self._lock:
+            hit = self._manifests.get(key)
+        if hit is not None:
+            return tuple(hit)
+        refs = []
+        for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
+            f = entry.data_file
+            lo, hi = f.lower_bounds or {}, f.upper_bounds or {}
+            refs.append(FileRef(
+                path=f.file_path, timeframe=str(f.partition[0]),
+                ticker_lo=str(from_bytes(StringType(), lo[_TICKER])) if _TICKER in lo else "",
+                ticker_hi=str(from_bytes(StringType(), hi[_TICKER])) if _TICKER in hi else "\U0010ffff",
+                t_lo=int(from_bytes(LongType(), lo[_T])) if _T in lo else -(2**63),
+                t_hi=int(from_bytes(LongType(), hi[_T])) if _T in hi else 2**63 - 1,
+                rows=int(f.record_count), size=int(f.file_size_in_bytes),
+            ))  # fmt: skip
+        with self._lock:
+            self._manifests.put(key, tuple(refs))
+        return tuple(refs)
+
+    def _footer(self, io: Any, path: str) -> Footer:
+        with self._lock:
+            hit = self._footers.get(path)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        with io.new_input(path).open() as stream:
+            metadata = pq.read_metadata(stream)
+        groups = []
+        for i in range(metadata.num_row_groups):
+            rg = metadata.row_group(i)
+            ts, ws = rg.column(0).statistics, rg.column(2).statistics
+            groups.append((str(ts.min), str(ts.max), int(ws.min), int(ws.max)))
+        footer = Footer(metadata, tuple(groups))
+        with self._lock:
+            return self._footers.put(path, footer)  # type: ignore[no-any-return]
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def read(
+        self,
+        location: str,
+        timeframe: str,
+        ticker: str | None,
+        start_ms: int,
+        end_ms: int,
+        columns: Sequence[str] = layout.COLUMNS,
+    ) -> pa.Table:
+        """Rows of one series (or, with ``ticker=None``, every ticker) in ``[start_ms, end_ms)``.
+
+        Only row groups whose statistics may hold matching rows are read. One series comes back
+        sorted by ``t``; a market-wide read is in file order.
+        """
+        table = self.at(location)
+        wanted = list(dict.fromkeys([*columns, "ticker", "t"]))
+        parts: list[pa.Table] = []
+        for ref in self.files(location):
+            if not ref.may_hold(timeframe, ticker, start_ms, end_ms):
+                continue
+            footer = self._footer(table.io, ref.path)
+            picked = [
+                i for i, (tlo, thi, wlo, whi) in enumerate(footer.groups)
+                if whi >= start_ms and wlo < end_ms and (ticker is None or tlo <= ticker <= thi)
+            ]  # fmt: skip
+            if not picked:
+                continue
+            with table.io.new_input(ref.path).open() as stream:
+                got = pq.ParquetFile(stream, metadata=footer.metadata).read_row_groups(picked, columns=wanted)
+            mask = pc.and_(pc.greater_equal(got["t"], start_ms), pc.less(got["t"], end_ms))
+            if ticker is not None:
+                mask = pc.and_(mask, pc.equal(got["ticker"], ticker))
+            parts.append(got.filter(mask))
+        if not parts:
+            return layout.arrow_schema().empty_table().select(wanted).select(list(columns))
+        out = pa.concat_tables(parts)
+        if ticker is not None and len(parts) > 1:
+            out = out.sort_by("t")
+        return out.select(list(columns))
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def stage(self, location: str, appends: dict[str, list[pa.Table]], deletes: Iterable[RangeDelete]) -> str:
+        """Write the files and metadata of one commit at ``location``; the new metadata location.
+
+        ``appends`` maps a timeframe to its series tables (each sorted by t, in ticker order).
+        Deleted ranges are removed first (copy-on-write), so a range can be replaced in one commit.
+        The pointer is not moved: the caller swaps it (see :mod:`mdw.store.lake.catalog`).
+        """
+        from pyiceberg.expressions import Or
+
+        table = self.at(location)
+        tx = table.transaction()
+        exprs = [d.expression() for d in deletes]
+        if exprs:
+            tx.delete(exprs[0] if len(exprs) == 1 else Or(*exprs))
+        new_files = [
+            layout.write_data_file(table.io, tx.table_metadata, tf, series)
+            for tf, series in sorted(appends.items()) if series
+        ]  # fmt: skip
+        if new_files:
+            with tx.update_snapshot().fast_append() as append:
+                for data_file in new_files:
+                    append.append_data_file(data_file)
+        return self._commit(tx, location)
+
+    def replace_files(
+        self, location: str, old: Sequence[str], new_series: dict[str, list[list[pa.Table]]]
+    ) -> str:
+        """Swap data files for rewritten ones holding the same rows (compaction); new location.
+
+        ``new_series`` maps a timeframe to the files to write, each a list of series tables.
+        """
+        table = self.at(location)
+        tx = table.transaction()
+        live = {f.file_path: f for f in self._live_data_files(table)}
+        with tx.update_snapshot().overwrite() as rewrite:
+            for path in old:
+                rewrite.delete_data_file(live[path])
+            for tf, files in sorted(new_series.items()):
+                for series in files:
+                    rewrite.append_data_file(layout.write_data_file(table.io, tx.table_metadata, tf, series))
+        return self._commit(tx, location)
+
+    def expire(self, location: str, older_than_ms: int) -> str:
+        """Stage the expiry of snapshots older than ``older_than_ms`` (never the current one)."""
+        from pyiceberg.table.update import RemoveSnapshotsUpdate
+
+        table = self.at(location)
+        current = table.metadata.current_snapshot_id
+        old = [s.snapshot_id for s in table.metadata.snapshots
+               if s.timestamp_ms < older_than_ms and s.snapshot_id != current]  # fmt: skip
+        if not old:
+            return location
+        tx = table.transaction()
+        tx._apply((RemoveSnapshotsUpdate(snapshot_ids=old),), ())
+        return self._commit(tx, location)
+
+    def _live_data_files(self, table: Any) -> list[Any]:
+        snapshot = table.current_snapshot()
+        if snapshot is None:
+            return []
+        return [e.data_file for m in snapshot.manifests(table.io) for e in m.fetch_manifest_entry(table.io)]
+
+    def _commit(self, tx: Any, location: str) -> str:
+        self.catalog.staged = None
+        tx.commit_transaction()
+        staged = self.catalog.staged
+        if staged is None:  # nothing changed
+            return location
+        return staged[1]

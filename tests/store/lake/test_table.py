@@ -1,0 +1,141 @@
+"""The Iceberg bars table: commits staged at a pointer, swapped in SQL, read back by row group."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from pyarrow.fs import LocalFileSystem
+from tests.store.lake.conftest import Lake, series
+
+from mdw.store.lake import housekeeping, layout
+from mdw.store.lake.table import RangeDelete
+
+T0 = 1_700_000_000_000
+MIN = 60_000
+
+
+def test_stage_then_swap_makes_the_rows_readable_and_exact(lake: Lake) -> None:
+    """Rows written in one commit read back column for column, nulls included, sorted by t."""
+    aapl, msft = series("AAPL", n=500), series("MSFT", n=300, seed=2)
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [aapl, msft]}, []))
+    got = lake.table.read(lake.pointer(), "1m", "AAPL", T0, T0 + 500 * MIN)
+    assert got.equals(aapl)
+    assert lake.table.read(lake.pointer(), "1m", "MSFT", T0 + 10 * MIN, T0 + 20 * MIN).num_rows == 10
+
+
+def test_a_staged_commit_whose_pointer_is_not_swapped_changes_nothing(lake: Lake) -> None:
+    """Files written without the pointer swap (a crash before COMMIT) are invisible to readers."""
+    before = lake.pointer()
+    staged = lake.table.stage(before, {"1m": [series("AAPL")]}, [])
+    assert staged != before
+    assert lake.pointer() == before
+    assert lake.table.read(lake.pointer(), "1m", "AAPL", T0, T0 + 100 * MIN).num_rows == 0
+
+
+def test_swap_refuses_a_pointer_that_moved_since_it_was_read(lake: Lake) -> None:
+    """Iceberg's compare-and-swap: a commit staged at an old pointer cannot replace a newer one."""
+    from tests.store.lake.conftest import KEY
+
+    from mdw.store.lake.catalog import SWAP_POINTER, sql
+
+    old = lake.pointer()
+    late = lake.table.stage(old, {"1m": [series("MSFT")]}, [])
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [series("AAPL")]}, []))
+    moved = lake.conn.execute(sql(SWAP_POINTER, "sqlite"), (late, old, *KEY, old)).rowcount
+    assert moved == 0
+    assert lake.table.read(lake.pointer(), "1m", "MSFT", T0, T0 + 100 * MIN).num_rows == 0
+
+
+def test_range_delete_and_append_in_one_commit_replace_exactly_that_range(lake: Lake) -> None:
+    """Rows outside the replaced range are kept; inside it only the new rows remain."""
+    aapl = series("AAPL", n=200)
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [aapl, series("MSFT", n=200)]}, []))
+    lo, hi = T0 + 50 * MIN, T0 + 60 * MIN
+    fixed = aapl.slice(50, 10)
+    fixed = fixed.set_column(6, "c", pc.multiply(fixed["c"], 2.0))
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [fixed]}, [RangeDelete("AAPL", "1m", lo, hi)]))
+    got = lake.table.read(lake.pointer(), "1m", "AAPL", T0, T0 + 200 * MIN)
+    assert got.num_rows == 200
+    assert got.slice(50, 10).to_pylist() == fixed.to_pylist()
+    assert got.slice(0, 50).equals(aapl.slice(0, 50)) and got.slice(60).equals(aapl.slice(60))
+    assert lake.table.read(lake.pointer(), "1m", "MSFT", T0, T0 + 200 * MIN).num_rows == 200
+
+
+def test_market_wide_read_returns_every_ticker_of_the_timeframe_only(lake: Lake) -> None:
+    """``ticker=None`` reads one window across the market, never another timeframe's bars."""
+    tables = [series(tk, n=100, seed=i) for i, tk in enumerate(["A", "B", "C"])]
+    lake.commit(lambda at: lake.table.stage(at, {"1m": tables, "1h": [series("A", "1h", n=50)]}, []))
+    got = lake.table.read(lake.pointer(), "1m", None, T0 + 10 * MIN, T0 + 20 * MIN)
+    assert sorted(pc.unique(got["ticker"]).to_pylist()) == ["A", "B", "C"]
+    assert got.num_rows == 30 and set(got["timeframe"].to_pylist()) == {"1m"}
+
+
+def test_files_use_the_documented_layout(lake: Lake) -> None:
+    """Data files carry Iceberg field ids, zstd, delta-encoded t, and whole-series row groups."""
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [series("A", n=40_000), series("B", n=10)]}, []))
+    (ref,) = lake.table.files(lake.pointer())
+    meta = pq.read_metadata(ref.path.removeprefix("file://"))
+    assert meta.schema.to_arrow_schema().field("t").metadata[b"PARQUET:field_id"] == b"3"
+    t_col = meta.row_group(0).column(2)
+    assert t_col.compression == "ZSTD" and "DELTA_BINARY_PACKED" in t_col.encodings
+    groups = [(meta.row_group(i).column(0).statistics.min, meta.row_group(i).num_rows)
+              for i in range(meta.num_row_groups)]  # fmt: skip
+    assert groups == [("A", layout.ROW_GROUP_ROWS), ("A", 40_000 - layout.ROW_GROUP_ROWS + 10)]
+
+
+def test_compaction_rewrites_small_files_into_one_with_the_same_rows(lake: Lake) -> None:
+    """Many one-series commits become one sorted file; every read answers as before."""
+    for i, tk in enumerate(["D", "B", "A", "C", "E"]):
+        lake.commit(lambda at, tk=tk, i=i: lake.table.stage(at, {"1m": [series(tk, n=100, seed=i)]}, []))
+    before = lake.table.read(lake.pointer(), "1m", None, T0, T0 + 100 * MIN).sort_by(
+        [("ticker", "ascending"), ("t", "ascending")]
+    )
+    assert len(lake.table.files(lake.pointer())) == 5
+    lake.commit(lambda at: housekeeping.compact(lake.table, at))
+    (ref,) = lake.table.files(lake.pointer())
+    after = lake.table.read(lake.pointer(), "1m", None, T0, T0 + 100 * MIN)
+    assert after.equals(before)  # one file, already in (ticker, t) order
+    assert ref.rows == 500
+
+
+def test_expiry_then_cleanup_deletes_only_files_nothing_reaches(lake: Lake) -> None:
+    """Old snapshots' files and a crashed writer's files go; the current table stays whole."""
+    for i in range(5):
+        lake.commit(lambda at, i=i: lake.table.stage(at, {"1m": [series(f"S{i}", n=50)]}, []))
+    lake.table.stage(lake.pointer(), {"1m": [series("CRASHED")]}, [])  # never swapped in
+    lake.commit(lambda at: housekeeping.compact(lake.table, at))
+    lake.commit(lambda at: housekeeping.expire(lake.table, at, keep_ms=-1))
+    now = lake.pointer()
+    removed = housekeeping.remove_unreferenced(lake.table, now, LocalFileSystem(), grace_ms=-1)
+    assert removed >= 6  # five small data files and the crashed writer's file at least
+    data = sorted(p.name for p in lake.warehouse.rglob("*.parquet"))
+    assert data == sorted(r.path.rsplit("/", 1)[1] for r in lake.table.files(now))
+    got = lake.table.read(now, "1m", None, T0, T0 + 50 * MIN)
+    assert got.num_rows == 250
+
+
+def test_cleanup_keeps_files_younger_than_the_grace_period(lake: Lake) -> None:
+    """A writer still staging (its files are new) never loses them to a concurrent cleanup."""
+    lake.table.stage(lake.pointer(), {"1m": [series("INFLIGHT")]}, [])
+    assert (
+        housekeeping.remove_unreferenced(lake.table, lake.pointer(), LocalFileSystem(), grace_ms=3_600_000)
+        == 0
+    )
+    assert len(list(lake.warehouse.rglob("*.parquet"))) == 1
+
+
+def test_an_empty_table_reads_as_no_rows_with_the_bar_columns(lake: Lake) -> None:
+    """Reading before any commit returns an empty table, not an error."""
+    got = lake.table.read(lake.pointer(), "1d", "AAPL", 0, 2**62)
+    assert got.num_rows == 0 and got.schema.names == list(layout.COLUMNS)
+
+
+@pytest.mark.parametrize("columns", [("t", "c"), ("t", "o", "h", "l", "c", "v", "vw", "n")])
+def test_read_returns_only_the_columns_asked_for(lake: Lake, columns: tuple[str, ...]) -> None:
+    """The read path selects columns, so a bars() call never decodes the strings it drops."""
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [series("AAPL")]}, []))
+    got = lake.table.read(lake.pointer(), "1m", "AAPL", T0, T0 + 10 * MIN, columns=columns)
+    assert got.schema.names == list(columns) and got.num_rows == 10
+    assert isinstance(got, pa.Table)
