@@ -15,14 +15,37 @@ import asyncio
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
 
-from mdw.config import Settings, load_settings
+from mdw.config import Settings, SettingsValues, load_settings
 from mdw.domain import RangeSet, Ticker, Timeframe, TimeRange, parse_ticker, parse_tickers, parse_timeframes
 from mdw.store.base import Dataset, Store
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from mdw.backfill.plan import BackfillSpec, Plan
+    from mdw.backfill.report import RunReport
+    from mdw.backfill.status import SeriesStatus
+
 T = TypeVar("T")
 When = date | datetime | str | int
+
+
+class PlanOptions(TypedDict, total=False):
+    """What to plan besides the bars themselves (as ``mdw backfill``'s flags)."""
+
+    derive: bool
+    corporate_actions: bool
+
+
+class BackfillOptions(PlanOptions, total=False):
+    """:class:`PlanOptions`, plus the vendor settings to override for this run only."""
+
+    rate_limit: str | None
+    api_key: str | None
+    base_url: str | None
 
 
 def _timeframe(tf: Timeframe | str) -> Timeframe:
@@ -53,33 +76,39 @@ def window(ticker: Ticker, start: When, end: When) -> TimeRange:
 class AsyncWarehouse:
     """The async core: an open store plus the settings used to reach the vendor."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, given: SettingsValues | None = None) -> None:
         self.store = store
         self.settings = settings
+        self._given: SettingsValues = given or {}  # what open() was told, to rebuild settings per run
 
     @classmethod
-    async def open(cls, url: str | None = None, **settings: Any) -> AsyncWarehouse:
-        """Open (and migrate) the store at ``url`` (default: ``MDW_DATABASE_URL``)."""
+    async def open(cls, url: str | None = None, **settings: Unpack[SettingsValues]) -> AsyncWarehouse:
+        """Open (and migrate) the store at ``url`` (default: ``MDW_DATABASE_URL``).
+
+        Raises:
+            ConfigError: a setting is unknown (a typo) or has a bad value.
+        """
         from mdw.store import open_store
 
-        conf = load_settings(database_url=url, **settings)
-        return cls(await open_store(conf.database_url), conf)
+        settings["database_url"] = url
+        conf = load_settings(where="mdw.connect()", **settings)
+        return cls(await open_store(conf.database_url), conf, settings)
 
     async def close(self) -> None:
         await self.store.close()
 
     async def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none") -> Any:
+                   adjust: str = "none") -> pd.DataFrame:
         """Bars as a pandas DataFrame indexed by UTC window start (``time``), columns o h l c v vw n."""
         import pandas as pd
 
         table = await self.bars_arrow(ticker, timeframe, start, end, adjust)
-        frame: Any = table.to_pandas()
+        frame: pd.DataFrame = table.to_pandas()
         frame.insert(0, "time", pd.to_datetime(frame["t"], unit="ms", utc=True))
         return frame.set_index("time")
 
     async def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                         adjust: str = "none") -> Any:
+                         adjust: str = "none") -> pa.Table:
         """Bars as a ``pyarrow.Table`` (t, o, h, l, c, v, vw, n); v and vw are null where omitted."""
         import pyarrow as pa
 
@@ -99,40 +128,56 @@ class AsyncWarehouse:
         """The ranges held for a series (including ranges the vendor confirmed empty)."""
         return await self.store.coverage(_ticker(ticker).symbol, Dataset.BARS, str(_timeframe(timeframe)))
 
-    async def backfill(
-        self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When, end: When, *,
-        derive: bool = False, corporate_actions: bool = False, dry_run: bool = False,
-        rate_limit: str | None = None, api_key: str | None = None, base_url: str | None = None,
-    ) -> Any:
-        """Fill every gap, as ``mdw backfill`` does; returns the RunReport (or the Plan when ``dry_run``)."""
-        from mdw.backfill.plan import BackfillSpec
-        from mdw.backfill.runner import plan_only, run_backfill
+    async def plan(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When,
+                   end: When, **options: Unpack[PlanOptions]) -> Plan:
+        """The requests :meth:`backfill` would make now, read against the ledger; calls no vendor."""
+        from mdw.backfill.runner import plan_only
+
+        return await plan_only(self.store, _spec(symbols, timeframes, start, end, options))
+
+    async def backfill(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When,
+                       end: When, **options: Unpack[BackfillOptions]) -> RunReport:
+        """Fill every gap, as ``mdw backfill`` does, and return the run's report.
+
+        ``rate_limit``, ``api_key`` and ``base_url`` override the warehouse's settings for this run.
+        """
+        from mdw.backfill.runner import run_backfill
         from mdw.polygon import PolygonClient
 
-        spec = BackfillSpec(tuple(parse_tickers(symbols)), tuple(parse_timeframes(timeframes)),
-                            _day_or_ms(start), _day_or_ms(end), derive=derive,
-                            corporate_actions=corporate_actions)
-        if dry_run:
-            return await plan_only(self.store, spec)
+        spec = _spec(symbols, timeframes, start, end, options)
         conf = self.settings
-        overrides = {k: v for k, v in {"rate_limit": rate_limit, "polygon_api_key": api_key,
-                                       "polygon_base_url": base_url}.items() if v is not None}
-        if overrides:
-            conf = load_settings(database_url=conf.database_url, **overrides)
+        run = self._given.copy()  # open()'s settings, then this run's overrides
+        if (rate := options.get("rate_limit")) is not None:
+            run["rate_limit"] = rate
+        if (key := options.get("api_key")) is not None:
+            run["polygon_api_key"] = key
+        if (base := options.get("base_url")) is not None:
+            run["polygon_base_url"] = base
+        if run != self._given:
+            conf = load_settings(**run)
         async with PolygonClient.from_settings(conf) as client:
             return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit))
 
-    async def status(self) -> list[Any]:
+    async def status(self) -> list[SeriesStatus]:
         """Per series: first and last bar, bars, gaps, last fetched."""
         from mdw.backfill.status import series_status
 
         return await series_status(self.store)
 
 
+def _spec(symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When, end: When,
+          options: PlanOptions) -> BackfillSpec:
+    from mdw.backfill.plan import BackfillSpec
+
+    return BackfillSpec(tuple(parse_tickers(symbols)), tuple(parse_timeframes(timeframes)),
+                        _day_or_ms(start), _day_or_ms(end), derive=options.get("derive", False),
+                        corporate_actions=options.get("corporate_actions", False))
+
+
 class Warehouse:
     """The synchronous facade: each method runs the async core on a private loop thread."""
 
-    def __init__(self, url: str | None = None, **settings: Any) -> None:
+    def __init__(self, url: str | None = None, **settings: Unpack[SettingsValues]) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mdw-warehouse", daemon=True)
         self._thread.start()
@@ -142,7 +187,7 @@ class Warehouse:
             self._stop()
             raise
 
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _call(self, coro: Coroutine[object, None, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _stop(self) -> None:
@@ -155,12 +200,12 @@ class Warehouse:
         return self._core.store
 
     def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-             adjust: str = "none") -> Any:
+             adjust: str = "none") -> pd.DataFrame:
         """See :meth:`AsyncWarehouse.bars`."""
         return self._call(self._core.bars(ticker, timeframe, start, end, adjust))
 
     def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none") -> Any:
+                   adjust: str = "none") -> pa.Table:
         """See :meth:`AsyncWarehouse.bars_arrow`."""
         return self._call(self._core.bars_arrow(ticker, timeframe, start, end, adjust))
 
@@ -168,12 +213,17 @@ class Warehouse:
         """See :meth:`AsyncWarehouse.coverage`."""
         return self._call(self._core.coverage(ticker, timeframe))
 
+    def plan(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When, end: When,
+             **options: Unpack[PlanOptions]) -> Plan:
+        """See :meth:`AsyncWarehouse.plan`."""
+        return self._call(self._core.plan(symbols, timeframes, start, end, **options))
+
     def backfill(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When, end: When,
-                 **options: Any) -> Any:
+                 **options: Unpack[BackfillOptions]) -> RunReport:
         """See :meth:`AsyncWarehouse.backfill`."""
         return self._call(self._core.backfill(symbols, timeframes, start, end, **options))
 
-    def status(self) -> list[Any]:
+    def status(self) -> list[SeriesStatus]:
         """See :meth:`AsyncWarehouse.status`."""
         return self._call(self._core.status())
 
@@ -193,13 +243,15 @@ class Warehouse:
         self.close()
 
 
-def connect(url: str | None = None, **settings: Any) -> Warehouse:
+def connect(url: str | None = None, **settings: Unpack[SettingsValues]) -> Warehouse:
     """Open the warehouse at ``url`` (``sqlite:///path.db`` or ``postgresql://...``).
 
     Keyword settings (``rate_limit``, ``polygon_api_key`` ...) override the environment for
     :meth:`Warehouse.backfill`.
 
     Raises:
+        ConfigError: a setting is unknown (``rate_limt=``: the message is the one ``mdw.toml``
+            gives for the same typo) or has a bad value.
         UsageError: the URL is not a store URL.
         StoreError: the database cannot be opened.
     """

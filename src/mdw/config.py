@@ -10,9 +10,10 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict, Unpack
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -41,13 +42,16 @@ class RateLimit:
     def parse(cls, text: str | RateLimit) -> RateLimit:
         """Parse ``5/min``, ``100/s``, ``300/5min``-style strings or ``unlimited``.
 
+        ``unlimited`` is the only spelling of no limit: ``0``, ``none`` or ``inf`` are errors, so a
+        typo or an empty value can never turn pacing off (a limit that fails open).
+
         Raises:
             ConfigError: the text is not a rate; the message gives the accepted forms.
         """
         if isinstance(text, RateLimit):
             return text
         raw = str(text).strip().lower()
-        if raw in ("unlimited", "none", "inf", "0"):
+        if raw == "unlimited":
             return cls(math.inf, 1.0)
         m = _RATE_RE.fullmatch(raw)
         if not m:
@@ -121,7 +125,7 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit", mode="before")
     @classmethod
-    def _parse_rate(cls, value: Any) -> RateLimit:
+    def _parse_rate(cls, value: str | RateLimit) -> RateLimit:
         try:
             return RateLimit.parse(value)
         except ConfigError as exc:  # a ValueError lets pydantic name the setting
@@ -174,10 +178,62 @@ class Settings(BaseSettings):
         return [self.api_key, *pair]
 
 
+class SettingsValues(TypedDict, total=False):
+    """Settings given by name (flags, ``mdw.connect(url, **settings)``); ``None`` means "not given".
+
+    Type checkers catch a misspelt name here; at run time :func:`load_settings` refuses it with
+    the same message as an unknown key in ``mdw.toml``. ``tests/unit/test_config.py`` pins these
+    keys to :class:`Settings`' fields.
+    """
+
+    polygon_api_key: str | SecretStr | None
+    polygon_base_url: str | None
+    database_url: str | None
+    rate_limit: str | RateLimit | None
+    max_in_flight: int | None
+    retry_attempts: int | None
+    retry_base_s: float | None
+    retry_cap_s: float | None
+    connect_timeout_s: float | None
+    request_timeout_s: float | None
+    breaker_threshold: int | None
+    breaker_cooldown_s: float | None
+    breaker_cooldown_cap_s: float | None
+    log_level: str | None
+    log_format: Literal["auto", "json", "console"] | None
+    host: str | None
+    port: int | None
+    auth: Literal["admin", "all"] | None
+    webhook_url: str | None
+    stale_after_s: float | None
+    schedule_interval_min: int | None
+    daily_delay_min: int | None
+    scheduler: bool | None
+    flatfiles_key_id: str | SecretStr | None
+    flatfiles_secret: str | SecretStr | None
+    flatfiles_endpoint: str | None
+
+
+# A TOML value: what ``tomllib`` returns for one key.
+TomlValue = str | int | float | bool | list[object] | dict[str, object]
+
 _ALIASES = {"polygon_api_key": "POLYGON_API_KEY", "polygon_base_url": "POLYGON_BASE_URL"}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def check_known(names: Iterable[str], where: str) -> None:
+    """Refuse setting names :class:`Settings` does not have: a misspelt setting would otherwise be
+    ignored without a word (``rate_limt="100/s"`` silently leaving the default 5/min).
+
+    Raises:
+        ConfigError: ``<where>: unknown setting(s) <names>; known: <every setting>``.
+    """
+    unknown = sorted(k for k in names if k not in Settings.model_fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(Settings.model_fields)}")
+
+
+def _read_toml(path: Path) -> dict[str, TomlValue]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -189,22 +245,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
     section = data.get("mdw", data)
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: expected a table of settings")
-    values = {str(k).replace("-", "_").lower(): v for k, v in section.items()}
-    unknown = sorted(k for k in values if k not in Settings.model_fields)
-    if unknown:
-        # A misspelt setting would otherwise be ignored without a word.
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(Settings.model_fields)}")
+    values: dict[str, TomlValue] = {str(k).replace("-", "_").lower(): v for k, v in section.items()}
+    check_known(values, str(path))
     return values
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config_file: str | Path | None = None, *, where: str = "settings", **overrides: Unpack[SettingsValues]
+) -> Settings:
     """Build settings from env, then ``mdw.toml`` (or ``config_file``), then explicit overrides.
+
+    Args:
+        config_file: a TOML file to read instead of ``$MDW_CONFIG`` or ``./mdw.toml``.
+        where: names the caller in the message about an unknown override (``mdw.connect()``).
+        overrides: settings by name; ``None`` values are ignored.
 
     Raises:
         ConfigError: one line naming the bad setting and what it accepts.
     """
-    values: dict[str, Any] = {}
+    check_known(overrides, where)
+    values: dict[str, Any] = {}  # mixed values for pydantic to validate: Settings' own checks type them
     path = Path(config_file) if config_file else Path(os.environ.get("MDW_CONFIG", "mdw.toml"))
     if config_file or path.exists():
         if not path.exists():

@@ -7,6 +7,7 @@ The epoch-ms helpers and the range algebra live in :mod:`mdw.ranges` and are re-
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -227,6 +228,40 @@ class Timeframe:
     def sort_key(self) -> tuple[int, int]:
         order = list(_UNITS)
         return (order.index(self.unit), self.multiplier)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """One stored series: a ticker at a timeframe. The key of coverage, plans and run reports.
+
+    ``str(key)`` (``"AAPL 1h"``) is for people (reports, logs); code keeps the typed pair and never
+    parses that text back.
+    """
+
+    ticker: str
+    timeframe: Timeframe
+
+    @classmethod
+    def of(cls, ticker: str, timeframe: str | Timeframe) -> SeriesKey:
+        """The key of a stored row, whose timeframe the database holds as text (``"1h"``).
+
+        Raises:
+            UsageError: ``timeframe`` is not a timeframe.
+        """
+        return cls(ticker, timeframe if isinstance(timeframe, Timeframe) else _parse_timeframe(timeframe))
+
+    def __str__(self) -> str:
+        return f"{self.ticker} {self.timeframe}"
+
+    def sort_key(self) -> tuple[str, tuple[int, int]]:
+        """Ticker, then timeframe from the finest to the coarsest."""
+        return (self.ticker, self.timeframe.sort_key())
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_timeframe(text: str) -> Timeframe:
+    # Stored rows repeat a handful of timeframes thousands of times: parse each spelling once.
+    return Timeframe.parse(text)
 
 
 def parse_timeframes(text: str | Sequence[str]) -> list[Timeframe]:

@@ -15,6 +15,7 @@ import pytest
 import mdw
 from mdw.api import AsyncWarehouse
 from mdw.domain import RangeSet, Timeframe, day_range_ms, parse_ticker
+from mdw.errors import ConfigError
 from mdw.simulator import SimConfig, SimServer, start_simulator
 
 
@@ -41,7 +42,7 @@ def test_api_connect_backfills_and_reads_frames_when_used_synchronously(tmp_path
         url = f"sqlite:///{tmp_path / 'api.db'}"
         with mdw.connect(url, polygon_api_key=sim.key, polygon_base_url=sim.base_url,
                          rate_limit="unlimited") as wh:
-            plan = wh.backfill("AAPL,BTC-USD", "1h,1d", "2024-03-04", "2024-03-08", dry_run=True)
+            plan = wh.plan("AAPL,BTC-USD", "1h,1d", "2024-03-04", "2024-03-08")
             assert plan.request_count == 4 and sim.stats()["requests"] == 0
             report = wh.backfill("AAPL,BTC-USD", "1h,1d", "2024-03-04", "2024-03-08")
             assert report.status == "ok" and report.requests == 4
@@ -67,8 +68,9 @@ async def test_api_async_core_reads_stored_bars_when_store_is_postgres(
     wh = await AsyncWarehouse.open(store_url, polygon_api_key=sim.key, polygon_base_url=sim.base_url,
                                    rate_limit="unlimited")
     try:
+        plan = await wh.plan(["X:ETHUSD"], ["15m"], "2024-05-01", "2024-05-01")
         report = await wh.backfill(["X:ETHUSD"], ["15m"], "2024-05-01", "2024-05-01")
-        assert report.requests == 1
+        assert plan.request_count == report.requests == 1
         frame = await wh.bars("X:ETHUSD", "15m", "2024-05-01", "2024-05-01")
         assert len(frame) == 96
         empty = await wh.bars_arrow("X:ETHUSD", "15m", "2023-01-01", "2023-01-02")
@@ -84,3 +86,23 @@ def test_api_connect_raises_usage_error_when_url_is_not_a_store() -> None:
     with pytest.raises(mdw.MdwError, match="sqlite"):
         mdw.connect("mysql://nope")
     assert threading.active_count() == before
+
+
+def test_api_connect_refuses_a_misspelt_setting_with_the_mdw_toml_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``connect(url, rate_limt=...)`` fails as ``rate_limt`` in mdw.toml does, opening nothing."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MDW_CONFIG", raising=False)
+    (tmp_path / "mdw.toml").write_text('rate_limt = "100/s"\n')
+    with pytest.raises(ConfigError) as from_toml:
+        mdw.load_settings()
+    (tmp_path / "mdw.toml").unlink()
+    before = threading.active_count()
+    with pytest.raises(ConfigError) as from_connect:
+        mdw.connect(f"sqlite:///{tmp_path / 'typo.db'}", rate_limt="100/s")
+    assert threading.active_count() == before and not (tmp_path / "typo.db").exists()
+    toml_where, _, toml_says = str(from_toml.value).partition(": ")
+    connect_where, _, connect_says = str(from_connect.value).partition(": ")
+    assert (toml_where, connect_where) == ("mdw.toml", "mdw.connect()")
+    assert connect_says == toml_says and connect_says.startswith("unknown setting(s) rate_limt; known: ")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest_asyncio
 
 from mdw.backfill import BackfillSpec, Plan, execute_request, plan_only, run_backfill
-from mdw.domain import BarBatch, RangeSet, Timeframe, day_range_ms, parse_tickers, parse_timeframes
+from mdw.backfill.plan import OutcomeKey
+from mdw.domain import BarBatch, RangeSet, SeriesKey, Timeframe, day_range_ms, parse_tickers, parse_timeframes
 from mdw.polygon import PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
@@ -119,7 +120,7 @@ async def test_backfill_isolates_failure_when_one_ticker_is_not_found(
         report = await run_backfill(store, c, spec)
     assert report.exit_code == 1 and report.status == "partial"
     bad = {s.series: s for s in report.failed_series}
-    assert set(bad) == {"ZZZZ 1h", "ZZZZ 1d"}
+    assert set(bad) == {SeriesKey("ZZZZ", Timeframe(1, "h")), SeriesKey("ZZZZ", Timeframe(1, "d"))}
     assert all(s.status == "failed" and s.reason for s in bad.values())
     await assert_ground_truth(store, sim, replace(spec, tickers=tuple(parse_tickers("AAPL,X:BTCUSD"))))
     assert await store.coverage("ZZZZ", Dataset.BARS, "1h") == RangeSet()
@@ -205,7 +206,7 @@ async def test_run_stops_and_commits_fetched_when_stop_is_set(store: Store, sim_
         def planned(self, plan: Plan) -> None:
             return None
 
-        def advanced(self, label: str, ok: bool, bars: int) -> None:
+        def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None:
             stop.set()
 
     async with PolygonClient(sim.key, sim.base_url, rate_limit="20/s", max_in_flight=2) as c:

@@ -10,13 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdw.backfill.plan import MAX_BASE, BackfillSpec, SeriesKey
+from mdw.backfill.plan import MAX_BASE, ActionsKey, BackfillSpec
 from mdw.backfill.planner import base_units, final_end, gaps, plan_backfill, split_range
 from mdw.calendar import tradable
 from mdw.domain import (
     NEW_YORK,
     AssetClass,
     RangeSet,
+    SeriesKey,
     Timeframe,
     TimeRange,
     day_range_ms,
@@ -74,7 +75,7 @@ def test_planner_daily_gaps_match_table_when_ledger_has_holes(
 ) -> None:
     """Daily stock gaps become exactly the listed requests: holes only, weekends never alone."""
     s = spec("AAPL", "1d", "2024-03-04", "2024-03-15")
-    ledger = {SeriesKey("AAPL", "1d"): RangeSet.of([(et(a), et(b)) for a, b in held])}
+    ledger = {SeriesKey("AAPL", Timeframe.parse("1d")): RangeSet.of([(et(a), et(b)) for a, b in held])}
     plan = plan_backfill(s, ledger, NOW)
     assert covers(plan.requests) == [(et(a), et(b)) for a, b in expected]
     assert plan.request_count == len(expected)
@@ -165,7 +166,7 @@ def test_planner_derive_builds_from_store_when_finest_already_covered() -> None:
     """A coarse gap over covered fine bars becomes a local derive task and no request."""
     s = spec("X:BTCUSD", "5m,1h", "2024-03-04", "2024-03-08", derive=True)
     full = RangeSet.of([s.wanted(CRYPTO)])
-    plan = plan_backfill(s, {SeriesKey("X:BTCUSD", "5m"): full}, NOW)
+    plan = plan_backfill(s, {SeriesKey("X:BTCUSD", Timeframe.parse("5m")): full}, NOW)
     assert plan.request_count == 0
     assert [(d.source, d.target, d.covers) for d in plan.derives] == [
         (Timeframe.parse("5m"), Timeframe.parse("1h"), s.wanted(CRYPTO))
@@ -177,7 +178,7 @@ def test_planner_plans_corporate_actions_incrementally_when_asked() -> None:
     s = spec("AAPL,X:BTCUSD", "1d", "2024-01-01", "2024-01-31", corporate_actions=True)
     plan = plan_backfill(s, {}, NOW)
     assert sorted((a.ticker, a.kind) for a in plan.actions) == [("AAPL", "dividends"), ("AAPL", "splits")]
-    held = {("AAPL", "dividends"): RangeSet.of([(utc("2024-01-01"), utc("2025-06-01"))])}
+    held = {ActionsKey("AAPL", "dividends"): RangeSet.of([(utc("2024-01-01"), utc("2025-06-01"))])}
     again = plan_backfill(s, {}, NOW, held)
     div = [a for a in again.actions if a.kind == "dividends"]
     assert [a.covers for a in div] == [TimeRange(utc("2025-06-01"), utc("2025-06-03"))]
@@ -223,7 +224,7 @@ def test_planner_requests_fill_exactly_the_tradable_gaps_for_any_ledger(
     tf = Timeframe.parse(tf_text)
     s = BackfillSpec(tuple(parse_tickers(ticker)), (tf,), START, START + timedelta(days=DAYS - 1))
     held = RangeSet.of([(_day(a, asset), _day(a + n, asset)) for a, n in held_spans])
-    plan = plan_backfill(s, {SeriesKey(ticker, tf_text): held}, NOW)
+    plan = plan_backfill(s, {SeriesKey(ticker, Timeframe.parse(tf_text)): held}, NOW)
     got = RangeSet.of(t.covers for r in plan.requests for t in r.targets)
     wanted = RangeSet.of([s.wanted(asset)])
     missing_tradable = tradable(asset, tf, s.wanted(asset)) - held

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from mdw.backfill import plan_only, run_backfill
-from mdw.domain import Timeframe
+from mdw.backfill.plan import OutcomeKey
+from mdw.domain import SeriesKey, Timeframe
 from mdw.polygon import PolygonClient
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
 from mdw.store import Dataset, QuarantinedBar, Store, open_store
@@ -140,13 +141,13 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
         kept = await _assert_quarantined_as_served(store, sim, report.run_id, set(failed))
         assert report.quarantined == len(kept)
         for key in failed:
-            ticker, tf = key.split(" ")
-            rng = SPEC.wanted(next(t for t in SPEC.tickers if t.symbol == ticker).asset_class)
-            held = (await store.coverage(ticker, Dataset.BARS, tf)).clip(rng)
+            assert isinstance(key, SeriesKey)
+            rng = SPEC.wanted(next(t for t in SPEC.tickers if t.symbol == key.ticker).asset_class)
+            held = (await store.coverage(key.ticker, Dataset.BARS, str(key.timeframe))).clip(rng)
             assert held.total_ms < rng.end_ms - rng.start_ms
         [row] = [r for r in await store.runs.recent() if r.id == report.run_id]
         assert row.status == "partial" and {s["series"] for s in row.report["series"]
-                                            if s["status"] != "ok"} == set(failed)
+                                            if s["status"] != "ok"} == {str(k) for k in failed}
         assert row.report["quarantined"] == len(kept)
         # the failed ranges were left uncovered, so a clean re-run fills exactly them
         sim.set_faults(FaultConfig())
@@ -160,7 +161,7 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
 
 
 async def _assert_quarantined_as_served(
-    store: Store, sim: Any, run_id: str, failed: set[str]
+    store: Store, sim: Any, run_id: str, failed: set[OutcomeKey]
 ) -> list[QuarantinedBar]:
     """The quarantine holds, for every failed series, the vendor's bars with high and low swapped.
 
@@ -168,7 +169,7 @@ async def _assert_quarantined_as_served(
     entry is a bar the vendor really served on the last attempt, broken, named, and not in ``bars``.
     """
     kept = await store.quarantine.recent(limit=100_000)
-    assert kept and {f"{q.ticker} {q.timeframe}" for q in kept} == failed
+    assert kept and {SeriesKey(q.ticker, Timeframe.parse(q.timeframe)) for q in kept} == failed
     for q in kept:
         assert q.h < q.l and q.reason == "high is below low" and q.run_id == run_id, q
         assert q.url.startswith(f"{sim.base_url}/v2/aggs/ticker/{q.ticker}/") and sim.key not in q.url

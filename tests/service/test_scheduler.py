@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mdw.domain import AssetClass, to_ms
+from mdw.domain import AssetClass, Timeframe, to_ms
 from mdw.service.clock import ManualClock
 from mdw.service.leader import LocalLock
 from mdw.service.schedule import Job, daily_slot, intraday_slot
@@ -54,8 +54,9 @@ async def test_scheduler_fires_jobs_at_session_times_on_a_simulated_clock(
         return {f.job for f in fired}
 
     # The first tick after tracking (13:01Z, 09:01 ET) sees everything due: one gap-filling run each.
-    first = {str(Job("intraday", "AAPL", "5m")), str(Job("intraday", "X:BTCUSD", "1h")),
-             str(Job("daily", "AAPL", "1d")), str(Job("actions", "AAPL", ""))}
+    first = {str(Job("intraday", "AAPL", Timeframe(5, "m"))),
+             str(Job("intraday", "X:BTCUSD", Timeframe(1, "h"))),
+             str(Job("daily", "AAPL", Timeframe(1, "d"))), str(Job("actions", "AAPL"))}
     assert await at("2024-07-03T13:01:00Z") == first
     assert await at("2024-07-03T13:03:00Z") == set()
     assert await at("2024-07-03T13:05:00Z") == {"intraday:AAPL:5m", "intraday:X:BTCUSD:1h"}

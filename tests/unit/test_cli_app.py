@@ -42,6 +42,14 @@ def test_mdw_bad_usage_exits_2_with_one_line_and_no_traceback(
     assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("args", [[], ["keys"]])
+def test_mdw_without_a_command_prints_the_help_and_exits_0(tmp_path: Path, args: list[str]) -> None:
+    """`mdw` and `mdw keys` alone show their commands on stdout, with nothing on stderr."""
+    proc = mdw(*args, cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert f"Usage: mdw {' '.join(args)}".rstrip() in proc.stdout and "Commands" in proc.stdout
+
+
 def test_mdw_version_prints_the_package_version(tmp_path: Path) -> None:
     """`mdw version` exits 0 and prints the installed version."""
     proc = mdw("version", cwd=tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mdw.config import RateLimit, Settings, load_settings
+from mdw.config import RateLimit, Settings, SettingsValues, load_settings
 from mdw.errors import ConfigError, UsageError
 
 
@@ -165,9 +165,11 @@ def test_rate_limit_parse_accepts_the_documented_forms(
     assert RateLimit.parse(rate) is rate
 
 
-@pytest.mark.parametrize("text", ["", "fast", "5", "5/day", "-1/s", "0/s", "5/0min", "five/min", "5 per min"])
+@pytest.mark.parametrize(
+    "text", ["", "fast", "5", "5/day", "-1/s", "0/s", "5/0min", "five/min", "5 per min", "0", "none", "inf"]
+)
 def test_rate_limit_parse_rejects_bad_strings_with_the_accepted_forms(text: str) -> None:
-    """A bad rate is a ConfigError quoting it and giving the accepted forms."""
+    """A bad rate is a ConfigError giving the accepted forms; no limit is spelt `unlimited`, never 0."""
     with pytest.raises(ConfigError) as info:
         RateLimit.parse(text)
     assert str(info.value) == (
@@ -210,3 +212,15 @@ def test_load_settings_defaults_flat_files_to_the_vendor_endpoint_without_keys()
     assert s.flatfiles_endpoint == "https://files.massive.com" and s.flatfiles_credentials is None
     with pytest.raises(ConfigError, match="MDW_FLATFILES_ENDPOINT"):
         load_settings(flatfiles_endpoint="files.massive.com/flatfiles")
+
+
+def test_settings_values_names_exactly_the_settings_fields() -> None:
+    """The typed option bag of connect() and the flags has one key per setting, no more, no less."""
+    assert set(SettingsValues.__annotations__) == set(Settings.model_fields)
+
+
+def test_load_settings_refuses_an_unknown_override_naming_the_caller() -> None:
+    """A misspelt keyword is an error saying who passed it, never a silently ignored value."""
+    known = r"unknown setting\(s\) rate_limt; known: polygon_api_key"
+    with pytest.raises(ConfigError, match=r"^mdw.connect\(\): " + known):
+        load_settings(where="mdw.connect()", rate_limt="100/s")

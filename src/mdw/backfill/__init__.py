@@ -7,22 +7,26 @@ from __future__ import annotations
 
 from mdw.backfill.fetch import RequestResult, execute_request, fetch_writes
 from mdw.backfill.plan import (
+    ActionsKey,
     ActionsRequest,
     BackfillSpec,
     DeriveTask,
+    OutcomeKey,
     Plan,
     PlannedRequest,
-    SeriesKey,
     Target,
 )
 from mdw.backfill.planner import plan_backfill
 from mdw.backfill.report import Progress, RunReport, SeriesOutcome
 from mdw.backfill.runner import plan_only, run_backfill
+from mdw.domain import SeriesKey
 
 __all__ = [
+    "ActionsKey",
     "ActionsRequest",
     "BackfillSpec",
     "DeriveTask",
+    "OutcomeKey",
     "Plan",
     "PlannedRequest",
     "Progress",

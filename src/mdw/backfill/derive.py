@@ -12,16 +12,17 @@ from datetime import timedelta
 
 import numpy as np
 
-from mdw.domain import AssetClass, BarBatch, Timeframe, from_ms, local_midnight_ms
+from mdw.domain import I64, AssetClass, BarBatch, Timeframe, from_ms, local_midnight_ms
+from mdw.errors import UsageError
 
 DERIVED = "derived"
 
 
-def window_starts(asset: AssetClass, target: Timeframe, t: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+def window_starts(asset: AssetClass, target: Timeframe, t: I64) -> I64:
     """The start of the ``target`` window holding each (sorted) timestamp in ``t``."""
     length = target.fixed_ms
     if length is None or not target.intraday:
-        raise ValueError(f"only fixed intraday timeframes can be derived, not {target}")
+        raise UsageError(f"only fixed intraday timeframes can be derived, not {target}")
     if not len(t):
         return np.empty(0, dtype=np.int64)
     tz = asset.tz
@@ -31,7 +32,7 @@ def window_starts(asset: AssetClass, target: Timeframe, t: np.ndarray) -> np.nda
     midnights = np.array([local_midnight_ms(first + timedelta(days=i), tz) for i in range(days)],
                          dtype=np.int64)
     base = midnights[np.searchsorted(midnights, t, side="right") - 1]
-    out: np.ndarray = base + ((t - base) // length) * length  # type: ignore[type-arg]
+    out: I64 = base + ((t - base) // length) * length
     return out
 
 
@@ -39,7 +40,7 @@ def resample(batch: BarBatch, asset: AssetClass, target: Timeframe) -> BarBatch:
     """Aggregate a sorted batch into ``target`` bars (source ``derived``).
 
     Raises:
-        ValueError: ``target`` is not a fixed intraday timeframe.
+        UsageError: ``target`` is not a fixed intraday timeframe.
     """
     if not len(batch):
         return BarBatch.empty(batch.ticker, target, DERIVED)

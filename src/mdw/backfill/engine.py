@@ -28,10 +28,10 @@ from mdw.backfill.fetch import (
     fetch_grouped,
     fetch_writes,
 )
-from mdw.backfill.plan import ActionsRequest, DeriveTask, Plan, PlannedRequest
+from mdw.backfill.plan import ActionsRequest, DeriveTask, OutcomeKey, Plan, PlannedRequest
 from mdw.backfill.quarantine import quarantine_error
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
-from mdw.domain import DAY_MS, Dividend, Split, TimeRange
+from mdw.domain import DAY_MS, Dividend, SeriesKey, Split, TimeRange
 from mdw.errors import (
     MdwError,
     StoreError,
@@ -69,13 +69,13 @@ class _Item:
         return bar_count(self.writes) + (len(self.actions[0]) + len(self.actions[1]) if self.actions else 0)
 
 
-def job_series(job: Job) -> list[str]:
+def job_series(job: Job) -> list[OutcomeKey]:
     """The report rows a job counts towards."""
     if isinstance(job, PlannedRequest):
-        return list(dict.fromkeys(str(t.key) for t in job.targets))
+        return list(dict.fromkeys(t.key for t in job.targets))
     if isinstance(job, ActionsRequest):
-        return [f"{job.ticker} {job.kind}"]
-    return [f"{job.ticker} {job.target}"]
+        return [job.key]
+    return [SeriesKey(job.ticker, job.target)]
 
 
 def job_ticker(job: Job) -> str:
@@ -126,7 +126,7 @@ class Pipeline:
         report.planned_requests = plan.request_count
         report.derived_tasks = len(plan.derives)
 
-    def _outcome(self, key: str) -> SeriesOutcome:
+    def _outcome(self, key: OutcomeKey) -> SeriesOutcome:
         out = self.report.series.get(key)
         if out is None:
             out = self.report.series[key] = SeriesOutcome(key)
@@ -352,7 +352,7 @@ class Pipeline:
         fetched = 0
         for w in item.writes:
             n = len(w.batch)
-            self._outcome(f"{w.batch.ticker} {w.batch.timeframe}").bars += n
+            self._outcome(SeriesKey(w.batch.ticker, w.batch.timeframe)).bars += n
             if w.batch.source != "derived":
                 fetched += n
         if item.actions is not None:
@@ -363,11 +363,10 @@ class Pipeline:
         self.report.bars_fetched += fetched
         if item.final:
             for key in job_series(item.job):
-                ticker = key.split(" ", 1)[0]
-                if ticker in item.failures:
+                if key.ticker in item.failures:
                     out = self._outcome(key)
                     out.requests_failed += 1
-                    out.reason = out.reason or item.failures[ticker]
+                    out.reason = out.reason or item.failures[key.ticker]
                 else:
                     self._outcome(key).requests_done += 1
             if self.progress:

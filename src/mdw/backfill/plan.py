@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from mdw.domain import AssetClass, Ticker, Timeframe, TimeRange, day_range_ms
+from mdw.domain import AssetClass, SeriesKey, Ticker, Timeframe, TimeRange, day_range_ms
 from mdw.store.base import RunKind
 
 MAX_BASE = 50_000  # the vendor's largest `limit`: base aggregates (minutes or days) per page
@@ -70,15 +70,22 @@ class BackfillSpec:
         }
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class SeriesKey:
-    """One stored series: a ticker at a timeframe."""
+ActionKind = Literal["dividends", "splits"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionsKey:
+    """One ticker's corporate actions of one kind: the key of their coverage and report row."""
 
     ticker: str
-    timeframe: str
+    kind: ActionKind
 
     def __str__(self) -> str:
-        return f"{self.ticker} {self.timeframe}"
+        return f"{self.ticker} {self.kind}"
+
+
+# A row of a run report: a bar series, or one ticker's dividends or splits.
+OutcomeKey = SeriesKey | ActionsKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +99,7 @@ class Target:
 
     @property
     def key(self) -> SeriesKey:
-        return SeriesKey(self.ticker, str(self.timeframe))
+        return SeriesKey(self.ticker, self.timeframe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +151,12 @@ class ActionsRequest:
     """Fetch one kind of corporate action of one ticker over ``covers`` (one paged request)."""
 
     ticker: str
-    kind: Literal["dividends", "splits"]
+    kind: ActionKind
     covers: TimeRange
+
+    @property
+    def key(self) -> ActionsKey:
+        return ActionsKey(self.ticker, self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,5 +178,5 @@ class Plan:
         """Requests per series label (grouped-daily requests are counted under their market)."""
         counts: Counter[str] = Counter(r.label for r in self.requests)
         for a in self.actions:
-            counts[f"{a.ticker} {a.kind}"] += 1
+            counts[str(a.key)] += 1
         return dict(sorted(counts.items()))

@@ -18,16 +18,16 @@ import functools
 import math
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
-from typing import Literal
 
 from mdw.backfill.plan import (
     MAX_BASE,
+    ActionKind,
+    ActionsKey,
     ActionsRequest,
     BackfillSpec,
     DeriveTask,
     Plan,
     PlannedRequest,
-    SeriesKey,
     Target,
 )
 from mdw.calendar import bar_window_start, nyse_session, trading_days, uses_nyse
@@ -37,6 +37,7 @@ from mdw.domain import (
     MINUTE_MS,
     AssetClass,
     RangeSet,
+    SeriesKey,
     Timeframe,
     TimeRange,
     from_ms,
@@ -47,7 +48,7 @@ from mdw.domain import (
 ONE_MINUTE = Timeframe(1, "m")
 ONE_DAY = Timeframe(1, "d")
 GROUPED_MARKETS = (AssetClass.STOCKS, AssetClass.CRYPTO)
-ACTION_KINDS: tuple[Literal["dividends"], Literal["splits"]] = ("dividends", "splits")
+ACTION_KINDS: tuple[ActionKind, ...] = ("dividends", "splits")
 
 
 
@@ -276,7 +277,7 @@ def plan_backfill(
     spec: BackfillSpec,
     coverage: Mapping[SeriesKey, RangeSet],
     now_ms: int,
-    action_coverage: Mapping[tuple[str, str], RangeSet] | None = None,
+    action_coverage: Mapping[ActionsKey, RangeSet] | None = None,
 ) -> Plan:
     """Turn a spec and the ledger into requests.
 
@@ -284,7 +285,7 @@ def plan_backfill(
         spec: what is wanted.
         coverage: the covered ranges of each series (missing keys mean nothing is held).
         now_ms: the present; nothing at or after it is requested, nothing unfinished is covered.
-        action_coverage: covered ranges per (ticker, "dividends" | "splits").
+        action_coverage: covered ranges of each ticker's dividends and splits.
 
     Returns:
         The plan; its ``request_count`` is what a run without faults sends.
@@ -297,8 +298,8 @@ def plan_backfill(
     for tk in spec.tickers:
         asset = tk.asset_class
         wanted = spec.wanted(asset)
-        held = {tf: coverage.get(SeriesKey(tk.symbol, str(tf)), RangeSet()) for tf in tfs}
-        series.extend(SeriesKey(tk.symbol, str(tf)) for tf in tfs)
+        held = {tf: coverage.get(SeriesKey(tk.symbol, tf), RangeSet()) for tf in tfs}
+        series.extend(SeriesKey(tk.symbol, tf) for tf in tfs)
         intraday = sorted((tf for tf in tfs if tf.intraday and tf.fixed_ms is not None),
                           key=lambda t: t.fixed_ms or 0)
         fine = intraday[0] if spec.derive and intraday else None
@@ -350,7 +351,7 @@ def _attach_derived(
 
 
 def _plan_actions(
-    spec: BackfillSpec, covered: Mapping[tuple[str, str], RangeSet], now_ms: int,
+    spec: BackfillSpec, covered: Mapping[ActionsKey, RangeSet], now_ms: int,
 ) -> list[ActionsRequest]:
     """Dividends and splits of stock tickers from the spec's start up to today, incrementally."""
     out: list[ActionsRequest] = []
@@ -364,7 +365,7 @@ def _plan_actions(
         for kind in ACTION_KINDS:
             if kind not in spec.action_kinds:
                 continue
-            held = covered.get((tk.symbol, kind), RangeSet())
+            held = covered.get(ActionsKey(tk.symbol, kind), RangeSet())
             for hole in RangeSet.of([TimeRange(start, today_end)]) - held:
                 out.append(ActionsRequest(tk.symbol, kind, align_out(AssetClass.CRYPTO, ONE_DAY, hole)))
     return out

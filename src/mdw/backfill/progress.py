@@ -6,22 +6,26 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
-from mdw.backfill.plan import Plan
+from mdw.backfill.plan import OutcomeKey, Plan
 from mdw.backfill.report import Progress
 from mdw.logs import get_logger
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 log = get_logger(__name__)
 
 
-def stdout_console() -> Any:
-    from rich.console import Console
+def stdout_console() -> Console:
+    from rich.console import Console  # imported lazily: rich costs a tenth of a second to load
 
     return Console(file=sys.stdout, soft_wrap=True)
 
 
-def stderr_console() -> Any:
+def stderr_console() -> Console:
     from rich.console import Console
 
     return Console(file=sys.stderr, soft_wrap=True)
@@ -37,7 +41,7 @@ class RichProgress:
         self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("{task.fields[bars]:,} bars"), TimeElapsedColumn(),
                        console=stderr_console(), transient=False)
-        self.task: Any = None
+        self.task: TaskID | None = None
         self.bars = 0
 
     def planned(self, plan: Plan) -> None:
@@ -45,7 +49,7 @@ class RichProgress:
         total = plan.request_count + len(plan.derives)
         self.task = self.bar.add_task(f"backfill: {len(plan.series)} series", total=total, bars=0)
 
-    def advanced(self, label: str, ok: bool, bars: int) -> None:
+    def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None:
         self.bars += bars
         if self.task is not None:
             self.bar.update(self.task, advance=1, bars=self.bars)
@@ -68,11 +72,11 @@ class LogProgress:
         self.total = plan.request_count + len(plan.derives)
         log.info("backfill started", action="backfill.progress", total=self.total, series=len(plan.series))
 
-    def advanced(self, label: str, ok: bool, bars: int) -> None:
+    def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None:
         self.done += 1
         self.bars += bars
         if not ok:
-            log.warning("backfill request failed", action="backfill.progress", series=label)
+            log.warning("backfill request failed", action="backfill.progress", series=str(key))
         if self.total and self.done / self.total >= self.next_mark:
             self.next_mark += 0.1
             log.info("backfill progress", action="backfill.progress", done=self.done, total=self.total,

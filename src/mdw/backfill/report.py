@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mdw.backfill.plan import Plan
+from mdw.backfill.plan import OutcomeKey, Plan
 from mdw.store.base import RunKind, RunStatus
 
 
@@ -25,14 +25,14 @@ class Progress(Protocol):
 
     def planned(self, plan: Plan) -> None: ...
 
-    def advanced(self, label: str, ok: bool, bars: int) -> None: ...
+    def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None: ...
 
 
 @dataclass(slots=True)
 class SeriesOutcome:
     """How one series (or one ticker's corporate actions) fared."""
 
-    series: str
+    series: OutcomeKey
     status: str = "ok"  # ok | partial | failed | skipped
     requests_planned: int = 0
     requests_done: int = 0
@@ -103,7 +103,7 @@ class RunReport:
     actions_written: int = 0
     quarantined: int = 0  # invalid vendor bars refused and kept in the store's quarantine
     rate_limit: str = ""
-    series: dict[str, SeriesOutcome] = field(default_factory=dict)
+    series: dict[OutcomeKey, SeriesOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -152,10 +152,10 @@ class RunReport:
             "actions_written": self.actions_written, "quarantined": self.quarantined,
             "rate_limit": self.rate_limit,
             "series": [
-                {"series": s.series, "status": s.status, "requests_planned": s.requests_planned,
+                {"series": str(s.series), "status": s.status, "requests_planned": s.requests_planned,
                  "requests_done": s.requests_done, "requests_failed": s.requests_failed,
                  "bars": s.bars, "reason": s.reason}
-                for s in sorted(self.series.values(), key=lambda o: o.series)
+                for s in sorted(self.series.values(), key=lambda o: str(o.series))
             ],
             "errors": self.errors,
         }
@@ -209,6 +209,6 @@ def render(report: RunReport, console: Any) -> None:
         table = Table(title="series that did not complete")
         for col in ("series", "status", "done/planned", "reason"):
             table.add_column(col)
-        for s in sorted(bad, key=lambda o: o.series):
-            table.add_row(s.series, s.status, f"{s.requests_done}/{s.requests_planned}", s.reason)
+        for s in sorted(bad, key=lambda o: str(o.series)):
+            table.add_row(str(s.series), s.status, f"{s.requests_done}/{s.requests_planned}", s.reason)
         console.print(table)

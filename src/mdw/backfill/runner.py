@@ -17,10 +17,10 @@ from typing import Any
 from mdw.backfill.engine import Pipeline
 from mdw.backfill.fetch import VendorSource
 from mdw.backfill.liveness import HEARTBEAT_S, Heartbeat, owner, reap_abandoned
-from mdw.backfill.plan import BackfillSpec, Plan, SeriesKey
+from mdw.backfill.plan import ActionsKey, BackfillSpec, Plan
 from mdw.backfill.planner import ACTION_KINDS, plan_backfill
 from mdw.backfill.report import Progress, RunReport
-from mdw.domain import RangeSet
+from mdw.domain import RangeSet, SeriesKey
 from mdw.logs import get_logger
 from mdw.store.base import Dataset, RunKind, RunRecord, RunStatus, Store, SymbolInfo
 
@@ -47,16 +47,16 @@ async def plan_only(
     plans: list[Plan] = []
     for one in _specs(spec):
         coverage: dict[SeriesKey, RangeSet] = {}
-        actions: dict[tuple[str, str], RangeSet] = {}
+        actions: dict[ActionsKey, RangeSet] = {}
         if not one.refetch:
             for tk in one.tickers:
                 for tf in one.timeframes:
                     held = await store.coverage(tk.symbol, Dataset.BARS, str(tf))
-                    coverage[SeriesKey(tk.symbol, str(tf))] = held
+                    coverage[SeriesKey(tk.symbol, tf)] = held
             if one.corporate_actions:
                 for tk in one.tickers:
                     for kind in ACTION_KINDS:
-                        actions[(tk.symbol, kind)] = await store.coverage(tk.symbol, Dataset(kind))
+                        actions[ActionsKey(tk.symbol, kind)] = await store.coverage(tk.symbol, Dataset(kind))
         plans.append(plan_backfill(one, coverage, at, actions))
     if len(plans) == 1:
         return plans[0]

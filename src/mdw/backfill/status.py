@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mdw.backfill.planner import uncovered
-from mdw.domain import AssetClass, Timeframe, TimeRange, parse_ticker
+from mdw.domain import AssetClass, SeriesKey, TimeRange, parse_ticker
 from mdw.errors import UsageError
 from mdw.store.base import Dataset, Store
 
@@ -49,28 +49,28 @@ async def series_status(store: Store, tickers: set[str] | None = None) -> list[S
     """Every bar series in the store (or only those of ``tickers``), sorted by ticker and timeframe."""
     known = {s.ticker: s.asset_class for s in await store.symbols.all()}
     entries = await store.catalog.ledger()
-    fetched: dict[tuple[str, str], int] = {}
-    ranges: dict[tuple[str, str], int] = {}
+    fetched: dict[SeriesKey, int] = {}
+    ranges: dict[SeriesKey, int] = {}
     for e in entries:
         if e.dataset != Dataset.BARS:
             continue
-        key = (e.ticker, e.timeframe)
+        key = SeriesKey.of(e.ticker, e.timeframe)
         fetched[key] = max(fetched.get(key, 0), e.fetched_at_ms)
         ranges[key] = ranges.get(key, 0) + 1
     out: list[SeriesStatus] = []
     for s in await store.catalog.series():
         if tickers and s.ticker not in tickers:
             continue
+        key = SeriesKey.of(s.ticker, s.timeframe)
         gaps = 0
         if s.first_t is not None and s.last_t is not None:
-            tf = Timeframe.parse(s.timeframe)
             held = await store.coverage(s.ticker, Dataset.BARS, s.timeframe)
-            gaps = len(uncovered(_asset(s.ticker, known), tf, TimeRange(s.first_t, s.last_t + 1), held))
-        key = (s.ticker, s.timeframe)
+            gaps = len(uncovered(_asset(s.ticker, known), key.timeframe, TimeRange(s.first_t, s.last_t + 1),
+                                 held))
         out.append(
             SeriesStatus(
                 s.ticker, s.timeframe, s.bars, s.first_t, s.last_t, gaps, ranges.get(key, 0), fetched.get(key)
             )
         )
-    out.sort(key=lambda r: (r.ticker, Timeframe.parse(r.timeframe).sort_key()))
+    out.sort(key=lambda r: SeriesKey.of(r.ticker, r.timeframe).sort_key())
     return out

@@ -9,6 +9,7 @@ import importlib
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from mdw.cli.app import app, fail
 
@@ -36,15 +37,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except Exception as exc:
-        # typer vendors its own click; its usage errors are recognised by shape, not by class.
-        fmt = getattr(exc, "format_message", None)
-        if fmt is None or not hasattr(exc, "exit_code"):
-            raise
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            raise SystemExit(0) from None
-        message = str(fmt()).strip().splitlines()
-        fail(message[-1] if message else type(exc).__name__)
+    except TyperException as exc:  # typer's usage errors: an unknown option or command, a bad value
+        message = exc.format_message().strip().splitlines()
+        fail(message[-1] if message else "invalid usage")
     if isinstance(result, int) and result:
         raise SystemExit(result)
 

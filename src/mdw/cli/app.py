@@ -22,7 +22,9 @@ T = TypeVar("T")
 app = typer.Typer(
     name="mdw",
     help="Market data warehouse: backfill, store, keep current and serve Polygon/Massive data.",
-    no_args_is_help=True,
+    # Without arguments, the root callback prints the help (typer's own no_args_is_help signals it
+    # with an exception class it keeps in a private module, which mdw does not import).
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -61,9 +63,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise SystemExit(130) from None
 
 
+def help_without_command(ctx: typer.Context) -> None:
+    """Print the group's help and exit 0 when no command was given (``mdw``, ``mdw keys``)."""
+    if ctx.invoked_subcommand is None:
+        text = ctx.get_help()  # rich help prints itself and returns ""; plain help is returned
+        if text:
+            typer.echo(text)
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """Market data warehouse: backfill, store, keep current and serve Polygon/Massive data."""
+    help_without_command(ctx)
 
 
 @app.command()

@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from mdw.cli.app import app, fail, run, settings_from
+from mdw.cli.app import app, fail, help_without_command, run, settings_from
 from mdw.domain import from_ms
 
-keys_app = typer.Typer(help="Create, list and revoke API keys of `mdw serve`.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys of `mdw serve`.", invoke_without_command=True)
 app.add_typer(keys_app, name="keys")
+keys_app.callback()(help_without_command)
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///path.db or postgresql://...")]
 Config = Annotated[str | None, typer.Option("--config", help="An mdw.toml file")]

@@ -16,9 +16,10 @@ from typing import Any
 import aiohttp
 import stamina
 
-from mdw.domain import from_ms
+from mdw.domain import SeriesKey, from_ms
 from mdw.logs import redact
 from mdw.service.clock import Clock
+from mdw.service.freshness import SeriesFreshness
 from mdw.service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Alerter:
         self._clock = clock
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=1000)
         self.recent: list[Alert] = []  # the last alerts, for the API and the dashboard
-        self._stale: set[tuple[str, str]] = set()
+        self._stale: set[SeriesKey] = set()
 
     def raise_alert(self, kind: str, severity: str, summary: str, **detail: Any) -> None:
         """Record an alert and queue it for delivery (drops, with a log line, when the queue is full)."""
@@ -68,16 +69,18 @@ class Alerter:
         except asyncio.QueueFull:
             self._metrics.alerts.labels(kind, "dropped").inc()
 
-    def check_stale(self, series: list[tuple[str, str, float]], threshold_s: float) -> None:
+    def check_stale(self, series: list[SeriesFreshness], threshold_s: float) -> None:
         """Alert once when a series' lag crosses ``threshold_s``; re-arm when it is fresh again."""
         now_stale = set()
-        for ticker, tf, lag_s in series:
+        for s in series:
+            lag_s = s.lag_ms / 1000
             if lag_s > threshold_s:
-                now_stale.add((ticker, tf))
-                if (ticker, tf) not in self._stale:
+                now_stale.add(s.series)
+                if s.series not in self._stale:
                     self.raise_alert("stale_data", "warning",
-                                     f"{ticker} {tf} is {lag_s / 3600:.1f} h of trading time behind",
-                                     ticker=ticker, timeframe=tf, lag_s=lag_s, threshold_s=threshold_s)
+                                     f"{s.series} is {lag_s / 3600:.1f} h of trading time behind",
+                                     ticker=s.series.ticker, timeframe=str(s.series.timeframe), lag_s=lag_s,
+                                     threshold_s=threshold_s)
         self._stale = now_stale
 
     async def run(self, stop: asyncio.Event) -> None:

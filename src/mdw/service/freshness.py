@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mdw.calendar import bar_window_start, tradable
-from mdw.domain import DAY_MS, Timeframe, TimeRange, parse_ticker
+from mdw.domain import DAY_MS, SeriesKey, Timeframe, TimeRange, parse_ticker
 from mdw.errors import UsageError
 from mdw.store.base import CoverageEntry, Dataset, Store
 
@@ -20,8 +20,7 @@ _HORIZON_MS = 400 * DAY_MS  # older than this is "very stale"; no need to count 
 class SeriesFreshness:
     """One series' lag: how much tradable time since its coverage ended, and when it was fetched."""
 
-    ticker: str
-    timeframe: str
+    series: SeriesKey
     covered_end_ms: int
     fetched_at_ms: int
     lag_ms: int
@@ -42,22 +41,19 @@ def lag_ms(ticker: str, timeframe: Timeframe, covered_end_ms: int, now_ms: int) 
 
 
 def freshness_of(entries: list[CoverageEntry], now_ms: int) -> list[SeriesFreshness]:
-    """Per bars series in ``entries``: its lag at ``now_ms``."""
-    ends: dict[tuple[str, str], tuple[int, int]] = {}
+    """Per bars series in ``entries``: its lag at ``now_ms`` (by ticker, finest timeframe first)."""
+    ends: dict[SeriesKey, tuple[int, int]] = {}
     for e in entries:
         if e.dataset is not Dataset.BARS:
             continue
-        key = (e.ticker, e.timeframe)
+        try:
+            key = SeriesKey.of(e.ticker, e.timeframe)
+        except UsageError:  # a row written by something else than mdw: not a series mdw tracks
+            continue
         end, fetched = ends.get(key, (0, 0))
         ends[key] = (max(end, e.end_ms), max(fetched, e.fetched_at_ms))
-    out = []
-    for (ticker, tf), (end, fetched) in sorted(ends.items()):
-        try:
-            timeframe = Timeframe.parse(tf)
-        except UsageError:
-            continue
-        out.append(SeriesFreshness(ticker, tf, end, fetched, lag_ms(ticker, timeframe, end, now_ms)))
-    return out
+    return [SeriesFreshness(key, end, fetched, lag_ms(key.ticker, key.timeframe, end, now_ms))
+            for key, (end, fetched) in sorted(ends.items(), key=lambda item: item[0].sort_key())]
 
 
 async def series_freshness(store: Store, now_ms: int, ticker: str | None = None) -> list[SeriesFreshness]:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mdw.domain import SeriesKey
 from mdw.polygon import ClientStats
 from mdw.service.freshness import SeriesFreshness
 
@@ -91,22 +92,22 @@ class ServiceMetrics:
         self.scheduled = Counter("mdw_scheduler_jobs", "Scheduled jobs by outcome", ["outcome"], registry=r)
         self.alerts = Counter("mdw_alerts", "Webhook alerts by kind and delivery outcome",
                               ["kind", "outcome"], registry=r)
-        self._fresh_labels: set[tuple[str, str]] = set()
+        self._fresh_labels: set[SeriesKey] = set()
 
     def set_freshness(self, series: list[SeriesFreshness]) -> None:
         """Replace the per-series freshness gauges (series that vanished are dropped)."""
         seen = set()
         for s in series:
-            seen.add((s.ticker, s.timeframe))
-            self.freshness.labels(s.ticker, s.timeframe).set(s.lag_ms / 1000)
+            seen.add(s.series)
+            self.freshness.labels(s.series.ticker, str(s.series.timeframe)).set(s.lag_ms / 1000)
         for gone in self._fresh_labels - seen:
-            self.freshness.remove(*gone)
+            self.freshness.remove(gone.ticker, str(gone.timeframe))
         self._fresh_labels = seen
 
-    def set_series_bars(self, counts: dict[tuple[str, str], int]) -> None:
+    def set_series_bars(self, counts: dict[SeriesKey, int]) -> None:
         self.series_bars.clear()
-        for (ticker, tf), n in counts.items():
-            self.series_bars.labels(ticker, tf).set(n)
+        for key, n in counts.items():
+            self.series_bars.labels(key.ticker, str(key.timeframe)).set(n)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

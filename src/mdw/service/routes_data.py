@@ -75,8 +75,9 @@ async def _series_by_ticker(
         out.setdefault(s.ticker, {})[s.timeframe] = {"timeframe": s.timeframe, "bars": s.bars,
                                                      "first_t": s.first_t, "last_t": s.last_t}
     for f in freshness_of(await st.store.catalog.ledger(ticker), st.clock.now_ms()):
-        row = out.setdefault(f.ticker, {}).setdefault(f.timeframe, {"timeframe": f.timeframe, "bars": 0,
-                                                                    "first_t": None, "last_t": None})
+        tf = str(f.series.timeframe)
+        row = out.setdefault(f.series.ticker, {}).setdefault(tf, {"timeframe": tf, "bars": 0,
+                                                                  "first_t": None, "last_t": None})
         row.update(covered_end_ms=f.covered_end_ms, fetched_at_ms=f.fetched_at_ms, lag_s=f.lag_ms / 1000,
                    stale=f.lag_ms / 1000 > st.settings.stale_after_s)
     return out

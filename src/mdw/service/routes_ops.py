@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from mdw.backfill.liveness import recent_runs
-from mdw.domain import HOUR_MS, MINUTE_MS
+from mdw.domain import HOUR_MS, MINUTE_MS, SeriesKey
 from mdw.errors import MdwError
 from mdw.service.auth import Reader
 from mdw.service.encode import encode_json
@@ -73,11 +73,11 @@ async def metrics(request: Request) -> Response:
     now = st.clock.now_ms()
     try:
         st.metrics.set_freshness(freshness_of(await st.store.catalog.ledger(), now))
-        if now - st.extra.get("bars_refreshed_ms", 0) >= _BARS_REFRESH_MS:
+        if st.bars_counted_ms is None or now - st.bars_counted_ms >= _BARS_REFRESH_MS:
             # Counting rows is the one costly query here; once a minute is plenty.
-            counts = {(s.ticker, s.timeframe): s.bars for s in await st.store.catalog.series()}
+            counts = {SeriesKey.of(s.ticker, s.timeframe): s.bars for s in await st.store.catalog.series()}
             st.metrics.set_series_bars(counts)
-            st.extra["bars_refreshed_ms"] = now
+            st.bars_counted_ms = now
     except MdwError:
         pass  # the database being down must not hide the vendor and HTTP metrics
     return Response(st.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mdw.backfill.plan import BackfillSpec, Plan
+from mdw.backfill.plan import BackfillSpec, OutcomeKey, Plan
 from mdw.backfill.report import RunReport
 from mdw.service.alerts import Alerter
 from mdw.service.clock import Clock
@@ -47,10 +47,11 @@ class LiveProgress:
         self.series_total = len(self._per_series)
         self.requests_total = plan.request_count
 
-    def advanced(self, label: str, ok: bool, bars: int) -> None:
+    def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None:
         self.requests_done += 1
         self.requests_failed += 0 if ok else 1
         self.bars += bars
+        label = str(key)  # per_series counts requests under the labels a dry run prints
         left = self._per_series.get(label)
         if left is not None:
             self._per_series[label] = left - 1
@@ -133,7 +134,7 @@ class RunManager:
         self._metrics.runs.labels(spec.kind, report.status).inc()
         self._metrics.rows_written.inc(report.bars_written)
         if report.status in (RunStatus.FAILED, RunStatus.PARTIAL):
-            failed = [s.series for s in report.failed_series][:20]
+            failed = [str(s.series) for s in report.failed_series][:20]
             self._alerts.raise_alert(
                 "run_failed", "error" if report.status is RunStatus.FAILED else "warning",
                 f"run {run_id} ({spec.kind}) ended {report.status}: "

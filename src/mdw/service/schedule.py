@@ -22,18 +22,35 @@ from datetime import timedelta
 from typing import Literal
 
 from mdw.calendar import is_market_open, nyse_sessions, uses_nyse
-from mdw.domain import DAY_MS, MINUTE_MS, AssetClass, Ticker, Timeframe, from_ms, local_midnight_ms
+from mdw.domain import (
+    DAY_MS,
+    MINUTE_MS,
+    AssetClass,
+    SeriesKey,
+    Ticker,
+    Timeframe,
+    from_ms,
+    local_midnight_ms,
+)
 
 JobKind = Literal["intraday", "daily", "actions"]
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Job:
-    """One scheduled unit: a series (or a ticker's corporate actions)."""
+    """One scheduled unit: a series (or, with no timeframe, a ticker's corporate actions)."""
 
     kind: JobKind
     ticker: str
-    timeframe: str  # "" for actions
+    timeframe: Timeframe | None = None
+
+    @property
+    def series(self) -> SeriesKey | None:
+        """The series the job keeps current; None for corporate actions."""
+        return SeriesKey(self.ticker, self.timeframe) if self.timeframe else None
+
+    def sort_key(self) -> tuple[str, str, tuple[int, int]]:
+        return (self.kind, self.ticker, self.timeframe.sort_key() if self.timeframe else (-1, -1))
 
     def __str__(self) -> str:
         tail = f":{self.timeframe}" if self.timeframe else ""
@@ -42,9 +59,9 @@ class Job:
 
 def jobs_for(ticker: Ticker, timeframes: list[Timeframe]) -> list[Job]:
     """The jobs of a tracked symbol."""
-    out = [Job("intraday" if tf.intraday else "daily", ticker.symbol, str(tf)) for tf in timeframes]
+    out = [Job("intraday" if tf.intraday else "daily", ticker.symbol, tf) for tf in timeframes]
     if ticker.asset_class is AssetClass.STOCKS:
-        out.append(Job("actions", ticker.symbol, ""))
+        out.append(Job("actions", ticker.symbol))
     return out
 
 
@@ -84,7 +101,7 @@ def due_jobs(
 ) -> dict[Job, int]:
     """Jobs whose current slot is newer than the one they last fired for, with that slot."""
     out: dict[Job, int] = {}
-    for job, asset in sorted(jobs.items()):
+    for job, asset in sorted(jobs.items(), key=lambda item: item[0].sort_key()):
         slot = slot_of(job, asset, now_ms, interval_min, delay_min)
         if slot is not None and slot > last.get(job, -1):
             out[job] = slot

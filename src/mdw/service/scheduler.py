@@ -166,13 +166,17 @@ class Scheduler:
     def _fire(self, due: dict[Job, int], jobs: dict[Job, AssetClass], starts: dict[Job, date],
               now: int) -> list[Firing]:
         # One run per (timeframe, start): the engine plans all its tickers together.
-        groups: dict[tuple[str, date], list[Job]] = {}
+        groups: dict[tuple[Timeframe | None, date], list[Job]] = {}
         for job in due:
             groups.setdefault((job.timeframe, starts[job]), []).append(job)
         out = []
-        for (tf, start), group in sorted(groups.items()):
+        def order(group_key: tuple[Timeframe | None, date]) -> tuple[tuple[int, int], date]:
+            tf, start = group_key
+            return (tf.sort_key() if tf else (-1, -1), start)
+
+        for (tf, start), group in sorted(groups.items(), key=lambda g: order(g[0])):
             tickers = tuple(Ticker(j.ticker, jobs[j]) for j in group)
-            spec = BackfillSpec(tickers=tickers, timeframes=(Timeframe.parse(tf),) if tf else (), start=start,
+            spec = BackfillSpec(tickers=tickers, timeframes=(tf,) if tf else (), start=start,
                                 end=now, corporate_actions=not tf, kind=RunKind.SCHEDULED)
             run_id = self._runs.start(spec)
             for job in group:
@@ -187,9 +191,8 @@ class Scheduler:
     async def _check_freshness(self, now: int, jobs: dict[Job, AssetClass]) -> None:
         series = await series_freshness(self._store, now)
         self._metrics.set_freshness(series)
-        tracked = {(j.ticker, j.timeframe) for j in jobs}
-        self._alerts.check_stale([(s.ticker, s.timeframe, s.lag_ms / 1000) for s in series
-                                  if (s.ticker, s.timeframe) in tracked], self.stale_after_s)
+        tracked = {j.series for j in jobs}
+        self._alerts.check_stale([s for s in series if s.series in tracked], self.stale_after_s)
 
     def status(self) -> dict[str, object]:
         """For ``/readyz`` and the dashboard."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -92,7 +92,8 @@ class ServiceState:
     started_at_ms: int
     scheduler: Scheduler | None = None
     distributed: DistributedLauncher | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # When /metrics last counted the bars of every series (a costly query, run once a minute).
+    bars_counted_ms: int | None = None
 
     def breaker(self) -> tuple[str, float]:
         """The vendor breaker's state and seconds until it lets a probe through."""
