@@ -257,6 +257,9 @@ class SeriesKey:
         """Ticker, then timeframe from the finest to the coarsest."""
         return (self.ticker, self.timeframe.sort_key())
 
+    def __lt__(self, other: SeriesKey) -> bool:
+        return self.sort_key() < other.sort_key()
+
 
 @functools.lru_cache(maxsize=1024)
 def _parse_timeframe(text: str) -> Timeframe:

@@ -129,8 +129,8 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
             report = await run_backfill(store, client, SPEC)
         corrupted = sim.stats()["faults"]["invalid_bar"]
         failed = {s.series: s for s in report.failed_series}
-        print(f"\n[invalid bars {store_url.split(':')[0]}] corrupted={corrupted} failed={sorted(failed)} "
-              f"retries={report.retries}")
+        print(f"\n[invalid bars {store_url.split(':')[0]}] corrupted={corrupted} "
+              f"failed={sorted(map(str, failed))} retries={report.retries}")
         assert corrupted > 0 and failed and report.exit_code == 1
         assert len(failed) < len(report.series)  # some pages came back clean on a retry
         for s in failed.values():

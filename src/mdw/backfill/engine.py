@@ -249,8 +249,8 @@ class Pipeline:
         await self.queue.put(_Item(job, held or [], final=True))
 
     def _failed(self, job: Job, reason: str) -> None:
-        log.warning("backfill request failed", action="backfill.request_failed", series=job_series(job),
-                    reason=reason)
+        log.warning("backfill request failed", action="backfill.request_failed",
+                    series=[str(k) for k in job_series(job)], reason=reason)
         for key in job_series(job):
             out = self._outcome(key)
             out.requests_failed += 1
