@@ -21,7 +21,7 @@ from datetime import date
 import msgspec
 import numpy as np
 
-from mdw.domain import MINUTE_MS, AssetClass
+from mdw.domain import F64, MINUTE_MS, AssetClass
 from mdw.simulator.paths import DayMinutes
 from mdw.simulator.universe import stable_hash
 
@@ -96,8 +96,8 @@ class DayTable:
 
     day: date
     dm: DayMinutes | None
-    cum_v: np.ndarray  # type: ignore[type-arg]  # volume through each minute
-    cum_pv: np.ndarray  # type: ignore[type-arg]  # vwap * volume through each minute
+    cum_v: F64  # volume through each minute
+    cum_pv: F64  # vwap * volume through each minute
     open_t: int | None  # the first regular-session minute (its open is the official open)
     open_price: float | None
 
