@@ -6,21 +6,23 @@ early close ends regular trading at 13:00 ET and extended trading at 17:00 ET). 
 24/7 in UTC; forex trades 24/5, from Sunday 17:00 ET to Friday 17:00 ET.
 
 The planner asks :func:`tradable` for the windows that can hold bars, so that no request goes
-out for a weekend or a holiday, and the store asks it to tell gaps from closed markets.
+out for a weekend or a holiday, and status and freshness ask it to tell gaps from closed markets.
+
+This module is pure: it reads no file and no clock. The NYSE session table comes from an
+injected :data:`SessionLoader` (:func:`use_sessions`). By default the table is computed in memory
+from exchange_calendars, which costs about a second per process; the CLI, the service and the
+Python API inject :func:`mdw.calendar_cache.disk_cached`, which keeps it on disk between runs.
 """
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 import functools
-import importlib.metadata
-import json
-import os
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mdw.domain import (
     DAY_MS,
@@ -32,14 +34,23 @@ from mdw.domain import (
     from_ms,
     local_midnight_ms,
 )
+from mdw.errors import UsageError
 
 EXTENDED_OPEN = time(4, 0)
 EXTENDED_CLOSE = time(20, 0)
 EARLY_EXTENDED_CLOSE = time(17, 0)
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
-_FIRST_YEAR = 1990
-_LAST_YEAR = 2040
+FIRST_YEAR = 1990
+LAST_YEAR = 2040
+
+if TYPE_CHECKING:
+    from exchange_calendars import ExchangeCalendar
+
+# One NYSE trading day: its ISO date, then extended open, regular open, regular close and
+# extended close, as UTC epoch ms. Plain values, so a loader can keep them in any format.
+SessionRow = tuple[str, int, int, int, int]
+SessionLoader = Callable[[], Sequence[SessionRow]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +73,7 @@ def _at(day: date, t: time) -> int:
 
 
 @functools.cache
-def _xnys() -> Any:
+def _xnys() -> ExchangeCalendar:
     # exchange_calendars trips pandas' deprecation warnings on newer pandas; they are its business,
     # and the test suite turns warnings into errors, so they are silenced for this one call.
     with warnings.catch_warnings():
@@ -70,61 +81,47 @@ def _xnys() -> Any:
         warnings.simplefilter("ignore", FutureWarning)
         import exchange_calendars as xcals  # imported lazily: it takes a quarter second
 
-        return xcals.get_calendar("XNYS", start=f"{_FIRST_YEAR}-01-01", end=f"{_LAST_YEAR}-12-31")
+        return xcals.get_calendar("XNYS", start=f"{FIRST_YEAR}-01-01", end=f"{LAST_YEAR}-12-31")
 
 
-def _cache_file() -> Path | None:
-    """Where the session table is cached, keyed by the exchange_calendars version."""
-    try:
-        version = importlib.metadata.version("exchange_calendars")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    root = os.environ.get("MDW_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mdw"
-    )
-    return Path(root) / f"xnys-{version}-{_FIRST_YEAR}-{_LAST_YEAR}.json"
-
-
-def _build_rows() -> list[list[Any]]:
+@functools.cache
+def build_sessions() -> tuple[SessionRow, ...]:
+    """The NYSE session table computed from exchange_calendars (the default loader; no disk)."""
     cal = _xnys()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         closes = cal.schedule["close"]
-    rows: list[list[Any]] = []
+    rows: list[SessionRow] = []
     for label, close in closes.items():
         day = label.date()
         close_ms = int(close.timestamp() * 1000)
         early = close_ms < _at(day, REGULAR_CLOSE)
-        rows.append([day.isoformat(), _at(day, EXTENDED_OPEN), _at(day, REGULAR_OPEN), close_ms,
-                     _at(day, EARLY_EXTENDED_CLOSE if early else EXTENDED_CLOSE)])
-    return rows
+        rows.append((day.isoformat(), _at(day, EXTENDED_OPEN), _at(day, REGULAR_OPEN), close_ms,
+                     _at(day, EARLY_EXTENDED_CLOSE if early else EXTENDED_CLOSE)))
+    return tuple(rows)
 
 
-def _load_rows() -> list[list[Any]]:
-    # Building the calendar costs about a second per process (importing exchange_calendars and
-    # computing 50 years of sessions); every CLI call needs it, so the result is cached on disk.
-    path = _cache_file()
-    if path is not None:
-        with contextlib.suppress(OSError, ValueError):
-            rows = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(rows, list) and rows:
-                return rows
-    rows = _build_rows()
-    if path is not None:
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(rows), encoding="utf-8")
-            os.replace(tmp, path)
-    return rows
+_loader: SessionLoader = build_sessions
+
+
+def use_sessions(loader: SessionLoader) -> None:
+    """Take the NYSE session table from ``loader`` from now on (read at the next lookup).
+
+    The CLI, the service and the Python API call this with a disk-cached loader at start-up;
+    tests may inject a fixed table. Everything here asks the loader, never a file.
+    """
+    global _loader
+    _loader = loader
+    _session_table.cache_clear()
+    tradable.cache_clear()
 
 
 @functools.cache
 def _session_table() -> tuple[tuple[date, ...], dict[date, Session]]:
     days: list[date] = []
     table: dict[date, Session] = {}
-    for iso, ext_open, reg_open, reg_close, ext_close in _load_rows():
+    for iso, ext_open, reg_open, reg_close, ext_close in _loader():
         day = date.fromisoformat(iso)
         table[day] = Session(day, int(ext_open), int(reg_open), int(reg_close), int(ext_close))
         days.append(day)
@@ -134,8 +131,6 @@ def _session_table() -> tuple[tuple[date, ...], dict[date, Session]]:
 def nyse_sessions(start: date, end: date) -> list[Session]:
     """NYSE sessions with ``start <= day <= end``."""
     days, table = _session_table()
-    import bisect
-
     lo = bisect.bisect_left(days, start)
     hi = bisect.bisect_right(days, end)
     return [table[d] for d in days[lo:hi]]
@@ -194,8 +189,10 @@ def _intraday_windows(asset: AssetClass, first: date, last: date) -> list[TimeRa
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def tradable(asset: AssetClass, timeframe: Timeframe, rng: TimeRange) -> RangeSet:
-    """The parts of ``rng`` in which a bar of ``timeframe`` can start.
+    """The parts of ``rng`` in which a bar of ``timeframe`` can start (memoised: the planner asks the
+    same ranges for many tickers; the memo is cleared when :func:`use_sessions` changes the table).
 
     Intraday timeframes get the trading hours (extended hours for US stocks), widened to the
     bar windows that touch them; daily timeframes get whole local trading days (for stocks,
@@ -277,4 +274,5 @@ def next_session_close(after_ms: int) -> Session:
     for sess in nyse_sessions(day - timedelta(days=1), day + timedelta(days=14)):
         if sess.regular_close_ms > after_ms:
             return sess
-    raise LookupError(f"no NYSE session within two weeks of {from_ms(after_ms).isoformat()}")
+    raise UsageError(f"no NYSE session within two weeks of {from_ms(after_ms).isoformat()}; "
+                     f"the calendar covers {FIRST_YEAR} to {LAST_YEAR}")

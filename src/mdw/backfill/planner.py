@@ -14,7 +14,6 @@ coarser intraday timeframes from the finest one requested instead of asking the 
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
@@ -30,8 +29,7 @@ from mdw.backfill.plan import (
     PlannedRequest,
     Target,
 )
-from mdw.calendar import bar_window_start, nyse_session, trading_days, uses_nyse
-from mdw.calendar import tradable as _calendar_tradable
+from mdw.calendar import bar_window_start, nyse_session, tradable, trading_days, uses_nyse
 from mdw.domain import (
     DAY_MS,
     MINUTE_MS,
@@ -49,14 +47,6 @@ ONE_MINUTE = Timeframe(1, "m")
 ONE_DAY = Timeframe(1, "d")
 GROUPED_MARKETS = (AssetClass.STOCKS, AssetClass.CRYPTO)
 ACTION_KINDS: tuple[ActionKind, ...] = ("dividends", "splits")
-
-
-
-
-@functools.lru_cache(maxsize=4096)
-def tradable(asset: AssetClass, tf: Timeframe, rng: TimeRange) -> RangeSet:
-    """The calendar's tradable windows, memoised: many tickers share the same ranges."""
-    return _calendar_tradable(asset, tf, rng)
 
 
 # --------------------------------------------------------------------------------------------

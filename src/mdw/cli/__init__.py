@@ -11,6 +11,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
+from mdw import calendar_cache
 from mdw.cli.app import app, fail
 
 # Command modules, imported for their registrations. A module that is missing is skipped, so a
@@ -29,6 +30,7 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors print one line and exit 2, never a traceback."""
+    calendar_cache.install()  # every command reads the NYSE sessions from the disk cache
     _load_commands()
     try:
         result = app(args=argv, standalone_mode=False)
