@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -307,11 +307,15 @@ def reasons_by_row(problems: Sequence[BarProblem]) -> dict[int, str]:
     return {row: "; ".join(reasons) for row, reasons in why.items()}
 
 
-def _f64(values: Any) -> F64:
+# What selects rows of a batch: a slice, a boolean mask or an array of row indexes.
+RowSelector = slice | npt.NDArray[np.bool_] | npt.NDArray[np.int64] | npt.NDArray[np.intp]
+
+
+def _f64(values: npt.ArrayLike) -> F64:
     return np.ascontiguousarray(values, dtype=np.float64)
 
 
-def _i64(values: Any) -> I64:
+def _i64(values: npt.ArrayLike) -> I64:
     return np.ascontiguousarray(values, dtype=np.int64)
 
 
@@ -351,16 +355,18 @@ class BarBatch:
 
     @classmethod
     def from_columns(
-        cls, ticker: str, timeframe: Timeframe, cols: dict[str, Any], source: str = "rest"
+        cls, ticker: str, timeframe: Timeframe, cols: Mapping[str, npt.ArrayLike], source: str = "rest"
     ) -> BarBatch:
-        return cls(ticker, timeframe, t=cols["t"], o=cols["o"], h=cols["h"], l=cols["l"], c=cols["c"],
-                   v=cols["v"], vw=cols["vw"], n=cols["n"], source=source)
+        """A batch from columns named as :data:`BAR_COLUMNS` (converted to int64 and float64)."""
+        f, i = _f64, _i64
+        return cls(ticker, timeframe, t=i(cols["t"]), o=f(cols["o"]), h=f(cols["h"]), l=f(cols["l"]),
+                   c=f(cols["c"]), v=f(cols["v"]), vw=f(cols["vw"]), n=i(cols["n"]), source=source)
 
     @classmethod
     def concat(cls, batches: Sequence[BarBatch]) -> BarBatch:
         """Join batches of the same series in the given order."""
         if not batches:
-            raise ValueError("concat needs at least one batch")
+            raise UsageError("concat needs at least one batch")
         first = batches[0]
         if len(batches) == 1:
             return first
@@ -373,7 +379,7 @@ class BarBatch:
     def columns(self) -> dict[str, F64 | I64]:
         return {name: getattr(self, name) for name in BAR_COLUMNS}
 
-    def take(self, index: Any) -> BarBatch:
+    def take(self, index: RowSelector) -> BarBatch:
         """Rows selected by a slice, a boolean mask or an index array."""
         cols = {name: getattr(self, name)[index] for name in BAR_COLUMNS}
         return BarBatch.from_columns(self.ticker, self.timeframe, cols, self.source)

@@ -1,10 +1,14 @@
 """The mdw error tree.
 
-Whether an error is retryable depends on its class, never on its message text::
+Every error mdw raises on purpose is an :class:`MdwError`. Whether an error is retryable depends on
+its class, never on its message text. The tree is complete: ``tests/unit/test_errors.py`` checks
+every exception class under ``src/mdw`` against it (classes defined outside this module name
+their module)::
 
     MdwError
     ├── UsageError                 bad input from a user: exit code 2, HTTP 400
-    │   └── ConfigError            a setting has a bad value
+    │   ├── ConfigError            a setting has a bad value
+    │   └── ListingError           (mdw.simulator.listing) the simulator refuses a reference query: 400
     ├── ValidationError            a batch breaks a bar invariant (rows named, vendor bars kept)
     ├── VendorError                anything the vendor boundary raises (status, url, retry_after)
     │   ├── VendorRequestError     4xx the vendor will answer the same way again: never retried
@@ -12,10 +16,12 @@ Whether an error is retryable depends on its class, never on its message text::
     │   │   ├── VendorPlanError    403: the plan does not include this data or range
     │   │   └── VendorNotFound     404
     │   ├── VendorTransientError   worth retrying: 429, 5xx, timeouts, resets, bad bodies
-    │   │   └── VendorRateLimited  429
+    │   │   ├── VendorRateLimited  429
+    │   │   └── InvalidBarsError   (mdw.polygon.decode) a page holds bars that break OHLC invariants
     │   └── VendorUnavailable      the circuit breaker is open: fail fast
-    └── StoreError                 the database failed or refused
-        └── SchemaVersionError     the database was migrated by a newer mdw
+    ├── StoreError                 the database failed or refused
+    │   └── SchemaVersionError     the database was migrated by a newer mdw
+    └── ApiError                   (mdw.service.errors) an HTTP API answer: its status, code, message
 
 Messages never contain the vendor API key: URLs are redacted before they are stored here.
 """

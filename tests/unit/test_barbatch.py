@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mdw.domain import BarBatch, Timeframe
-from mdw.errors import ValidationError
+from mdw.errors import UsageError, ValidationError
 
 M1 = Timeframe.parse("1m")
 T0 = 1_704_204_000_000  # 2024-01-02T14:00:00Z, a whole minute and hour
@@ -126,7 +126,7 @@ def test_barbatch_concat_between_sorted_and_take_keep_columns_aligned() -> None:
     assert not b.equals(b.take(slice(0, 5)))
     assert len(BarBatch.empty("AAPL", M1)) == 0
     assert b.with_source("flatfile").source == "flatfile" and b.with_source("x").equals(b)
-    with pytest.raises(ValueError, match="at least one batch"):
+    with pytest.raises(UsageError, match="at least one batch"):
         BarBatch.concat([])
 
 

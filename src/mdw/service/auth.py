@@ -19,6 +19,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from mdw.errors import UsageError
 from mdw.service.errors import ApiError
 from mdw.store.base import ApiKeyRecord, KeyStore, Store
 
@@ -52,10 +53,10 @@ def new_key(scope: str, name: str, now_ms: int) -> tuple[str, ApiKeyRecord]:
     """Make a key: returns the plaintext (show it once) and the record to store (hash only).
 
     Raises:
-        ValueError: ``scope`` is not ``read`` or ``admin``.
+        UsageError: ``scope`` is not ``read`` or ``admin``.
     """
     if scope not in SCOPES:
-        raise ValueError(f"invalid scope {scope!r}; expected read or admin")
+        raise UsageError(f"invalid scope {scope!r}; expected read or admin")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_hex(16)

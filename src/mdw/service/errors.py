@@ -6,8 +6,7 @@ mdw's own error tree, and anything unexpected (500, logged, with no internals in
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import msgspec
 from fastapi import FastAPI, Request
@@ -16,17 +15,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from mdw.errors import MdwError, StoreError, UsageError, ValidationError, VendorError
-from mdw.logs import redact
+from mdw.logs import get_logger, redact
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
           422: "unprocessable", 429: "too_many_requests", 500: "internal", 501: "not_implemented",
           502: "bad_gateway", 503: "unavailable"}
 
 
-class ApiError(Exception):
-    """An error with its HTTP status, a stable machine code and a human message."""
+class ApiError(MdwError):
+    """An error with its HTTP status, a stable machine code and a human message.
+
+    Routes raise it for what only HTTP knows (a bad cursor, a missing run, 501 for an unconfigured
+    feature); the handler answers it as it says, and other :class:`MdwError`s are mapped by class.
+    """
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -41,10 +44,13 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def _describe(errors: list[Any]) -> str:
+def _describe(errors: Sequence[Mapping[str, object]]) -> str:
+    """pydantic's error list as one line: ``start: Input should be a valid date; ...`` (first five)."""
     parts = []
     for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        where = err.get("loc", ())
+        names = where if isinstance(where, tuple | list) else ()
+        loc = ".".join(str(p) for p in names if p not in ("body", "query", "path"))
         parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
 
@@ -72,12 +78,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, VendorError):
             return error_response(502, "vendor_error", str(exc))
         if isinstance(exc, StoreError):
-            log.error("store error: %s", exc, extra={"action": "api.store_error"})
+            log.error("store error", action="api.store_error", error=str(exc))
             return error_response(503, "store_unavailable", "the database failed; see the server log")
         return error_response(500, "internal", "internal error; see the server log")
 
     async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error in a request", extra={"action": "api.unhandled"})
+        log.exception("unhandled error in a request", action="api.unhandled")
         return error_response(500, "internal", "internal error; see the server log")
 
     app.add_exception_handler(ApiError, api_error)

@@ -13,13 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
+from mdw.errors import UsageError
 from mdw.simulator.state import decode_cursor, encode_cursor
 
 Row = dict[str, Any]
 _OPS = ("gt", "gte", "lt", "lte")
 
 
-class ListingError(ValueError):
+class ListingError(UsageError):
     """A bad listing parameter; the message is the vendor-style 400 text."""
 
 
