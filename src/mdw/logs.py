@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TextIO, cast
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, ProcessorReturnValue, WrappedLogger
 
 # ``apiKey=xyz`` in a URL, and ``'apiKey': 'xyz'`` in a repr of query parameters.
 _QUERY_KEY = re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^&\s\"',;}]+")
@@ -53,15 +54,17 @@ def redact(text: str) -> str:
     return text
 
 
-def _scrub(value: Any, key: str = "") -> Any:
+def _scrub(value: object, key: str = "") -> object:
     if key and _AUTH_FIELD.match(key):
         return REDACTED
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):  # dicts, and header multidicts such as aiohttp's
         return {k: _scrub(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_scrub(v) for v in value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_scrub(v) for v in value)
     if isinstance(value, BaseException):
         return redact(repr(value))
     if value is None or isinstance(value, bool | int | float):
@@ -70,32 +73,34 @@ def _scrub(value: Any, key: str = "") -> Any:
     return redact(str(value))
 
 
-def redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_processor(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """structlog processor: scrub every field of the event."""
     for key in list(event):
         event[key] = _scrub(event[key], key)
     return event
 
 
-def _redact_rendered(_: Any, __: str, line: Any) -> Any:
+def _redact_rendered(_: WrappedLogger, __: str, line: object) -> ProcessorReturnValue:
     # Belt and braces after the renderer: whatever the fields held, the line written is scrubbed.
-    return redact(line) if isinstance(line, str) else line
+    # It runs after the renderer, so it is handed the rendered line, not the event dict.
+    return redact(line) if isinstance(line, str) else cast(ProcessorReturnValue, line)
 
 
-def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
+def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None,
               secrets: Iterable[str | None] = ()) -> None:
     """Configure structlog and stdlib logging once per process."""
     for s in secrets:
         register_secret(s)
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
-    renderer: Any = (
+    renderer: Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact_processor,
@@ -103,7 +108,7 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
             _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=lambda *args: _NamedPrintLogger(out, str(args[0]) if args else ""),
         cache_logger_on_first_use=False,
     )
     # Standard-library loggers (ours, uvicorn's, asyncio's) go through the same processors, so a
@@ -131,6 +136,27 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None,
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def get_logger(name: str) -> Any:
-    """A structlog logger bound to a module name."""
-    return structlog.get_logger(name)
+def get_logger(name: str) -> FilteringBoundLogger:
+    """A structlog logger whose events carry ``logger=name``, as stdlib loggers' lines do.
+
+    The logger stays lazy: it takes its processors (redaction included) from the configuration in
+    force when it logs, so a module-level ``log = get_logger(__name__)`` made before
+    :func:`configure` still goes through it. ``configure`` makes it a filtering bound logger whose
+    print logger knows ``name``.
+    """
+    return cast(FilteringBoundLogger, structlog.get_logger(name))
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """structlog's print logger, knowing the module name it was made for."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+def _add_logger_name(logger: WrappedLogger, _: str, event: EventDict) -> EventDict:
+    name = getattr(logger, "name", "")
+    if name:
+        event.setdefault("logger", name)
+    return event

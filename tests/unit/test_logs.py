@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -99,6 +101,19 @@ def test_register_secret_ignores_empty_and_tiny_values(output: io.StringIO) -> N
     assert logs.redact(f"x{KEY}y") == f"x{logs.REDACTED}y"
 
 
+def test_get_logger_made_before_configure_logs_through_it_with_its_name(output: io.StringIO) -> None:
+    """A module-level logger obeys the later configuration (format, level, redaction) and names itself."""
+    log = logs.get_logger("mdw.service.alerts")
+    logs.configure("INFO", "json", stream=output, secrets=[KEY])
+    log.debug("dropped")
+    log.warning("alert raised", action="alert.raise", summary=f"webhook {URL_WITH_KEY}")
+    (line,) = output.getvalue().splitlines()
+    event = json.loads(line)
+    assert (event["logger"], event["action"]) == ("mdw.service.alerts", "alert.raise")
+    assert event["level"] == "warning"
+    assert KEY not in line and event["summary"].endswith("apiKey=***")
+
+
 def test_configure_auto_format_is_json_when_not_a_tty(output: io.StringIO) -> None:
     """A non-terminal stream (a file, a pipe) gets JSON lines."""
     logs.configure("INFO", "auto", stream=output)
@@ -149,3 +164,39 @@ def test_redact_scrubs_sigv4_credentials_without_registration(output: io.StringI
     """Credential= and secret_access_key= are scrubbed even when the pair was never registered."""
     text = logs.redact("Credential=AKXYZ/20240307/us-east-1/s3/aws4_request secret_access_key=abc123")
     assert "AKXYZ" not in text and "abc123" not in text
+
+
+# Modules whose owners move them to structlog in their own change (#14); the list only shrinks.
+_STDLIB_LOGGING_LEFT = {
+    "mdw/polygon/client.py", "mdw/polygon/events.py", "mdw/scaleout/launcher.py", "mdw/scaleout/queue.py", "mdw/scaleout/pglimiter.py", "mdw/service/leader.py",
+}
+
+
+def _stdlib_logging_uses(path: Path) -> list[str]:
+    """``logging.getLogger(...)`` calls and log calls with ``extra=`` in one module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        if node.func.attr == "getLogger" and getattr(node.func.value, "id", "") == "logging":
+            found.append(f"line {node.lineno}: logging.getLogger")
+        if node.func.attr in _LOG_METHODS and any(k.arg == "extra" for k in node.keywords):
+            found.append(f"line {node.lineno}: {node.func.attr}(..., extra=...)")
+    return found
+
+
+_LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
+
+
+def test_logs_every_module_logs_through_structlog_with_bound_keywords() -> None:
+    """One logging style: ``get_logger(__name__)`` and keywords, never a stdlib logger with ``extra=``."""
+    src = Path(logs.__file__).resolve().parent
+    found = {}
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src.parent).as_posix()
+        if rel == "mdw/logs.py" or rel in _STDLIB_LOGGING_LEFT:
+            continue
+        if uses := _stdlib_logging_uses(path):
+            found[rel] = uses
+    assert found == {}
+    assert {p.relative_to(src.parent).as_posix() for p in src.rglob("*.py")} >= _STDLIB_LOGGING_LEFT

@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import stamina
 
 from mdw.domain import SeriesKey, from_ms
-from mdw.logs import redact
+from mdw.logs import get_logger, redact
 from mdw.service.clock import Clock
 from mdw.service.freshness import SeriesFreshness
 from mdw.service.metrics import ServiceMetrics
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 KINDS = ("run_failed", "stale_data", "breaker_open", "breaker_closed")
-
-
-class WebhookRejected(Exception):
-    """The receiver answered with a 5xx: worth another attempt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +32,9 @@ class Alert:
     severity: str
     summary: str
     at_ms: int
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> dict[str, object]:
         return {"source": "mdw", "kind": self.kind, "severity": self.severity, "at_ms": self.at_ms,
                 "at": from_ms(self.at_ms).isoformat(), "summary": redact(self.summary),
                 "detail": self.detail}
@@ -57,11 +51,11 @@ class Alerter:
         self.recent: list[Alert] = []  # the last alerts, for the API and the dashboard
         self._stale: set[SeriesKey] = set()
 
-    def raise_alert(self, kind: str, severity: str, summary: str, **detail: Any) -> None:
+    def raise_alert(self, kind: str, severity: str, summary: str, **detail: object) -> None:
         """Record an alert and queue it for delivery (drops, with a log line, when the queue is full)."""
         alert = Alert(kind, severity, summary, self._clock.now_ms(), detail)
         self.recent = [*self.recent[-99:], alert]
-        log.warning("alert %s: %s", kind, redact(summary), extra={"action": "alert.raise", "kind": kind})
+        log.warning("alert raised", action="alert.raise", kind=kind, summary=summary)
         if self.webhook_url is None:
             return
         try:
@@ -109,21 +103,22 @@ class Alerter:
     async def _deliver(self, session: aiohttp.ClientSession, alert: Alert) -> None:
         assert self.webhook_url is not None
         try:
-            async for attempt in stamina.retry_context(
-                on=(aiohttp.ClientError, TimeoutError, WebhookRejected), attempts=3, timeout=30.0
-            ):
+            async for attempt in stamina.retry_context(on=_worth_retrying, attempts=3, timeout=30.0):
                 with attempt:
                     async with session.post(self.webhook_url, json=alert.payload()) as resp:
-                        if resp.status >= 500:
-                            raise WebhookRejected(f"webhook answered {resp.status}")
-                        if resp.status >= 400:
-                            log.error("webhook refused alert %s with %s", alert.kind, resp.status,
-                                      extra={"action": "alert.refused"})
+                        if 400 <= resp.status < 500:  # refused: asking again won't help
+                            log.error("webhook refused an alert", action="alert.refused", kind=alert.kind,
+                                      status=resp.status)
                             self._metrics.alerts.labels(alert.kind, "refused").inc()
                             return
-        except (aiohttp.ClientError, TimeoutError, WebhookRejected) as exc:
-            log.error("webhook delivery of %s failed: %s", alert.kind, redact(str(exc)),
-                      extra={"action": "alert.failed"})
+                        resp.raise_for_status()  # a 5xx: ClientResponseError, tried again
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.error("webhook delivery failed", action="alert.failed", kind=alert.kind, error=str(exc))
             self._metrics.alerts.labels(alert.kind, "failed").inc()
             return
         self._metrics.alerts.labels(alert.kind, "sent").inc()
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    """A webhook that is down, slow or answering 5xx may recover; anything else is not retried."""
+    return isinstance(exc, aiohttp.ClientError | TimeoutError)

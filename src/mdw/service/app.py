@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mdw import __version__
+from mdw import __version__, calendar_cache
 from mdw.backfill import run_backfill
 from mdw.backfill.liveness import reap_abandoned
 from mdw.backfill.plan import BackfillSpec
@@ -25,6 +24,7 @@ from mdw.config import Settings
 from mdw.dashboard import mount_dashboard
 from mdw.domain import MINUTE_MS
 from mdw.errors import UsageError
+from mdw.logs import get_logger
 from mdw.polygon import BreakerState, BreakerTransitionEvent, PolygonClient, VendorEvent
 from mdw.service.alerts import Alerter
 from mdw.service.clock import Clock, SystemClock
@@ -41,7 +41,7 @@ from mdw.service.state import ServiceState, VendorHistory
 from mdw.store import open_store
 from mdw.store.base import RunKind, Store
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 _RESTART_MS = 5_000
 
 
@@ -118,7 +118,7 @@ async def _supervise(
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("side task %s failed; restarting", name, extra={"action": "service.task_failed"})
+            log.exception("side task failed; restarting it", action="service.task_failed", task=name)
             await clock.sleep_until(clock.now_ms() + _RESTART_MS, stop)
 
 
@@ -145,6 +145,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app; the store and client are opened by the lifespan unless given (then not closed).
 
+    The calendar reads its NYSE sessions through the disk cache from here on.
+
     Args:
         settings: service settings (auth mode, webhook, schedule, thresholds ...).
         store: an open store to use instead of opening ``settings.database_url``.
@@ -155,6 +157,7 @@ def create_app(
         distributed: the launcher for ``distributed: true`` backfills (501 without one).
         tick_ms: how often the scheduler looks for due jobs.
     """
+    calendar_cache.install()
     holder: dict[str, ServiceState] = {}
 
     @contextlib.asynccontextmanager
@@ -190,7 +193,7 @@ def create_app(
                 state.scheduler = sched
                 bodies["scheduler"] = lambda: sched.run(stop)
             elif wanted:
-                log.warning("scheduler off: no vendor API key configured", extra={"action": "scheduler.off"})
+                log.warning("scheduler off: no vendor API key configured", action="scheduler.off")
             holder["state"] = app.state.mdw = state
             tasks = [asyncio.create_task(_supervise(n, b, stop, clk), name=f"mdw-{n}")
                      for n, b in bodies.items()]

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from mdw.backfill.plan import BackfillSpec, OutcomeKey, Plan
 from mdw.backfill.report import RunReport
+from mdw.logs import get_logger
 from mdw.service.alerts import Alerter
 from mdw.service.clock import Clock
 from mdw.service.metrics import ServiceMetrics
 from mdw.store.base import RunStatus
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -58,7 +58,7 @@ class LiveProgress:
             if left - 1 == 0:
                 self.series_done += 1
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         elapsed = max(1e-9, time.monotonic() - self._started)
         rate = self.requests_done / elapsed
         remaining = max(0, self.requests_total - self.requests_done)
@@ -121,7 +121,7 @@ class RunManager:
             raise
         except Exception as exc:
             # The engine records its own failures; reaching here means it could not even do that.
-            log.exception("run %s crashed", run_id, extra={"action": "run.crashed", "run_id": run_id})
+            log.exception("run crashed", action="run.crashed", run_id=run_id)
             self._metrics.runs.labels(spec.kind, "failed").inc()
             self._alerts.raise_alert("run_failed", "error", f"run {run_id} ({spec.kind}) crashed: {exc}",
                                      run_id=run_id, run_kind=spec.kind, status=RunStatus.FAILED.value)

@@ -10,7 +10,6 @@ and stay due, so they fire on the first tick after it lets a probe through.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import date, timedelta
 from mdw.backfill.plan import BackfillSpec
 from mdw.domain import MINUTE_MS, AssetClass, Ticker, Timeframe, from_ms, parse_ticker
 from mdw.errors import MdwError, UsageError
+from mdw.logs import get_logger
 from mdw.service.alerts import Alerter
 from mdw.service.clock import Clock
 from mdw.service.freshness import series_freshness
@@ -28,7 +28,7 @@ from mdw.service.runs import RunManager
 from mdw.service.schedule import Job, due_jobs, jobs_for
 from mdw.store.base import RunKind, Store, SymbolInfo
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 DEFAULT_LOOKBACK_DAYS = {"intraday": 30, "daily": 365, "actions": 365}
 
 
@@ -85,7 +85,7 @@ class Scheduler:
                     try:
                         await self.tick()
                     except MdwError as exc:
-                        log.error("scheduler tick failed: %s", exc, extra={"action": "scheduler.tick_failed"})
+                        log.error("scheduler tick failed", action="scheduler.tick_failed", error=str(exc))
                     finally:
                         ticked, self._ticked = self._ticked, asyncio.Event()
                         ticked.set()
@@ -105,11 +105,11 @@ class Scheduler:
         try:
             self.leader = await self._lock.held() or await self._lock.try_acquire()
         except MdwError as exc:
-            log.warning("leader lock unavailable: %s", exc, extra={"action": "scheduler.lock_error"})
+            log.warning("leader lock unavailable", action="scheduler.lock_error", error=str(exc))
             self.leader = False
         if self.leader != was:
-            log.info("scheduler leadership %s", "acquired" if self.leader else "lost",
-                     extra={"action": "scheduler.leader", "leader": self.leader})
+            log.info("scheduler leadership " + ("acquired" if self.leader else "lost"),
+                     action="scheduler.leader", leader=self.leader)
         self._metrics.leader.set(1 if self.leader else 0)
 
     # ------------------------------------------------------------------ one tick
@@ -129,8 +129,7 @@ class Scheduler:
             if state == "half_open" or (state == "open" and wait_s > 0):
                 reason = f"vendor circuit breaker is {state}; next probe in {wait_s:.0f}s"
                 self.last_skip = reason
-                log.warning("skipping %d scheduled job(s): %s", len(due), reason,
-                            extra={"action": "scheduler.skip", "jobs": len(due)})
+                log.warning("skipping scheduled jobs", action="scheduler.skip", jobs=len(due), reason=reason)
                 self._metrics.scheduled.labels("skipped").inc(len(due))
                 fired = [Firing(now, str(j), s, None, reason) for j, s in due.items()]
             else:
@@ -155,8 +154,8 @@ class Scheduler:
                 tfs = [Timeframe.parse(tf) for tf in info.timeframes]
                 first = date.fromisoformat(info.start_date) if info.start_date else None
             except (UsageError, ValueError):
-                log.warning("skipping tracked symbol %s: bad settings", info.ticker,
-                            extra={"action": "scheduler.bad_symbol"})
+                log.warning("skipping a tracked symbol with bad settings", action="scheduler.bad_symbol",
+                            ticker=info.ticker)
                 continue
             for job in jobs_for(ticker, tfs):
                 jobs[job] = ticker.asset_class
@@ -183,8 +182,8 @@ class Scheduler:
                 self._last[job] = due[job]
                 self._active[job] = run_id
                 out.append(Firing(now, str(job), due[job], run_id))
-            log.info("scheduled run %s: %s %s for %d ticker(s)", run_id, group[0].kind, tf or "actions",
-                     len(tickers), extra={"action": "scheduler.fire", "run_id": run_id})
+            log.info("scheduled run started", action="scheduler.fire", run_id=run_id, job=group[0].kind,
+                     timeframe=str(tf) if tf else "actions", tickers=len(tickers))
         self._metrics.scheduled.labels("fired").inc(len(due))
         return out
 

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from mdw.domain import MINUTE_MS, AssetClass
+from mdw.logs import get_logger
 from mdw.simulator.clock import SimClock
 from mdw.simulator.config import StreamConfig
 from mdw.simulator.market import Market
@@ -40,7 +40,7 @@ from mdw.simulator.windows import local_day
 if TYPE_CHECKING:
     from mdw.simulator.ws import Connection
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 MARKETS = {"stocks": (AssetClass.STOCKS, "AM", "A"), "crypto": (AssetClass.CRYPTO, "XA", "XAS")}
 
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from mdw.logs import get_logger
 from mdw.simulator.state import STATE
 from mdw.simulator.stream import Feed
 from mdw.simulator.stream_events import Event, encode_frame, status_frame, ticker_of_pair
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 AUTH_FAILED = "authentication failed"
 AUTH_TIMEOUT = "No authentication request received."
 _DROP = b""  # queued: cut the connection once the frames before it are written
