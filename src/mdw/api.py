@@ -88,8 +88,10 @@ class AsyncWarehouse:
         Raises:
             ConfigError: a setting is unknown (a typo) or has a bad value.
         """
+        from mdw import calendar_cache
         from mdw.store import open_store
 
+        calendar_cache.install()  # sessions from the disk cache, as the CLI and the service read them
         settings["database_url"] = url
         conf = load_settings(where="mdw.connect()", **settings)
         return cls(await open_store(conf.database_url), conf, settings)

@@ -1,30 +1,62 @@
 """The package layering of docs/architecture.md, enforced by reading every import under src/mdw.
 
-Imports are read with ``ast`` (never executed), including imports inside functions and under
-``TYPE_CHECKING``, relative imports, and ``importlib.import_module("...")`` calls with a literal.
+Each rule the architecture page states is one test here, and the page names the test. Imports are
+read with ``ast`` by :mod:`layer_scan` (never executed); ``TYPE_CHECKING`` imports count for
+every rule except the order of the layers, since they never run.
 """
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
-
-import mdw
-
-SRC = Path(mdw.__file__).resolve().parent  # .../src/mdw
-ROOT = SRC.parent
+from layer_scan import (
+    SRC,
+    calls_of,
+    component,
+    imports_in,
+    imports_of,
+    matches,
+    module_of,
+    rel,
+    source_files,
+    under,
+    violations,
+)
 
 # Anything that touches the network, a database or a server.
 IO_PACKAGES = (
-    "aiohttp", "asyncpg", "sqlite3", "psycopg", "psycopg2", "fastapi", "starlette", "uvicorn",
+    "aiohttp", "asyncpg", "sqlite3", "psycopg", "psycopg2", "psycopg_pool", "fastapi", "starlette", "uvicorn",
     "procrastinate", "httpx", "requests", "urllib.request", "http.client", "socket", "ssl",
-    "selectors", "obstore", "mdw.polygon", "mdw.flatfiles.s3",
-    "mdw.store", "mdw.backfill", "mdw.service", "mdw.simulator",
-    "mdw.cli", "mdw.dashboard",
+    "selectors", "obstore", "mdw.polygon", "mdw.flatfiles.s3", "mdw.store", "mdw.backfill", "mdw.service",
+    "mdw.simulator", "mdw.cli", "mdw.dashboard", "mdw.scaleout", "mdw.calendar_cache",
 )
+# The file system, the environment and the clock: what a pure function must not read.
+FILES_AND_CLOCK = ("os", "pathlib", "shutil", "tempfile", "io", "glob", "importlib.metadata", "time")
+DATABASE_DRIVERS = ("asyncpg", "psycopg", "psycopg2", "psycopg_pool", "sqlite3")
+HTTP_CLIENTS = ("aiohttp", "httpx", "requests", "urllib.request", "http.client", "obstore")
+WEB_SERVERS = ("fastapi", "starlette", "uvicorn")
+
+# The order of the layers: a module imports only from lower layers (or its own package). Two
+# packages on one layer do not know each other: the vendor's clients (REST and flat files) and the
+# store never meet, and
+# neither do the Python API, the dashboard and scale-out. The simulator stands apart (below).
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"errors", "logs"}),
+    frozenset({"ranges", "config"}),
+    frozenset({"domain"}),
+    frozenset({"calendar", "adjust"}),
+    frozenset({"calendar_cache", "polygon", "flatfiles", "store"}),
+    frozenset({"backfill"}),
+    frozenset({"api", "dashboard", "scaleout"}),
+    frozenset({"service"}),
+    frozenset({"cli"}),
+    frozenset({"__init__"}),
+)
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+# The simulator is the vendor's stand-in, not a layer of mdw: it uses only the vocabulary.
+SIMULATOR_MAY_IMPORT = {"errors", "logs", "ranges", "config", "domain", "calendar", "simulator"}
 
 # The only modules outside the simulator allowed to import it, each for a command that starts
 # it on purpose; even they must import it inside a function, so that loading the CLI (which
@@ -34,121 +66,65 @@ SIMULATOR_ALLOWED = {
     "mdw/backfill/demo.py": "`mdw demo` (run_demo) starts the simulator as its offline data source",
 }
 
+# Pure modules: no I/O, no file, no environment, no clock; the calendar gets its sessions from an
+# injected loader (mdw.calendar_cache is the disk-cached one the entry points wire in).
+PURE = ("domain.py", "ranges.py", "calendar.py", "adjust.py", "backfill/plan.py", "backfill/planner.py",
+        "backfill/derive.py", "service/schedule.py")
 
-@dataclass(frozen=True)
-class Import:
-    """One imported module name, where it was imported, and whether at module level."""
-
-    name: str
-    line: int
-    top_level: bool
-
-
-def module_of(path: Path) -> str:
-    """``src/mdw/store/sqlite.py`` -> ``mdw.store.sqlite``; a package's ``__init__`` is the package."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+# Files that still import a database driver outside the store, until their owners move them onto
+# the store's own path (#14); this list only shrinks.
+DRIVERS_LEFT = {
+    "mdw/service/leader.py", "mdw/scaleout/schema.py", "mdw/scaleout/status.py",
+    "mdw/scaleout/distributed.py", "mdw/scaleout/pglimiter.py", "mdw/scaleout/queue.py",
+    "mdw/scaleout/runtime.py", "mdw/scaleout/launcher.py", "mdw/scaleout/__init__.py",
+}
 
 
-def _resolve(path: Path, node: ast.ImportFrom) -> str:
-    if not node.level:
-        return node.module or ""
-    package = module_of(path).split(".")
-    if path.name != "__init__.py":
-        package = package[:-1]
-    base = package[: len(package) - (node.level - 1)]
-    return ".".join([*base, node.module] if node.module else base)
+def _mdw_component(name: str) -> str | None:
+    """The mdw package or top-level module ``name`` belongs to; None for the root or third parties."""
+    if not name.startswith("mdw."):
+        return None
+    part = component(name)
+    return None if part.startswith("__") else part  # `from mdw import __version__`
 
 
-def imports_of(path: Path) -> list[Import]:
-    """Every module name ``path`` imports (``from a import b`` yields ``a`` and ``a.b``)."""
-    return imports_in(path.read_text(encoding="utf-8"), path)
+@pytest.mark.parametrize("module", PURE)
+def test_layers_pure_modules_read_no_io_file_or_clock(module: str) -> None:
+    """The vocabulary, the calendar, the planner and the schedule do no I/O and read no clock."""
+    path = SRC / module
+    pure = tuple("mdw." + m.removesuffix(".py").replace("/", ".") for m in PURE)
+    found = [v for v in violations([path], IO_PACKAGES + FILES_AND_CLOCK)
+             if not matches(v.rsplit(" ", 1)[1], pure)]  # pure modules may use each other
+    assert found == []
+    assert calls_of(path, "open") == []
 
 
-def imports_in(text: str, path: Path) -> list[Import]:
-    """The imports of source ``text`` as though it were the module at ``path``."""
-    tree = ast.parse(text, filename=str(path))
-    top = {id(n) for n in tree.body}
-    for node in tree.body:  # TYPE_CHECKING / try blocks at module level count as top level
-        if isinstance(node, ast.If | ast.Try):
-            top.update(id(n) for n in ast.walk(node))
-    out: list[Import] = []
-    for node in ast.walk(tree):
-        at_top = id(node) in top
-        if isinstance(node, ast.Import):
-            out.extend(Import(alias.name, node.lineno, at_top) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = _resolve(path, node)
-            out.append(Import(base, node.lineno, at_top))
-            out.extend(Import(f"{base}.{alias.name}", node.lineno, at_top) for alias in node.names)
-        elif (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            out.append(Import(node.args[0].value, node.lineno, at_top))
-    return out
+def test_layers_every_import_points_down_the_layers() -> None:
+    """No module imports a higher layer or a sibling package on its own layer (types excepted)."""
+    found = []
+    for f in source_files():
+        me = component(module_of(f))
+        for imp in imports_of(f):
+            other = _mdw_component(imp.name)
+            if other is None or other == me or imp.typing_only or "simulator" in (me, other):
+                continue
+            if RANK[other] >= RANK[me]:
+                found.append(f"{rel(f)}:{imp.line} ({me}) imports {imp.name} ({other})")
+    assert found == []
 
 
-def matches(name: str, prefixes: tuple[str, ...]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
+def test_layers_layer_table_names_every_package_and_module() -> None:
+    """Every package and top-level module of mdw sits on exactly one layer, or is the simulator."""
+    names = {component(module_of(f)) for f in source_files()}
+    assert names - {"simulator", "py"} <= set(RANK), names - set(RANK)
+    assert sum(len(layer) for layer in LAYERS) == len(RANK)
 
 
-def source_files() -> list[Path]:
-    return sorted(SRC.rglob("*.py"))
-
-
-def rel(path: Path) -> str:
-    return path.relative_to(ROOT).as_posix()
-
-
-def violations(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
-    return [
-        f"{rel(f)}:{imp.line} imports {imp.name}"
-        for f in files
-        for imp in imports_of(f)
-        if matches(imp.name, forbidden)
-    ]
-
-
-def under(package: str) -> list[Path]:
-    return [f for f in source_files() if rel(f).startswith(f"mdw/{package}/")]
-
-
-@pytest.mark.parametrize("module", ["domain", "ranges", "calendar"])
-def test_layers_domain_and_calendar_import_no_io(module: str) -> None:
-    """The vocabulary and the calendar stay pure: no network, database, server or upper layer."""
-    assert violations([SRC / f"{module}.py"], IO_PACKAGES) == []
-
-
-def test_layers_polygon_client_does_not_know_about_storage() -> None:
-    """The vendor client never imports the store, the engine, the service or the CLI."""
-    assert violations(under("polygon"), ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli")) == []
-
-
-def test_layers_flat_file_client_does_not_know_about_storage() -> None:
-    """The flat-file client and decoder never import the store, the engine, the service or the CLI."""
-    forbidden = ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli", "mdw.polygon")
-    assert violations(under("flatfiles"), forbidden) == []
-
-
-def test_layers_backfill_reaches_flat_files_only_through_its_seam() -> None:
-    """The backfill never imports the S3 client module or obstore: it is handed a file source."""
-    assert violations(under("backfill"), ("obstore", "mdw.flatfiles.s3")) == []
-
-
-def test_layers_store_does_not_know_about_http() -> None:
-    """The store never imports the vendor, the engine, the service, the CLI or an HTTP library."""
-    forbidden = ("mdw.polygon", "mdw.backfill", "mdw.service", "mdw.cli", "aiohttp", "fastapi", "httpx")
-    assert violations(under("store"), forbidden) == []
-
-
-def test_layers_backfill_opens_no_sockets_itself() -> None:
-    """The planner and engine reach HTTP and databases only through the vendor and store seams."""
-    forbidden = ("aiohttp", "httpx", "socket", "asyncpg", "sqlite3", "psycopg", "fastapi")
-    assert violations(under("backfill"), forbidden) == []
+def test_layers_simulator_uses_only_the_vocabulary() -> None:
+    """The simulator imports domain, calendar and config, never mdw's client, store or engine."""
+    found = [f"{rel(f)}:{imp.line} imports {imp.name}" for f in under("simulator") for imp in imports_of(f)
+             if (c := _mdw_component(imp.name)) is not None and c not in SIMULATOR_MAY_IMPORT]
+    assert found == []
 
 
 def test_layers_nothing_outside_the_simulator_imports_it() -> None:
@@ -169,22 +145,123 @@ def test_layers_nothing_outside_the_simulator_imports_it() -> None:
     assert found == []
 
 
+def test_layers_polygon_client_does_not_know_about_storage() -> None:
+    """The vendor client never imports the store, the engine, the service or the CLI."""
+    assert violations(under("polygon"), ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli")) == []
+
+
+def test_layers_flat_file_client_does_not_know_about_storage() -> None:
+    """The flat-file client and decoder never import the store, the engine, the service or the CLI."""
+    forbidden = ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli", "mdw.polygon")
+    assert violations(under("flatfiles"), forbidden) == []
+
+
+def test_layers_backfill_reaches_flat_files_only_through_its_seam() -> None:
+    """The backfill never imports the S3 client module or obstore: it is handed a file source."""
+    assert violations(under("backfill"), ("obstore", "mdw.flatfiles.s3")) == []
+
+
+def test_layers_store_does_not_know_about_http() -> None:
+    """The store never imports the vendor, the engine, the service, the CLI or an HTTP library."""
+    forbidden = ("mdw.polygon", "mdw.backfill", "mdw.service", "mdw.cli", *HTTP_CLIENTS, *WEB_SERVERS)
+    assert violations(under("store"), forbidden) == []
+
+
+def test_layers_backfill_opens_no_sockets_itself() -> None:
+    """The planner and engine reach HTTP and databases only through the vendor and store seams."""
+    forbidden = ("socket", *HTTP_CLIENTS, *DATABASE_DRIVERS, *WEB_SERVERS)
+    assert violations(under("backfill"), forbidden) == []
+
+
+def test_layers_database_drivers_only_in_the_store() -> None:
+    """asyncpg, psycopg and sqlite3 are imported by the store's backends and nowhere else."""
+    outside = [f for f in source_files()
+               if not rel(f).startswith("mdw/store/") and rel(f) not in DRIVERS_LEFT]
+    assert violations(outside, DATABASE_DRIVERS) == []
+    assert {rel(f) for f in source_files()} >= DRIVERS_LEFT
+
+
+def test_layers_service_holds_no_query_logic() -> None:
+    """The service asks the store; it never speaks a database driver itself."""
+    files = [f for f in under("service") if rel(f) not in DRIVERS_LEFT]
+    assert violations(files, DATABASE_DRIVERS) == []
+
+
+def test_layers_cli_reaches_databases_and_http_only_through_lower_layers() -> None:
+    """CLI commands parse flags, call the layers below and print: no driver, client or web framework."""
+    assert violations(under("cli"), (*DATABASE_DRIVERS, *HTTP_CLIENTS, "fastapi", "starlette")) == []
+
+
+def test_layers_dashboard_reads_only_through_the_public_api() -> None:
+    """The dashboard imports no store, engine, client or service module: its data comes over /v1."""
+    found = [f"{rel(f)}:{imp.line} imports {imp.name}" for f in under("dashboard") for imp in imports_of(f)
+             if (c := _mdw_component(imp.name)) is not None and c not in ("dashboard", "calendar")]
+    assert found == []
+    assert violations(under("dashboard"), (*DATABASE_DRIVERS, *HTTP_CLIENTS)) == []
+
+
+def test_layers_procrastinate_only_in_scaleout_which_loads_lazily() -> None:
+    """procrastinate lives in mdw.scaleout, which the CLI and the service import only inside functions."""
+    outside = [f for f in source_files() if not rel(f).startswith("mdw/scaleout/")]
+    assert violations(outside, ("procrastinate",)) == []
+    eager = [f"{rel(f)}:{imp.line} imports {imp.name}" for f in outside for imp in imports_of(f)
+             if matches(imp.name, ("mdw.scaleout",)) and imp.top_level and not imp.typing_only]
+    assert eager == []
+
+
+def test_layers_web_servers_only_in_service_dashboard_and_serve() -> None:
+    """FastAPI, Starlette and uvicorn belong to the HTTP service, its dashboard and `mdw serve`."""
+    files = [f for f in source_files()
+             if not rel(f).startswith(("mdw/service/", "mdw/dashboard/")) and rel(f) != "mdw/cli/serve.py"]
+    assert violations(files, WEB_SERVERS) == []
+
+
+def test_layers_no_file_imports_a_private_module_of_another_package() -> None:
+    """``_private`` modules and names stay inside their package: mdw's own and third parties' alike."""
+    found = []
+    for f in source_files():
+        here = module_of(f).rsplit(".", 1)[0] if f.name != "__init__.py" else module_of(f)
+        for imp in imports_of(f):
+            parts = imp.name.split(".")
+            private = [i for i, p in enumerate(parts) if p.startswith("_") and not p.startswith("__")]
+            if private and not imp.name.startswith(here + ".") and not here.startswith(
+                ".".join(parts[: private[0]]) + "."
+            ):
+                found.append(f"{rel(f)}:{imp.line} imports {imp.name}")
+    assert found == []
+
+
+def test_layers_loading_mdw_and_every_command_loads_no_server_queue_or_driver() -> None:
+    """``import mdw`` and every CLI command module load no job queue, driver, web server or simulator."""
+    heavy = ("procrastinate", "psycopg", "asyncpg", "fastapi", "uvicorn", "aiohttp", "mdw.simulator",
+             "mdw.scaleout", "mdw.service")
+    code = ("import sys, mdw, mdw.cli; mdw.cli._load_commands(); "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r} or m in {heavy!r}"
+            " or m.startswith(('mdw.simulator', 'mdw.scaleout', 'mdw.service'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_layers_checker_sees_the_whole_tree_and_every_import_form() -> None:
-    """The scan covers the real tree and resolves relative, nested and importlib imports."""
+    """The scan covers the real tree and resolves relative, nested, type-only and importlib imports."""
     names = {rel(f) for f in source_files()}
     assert {"mdw/domain.py", "mdw/calendar.py", "mdw/config.py", "mdw/cli/app.py"} <= names
     assert any(imp.name == "mdw.errors" for imp in imports_of(SRC / "domain.py"))
     src = (
         "from __future__ import annotations\n"
+        "from typing import TYPE_CHECKING\n"
         "from . import sqlite\n"
         "from ..polygon.client import X\n"
+        "if TYPE_CHECKING:\n"
+        "    from mdw.backfill.plan import Plan\n"
         "def f():\n"
         "    import aiohttp\n"
         "    importlib.import_module('mdw.simulator.server')\n"
     )
-    tree_imports = {(i.name, i.top_level) for i in imports_in(src, SRC / "store" / "base.py")}
-    assert ("mdw.store.sqlite", True) in tree_imports
-    assert ("mdw.polygon.client", True) in tree_imports
-    assert ("aiohttp", False) in tree_imports
-    assert ("mdw.simulator.server", False) in tree_imports
-
+    found = {(i.name, i.top_level, i.typing_only) for i in imports_in(src, SRC / "store" / "base.py")}
+    assert ("mdw.store.sqlite", True, False) in found
+    assert ("mdw.polygon.client", True, False) in found
+    assert ("mdw.backfill.plan", True, True) in found
+    assert ("aiohttp", False, False) in found
+    assert ("mdw.simulator.server", False, False) in found

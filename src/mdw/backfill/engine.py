@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from mdw.backfill.fetch import (
     VendorSource,
@@ -41,9 +41,10 @@ from mdw.errors import (
     VendorUnavailable,
 )
 from mdw.logs import get_logger
-from mdw.store.base import BarWrite, Store
+from mdw.store.base import BarWrite, Store, WriteResult
 
 log = get_logger(__name__)
+T = TypeVar("T")
 MAX_ROWS_PER_TRANSACTION = 250_000
 # Pages waiting for the writer; with the pages held by fetchers this bounds memory (a few pages
 # of at most 50k bars each), whatever the length of history.
@@ -141,7 +142,7 @@ class Pipeline:
                     for i in range(self.workers)]
         stopper = asyncio.create_task(self.stop.wait(), name="backfill-stop-watch")
         try:
-            pending: set[asyncio.Task[Any]] = {*fetchers, writer, stopper}
+            pending: set[asyncio.Task[object]] = {*fetchers, writer, stopper}
             while True:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 if writer in done:
@@ -152,8 +153,8 @@ class Pipeline:
                         task.cancel()  # in-flight requests are abandoned; fetched pages still commit
                     await asyncio.gather(*fetchers, return_exceptions=True)
                     break
-                for task in done:
-                    task.result()  # a fetcher's unexpected error stops the engine loudly
+                for finished in done:
+                    finished.result()  # a fetcher's unexpected error stops the engine loudly
                 if all(t.done() for t in fetchers):
                     break
             await self.queue.put(None)
@@ -214,7 +215,7 @@ class Pipeline:
             self._outage_since = None
             return
 
-    async def _timed(self, awaitable: Any) -> Any:
+    async def _timed(self, awaitable: Awaitable[T]) -> T:
         entered = self.api.enter()
         try:
             return await awaitable
@@ -343,7 +344,7 @@ class Pipeline:
         self.report.transactions += 1
         self._add(result)
 
-    def _add(self, result: Any) -> None:
+    def _add(self, result: WriteResult) -> None:
         self.report.bars_inserted += result.inserted
         self.report.bars_updated += result.updated
         self.report.bars_unchanged += result.unchanged

@@ -14,10 +14,10 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from mdw.adjust import ADJUST_MODES, adjust_bars, boundary_ms
-from mdw.domain import DAY_MS, BarBatch, Ticker, Timeframe, from_ms
+from mdw.domain import DAY_MS, BarBatch, Dividend, Split, Ticker, Timeframe, from_ms
 from mdw.errors import UsageError
 from mdw.store.base import Store
 
@@ -48,7 +48,9 @@ def safe_output_path(path: str | Path, base_dir: str | Path | None = None) -> Pa
     return target
 
 
-async def _closes(store: Store, ticker: str, tf: Timeframe, dividends: Sequence[Any]) -> dict[str, float]:
+async def _closes(
+    store: Store, ticker: str, tf: Timeframe, dividends: Sequence[Dividend]
+) -> dict[str, float]:
     """The raw close before each ex-date, read from the store (it may lie outside the export)."""
     out: dict[str, float] = {}
     for d in dividends:
@@ -69,8 +71,8 @@ async def read_bars(
     """
     if adjust not in ADJUST_MODES:
         raise UsageError(f"invalid --adjust {adjust!r}; expected one of {', '.join(ADJUST_MODES)}")
-    splits: list[Any] = []
-    dividends: list[Any] = []
+    splits: list[Split] = []
+    dividends: list[Dividend] = []
     closes: dict[str, float] = {}
     if adjust != "none":
         splits = await store.actions.splits(ticker)
@@ -81,7 +83,11 @@ async def read_bars(
         yield adjust_bars(chunk, splits, dividends, adjust, closes=closes) if adjust != "none" else chunk
 
 
-def _records(batch: BarBatch) -> list[tuple[Any, ...]]:
+# ticker, timeframe, t, time (ISO), o, h, l, c, v, vw, n; None where the vendor gave no v or vw.
+Record = tuple[str, str, int, str, float, float, float, float, float | None, float | None, int]
+
+
+def _records(batch: BarBatch) -> list[Record]:
     tf = str(batch.timeframe)
     return [(batch.ticker, tf, t, from_ms(t).isoformat().replace("+00:00", "Z"), o, h, lo, c, v, vw, n)
             for (t, o, h, lo, c, v, vw, n) in batch.rows()]

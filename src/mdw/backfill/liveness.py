@@ -19,7 +19,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TypedDict
 
 from mdw.errors import MdwError
 from mdw.logs import get_logger
@@ -44,8 +44,16 @@ def _pid_namespace() -> str:
         return ""
 
 
-def owner() -> dict[str, Any]:
-    """Who runs a run: this host, PID namespace and pid (stored in the run's params)."""
+class Owner(TypedDict):
+    """Who runs a run: host, PID namespace and pid (stored in the run's params)."""
+
+    host: str
+    pidns: str
+    pid: int
+
+
+def owner() -> Owner:
+    """This process, as the owner of the runs it starts."""
     return {"host": platform.node(), "pidns": _pid_namespace(), "pid": os.getpid()}
 
 
@@ -67,7 +75,7 @@ def is_distributed(run: RunRecord) -> bool:
 
 
 def abandoned(run: RunRecord, *, at_ms: int | None = None, stale_after_s: float = STALE_AFTER_S,
-              here: dict[str, Any] | None = None) -> bool:
+              here: Owner | None = None) -> bool:
     """True when ``run`` says ``running`` but its process is gone.
 
     Gone means: no heartbeat (or, for rows written before heartbeats existed, no start) within
@@ -91,8 +99,9 @@ def interrupted(run: RunRecord) -> RunRecord:
     beat = run.params.get("heartbeat_ms")
     last = int(beat) if isinstance(beat, int) else run.started_at_ms
     why = "the run's process stopped without recording its end (killed, crashed or rebooted)"
+    errors = run.report.get("errors")
     report = {**run.report, "status": RunStatus.INTERRUPTED.value, "finished_at_ms": last,
-              "errors": [*run.report.get("errors", []), why]}
+              "errors": [*(errors if isinstance(errors, list) else []), why]}
     return replace(run, status=RunStatus.INTERRUPTED, finished_at_ms=last, report=report)
 
 

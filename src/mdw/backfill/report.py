@@ -12,12 +12,19 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 from mdw.backfill.plan import OutcomeKey, Plan
 from mdw.store.base import RunKind, RunStatus
+from mdw.errors import StoreError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Progress(Protocol):
@@ -137,7 +144,8 @@ class RunReport:
         else:
             self.status = RunStatus.PARTIAL
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form: the ``--report`` file and the ``report`` column of the run's row."""
         return {
             "run_id": self.run_id, "kind": self.kind.value, "status": self.status.value,
             "started_at_ms": self.started_at_ms, "finished_at_ms": self.finished_at_ms,
@@ -161,7 +169,39 @@ class RunReport:
         }
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
+class StoredOutcome(msgspec.Struct):
+    """One series row of a stored report, as :func:`stored_report` reads it back."""
+
+    series: str = ""
+    status: str = "ok"
+    requests_failed: int = 0
+
+
+class StoredReport(msgspec.Struct):
+    """The fields of a stored report (``RunReport.to_dict``) that readers compute with."""
+
+    requests: int = 0
+    planned_requests: int = 0
+    bars_fetched: int = 0
+    bars_per_s: float = 0.0
+    wall_s: float = 0.0
+    series: list[StoredOutcome] = []
+    errors: list[str] = []
+
+
+def stored_report(report: Mapping[str, object]) -> StoredReport:
+    """A run's stored JSON report, typed; a report still being written (``{}``) reads as zeros.
+
+    Raises:
+        StoreError: the stored report is not a report (a row written by something else).
+    """
+    try:
+        return msgspec.convert(report, StoredReport)
+    except msgspec.ValidationError as exc:
+        raise StoreError(f"a stored run report is malformed: {exc}") from exc
+
+
+def write_json_atomic(path: str | Path, data: object) -> Path:
     """Write JSON to a temp file beside ``path`` and rename it into place."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +217,7 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return target
 
 
-def render(report: RunReport, console: Any) -> None:
+def render(report: RunReport, console: Console) -> None:
     """Print the report as rich tables: the totals, then every series that is not ok."""
     from rich.table import Table
 

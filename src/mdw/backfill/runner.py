@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
-from typing import Any
 
 from mdw.backfill.engine import Pipeline
 from mdw.backfill.fetch import VendorSource
@@ -122,7 +121,7 @@ async def run_backfill(
     kind = specs[0].kind if specs else RunKind.BACKFILL
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
                        rate_limit=rate_limit)
-    params: dict[str, Any] = {"specs": [s.to_dict() for s in specs], **owner(), "heartbeat_ms": started}
+    params: dict[str, object] = {"specs": [s.to_dict() for s in specs], **owner(), "heartbeat_ms": started}
     record = RunRecord(report.run_id, kind, RunStatus.RUNNING, started, params=params)
     await reap_abandoned(store)
     await store.runs.save(record)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar, Unpack
 
 import typer
 
-from mdw.config import Settings, load_settings
+from mdw.config import Settings, SettingsValues, load_settings
 from mdw.errors import MdwError, UsageError
 from mdw.logs import configure, redact
 
@@ -37,7 +37,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
-def settings_from(config: str | None = None, **overrides: Any) -> Settings:
+def settings_from(config: str | None = None, **overrides: Unpack[SettingsValues]) -> Settings:
     """Load settings (env < mdw.toml < flags) and configure logging; exit 2 on a bad value."""
     try:
         settings = load_settings(config, **overrides)
@@ -47,7 +47,7 @@ def settings_from(config: str | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
+def run(coro: Coroutine[object, None, T]) -> T:
     """Run a command's coroutine: the one ``asyncio.run`` of the command.
 
     Usage errors exit 2 with one line; other mdw errors exit 1 with one line.

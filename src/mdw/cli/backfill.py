@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -29,6 +29,9 @@ from mdw.config import RateLimit, Settings
 from mdw.domain import Timeframe, from_ms, parse_tickers, parse_timeframes, parse_when, to_ms
 from mdw.errors import UsageError
 from mdw.store.base import RunKind, Store
+
+if TYPE_CHECKING:
+    from mdw.backfill.demo import DemoResult  # the demo imports the simulator: only inside `mdw demo`
 
 T = TypeVar("T")
 Symbols = Annotated[
@@ -476,7 +479,7 @@ def demo(
     if seconds <= 0:
         fail("--seconds must be positive")
 
-    async def main() -> tuple[int, Any]:
+    async def main() -> tuple[int, DemoResult]:
         from mdw.backfill.demo import run_demo
 
         stop = _install_stop()

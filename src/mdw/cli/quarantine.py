@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ Config = Annotated[str | None, typer.Option("--config", help="An mdw.toml file")
 MAX_LIMIT = 100_000
 
 
-def entry_dict(entry: QuarantinedBar) -> dict[str, Any]:
+def entry_dict(entry: QuarantinedBar) -> dict[str, object]:
     """An entry as JSON-ready values: NaN prices and volumes become null."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(entry).items()}
 

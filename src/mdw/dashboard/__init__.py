@@ -12,11 +12,11 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.applications import Starlette
 
 from mdw.calendar import nyse_sessions
 from mdw.dashboard import shells
@@ -73,10 +73,10 @@ def _warm_calendar_on_startup(app: FastAPI) -> None:
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
+    async def lifespan(a: Starlette) -> AsyncIterator[None]:
         today = datetime.now(UTC).date()
         await asyncio.to_thread(nyse_sessions, today, today)
-        async with inner(a) as value:
-            yield value
+        async with inner(a):  # mdw's lifespan keeps its state on app.state and yields nothing
+            yield
 
     app.router.lifespan_context = lifespan

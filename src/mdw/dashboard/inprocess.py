@@ -9,11 +9,10 @@ the API could not — and keeps "no route exists only for the dashboard" true by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Scope
 
 # Request headers passed through to the API call: the caller's own credentials, nothing else.
 _FORWARDED = ("authorization", "x-api-key")
@@ -24,7 +23,7 @@ class ApiResponse:
     """Status and decoded JSON body (``None`` when the body is not JSON)."""
 
     status: int
-    body: Any
+    body: object  # decoded JSON: dicts, lists, strings, numbers, booleans or None
 
     @property
     def ok(self) -> bool:
@@ -47,7 +46,7 @@ async def api_get(
     for name, value in (headers or {}).items():
         if name.lower() in _FORWARDED:
             raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    scope: dict[str, Any] = {
+    scope: Scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
         "query_string": urlencode(params or {}).encode(), "headers": raw_headers,
@@ -75,7 +74,7 @@ async def api_get(
     await app(scope, receive, send)
     data = b"".join(chunks)
     try:
-        body: Any = msgspec.json.decode(data) if data else None
+        body: object = msgspec.json.decode(data) if data else None
     except msgspec.DecodeError:
         body = None
     return ApiResponse(status, body)

@@ -10,25 +10,35 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 
 from starlette.types import ASGIApp
 
 from mdw.dashboard.inprocess import ApiResponse, api_get
 from mdw.dashboard.layout import page
 
+# A decoded JSON object of the API: values are checked with isinstance where they are used.
+Obj = dict[str, object]
 
-def _int(n: Any) -> str:
+
+def _obj(value: object) -> Obj:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def _int(n: object) -> str:
     return f"{int(n):,}" if isinstance(n, int | float) else "–"
 
 
-def _time(ms: Any) -> str:
+def _time(ms: object) -> str:
     if not isinstance(ms, int):
         return "–"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _age(seconds: Any) -> str:
+def _age(seconds: object) -> str:
     if not isinstance(seconds, int | float):
         return "–"
     s = max(0, round(seconds))
@@ -41,24 +51,24 @@ def _age(seconds: Any) -> str:
     return f"{s / 86400:.1f} d"
 
 
-def _card(label: str, field: str, value: Any, shown: str, note: str = "", cls: str = "") -> str:
+def _card(label: str, field: str, value: object, shown: str, note: str = "", cls: str = "") -> str:
     return (f'<div class="card"><div class="label">{escape(label)}</div>'
             f'<div class="value {cls}" data-field="{escape(field)}" data-value="{escape(str(value))}">'
             f'{escape(shown)}</div>{f"<div class=note>{escape(note)}</div>" if note else ""}</div>')
 
 
 def _problem(what: str, res: ApiResponse) -> str:
-    err = res.body.get("error", {}) if isinstance(res.body, dict) else {}
+    err = _obj(_obj(res.body).get("error"))
     message = err.get("message") or f"HTTP {res.status}"
     hint = " Reads on this server need an API key." if res.status == 401 else ""
     return f'<p class="error">{escape(what)}: {escape(str(message))}.{hint}</p>'
 
 
-def _cards(ov: dict[str, Any]) -> str:
-    series = ov.get("series", {})
-    vendor = ov.get("vendor", {})
-    hour = vendor.get("last_hour") or {}
-    budget = vendor.get("budget") or {}
+def _cards(ov: Obj) -> str:
+    series = _obj(ov.get("series"))
+    vendor = _obj(ov.get("vendor"))
+    hour = _obj(vendor.get("last_hour"))
+    budget = _obj(vendor.get("budget"))
     breaker = str(vendor.get("breaker", "unknown"))
     share = budget.get("share")
     share_text = f"{share * 100:.1f} %" if isinstance(share, int | float) else "–"
@@ -68,7 +78,7 @@ def _cards(ov: dict[str, Any]) -> str:
     stale = series.get("stale", 0)
     no_client = "" if vendor.get("configured") else "no vendor key configured"
 
-    def num(label: str, field: str, src: dict[str, Any], note: str = "", cls: str = "") -> str:
+    def num(label: str, field: str, src: Obj, note: str = "", cls: str = "") -> str:
         return _card(label, field, src.get(field), _int(src.get(field)), note, cls)
 
     return '<div class="cards">' + "".join((
@@ -93,11 +103,11 @@ def _table(table_id: str, heads: tuple[str, ...], rows: list[str]) -> str:
             + "".join(rows) + "</tbody></table></div>")
 
 
-def _runs_table(runs: list[dict[str, Any]]) -> str:
+def _runs_table(runs: list[object]) -> str:
     if not runs:
         return '<p class="muted">No runs recorded yet.</p>'
     rows = []
-    for r in runs:
+    for r in map(_obj, runs):
         started, finished = r.get("started_at_ms"), r.get("finished_at_ms")
         took = (finished - started) / 1000 if isinstance(started, int) and isinstance(finished, int) else None
         status = str(r.get("status", "?"))
@@ -112,22 +122,22 @@ def _runs_table(runs: list[dict[str, Any]]) -> str:
     return _table("runs", ("Started", "Kind", "Outcome", "#Took", "#Requests", "#Bars", "Report"), rows)
 
 
-def _series_rows(symbols: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _series_rows(symbols: list[object]) -> list[Obj]:
     """Every stored or tracked series of ``GET /v1/symbols``, one row each."""
-    rows = []
-    for sym in symbols:
+    rows: list[Obj] = []
+    for sym in map(_obj, symbols):
         seen = set()
-        for s in sym.get("series", []):
+        for s in map(_obj, _list(sym.get("series"))):
             seen.add(s.get("timeframe"))
             rows.append({**s, "ticker": sym.get("ticker"), "tracked": bool(sym.get("active"))})
-        for tf in sym.get("timeframes", []):
+        for tf in _list(sym.get("timeframes")):
             if tf not in seen and sym.get("active"):
                 rows.append({"ticker": sym.get("ticker"), "timeframe": tf, "bars": 0, "stale": True,
                              "tracked": True})
     return sorted(rows, key=lambda r: (str(r["ticker"]), str(r["timeframe"])))
 
 
-def _series_table(series: list[dict[str, Any]]) -> str:
+def _series_table(series: list[Obj]) -> str:
     if not series:
         return ('<p class="muted">No series stored yet. Track a symbol on the '
                 '<a href="/admin">Admin</a> page.</p>')
@@ -155,22 +165,22 @@ async def render_overview(app: ASGIApp, headers: dict[str, str]) -> str:
         api_get(app, "/v1/symbols", headers=headers),
     )
     parts = ["<h1>Overview</h1>"]
-    body: dict[str, Any] = ov.body if ov.ok and isinstance(ov.body, dict) else {}
+    body = _obj(ov.body) if ov.ok else {}
     if not ov.ok:
         parts.append(_problem("Could not read /v1/overview", ov))
     else:
         parts.append(_cards(body))
-        sched = body.get("scheduler", {})
+        sched = _obj(body.get("scheduler"))
         leader = ("off" if not sched.get("enabled")
                   else "this process leads" if sched.get("leader") else "another process leads")
         parts.append(f'<p class="muted">Scheduler: {escape(leader)} · vendor counts are this server\'s own '
                      'client (runs of other processes are in their run reports).</p>')
         parts.append("<h2>Last runs</h2>")
-        parts.append(_runs_table(list(body.get("runs", {}).get("recent", [])))
+        parts.append(_runs_table(_list(_obj(body.get("runs")).get("recent")))
                      + '<p><a href="/runs">Live progress and every run report</a></p>')
     parts.append("<h2>Freshness per series</h2>")
     if symbols.ok and isinstance(symbols.body, dict):
-        parts.append(_series_table(_series_rows(list(symbols.body.get("symbols", [])))))
+        parts.append(_series_table(_series_rows(_list(symbols.body.get("symbols")))))
     else:
         parts.append(_problem("Could not read /v1/symbols", symbols))
     parts.append('<p class="muted">Every number on this page comes from the public API: '

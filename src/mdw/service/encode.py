@@ -7,12 +7,15 @@ become nulls) and to msgspec structs for JSON, never through pydantic models per
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from mdw.domain import BAR_COLUMNS, BarBatch
 from mdw.store.arrow import arrow_arrays
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -41,17 +44,18 @@ def json_rows(batch: BarBatch) -> list[Bar]:
 _ENCODER = msgspec.json.Encoder()
 
 
-def encode_json(value: Any) -> bytes:
+def encode_json(value: object) -> bytes:
+    """JSON of a response body: plain dicts and lists, msgspec structs, numbers, strings."""
     return _ENCODER.encode(value)
 
 
-def _record_batch(batch: BarBatch) -> Any:
+def _record_batch(batch: BarBatch) -> pa.RecordBatch:
     import pyarrow as pa
 
     return pa.RecordBatch.from_arrays(arrow_arrays(batch), names=list(BAR_COLUMNS))
 
 
-def arrow_schema() -> Any:
+def arrow_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([("t", pa.int64()), ("o", pa.float64()), ("h", pa.float64()), ("l", pa.float64()),
@@ -65,7 +69,7 @@ class _Collect:
         self.parts: list[bytes] = []
         self.closed = False
 
-    def write(self, data: Any) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         chunk = bytes(data)
         self.parts.append(chunk)
         return len(chunk)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, TypedDict
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
@@ -114,7 +114,30 @@ async def reference_close(st: ServiceState, tk: Ticker, tf: Timeframe, cut_ms: i
     return None
 
 
-async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int) -> dict[str, Any]:
+class CoverageSummary(TypedDict):
+    """How much of the requested range is held (the ``coverage`` of a bars response)."""
+
+    start_ms: int
+    end_ms: int
+    covered_ms: int
+    missing_ms: int
+    complete: bool
+    ratio: float
+    covered_end_ms: int | None
+    lag_ms: int
+    gaps: list[list[int]]
+    gap_count: int
+
+
+class Summary(TypedDict):
+    """Coverage and staleness of a bars response: in its JSON body and (short) in its headers."""
+
+    coverage: CoverageSummary
+    stale: bool
+    stale_reasons: list[str]
+
+
+async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int) -> Summary:
     rng = TimeRange(start, end)
     held = await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))
     covered = held.clip(rng)
@@ -141,7 +164,7 @@ async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end:
     }
 
 
-def _headers(summary: dict[str, Any], next_cursor: str | None) -> dict[str, str]:
+def _headers(summary: Summary, next_cursor: str | None) -> dict[str, str]:
     headers = {"X-Stale": "true" if summary["stale"] else "false",
                "X-Coverage-Ratio": str(summary["coverage"]["ratio"])}
     if summary["stale"]:

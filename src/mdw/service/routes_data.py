@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated, NotRequired, TypedDict
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from mdw.backfill.plan import BackfillSpec
-from mdw.domain import AssetClass, RangeSet, Ticker, Timeframe, TimeRange, day_range_ms, from_ms
+from mdw.backfill.report import stored_report
+from mdw.domain import AssetClass, RangeSet, SeriesKey, Ticker, Timeframe, TimeRange, day_range_ms, from_ms
 from mdw.errors import UsageError
 from mdw.service.auth import Admin, Reader
 from mdw.service.coverage_sessions import day_span, session_states
@@ -25,7 +26,7 @@ HEATMAP_MAX_DAYS = 400
 QUARANTINE_MAX = 10_000
 
 
-def _json(value: Any, status: int = 200) -> Response:
+def _json(value: object, status: int = 200) -> Response:
     return Response(encode_json(value), status_code=status, media_type="application/json")
 
 
@@ -60,17 +61,28 @@ def _start_day(value: date | None, st: ServiceState) -> date:
     return value
 
 
-def symbol_dict(info: SymbolInfo, series: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+class SeriesView(TypedDict):
+    """One stored series of a symbol as ``/v1/symbols`` shows it; freshness once anything is covered."""
+
+    timeframe: str
+    bars: int
+    first_t: int | None
+    last_t: int | None
+    covered_end_ms: NotRequired[int]
+    fetched_at_ms: NotRequired[int]
+    lag_s: NotRequired[float]
+    stale: NotRequired[bool]
+
+
+def symbol_dict(info: SymbolInfo, series: dict[str, SeriesView] | None = None) -> dict[str, object]:
     return {"ticker": info.ticker, "asset_class": info.asset_class, "name": info.name, "active": info.active,
             "timeframes": list(info.timeframes), "start_date": info.start_date,
             "series": list((series or {}).values())}
 
 
-async def _series_by_ticker(
-    st: ServiceState, ticker: str | None = None
-) -> dict[str, dict[str, dict[str, Any]]]:
+async def _series_by_ticker(st: ServiceState, ticker: str | None = None) -> dict[str, dict[str, SeriesView]]:
     """Per ticker and timeframe: bars stored, first/last t and freshness (of one ticker, when given)."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
+    out: dict[str, dict[str, SeriesView]] = {}
     for s in await st.store.catalog.series(ticker):
         out.setdefault(s.ticker, {})[s.timeframe] = {"timeframe": s.timeframe, "bars": s.bars,
                                                      "first_t": s.first_t, "last_t": s.last_t}
@@ -78,8 +90,9 @@ async def _series_by_ticker(
         tf = str(f.series.timeframe)
         row = out.setdefault(f.series.ticker, {}).setdefault(tf, {"timeframe": tf, "bars": 0,
                                                                   "first_t": None, "last_t": None})
-        row.update(covered_end_ms=f.covered_end_ms, fetched_at_ms=f.fetched_at_ms, lag_s=f.lag_ms / 1000,
-                   stale=f.lag_ms / 1000 > st.settings.stale_after_s)
+        row["covered_end_ms"], row["fetched_at_ms"] = f.covered_end_ms, f.fetched_at_ms
+        row["lag_s"] = f.lag_ms / 1000
+        row["stale"] = f.lag_ms / 1000 > st.settings.stale_after_s
     return out
 
 
@@ -209,18 +222,18 @@ def _spec_ms(text: str, asset: AssetClass, *, end: bool) -> int:
 
 def failed_ranges(runs: list[RunRecord], ticker: str, timeframe: str, asset: AssetClass) -> RangeSet:
     """Ranges that recent runs wanted for the series and reported failed (or partial) on."""
-    label = f"{ticker} {timeframe}"
+    label = str(SeriesKey.of(ticker, timeframe))  # reports name their series in this form
     out: list[TimeRange] = []
     for run in runs:
-        bad = {s.get("series") for s in run.report.get("series", []) if s.get("status") != "ok"}
-        if label not in bad:
+        if label not in {s.series for s in stored_report(run.report).series if s.status != "ok"}:
             continue
-        for spec in run.params.get("specs", []):
+        specs = run.params.get("specs")
+        for spec in specs if isinstance(specs, list) else []:
             try:
                 s = _spec_ms(str(spec["start"]), asset, end=False)
                 e = _spec_ms(str(spec["end"]), asset, end=True)
                 out.append(TimeRange(s, max(s, e)))
-            except (KeyError, ValueError, UsageError):
+            except (KeyError, TypeError, ValueError, UsageError):
                 continue
     return RangeSet.of(out)
 
@@ -235,7 +248,7 @@ async def coverage(
     st = get_state(request)
     tk = ticker_param(ticker)
     entries = await st.store.catalog.ledger(tk.symbol)
-    body: dict[str, Any] = {"ticker": tk.symbol, "asset_class": tk.asset_class.value, "entries": [
+    body: dict[str, object] = {"ticker": tk.symbol, "asset_class": tk.asset_class.value, "entries": [
         {"dataset": e.dataset.value, "timeframe": e.timeframe, "start_ms": e.start_ms, "end_ms": e.end_ms,
          "fetched_at_ms": e.fetched_at_ms} for e in entries]}
     if timeframe is not None:

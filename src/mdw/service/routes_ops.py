@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["operations"])
 _BARS_REFRESH_MS = 60_000
 
 
-def _json(value: Any, status: int = 200) -> Response:
+def _json(value: object, status: int = 200) -> Response:
     return Response(encode_json(value), status_code=status, media_type="application/json")
 
 
@@ -28,15 +28,18 @@ async def healthz() -> Response:
     return _json({"status": "ok"})
 
 
-async def readiness(st: ServiceState) -> tuple[bool, dict[str, Any]]:
+async def readiness(st: ServiceState) -> tuple[bool, dict[str, object]]:
     """Database reachable and migrated; plus breaker, scheduler leader and the age of the last run."""
-    checks: dict[str, Any] = {}
+    checks: dict[str, object] = {}
+    db_ok = migrated = False
     try:
         have, want = await st.store.ping()
+        db_ok, migrated = True, have == want
         checks["database"] = {"ok": True}
-        checks["migrations"] = {"ok": have == want, "version": have, "expected": want}
+        checks["migrations"] = {"ok": migrated, "version": have, "expected": want}
     except MdwError as exc:
         checks["database"] = {"ok": False, "error": str(exc)}
+    if not db_ok:
         checks["migrations"] = {"ok": False, "error": "database unreachable"}
     state, wait = st.breaker()
     checks["vendor"] = {"configured": st.client is not None, "breaker": state, "probe_in_s": round(wait, 1)}
@@ -44,8 +47,8 @@ async def readiness(st: ServiceState) -> tuple[bool, dict[str, Any]]:
     checks["scheduler"] = {"enabled": sched is not None, "leader": bool(sched and sched.leader),
                            "last_tick_ms": sched.last_tick_ms if sched else None,
                            "last_skip": sched.last_skip if sched else None}
-    last: dict[str, Any] | None = None
-    if checks["database"]["ok"]:
+    last: dict[str, object] | None = None
+    if db_ok:
         try:
             runs = await recent_runs(st.store, 1)
         except MdwError:
@@ -56,8 +59,7 @@ async def readiness(st: ServiceState) -> tuple[bool, dict[str, Any]]:
             last = {"id": run.id, "kind": run.kind, "status": run.status,
                     "finished_at_ms": run.finished_at_ms, "age_s": round((st.clock.now_ms() - ref) / 1000, 1)}
     checks["last_run"] = last
-    ready = bool(checks["database"]["ok"] and checks["migrations"]["ok"])
-    return ready, checks
+    return db_ok and migrated, checks
 
 
 @router.get("/readyz", summary="Ready to serve: database reachable and migrations current (503 otherwise)")
@@ -83,7 +85,7 @@ async def metrics(request: Request) -> Response:
     return Response(st.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def _budget(st: ServiceState, used_last_min: int) -> dict[str, Any]:
+def _budget(st: ServiceState, used_last_min: int) -> dict[str, object]:
     rate = st.settings.rate_limit
     allowed = None if math.isinf(rate.requests) else rate.requests * 60.0 / rate.period
     return {"plan": str(rate), "allowed_per_min": allowed, "used_last_min": used_last_min,

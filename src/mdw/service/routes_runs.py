@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from mdw.backfill.liveness import current_run, recent_runs
 from mdw.backfill.plan import BackfillSpec
+from mdw.backfill.report import stored_report
 from mdw.domain import from_ms
 from mdw.service.auth import Admin, Reader
 from mdw.service.encode import encode_json
@@ -36,14 +37,14 @@ class BackfillRequest(BaseModel):
         "updated, the rest count as unchanged); local runs only, not with `distributed`"))
 
 
-def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _json(value: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(encode_json(value), status_code=status, media_type="application/json", headers=headers)
 
 
-def run_dict(st: ServiceState, run: RunRecord | None, run_id: str) -> dict[str, Any]:
+def run_dict(st: ServiceState, run: RunRecord | None, run_id: str) -> dict[str, object]:
     """A run as the API shows it: its record, plus live progress while it runs."""
     live = st.runs.live.get(run_id)
-    out: dict[str, Any] = {"id": run_id, "kind": live.kind if live else "", "status": RunStatus.RUNNING,
+    out: dict[str, object] = {"id": run_id, "kind": live.kind if live else "", "status": RunStatus.RUNNING,
                            "started_at_ms": live.started_at_ms if live else None, "finished_at_ms": None,
                            "params": {}, "report": {}}
     if run is not None:
@@ -52,14 +53,12 @@ def run_dict(st: ServiceState, run: RunRecord | None, run_id: str) -> dict[str, 
     if live is not None:
         out["progress"] = live.to_dict()
     elif run is not None and run.report:
-        r = run.report
-        series = r.get("series", [])
+        r = stored_report(run.report)
         out["progress"] = {
-            "series_done": len(series), "series_total": len(series),
-            "requests_done": r.get("requests", 0), "requests_total": r.get("planned_requests", 0),
-            "requests_failed": sum(int(s.get("requests_failed", 0)) for s in series),
-            "bars": r.get("bars_fetched", 0), "bars_per_s": r.get("bars_per_s", 0.0),
-            "elapsed_s": r.get("wall_s", 0.0), "eta_s": 0.0,
+            "series_done": len(r.series), "series_total": len(r.series),
+            "requests_done": r.requests, "requests_total": r.planned_requests,
+            "requests_failed": sum(s.requests_failed for s in r.series),
+            "bars": r.bars_fetched, "bars_per_s": r.bars_per_s, "elapsed_s": r.wall_s, "eta_s": 0.0,
         }
     return out
 
@@ -116,7 +115,6 @@ async def list_backfills(
         item.pop("report", None)
         item["summary"] = {k: run.report.get(k) for k in ("requests", "bars_fetched", "bars_written",
                                                           "wall_s", "rate_limited", "retries")}
-        item["failed_series"] = [s.get("series") for s in run.report.get("series", [])
-                                 if s.get("status") not in ("ok", None)]
+        item["failed_series"] = [s.series for s in stored_report(run.report).series if s.status != "ok"]
         out.append(item)
     return _json({"runs": out, "active": st.runs.active_ids()})
