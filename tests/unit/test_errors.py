@@ -1,4 +1,4 @@
-"""The error tree: every exception class mdw defines derives from MdwError and sits where errors.py draws it."""
+"""The error tree: every exception class of mdw derives from MdwError, placed where errors.py draws it."""
 
 from __future__ import annotations
 

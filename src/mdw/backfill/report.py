@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from mdw.backfill.plan import OutcomeKey, Plan
-from mdw.store.base import RunKind, RunStatus
 from mdw.errors import StoreError
+from mdw.store.base import RunKind, RunStatus
 
 if TYPE_CHECKING:
     from rich.console import Console
