@@ -69,7 +69,7 @@ def _scrub(value: object, key: str = "") -> object:
         return redact(repr(value))
     if value is None or isinstance(value, bool | int | float):
         return value
-    # Anything else (a yarl.URL, a request object) is rendered by its str(): redact that.
+    # Other objects (a yarl.URL, a request object) are rendered by their str(): redact that.
     return redact(str(value))
 
 

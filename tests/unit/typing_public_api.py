@@ -48,7 +48,7 @@ def _uses() -> None:
     wh = mdw.connect("sqlite:///mdw.db", rate_limit="unlimited", polygon_api_key="k")
     mdw.connect("sqlite:///mdw.db", rate_limt="100/s")  # type: ignore[call-arg]  # a typo is caught
     assert_type(wh.plan("AAPL", "1d", "2024-01-02", "2024-01-31", derive=True).request_count, int)
-    assert_type(wh.backfill(["AAPL"], ["1d"], "2024-01-02", "2024-01-31", rate_limit="10/s").status, str)
+    assert_type(wh.backfill(["AAPL"], ["1d"], "2024-01-02", "2024-01-31", rate_limit="10/s").exit_code, int)
     assert_type(wh.coverage("AAPL", "1d"), RangeSet)
     try:
         load_settings("mdw.toml")

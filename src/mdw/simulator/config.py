@@ -7,8 +7,11 @@ switch here, so a client can be tested against either behaviour.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Literal, TypeVar
+
+import msgspec
 
 from mdw.config import RateLimit
 from mdw.errors import ConfigError
@@ -18,6 +21,24 @@ PLANS: dict[str, tuple[RateLimit, int | None]] = {
     "free": (RateLimit(5.0, 60.0), 2 * 365 + 1),
     "unlimited": (RateLimit(math.inf, 1.0), None),
 }
+
+
+_Config = TypeVar("_Config", "FaultConfig", "StreamConfig")
+
+
+def _from_dict(cls: type[_Config], data: Mapping[str, object], base: _Config, what: str) -> _Config:
+    """``base`` with the fields of ``data`` changed, each checked against its declared type.
+
+    Raises:
+        ConfigError: a field is unknown, of the wrong type, or out of range.
+    """
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {what} field(s): {', '.join(unknown)}")
+    try:
+        return msgspec.convert({**base.to_dict(), **data}, cls)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"bad {what} setting: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +80,13 @@ class FaultConfig:
         return (self.error_rate + self.reset_rate + self.hang_rate + self.truncate_rate
                 + self.status_error_rate)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: FaultConfig | None = None) -> FaultConfig:
-        """Build from JSON (as posted to ``/_sim/faults``); unknown fields are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown fault field(s): {', '.join(unknown)}")
-        return replace(base or cls(), **data)
+    def from_dict(cls, data: Mapping[str, object], base: FaultConfig | None = None) -> FaultConfig:
+        """Build from JSON (as posted to ``/_sim/faults``); unknown fields and wrong types are errors."""
+        return _from_dict(cls, data, base or cls(), "fault")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +124,13 @@ class StreamConfig:
         if self.frame_events < 1 or self.max_queue_frames < 1:
             raise ConfigError("stream frame_events and max_queue_frames must be at least 1")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: StreamConfig | None = None) -> StreamConfig:
-        """Build from JSON (as posted to ``/_sim/stream``); unknown fields are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown stream field(s): {', '.join(unknown)}")
-        return replace(base or cls(), **data)
+    def from_dict(cls, data: Mapping[str, object], base: StreamConfig | None = None) -> StreamConfig:
+        """Build from JSON (as posted to ``/_sim/stream``); unknown fields and wrong types are errors."""
+        return _from_dict(cls, data, base or cls(), "stream")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any
 
 import msgspec
 
@@ -49,7 +48,7 @@ def request_id() -> str:
     return uuid.uuid4().hex
 
 
-def encode(obj: Any) -> bytes:
+def encode(obj: object) -> bytes:
     return _encoder.encode(obj)
 
 

@@ -11,7 +11,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from mdw.config import RateLimit
 
@@ -112,7 +111,7 @@ class Stats:
     def served(self, key: str) -> None:
         self._served60.setdefault(key, _MaxWindow(60.0)).add(self.clock())
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         return {
             "requests": self.requests,
             "requests_by_key": dict(self.by_key),

@@ -7,16 +7,15 @@ the original query) yields the next page, as the vendor's cursors do.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
 from mdw.errors import UsageError
-from mdw.simulator.state import decode_cursor, encode_cursor
+from mdw.simulator.state import Row, decode_cursor, encode_cursor
 
-Row = dict[str, Any]
 _OPS = ("gt", "gte", "lt", "lte")
 
 
@@ -60,7 +59,8 @@ def read_limit(params: dict[str, str], default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
-def _coerce(value: Any, text: str) -> Any:
+def _coerce(value: object, text: str) -> str | float | bool:
+    """A query parameter's text as the type of the column's ``value`` it is compared with."""
     if isinstance(value, bool):
         return text.strip().lower() in ("true", "1")
     if isinstance(value, int | float):
@@ -104,7 +104,7 @@ def _any_of_check(col: str, wanted: set[str]) -> Callable[[Row], bool]:
     return check
 
 
-def _num_in(value: Any, wanted: set[str]) -> bool:
+def _num_in(value: object, wanted: set[str]) -> bool:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
     nums = set()
@@ -121,14 +121,10 @@ def _range_check(col: str, op: str, text: str) -> Callable[[Row], bool]:
         value = row.get(col)
         if value is None:
             return False
-        want = _coerce(value, text)
-        if op == "gt":
-            return bool(value > want)
-        if op == "gte":
-            return bool(value >= want)
-        if op == "lt":
-            return bool(value < want)
-        return bool(value <= want)
+        have, want = _comparable(value), _comparable(_coerce(value, text))
+        if isinstance(have, str) != isinstance(want, str):  # text and numbers never compare
+            return False
+        return bool(_COMPARE[op](have, want))
 
     return check
 
@@ -141,19 +137,27 @@ def sort_rows(rows: list[Row], keys: Sequence[tuple[str, bool]]) -> list[Row]:
     return out
 
 
-def _sort_key(col: str) -> Callable[[Row], tuple[bool, Any]]:
-    def key(row: Row) -> tuple[bool, Any]:
+_COMPARE = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
+def _comparable(value: object) -> str | float:
+    """Numbers (booleans included) compare as floats; anything else as its text."""
+    return float(value) if isinstance(value, int | float) else str(value)
+
+
+def _sort_key(col: str) -> Callable[[Row], tuple[bool, str | float]]:
+    def key(row: Row) -> tuple[bool, str | float]:
         value = row.get(col)
-        return (value is None, value if value is not None else "")
+        return (value is None, _comparable(value) if value is not None else "")
 
     return key
 
 
 def page_body(request: web.Request, base: str, rows: list[Row], q: Query, limit: int,
-              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+              extra: dict[str, object] | None = None) -> dict[str, object]:
     """The ``results`` page at the query's offset, with a next_url whose cursor carries everything."""
     chunk = rows[q.offset:q.offset + limit]
-    body: dict[str, Any] = {"results": chunk, "status": "OK"}
+    body: dict[str, object] = {"results": chunk, "status": "OK"}
     if extra:
         body.update(extra)
     if q.offset + limit < len(rows):

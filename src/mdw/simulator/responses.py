@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import struct
 from contextlib import suppress
-from typing import Any
 
 from aiohttp import web
 
@@ -25,7 +24,7 @@ _PROXY_PAGES = {
 }
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     data = body if isinstance(body, bytes) else encode(body)
     hdrs = {"X-Request-Id": request_id()}
     if headers:

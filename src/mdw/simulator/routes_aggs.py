@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from aiohttp import web
 
@@ -89,7 +89,7 @@ async def aggregates(request: web.Request) -> web.StreamResponse:
         return refused
     results, query_count, count, next_start = _page(st, ticker, mult, timespan, from_ms, to_ms, limit, sort,
                                                     adjusted)
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "ticker": ticker,
         "queryCount": query_count,
         "resultsCount": count,
@@ -139,8 +139,8 @@ def _grouped_t(asset: AssetClass, day: date) -> int:
     return int(datetime.combine(day, time(16), tzinfo=NEW_YORK).timestamp() * 1000)
 
 
-def _grouped_body(rows: list[Any], adjusted: bool, status: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"queryCount": len(rows), "resultsCount": len(rows), "adjusted": adjusted}
+def _grouped_body(rows: Sequence[object], adjusted: bool, status: str) -> dict[str, object]:
+    body: dict[str, object] = {"queryCount": len(rows), "resultsCount": len(rows), "adjusted": adjusted}
     if rows:
         body["results"] = rows
     body["status"] = status

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
 
 import numpy as np
 from aiohttp import web
@@ -15,7 +15,6 @@ from mdw.simulator.encode import request_id
 from mdw.simulator.listing import (
     ListingError,
     Query,
-    Row,
     filter_rows,
     page_body,
     read_limit,
@@ -24,7 +23,7 @@ from mdw.simulator.listing import (
 )
 from mdw.simulator.market import asset_of
 from mdw.simulator.responses import bad_request, json_response, not_found
-from mdw.simulator.state import STATE, SimState
+from mdw.simulator.state import STATE, Row, SimState
 from mdw.simulator.status import market_status_now, upcoming
 from mdw.simulator.universe import ETFS, company_name, stable_hash
 
@@ -42,7 +41,7 @@ def _tickers_of(st: SimState, params: dict[str, str]) -> list[str]:
     return st.market.universe(AssetClass.STOCKS)
 
 
-def _cached(st: SimState, kind: str, ticker: str, build: Any) -> list[Row]:
+def _cached(st: SimState, kind: str, ticker: str, build: Callable[[str], list[Row]]) -> list[Row]:
     key = (kind, ticker, st.market.today())
     rows = st.cache.get(key)
     if rows is None:
@@ -233,7 +232,7 @@ async def tickers(request: web.Request) -> web.StreamResponse:
         rows = filter_rows(rows, p, ["ticker", "type", "cik", "primary_exchange"])
         if "search" in p:
             needle = p["search"].lower()
-            rows = [r for r in rows if needle in r["ticker"].lower() or needle in r["name"].lower()]
+            rows = [r for r in rows if needle in str(r["ticker"]).lower() or needle in str(r["name"]).lower()]
         col = p.get("sort", "ticker")
         if col not in ("ticker", "name", "market", "locale", "primary_exchange", "type", "cik",
                        "last_updated_utc", "currency_name"):
@@ -245,7 +244,7 @@ async def tickers(request: web.Request) -> web.StreamResponse:
         return bad_request(str(exc))
     rows = sort_rows(rows, [(col, order == "desc"), ("ticker", False)])
     body = page_body(request, st.base_for(request), rows, q, limit, {"request_id": request_id()})
-    body["count"] = len(body["results"])
+    body["count"] = len(rows[q.offset:q.offset + limit])  # the results on this page
     return json_response(body)
 
 

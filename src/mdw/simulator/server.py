@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import Any
 
 from aiohttp import web
 
@@ -111,11 +110,25 @@ async def _sim_stats(request: web.Request) -> web.StreamResponse:
     return json_response({**st.stats.snapshot(), "stream": st.hub.snapshot()})
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def _json_object(request: web.Request) -> dict[str, object]:
     data = await request.json()
     if not isinstance(data, dict):
         raise ConfigError("expected a JSON object")
     return data
+
+
+def _number(data: dict[str, object], name: str) -> float | None:
+    """``data[name]`` as a number (None when absent).
+
+    Raises:
+        ConfigError: it is there but not a number.
+    """
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number")
+    return value
 
 
 async def _sim_clock_get(request: web.Request) -> web.StreamResponse:
@@ -130,12 +143,7 @@ async def _sim_clock_post(request: web.Request) -> web.StreamResponse:
         unknown = sorted(set(data) - {"now_ms", "speed", "advance_ms"})
         if unknown:
             raise ConfigError(f"unknown clock field(s): {', '.join(unknown)}")
-        advance = data.get("advance_ms")
-        now = data.get("now_ms")
-        speed = data.get("speed")
-        for name, value in (("advance_ms", advance), ("now_ms", now), ("speed", speed)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise ConfigError(f"{name} must be a number")
+        advance, now, speed = _number(data, "advance_ms"), _number(data, "now_ms"), _number(data, "speed")
         if advance is not None and now is not None:
             raise ConfigError("give now_ms or advance_ms, not both")
         if advance is not None:
@@ -295,10 +303,8 @@ class SimServer:
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         await site.start()
         self._runner = runner
-        server = site._server
-        sockets: Any = getattr(server, "sockets", None)
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        if runner.addresses:  # port 0 asks the OS for a free port: read back the one it gave
+            self.port = int(runner.addresses[0][1])
         return self
 
     async def stop(self) -> None:
@@ -320,7 +326,7 @@ class SimServer:
         """The stream's base URL: append ``/stocks`` or ``/crypto`` (``/delayed/...`` for delayed)."""
         return f"ws://{self.host}:{self.port}"
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         """Same content as ``GET /_sim/stats``."""
         return {**self.state.stats.snapshot(), "stream": self.state.hub.snapshot()}
 

@@ -7,7 +7,6 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
@@ -20,6 +19,11 @@ from mdw.simulator.flatfiles import FlatFiles
 from mdw.simulator.limiter import RateLimiter, Stats
 from mdw.simulator.market import Market
 from mdw.simulator.stream import StreamHub
+
+Row = dict[str, object]  # one reference record as the vendor serves it (JSON values)
+# An aggregates page: ticker, multiplier, timespan, from, to, limit, sort, adjusted, data day.
+PageKey = tuple[str, int, str, int, int, int, str, bool, date]
+CachedPage = tuple[bytes, int, int, int | None]  # results JSON, queryCount, resultsCount, next start
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MS_RE = re.compile(r"^-?\d{1,16}$")
@@ -36,7 +40,7 @@ class SimState:
     clock: SimClock
     hub: StreamHub
     public_base: str | None = None
-    cache: dict[Any, Any] = field(default_factory=dict)  # derived reference rows, per data day
+    cache: dict[tuple[object, ...], list[Row]] = field(default_factory=dict)  # reference rows per data day
     pages: PageCache = field(default_factory=lambda: PageCache())
 
     def base_for(self, request: web.Request) -> str:
@@ -63,15 +67,15 @@ class PageCache:
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._items: OrderedDict[tuple[Any, ...], tuple[bytes, int, int, int | None]] = OrderedDict()
+        self._items: OrderedDict[PageKey, CachedPage] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> tuple[bytes, int, int, int | None] | None:
+    def get(self, key: PageKey) -> CachedPage | None:
         item = self._items.get(key)
         if item is not None:
             self._items.move_to_end(key)
         return item
 
-    def put(self, key: tuple[Any, ...], item: tuple[bytes, int, int, int | None]) -> None:
+    def put(self, key: PageKey, item: CachedPage) -> None:
         if len(item[0]) > self.max_bytes // 4 or key in self._items:
             return
         self._items[key] = item

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import warnings
 from datetime import date, timedelta
-from typing import Any
 
 from mdw.calendar import is_market_open, nyse_session, nyse_sessions
 from mdw.domain import NEW_YORK, AssetClass, from_ms
@@ -38,10 +37,10 @@ def _iso_z(ms: int) -> str:
     return from_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def upcoming(now_ms: int, days: int = 400) -> list[dict[str, Any]]:
+def upcoming(now_ms: int, days: int = 400) -> list[dict[str, object]]:
     """Holidays (``closed``) and early closes (``early-close``) from today on, one row per exchange."""
     today = from_ms(now_ms).astimezone(NEW_YORK).date()
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, object]] = []
     sessions = {s.day: s for s in nyse_sessions(today, today + timedelta(days=days))}
     for offset in range(days + 1):
         day = today + timedelta(days=offset)
@@ -52,7 +51,7 @@ def upcoming(now_ms: int, days: int = 400) -> list[dict[str, Any]]:
             continue
         name = _holiday_name(day)
         for exchange in _EXCHANGES:
-            row: dict[str, Any] = {"exchange": exchange, "name": name or "Market Holiday",
+            row: dict[str, object] = {"exchange": exchange, "name": name or "Market Holiday",
                                    "date": day.isoformat()}
             if sess is None:
                 row["status"] = "closed"
@@ -63,7 +62,7 @@ def upcoming(now_ms: int, days: int = 400) -> list[dict[str, Any]]:
     return out
 
 
-def market_status_now(now_ms: int) -> dict[str, Any]:
+def market_status_now(now_ms: int) -> dict[str, object]:
     """The ``/v1/marketstatus/now`` object at the data clock ``now_ms``."""
     et = from_ms(now_ms).astimezone(NEW_YORK)
     sess = nyse_session(et.date())

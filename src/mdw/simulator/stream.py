@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mdw.domain import MINUTE_MS, AssetClass
 from mdw.logs import get_logger
@@ -51,7 +51,7 @@ class StreamStats:
     counts: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
 
-    def snapshot(self, open_connections: int) -> dict[str, Any]:
+    def snapshot(self, open_connections: int) -> dict[str, object]:
         return {**dict(self.counts), "open_connections": open_connections, "events": dict(self.events)}
 
 
@@ -246,7 +246,7 @@ class StreamHub:
     def open_connections(self) -> int:
         return sum(len(f.connections) for f in self.feeds.values())
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         return self.stats.snapshot(self.open_connections())
 
     async def close(self) -> None:

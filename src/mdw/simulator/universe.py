@@ -1,6 +1,6 @@
 """The simulated universe: which tickers are listed, and each ticker's deterministic profile.
 
-Any well-formed ticker has a profile (price level, volatility, liquidity), derived from the seed
+Every well-formed ticker has a profile (price level, volatility, liquidity), derived from the seed
 and the ticker's name alone, so a ticker outside the listed universe still gets bars.
 """
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -224,5 +223,5 @@ def is_stream_path(path: str) -> bool:
     return path in ("/stocks", "/crypto", "/delayed/stocks", "/delayed/crypto")
 
 
-def snapshot(request: web.Request) -> dict[str, Any]:
+def snapshot(request: web.Request) -> dict[str, object]:
     return request.app[STATE].hub.snapshot()
