@@ -41,8 +41,12 @@ lint: install ## ruff and mypy (src, plus the typing-only check of the public AP
 typecheck: install ## mypy alone
 	$(VENV)/bin/mypy
 
-test: install pg lint ## lint, then the whole test suite (quick reliability cases included)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+test: install pg lint ## lint, then the whole test suite (quick reliability cases included), with coverage
+	$(PY) -m pytest -q -m "not slow" --cov --cov-report= $(PYTEST_ARGS)
+	@echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of the lines of src/mdw (make cov: per module)"
+
+cov: ## the coverage of the last `make test`, per module (fully covered modules left out)
+	$(VENV)/bin/coverage report
 
 test-pg: install pg ## only the PostgreSQL-backed tests
 	$(PY) -m pytest -q -m postgres $(PYTEST_ARGS)
@@ -61,4 +65,4 @@ demo: install ## backfill the standard workload from the built-in simulator into
 
 check: test ## what CI runs
 
-.PHONY: help install web pg fmt lint typecheck test test-pg soak bench sim demo check
+.PHONY: help install web pg fmt lint typecheck test cov test-pg soak bench sim demo check

@@ -50,10 +50,6 @@ def test_overview_numbers_equal_the_api_and_render_without_javascript(served: Se
     assert shown == bars
     runs = browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
     assert [r.get_attribute("data-run") for r in runs] == [r["id"] for r in ov["runs"]["recent"]]
-    # First render: the whole document within a second on this small database.
-    took = browser.execute_script("const t = performance.getEntriesByType('navigation')[0];"
-                                  "return t.domContentLoadedEventEnd - t.startTime;")
-    assert took < 1000, f"first render took {took:.0f} ms"
     screenshot(browser, "overview")
     with urllib.request.urlopen(served.url + "/", timeout=10) as resp:  # no JavaScript at all
         html = resp.read().decode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import traceback
 from datetime import date
 from typing import Any
@@ -151,13 +150,14 @@ async def test_4xx_is_not_retried_and_says_what_to_do(kind: str, cls: type[Vendo
 
 
 async def test_max_in_flight_bounds_concurrent_requests_when_rate_is_unlimited() -> None:
-    """Twelve requests through three slots against a 100 ms vendor take at least four round trips."""
+    """Twelve requests through three slots never have more than three open at the vendor at once."""
     config = SimConfig(seed=42, latency_ms=100, n_stocks=20)
     async with start_simulator(config, port=0) as sim, _client(sim, max_in_flight=3) as client:
-        started = time.perf_counter()
         await asyncio.gather(*(client.aggregates("AAPL", D1, S_1H + i * 86_400_000, E_1H) for i in range(12)))
-        elapsed = time.perf_counter() - started
-    assert elapsed >= 0.38
+        stats = sim.stats()
+    # Counted by the vendor as it answers, not timed: 100 ms each keeps the slots full, so all three
+    # are used, and never a fourth.
+    assert stats["requests"] == 12 and 2 <= stats["max_in_flight"] <= 3
 
 
 def _all_text(exc: BaseException) -> str:

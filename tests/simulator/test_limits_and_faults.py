@@ -148,23 +148,37 @@ async def test_faults_appear_at_their_configured_rates_when_requests_are_many(
 
 
 async def test_faults_latency_delays_every_request_when_configured(sim_factory: SimFactory) -> None:
-    """A fixed latency holds each response for at least that long."""
-    sim = await sim_factory(latency_ms=80.0)
-    loop = asyncio.get_running_loop()
+    """A fixed latency (the server's plus the fault's) is held before each answer, and counted."""
+    sim = await sim_factory(latency_ms=80.0, faults=FaultConfig(latency_ms=20.0))
     async with aiohttp.ClientSession() as http:
-        start = loop.time()
-        async with http.get(f"{sim.base_url}/v1/marketstatus/now?apiKey={sim.key}") as r:
-            assert r.status == 200
-        assert loop.time() - start >= 0.08
+        for _ in range(3):
+            async with http.get(f"{sim.base_url}/v1/marketstatus/now?apiKey={sim.key}") as r:
+                assert r.status == 200
+    assert sim.stats()["delayed_s"] == pytest.approx(3 * 0.1)
 
 
 async def test_faults_outage_window_fails_every_request_when_it_is_open(sim_factory: SimFactory) -> None:
-    """An outage window starting now fails every request until it ends."""
-    sim = await sim_factory(faults=FaultConfig(outage_start_s=0.0, outage_duration_s=0.4))
+    """An outage window that has started fails every request, with a 5xx, counted as an outage."""
+    sim = await sim_factory(faults=FaultConfig(outage_start_s=0.0, outage_duration_s=600.0))
     url = f"{sim.base_url}/v1/marketstatus/now?apiKey={sim.key}"
     async with aiohttp.ClientSession() as http:
         during = [(await http.get(url)).status for _ in range(5)]
-        await asyncio.sleep(0.45)
+        sim.set_faults(FaultConfig())
         after = (await http.get(url)).status
     assert all(s in (500, 502, 503, 504) for s in during) and after == 200
     assert sim.stats()["faults"]["outage"] == 5
+
+
+def test_faults_outage_window_opens_and_closes_on_the_injected_clock() -> None:
+    """The window is [start, start + duration) seconds after the faults were set, on the injector's clock."""
+    now = [100.0]
+    faults = FaultInjector(7, FaultConfig(outage_start_s=2.0, outage_duration_s=3.0), clock=lambda: now[0])
+    seen = []
+    for t in (100.0, 101.9, 102.0, 104.9, 105.0, 200.0):
+        now[0] = t
+        seen.append(faults.in_outage())
+    assert seen == [False, False, True, True, False, False]
+    faults.set(FaultConfig(outage_start_s=0.0, outage_duration_s=1.0))  # a new window starts at 200 s
+    assert faults.in_outage()
+    now[0] = 201.0
+    assert not faults.in_outage()

@@ -90,6 +90,9 @@ class Stats:
         self.bars_served = 0
         self.pages_served = 0
         self.flatfile_bytes = 0  # flat-file body bytes sent
+        self.in_flight = 0  # vendor requests being answered now
+        self.max_in_flight = 0  # the most ever answered at once: what a client's concurrency cap shows
+        self.delayed_s = 0.0  # latency the simulator added on purpose (config and fault latency)
         self._all60, self._all1 = _MaxWindow(60.0), _MaxWindow(1.0)
         self._key60: dict[str, _MaxWindow] = {}
         self._key1: dict[str, _MaxWindow] = {}
@@ -118,6 +121,8 @@ class Stats:
             "requests_by_endpoint": dict(self.by_endpoint),
             "responses_by_status": dict(self.by_status),
             "rate_limited": self.rate_limited,
+            "max_in_flight": self.max_in_flight,
+            "delayed_s": round(self.delayed_s, 6),
             "max_requests_60s": self._all60.max,
             "max_requests_1s": self._all1.max,
             "max_requests_60s_by_key": {k: w.max for k, w in self._key60.items()},

@@ -49,11 +49,16 @@ async def _vendor_middleware(request: web.Request, handler: Handler) -> web.Stre
     st = request.app[STATE]
     route = request.match_info.route
     st.stats.request(route.name or "unknown")
-    if routes_s3.is_s3_path(request.path):
-        blocked = await routes_s3.s3_guard(request, st)
-        response = blocked if blocked is not None else await handler(request)
-    else:
-        response = await _guarded(request, handler, st)
+    st.stats.in_flight += 1
+    st.stats.max_in_flight = max(st.stats.max_in_flight, st.stats.in_flight)
+    try:
+        if routes_s3.is_s3_path(request.path):
+            blocked = await routes_s3.s3_guard(request, st)
+            response = blocked if blocked is not None else await handler(request)
+        else:
+            response = await _guarded(request, handler, st)
+    finally:
+        st.stats.in_flight -= 1
     st.stats.by_status[str(response.status)] += 1
     return response
 
@@ -61,6 +66,7 @@ async def _vendor_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.StreamResponse:
     delay = st.faults.latency_s(st.config.latency_ms, st.config.jitter_ms)
     if delay > 0:
+        st.stats.delayed_s += delay
         await asyncio.sleep(delay)
     if st.faults.in_outage():
         st.stats.faults["outage"] += 1
