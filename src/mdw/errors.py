@@ -20,7 +20,8 @@ their module)::
     │   │   └── InvalidBarsError   (mdw.polygon.decode) a page holds bars that break OHLC invariants
     │   └── VendorUnavailable      the circuit breaker is open: fail fast
     ├── StoreError                 the database failed or refused
-    │   └── SchemaVersionError     the database was migrated by a newer mdw
+    │   ├── SchemaVersionError     the database was migrated by a newer mdw
+    │   └── CommitConflict         (mdw.store.lake.catalog) another writer moved the table's pointer
     └── ApiError                   (mdw.service.errors) an HTTP API answer: its status, code, message
 
 Messages never contain the vendor API key: URLs are redacted before they are stored here.
