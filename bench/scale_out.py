@@ -35,7 +35,7 @@ from scaleout_fleet import Fleet, SimThread
 from mdw.domain import Timeframe, day_range_ms, parse_tickers
 from mdw.scaleout.pglimiter import PgRateLimiter
 from mdw.simulator.config import SimConfig
-from mdw.simulator.universe import REAL_STOCKS
+from mdw.simulator.names import REAL_STOCKS
 
 ADMIN = os.environ.get("MDW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS = Path(__file__).parent / "results" / "scale_out.json"

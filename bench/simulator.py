@@ -5,10 +5,14 @@ Measures, for 50,000-bar pages of 1-minute bars:
 - encoding alone (the ``results`` JSON of one page),
 - over real HTTP against ``mdw simulate`` in its own process (1 and 4 concurrent streams),
 a repeat of the same pages (served from the simulator's page cache), and daily-bar generation
-(a cold year of daily bars), then prints bars per second and writes
+(a cold year of daily bars); then, at market scale (the default universe of 8,000 securities,
+about 5,800 listed), the first request for each of 1,000 tickers never asked before (latency
+and the server's resident memory), grouped daily over every listed name (cold and cached), and
+a year of the whole market's dividends through /stocks/v1. Prints the figures and writes
 bench/results/simulator.json.
 
-Run: ``.venv/bin/python bench/simulator.py`` (about a minute).
+Run: ``.venv/bin/python bench/simulator.py`` (about two minutes; ``--market-tickers N`` to change
+the 1,000).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import aiohttp
 import msgspec
 
 from mdw.domain import NEW_YORK, Timeframe, local_midnight_ms
-from mdw.simulator import Market, paths
+from mdw.simulator import Market, minutes, paths
 from mdw.simulator.encode import bars_json
 from mdw.simulator.market import _daily_row
 
@@ -40,7 +44,7 @@ PAGE = 50_000
 
 
 def _clear() -> None:
-    paths.day_minutes.cache_clear()
+    minutes.day_minutes.cache_clear()
     _daily_row.cache_clear()
 
 
@@ -153,7 +157,72 @@ async def _http(base: str, streams: int, repeat: bool = False) -> dict[str, Any]
     }
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _get(http: aiohttp.ClientSession, url: str, **params: str) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    async with http.get(url, params=params, headers={"Authorization": "Bearer bench-key"}) as r:
+        body = msgspec.json.decode(await r.read())
+        assert r.status == 200, body
+    return time.perf_counter() - t0, body
+
+
+async def _market(base: str, pid: int, count: int) -> dict[str, Any]:
+    """First requests for ``count`` never-asked tickers, memory, grouped daily and market-wide dividends."""
+    async with aiohttp.ClientSession() as http:
+        names: list[str] = []
+        url: str | None = f"{base}/v3/reference/tickers"
+        params: dict[str, str] = {"market": "stocks", "limit": "1000"}
+        while url:
+            _, body = await _get(http, url, **params)
+            names.extend(r["ticker"] for r in body["results"])
+            url, params = body.get("next_url"), {}
+        sample = names[:: max(1, len(names) // count)][:count]
+        rss_before = _rss_mb(pid)
+        latencies = []
+        # the last days before the data clock: pages that are not final are never cached, so the
+        # resident memory shows the generator's own caches (all bounded), not the page cache
+        week = "range/1/minute/2026-06-26/2026-06-29"
+        for ticker in sample:  # one at a time: the latency of a cold ticker, not of a queue
+            elapsed, _ = await _get(http, f"{base}/v2/aggs/ticker/{ticker}/{week}", limit="50000")
+            latencies.append(elapsed * 1e3)
+        rss_mid = _rss_mb(pid)
+        for ticker in names[1:: max(1, len(names) // count)][:count]:
+            await _get(http, f"{base}/v2/aggs/ticker/{ticker}/{week}", limit="50000")
+        rss_after = _rss_mb(pid)
+        grouped_url = f"{base}/v2/aggs/grouped/locale/us/market/stocks/2026-05-14"
+        cold, body = await _get(http, grouped_url)
+        warm, _ = await _get(http, grouped_url)
+        t0 = time.perf_counter()
+        rows, pages = 0, 0
+        url, params = f"{base}/stocks/v1/dividends", {"limit": "5000", "ex_dividend_date.gte": "2025-01-01",
+                                                      "ex_dividend_date.lte": "2025-12-31"}
+        while url:
+            _, divs = await _get(http, url, **params)
+            rows, pages = rows + len(divs["results"]), pages + 1
+            url, params = divs.get("next_url"), {}
+        dividends_s = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "listed_stocks": len(names),
+        "first_request_tickers": len(sample),
+        "first_request_ms_median": round(latencies[len(latencies) // 2], 1),
+        "first_request_ms_p95": round(latencies[int(len(latencies) * 0.95)], 1),
+        "rss_mb": {"before": round(rss_before, 1), f"after_{len(sample)}": round(rss_mid, 1),
+                   f"after_{2 * len(sample)}": round(rss_after, 1)},
+        "grouped_daily": {"rows": body.get("resultsCount", 0), "cold_ms": round(cold * 1e3, 1),
+                          "cached_ms": round(warm * 1e3, 1)},
+        "dividends_year": {"rows": rows, "pages": pages, "seconds": round(dividends_s, 2)},
+    }
+
+
 def main() -> None:
+    count = int(sys.argv[sys.argv.index("--market-tickers") + 1]) if "--market-tickers" in sys.argv else 1000
     market = Market(42)
     report: dict[str, Any] = {
         "host": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
@@ -168,6 +237,7 @@ def main() -> None:
             asyncio.run(_http(base, 4)),
             asyncio.run(_http(base, 4, repeat=True)),
         ]
+        report["market"] = asyncio.run(_market(base, proc.pid, count))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -189,6 +259,15 @@ def main() -> None:
             f"{run['bars_per_s']:,} bars/s "
             f"({run['bars']:,} bars in {run['seconds']} s)"
         )
+    mk = report["market"]
+    print(
+        f"market:     {mk['listed_stocks']:,} listed; first request for {mk['first_request_tickers']:,} new "
+        f"tickers {mk['first_request_ms_median']} ms median, {mk['first_request_ms_p95']} ms p95; RSS "
+        f"{' -> '.join(str(v) for v in mk['rss_mb'].values())} MB"
+    )
+    g, d = mk["grouped_daily"], mk["dividends_year"]
+    print(f"grouped:    {g['rows']:,} rows, {g['cold_ms']} ms cold, {g['cached_ms']} ms cached")
+    print(f"dividends:  a year of the market, {d['rows']:,} rows in {d['pages']} pages, {d['seconds']} s")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "simulator.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS / 'simulator.json'}")

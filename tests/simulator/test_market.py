@@ -215,8 +215,11 @@ def test_market_has_no_bars_after_now_when_the_clock_is_fixed() -> None:
 
 
 def test_market_universe_lists_over_a_thousand_stocks_when_asked(market: Market) -> None:
-    """Real-looking names first, then synthetic ones, all distinct and well formed."""
-    big = Market(42, n_stocks=1500).universe(AssetClass.STOCKS)
-    assert len(big) == len(set(big)) == 1500
-    assert {"AAPL", "NVDA", "SPY"} <= set(big)
+    """The legacy names, then the market's: distinct, and each listed today or delisted before."""
+    big = Market(42, now_ms=NOW, n_stocks=1500)
+    tickers = [r.ticker for r in big.listings()]
+    assert len(tickers) == len(set(tickers)) >= 1500
+    listed = big.universe(AssetClass.STOCKS)
+    assert {"AAPL", "NVDA", "SPY", "KIM", "KIMpL"} <= set(listed) and "GONE" not in listed
+    assert 1000 < len(listed) < 1500
     assert len(market.universe(AssetClass.CRYPTO)) == 20 and "X:BTCUSD" in market.universe()

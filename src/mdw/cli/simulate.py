@@ -66,7 +66,12 @@ def simulate(
     cursor_adjusted: Annotated[bool, typer.Option(
         "--cursor-adjusted/--no-cursor-adjusted",
         help="Carry adjusted=false in the aggregates cursor.")] = True,
-    stocks: Annotated[int, typer.Option(min=1, help="Stocks in the listed universe.")] = 300,
+    # 8000 and 12000 are mdw.simulator.roster's MARKET_STOCKS and MAX_STOCKS (the simulator is
+    # imported only when the command runs)
+    stocks: Annotated[int, typer.Option(
+        min=1, max=12_000,
+        help="Stock securities in the universe: 8000 (the default) lists about 5,800 today, with "
+             "delistings, renames, ETFs, OTC names and preferreds; 300 is the legacy names only.")] = 8_000,
     speed: Annotated[float | None, typer.Option(
         min=0, max=100_000, help="Run the data clock this many times faster than real time, from --now "
         "(or the wall clock); 60 = an hour of market per minute. Default: frozen at --now, else real time.",

@@ -15,6 +15,7 @@ import msgspec
 
 from mdw.config import RateLimit
 from mdw.errors import ConfigError
+from mdw.simulator.roster import MAX_STOCKS
 
 PLANS: dict[str, tuple[RateLimit, int | None]] = {
     # plan -> (request rate, history depth in days or None for unlimited)
@@ -162,6 +163,11 @@ class SimConfig:
         flatfile_list_sizes: ``exact`` (a listing generates files to size them) or ``estimate``.
         flatfile_cache_mb: generated files kept in memory.
         flatfile_unpublished_status: 403 (the vendor's word for "not yet published") or 404.
+        n_stocks, n_crypto, n_fx: universe size. The first 300 stocks are the legacy names
+            (always listed); beyond them come the market's securities, with listings,
+            delistings, renames and thin trading (see :mod:`mdw.simulator.roster`).
+        ticker_event_key: the key naming an event's type in ticker events: ``type`` (as the
+            official client's recorded response) or ``event_type`` (as the OpenAPI spec).
     """
 
     seed: int = 42
@@ -190,6 +196,7 @@ class SimConfig:
     flatfile_list_sizes: Literal["exact", "estimate"] = "exact"
     flatfile_cache_mb: int = 512
     flatfile_unpublished_status: Literal[403, 404] = 403
+    ticker_event_key: Literal["type", "event_type"] = "type"
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -213,6 +220,10 @@ class SimConfig:
             raise ConfigError(f"clock speed must be between 0 and 100000, got {self.speed}")
         if self.n_stocks < 1 or self.n_crypto < 0 or self.n_fx < 0:
             raise ConfigError("universe sizes must be positive")
+        if self.n_stocks > MAX_STOCKS:
+            raise ConfigError(f"the simulator lists at most {MAX_STOCKS} stocks, got {self.n_stocks}")
+        if self.ticker_event_key not in ("type", "event_type"):
+            raise ConfigError("ticker_event_key must be 'type' or 'event_type'")
         object.__setattr__(self, "not_found_tickers", frozenset(self.not_found_tickers))
         object.__setattr__(self, "flatfile_denied", frozenset(self.flatfile_denied))
         if not all(k and s for k, s in self.flatfile_keys.items()):

@@ -68,5 +68,11 @@ def grouped_row(ticker: str, batch: BarBatch, t: int) -> _GroupedBar:
                        float(batch.h[0]), float(batch.l[0]), t, int(batch.n[0]))
 
 
+def grouped_values(ticker: str, row: tuple[float, ...], t: int) -> _GroupedBar:
+    """A grouped-daily row from a daily row ``(t, o, h, l, c, v, vw, n)``; ``t`` replaces the window start."""
+    _, o, h, lo, c, v, vw, n = row
+    return _GroupedBar(ticker, v, vw, o, c, h, lo, t, int(n))
+
+
 def raw(data: bytes) -> msgspec.Raw:
     return msgspec.Raw(data)

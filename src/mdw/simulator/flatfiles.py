@@ -39,7 +39,7 @@ from mdw.flatfiles.keys import (
 )
 from mdw.simulator.actions import DOMAIN_END, DOMAIN_START
 from mdw.simulator.market import Market
-from mdw.simulator.universe import stable_hash
+from mdw.simulator.names import stable_hash
 
 AGG_HEADER = b"ticker,volume,open,close,high,low,window_start,transactions\n"
 INDEX_HEADER = b"ticker,open,close,high,low,window_start\n"
@@ -93,8 +93,9 @@ class FlatFiles:
         """The datasets whose market lists any ticker, in key order."""
         return [d for d in DATASETS if self._tickers(d.asset)]
 
-    def _tickers(self, asset: AssetClass) -> list[str]:
-        return self.market.universe(asset)
+    def _tickers(self, asset: AssetClass, day: date | None = None) -> list[str]:
+        """The tickers of a file of ``day``: listed that day (OTC names are not on the SIP)."""
+        return self.market.universe(asset, day, include_otc=False)
 
     def published(self, day: date) -> bool:
         return published_at_ms(day) <= self.market.now_ms
@@ -123,7 +124,7 @@ class FlatFiles:
 
     def estimate_size(self, ds: FileDataset, day: date) -> int:
         per_ticker = 1 if ds.timeframe.unit == "d" else 400
-        return len(AGG_HEADER) + len(self._tickers(ds.asset)) * per_ticker * _EST_BYTES_PER_ROW
+        return len(AGG_HEADER) + len(self._tickers(ds.asset, day)) * per_ticker * _EST_BYTES_PER_ROW
 
     def lookup(self, key: str) -> tuple[FileDataset, date] | None:
         """The dataset and day of a key that exists and is published, else None."""
@@ -163,7 +164,7 @@ class FlatFiles:
         rng = ds.day_range(day)
         out: dict[str, BarBatch] = {}
         revision = self.revision(day)
-        tickers = sorted(self._tickers(ds.asset))
+        tickers = sorted(self._tickers(ds.asset, day))
         revised = self._revised(tickers, day, revision)
         for ticker in tickers:
             batch = self.market.aggregates(ticker, ds.timeframe, rng.start_ms, rng.end_ms)

@@ -26,12 +26,15 @@ from mdw.domain import (
     Split,
     Timeframe,
     local_midnight_ms,
-    parse_ticker,
 )
-from mdw.errors import UsageError
-from mdw.simulator import actions, paths
+from mdw.simulator import actions, paths, sparse
+from mdw.simulator.actions import DOMAIN_START
 from mdw.simulator.clock import SimClock
-from mdw.simulator.universe import listed, profile, stable_hash
+from mdw.simulator.minutes import day_minutes, profile_or_none, start_price
+from mdw.simulator.names import stable_hash
+from mdw.simulator.roster import Listing, roster
+from mdw.simulator.sparse import start_levels
+from mdw.simulator.universe import listed_pairs, profile
 from mdw.simulator.windows import (
     Cols,
     aggregate,
@@ -57,13 +60,13 @@ class Page:
     next_start_ms: int | None
 
 
-def asset_of(ticker: str) -> AssetClass | None:
-    """The asset class of a vendor ticker, or None when it is not one (served as empty)."""
-    try:
-        tk = parse_ticker(ticker)
-    except UsageError:
-        return None
-    return tk.asset_class if tk.symbol == ticker else None
+def asset_of(ticker: str, seed: int = 42) -> AssetClass | None:
+    """The asset class of a vendor ticker, or None when it is not one (served as empty).
+
+    Mixed-case preferred tickers (``KIMpL``) are stocks when the roster of ``seed`` lists them.
+    """
+    prof = profile_or_none(seed, ticker)
+    return prof.asset if prof is not None else None
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -72,7 +75,7 @@ def _daily_row(seed: int, ticker: str, day: date) -> tuple[float, ...] | None:
 
 
 def _daily_from_minutes(seed: int, ticker: str, day: date, now_ms: int | None) -> tuple[float, ...] | None:
-    dm = paths.day_minutes(seed, ticker, day)
+    dm = day_minutes(seed, ticker, day)
     if dm is None:
         return None
     keep = slice(None) if now_ms is None else dm.t + MINUTE_MS <= now_ms
@@ -88,6 +91,40 @@ def _daily_from_minutes(seed: int, ticker: str, day: date, now_ms: int | None) -
     start = local_midnight_ms(day, asset.tz)
     return (float(start), float(o[0]), float(h.max()), float(lo.min()), float(c[-1]), vol, vwap,
             float(np.sum(n)))
+
+
+@functools.lru_cache(maxsize=16384)
+def _dividends(seed: int, ticker: str, today: date, since: date | None = None
+               ) -> tuple[tuple[Dividend, float], ...]:
+    """A ticker's declared dividends (ex-date on or after ``since``) with the price they are sized from."""
+    plans = [p for p in actions.dividend_plans(seed, ticker)
+             if p.declaration_date <= today and (since is None or p.ex_date >= since)]
+    if not plans:
+        return ()
+    eves = [p.ex_date - timedelta(days=1) for p in plans]
+    prof = profile(seed, ticker)
+    if prof.entity >= 0:  # a market security: every price in one vectorised pass
+        di = np.asarray([d.toordinal() - DOMAIN_START.toordinal() for d in eves], dtype=np.int64)
+        mult = actions.split_multiplier(actions.splits_for(seed, ticker),
+                                        np.asarray([d.toordinal() for d in eves], dtype=np.int64))
+        prices = (np.exp(start_levels(seed, prof, di)) * mult).tolist()
+    else:
+        prices = [start_price(seed, ticker, d) for d in eves]
+    out: list[tuple[Dividend, float]] = []
+    # market securities' ids come from one hash per ticker (thousands of them are listed at once)
+    base = stable_hash("dividend", seed, ticker) if prof.entity >= 0 else 0
+    for plan, price in zip(plans, prices, strict=True):
+        cash = price * plan.yield_q
+        out.append((Dividend(
+            id=(f"E{(base ^ (plan.ex_date.toordinal() * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF:016x}"
+                if base else f"E{stable_hash('dividend', seed, ticker, plan.ex_date):016x}"),
+            ticker=ticker, ex_dividend_date=plan.ex_date,
+            cash_amount=round(cash, 2) if cash >= 0.1 else round(cash, 4),
+            declaration_date=plan.declaration_date, record_date=plan.record_date,
+            pay_date=plan.pay_date, frequency=plan.frequency,
+            dividend_type="SC" if plan.special else "CD",
+        ), price))
+    return tuple(out)
 
 
 class Market:
@@ -107,6 +144,7 @@ class Market:
         self.fixed_now_ms = now_ms
         self.clock = clock
         self.n_stocks, self.n_crypto, self.n_fx = n_stocks, n_crypto, n_fx
+        self._listed: frozenset[Listing] | None = None
 
     # ---------------------------------------------------------------- clock and reference data
 
@@ -119,12 +157,42 @@ class Market:
     def today(self, asset: AssetClass = AssetClass.STOCKS) -> date:
         return local_day(asset, self.now_ms)
 
-    def universe(self, asset: AssetClass | None = None) -> list[str]:
-        """The listed tickers (reference data and grouped daily), sorted; all classes when None."""
+    def asset_of(self, ticker: str) -> AssetClass | None:
+        """The asset class of a ticker this market serves, or None (served as empty)."""
+        return asset_of(ticker, self.seed)
+
+    def listings(self) -> tuple[Listing, ...]:
+        """Every stock listing of the universe, delisted and renamed-away tickers included."""
+        return roster(self.seed).universe(self.n_stocks)
+
+    def listing(self, ticker: str) -> Listing | None:
+        """The listing of a stock ticker of the universe (case-sensitive), or None."""
+        row = roster(self.seed).get(ticker)
+        if row is None or row not in self._listed_set():
+            return None
+        return row
+
+    def _listed_set(self) -> frozenset[Listing]:
+        if self._listed is None:
+            self._listed = frozenset(self.listings())
+        return self._listed
+
+    def universe(self, asset: AssetClass | None = None, on: date | None = None,
+                 include_otc: bool = True) -> list[str]:
+        """The tickers listed on ``on`` (default today), sorted; all classes when None.
+
+        Stocks include OTC names unless ``include_otc`` is false; crypto and forex pairs are
+        listed on every day.
+        """
         classes = [asset] if asset else [AssetClass.STOCKS, AssetClass.CRYPTO, AssetClass.FOREX]
+        day = on or self.today()
         out: list[str] = []
         for cls in classes:
-            out.extend(listed(self.seed, cls, self.n_stocks, self.n_crypto, self.n_fx))
+            if cls is AssetClass.STOCKS:
+                out.extend(sorted(r.ticker for r in self.listings()
+                                  if r.listed_on(day) and (include_otc or r.market != "otc")))
+            else:
+                out.extend(listed_pairs(self.seed, cls, self.n_crypto, self.n_fx))
         return out
 
     def splits(self, ticker: str) -> list[Split]:
@@ -134,20 +202,12 @@ class Market:
 
     def dividends(self, ticker: str) -> list[Dividend]:
         """Dividends declared on or before today (ex-dates can be up to four weeks ahead), oldest first."""
-        today = self.today()
-        out: list[Dividend] = []
-        for plan in actions.dividend_plans(self.seed, ticker):
-            if plan.declaration_date > today:
-                break
-            cash = self.reference_price(ticker, plan.ex_date - timedelta(days=1)) * plan.yield_q
-            out.append(Dividend(
-                id=f"E{stable_hash('dividend', self.seed, ticker, plan.ex_date):016x}",
-                ticker=ticker, ex_dividend_date=plan.ex_date,
-                cash_amount=round(cash, 2) if cash >= 0.1 else round(cash, 4),
-                declaration_date=plan.declaration_date, record_date=plan.record_date,
-                pay_date=plan.pay_date, frequency=4, dividend_type="CD",
-            ))
-        return out
+        return [d for d, _ in _dividends(self.seed, ticker, self.today())]
+
+    def dividends_with_prices(self, ticker: str, since: date | None = None) -> list[tuple[Dividend, float]]:
+        """Each dividend (ex-date on or after ``since``) with the unadjusted price the day before its
+        ex-date, which its historical adjustment factor is based on."""
+        return list(_dividends(self.seed, ticker, self.today(), since))
 
     # ---------------------------------------------------------------- base bars
 
@@ -160,7 +220,7 @@ class Market:
         if end_ms > start_ms:
             day, last = local_day(asset, start_ms), local_day(asset, end_ms - 1)
             while day <= last:
-                dm = paths.day_minutes(self.seed, ticker, day)
+                dm = day_minutes(self.seed, ticker, day)
                 if dm is not None and len(dm.t):
                     lo = int(np.searchsorted(dm.t, start_ms)) if dm.t[0] < start_ms else 0
                     hi = int(np.searchsorted(dm.t, end_ms)) if dm.t[-1] >= end_ms else len(dm.t)
@@ -223,9 +283,9 @@ class Market:
         they are the same rows :meth:`minute_bars` returns once the minutes have completed.
         None when the ticker does not trade that day.
         """
-        if asset_of(ticker) is None:
+        if asset_of(ticker, self.seed) is None:
             return None
-        return paths.day_minutes(self.seed, ticker, day)
+        return day_minutes(self.seed, ticker, day)
 
     def minute_bars(self, ticker: str, start_ms: int, end_ms: int) -> BarBatch:
         """Unadjusted 1-minute bars with ``start_ms <= t < end_ms`` (only minutes completed before now)."""
@@ -238,7 +298,7 @@ class Market:
         Multi-day/week/month windows are anchored at the window of ``start_ms``, as a request
         with ``from=start_ms`` anchors them.
         """
-        if asset_of(ticker) is None or end_ms <= start_ms or timeframe.unit == "s":
+        if asset_of(ticker, self.seed) is None or end_ms <= start_ms or timeframe.unit == "s":
             return BarBatch.empty(ticker, timeframe)
         asset = profile(self.seed, ticker).asset
         anchor = snap(asset, timeframe, start_ms)
@@ -256,7 +316,7 @@ class Market:
         ``limit`` counts base bars (minutes or days). A window whose base bars do not all fit is
         left for the next page, unless it is the page's only window (then it is returned whole).
         """
-        if asset_of(ticker) is None or tf.unit == "s" or to_ms < from_ms:
+        if asset_of(ticker, self.seed) is None or tf.unit == "s" or to_ms < from_ms:
             return Page(BarBatch.empty(ticker, tf), 0, None)
         asset = profile(self.seed, ticker).asset
         anchor = snap(asset, tf, from_ms)
@@ -320,25 +380,63 @@ class Market:
         start = local_midnight_ms(day, asset.tz)
         return self.aggregates(ticker, Timeframe(1, "d"), start, start + 1, adjusted)
 
-    def grouped_daily(self, day: date, asset: AssetClass, adjusted: bool = False) -> dict[str, BarBatch]:
-        """The daily bars of every listed ticker of ``asset`` on ``day`` (t = the window start)."""
+    def grouped_daily(self, day: date, asset: AssetClass, adjusted: bool = False,
+                      include_otc: bool = True) -> dict[str, BarBatch]:
+        """The daily bars of the tickers of ``asset`` listed on ``day`` that traded (t = window start)."""
+        tf = Timeframe(1, "d")
         out: dict[str, BarBatch] = {}
-        for ticker in listed(self.seed, asset, self.n_stocks, self.n_crypto, self.n_fx):
-            bar = self.daily_bar(ticker, day, adjusted)
-            if len(bar):
-                out[ticker] = bar
+        for ticker, row in self.grouped_rows(day, asset, adjusted, include_otc):
+            cols = {name: np.asarray([row[i]]) for i, name in enumerate(_COLS)}
+            cols["t"], cols["n"] = cols["t"].astype(np.int64), cols["n"].astype(np.int64)
+            out[ticker] = BarBatch.from_columns(ticker, tf, cols)
+        return out
+
+    def grouped_rows(self, day: date, asset: AssetClass, adjusted: bool = False,
+                     include_otc: bool = True) -> list[tuple[str, tuple[float, ...]]]:
+        """(ticker, (t, o, h, l, c, v, vw, n)) of every ticker of ``asset`` listed on ``day`` that traded.
+
+        The values equal the ticker's daily aggregate bar exactly (the same row, adjusted the same
+        way), without building a bar batch per ticker: at 5,000 names that is most of the cost.
+        """
+        if asset is AssetClass.STOCKS:
+            names = [r.ticker for r in self.listings()
+                     if r.listed_on(day) and (include_otc or r.market != "otc")]
+            names.sort()
+        else:
+            names = list(listed_pairs(self.seed, asset, self.n_crypto, self.n_fx))
+        now = self.now_ms
+        if local_midnight_ms(day, asset.tz) > now:
+            return []
+        if asset is AssetClass.STOCKS and paths.in_domain(day):
+            profs = [p for p in (profile(self.seed, t) for t in names) if p.entity >= 0]
+            sparse.prime_levels(self.seed, profs, paths.day_index(day))
+        complete = local_midnight_ms(day + timedelta(days=1), asset.tz) <= now
+        today, ordinal = self.today(), np.asarray([day.toordinal()], dtype=np.int64)
+        out: list[tuple[str, tuple[float, ...]]] = []
+        for ticker in names:
+            row = (_daily_row(self.seed, ticker, day) if complete
+                   else _daily_from_minutes(self.seed, ticker, day, now))
+            if row is None:
+                continue
+            if adjusted:
+                splits = actions.splits_for(self.seed, ticker)
+                if splits:
+                    f = actions.adjustment_factor(splits, ordinal, today)[0]
+                    if f != 1.0:
+                        t, o, h, lo, c, v, vw, n = row
+                        f64 = np.float64(f)
+                        row = (t, float(o / f64), float(h / f64), float(lo / f64), float(c / f64),
+                               float(v * f64), float(vw / f64), n)
+            out.append((ticker, row))
         return out
 
     def reference_price(self, ticker: str, day: date) -> float:
         """The unadjusted price where ``day``'s trading starts (dividends are sized from it)."""
-        level, _ = paths.anchors(self.seed, ticker)
-        mult = float(actions.split_multiplier(actions.splits_for(self.seed, ticker),
-                                              np.array([day.toordinal()]))[0])
-        return float(np.exp(float(level[paths.day_index(day)]))) * mult
+        return start_price(self.seed, ticker, day)
 
     def previous_close(self, ticker: str, adjusted: bool = True) -> BarBatch:
         """The daily bar of the last completed trading day before today."""
-        if asset_of(ticker) is None:
+        if asset_of(ticker, self.seed) is None:
             return BarBatch.empty(ticker, Timeframe(1, "d"))
         asset = profile(self.seed, ticker).asset
         today = self.today(asset)

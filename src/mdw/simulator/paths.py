@@ -23,13 +23,15 @@ import numpy.typing as npt
 from mdw.calendar import nyse_session
 from mdw.domain import DAY_MS, MINUTE_MS, NEW_YORK, AssetClass, from_ms
 from mdw.simulator.actions import DOMAIN_END, DOMAIN_START, dividend_plans, splits_for
-from mdw.simulator.universe import Profile, profile, stable_hash
+from mdw.simulator.names import stable_hash
+from mdw.simulator.universe import Profile, profile
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 BoolArr = npt.NDArray[np.bool_]
 N_DAYS = DOMAIN_END.toordinal() - DOMAIN_START.toordinal() + 2
 _PHI = 0.997
+Layout = tuple[int, int, int, int, int]  # first minute ms, slots, regular start/end, trading end
 STOCK_SLOTS = 960  # 04:00-20:00 ET
 UTC_SLOTS = 1440
 
@@ -98,7 +100,7 @@ def _utc_midnight(day: date) -> int:
     return (day.toordinal() - date(1970, 1, 1).toordinal()) * DAY_MS
 
 
-def _layout(prof: Profile, day: date) -> tuple[int, int, int, int, int] | None:
+def layout(prof: Profile, day: date) -> Layout | None:
     """(first minute ms, slot count, regular start, regular end, trading end) for ``day``, or None.
 
     Slot indexes are minutes after the first minute. Stocks: 04:00 ET, 960 slots, regular
@@ -151,20 +153,17 @@ def _intensity(asset: AssetClass, tpm: float, slots: int, reg_start: int, reg_en
     return lam, -np.expm1(-lam)
 
 
-@functools.lru_cache(maxsize=512)
-def day_minutes(seed: int, ticker: str, day: date) -> DayMinutes | None:
-    """All minute bars of ``ticker`` on ``day`` (local trading day), or None when it does not trade.
+def legacy_day(seed: int, ticker: str, day: date) -> DayMinutes | None:
+    """All minute bars of a legacy (or unlisted) ticker on ``day``, or None when it does not trade.
 
-    Vectorised: one uniform and one normal draw per slot, then five uniforms per minute that
-    traded, all from the day's own stream.
+    :func:`mdw.simulator.minutes.day_minutes` caches it. Vectorised: one uniform and one normal
+    draw per slot, then five uniforms per minute that traded, all from the day's own stream.
     """
     prof = profile(seed, ticker)
-    if not in_domain(day) or not in_domain(day + timedelta(days=1)):
+    shape = layout(prof, day)
+    if shape is None:
         return None
-    layout = _layout(prof, day)
-    if layout is None:
-        return None
-    first_ms, slots, reg_start, reg_end, end = layout
+    first_ms, slots, reg_start, reg_end, end = shape
     level, end_level = anchors(seed, ticker)
     di = day_index(day)
     rng = np.random.Generator(np.random.PCG64((_ticker_key(seed, ticker) + day.toordinal()) & _MASK63))
@@ -186,7 +185,7 @@ def day_minutes(seed: int, ticker: str, day: date) -> DayMinutes | None:
     sigma = prof.daily_vol / math.sqrt(slots) * 1.2
     walk = np.cumsum(draws[0] - 0.5) * (sigma * _SQRT12)
     close_lp = start_lp + _frac(slots) * (end_lp - start_lp - float(walk[-1])) + walk
-    mult = _split_mult(seed, ticker, day)
+    mult = split_mult(seed, ticker, day)
     dec = prof.decimals
     price = np.round(np.exp(close_lp) * mult, dec)
     c = price[idx]
@@ -236,7 +235,8 @@ def _ticker_key(seed: int, ticker: str) -> int:
     return stable_hash("minutes", seed, ticker) << 20
 
 
-def _split_mult(seed: int, ticker: str, day: date) -> float:
+def split_mult(seed: int, ticker: str, day: date) -> float:
+    """The product of the ratios of splits after ``day``: unadjusted prices are adjusted ones times it."""
     mult = 1.0
     for split in splits_for(seed, ticker):
         if day < split.execution_date:

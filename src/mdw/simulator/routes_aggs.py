@@ -9,7 +9,6 @@ from aiohttp import web
 
 from mdw.domain import DAY_MS, NEW_YORK, AssetClass, BarBatch, Timeframe, local_midnight_ms
 from mdw.simulator import encode as enc
-from mdw.simulator.market import asset_of
 from mdw.simulator.responses import bad_request, json_response, not_authorized, not_found
 from mdw.simulator.state import PLAN, STATE, SimState, decode_cursor, encode_cursor, parse_day, parse_time
 
@@ -76,7 +75,7 @@ async def aggregates(request: web.Request) -> web.StreamResponse:
         return bad_request("sort must be 'asc' or 'desc'")
     adjusted_raw = query.get("adjusted", carried.get("adjusted"))
     adjusted = _bool(adjusted_raw, True)
-    asset = asset_of(ticker) or AssetClass.STOCKS
+    asset = st.market.asset_of(ticker) or AssetClass.STOCKS
     from_ms = parse_time(info["from"], asset, end=False)
     to_ms = parse_time(info["to"], asset, end=True)
     if from_ms is None or to_ms is None:
@@ -159,9 +158,10 @@ async def _grouped(request: web.Request, asset: AssetClass) -> web.StreamRespons
     if refused is not None:
         return refused
     adjusted = _bool(request.query.get("adjusted"), True)
+    include_otc = _bool(request.query.get("include_otc"), False)
     t = _grouped_t(asset, day)
-    bars = st.market.grouped_daily(day, asset, adjusted)
-    rows = [enc.grouped_row(ticker, batch, t) for ticker, batch in bars.items()]
+    rows = [enc.grouped_values(ticker, values, t)
+            for ticker, values in st.market.grouped_rows(day, asset, adjusted, include_otc)]
     st.stats.bars_served += len(rows)
     return json_response(_grouped_body(rows, adjusted, "OK"))
 
@@ -188,7 +188,7 @@ async def previous_close(request: web.Request) -> web.StreamResponse:
     if ticker in st.config.not_found_tickers:
         return not_found()
     adjusted = _bool(request.query.get("adjusted"), True)
-    asset = asset_of(ticker)
+    asset = st.market.asset_of(ticker)
     bar: BarBatch | None = st.market.previous_close(ticker, adjusted) if asset else None
     rows = []
     if bar is not None and asset is not None and len(bar):

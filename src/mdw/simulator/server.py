@@ -234,7 +234,7 @@ async def _sim_flatfiles(request: web.Request) -> web.StreamResponse:
 
 def make_app(config: SimConfig, market: Market | None = None) -> web.Application:
     """The aiohttp application of one simulator."""
-    from mdw.simulator import routes_aggs, routes_ref
+    from mdw.simulator import routes_aggs, routes_ref, routes_universe
 
     if market is None:
         clock = SimClock(config.now_ms, config.speed)
@@ -256,6 +256,7 @@ def make_app(config: SimConfig, market: Market | None = None) -> web.Application
         public_base=config.public_base,
     )
     state.flatfiles.deny(sorted(config.flatfile_denied))
+    state.market.listings()  # the roster is built here, so the first request does not wait for it
     app = web.Application(middlewares=[_vendor_middleware], handler_args={"max_field_size": 65536})
     app[STATE] = state
     app.add_routes(routes_aggs.routes)
@@ -263,6 +264,7 @@ def make_app(config: SimConfig, market: Market | None = None) -> web.Application
     ws.add_routes(app)
     app.add_routes(routes_s3.routes)
     app.on_shutdown.append(_close_streams)
+    app.add_routes(routes_universe.routes)
     app.router.add_get("/_sim/stats", _sim_stats)
     app.router.add_get("/_sim/clock", _sim_clock_get)
     app.router.add_post("/_sim/clock", _sim_clock_post)

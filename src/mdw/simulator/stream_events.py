@@ -23,7 +23,7 @@ import numpy as np
 
 from mdw.domain import F64, MINUTE_MS, AssetClass
 from mdw.simulator.paths import DayMinutes
-from mdw.simulator.universe import stable_hash
+from mdw.simulator.names import stable_hash
 
 _encoder = msgspec.json.Encoder()
 SECOND_MS = 1000

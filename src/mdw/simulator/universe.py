@@ -1,80 +1,32 @@
-"""The simulated universe: which tickers are listed, and each ticker's deterministic profile.
+"""Each ticker's deterministic profile (price level, volatility, liquidity), and the listed pairs.
 
-Every well-formed ticker has a profile (price level, volatility, liquidity), derived from the seed
-and the ticker's name alone, so a ticker outside the listed universe still gets bars.
+Market securities (see :mod:`mdw.simulator.roster`) take their profile from the roster. Any other
+well-formed ticker has a profile derived from the seed and its name alone, so a ticker outside
+the listed universe still gets bars.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from mdw.domain import AssetClass, parse_ticker
 from mdw.errors import UsageError
-
-
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-REAL_STOCKS = _words(
-    "AAPL MSFT NVDA AMZN GOOGL GOOG META TSLA BRK.B AVGO JPM LLY V UNH XOM MA JNJ PG HD COST MRK "
-    "ABBV CVX CRM BAC NFLX KO PEP AMD ADBE WMT TMO LIN MCD CSCO ACN ABT ORCL DHR WFC INTU DIS TXN "
-    "VZ CMCSA PM NEE AMGN IBM PFE QCOM UNP CAT INTC SPGI HON LOW GE BA AMAT NOW RTX GS UPS ISRG "
-    "BKNG SBUX PLD ELV MS BLK MDT DE T GILD LMT ADP SYK TJX MDLZ AXP CVS VRTX MMC ADI C REGN SCHW "
-    "CB ZTS MO BMY PGR LRCX SO CI DUK BSX EOG SLB FI ETN NOC MU KLAC ICE APD CL SNPS CDNS ITW WM "
-    "SHW CME HCA EQIX PANW F GM UBER ABNB PYPL SQ SHOP SNOW PLTR COIN RIVN LCID SOFI HOOD RBLX DKNG "
-    "ROKU ZM DOCU TWLO NET CRWD DDOG MDB OKTA SIRI GME AMC BB NOK SNAP PINS LYFT "
+from mdw.simulator.names import (
+    BASE_PRICES,
+    ETFS,
+    REAL_CRYPTO,
+    REAL_FX,
+    REAL_STOCKS,
+    stable_hash,
+    synthetic_stocks,
 )
-ETFS = _words(
-    "SPY QQQ IWM DIA VTI VOO EEM EFA GLD SLV TLT HYG LQD XLF XLE XLK XLV XLI XLY XLP "
-)
-REAL_CRYPTO = _words(
-    "BTCUSD ETHUSD SOLUSD XRPUSD ADAUSD DOGEUSD DOTUSD LTCUSD LINKUSD AVAXUSD BCHUSD XLMUSD UNIUSD "
-    "ATOMUSD ETCUSD FILUSD AAVEUSD ALGOUSD MATICUSD SHIBUSD "
-)
-REAL_FX = _words(
-    "EURUSD GBPUSD USDJPY USDCHF AUDUSD USDCAD NZDUSD EURGBP EURJPY GBPJPY "
-)
-_LETTERS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
-_BASE_PRICES = {
-    "AAPL": 190.0,
-    "MSFT": 380.0,
-    "NVDA": 120.0,
-    "AMZN": 170.0,
-    "GOOGL": 150.0,
-    "GOOG": 151.0,
-    "META": 450.0,
-    "TSLA": 220.0,
-    "BRK.B": 400.0,
-    "SPY": 480.0,
-    "QQQ": 420.0,
-    "IWM": 200.0,
-    "KO": 60.0,
-    "JNJ": 155.0,
-    "XOM": 105.0,
-    "SIRI": 25.0,
-    "GME": 20.0,
-    "X:BTCUSD": 45000.0,
-    "X:ETHUSD": 2500.0,
-    "X:SOLUSD": 100.0,
-    "X:DOGEUSD": 0.09,
-    "X:SHIBUSD": 0.00001,
-    "C:EURUSD": 1.09,
-    "C:GBPUSD": 1.27,
-    "C:USDJPY": 145.0,
-    "C:USDCHF": 0.88,
-    "C:EURJPY": 158.0,
-}
+from mdw.simulator.roster import Listing, roster
 
-
-def stable_hash(*parts: object) -> int:
-    """A 63-bit hash that is the same in every process (unlike ``hash``)."""
-    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+_PREFERRED_RE = re.compile(r"^[A-Z]{1,6}p[A-Z]$")  # the vendor's preferred shares: KIMpL, BACpB
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,37 +40,57 @@ class Profile:
     trades_per_min: float  # mean trades per regular-hours minute (thin names are low)
     trade_size: float  # mean shares (or coins, or quotes) per trade
     decimals: int  # price rounding
+    entity: int = -1  # a market security's index in the roster (its paths are keyed by it); -1: none
 
     @property
     def has_volume(self) -> bool:
         return self.asset is not AssetClass.INDICES
 
 
-@functools.lru_cache(maxsize=8192)
+def market_listing(seed: int, ticker: str) -> Listing | None:
+    """The roster listing of a market security (not a legacy name), or None."""
+    if ":" in ticker[:2]:
+        return None
+    row = roster(seed).get(ticker)
+    return row if row is not None and not row.legacy else None
+
+
+def is_preferred_form(ticker: str) -> bool:
+    """Whether ``ticker`` has the vendor's mixed-case preferred-share form (``KIMpL``)."""
+    return _PREFERRED_RE.fullmatch(ticker) is not None
+
+
+@functools.lru_cache(maxsize=16384)
 def profile(seed: int, ticker: str) -> Profile:
-    """The profile of a vendor ticker (``AAPL``, ``X:BTCUSD`` ...).
+    """The profile of a vendor ticker (``AAPL``, ``KIMpL``, ``X:BTCUSD`` ...).
 
     Raises:
-        UsageError: the ticker is not well formed.
+        UsageError: the ticker is not well formed (or a preferred form the roster does not hold).
     """
+    row = market_listing(seed, ticker)
+    if row is not None:
+        price = row.base_price
+        decimals = 2 if price >= 1000 else 4 if price >= 0.01 else 8
+        return Profile(ticker, AssetClass.STOCKS, price, row.daily_vol, row.trades_per_min, row.trade_size,
+                       decimals, row.entity)
     tk = parse_ticker(ticker)
     if tk.symbol != ticker:
         raise UsageError(f"not a vendor ticker: {ticker!r}")
     rng = np.random.default_rng([seed, stable_hash("profile", ticker)])
     u = rng.random(6)
     asset = tk.asset_class
-    known = ticker in _BASE_PRICES
+    known = ticker in BASE_PRICES
     if asset is AssetClass.CRYPTO:
-        price = _BASE_PRICES.get(ticker, float(10 ** (u[0] * 4 - 1)))
+        price = BASE_PRICES.get(ticker, float(10 ** (u[0] * 4 - 1)))
         vol, tpm, size = 0.03 + 0.02 * u[1], 2.0 + 20 * u[2] ** 2, 0.05 + u[3]
     elif asset is AssetClass.FOREX:
-        price = _BASE_PRICES.get(ticker, 0.5 + 1.5 * float(u[0]))
+        price = BASE_PRICES.get(ticker, 0.5 + 1.5 * float(u[0]))
         vol, tpm, size = 0.004 + 0.004 * u[1], 20.0 + 30 * u[2], 1.0
     elif asset is AssetClass.INDICES:
         price = 1000.0 + 4000.0 * float(u[0])
         vol, tpm, size = 0.01, 1.0, 1.0
     else:
-        price = _BASE_PRICES.get(ticker, float(np.exp(np.log(5.0) + u[0] * np.log(80.0))))
+        price = BASE_PRICES.get(ticker, float(np.exp(np.log(5.0) + u[0] * np.log(80.0))))
         vol = 0.012 + 0.02 * u[1]
         liquid = known or ticker in REAL_STOCKS or ticker in ETFS
         tpm = (20.0 + 80.0 * u[2]) if liquid else (0.3 + 12.0 * u[2] ** 2)
@@ -130,27 +102,8 @@ def profile(seed: int, ticker: str) -> Profile:
 
 
 @functools.lru_cache(maxsize=64)
-def synthetic_stocks(seed: int, count: int) -> tuple[str, ...]:
-    """``count`` made-up stock tickers (four or five letters), distinct from the real-looking ones."""
-    rng = np.random.default_rng([seed, stable_hash("synthetic-universe")])
-    taken = set(REAL_STOCKS) | set(ETFS)
-    out: list[str] = []
-    while len(out) < count:
-        length = 4 if rng.random() < 0.7 else 5
-        name = "".join(rng.choice(_LETTERS, size=length).tolist())
-        if name not in taken:
-            taken.add(name)
-            out.append(name)
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=64)
-def listed(seed: int, asset: AssetClass, n_stocks: int, n_crypto: int, n_fx: int) -> tuple[str, ...]:
-    """The tickers of ``asset`` that reference data lists and grouped daily includes, sorted."""
-    if asset is AssetClass.STOCKS:
-        real = [*REAL_STOCKS, *ETFS]
-        names = real[:n_stocks] + list(synthetic_stocks(seed, max(0, n_stocks - len(real))))
-        return tuple(sorted(names))
+def listed_pairs(seed: int, asset: AssetClass, n_crypto: int, n_fx: int) -> tuple[str, ...]:
+    """The crypto or forex tickers reference data lists and grouped daily includes, sorted."""
     if asset is AssetClass.CRYPTO:
         pairs = dict.fromkeys(REAL_CRYPTO[:n_crypto])
         for name in synthetic_stocks(seed + 1, 4 * max(0, n_crypto - len(pairs))):
@@ -163,11 +116,3 @@ def listed(seed: int, asset: AssetClass, n_stocks: int, n_crypto: int, n_fx: int
     return ()
 
 
-def company_name(ticker: str) -> str:
-    if ticker in ETFS:
-        return f"{ticker} Synthetic Index ETF"
-    if ticker.startswith("X:"):
-        return f"{ticker[2:-3]} - United States dollar"
-    if ticker.startswith("C:"):
-        return f"{ticker[2:5]} - {ticker[5:]}"
-    return f"{ticker.replace('.', ' ')} Synthetic Holdings Inc."
