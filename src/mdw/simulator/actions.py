@@ -17,8 +17,8 @@ import numpy as np
 from mdw.calendar import nyse_session
 from mdw.domain import AssetClass, Split, parse_ticker
 from mdw.simulator import sessions
-from mdw.simulator.noise import uniform
 from mdw.simulator.names import ETFS, stable_hash
+from mdw.simulator.noise import uniform
 from mdw.simulator.roster import Listing, roster
 from mdw.simulator.universe import market_listing
 

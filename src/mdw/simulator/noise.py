@@ -45,10 +45,9 @@ Key = int | U64  # one key, or one per index (the same bits either way)
 def _keyed(key: Key, stream: int, index: I64) -> U64:
     salt = np.uint64((stream * 0x9E3779B1) & 0xFFFFFFFFFFFFFFFF)
     if isinstance(key, np.ndarray):
-        base = (key.astype(np.uint64) * np.uint64(0x2545F4914F6CDD1D)) ^ salt
-    else:
-        base = np.uint64((key * 0x2545F4914F6CDD1D) & 0xFFFFFFFFFFFFFFFF) ^ salt
-    return mix(index.astype(np.uint64) ^ base)
+        keyed: U64 = (key.astype(np.uint64) * np.uint64(0x2545F4914F6CDD1D)) ^ salt
+        return mix(index.astype(np.uint64) ^ keyed)
+    return mix(index.astype(np.uint64) ^ (np.uint64((key * 0x2545F4914F6CDD1D) & 0xFFFFFFFFFFFFFFFF) ^ salt))
 
 
 def uniform(key: Key, stream: int, index: I64) -> F64:

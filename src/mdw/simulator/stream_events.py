@@ -22,8 +22,8 @@ import msgspec
 import numpy as np
 
 from mdw.domain import F64, MINUTE_MS, AssetClass
-from mdw.simulator.paths import DayMinutes
 from mdw.simulator.names import stable_hash
+from mdw.simulator.paths import DayMinutes
 
 _encoder = msgspec.json.Encoder()
 SECOND_MS = 1000
