@@ -59,7 +59,7 @@ async def list_tickers(request: web.Request) -> web.StreamResponse:
         return bad_request(str(exc))
     body = page_body(request, st.base_for(request), rows, Query(params, q.offset), limit,
                      {"request_id": request_id()})
-    body["count"] = len(body["results"])
+    body["count"] = len(rows[q.offset:q.offset + limit])  # the results on this page
     return json_response(body)
 
 

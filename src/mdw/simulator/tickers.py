@@ -11,10 +11,11 @@ from datetime import date
 from typing import Any
 
 from mdw.domain import AssetClass
-from mdw.simulator.listing import ListingError, Row, filter_rows, sort_rows
+from mdw.simulator.listing import ListingError, filter_rows, sort_rows
 from mdw.simulator.market import Market
 from mdw.simulator.names import company_name
 from mdw.simulator.roster import Listing, roster
+from mdw.simulator.state import Row
 
 MARKETS = ("stocks", "crypto", "fx", "otc", "indices")
 SORTS = ("ticker", "name", "market", "locale", "primary_exchange", "type", "currency_symbol",
@@ -90,7 +91,7 @@ def query(market: Market, params: dict[str, str], as_of: date) -> list[Row]:
     rows = filter_rows(rows, {k: v for k, v in params.items() if k != "market"}, _FIELDS)
     if "search" in params:
         needle = params["search"].lower()
-        rows = [r for r in rows if needle in r["ticker"].lower() or needle in r["name"].lower()]
+        rows = [r for r in rows if needle in str(r["ticker"]).lower() or needle in str(r["name"]).lower()]
     return sort_rows(rows, [(col, order == "desc"), ("ticker", False)])
 
 
