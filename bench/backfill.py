@@ -66,7 +66,8 @@ async def external_simulator(*flags: str) -> AsyncIterator[tuple[str, str]]:
     """``mdw simulate`` in its own process, so the vendor's CPU is not charged to the pipeline."""
     mdw = str(Path(sys.executable).with_name("mdw"))
     proc = await asyncio.create_subprocess_exec(
-        mdw, "simulate", "--port", "0", "--seed", "42", *flags, stdout=asyncio.subprocess.PIPE
+        mdw, "simulate", "--port", "0", "--seed", "42", "--stocks", "300", *flags,
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None

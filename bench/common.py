@@ -174,6 +174,8 @@ class SimProcess:
         cmd = [
             mdw_exe(),
             "simulate",
+            "--stocks",  # the 300 legacy names: the workloads' tickers, and a small grouped daily
+            "300",
             "--port",
             "0",
             "--key",
