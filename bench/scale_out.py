@@ -30,10 +30,10 @@ import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "scaleout"))
+from mdw.scaleout.pglimiter import PgRateLimiter
 from scaleout_fleet import Fleet, SimThread
 
 from mdw.domain import Timeframe, day_range_ms, parse_tickers
-from mdw.scaleout.pglimiter import PgRateLimiter
 from mdw.simulator.config import SimConfig
 from mdw.simulator.names import REAL_STOCKS
 

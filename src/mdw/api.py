@@ -144,6 +144,7 @@ class AsyncWarehouse:
         ``rate_limit``, ``api_key`` and ``base_url`` override the warehouse's settings for this run.
         """
         from mdw.backfill.runner import run_backfill
+        from mdw.budget import shared_budget
         from mdw.polygon import PolygonClient
 
         spec = _spec(symbols, timeframes, start, end, options)
@@ -157,7 +158,8 @@ class AsyncWarehouse:
             run["polygon_base_url"] = base
         if run != self._given:
             conf = load_settings(**run)
-        async with PolygonClient.from_settings(conf) as client:
+        async with shared_budget(conf) as limiter, \
+                PolygonClient.from_settings(conf, limiter=limiter) as client:
             return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit))
 
     async def status(self) -> list[SeriesStatus]:

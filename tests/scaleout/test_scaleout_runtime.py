@@ -17,7 +17,8 @@ from mdw.config import load_settings
 from mdw.domain import parse_tickers, parse_timeframes
 from mdw.polygon import PolygonClient
 from mdw.scaleout.codec import encode
-from mdw.scaleout.distributed import Deferred, aggregate, busy_seconds
+from mdw.scaleout.follow import Deferred, Tally, busy_seconds
+from mdw.scaleout.queue import result_of
 from mdw.scaleout.runtime import WorkerRuntime, WorkOutcome
 from mdw.store import open_store
 
@@ -61,18 +62,26 @@ async def test_runtime_credits_retries_and_429s_to_their_own_job_when_jobs_run_c
         assert abs(sum(b - a for a, b in o.api_spans) - o.api_s) < 1e-6 and o.api_s > 0
 
 
-def test_aggregate_reports_vendor_counters_and_busy_wall_time_when_jobs_overlap() -> None:
+def test_tally_reports_vendor_counters_and_busy_wall_time_when_jobs_overlap() -> None:
     """Counters are summed over every final job; api_s is the union of spans, api_request_s their sum."""
     spec = make_spec("AAPL,MSFT,NVDA", "1d", "2024-03-04", "2024-03-08")
     plan = plan_backfill(spec, {}, 1_893_456_000_000)
-    works = [{"work": encode(w)} for w in plan.requests]
-    rows = [
-        (1, "succeeded", works[0], True, 1, 5, 5, 0, 2.0, 0.1, "", 1, 1, {"api_spans": [[100.0, 102.0]]}),
-        (2, "succeeded", works[1], True, 1, 5, 5, 0, 2.0, 0.1, "", 0, 0, {"api_spans": [[101.0, 103.0]]}),
-        (3, "failed", works[2], False, 3, 0, 0, 0, 1.5, 0.0, "429", 2, 3, {"api_spans": [[110.0, 111.5]]}),
-    ]
-    report = aggregate(Deferred("r", job_ids=[1, 2, 3], planned_requests=3), rows, wall_s=20.0)
+    works = [encode(w) for w in plan.requests]
+
+    def outcome(requests: int, bars: int, api_s: float, retries: int, limited: int,
+                span: tuple[float, float]) -> WorkOutcome:
+        return WorkOutcome(requests=requests, bars=bars, api_s=api_s, db_s=0.1, retries=retries,
+                           rate_limited=limited, api_spans=[span])
+
+    tally = Tally(Deferred("r", job_ids=[1, 2, 3], planned_requests=3))
+    tally.add(result_of(1, "r", "w", True, outcome=outcome(1, 5, 2.0, 1, 1, (100.0, 102.0)), work=works[0]))
+    tally.add(result_of(2, "r", "w", True, outcome=outcome(1, 5, 2.0, 0, 0, (101.0, 103.0)), work=works[1]))
+    tally.add(result_of(3, "r", "w", False, outcome=outcome(3, 0, 1.5, 2, 3, (110.0, 111.5)), error="429",
+                        work=works[2]))
+    report = tally.finish(20.0, False)
     assert (report.requests, report.retries, report.rate_limited) == (5, 3, 4)
     assert report.api_request_s == 5.5 and report.api_s == 4.5  # (100, 103) and (110, 111.5)
     assert report.bars_fetched == 10
+    assert report.series["NVDA 1d"].requests_failed == 1 and report.errors == ["NVDA 1d: 429"]
     assert busy_seconds([]) == 0.0 and busy_seconds([(1, 4), (2, 3)]) == 3.0
+    assert busy_seconds([(5, 6), (1, 2), (1.5, 5.5)]) == 5.0

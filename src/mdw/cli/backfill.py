@@ -162,6 +162,7 @@ async def _execute(
     settings: Settings, spec: BackfillSpec | list[BackfillSpec], dry_run: bool, report_path: Path | None
 ) -> int:
     from mdw.backfill.runner import plan_only, run_backfill
+    from mdw.budget import shared_budget
     from mdw.polygon import PolygonClient
 
     async with _store(settings) as store:
@@ -169,7 +170,9 @@ async def _execute(
             _print_plan(await plan_only(store, spec), settings.rate_limit, report_path)
             return 0
         stop = _install_stop()
-        async with PolygonClient.from_settings(settings) as client:
+        # One budget per key on the host: serve, its scheduler and other backfills share it.
+        async with shared_budget(settings) as limiter, \
+                PolygonClient.from_settings(settings, limiter=limiter) as client:
             with make_progress() as progress:
                 report = await run_backfill(
                     store, client, spec, progress=progress, stop=stop, rate_limit=str(settings.rate_limit)

@@ -1,7 +1,7 @@
 """``mdw worker``: a procrastinate worker on the warehouse's PostgreSQL, and the CLI ends of scale-out.
 
-Run one per machine (or several): they share the plan (the job queue), the rate budget (one row)
-and the data, all in the same PostgreSQL. SIGTERM stops fetching new jobs, lets running ones
+Run one per machine (or several): they share the plan (the job queue), the rate budget (one row
+per API key) and the data, all in the same PostgreSQL. SIGTERM stops fetching new jobs, lets running ones
 finish for ``--grace`` seconds, then puts the rest back in the queue. The backfill and status
 commands call :func:`distributed_backfill` and :func:`queue_status_command` for ``--distributed``
 and ``--queue``.
@@ -9,16 +9,19 @@ and ``--queue``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mdw.backfill.plan import BackfillSpec
 from mdw.cli.app import app, fail, run, settings_from
 from mdw.config import Settings
+from mdw.errors import StoreError
 
 
 def require_postgres(settings: Settings, what: str) -> None:
@@ -27,18 +30,36 @@ def require_postgres(settings: Settings, what: str) -> None:
              "SQLite cannot be shared by workers", 2)
 
 
+def pool_size(concurrency: int) -> int:
+    """procrastinate's pool for a worker running ``concurrency`` jobs: its LISTEN connection, one
+    for fetching and finishing jobs, and one more per 8 concurrent jobs (finishing is brief)."""
+    return 2 + max(1, -(-concurrency // 8))
+
+
+async def _heartbeat(runtime: Any, concurrency: int, every_s: float) -> None:
+    """Keep this worker's row in ``mdw_workers`` fresh (what `mdw status --queue` counts as alive)."""
+    while True:
+        with contextlib.suppress(StoreError):
+            await runtime.tables.heartbeat(runtime.name, concurrency, str(runtime.settings.rate_limit))
+        await asyncio.sleep(every_s)
+
+
 async def _serve(settings: Settings, *, concurrency: int, name: str, grace_s: float, heartbeat_s: float,
                  stalled_after_s: float, tick_cron: str | None, metrics_port: int | None,
-                 margin_s: float | None, spacing_s: float) -> int:
+                 margin_s: float | None, spacing_s: float, retention_s: float) -> int:
     from mdw.scaleout.queue import QUEUE, RUNTIME_KEY, QueueOptions, build_app
     from mdw.scaleout.runtime import WorkerRuntime
-    from mdw.scaleout.schema import ensure_schema
+    from mdw.store.pgqueue import ensure_queue_schema
 
-    await ensure_schema(settings.database_url)
     options = QueueOptions(tick_cron=tick_cron, stalled_after_s=stalled_after_s,
-                           stalled_cron=f"* * * * * */{max(1, min(59, int(stalled_after_s / 2) or 1))}")
+                           stalled_cron=f"* * * * * */{max(1, min(59, int(stalled_after_s / 2) or 1))}",
+                           retention_s=retention_s, pool_size=pool_size(concurrency))
+    # Opening the store applies mdw's migrations (the queue tables among them) before procrastinate's.
     runtime = await WorkerRuntime.open(settings, name, margin_s=margin_s, spacing_cap_s=spacing_s)
+    beat: asyncio.Task[None] | None = None
     try:
+        await ensure_queue_schema(settings.database_url)
+        beat = asyncio.create_task(_heartbeat(runtime, concurrency, heartbeat_s), name="mdw-heartbeat")
         if metrics_port is not None:
             from prometheus_client import start_http_server
 
@@ -54,6 +75,12 @@ async def _serve(settings: Settings, *, concurrency: int, name: str, grace_s: fl
                 stalled_worker_timeout=stalled_after_s, install_signal_handlers=True,
             )
     finally:
+        if beat is not None:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreError):
+                await beat
+            with contextlib.suppress(StoreError):
+                await runtime.tables.unregister(name)
         await runtime.close()
     return 0
 
@@ -79,6 +106,9 @@ def worker(
     limiter_spacing: Annotated[
         float, typer.Option(min=0, help="Most seconds between consecutive request starts (spreads bursts)")
     ] = 0.05,
+    retention_hours: Annotated[
+        float, typer.Option(min=1, help="Finished jobs, their events and results are deleted after this long")
+    ] = 168.0,
     database_url: Annotated[str | None, typer.Option("--database-url", help="postgresql://...")] = None,
     rate_limit: Annotated[str | None, typer.Option("--rate-limit", help="The plan all workers share")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Vendor base URL")] = None,
@@ -94,7 +124,7 @@ def worker(
     worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
     run(_serve(settings, concurrency=concurrency, name=worker_name, grace_s=grace, heartbeat_s=heartbeat,
                stalled_after_s=stalled_after, tick_cron=cron, metrics_port=metrics_port,
-               margin_s=limiter_margin, spacing_s=limiter_spacing))
+               margin_s=limiter_margin, spacing_s=limiter_spacing, retention_s=retention_hours * 3600))
 
 
 async def distributed_backfill(

@@ -1,14 +1,17 @@
 """The procrastinate application: mdw's job kinds, their retry policy, and the periodic ticks.
 
-Three tasks, all on queue ``mdw``:
+Four tasks, all on queue ``mdw``:
 
 * ``mdw.work``           one planned unit (a request window, a ticker's actions, a derive task);
 * ``mdw.tick``           periodic: bring every tracked series up to now, as distributed jobs;
-* ``mdw.retry_stalled``  periodic: put back the jobs of workers whose heartbeat stopped (kill -9).
+* ``mdw.retry_stalled``  periodic: put back the jobs of workers whose heartbeat stopped (kill -9);
+* ``mdw.prune``          periodic: forget finished jobs, their events and results after the retention.
 
 Periodic tasks are deferred by every worker's deferrer, and procrastinate's
 ``procrastinate_periodic_defers`` unique key lets exactly one insert win per (task, tick), so a
-tick runs once however many workers run.
+tick runs once however many workers run. They carry ``PERIODIC_PRIORITY``: procrastinate hands
+out the highest priority first, so they start at the next free slot of any worker instead of
+behind every window job already queued (ADR 0010).
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from procrastinate import App, JobContext, PsycopgConnector, RetryDecision, RetryStrategy
+from procrastinate import App, JobContext, RetryDecision, RetryStrategy
 from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job, Status
+from procrastinate.tasks import ConfigureTaskOptions
 
+from mdw.backfill.engine import job_series
 from mdw.backfill.quarantine import quarantine_error
 from mdw.errors import StoreError, ValidationError, VendorTransientError, VendorUnavailable
-from mdw.scaleout.codec import decode
+from mdw.scaleout.codec import Work, decode, window_lock
 from mdw.scaleout.runtime import WorkerRuntime, WorkOutcome
-from mdw.scaleout.schema import libpq_url
+from mdw.store.pgjobs import JobResult
+from mdw.store.pgqueue import queue_connector
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +41,10 @@ QUEUE = "mdw"
 WORK_TASK = "mdw.work"
 TICK_TASK = "mdw.tick"
 STALLED_TASK = "mdw.retry_stalled"
-DONE_CHANNEL = "mdw_job_done"
+PRUNE_TASK = "mdw.prune"
 RUNTIME_KEY = "mdw_runtime"
+# Above every window job (priority 0): recovery, the schedule and pruning never wait for the queue.
+PERIODIC_PRIORITY = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,9 @@ class QueueOptions:
         tick_cron: cron of the distributed schedule tick (5 or 6 fields; None: no tick).
         stalled_cron: how often stalled jobs are looked for.
         stalled_after_s: a worker silent this long is considered dead and its jobs are retried.
+        retention_s: finished jobs, their events and results older than this are deleted.
+        prune_cron: how often the prune runs.
+        pool_size: most connections of procrastinate's pool in this process.
     """
 
     max_attempts: int = 5
@@ -56,27 +67,9 @@ class QueueOptions:
     tick_cron: str | None = "*/5 * * * *"
     stalled_cron: str = "* * * * * */10"
     stalled_after_s: float = 30.0
-
-
-RECORD_SQL = """
-WITH saved AS (
-INSERT INTO mdw_job_results (job_id, run_id, kind, ticker, timeframe, start_ms, end_ms, worker, ok,
-                             requests, bars, inserted, updated, api_s, db_s, error, detail, retries,
-                             rate_limited)
-VALUES (%(job_id)s, %(run_id)s, %(kind)s, %(ticker)s, %(timeframe)s, %(start_ms)s, %(end_ms)s, %(worker)s,
-        %(ok)s, %(requests)s, %(bars)s, %(inserted)s, %(updated)s, %(api_s)s, %(db_s)s, %(error)s, %(detail)s,
-        %(retries)s, %(rate_limited)s)
-ON CONFLICT (job_id) DO UPDATE
-   SET worker = EXCLUDED.worker, ok = EXCLUDED.ok, requests = mdw_job_results.requests + EXCLUDED.requests,
-       retries = mdw_job_results.retries + EXCLUDED.retries,
-       rate_limited = mdw_job_results.rate_limited + EXCLUDED.rate_limited,
-       bars = EXCLUDED.bars, inserted = EXCLUDED.inserted, updated = EXCLUDED.updated,
-       api_s = EXCLUDED.api_s, db_s = EXCLUDED.db_s, error = EXCLUDED.error, detail = EXCLUDED.detail,
-       finished_at = now()
-RETURNING run_id
-)
-SELECT pg_notify('mdw_job_done', run_id) FROM saved
-"""
+    retention_s: float = 7 * 86_400.0
+    prune_cron: str = "17 * * * *"
+    pool_size: int = 3
 
 
 class ReleaseOnShutdown(RetryStrategy):
@@ -100,22 +93,23 @@ def runtime_of(context: JobContext) -> WorkerRuntime:
     return runtime
 
 
-async def record(app: App, *, job_id: int, run_id: str, kind: str, worker: str, ok: bool,
-                 outcome: WorkOutcome | None = None, error: str = "", work: dict[str, Any] | None = None,
-                 detail: dict[str, Any] | None = None) -> None:
-    """Store one job's outcome (a retried job overwrites its row) and wake followers of its run."""
+def result_of(job_id: int, run_id: str, worker: str, ok: bool, *, kind: str = "work",
+              outcome: WorkOutcome | None = None, error: str = "", work: dict[str, Any] | None = None,
+              detail: dict[str, Any] | None = None) -> JobResult:
+    """The row that records one job's outcome (the series it served ride along for followers)."""
     out = outcome or WorkOutcome()
     w = work or {}
     span = w.get("fetch") or w.get("covers") or [0, 0]
-    await app.connector.execute_query_async(
-        RECORD_SQL, job_id=job_id, run_id=run_id, kind=kind, ticker=str(w.get("ticker", "")),
-        timeframe=str(w.get("timeframe") or w.get("target") or w.get("kind") or ""),
-        start_ms=int(span[0]), end_ms=int(span[1]), worker=worker, ok=ok, requests=out.requests,
-        bars=out.bars, inserted=out.written.inserted, updated=out.written.updated, api_s=out.api_s,
-        db_s=out.db_s, error=error[:2000], retries=out.retries, rate_limited=out.rate_limited,
+    unit: Work | None = decode(w) if w else None
+    return JobResult(
+        job_id, run_id, kind, worker, ok, ticker=str(w.get("ticker", "")),
+        timeframe=str(w.get("timeframe") or w.get("target") or w.get("kind") or ""), start_ms=int(span[0]),
+        end_ms=int(span[1]), requests=out.requests, bars=out.bars, inserted=out.written.inserted,
+        updated=out.written.updated, api_s=out.api_s, db_s=out.db_s, error=error, retries=out.retries,
+        rate_limited=out.rate_limited, queueing_lock=window_lock(unit) if unit is not None else "",
+        series=tuple(str(k) for k in job_series(unit)) if unit is not None else (),
         detail={"noop": out.noop, "api_spans": [[round(a, 4), round(b, 4)] for a, b in out.api_spans],
-                **(detail or {})},
-    )
+                **(detail or {})})
 
 
 async def _work(context: JobContext, *, run_id: str, work: dict[str, Any]) -> None:
@@ -137,12 +131,11 @@ async def _work(context: JobContext, *, run_id: str, work: dict[str, Any]) -> No
             if isinstance(exc, ValidationError):
                 # The same quarantine as a local run: the invalid bars are kept for inspection.
                 _, reason = await quarantine_error(runtime.store, exc, run_id)
-            await record(context.app, job_id=job.id, run_id=run_id, kind="work", worker=runtime.name,
-                         ok=False, outcome=outcome, error=reason, work=work)
+            await runtime.tables.record(result_of(job.id, run_id, runtime.name, False, outcome=outcome,
+                                                error=reason, work=work))
         raise
     runtime.count(True, outcome.bars)
-    await record(context.app, job_id=job.id, run_id=run_id, kind="work", worker=runtime.name, ok=True,
-                 outcome=outcome, work=work)
+    await runtime.tables.record(result_of(job.id, run_id, runtime.name, True, outcome=outcome, work=work))
 
 
 async def _tick(context: JobContext, timestamp: int) -> None:
@@ -153,11 +146,11 @@ async def _tick(context: JobContext, timestamp: int) -> None:
     job = context.job
     assert job.id is not None
     started = time.perf_counter()
-    deferred = await defer_update(context.app, runtime.settings, runtime.store, run_id=f"tick-{timestamp}")
+    deferred = await defer_update(context.app, runtime.tables, runtime.store, run_id=f"tick-{timestamp}")
     detail = {"timestamp": timestamp, "deferred": deferred.new, "existing": deferred.existing,
               "seconds": round(time.perf_counter() - started, 4)}
-    await record(context.app, job_id=job.id, run_id=f"tick-{timestamp}", kind="tick", worker=runtime.name,
-                 ok=True, detail=detail)
+    await runtime.tables.record(result_of(job.id, f"tick-{timestamp}", runtime.name, True, kind="tick",
+                                        detail=detail))
 
 
 def _retry_stalled_factory(stalled_after_s: float) -> Any:
@@ -179,10 +172,24 @@ def _retry_stalled_factory(stalled_after_s: float) -> Any:
     return _retry_stalled
 
 
+def _prune_factory(retention_s: float) -> Any:
+    async def _prune(context: JobContext, timestamp: int) -> None:
+        """Finished jobs (with their events, by cascade) and their results older than the retention."""
+        runtime = runtime_of(context)
+        hours = max(1, round(retention_s / 3600))
+        await context.app.job_manager.delete_old_jobs(nb_hours=hours, queue=QUEUE, include_failed=True,
+                                                      include_cancelled=True, include_aborted=True)
+        pruned = await runtime.tables.prune(retention_s)
+        log.info("pruned %d job results older than %.0f s", pruned, retention_s,
+                 extra={"action": "scaleout.prune"})
+
+    return _prune
+
+
 def build_app(database_url: str, options: QueueOptions | None = None) -> App:
     """A procrastinate app on the warehouse database with mdw's tasks registered (not yet opened)."""
     opts = options or QueueOptions()
-    app = App(connector=PsycopgConnector(conninfo=libpq_url(database_url)),
+    app = App(connector=queue_connector(database_url, max_size=opts.pool_size),
               periodic_defaults={"max_delay": 60.0})
     retry = ReleaseOnShutdown(max_attempts=opts.max_attempts, exponential_wait=opts.retry_wait_s,
                               retry_exceptions=[VendorTransientError, VendorUnavailable, StoreError])
@@ -190,9 +197,14 @@ def build_app(database_url: str, options: QueueOptions | None = None) -> App:
     tick = app.task(name=TICK_TASK, queue=QUEUE, pass_context=True, queueing_lock="mdw:tick")(_tick)
     stalled = app.task(name=STALLED_TASK, queue=QUEUE, pass_context=True,
                        queueing_lock="mdw:retry_stalled")(_retry_stalled_factory(opts.stalled_after_s))
+    prune = app.task(name=PRUNE_TASK, queue=QUEUE, pass_context=True,
+                     queueing_lock="mdw:prune")(_prune_factory(opts.retention_s))
+    first: ConfigureTaskOptions = {"priority": PERIODIC_PRIORITY}
     if opts.tick_cron:
         app.periodic_registry.register_task(task=tick, cron=opts.tick_cron, periodic_id="",
-                                            configure_kwargs={})
+                                            configure_kwargs=first)
     app.periodic_registry.register_task(task=stalled, cron=opts.stalled_cron, periodic_id="",
-                                        configure_kwargs={})
+                                        configure_kwargs=first)
+    app.periodic_registry.register_task(task=prune, cron=opts.prune_cron, periodic_id="",
+                                        configure_kwargs=first)
     return app

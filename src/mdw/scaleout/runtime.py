@@ -1,7 +1,9 @@
 """What a worker process holds while it runs jobs: one store, one vendor client, one shared limiter.
 
-Jobs of one worker share them (a worker runs ``concurrency`` jobs at once), so a worker opens one
-connection pool and one HTTP pool however many jobs it runs. Every job executes the backfill
+Jobs of one worker share them (a worker runs ``concurrency`` jobs at once), so a worker opens the
+same pools however many jobs it runs: the store's (bars, ledger), a small one for mdw's
+queue tables and the rate budget, and procrastinate's own (docs/scale-out.md counts them).
+Every job executes the backfill
 engine's own unit of work (:func:`mdw.backfill.fetch.fetch_writes` + ``Store.write_bars``); this
 module only adds the no-op check, timing and counting around it.
 """
@@ -17,14 +19,16 @@ from typing import Any
 
 from mdw.backfill.fetch import VendorSource, derive_writes, fetch_actions, fetch_writes
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
+from mdw.budget import SharedLimiter, budget_name, lease_for
 from mdw.config import Settings
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe
-from mdw.errors import MdwError, VendorUnavailable
+from mdw.errors import MdwError, StoreError, VendorUnavailable
 from mdw.polygon.events import RateLimitedEvent, RetryEvent, VendorEvent
 from mdw.scaleout.codec import Work
-from mdw.scaleout.pglimiter import PgRateLimiter, limiter_name
 from mdw.scaleout.status import QueueMetrics
 from mdw.store.base import Dataset, Store, WriteResult
+from mdw.store.budget import PgBudget
+from mdw.store.pgjobs import JobTables
 
 MAX_SPANS = 64  # vendor-busy spans kept per job (a window job is one page: one span)
 
@@ -154,17 +158,29 @@ async def _covered(store: Store, work: Work) -> bool:
 class WorkerRuntime:
     """The open resources of one worker process, handed to every job through its context."""
 
-    def __init__(self, settings: Settings, store: Store, client: VendorSource, limiter: PgRateLimiter | None,
-                 name: str) -> None:
+    def __init__(self, settings: Settings, store: Store, client: VendorSource, limiter: SharedLimiter | None,
+                 name: str, jobs: JobTables | None = None) -> None:
         self.settings = settings
         self.store = store
         self.client = client
         self.limiter = limiter
         self.name = name
+        self.jobs = jobs
         self.metrics = QueueMetrics()
         subscribe: Callable[[Callable[[VendorEvent], None]], Callable[[], None]] | None = getattr(
             client, "subscribe", None)
         self._unsubscribe = subscribe(count_vendor_event) if subscribe is not None else None
+
+    @property
+    def tables(self) -> JobTables:
+        """mdw's queue tables (a runtime opened by :meth:`open` always has them).
+
+        Raises:
+            StoreError: this runtime was built without them.
+        """
+        if self.jobs is None:
+            raise StoreError("this worker runtime has no queue tables (open it with WorkerRuntime.open)")
+        return self.jobs
 
     def count(self, ok: bool, bars: int) -> None:
         """Feed this worker's Prometheus counters with one finished job."""
@@ -191,20 +207,26 @@ class WorkerRuntime:
 
         key = settings.api_key or ""
         store = await open_store(settings.database_url)
-        limiter: PgRateLimiter | None = None
+        jobs: JobTables | None = None
+        limiter: SharedLimiter | None = None
         try:
-            limiter = PgRateLimiter(settings.database_url, settings.rate_limit,
-                                    name=limiter_name(settings.polygon_base_url, key), margin_s=margin_s,
-                                    spacing_cap_s=spacing_cap_s)
-            await limiter.open()
+            jobs = await JobTables.connect(settings.database_url, max_size=3)
+            if not settings.rate_limit.unlimited:
+                # The key's one budget, shared with the other workers and any host process on it.
+                limiter = SharedLimiter(PgBudget(jobs.pool), settings.rate_limit, name=budget_name(key),
+                                        margin_s=margin_s, spacing_cap_s=spacing_cap_s,
+                                        lease_s=lease_for(settings))
+                await limiter.open()
             client = PolygonClient.from_settings(settings, limiter=limiter)
             await client.__aenter__()
         except BaseException:
             if limiter is not None:
                 await limiter.close()
+            if jobs is not None:
+                await jobs.close()
             await store.close()
             raise
-        return cls(settings, store, client, limiter, name)
+        return cls(settings, store, client, limiter, name, jobs)
 
     async def close(self) -> None:
         if self._unsubscribe is not None:
@@ -214,6 +236,8 @@ class WorkerRuntime:
             await aclose()
         if self.limiter is not None:
             await self.limiter.close()
+        if self.jobs is not None:
+            await self.jobs.close()
         await self.store.close()
 
     async def execute(self, work: Work, out: WorkOutcome | None = None) -> WorkOutcome:

@@ -1,7 +1,8 @@
 """Operations: queue depth, running and failed jobs, live workers, per-worker throughput, metrics.
 
-Everything is read from the shared database (procrastinate's tables and ``mdw_job_results``), so
-``mdw status --queue`` on any machine sees the whole fleet. The same numbers are exported as
+Everything is read from the shared database (procrastinate's counts through its own API,
+mdw's ``mdw_job_results`` and ``mdw_workers``), so ``mdw status --queue`` on any machine sees
+the whole fleet. The same numbers are exported as
 Prometheus gauges; each worker also counts its own jobs, bars and limiter cost.
 """
 
@@ -12,13 +13,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mdw.errors import StoreError
-from mdw.scaleout.schema import libpq_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,30 +57,30 @@ async def queue_status(database_url: str, window_s: float = 300.0) -> QueueStatu
     Raises:
         StoreError: the database is unreachable or the scale-out schema is missing.
     """
+    from mdw.scaleout.queue import QUEUE, build_app
+    from mdw.store.pgjobs import JobTables
+    from mdw.store.pgqueue import queue_ready
+
     out = QueueStatus(window_s=window_s)
+    if not await queue_ready(database_url):
+        raise StoreError("no job queue in this database yet: start a worker with `mdw worker`")
+    app = build_app(database_url)
+    tables = await JobTables.connect(database_url, max_size=1)
     try:
-        async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
-            cur = await conn.execute(
-                "SELECT status::text, count(*) FROM procrastinate_jobs WHERE queue_name = 'mdw' GROUP BY 1")
-            for status, count in await cur.fetchall():
-                if status in ("todo", "doing", "failed", "succeeded", "aborted", "cancelled"):
-                    setattr(out, str(status), int(count))
-            cur = await conn.execute("SELECT count(*) FROM procrastinate_workers "
-                                     "WHERE last_heartbeat > now() - interval '60 seconds'")
-            row = await cur.fetchone()
-            out.workers_alive = int(row[0]) if row else 0
-            cur = await conn.execute(
-                "SELECT worker, count(*), count(*) FILTER (WHERE NOT ok), coalesce(sum(bars), 0), "
-                "coalesce(sum(requests), 0), extract(epoch FROM now() - max(finished_at)) "
-                "FROM mdw_job_results WHERE finished_at > now() - make_interval(secs => %s) "
-                "GROUP BY worker ORDER BY worker", (window_s,))
-            for worker, jobs, failed, bars, requests, ago in await cur.fetchall():
-                out.throughput.append(WorkerThroughput(str(worker), int(jobs), int(failed), int(bars),
-                                                       int(requests), float(bars) / window_s, float(ago)))
-    except psycopg.errors.UndefinedTable as exc:
-        raise StoreError("no job queue in this database yet: start a worker with `mdw worker`") from exc
-    except psycopg.Error as exc:
+        async with app.open_async():
+            for row in await app.job_manager.list_queues_async(queue=QUEUE):
+                for status in ("todo", "doing", "failed", "succeeded", "aborted", "cancelled"):
+                    setattr(out, status, int(row.get(status, 0)))
+        out.workers_alive = await tables.workers_alive(60.0)
+        for w in await tables.load(window_s):
+            out.throughput.append(WorkerThroughput(w.worker, w.jobs, w.failed, w.bars, w.requests,
+                                                   w.bars / window_s, w.last_finished_s_ago))
+    except StoreError:
+        raise
+    except Exception as exc:
         raise StoreError(f"cannot read the job queue: {exc}") from exc
+    finally:
+        await tables.close()
     return out
 
 

@@ -20,6 +20,7 @@ from mdw.backfill import run_backfill
 from mdw.backfill.liveness import reap_abandoned
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import RunReport
+from mdw.budget import shared_budget
 from mdw.config import Settings
 from mdw.dashboard import mount_dashboard
 from mdw.domain import MINUTE_MS
@@ -171,7 +172,10 @@ def create_app(
             await reap_abandoned(db)
             vendor = client
             if vendor is None and settings.api_key:
-                vendor = await stack.enter_async_context(PolygonClient.from_settings(settings))
+                # The key's one budget on the host, shared with CLI backfills and other processes.
+                limiter = await stack.enter_async_context(shared_budget(settings))
+                vendor = await stack.enter_async_context(
+                    PolygonClient.from_settings(settings, limiter=limiter))
             clk = clock or SystemClock()
             metrics = ServiceMetrics(lambda: vendor.stats() if vendor is not None else None)
             alerts = Alerter(settings.webhook_url, metrics, clk)

@@ -97,6 +97,7 @@ class Stats:
         self._key60: dict[str, _MaxWindow] = {}
         self._key1: dict[str, _MaxWindow] = {}
         self._served60: dict[str, _MaxWindow] = {}
+        self._key_plan: dict[str, _MaxWindow] = {}
 
     def request(self, endpoint: str) -> None:
         now = self.clock()
@@ -105,11 +106,14 @@ class Stats:
         self._all60.add(now)
         self._all1.add(now)
 
-    def keyed(self, key: str) -> None:
+    def keyed(self, key: str, period_s: float | None = None) -> None:
+        """A request that named ``key``; ``period_s`` is its plan's window (unlimited: None)."""
         now = self.clock()
         self.by_key[key] += 1
         self._key60.setdefault(key, _MaxWindow(60.0)).add(now)
         self._key1.setdefault(key, _MaxWindow(1.0)).add(now)
+        if period_s is not None:
+            self._key_plan.setdefault(key, _MaxWindow(period_s)).add(now)
 
     def served(self, key: str) -> None:
         self._served60.setdefault(key, _MaxWindow(60.0)).add(self.clock())
@@ -128,6 +132,8 @@ class Stats:
             "max_requests_60s_by_key": {k: w.max for k, w in self._key60.items()},
             "max_requests_1s_by_key": {k: w.max for k, w in self._key1.items()},
             "max_served_60s_by_key": {k: w.max for k, w in self._served60.items()},
+            # Arrivals (served or refused) in any window of the key's own plan period.
+            "max_requests_plan_window_by_key": {k: w.max for k, w in self._key_plan.items()},
             "faults": dict(self.faults),
             "bars_served": self.bars_served,
             "pages_served": self.pages_served,

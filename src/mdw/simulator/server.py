@@ -95,8 +95,9 @@ async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.
     plan = st.config.keys.get(key)
     if plan is None:
         return error(401, "Unknown API Key")
-    st.stats.keyed(key)
-    wait = st.limiter.acquire(key, st.config.plan_rate(plan))
+    rate = st.config.plan_rate(plan)
+    st.stats.keyed(key, None if rate.unlimited else rate.period)
+    wait = st.limiter.acquire(key, rate)
     if wait is not None:
         st.stats.rate_limited += 1
         headers = {"Retry-After": str(max(1, int(wait + 0.999)))} if st.config.retry_after else None

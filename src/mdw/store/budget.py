@@ -1,0 +1,217 @@
+"""The shared rate budget's storage: one row per API-key digest, rewritten under a lock.
+
+The limiter's logic (:mod:`mdw.budget`) is the same for every backend; each backend contributes one
+primitive, :meth:`BudgetStore.update`: lock the row, read the clock *after* the lock is held (time
+read before waiting would be stale by the wait), hand state and time to a pure step function, and
+write back what it returns, in one transaction. PostgreSQL reads its own clock (one clock for
+every machine); SQLite, which only one host can share, reads the host's wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from mdw.errors import ConfigError, StoreError
+
+T = TypeVar("T")
+State = dict[str, Any]
+Step = Callable[[State, float], tuple[State, T]]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetPlan:
+    """The plan a budget row enforces: ``configured`` requests per ``period_s`` seconds."""
+
+    configured: float
+    period_s: float
+
+    def describe(self) -> str:
+        return f"{self.configured:g} per {self.period_s:g} s"
+
+
+class BudgetStore(Protocol):
+    """Where processes sharing one API key keep its budget."""
+
+    async def register(self, name: str, plan: BudgetPlan, *, idle_s: float) -> bool:
+        """Create the row, or join it when the plan matches; True when this call (re)set the plan.
+
+        A row whose plan differs is taken over only when no process has used it for ``idle_s``
+        seconds (a plan change across a restart); otherwise the processes disagree on the rate.
+
+        Raises:
+            ConfigError: another process is using the key right now with a different plan.
+            StoreError: the database failed or lacks the table.
+        """
+        ...
+
+    async def update(self, name: str, step: Step[T]) -> T:
+        """Run ``step(state, now)`` on the locked row and store the state it returns.
+
+        Raises:
+            StoreError: the database failed or the row is missing.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _mismatch(name: str, held: BudgetPlan, wanted: BudgetPlan) -> ConfigError:
+    return ConfigError(
+        f"rate limit mismatch on the shared budget {name}: processes using this API key run with "
+        f"{held.describe()}, this one with {wanted.describe()}; give every process (workers, serve, "
+        "backfills) the same MDW_RATE_LIMIT, or stop the others first")
+
+
+def _decide(name: str, held: BudgetPlan | None, idle: float, wanted: BudgetPlan, idle_s: float) -> bool:
+    """Whether to (re)write the row's plan; raises when an active row holds another plan."""
+    if held is None:
+        return True
+    if abs(held.configured - wanted.configured) < 1e-9 and abs(held.period_s - wanted.period_s) < 1e-9:
+        return False
+    if idle >= idle_s:
+        return True
+    raise _mismatch(name, held, wanted)
+
+
+class SqliteBudget:
+    """The budget table in the warehouse's SQLite file, through a connection of its own.
+
+    ``BEGIN IMMEDIATE`` takes the database's write lock, which serialises every process on the
+    host; the work inside is a few microseconds, so it never holds the lock for long.
+    """
+
+    def __init__(self, path: str) -> None:
+        from mdw.store.sqlite import connect
+
+        self._conn = connect(path)
+        self._lock = asyncio.Lock()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return out
+
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(locked)
+            except sqlite3.Error as exc:
+                raise StoreError(f"sqlite rate budget failed: {exc}") from exc
+
+    async def register(self, name: str, plan: BudgetPlan, *, idle_s: float) -> bool:
+        def fn(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            row = conn.execute("SELECT configured, period_s, updated_at_ms FROM rate_budget WHERE name = ?",
+                               (name,)).fetchone()
+            held = None if row is None else BudgetPlan(float(row[0]), float(row[1]))
+            idle = 0.0 if row is None else now - int(row[2]) / 1000
+            if not _decide(name, held, idle, plan, idle_s):
+                return False
+            conn.execute(
+                "INSERT INTO rate_budget (name, configured, period_s, state, updated_at_ms)"
+                " VALUES (?, ?, ?, '{}', ?)"
+                " ON CONFLICT (name) DO UPDATE SET configured = excluded.configured,"
+                " period_s = excluded.period_s, state = '{}', updated_at_ms = excluded.updated_at_ms",
+                (name, plan.configured, plan.period_s, int(now * 1000)))
+            return True
+
+        return await self._run(fn)
+
+    async def update(self, name: str, step: Step[T]) -> T:
+        def fn(conn: sqlite3.Connection) -> T:
+            row = conn.execute("SELECT state FROM rate_budget WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise StoreError(f"rate budget {name} is not registered")
+            now = time.time()  # after the write lock is ours
+            state, out = step(json.loads(row[0]), now)
+            conn.execute("UPDATE rate_budget SET state = ?, updated_at_ms = ? WHERE name = ?",
+                         (json.dumps(state, separators=(",", ":")), int(now * 1000), name))
+            return out
+
+        return await self._run(fn)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._conn.close)
+
+
+class PgBudget:
+    """The budget table in PostgreSQL, on a pool of the caller's (or one connection of its own)."""
+
+    def __init__(self, pool: Any, *, owned: bool = False) -> None:
+        self._pool = pool
+        self._owned = owned
+
+    @classmethod
+    async def connect(cls, url: str) -> PgBudget:
+        from mdw.store.pgqueue import create_pool
+
+        return cls(await create_pool(url, max_size=1), owned=True)
+
+    async def register(self, name: str, plan: BudgetPlan, *, idle_s: float) -> bool:
+        from mdw.store.postgres_records import pg_errors
+
+        async with pg_errors("rate budget register"), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO rate_budget (name, configured, period_s) VALUES ($1, $2, $3)"
+                               " ON CONFLICT (name) DO NOTHING", name, plan.configured, plan.period_s)
+            row = await conn.fetchrow(
+                "SELECT configured, period_s,"
+                " extract(epoch FROM clock_timestamp() - updated_at)::float8 AS idle,"
+                " state = '{}'::jsonb AS fresh FROM rate_budget WHERE name = $1 FOR UPDATE", name)
+            held = BudgetPlan(float(row["configured"]), float(row["period_s"]))
+            if row["fresh"] and held == plan:
+                return True
+            if not _decide(name, held, float(row["idle"]), plan, idle_s):
+                return False
+            await conn.execute("UPDATE rate_budget SET configured = $2, period_s = $3, state = '{}',"
+                               " updated_at = now() WHERE name = $1", name, plan.configured, plan.period_s)
+            return True
+
+    async def update(self, name: str, step: Step[T]) -> T:
+        from mdw.store.postgres_records import pg_errors
+
+        async with pg_errors("rate budget update"), self._pool.acquire() as conn, conn.transaction():
+            raw = await conn.fetchval("SELECT state::text FROM rate_budget WHERE name = $1 FOR UPDATE", name)
+            if raw is None:
+                raise StoreError(f"rate budget {name} is not registered")
+            # The clock is read in a statement of its own, after FOR UPDATE returned: the lock is ours.
+            now = float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8"))
+            state, out = step(json.loads(raw), now)
+            await conn.execute("UPDATE rate_budget SET state = $2::jsonb, updated_at = now() WHERE name = $1",
+                               name, json.dumps(state, separators=(",", ":")))
+            return out
+
+    async def close(self) -> None:
+        if self._owned:
+            await self._pool.close()
+
+
+async def open_budget_store(url: str) -> BudgetStore | None:
+    """The budget of the warehouse at ``url`` (already migrated); None for an in-memory SQLite.
+
+    Raises:
+        StoreError: the database is unreachable.
+    """
+    from mdw.store import sqlite_path
+
+    if url.startswith(("postgresql://", "postgres://")):
+        return await PgBudget.connect(url)
+    path = sqlite_path(url)
+    if path == ":memory:":
+        return None  # nothing outside this process can see it: the in-process limiter is exact
+    try:
+        return SqliteBudget(path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the rate budget in {path}: {exc}") from exc
