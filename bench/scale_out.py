@@ -5,11 +5,17 @@
    `mdw backfill --distributed` of the same minute-bar workload. Reports bars/s from the run
    report, the ratio to one worker, and the CPU seconds each party used, which names the binding
    resource (on a machine with C cores, whoever nears C x wall is the bottleneck).
-2. Limiter cost: the PostgreSQL limiter at a plan far above what is requested, so it never waits:
-   microseconds of wall time and database round trips per grant, one acquirer and 32 at once.
+2. Limiter cost: the shared budget (PostgreSQL) at a plan far above what is requested, so it never
+   waits: microseconds of wall time and database transactions per grant, one acquirer and 32.
+3. Fleet: 8 worker processes (concurrency 2 each) at a binding plan, one of them killed with
+   ``kill -9`` mid-run: how soon its jobs restart elsewhere, the most requests the simulator saw in
+   any window of the plan, 429s, whether every bar is exact, and connections per worker.
+4. Follower: the work per finished job of a run follower with 1k and 1M recorded jobs in
+   ``mdw_job_results`` (simulated rows): it reads only the rows after the last one it saw.
 
-Run: ``.venv/bin/python bench/scale_out.py [--tickers 24] [--days 10]``; writes
-``bench/results/scale_out.json``. PostgreSQL must run at 127.0.0.1:5432.
+Run: ``.venv/bin/python bench/scale_out.py [--tickers 24] [--days 10] [--small]``; writes
+``bench/results/scale_out.json``. ``--small`` shrinks every part (fewer jobs, 100k follower rows).
+PostgreSQL must run at 127.0.0.1:5432.
 """
 
 from __future__ import annotations
@@ -30,12 +36,17 @@ import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "scaleout"))
-from mdw.scaleout.pglimiter import PgRateLimiter
+
 from scaleout_fleet import Fleet, SimThread
 
+from mdw.budget import SharedLimiter
 from mdw.domain import Timeframe, day_range_ms, parse_tickers
 from mdw.simulator.config import SimConfig
 from mdw.simulator.names import REAL_STOCKS
+from mdw.store import open_store
+from mdw.store.budget import PgBudget
+from mdw.store.pgqueue import create_pool
+from scale_out_fleet import fleet_under_kill, follower_cost
 
 ADMIN = os.environ.get("MDW_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS = Path(__file__).parent / "results" / "scale_out.json"
@@ -105,14 +116,18 @@ def throughput(workers: int, tickers: list[str], start: date, end: date, sim: Si
 
 async def limiter_cost(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    async with PgRateLimiter(url, "100000/s", name=f"bench-{uuid.uuid4().hex[:6]}", lead_s=0.0) as lim:
+    store = await open_store(url)  # migrates: the budget table
+    await store.close()
+    pool = await create_pool(url, max_size=1)
+    async with SharedLimiter(PgBudget(pool, owned=True), "100000/s", name=f"bench-{uuid.uuid4().hex[:6]}",
+                             lead_s=0.0, owns_store=True) as lim:
         for label, concurrency, n in (("one_acquirer", 1, 500), ("32_acquirers", 32, 4000)):
             trips, grants = lim.stats.round_trips, lim.stats.grants
             t0 = time.perf_counter()
 
             async def worker(count: int) -> None:
                 for _ in range(count):
-                    await lim.acquire()
+                    (await lim.start())()  # granted, then answered at once
 
             await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
             wall = time.perf_counter() - t0
@@ -126,7 +141,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tickers", type=int, default=24)
     ap.add_argument("--days", type=int, default=10)
+    ap.add_argument("--small", action="store_true", help="a quick pass: fewer jobs and follower rows")
     args = ap.parse_args()
+    if args.small:
+        args.tickers, args.days = min(args.tickers, 8), min(args.days, 3)
     tickers = list(REAL_STOCKS[: args.tickers])
     end = date(2024, 6, 28)
     start = end - timedelta(days=args.days - 1)
@@ -148,13 +166,15 @@ def main() -> None:
         cost = asyncio.run(limiter_cost(f"{ADMIN.rsplit('/', 1)[0]}/{name}"))
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    fleet = fleet_under_kill(ADMIN, jobs=120 if args.small else 240)
+    follower = asyncio.run(follower_cost(ADMIN, (1_000, 100_000 if args.small else 1_000_000)))
     cores = os.cpu_count() or 1
     last = runs[-1]
     shares = {k: v / (last["run_wall_s"] * cores) for k, v in last["cpu_s"].items()}
     result = {
         "machine": {"cpus": cores, "python": platform.python_version(), "load_avg": os.getloadavg()},
         "workload": {"tickers": len(tickers), "timeframe": "1m", "start": str(start), "end": str(end)},
-        "runs": runs, "limiter_cost": cost,
+        "runs": runs, "limiter_cost": cost, "fleet_kill": fleet, "follower": follower,
         "binding": {"cpu_share_of_machine_at_4_workers": {k: round(v, 2) for k, v in shares.items()},
                     "resource": max(shares, key=lambda k: shares[k]) if max(shares.values()) >= 0.5 else
                     "none of mdw's processes is CPU-bound: per-job latency (queue pickup, request, commit, "
@@ -167,8 +187,11 @@ def main() -> None:
               f"({r['bars']:,} bars, {r['requests']} requests, {r['run_wall_s']} s)  cpu {r['cpu_s']}")
     print(f"binding at 4 workers: {result['binding']}")
     for label, c in cost.items():
-        print(f"limiter {label}: {c['wall_us_per_grant']} us and {c['round_trips_per_grant']} round trips "
+        print(f"limiter {label}: {c['wall_us_per_grant']} us and {c['round_trips_per_grant']} transactions "
               "per grant")
+    print(f"fleet of 8 with a kill -9: {fleet}")
+    for f in follower:
+        print(f"follower at {f['recorded']:,} recorded jobs: {f['us_per_job']} us per finished job")
     print(f"wrote {RESULTS}")
 
 
