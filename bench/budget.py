@@ -85,8 +85,8 @@ async def _table(path: str, grants: int) -> list[float]:
             res = await budget.update("bench", lambda st, now: reserve(st, now, RULES, want=1, answered=[],
                                                                         successes=0))
             ids = [i for i, _ in res.grants]
-            await budget.update("bench", lambda st, now: reserve(st, now, RULES, want=0, answered=ids,
-                                                                  successes=0))
+            await budget.update("bench", lambda st, now, ids=ids: reserve(
+                st, now, RULES, want=0, answered=ids, successes=0))
             out.append(time.perf_counter() - t0)
     finally:
         await budget.close()
@@ -105,8 +105,8 @@ def _file(path: str, grants: int) -> list[float]:
 
 def _summary(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
-    return {"median_us": round(statistics.median(s) * 1e6, 1), "p99_us": round(s[int(len(s) * 0.99)] * 1e6, 1),
-            "max_us": round(s[-1] * 1e6, 1)}
+    return {"median_us": round(statistics.median(s) * 1e6, 1),
+            "p99_us": round(s[int(len(s) * 0.99)] * 1e6, 1), "max_us": round(s[-1] * 1e6, 1)}
 
 
 def main() -> None:
@@ -121,7 +121,8 @@ def main() -> None:
         for load in ("idle", "bar_writes"):
             side_db = path + f"-{load}-side"
             stop = multiprocessing.Event()
-            writer = multiprocessing.Process(target=_writer, args=(url, stop)) if load == "bar_writes" else None
+            writer = (multiprocessing.Process(target=_writer, args=(url, stop)) if load == "bar_writes"
+                      else None)
             if writer is not None:
                 writer.start()
                 time.sleep(2.0)  # into its steady state
