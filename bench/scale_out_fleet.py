@@ -16,13 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from scaleout_fleet import Fleet, SimThread, wait_for
+from scaleout_fleet import Fleet, SimThread, defer_day_windows, wait_for
 
-from mdw.backfill.plan import PlannedRequest, Target
-from mdw.domain import AssetClass, Timeframe, TimeRange
-from mdw.scaleout.codec import encode, window_lock
+from mdw.domain import Timeframe
 from mdw.scaleout.follow import Deferred, Tally
-from mdw.scaleout.queue import WORK_TASK, build_app
 from mdw.simulator.config import SimConfig
 from mdw.store import open_store
 from mdw.store.pgjobs import JobResult, JobTables
@@ -42,21 +39,6 @@ def _db(admin: str) -> tuple[str, str]:
 def _drop(admin: str, name: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
-
-
-async def _defer(url: str, count: int) -> None:
-    app = build_app(url)
-    tf = Timeframe.parse("1d")
-    async with app.open_async():
-        task = app.tasks[WORK_TASK]
-        jobs = []
-        for i in range(count):
-            span = TimeRange(FIRST + i * DAY, FIRST + (i + 1) * DAY)
-            target = (Target("AAPL", tf, span, False),)
-            work = PlannedRequest("aggs", AssetClass.STOCKS, "AAPL", tf, span, target, 1)
-            jobs.append(task.configure(queueing_lock=window_lock(work),
-                                       task_kwargs={"run_id": "bench", "work": encode(work)}).job)
-        await app.job_manager.batch_defer_jobs_async(jobs)
 
 
 async def _exact(url: str, sim: SimThread, count: int) -> bool:
@@ -100,7 +82,7 @@ def fleet_under_kill(admin: str, *, jobs: int, workers: int = 8) -> dict[str, An
         fleet.wait_registered(workers, timeout=90)
         sampler.start()
         t0 = time.perf_counter()
-        asyncio.run(_defer(url, jobs))
+        asyncio.run(defer_day_windows(url, jobs, FIRST, "bench"))
         wait_for(lambda: fleet.sql("SELECT count(*) FROM mdw_job_results")[0][0] >= jobs // 4, 300,
                  "a quarter of the jobs")
         held = [r[0] for r in fleet.sql("SELECT id FROM procrastinate_jobs WHERE status = 'doing' "

@@ -120,6 +120,31 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+DAY_MS = 86_400_000
+
+
+async def defer_day_windows(db_url: str, count: int, first_ms: int, run_id: str = "full") -> None:
+    """``count`` consecutive one-day AAPL windows, one ``mdw.work`` job each (a long 1d backfill's queue)."""
+    from mdw.backfill.plan import PlannedRequest, Target
+    from mdw.domain import AssetClass, Timeframe, TimeRange
+    from mdw.scaleout.codec import encode, window_lock
+    from mdw.scaleout.queue import WORK_TASK, build_app
+
+    app = build_app(db_url)
+    tf = Timeframe.parse("1d")
+    async with app.open_async():
+        task = app.tasks[WORK_TASK]
+        jobs = []
+        for i in range(count):
+            span = TimeRange(first_ms + i * DAY_MS, first_ms + (i + 1) * DAY_MS)
+            target = (Target("AAPL", tf, span, False),)
+            work = PlannedRequest("aggs", AssetClass.STOCKS, "AAPL", tf, span, target, 1)
+            jobs.append(task.configure(queueing_lock=window_lock(work),
+                                       task_kwargs={"run_id": run_id, "work": encode(work)}).job)
+        for i in range(0, len(jobs), 500):
+            await app.job_manager.batch_defer_jobs_async(jobs[i:i + 500])
+
+
 def read_report(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data

@@ -16,19 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from scaleout_fleet import Fleet, SimThread, wait_for
+from scaleout_fleet import Fleet, SimThread, defer_day_windows, wait_for
 
-from mdw.backfill.plan import PlannedRequest, Target
-from mdw.domain import AssetClass, Timeframe, TimeRange
-from mdw.scaleout.codec import encode, window_lock
-from mdw.scaleout.queue import WORK_TASK, build_app
+from mdw.scaleout.queue import WORK_TASK
 from mdw.simulator.config import SimConfig
 
 pytestmark = pytest.mark.postgres
 
 RATE = "4/s"
 JOBS = 5000
-DAY = 86_400_000
+FIRST = int(datetime(2000, 1, 3, tzinfo=UTC).timestamp() * 1000)
 
 
 @pytest.fixture
@@ -38,24 +35,6 @@ def sim() -> Iterator[SimThread]:
         yield thread
     finally:
         thread.stop()
-
-
-async def _defer_windows(db_url: str, count: int) -> None:
-    """``count`` one-day AAPL windows, one job each (what a long 1d backfill would queue)."""
-    app = build_app(db_url)
-    tf = Timeframe.parse("1d")
-    first = int(datetime(2000, 1, 3, tzinfo=UTC).timestamp() * 1000)
-    async with app.open_async():
-        task = app.tasks[WORK_TASK]
-        jobs = []
-        for i in range(count):
-            span = TimeRange(first + i * DAY, first + (i + 1) * DAY)
-            target = (Target("AAPL", tf, span, False),)
-            work = PlannedRequest("aggs", AssetClass.STOCKS, "AAPL", tf, span, target, 1)
-            jobs.append(task.configure(queueing_lock=window_lock(work),
-                                       task_kwargs={"run_id": "full", "work": encode(work)}).job)
-        for i in range(0, len(jobs), 500):
-            await app.job_manager.batch_defer_jobs_async(jobs[i:i + 500])
 
 
 def test_recovery_and_ticks_start_in_time_when_the_queue_holds_5000_jobs(
@@ -71,7 +50,7 @@ def test_recovery_and_ticks_start_in_time_when_the_queue_holds_5000_jobs(
         for i in range(2):
             fleet.start(f"w{i}")
         fleet.wait_registered(3)
-        asyncio.run(_defer_windows(fresh_pg_url, JOBS))
+        asyncio.run(defer_day_windows(fresh_pg_url, JOBS, FIRST))
         wait_for(lambda: fleet.sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' "
                                    "AND worker_id = %s AND task_name = %s", victim_id, WORK_TASK)[0][0] >= 2,
                  60, "the victim to hold two window jobs")
