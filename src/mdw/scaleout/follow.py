@@ -198,4 +198,8 @@ async def follow(
                 fold(r)
     finally:
         await jobs.unlisten(conn, on_done)
-    return tally.finish(time.perf_counter() - started, interrupted)
+    # The run's wall time starts when its jobs were deferred (workers may start them before this
+    # follower has connected), so the vendor-busy union always fits inside it.
+    followed = time.perf_counter() - started
+    began = deferred.started_at_ms / 1000 if deferred.started_at_ms else time.time() - followed
+    return tally.finish(max(time.time() - began, followed), interrupted)
