@@ -183,7 +183,7 @@ class PgBudget:
         return cls(await create_pool(url, max_size=1), owned=True)
 
     async def register(self, name: str, plan: BudgetPlan, *, idle_s: float) -> bool:
-        from mdw.store.postgres_records import pg_errors
+        from mdw.store.postgres import pg_errors
 
         async with pg_errors("rate budget register"), self._pool.acquire() as conn, conn.transaction():
             await conn.execute("INSERT INTO rate_budget (name, configured, period_s) VALUES ($1, $2, $3)"
@@ -202,7 +202,7 @@ class PgBudget:
             return True
 
     async def update(self, name: str, step: Step[T]) -> T:
-        from mdw.store.postgres_records import pg_errors
+        from mdw.store.postgres import pg_errors
 
         async with pg_errors("rate budget update"), self._pool.acquire() as conn, conn.transaction():
             raw = await conn.fetchval("SELECT state::text FROM rate_budget WHERE name = $1 FOR UPDATE", name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mdw.store.pgqueue import create_pool
-from mdw.store.postgres_records import pg_errors
+from mdw.store.postgres import pg_errors
 
 DONE_CHANNEL = "mdw_job_done"
 DEFER_LOCK_KEY = 7_310_042_018

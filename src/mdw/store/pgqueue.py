@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from mdw.store.postgres_records import pg_errors
+from mdw.store.postgres import pg_errors
 
 # An arbitrary constant: serialises queue DDL across workers starting together.
 DDL_LOCK_KEY = 7_310_042_017
