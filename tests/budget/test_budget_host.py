@@ -76,7 +76,7 @@ async def test_budget_holds_the_plan_when_serve_runs_its_scheduler_beside_two_ba
     start = (datetime.now(UTC) - timedelta(days=40)).date().isoformat()
     try:
         for ticker in ("X:BTCUSD", "X:ETHUSD", "X:SOLUSD"):
-            await store.upsert_symbol(SymbolInfo(ticker, "crypto", timeframes=("1m",), start_date=start))
+            await store.symbols.upsert(SymbolInfo(ticker, "crypto", timeframes=("1m",), start_date=start))
     finally:
         await store.close()
     env = _env(sim.key, sim.base_url, db_url)
