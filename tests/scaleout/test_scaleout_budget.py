@@ -8,12 +8,15 @@ stamp drift apart (#22: 81 arrivals in a 60 s window and 21 429s before arrivals
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from scaleout_fleet import Fleet, SimThread, read_report
 
+from mdw.domain import Timeframe
 from mdw.simulator.config import SimConfig
+from mdw.simulator.universe import REAL_STOCKS
 
 pytestmark = pytest.mark.postgres
 
@@ -48,11 +51,16 @@ def fleet(module_pg_url: str, sim: SimThread, tmp_path_factory: pytest.TempPathF
 def test_budget_holds_the_plan_window_when_four_busy_workers_share_a_key(
     fleet: Fleet, sim: SimThread, tmp_path: Path
 ) -> None:
-    """Four workers on minute bars: at most 10 arrivals in any 2 s window at the vendor, no 429."""
-    tickers = "AAPL,MSFT,NVDA,AMZN,X:BTCUSD,X:ETHUSD"
+    """Four workers on minute bars (one request per ticker, 32 in all): at most 10 arrivals in any
+    2 s window at the vendor, no 429."""
+    symbols = REAL_STOCKS[:32]
+    lo, hi = (int(datetime(2024, 3, d, tzinfo=UTC).timestamp() * 1000) for d in (4, 6))
+    for symbol in symbols:  # warm the simulator's market: a cold ticker stalls its loop, bunching stamps
+        sim.run(lambda symbol=symbol: sim.server.market.aggregates(symbol, Timeframe.parse("1m"), lo, hi))
+    tickers = ",".join(symbols)
     report_path = tmp_path / "report.json"
     done = fleet.run_cli("backfill", "--distributed", "-s", tickers, "-t", "1m", "--start", "2024-03-04",
-                         "--end", "2024-03-08", "--no-grouped", "--report", str(report_path), timeout=180)
+                         "--end", "2024-03-05", "--no-grouped", "--report", str(report_path), timeout=180)
     assert done.returncode == 0, done.stderr + done.stdout
     report = read_report(report_path)
     assert report["status"] == "ok" and report["requests"] == report["planned_requests"] >= 3 * LIMIT
