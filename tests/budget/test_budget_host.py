@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiohttp
 
+from mdw.simulator.names import REAL_STOCKS
 from mdw.simulator.testing import SimFactory
-from mdw.simulator.universe import REAL_STOCKS
 from mdw.store import SymbolInfo, open_store
 
 MDW = str(Path(sys.executable).with_name("mdw"))

@@ -16,7 +16,7 @@ from scaleout_fleet import Fleet, SimThread, read_report
 
 from mdw.domain import Timeframe
 from mdw.simulator.config import SimConfig
-from mdw.simulator.universe import REAL_STOCKS
+from mdw.simulator.names import REAL_STOCKS
 
 pytestmark = pytest.mark.postgres
 

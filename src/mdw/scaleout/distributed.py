@@ -83,7 +83,7 @@ async def defer_plan(
     units: dict[str, Work] = {window_lock(w): w for w in _units(plan)}
     for w in units.values():
         for key in job_series(w):
-            out.series_planned[str(key)] = out.series_planned.get(str(key), 0) + 1
+            out.series_planned[key] = out.series_planned.get(key, 0) + 1
     if not units:
         return out
     task = app.tasks[WORK_TASK]

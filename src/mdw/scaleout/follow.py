@@ -22,6 +22,7 @@ from typing import Any
 from procrastinate import App
 
 from mdw.backfill.engine import job_series
+from mdw.backfill.plan import OutcomeKey
 from mdw.backfill.report import Progress, RunReport, SeriesOutcome
 from mdw.scaleout.codec import decode
 from mdw.store.base import RunKind
@@ -41,7 +42,7 @@ class Deferred:
     existing: int = 0
     planned_requests: int = 0
     started_at_ms: int = 0
-    series_planned: dict[str, int] = field(default_factory=dict)
+    series_planned: dict[OutcomeKey, int] = field(default_factory=dict)
     after_seq: int = 0  # results recorded before the run was deferred are not its live jobs'
     done: list[int] = field(default_factory=list)  # existing jobs already finished when deferred
 
@@ -91,10 +92,17 @@ class Tally:
                                 planned_requests=deferred.planned_requests)
         for key, count in deferred.series_planned.items():
             self.report.series[key] = SeriesOutcome(key, requests_planned=count)
+        # Workers record a job's rows as text (str(key)); every job of the run was planned here, so
+        # the text finds its typed key without parsing it back.
+        self._keys: dict[str, OutcomeKey] = {str(k): k for k in deferred.series_planned}
         self._busy = BusyUnion()
 
-    def _row(self, key: str) -> SeriesOutcome:
-        return self.report.series.setdefault(key, SeriesOutcome(key))
+    def key_of(self, text: str) -> OutcomeKey | None:
+        """The planned key a worker recorded as ``text``."""
+        return self._keys.get(text)
+
+    def _rows(self, texts: tuple[str, ...]) -> list[SeriesOutcome]:
+        return [self.report.series[k] for t in texts if (k := self._keys.get(t)) is not None]
 
     def add(self, r: JobResult) -> None:
         rep = self.report
@@ -111,15 +119,13 @@ class Tally:
             rep.bars_updated += r.updated
             rep.db_s += r.db_s
             rep.transactions += r.requests - r.retries  # one commit per page
-            for i, key in enumerate(keys):
-                row = self._row(key)
+            for i, row in enumerate(self._rows(r.series)):
                 row.requests_done += 1
                 row.bars += r.bars if i == 0 else 0
         else:
             reason = r.error or "failed"
             rep.errors.append(f"{keys[0]}: {reason}")
-            for key in keys:
-                row = self._row(key)
+            for row in self._rows(r.series):
                 row.requests_failed += 1
                 row.reason = row.reason or reason
 
@@ -163,8 +169,9 @@ async def follow(
         if r.job_id in pending:
             pending.discard(r.job_id)
             tally.add(r)
-            if progress is not None:
-                progress.advanced((r.series or ("?",))[0], r.ok, r.bars)
+            key = tally.key_of(r.series[0]) if r.series else None
+            if progress is not None and key is not None:
+                progress.advanced(key, r.ok, r.bars)
 
     for r in await jobs.results(deferred.done):
         fold(r)
