@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mdw.backfill import BackfillSpec, plan_only
+from mdw.backfill.engine import job_series
 from mdw.backfill.planner import plan_backfill
 from mdw.config import load_settings
 from mdw.domain import parse_tickers, parse_timeframes
@@ -73,7 +74,8 @@ def test_tally_reports_vendor_counters_and_busy_wall_time_when_jobs_overlap() ->
         return WorkOutcome(requests=requests, bars=bars, api_s=api_s, db_s=0.1, retries=retries,
                            rate_limited=limited, api_spans=[span])
 
-    tally = Tally(Deferred("r", job_ids=[1, 2, 3], planned_requests=3))
+    planned = {key: 1 for w in plan.requests for key in job_series(w)}
+    tally = Tally(Deferred("r", job_ids=[1, 2, 3], planned_requests=3, series_planned=planned))
     tally.add(result_of(1, "r", "w", True, outcome=outcome(1, 5, 2.0, 1, 1, (100.0, 102.0)), work=works[0]))
     tally.add(result_of(2, "r", "w", True, outcome=outcome(1, 5, 2.0, 0, 0, (101.0, 103.0)), work=works[1]))
     tally.add(result_of(3, "r", "w", False, outcome=outcome(3, 0, 1.5, 2, 3, (110.0, 111.5)), error="429",
@@ -82,6 +84,7 @@ def test_tally_reports_vendor_counters_and_busy_wall_time_when_jobs_overlap() ->
     assert (report.requests, report.retries, report.rate_limited) == (5, 3, 4)
     assert report.api_request_s == 5.5 and report.api_s == 4.5  # (100, 103) and (110, 111.5)
     assert report.bars_fetched == 10
-    assert report.series["NVDA 1d"].requests_failed == 1 and report.errors == ["NVDA 1d: 429"]
+    rows = {str(key): row for key, row in report.series.items()}
+    assert rows["NVDA 1d"].requests_failed == 1 and report.errors == ["NVDA 1d: 429"]
     assert busy_seconds([]) == 0.0 and busy_seconds([(1, 4), (2, 3)]) == 3.0
     assert busy_seconds([(5, 6), (1, 2), (1.5, 5.5)]) == 5.0
