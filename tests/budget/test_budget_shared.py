@@ -133,6 +133,47 @@ async def test_budget_refuses_a_process_when_its_rate_differs_from_the_active_on
         await first.close()
 
 
+async def test_budget_takes_a_new_rate_when_the_previous_process_closed(budget_url: str) -> None:
+    """Back-to-back runs with different rates: the second starts at once and still counts the
+    first run's requests that are inside the window."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    first = await _limiter(budget_url, "2/10s", name)
+    await first.acquire()
+    await first.acquire()
+    await first.close()
+    second = await _limiter(budget_url, "3/10s", name)
+    try:
+        res = await second._reserve(5, [], 0)  # noqa: SLF001 - the grants of one reservation
+        assert len(res.grants) == 1  # 3 per window, 2 of them still held by the first run
+    finally:
+        await second.close()
+
+
+async def test_budget_refuses_then_takes_over_a_new_rate_when_the_old_holder_stays_idle(
+    budget_url: str,
+) -> None:
+    """A holder with another rate blocks a newcomer until it has been idle for ``idle_s``; after the
+    takeover the idle holder's next request fails loudly instead of pacing by its old plan."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    first = await _limiter(budget_url, "60/min", name)
+    await first.acquire()
+    stores = [await open_budget_store(budget_url) for _ in range(2)]
+    assert stores[0] is not None and stores[1] is not None
+    try:
+        with pytest.raises(ConfigError, match="rate limit mismatch"):
+            await SharedLimiter(stores[0], "120/min", name=name, idle_s=600).open()
+        await asyncio.sleep(0.1)
+        newcomer = await SharedLimiter(stores[1], "120/min", name=name, idle_s=0.05).open()
+        await newcomer.acquire()
+        with pytest.raises(ConfigError, match="rate limit mismatch"):
+            await first.acquire()
+        await newcomer.close()
+    finally:
+        await first.close()
+        for store in stores:
+            await store.close()
+
+
 async def test_budget_serves_many_acquirers_per_transaction_when_they_queue(budget_url: str) -> None:
     """Sixty-four concurrent acquirers cost far fewer than one transaction each."""
     lim = await _limiter(budget_url, "1000/s", f"t-{uuid.uuid4().hex[:8]}")

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +29,10 @@ import structlog
 
 from mdw.budget import policy
 from mdw.config import RateLimit
-from mdw.errors import StoreError
+from mdw.errors import ConfigError, StoreError
 from mdw.polygon.clock import SYSTEM_CLOCK, Clock
 from mdw.polygon.limiter import Aimd
-from mdw.store.budget import BudgetPlan, BudgetStore, Step
+from mdw.store.budget import BudgetPlan, BudgetStore, Step, leave, touch
 
 T = TypeVar("T")
 
@@ -106,8 +107,9 @@ class SharedLimiter:
         lead_s: grants start at least this far after the reservation, so the start is on time.
         spacing_cap_s: consecutive grants at least ``min(window / rate, spacing_cap_s)`` apart.
         batch_max: most grants reserved in one transaction.
-        idle_s: a row with another plan is taken over only when unused this long (default: a period
-            plus the lease); otherwise :meth:`open` raises ConfigError.
+        idle_s: a process that has not reserved for this long no longer holds the row's plan
+            (default: a period plus the lease), so another plan may take the row over; a process
+            with another plan is refused while a holder remains (:func:`mdw.store.budget.join`).
     """
 
     def __init__(
@@ -141,6 +143,8 @@ class SharedLimiter:
         self._store = store
         self._owns_store = owns_store
         self._idle_s = period + lease_s if idle_s is None else idle_s
+        self._plan = BudgetPlan(self.enforced.requests, period)
+        self.holder = uuid.uuid4().hex[:12]  # this process's entry in the row's holders
         self._clock = clock
         self._wall = wall
         self._offset = ClockOffset()
@@ -161,13 +165,14 @@ class SharedLimiter:
         """Join the row (or create it) and tighten the clock offset before the first grant.
 
         Raises:
-            ConfigError: another process uses this key right now with a different plan.
+            ConfigError: another live process uses this key with a different plan.
             StoreError: the database is unreachable or lacks the table.
         """
-        plan = BudgetPlan(self.enforced.requests, self.enforced.period)
-        if await self._store.register(self.name, plan, idle_s=self._idle_s):
-            log.info("shared rate budget set", budget=self.name, plan=str(self.configured),
-                     action="budget.register")
+        joined = await self._store.register(self.name, self._plan, self.holder, idle_s=self._idle_s)
+        if joined.previous is not None:
+            log.warning("shared rate budget: plan changed; no process with the old plan is left",
+                        budget=self.name, previous=joined.previous.describe(), plan=self._plan.describe(),
+                        action="budget.plan_changed")
         for _ in range(3):
             db_now = await self._update(lambda st, now: (st, now))
             self._offset.sample(db_now, self._wall())
@@ -182,8 +187,10 @@ class SharedLimiter:
                 await task
         if self._answered:
             answered, self._answered = self._answered, []
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StoreError, ConfigError):
                 await self._reserve(0, answered, 0)
+        with contextlib.suppress(StoreError):
+            await self._update(lambda st, now: (leave(st, self.holder), None))
         if self._owns_store:
             await self._store.close()
 
@@ -248,6 +255,7 @@ class SharedLimiter:
 
     async def _reserve(self, want: int, answered: list[int], successes: int) -> policy.Reservation:
         def step(st: policy.State, now: float) -> tuple[policy.State, policy.Reservation]:
+            st = touch(st, self.holder, self._plan, now, self.name, self._idle_s)
             return policy.reserve(st, now, self.rules, want=want, answered=answered, successes=successes)
 
         res: policy.Reservation = await self._update(step)
@@ -310,7 +318,7 @@ class SharedLimiter:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            error = exc if isinstance(exc, StoreError) else StoreError(f"rate budget failed: {exc}")
+            error = exc if isinstance(exc, StoreError | ConfigError) else StoreError(f"rate budget failed: {exc}")
             while self._waiters:
                 waiter = self._waiters.popleft()
                 if not waiter.done():

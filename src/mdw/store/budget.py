@@ -38,14 +38,13 @@ class BudgetPlan:
 class BudgetStore(Protocol):
     """Where processes sharing one API key keep its budget."""
 
-    async def register(self, name: str, plan: BudgetPlan, *, idle_s: float) -> bool:
-        """Create the row, or join it when the plan matches; True when this call (re)set the plan.
+    async def register(self, name: str, plan: BudgetPlan, holder: str, *, idle_s: float) -> Joined:
+        """Create the row or join it as ``holder``; a row with another plan is taken over when free.
 
-        A row whose plan differs is taken over only when no process has used it for ``idle_s``
-        seconds (a plan change across a restart); otherwise the processes disagree on the rate.
+        See :func:`join`, which both backends run on the locked row.
 
         Raises:
-            ConfigError: another process is using the key right now with a different plan.
+            ConfigError: a live process uses the key with a different plan.
             StoreError: the database failed or lacks the table.
         """
         ...
@@ -68,15 +67,67 @@ def _mismatch(name: str, held: BudgetPlan, wanted: BudgetPlan) -> ConfigError:
         "backfills) the same MDW_RATE_LIMIT, or stop the others first")
 
 
-def _decide(name: str, held: BudgetPlan | None, idle: float, wanted: BudgetPlan, idle_s: float) -> bool:
-    """Whether to (re)write the row's plan; raises when an active row holds another plan."""
-    if held is None:
-        return True
-    if abs(held.configured - wanted.configured) < 1e-9 and abs(held.period_s - wanted.period_s) < 1e-9:
-        return False
-    if idle >= idle_s:
-        return True
-    raise _mismatch(name, held, wanted)
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What registering did: ``previous`` is the plan this process replaced (None: none, or the same)."""
+
+    previous: BudgetPlan | None = None
+
+
+def _plan_of(entry: list[Any]) -> BudgetPlan:
+    return BudgetPlan(float(entry[0]), float(entry[1]))
+
+
+def join(state: State, held: BudgetPlan | None, wanted: BudgetPlan, holder: str, now: float,
+         idle_s: float, name: str) -> tuple[State, Joined]:
+    """Register ``holder`` on a budget row: the rule behind a plan change.
+
+    ``state["holders"]`` maps each process using the row to ``[configured, period_s, last_seen]``;
+    a process refreshes its entry with every reservation and removes it on close, and an entry
+    unseen for ``idle_s`` (a crashed or long-idle process) is dropped. A process with another plan
+    is refused only while a holder with the old plan remains; otherwise it takes the row over
+    (``Joined.previous`` says from what, for a loud warning). The row's request slots are kept
+    across a plan change, so requests the vendor still counts stay counted under the new plan;
+    only the adaptive rate starts again from the new plan.
+
+    Raises:
+        ConfigError: a live holder uses another plan.
+    """
+    holders = {h: list(v) for h, v in dict(state.get("holders", {})).items() if now - float(v[2]) < idle_s}
+    for entry in holders.values():
+        if _plan_of(entry) != wanted:
+            raise _mismatch(name, _plan_of(entry), wanted)
+    st = dict(state)
+    previous = None
+    if held is not None and held != wanted:
+        previous = held
+        for key in ("rate", "successes", "last_cut"):
+            st.pop(key, None)
+    holders[holder] = [wanted.configured, wanted.period_s, now]
+    st["holders"] = holders
+    st["plan"] = [wanted.configured, wanted.period_s]
+    return st, Joined(previous)
+
+
+def touch(state: State, holder: str, plan: BudgetPlan, now: float, name: str, idle_s: float) -> State:
+    """Refresh ``holder``'s entry before a reservation, and refuse to run under a plan not its own.
+
+    A process idle for longer than the row's ``idle_s`` may find its entry dropped and the row
+    taken over by a process with another plan: it then stops with :class:`ConfigError` rather than
+    pace requests by a plan the others no longer share.
+    """
+    if "plan" in state and _plan_of(state["plan"]) != plan:
+        raise _mismatch(name, _plan_of(state["plan"]), plan)
+    holders = {h: v for h, v in dict(state.get("holders", {})).items() if now - float(v[2]) < idle_s}
+    holders[holder] = [plan.configured, plan.period_s, now]
+    return dict(state, holders=holders)
+
+
+def leave(state: State, holder: str) -> State:
+    """Remove ``holder``'s entry (a clean close), so the next process may bring another plan at once."""
+    holders = dict(state.get("holders", {}))
+    holders.pop(holder, None)
+    return dict(state, holders=holders)
 
 
 # The budget file beside a SQLite warehouse holds this one table and nothing else.
@@ -132,22 +183,22 @@ class SqliteBudget:
             except sqlite3.Error as exc:
                 raise StoreError(f"sqlite rate budget failed: {exc}") from exc
 
-    async def register(self, name: str, plan: BudgetPlan, *, idle_s: float) -> bool:
-        def fn(conn: sqlite3.Connection) -> bool:
+    async def register(self, name: str, plan: BudgetPlan, holder: str, *, idle_s: float) -> Joined:
+        def fn(conn: sqlite3.Connection) -> Joined:
             now = time.time()
-            row = conn.execute("SELECT configured, period_s, updated_at_ms FROM rate_budget WHERE name = ?",
+            row = conn.execute("SELECT configured, period_s, state FROM rate_budget WHERE name = ?",
                                (name,)).fetchone()
             held = None if row is None else BudgetPlan(float(row[0]), float(row[1]))
-            idle = 0.0 if row is None else now - int(row[2]) / 1000
-            if not _decide(name, held, idle, plan, idle_s):
-                return False
+            state, joined = join({} if row is None else json.loads(row[2]), held, plan, holder, now, idle_s,
+                                 name)
             conn.execute(
                 "INSERT INTO rate_budget (name, configured, period_s, state, updated_at_ms)"
-                " VALUES (?, ?, ?, '{}', ?)"
+                " VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET configured = excluded.configured,"
-                " period_s = excluded.period_s, state = '{}', updated_at_ms = excluded.updated_at_ms",
-                (name, plan.configured, plan.period_s, int(now * 1000)))
-            return True
+                " period_s = excluded.period_s, state = excluded.state, updated_at_ms = excluded.updated_at_ms",
+                (name, plan.configured, plan.period_s, json.dumps(state, separators=(",", ":")),
+                 int(now * 1000)))
+            return joined
 
         return await self._run(fn)
 
@@ -182,24 +233,21 @@ class PgBudget:
 
         return cls(await create_pool(url, max_size=1), owned=True)
 
-    async def register(self, name: str, plan: BudgetPlan, *, idle_s: float) -> bool:
+    async def register(self, name: str, plan: BudgetPlan, holder: str, *, idle_s: float) -> Joined:
         from mdw.store.postgres import pg_errors
 
         async with pg_errors("rate budget register"), self._pool.acquire() as conn, conn.transaction():
             await conn.execute("INSERT INTO rate_budget (name, configured, period_s) VALUES ($1, $2, $3)"
                                " ON CONFLICT (name) DO NOTHING", name, plan.configured, plan.period_s)
-            row = await conn.fetchrow(
-                "SELECT configured, period_s,"
-                " extract(epoch FROM clock_timestamp() - updated_at)::float8 AS idle,"
-                " state = '{}'::jsonb AS fresh FROM rate_budget WHERE name = $1 FOR UPDATE", name)
+            row = await conn.fetchrow("SELECT configured, period_s, state::text AS state FROM rate_budget"
+                                      " WHERE name = $1 FOR UPDATE", name)
+            now = float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8"))
             held = BudgetPlan(float(row["configured"]), float(row["period_s"]))
-            if row["fresh"] and held == plan:
-                return True
-            if not _decide(name, held, float(row["idle"]), plan, idle_s):
-                return False
-            await conn.execute("UPDATE rate_budget SET configured = $2, period_s = $3, state = '{}',"
-                               " updated_at = now() WHERE name = $1", name, plan.configured, plan.period_s)
-            return True
+            state, joined = join(json.loads(row["state"]), held, plan, holder, now, idle_s, name)
+            await conn.execute("UPDATE rate_budget SET configured = $2, period_s = $3, state = $4::jsonb,"
+                               " updated_at = now() WHERE name = $1", name, plan.configured, plan.period_s,
+                               json.dumps(state, separators=(",", ":")))
+            return joined
 
     async def update(self, name: str, step: Step[T]) -> T:
         from mdw.store.postgres import pg_errors
