@@ -143,7 +143,7 @@ async def test_budget_takes_a_new_rate_when_the_previous_process_closed(budget_u
     await first.close()
     second = await _limiter(budget_url, "3/10s", name)
     try:
-        res = await second._reserve(5, [], 0)  # noqa: SLF001 - the grants of one reservation
+        res = await second._reserve(5, [], 0)  # the grants of one reservation
         assert len(res.grants) == 1  # 3 per window, 2 of them still held by the first run
     finally:
         await second.close()

@@ -318,7 +318,8 @@ class SharedLimiter:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            error = exc if isinstance(exc, StoreError | ConfigError) else StoreError(f"rate budget failed: {exc}")
+            error = (exc if isinstance(exc, StoreError | ConfigError)
+                     else StoreError(f"rate budget failed: {exc}"))
             while self._waiters:
                 waiter = self._waiters.popleft()
                 if not waiter.done():

@@ -195,7 +195,8 @@ class SqliteBudget:
                 "INSERT INTO rate_budget (name, configured, period_s, state, updated_at_ms)"
                 " VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET configured = excluded.configured,"
-                " period_s = excluded.period_s, state = excluded.state, updated_at_ms = excluded.updated_at_ms",
+                " period_s = excluded.period_s, state = excluded.state,"
+                " updated_at_ms = excluded.updated_at_ms",
                 (name, plan.configured, plan.period_s, json.dumps(state, separators=(",", ":")),
                  int(now * 1000)))
             return joined
