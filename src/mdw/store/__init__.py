@@ -63,7 +63,9 @@ __all__ = [
 
 URL_FORMS = (
     "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory:, "
-    "or postgresql://user@host:port/dbname (postgres:// also accepted)"
+    "postgresql://user@host:port/dbname (postgres:// also accepted), "
+    "or the columnar store iceberg+sqlite:///path.db[?warehouse=dir] or "
+    "iceberg+postgresql://user@host:port/dbname?warehouse=s3://bucket/prefix"
 )
 
 
@@ -84,6 +86,8 @@ def _build(url: str) -> Store:
     """The store for ``url``, not yet opened; the backend's modules are imported here, on demand."""
     text = url.strip()
     scheme = text.split(":", 1)[0].lower() if ":" in text else ""
+    if scheme.startswith("iceberg+"):
+        return _build_lake(text)
     if scheme == "sqlite":
         from mdw.store.sqlite import SqliteDatabase
         from mdw.store.sqlite_bars import SqliteBars
@@ -99,6 +103,24 @@ def _build(url: str) -> Store:
         pg = PgDatabase(text, setup=(STAGE_SQL,))
         return SqlStore(text, pg, PgBars(pg))
     raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
+
+
+def _build_lake(url: str) -> Store:
+    """The columnar store: bars in an Iceberg table, the rest in the SQLite or PostgreSQL database."""
+    from mdw.store.lake.bars import IcebergBars
+    from mdw.store.lake.url import split_url
+    from mdw.store.sqlstore import SqlStore
+
+    database_url, config = split_url(url)
+    if database_url.startswith("sqlite:"):
+        from mdw.store.sqlite import SqliteDatabase
+
+        lite = SqliteDatabase(database_url, sqlite_path(database_url))
+        return SqlStore(url, lite, IcebergBars(lite, config))
+    from mdw.store.postgres import PgDatabase
+
+    pg = PgDatabase(database_url)
+    return SqlStore(url, pg, IcebergBars(pg, config))
 
 
 async def open_store(url: str) -> Store:

@@ -18,7 +18,7 @@ import pytest
 
 from mdw.domain import BarBatch, Timeframe
 from mdw.store.lake import layout
-from mdw.store.lake.catalog import SELECT_POINTER, SWAP_POINTER, StagingCatalog, pointer_key, sql
+from mdw.store.lake.catalog import CATALOG_DDL, SELECT_POINTER, SWAP_POINTER, StagingCatalog, pointer_key, sql
 from mdw.store.lake.table import LakeTable
 
 KEY = pointer_key(layout.NAMESPACE, layout.TABLE)
@@ -51,11 +51,16 @@ class Lake:
         return new
 
 
-def open_lake(root: Path) -> Lake:
-    catalog = StagingCatalog("mdw", uri=f"sqlite:///{root}/mdw.db", warehouse=f"file://{root}/lake")
+def open_lake(root: Path, warehouse: str | None = None, **io: str) -> Lake:
+    """A new bars table registered in a new SQLite catalog, as the store's ``open`` registers it."""
+    where = warehouse or f"file://{root}/lake"
+    catalog = StagingCatalog("mdw", uri="sqlite://", init_catalog_tables="false", warehouse=where, **io)
     table = LakeTable(catalog)
-    table.create()
-    return Lake(table, root / "mdw.db", root / "lake", sqlite3.connect(root / "mdw.db", isolation_level=None))
+    conn = sqlite3.connect(root / "mdw.db", isolation_level=None)
+    for ddl in CATALOG_DDL:
+        conn.execute(ddl)
+    conn.execute("INSERT INTO iceberg_tables VALUES (?, ?, ?, ?, NULL)", (*KEY, table.new_table(where)))
+    return Lake(table, root / "mdw.db", root / "lake", conn)
 
 
 @pytest.fixture
@@ -65,7 +70,6 @@ def lake(tmp_path: Path) -> Iterator[Lake]:
         yield opened
     finally:
         opened.conn.close()
-        opened.table.catalog.engine.dispose()
 
 
 def series(

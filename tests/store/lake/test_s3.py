@@ -10,17 +10,14 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from tests.store.lake.conftest import KEY, S3Server, series
-
-from mdw.store.lake.catalog import StagingCatalog
-from mdw.store.lake.table import LakeTable
+from tests.store.lake.conftest import KEY, S3Server, open_lake, series
 
 WRITER = textwrap.dedent("""
     import sqlite3, sys
     from mdw.store.lake.catalog import SELECT_POINTER, SWAP_POINTER, StagingCatalog, sql
     from tests.store.lake.conftest import KEY, series
     db, bucket, endpoint, name, pages = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-    catalog = StagingCatalog("mdw", uri=f"sqlite:///{db}", warehouse=f"s3://{bucket}/wh",
+    catalog = StagingCatalog("mdw", uri="sqlite://", init_catalog_tables="false", warehouse=f"s3://{bucket}/wh",
                              **{"s3.endpoint": endpoint, "s3.region": "us-east-1"})
     from mdw.store.lake.table import LakeTable
     lake = LakeTable(catalog)
@@ -44,7 +41,7 @@ READER = textwrap.dedent("""
     from mdw.store.lake.table import LakeTable
     from tests.store.lake.conftest import KEY
     db, bucket, endpoint, reads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    catalog = StagingCatalog("mdw", uri=f"sqlite:///{db}", warehouse=f"s3://{bucket}/wh",
+    catalog = StagingCatalog("mdw", uri="sqlite://", init_catalog_tables="false", warehouse=f"s3://{bucket}/wh",
                              **{"s3.endpoint": endpoint, "s3.region": "us-east-1"})
     lake = LakeTable(catalog)
     conn = sqlite3.connect(db, isolation_level=None, timeout=60)
@@ -72,10 +69,9 @@ def test_two_writer_processes_and_a_reader_on_s3_give_the_exact_ground_truth(
     db = tmp_path / "mdw.db"
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
-    catalog = StagingCatalog("mdw", uri=f"sqlite:///{db}", warehouse=f"s3://{bucket}/wh",
-                             **{"s3.endpoint": s3_server.endpoint, "s3.region": "us-east-1"})  # fmt: skip
-    lake = LakeTable(catalog)
-    lake.create()
+    lake = open_lake(
+        tmp_path, f"s3://{bucket}/wh", **{"s3.endpoint": s3_server.endpoint, "s3.region": "us-east-1"}
+    )
     pages = 3
     procs = [_run(WRITER, str(db), bucket, s3_server.endpoint, name, str(pages), env=s3_server.env)
              for name in ("W1", "W2")]  # fmt: skip
@@ -90,7 +86,7 @@ def test_two_writer_processes_and_a_reader_on_s3_give_the_exact_ground_truth(
     conn = sqlite3.connect(db)
     at = conn.execute(sql(SELECT_POINTER, "sqlite"), KEY).fetchone()[0]
     conn.close()
-    got = lake.read(at, "1m", None, 0, 2**62).sort_by([("ticker", "ascending"), ("t", "ascending")])
+    got = lake.table.read(at, "1m", None, 0, 2**62).sort_by([("ticker", "ascending"), ("t", "ascending")])
     expected = [
         series(f"{name}{leg}", start=1_700_000_000_000 + page * 100 * 60_000, seed=page)
         for name in ("W1", "W2") for leg in ("A", "B") for page in range(pages)
@@ -101,4 +97,4 @@ def test_two_writer_processes_and_a_reader_on_s3_give_the_exact_ground_truth(
         part = got.filter(pc.and_(pc.equal(got["ticker"], ticker),
                                   pc.is_in(got["t"], value_set=table["t"])))  # fmt: skip
         assert part.to_pylist() == table.to_pylist()
-    catalog.engine.dispose()
+    lake.conn.close()

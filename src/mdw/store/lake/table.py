@@ -9,8 +9,8 @@ and the row groups it needs (measured in bench/columnar_engines.py).
 
 from __future__ import annotations
 
-import contextlib
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -103,20 +103,24 @@ class LakeTable:
 
     # -- creation ---------------------------------------------------------------------------------
 
-    def create(self) -> str:
-        """Create the namespace and table when missing; the current metadata location."""
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+    def new_table(self, warehouse: str) -> str:
+        """Write the first metadata file of a new, empty bars table; its location.
 
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            self.catalog.create_namespace(layout.NAMESPACE)
-        try:
-            table = self.catalog.create_table(
-                self.identifier, layout.iceberg_schema(), partition_spec=layout.partition_spec(),
-                sort_order=layout.sort_order(), properties=layout.TABLE_PROPERTIES,
-            )  # fmt: skip
-        except TableAlreadyExistsError:
-            table = self.catalog.load_table(self.identifier)
-        return str(table.metadata_location)
+        The caller records the location in ``iceberg_tables`` (in its own transaction), which is
+        what makes the table exist; an unrecorded file is removed by housekeeping like any other.
+        """
+        from pyiceberg.serializers import ToOutputFile
+        from pyiceberg.table.metadata import new_table_metadata
+
+        location = f"{warehouse.rstrip('/')}/{layout.NAMESPACE}/{layout.TABLE}"
+        metadata = new_table_metadata(
+            layout.iceberg_schema(), layout.partition_spec(), layout.sort_order(), location,
+            dict(layout.TABLE_PROPERTIES),
+        )  # fmt: skip
+        path = f"{location}/metadata/00000-{uuid.uuid4()}.metadata.json"
+        io = self.catalog._load_file_io(properties=metadata.properties, location=path)
+        ToOutputFile.table_metadata(metadata, io.new_output(path))
+        return path
 
     # -- tables and plans at a location ---------------------------------------------------------
 
