@@ -134,8 +134,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_db(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
-            raise ValueError("expected sqlite:///path.db or postgresql://user@host:port/db")
+        accepted = ("sqlite://", "postgresql://", "postgres://")
+        if not value.removeprefix("iceberg+").startswith(accepted):
+            raise ValueError("expected sqlite:///path.db, postgresql://user@host:port/db, or the columnar "
+                             "store iceberg+sqlite:///path.db or iceberg+postgresql://...?warehouse=...")
         return value
 
     @field_validator("polygon_base_url")

@@ -98,3 +98,86 @@ def test_two_writer_processes_and_a_reader_on_s3_give_the_exact_ground_truth(
                                   pc.is_in(got["t"], value_set=table["t"])))  # fmt: skip
         assert part.to_pylist() == table.to_pylist()
     lake.conn.close()
+
+
+STORE_WRITER = textwrap.dedent("""
+    import asyncio, sys
+    import numpy as np
+    from mdw.domain import BarBatch, RangeSet, Timeframe
+    from mdw.store import BarWrite, open_store
+    url, name, pages = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    M1 = Timeframe.parse("1m")
+    def page(ticker, i):
+        t = 1_699_999_980_000 + (i * 100 + np.arange(100, dtype=np.int64)) * 60_000
+        c = 100 + (t % 997) / 100
+        return BarBatch(ticker, M1, t, c, c + 1, c - 1, c, c * 10, c, np.full(100, 7))
+    async def main():
+        async with await open_store(url) as store:
+            for i in range(pages):
+                writes = [page(f"{name}{leg}", i) for leg in "AB"]
+                await store.write_bars([BarWrite(b, RangeSet.of([(int(b.t[0]), int(b.t[-1]) + 60_000)]))
+                                        for b in writes])
+    asyncio.run(main())
+    print("done")
+""")
+
+STORE_READER = textwrap.dedent("""
+    import asyncio, sys
+    from mdw.domain import Timeframe
+    from mdw.store import Dataset, open_store
+    url, reads = sys.argv[1], int(sys.argv[2])
+    async def main():
+        async with await open_store(url) as store:
+            for _ in range(reads):
+                for name in ("W1", "W2"):
+                    a = await store.bars(name + "A", Timeframe.parse("1m"), 0, 2**62)
+                    b = await store.bars(name + "B", Timeframe.parse("1m"), 0, 2**62)
+                    cov = await store.coverage(name + "A", Dataset.BARS, "1m")
+                    assert len(a) == len(b), (len(a), len(b))  # one commit holds both series
+                    assert len(a) <= cov.total_ms // 60_000 or len(a) == 0, (len(a), cov)
+    asyncio.run(main())
+    print("consistent")
+""")
+
+
+def test_two_store_writer_processes_and_a_reader_on_s3_agree_with_the_ground_truth(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``open_store`` on an s3:// warehouse in three processes: exact bars and coverage at the end."""
+    import asyncio
+
+    import numpy as np
+
+    from mdw.domain import Timeframe
+    from mdw.store import Dataset, open_store
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = s3_server.bucket()
+    url = (f"iceberg+sqlite:///{tmp_path / 'mdw.db'}?warehouse=s3://{bucket}/lake"
+           f"&s3.endpoint={s3_server.endpoint}&s3.region=us-east-1")  # fmt: skip
+    pages = 3
+
+    async def opened() -> None:
+        async with await open_store(url):
+            pass  # create the table once before the writers race
+
+    asyncio.run(opened())
+    writers = [_run(STORE_WRITER, url, name, str(pages), env=s3_server.env) for name in ("W1", "W2")]
+    reader = _run(STORE_READER, url, "5", env=s3_server.env)
+    for proc in [*writers, reader]:
+        _out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-2000:]
+
+    async def check() -> None:
+        async with await open_store(url) as store:
+            for name in ("W1", "W2"):
+                for leg in "AB":
+                    got = await store.bars(f"{name}{leg}", Timeframe.parse("1m"), 0, 2**62)
+                    t = 1_699_999_980_000 + np.arange(pages * 100, dtype=np.int64) * 60_000
+                    assert got.t.tolist() == t.tolist()
+                    assert got.c.tolist() == (100 + (t % 997) / 100).tolist()
+                    cov = await store.coverage(f"{name}{leg}", Dataset.BARS, "1m")
+                    assert cov.ranges[0].start_ms == t[0] and cov.total_ms == pages * 100 * 60_000
+
+    asyncio.run(check())
