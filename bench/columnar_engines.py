@@ -403,7 +403,7 @@ class IcebergMdw(Engine):
 
         self._commit(lambda old: compact(self.lake, old))
         self._commit(lambda old: expire(self.lake, old, keep_ms=0))
-        remove_unreferenced(self.lake, self._pointer(), LocalFileSystem(), grace_ms=0)
+        remove_unreferenced(self.lake, self._pointer(), LocalFileSystem(), -1, {})
         return "mdw.store.lake.housekeeping: compact + expire + remove unreferenced files"
 
 

@@ -60,13 +60,8 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 
 
 def spec_of(symbols: str, timeframes: str, start: str, end: str, **kw: Any) -> BackfillSpec:
-    return BackfillSpec(
-        tuple(parse_tickers(symbols)),
-        tuple(parse_timeframes(timeframes)),
-        date.fromisoformat(start),
-        date.fromisoformat(end),
-        **kw,
-    )
+    return BackfillSpec(tuple(parse_tickers(symbols)), tuple(parse_timeframes(timeframes)),
+                        date.fromisoformat(start), date.fromisoformat(end), **kw)
 
 
 async def raw_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -95,11 +90,8 @@ async def duplicate_bars(url: str) -> int:
     """Rows sharing (ticker, timeframe, t) with another row, counted in SQL (DuckDB for the lake)."""
     if url.startswith("iceberg+sqlite:///"):
         return await asyncio.to_thread(_lake_duplicates, url)
-    rows = await raw_rows(
-        url,
-        "SELECT count(*) FROM (SELECT ticker, timeframe, t FROM bars "
-        "GROUP BY ticker, timeframe, t HAVING count(*) > 1) AS d",
-    )
+    rows = await raw_rows(url, "SELECT count(*) FROM (SELECT ticker, timeframe, t FROM bars "
+                               "GROUP BY ticker, timeframe, t HAVING count(*) > 1) AS d")
     return int(rows[0][0])
 
 
@@ -111,16 +103,14 @@ def _lake_duplicates(url: str) -> int:
     path = url.removeprefix("iceberg+sqlite:///").split("?", 1)[0]
     catalog = SqlCatalog("mdw", uri=f"sqlite:///{path}")
     try:
-        files = [
-            t.file.file_path.removeprefix("file://")
-            for t in catalog.load_table("mdw.bars").scan().plan_files()
-        ]
+        tasks = catalog.load_table("mdw.bars").scan().plan_files()
+        files = [t.file.file_path.removeprefix("file://") for t in tasks]
     finally:
         catalog.engine.dispose()
     if not files:
         return 0
     got = duckdb.sql(f"SELECT count(*) FROM (SELECT ticker, timeframe, t FROM read_parquet({files!r})"
-                     " GROUP BY ALL HAVING count(*) > 1)").fetchall()  # fmt: skip
+                     " GROUP BY ALL HAVING count(*) > 1)").fetchall()
     return int(got[0][0])
 
 
@@ -173,12 +163,10 @@ def cli_env(sim_url: str | None, key: str | None, db_url: str, **extra: str) -> 
     return env
 
 
-async def run_mdw(
-    *args: str, env: dict[str, str], cwd: str | None = None, limit_s: float = 120.0
-) -> tuple[int, str, str]:
+async def run_mdw(*args: str, env: dict[str, str], cwd: str | None = None,
+                  limit_s: float = 120.0) -> tuple[int, str, str]:
     """Run ``mdw ARGS`` to completion (asyncio subprocess: an in-process simulator keeps serving)."""
-    proc = await asyncio.create_subprocess_exec(
-        MDW, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(MDW, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), limit_s)
     return (proc.returncode if proc.returncode is not None else -1), out.decode(), err.decode()

@@ -24,50 +24,25 @@ from .conftest import assert_exact, cli_env, run_mdw, spec_of, total_bars
 from .serving import serve
 
 BF = ["backfill", "--symbols", "AAPL", "--start", "2024-01-02"]
-SQLI = [
-    "AAPL'; DROP TABLE bars; --",
-    'AAPL" OR 1=1 --',
-    "'; DELETE FROM api_keys; --",
-    "X:BTC'||'USD",
-    "$(touch /tmp/mdw-pwned)",
-    "`id`",
-    "__import__('os').system('id')",
-]
+SQLI = ["AAPL'; DROP TABLE bars; --", "AAPL\" OR 1=1 --", "'; DELETE FROM api_keys; --", "X:BTC'||'USD",
+        "$(touch /tmp/mdw-pwned)", "`id`", "__import__('os').system('id')"]
 TRAVERSAL = ["../../etc/passwd", "..\\..\\windows\\win.ini", "%2e%2e%2fetc%2fpasswd", "AAPL/../../x"]
 
 # (id, argv) — every one must exit 2 with exactly one clear line
 FUZZ: list[tuple[str, list[str]]] = [
-    *[
-        (f"ticker-{i}", ["backfill", "--symbols", t, "--start", "2024-01-02"])
-        for i, t in enumerate(
-            ["", ",", "$$$", "A A", "X:", "X:BTC:USD", "🚀", "A" * 300, "AAPL;ls", *SQLI, *TRAVERSAL]
-        )
-    ],
-    *[
-        (f"date-{i}", [*BF[:3], "--start", d])
-        for i, d in enumerate(
-            ["2024-13-01", "2024-02-30", "0000-01-01", "24-01-02", "tomorrow", "2024-01-02T25:00", "-1", ""]
-        )
-    ],
+    *[(f"ticker-{i}", ["backfill", "--symbols", t, "--start", "2024-01-02"]) for i, t in enumerate(
+        ["", ",", "$$$", "A A", "X:", "X:BTC:USD", "🚀", "A" * 300, "AAPL;ls", *SQLI, *TRAVERSAL])],
+    *[(f"date-{i}", [*BF[:3], "--start", d]) for i, d in enumerate(
+        ["2024-13-01", "2024-02-30", "0000-01-01", "24-01-02", "tomorrow", "2024-01-02T25:00", "-1", ""])],
     ("end-before-start", [*BF, "--end", "2023-01-01"]),
-    *[
-        (f"timeframe-{i}", [*BF, "--timeframes", tf])
-        for i, tf in enumerate(
-            ["0m", "-5m", "1x", "1.5h", "m", "$(id)", "99999999999999999999m", "1d;rm -rf /"]
-        )
-    ],
-    *[
-        (f"rate-{i}", [*BF, "--rate-limit", r])
-        for i, r in enumerate(["fast", "-5/min", "0/s", "5/fortnight", "1e309/s", "5//min"])
-    ],
-    *[
-        (f"base-url-{i}", [*BF, "--base-url", u])
-        for i, u in enumerate(["not a url", "ftp://x", "http://", "javascript:alert(1)"])
-    ],
-    *[
-        (f"db-url-{i}", [*BF, "--database-url", u])
-        for i, u in enumerate(["mysql://x", "sqlite", "", "postgresql", "file:///etc/passwd"])
-    ],
+    *[(f"timeframe-{i}", [*BF, "--timeframes", tf]) for i, tf in enumerate(
+        ["0m", "-5m", "1x", "1.5h", "m", "$(id)", "99999999999999999999m", "1d;rm -rf /"])],
+    *[(f"rate-{i}", [*BF, "--rate-limit", r]) for i, r in enumerate(
+        ["fast", "-5/min", "0/s", "5/fortnight", "1e309/s", "5//min"])],
+    *[(f"base-url-{i}", [*BF, "--base-url", u]) for i, u in enumerate(
+        ["not a url", "ftp://x", "http://", "javascript:alert(1)"])],
+    *[(f"db-url-{i}", [*BF, "--database-url", u]) for i, u in enumerate(
+        ["mysql://x", "sqlite", "", "postgresql", "file:///etc/passwd"])],
     ("asset", [*BF, "--asset", "bonds"]),
     ("export-format", ["export", "--symbols", "AAPL", "--start", "2024-01-02", "--format", "xml"]),
     ("export-adjust", ["export", "--symbols", "AAPL", "--start", "2024-01-02", "--adjust", "some"]),
@@ -75,20 +50,8 @@ FUZZ: list[tuple[str, list[str]]] = [
     ("export-nul", ["export", "--symbols", "AAPL", "--start", "2024-01-02", "-o", "/tmp/x\x01/../y"]),
     ("export-missing-dir", ["export", "--symbols", "AAPL", "--start", "2024-01-02", "-o", "/no/such/f.csv"]),
 ]
-QUICK_FUZZ = {
-    "ticker-0",
-    "ticker-6",
-    "ticker-9",
-    "ticker-13",
-    "date-1",
-    "date-5",
-    "timeframe-2",
-    "timeframe-7",
-    "rate-4",
-    "base-url-3",
-    "db-url-4",
-    "export-dir",
-}
+QUICK_FUZZ = {"ticker-0", "ticker-6", "ticker-9", "ticker-13", "date-1", "date-5", "timeframe-2",
+              "timeframe-7", "rate-4", "base-url-3", "db-url-4", "export-dir"}
 
 
 async def _fuzz(cases: list[tuple[str, list[str]]], tmp_path: Path) -> list[str]:
@@ -131,12 +94,8 @@ async def test_cli_refuses_fuzzed_flags_with_exit_2_and_one_line_when_full_table
 async def test_corrupt_config_file_gives_one_clear_line_when_toml_is_broken(tmp_path: Path) -> None:
     """Broken TOML, a wrong type and an unknown key in mdw.toml each exit 2 with one line naming the file."""
     env = cli_env(None, "k", f"sqlite:///{tmp_path / 'c.db'}")
-    for name, text in [
-        ("broken", "[mdw\nrate_limit = "),
-        ("type", "[mdw]\nmax_in_flight = 'many'\n"),
-        ("unknown", "[mdw]\nrate_limt = '5/min'\n"),
-        ("binary", "\x00\xff\xfe"),
-    ]:
+    for name, text in [("broken", "[mdw\nrate_limit = "), ("type", "[mdw]\nmax_in_flight = 'many'\n"),
+                       ("unknown", "[mdw]\nrate_limt = '5/min'\n"), ("binary", "\x00\xff\xfe")]:
         path = tmp_path / f"{name}.toml"
         path.write_bytes(text.encode("latin-1"))
         code, _, err = await run_mdw(*BF, "--dry-run", "--config", str(path), env=env)
@@ -155,24 +114,15 @@ async def test_injection_strings_are_refused_and_db_intact_when_sent_to_api(
     """SQL-injection and path-traversal strings in tickers, ids and static paths: 4xx, nothing changes."""
     url = f"sqlite:///{tmp_path / 'inj.db'}"
     spec = spec_of("AAPL", "1h", "2024-01-02", "2024-01-05", grouped_daily=False)
-    settings = load_settings(
-        None,
-        database_url=url,
-        polygon_api_key=sim.key,
-        polygon_base_url=sim.base_url,
-        rate_limit="unlimited",
-        scheduler=False,
-    )
+    settings = load_settings(None, database_url=url, polygon_api_key=sim.key, polygon_base_url=sim.base_url,
+                             rate_limit="unlimited", scheduler=False)
     store = await open_store(url)
     admin, rec = new_key("admin", "inj", 0)
     await store.keys.add(rec)
     hdr = {"X-API-Key": admin}
     async with serve(create_app(settings, store=store)) as base, aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{base}/v1/backfills",
-            headers=hdr,
-            json={"symbols": ["AAPL"], "timeframes": ["1h"], "start": "2024-01-02", "end": "2024-01-05"},
-        ) as r:
+        async with http.post(f"{base}/v1/backfills", headers=hdr, json={
+                "symbols": ["AAPL"], "timeframes": ["1h"], "start": "2024-01-02", "end": "2024-01-05"}) as r:
             run_id = (await r.json())["run_id"]
         await store_run_done(http, base, run_id)
         bars_before = await total_bars(url)
@@ -180,18 +130,13 @@ async def test_injection_strings_are_refused_and_db_intact_when_sent_to_api(
         for bad in [*SQLI, *TRAVERSAL]:
             q = quote(bad, safe="")
             for method, path, body in [
-                ("GET", f"/v1/bars/{q}", None),
-                ("GET", f"/v1/bars/AAPL?timeframe={q}", None),
-                ("GET", f"/v1/symbols/{q}", None),
-                ("GET", f"/v1/coverage/{q}", None),
-                ("GET", f"/v1/dividends/{q}", None),
-                ("GET", f"/v1/backfills/{q}", None),
-                ("DELETE", f"/v1/symbols/{q}", None),
-                ("PATCH", f"/v1/symbols/{q}", {"active": False}),
+                ("GET", f"/v1/bars/{q}", None), ("GET", f"/v1/bars/AAPL?timeframe={q}", None),
+                ("GET", f"/v1/symbols/{q}", None), ("GET", f"/v1/coverage/{q}", None),
+                ("GET", f"/v1/dividends/{q}", None), ("GET", f"/v1/backfills/{q}", None),
+                ("DELETE", f"/v1/symbols/{q}", None), ("PATCH", f"/v1/symbols/{q}", {"active": False}),
                 ("POST", "/v1/symbols", {"ticker": bad, "backfill": False}),
                 ("POST", "/v1/backfills", {"symbols": [bad], "start": "2024-01-02"}),
-                ("GET", f"/static/{q}", None),
-                ("GET", f"/static/..%2f..%2f{q}", None),
+                ("GET", f"/static/{q}", None), ("GET", f"/static/..%2f..%2f{q}", None),
             ]:
                 async with http.request(method, base + path, json=body, headers=hdr) as resp:
                     text = await resp.text()
@@ -219,13 +164,10 @@ async def store_run_done(http: aiohttp.ClientSession, base: str, run_id: str) ->
     raise AssertionError("the backfill did not finish")
 
 
-@pytest.mark.parametrize(
-    ("phases", "examples"),
-    [
-        pytest.param("examples,fuzzing", "6", id="quick"),
-        pytest.param("examples,fuzzing", "60", id="soak", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize(("phases", "examples"), [
+    pytest.param("examples,fuzzing", "6", id="quick"),
+    pytest.param("examples,fuzzing", "60", id="soak", marks=pytest.mark.slow),
+])
 async def test_schemathesis_finds_no_server_error_when_fuzzing_the_openapi_spec(
     tmp_path: Path, phases: str, examples: str
 ) -> None:
@@ -235,41 +177,19 @@ async def test_schemathesis_finds_no_server_error_when_fuzzing_the_openapi_spec(
     of asking a simulator for decades of minutes.
     """
     url = f"sqlite:///{tmp_path / 'st.db'}"
-    settings = load_settings(
-        None,
-        database_url=url,
-        rate_limit="unlimited",
-        scheduler=False,
-        polygon_api_key="reliability-key",
-        polygon_base_url="http://127.0.0.1:9",
-        retry_attempts=1,
-    )
+    settings = load_settings(None, database_url=url, rate_limit="unlimited", scheduler=False,
+                             polygon_api_key="reliability-key", polygon_base_url="http://127.0.0.1:9",
+                             retry_attempts=1)
     store = await open_store(url)
     admin, rec = new_key("admin", "st", 0)
     await store.keys.add(rec)
     st = str(Path(sys.executable).with_name("schemathesis"))
     async with serve(create_app(settings, store=store)) as base:
         proc = await asyncio.create_subprocess_exec(
-            st,
-            "run",
-            f"{base}/openapi.json",
-            "--checks",
-            "not_a_server_error",
-            "--max-examples",
-            examples,
-            "--seed",
-            "9",
-            "--workers",
-            "2",
-            "--phases",
-            phases,
-            "-H",
-            f"X-API-Key: {admin}",
-            "--request-timeout",
-            "20",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+            st, "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--max-examples", examples,
+            "--seed", "9", "--workers", "2", "--phases", phases,
+            "-H", f"X-API-Key: {admin}",
+            "--request-timeout", "20", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         out, _ = await asyncio.wait_for(proc.communicate(), 240)
     await store.close()
     text = out.decode()

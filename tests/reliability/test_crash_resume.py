@@ -38,18 +38,8 @@ SYMBOLS, TIMEFRAMES = "AAPL,MSFT,NVDA,SPY,X:BTCUSD,X:ETHUSD", "5m,1h,1d"
 START, END = "2024-01-02", "2024-04-30"
 SPEC = spec_of(SYMBOLS, TIMEFRAMES, START, END, grouped_daily=False)
 IN_FLIGHT = 4
-ARGS = [
-    "backfill",
-    "--symbols",
-    SYMBOLS,
-    "--timeframes",
-    TIMEFRAMES,
-    "--start",
-    START,
-    "--end",
-    END,
-    "--no-grouped",
-]
+ARGS = ["backfill", "--symbols", SYMBOLS, "--timeframes", TIMEFRAMES, "--start", START, "--end", END,
+        "--no-grouped"]
 QUICK = ("AAPL,MSFT,X:BTCUSD,X:ETHUSD", "15m,1h", "2024-01-02", "2024-04-30")
 # What a kill can lose: requests being fetched (one per slot), fetched pages waiting on the writer's
 # queue, and the writer's open transaction (which groups at most what the queue held, plus one).
@@ -58,18 +48,8 @@ PIPELINE_DEPTH = IN_FLIGHT + QUEUE + (QUEUE + 1)
 
 
 def _args(symbols: str, timeframes: str, start: str, end: str) -> list[str]:
-    return [
-        "backfill",
-        "--symbols",
-        symbols,
-        "--timeframes",
-        timeframes,
-        "--start",
-        start,
-        "--end",
-        end,
-        "--no-grouped",
-    ]
+    return ["backfill", "--symbols", symbols, "--timeframes", timeframes, "--start", start, "--end", end,
+            "--no-grouped"]
 
 
 async def _planned(url: str, spec: BackfillSpec = SPEC) -> int:
@@ -79,9 +59,8 @@ async def _planned(url: str, spec: BackfillSpec = SPEC) -> int:
 
 async def _kill_at(env: dict[str, str], delay_s: float, args: list[str]) -> int:
     """Start ``mdw backfill``, wait until it has planned, let it run ``delay_s``, then SIGKILL it."""
-    proc = await asyncio.create_subprocess_exec(
-        MDW, *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(MDW, *args, env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None
     async for raw in proc.stderr:
         if b'"backfill.planned"' in raw:
@@ -93,14 +72,9 @@ async def _kill_at(env: dict[str, str], delay_s: float, args: list[str]) -> int:
     return code
 
 
-async def _crash_and_resume(
-    sim: SimServer,
-    url: str,
-    kills: int,
-    seed: int,
-    what: tuple[str, str, str, str] = (SYMBOLS, TIMEFRAMES, START, END),
-    max_delay_s: float = 0.6,
-) -> dict[str, Any]:
+async def _crash_and_resume(sim: SimServer, url: str, kills: int, seed: int,
+                            what: tuple[str, str, str, str] = (SYMBOLS, TIMEFRAMES, START, END),
+                            max_delay_s: float = 0.6) -> dict[str, Any]:
     env = cli_env(sim.base_url, sim.key, url, MDW_RATE_LIMIT="60/s", MDW_MAX_IN_FLIGHT=str(IN_FLIGHT))
     spec, args = spec_of(*what, grouped_daily=False), _args(*what)
     minimal = await _planned(url, spec)
@@ -126,11 +100,9 @@ async def _crash_and_resume(
         await assert_exact(store, sim, spec)
     assert await duplicate_bars(url) == 0
     total = sim.stats()["requests"]
-    print(
-        f"\n[kill -9 x{len(wasted)} {url.split(':')[0]}] minimal plan={minimal} requests={total} "
-        f"wasted per kill={wasted} (bound {PIPELINE_DEPTH}: {IN_FLIGHT} fetching, {QUEUE} queued, "
-        f"{QUEUE + 1} in the open transaction)"
-    )
+    print(f"\n[kill -9 x{len(wasted)} {url.split(':')[0]}] minimal plan={minimal} requests={total} "
+          f"wasted per kill={wasted} (bound {PIPELINE_DEPTH}: {IN_FLIGHT} fetching, {QUEUE} queued, "
+          f"{QUEUE + 1} in the open transaction)")
     assert len(wasted) == kills, "the backfill finished before every kill landed; lengthen it"
     assert all(0 <= w <= PIPELINE_DEPTH for w in wasted), wasted
     assert total - minimal == sum(wasted)
@@ -160,14 +132,8 @@ async def test_kill_9_resumes_exactly_when_killed_at_twelve_seeded_moments(
 ) -> None:
     """Twelve seeded kills on each backend: bounded waste, exact data after the re-run."""
     sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=250, n_stocks=30)
-    await _crash_and_resume(
-        sim,
-        backend_url,
-        kills=12,
-        seed=20240902 + len(backend),
-        max_delay_s=0.3,
-        what=(SYMBOLS, "5m,15m,1h,4h", START, "2024-06-28"),
-    )
+    await _crash_and_resume(sim, backend_url, kills=12, seed=20240902 + len(backend), max_delay_s=0.3,
+                            what=(SYMBOLS, "5m,15m,1h,4h", START, "2024-06-28"))
 
 
 @pytest.fixture
@@ -195,15 +161,9 @@ async def test_postgres_restart_mid_run_is_reported_and_rerun_completes_exactly(
     url = private_pg.url
     env = cli_env(sim.base_url, sim.key, url, MDW_RATE_LIMIT="60/s", MDW_MAX_IN_FLIGHT=str(IN_FLIGHT))
     report_file = tmp_path / "report.json"
-    proc = await asyncio.create_subprocess_exec(
-        MDW,
-        *ARGS,
-        "--report",
-        str(report_file),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await asyncio.create_subprocess_exec(MDW, *ARGS, "--report", str(report_file), env=env,
+                                                stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None and proc.stdout is not None
     lines: list[bytes] = []
     async for raw in proc.stderr:
@@ -219,10 +179,8 @@ async def test_postgres_restart_mid_run_is_reported_and_rerun_completes_exactly(
     assert proc.returncode in (0, 1), text[-2000:]
     report = json.loads(report_file.read_text())
     bad = [s for s in report["series"] if s["status"] != "ok"]
-    print(
-        f"[pg restart] status={report['status']} failed series={len(bad)}: "
-        f"{sorted({s['reason'][:90] for s in bad})}"
-    )
+    print(f"[pg restart] status={report['status']} failed series={len(bad)}: "
+          f"{sorted({s['reason'][:90] for s in bad})}")
     assert (proc.returncode == 1) == bool(bad) and all(s["reason"] for s in bad)
     async with await open_store(url) as store:
         await assert_stored_subset_exact(store, sim, SPEC)
@@ -231,3 +189,5 @@ async def test_postgres_restart_mid_run_is_reported_and_rerun_completes_exactly(
     async with await open_store(url) as store:
         await assert_exact(store, sim, SPEC)
     assert await duplicate_bars(url) == 0
+
+

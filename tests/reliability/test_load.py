@@ -27,9 +27,8 @@ from .conftest import MDW, assert_exact, cli_env, spec_of
 
 CLIENTS = 50
 SEEDED = spec_of("AAPL,MSFT,X:BTCUSD", "1h", "2024-01-02", "2024-02-29", grouped_daily=False)
-WRITING = spec_of(
-    "NVDA,JPM,V,WMT,X:ETHUSD,X:SOLUSD", "5m,1h", "2023-06-01", "2024-02-29", grouped_daily=False
-)
+WRITING = spec_of("NVDA,JPM,V,WMT,X:ETHUSD,X:SOLUSD", "5m,1h", "2023-06-01", "2024-02-29",
+                  grouped_daily=False)
 WRITING_QUICK = spec_of("NVDA,X:ETHUSD", "5m", "2024-01-02", "2024-02-29", grouped_daily=False)
 
 
@@ -41,18 +40,14 @@ def _free_port() -> int:
 
 async def _load(sim: SimServer, tmp_path: Path, seconds: float, writing: BackfillSpec) -> dict[str, Any]:
     url = f"sqlite:///{tmp_path / 'load.db'}"
-    async with (
-        await open_store(url) as store,
-        PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as c,
-    ):
+    async with await open_store(url) as store, \
+            PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as c:
         await run_backfill(store, c, SEEDED)
     port = _free_port()
-    env = cli_env(
-        sim.base_url, sim.key, url, MDW_PORT=str(port), MDW_SCHEDULER="false", MDW_LOG_LEVEL="WARNING"
-    )
-    server = await asyncio.create_subprocess_exec(
-        MDW, "serve", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
+    env = cli_env(sim.base_url, sim.key, url, MDW_PORT=str(port), MDW_SCHEDULER="false",
+                  MDW_LOG_LEVEL="WARNING")
+    server = await asyncio.create_subprocess_exec(MDW, "serve", env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                  stderr=asyncio.subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     latencies: list[float] = []
     errors: list[str] = []
@@ -73,9 +68,8 @@ async def _load(sim: SimServer, tmp_path: Path, seconds: float, writing: Backfil
                 while time.monotonic() < stop_at:
                     tk = rnd.choice(SEEDED.tickers).symbol
                     day = rnd.randint(2, 20)
-                    path = (
-                        f"/v1/bars/{tk}?timeframe=1h&start=2024-01-{day:02d}&end=2024-02-{day:02d}&limit=500"
-                    )
+                    path = (f"/v1/bars/{tk}?timeframe=1h&start=2024-01-{day:02d}"
+                            f"&end=2024-02-{day:02d}&limit=500")
                     started = time.perf_counter()
                     try:
                         async with http.get(base + path) as resp:
@@ -95,18 +89,13 @@ async def _load(sim: SimServer, tmp_path: Path, seconds: float, writing: Backfil
         await assert_exact(store, sim, writing)
     latencies.sort()
     figures = {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "rps": len(latencies) / seconds,
+        "requests": len(latencies), "errors": len(errors), "rps": len(latencies) / seconds,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        "max_ms": 1000 * latencies[-1],
-        "bars_written": written,
+        "max_ms": 1000 * latencies[-1], "bars_written": written,
     }
-    print(
-        f"\n[load {CLIENTS} clients x {seconds:g}s, backfill writing] "
-        + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
-    )
+    print(f"\n[load {CLIENTS} clients x {seconds:g}s, backfill writing] " +
+          " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()))
     assert not errors, errors[:5]
     assert written > 0
     return figures
@@ -114,10 +103,8 @@ async def _load(sim: SimServer, tmp_path: Path, seconds: float, writing: Backfil
 
 async def _write(url: str, sim: SimServer, writing: BackfillSpec) -> int:
     """The backfill that writes while the API is read (its own store connection, like a separate job)."""
-    async with (
-        await open_store(url) as store,
-        PolygonClient(sim.key, sim.base_url, rate_limit="unlimited", max_in_flight=4) as c,
-    ):
+    async with await open_store(url) as store, PolygonClient(sim.key, sim.base_url, rate_limit="unlimited",
+                                                              max_in_flight=4) as c:
         report = await run_backfill(store, c, writing)
     assert report.status == "ok"
     return report.bars_inserted

@@ -32,29 +32,17 @@ async def _outage_case(outage_s: float, cooldown_s: float, tmp_path: Path) -> di
     url = f"sqlite:///{tmp_path / 'outage.db'}"
     config = SimConfig(seed=5, latency_ms=40, n_stocks=30)
     async with start_simulator(config) as sim:
-        settings = load_settings(
-            None,
-            database_url=url,
-            polygon_api_key=sim.key,
-            polygon_base_url=sim.base_url,
-            rate_limit="unlimited",
-            scheduler=False,
-            max_in_flight=2,
-            retry_attempts=8,
-            breaker_threshold=3,
-            breaker_cooldown_s=cooldown_s,
-            breaker_cooldown_cap_s=cooldown_s,
-            request_timeout_s=5.0,
-        )
+        settings = load_settings(None, database_url=url, polygon_api_key=sim.key,
+                                 polygon_base_url=sim.base_url, rate_limit="unlimited", scheduler=False,
+                                 max_in_flight=2, retry_attempts=8,
+                                 breaker_threshold=3, breaker_cooldown_s=cooldown_s,
+                                 breaker_cooldown_cap_s=cooldown_s, request_timeout_s=5.0)
         store = await open_store(url)
         client = PolygonClient.from_settings(settings, page_limit=50_000)
         admin, record = new_key("admin", "reliability", 0)
         await store.keys.add(record)
-        async with (
-            client,
-            serve(create_app(settings, store=store, client=client)) as base,
-            aiohttp.ClientSession() as http,
-        ):
+        async with client, serve(create_app(settings, store=store, client=client)) as base, \
+                aiohttp.ClientSession() as http:
             run = await _post(http, base, admin, SERVED)
             await _wait_run(http, base, run)
             sim.reset_stats()
@@ -75,12 +63,8 @@ async def _outage_case(outage_s: float, cooldown_s: float, tmp_path: Path) -> di
 
 
 async def _post(http: aiohttp.ClientSession, base: str, admin: str, spec: Any) -> str:
-    body = {
-        "symbols": [t.symbol for t in spec.tickers],
-        "timeframes": [str(t) for t in spec.timeframes],
-        "start": str(spec.start),
-        "end": str(spec.end),
-    }
+    body = {"symbols": [t.symbol for t in spec.tickers], "timeframes": [str(t) for t in spec.timeframes],
+            "start": str(spec.start), "end": str(spec.end)}
     async with http.post(f"{base}/v1/backfills", json=body, headers={"X-API-Key": admin}) as resp:
         assert resp.status == 202, await resp.text()
         return str((await resp.json())["run_id"])
@@ -95,23 +79,16 @@ async def _wait_run(http: aiohttp.ClientSession, base: str, run_id: str) -> dict
         await asyncio.sleep(0.1)
 
 
-async def _poll_reads(
-    http: aiohttp.ClientSession, base: str, sim: Any, started: float, outage_s: float, run_id: str
-) -> list[tuple[float, int, str, int]]:
+async def _poll_reads(http: aiohttp.ClientSession, base: str, sim: Any, started: float, outage_s: float,
+                      run_id: str) -> list[tuple[float, int, str, int]]:
     """GET the stored series every 100 ms during the outage and a little after it."""
     reads: list[tuple[float, int, str, int]] = []
     path = f"{base}/v1/bars/AAPL?timeframe=1h&start=2024-01-02&end=2024-01-31&limit=50000"
     while time.monotonic() - started < outage_s + 0.5:
         async with http.get(path) as resp:
             body = await resp.json()
-            reads.append(
-                (
-                    time.monotonic() - started,
-                    resp.status,
-                    resp.headers.get("X-Stale", ""),
-                    len(body.get("bars", body.get("results", []))),
-                )
-            )
+            reads.append((time.monotonic() - started, resp.status, resp.headers.get("X-Stale", ""),
+                          len(body.get("bars", body.get("results", [])))))
         await asyncio.sleep(0.1)
     return reads
 
@@ -121,12 +98,10 @@ def _check(result: dict[str, Any], outage_s: float, cooldown_s: float) -> None:
     outage_requests = stats["faults"].get("outage", 0)
     opened = [m for m in moves if m[1] == "open"]
     probes = [m for m in moves if m[1] == "half_open"]
-    print(
-        f"\n[outage {outage_s:g}s cooldown {cooldown_s:g}s] run={run['status']} "
-        f"requests={stats['requests']} "
-        f"failed-during-outage={outage_requests} breaker-opens={len(opened)} probes={len(probes)} "
-        f"reads={len(reads)} stale-reads={sum(1 for r in reads if r[2] == 'true')}"
-    )
+    print(f"\n[outage {outage_s:g}s cooldown {cooldown_s:g}s] run={run['status']} "
+          f"requests={stats['requests']} "
+          f"failed-during-outage={outage_requests} breaker-opens={len(opened)} probes={len(probes)} "
+          f"reads={len(reads)} stale-reads={sum(1 for r in reads if r[2] == 'true')}")
     assert run["status"] == "ok", run
     assert opened, "the breaker never opened"
     # at most one probe per cool-down, and nothing else reaches the vendor while the circuit is open:

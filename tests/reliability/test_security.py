@@ -29,72 +29,38 @@ async def test_vendor_key_never_appears_in_any_output_when_run_hits_faults_and_f
     sim_factory: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """CLI output, the JSON report, the runs table, service responses and log records never hold the key."""
-    sim = await sim_factory(
-        keys={KEY: "unlimited"},
-        not_found_tickers=frozenset({"NOPE"}),  # type: ignore[operator]
-        faults=FaultConfig(error_rate=0.2, reset_rate=0.1, truncate_rate=0.1),
-    )
+    sim = await sim_factory(keys={KEY: "unlimited"}, not_found_tickers=frozenset({"NOPE"}),  # type: ignore[operator]
+                            faults=FaultConfig(error_rate=0.2, reset_rate=0.1, truncate_rate=0.1))
     url = f"sqlite:///{tmp_path / 'sec.db'}"
     env = cli_env(sim.base_url, KEY, url, MDW_LOG_LEVEL="DEBUG", MDW_RETRY_ATTEMPTS="3")
     captured: list[str] = []
     report = tmp_path / "report.json"
-    code, out, err = await run_mdw(
-        "backfill",
-        "--symbols",
-        "AAPL,NOPE,X:BTCUSD",
-        "--timeframes",
-        "1h,1d",
-        "--start",
-        "2024-03-04",
-        "--end",
-        "2024-03-08",
-        "--corporate-actions",
-        "--report",
-        str(report),
-        env=env,
-    )
+    code, out, err = await run_mdw("backfill", "--symbols", "AAPL,NOPE,X:BTCUSD", "--timeframes", "1h,1d",
+                                   "--start", "2024-03-04", "--end", "2024-03-08", "--corporate-actions",
+                                   "--report", str(report), env=env)
     captured += [out, err, report.read_text()]
     assert code == 1 and "NOPE" in out and sum(sim.stats()["faults"].values()) > 0
     bad = cli_env(sim.base_url, KEY + "-wrong", url, MDW_LOG_LEVEL="DEBUG")
-    code2, out2, err2 = await run_mdw(
-        "backfill", "--symbols", "MSFT", "--start", "2024-03-04", "--end", "2024-03-05", env=bad
-    )
+    code2, out2, err2 = await run_mdw("backfill", "--symbols", "MSFT", "--start", "2024-03-04", "--end",
+                                      "2024-03-05", env=bad)
     captured += [out2, err2]
     assert code2 == 1
     captured += [json.dumps(r) for r in await raw_rows(url, "SELECT * FROM runs")]
     caplog.set_level(logging.DEBUG)
-    settings = load_settings(
-        None,
-        database_url=url,
-        polygon_api_key=KEY,
-        polygon_base_url=sim.base_url,
-        rate_limit="unlimited",
-        scheduler=False,
-        retry_attempts=2,
-        log_level="DEBUG",
-    )
+    settings = load_settings(None, database_url=url, polygon_api_key=KEY, polygon_base_url=sim.base_url,
+                             rate_limit="unlimited", scheduler=False, retry_attempts=2, log_level="DEBUG")
     admin, rec = new_key("admin", "sec", 0)
     async with serve(create_app(settings)) as base, aiohttp.ClientSession() as http:
         from mdw.store import open_store
 
         async with await open_store(url) as store:
             await store.keys.add(rec)
-        async with http.post(
-            f"{base}/v1/backfills",
-            headers={"X-API-Key": admin},
-            json={"symbols": ["NOPE", "JPM"], "start": "2024-03-04", "end": "2024-03-06"},
-        ) as r:
+        async with http.post(f"{base}/v1/backfills", headers={"X-API-Key": admin},
+                             json={"symbols": ["NOPE", "JPM"], "start": "2024-03-04",
+                                   "end": "2024-03-06"}) as r:
             captured.append(await r.text())
-        for path in [
-            "/v1/backfills",
-            "/metrics",
-            "/v1/overview",
-            "/v1/vendor/history",
-            "/v1/alerts",
-            "/readyz",
-            "/openapi.json",
-            "/v1/bars/AAPL?timeframe=1h&start=2024-03-04",
-        ]:
+        for path in ["/v1/backfills", "/metrics", "/v1/overview", "/v1/vendor/history", "/v1/alerts",
+                     "/readyz", "/openapi.json", "/v1/bars/AAPL?timeframe=1h&start=2024-03-04"]:
             async with http.get(base + path) as resp:
                 captured.append(await resp.text())
                 assert resp.status < 500, path
@@ -120,11 +86,8 @@ async def test_api_keys_are_hashed_at_rest_and_compared_in_constant_time_when_st
     assert secret not in row_text and plaintext not in row_text
     assert "pbkdf2_sha256$" in row_text
     source = inspect.getsource(auth.verify)
-    calls = {
-        n.func.attr
-        for n in ast.walk(ast.parse(source))
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-    }
+    calls = {n.func.attr for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute)}
     assert "compare_digest" in calls and "hash ==" not in source and "== expected" not in source
     code, out, _ = await run_mdw("keys", "revoke", plaintext.split("_")[1], env=env)
     assert code == 0
@@ -151,50 +114,22 @@ async def test_every_mutating_route_rejects_missing_wrong_revoked_and_read_keys(
     async with serve(create_app(settings, store=store)) as base, aiohttp.ClientSession() as http:
         async with http.get(f"{base}/openapi.json") as resp:
             spec = await resp.json()
-        routes = [
-            (m.upper(), p.replace("{ticker}", "AAPL").replace("{run_id}", "x"))
-            for p, ops in spec["paths"].items()
-            for m in ops
-            if m in ("post", "put", "patch", "delete")
-        ]
+        routes = [(m.upper(), p.replace("{ticker}", "AAPL").replace("{run_id}", "x"))
+                  for p, ops in spec["paths"].items() for m in ops if m in ("post", "put", "patch", "delete")]
         assert len(routes) >= 4
         for method, path in routes:
-            for headers, want in [
-                ({}, 401),
-                ({"X-API-Key": "mdw_000000000000_" + "x" * 43}, 401),
-                ({"X-API-Key": gone}, 401),
-                ({"Authorization": f"Bearer {gone}"}, 401),
-                ({"X-API-Key": read}, 403),
-            ]:
+            for headers, want in [({}, 401), ({"X-API-Key": "mdw_000000000000_" + "x" * 43}, 401),
+                                  ({"X-API-Key": gone}, 401), ({"Authorization": f"Bearer {gone}"}, 401),
+                                  ({"X-API-Key": read}, 403)]:
                 async with http.request(method, base + path, headers=headers, json={}) as resp:
                     assert resp.status == want, (method, path, headers, resp.status)
     assert await store.symbols.all() == []
     await store.close()
 
 
-FORBIDDEN_CALLS = {
-    "eval",
-    "exec",
-    "compile",
-    "system",
-    "popen",
-    "spawn",
-    "execv",
-    "execve",
-    "execvp",
-    "create_subprocess_shell",
-    "create_subprocess_exec",
-    "run",
-    "Popen",
-    "call",
-    "check_call",
-    "check_output",
-    "getoutput",
-    "getstatusoutput",
-    "__import__",
-    "import_module",
-    "loads",
-}
+FORBIDDEN_CALLS = {"eval", "exec", "compile", "system", "popen", "spawn", "execv", "execve", "execvp",
+                   "create_subprocess_shell", "create_subprocess_exec", "run", "Popen", "call", "check_call",
+                   "check_output", "getoutput", "getstatusoutput", "__import__", "import_module", "loads"}
 FORBIDDEN_MODULES = {"subprocess", "pickle", "marshal", "shelve", "pty", "commands"}
 
 
@@ -205,13 +140,8 @@ def test_nothing_reachable_from_the_service_runs_code_or_shell_commands() -> Non
     import mdw.service.app  # loads the service and everything it reaches
 
     root = Path(mdw.service.app.__file__).parent.parent
-    loaded = [
-        m
-        for name, m in sys.modules.items()
-        if name.startswith("mdw.")
-        and getattr(m, "__file__", None)
-        and not name.startswith(("mdw.cli", "mdw.simulator"))
-    ]
+    loaded = [m for name, m in sys.modules.items() if name.startswith("mdw.") and getattr(m, "__file__", None)
+              and not name.startswith(("mdw.cli", "mdw.simulator"))]
     assert any(m.__name__ == "mdw.service.routes_bars" for m in loaded)
     problems: list[str] = []
     for module in loaded:
@@ -221,12 +151,10 @@ def test_nothing_reachable_from_the_service_runs_code_or_shell_commands() -> Non
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
-                names = [a.name for a in node.names] + (
-                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
-                )
-                problems += [
-                    f"{module.__name__}: imports {n}" for n in names if n.split(".")[0] in FORBIDDEN_MODULES
-                ]
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom)
+                                                        and node.module else [])
+                problems += [f"{module.__name__}: imports {n}" for n in names
+                             if n.split(".")[0] in FORBIDDEN_MODULES]
             if isinstance(node, ast.Call):
                 fn = node.func
                 name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""

@@ -168,10 +168,8 @@ def test_numbered_turns_shared_placeholders_into_postgres_parameters(sql: str, n
     assert numbered(sql) == numbered_sql
 
 
-@pytest.mark.parametrize(
-    ("tag", "count"),
-    [("INSERT 0 3", 3), ("UPDATE 0", 0), ("DELETE 12", 12), ("CREATE TABLE", 0), ("BEGIN", 0)],
-)
+@pytest.mark.parametrize(("tag", "count"), [("INSERT 0 3", 3), ("UPDATE 0", 0), ("DELETE 12", 12),
+                                            ("CREATE TABLE", 0), ("BEGIN", 0)])
 def test_rowcount_of_reads_the_count_at_the_end_of_a_command_tag(tag: str, count: int) -> None:
     """PostgreSQL's command tags give the rows a statement changed; tags without one give 0."""
     assert rowcount_of(tag) == count
@@ -179,16 +177,8 @@ def test_rowcount_of_reads_the_count_at_the_end_of_a_command_tag(tag: str, count
 
 @pytest.mark.parametrize(
     ("convert", "value"),
-    [
-        (as_int, "12"),
-        (as_int, True),
-        (as_int, 1.5),
-        (as_str, 3),
-        (as_float, "1.0"),
-        (as_date, 20240101),
-        (as_text_list, 5),
-        (as_json, "[1, 2]"),
-    ],
+    [(as_int, "12"), (as_int, True), (as_int, 1.5), (as_str, 3), (as_float, "1.0"), (as_date, 20240101),
+     (as_text_list, 5), (as_json, "[1, 2]")],
 )
 def test_row_values_of_the_wrong_type_are_a_store_error(
     convert: Callable[[object], object], value: object

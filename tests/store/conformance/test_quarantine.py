@@ -16,22 +16,9 @@ URL = "https://api.example/v2/aggs/ticker/AAPL/range/1/minute/1/2?adjusted=false
 
 
 def _entry(t: int = T0, ticker: str = "AAPL", at: int = 5_000, **kw: Any) -> QuarantinedBar:
-    fields: dict[str, Any] = dict(
-        ticker=ticker,
-        timeframe="1m",
-        t=t,
-        o=100.0,
-        h=99.0,
-        l=101.0,
-        c=100.5,
-        v=1200.5,
-        vw=100.25,
-        n=3_000_000_000,
-        reason="high is below low",
-        run_id="run-1",
-        url=URL,
-        quarantined_at_ms=at,
-    )
+    fields: dict[str, Any] = dict(ticker=ticker, timeframe="1m", t=t, o=100.0, h=99.0, l=101.0, c=100.5,
+                                  v=1200.5, vw=100.25, n=3_000_000_000, reason="high is below low",
+                                  run_id="run-1", url=URL, quarantined_at_ms=at)
     fields.update(kw)
     return QuarantinedBar(**fields)
 
@@ -61,16 +48,9 @@ async def test_quarantined_lists_newest_first_filters_by_ticker_and_honours_the_
     await store.quarantine.add(new)
     got = await store.quarantine.recent()
     assert [(e.quarantined_at_ms, e.ticker, e.t) for e in got] == [
-        (2_000, "AAPL", T0),
-        (2_000, "MSFT", T0),
-        (1_000, "AAPL", T0),
-        (1_000, "AAPL", T0 + 60_000),
-    ]
+        (2_000, "AAPL", T0), (2_000, "MSFT", T0), (1_000, "AAPL", T0), (1_000, "AAPL", T0 + 60_000)]
     assert [(e.run_id, e.t) for e in await store.quarantine.recent("AAPL")] == [
-        ("run-2", T0),
-        ("run-1", T0),
-        ("run-1", T0 + 60_000),
-    ]
+        ("run-2", T0), ("run-1", T0), ("run-1", T0 + 60_000)]
     assert [e.ticker for e in await store.quarantine.recent("MSFT")] == ["MSFT"]
     assert await store.quarantine.recent("NOPE") == []
     assert len(await store.quarantine.recent(limit=2)) == 2

@@ -90,9 +90,8 @@ async def test_delete_symbol_with_purge_removes_its_data_and_nothing_else(store:
 
 async def test_runs_are_saved_updated_and_listed_newest_first(store: Store) -> None:
     """A run is inserted, then updated by id; listing is newest first and honours the limit."""
-    old = RunRecord(
-        "r1", RunKind.BACKFILL, RunStatus.RUNNING, 1_000, params={"tickers": ["AAPL"], "since": "2020-01-01"}
-    )
+    old = RunRecord("r1", RunKind.BACKFILL, RunStatus.RUNNING, 1_000,
+                    params={"tickers": ["AAPL"], "since": "2020-01-01"})
     await store.runs.save(old)
     await store.runs.save(RunRecord("r2", RunKind.UPDATE, RunStatus.OK, 2_000, 2_500, report={"bars": 10}))
     old.status, old.finished_at_ms, old.report = RunStatus.PARTIAL, 1_900, {"failed": [{"ticker": "AAPL"}]}
@@ -146,10 +145,8 @@ async def test_catalog_series_count_bars_per_series(store: Store) -> None:
         SeriesStats("AAPL", "1d", 3, int(daily.t[0]), int(daily.t[-1])),
         SeriesStats("AAPL", "1m", 7, int(minute.t[0]), int(minute.t[-1])),
     ]
-    assert await store.catalog.series() == [
-        *aapl,
-        SeriesStats("MSFT", "1m", 2, int(minute.t[0]), int(minute.t[1])),
-    ]
+    assert await store.catalog.series() == [*aapl, SeriesStats("MSFT", "1m", 2, int(minute.t[0]),
+                                                                int(minute.t[1]))]
     assert await store.catalog.series("AAPL") == aapl
     assert await store.catalog.series("NOPE") == []
 

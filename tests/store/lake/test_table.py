@@ -108,7 +108,8 @@ def test_expiry_then_cleanup_deletes_only_files_nothing_reaches(lake: Lake) -> N
     lake.commit(lambda at: housekeeping.compact(lake.table, at))
     lake.commit(lambda at: housekeeping.expire(lake.table, at, keep_ms=-1))
     now = lake.pointer()
-    removed = housekeeping.remove_unreferenced(lake.table, now, LocalFileSystem(), grace_ms=-1)
+    removed, seen = housekeeping.remove_unreferenced(lake.table, now, LocalFileSystem(), grace_ms=-1, seen={})
+    assert seen == {}
     assert removed >= 6  # five small data files and the crashed writer's file at least
     data = sorted(p.name for p in lake.warehouse.rglob("*.parquet"))
     assert data == sorted(r.path.rsplit("/", 1)[1] for r in lake.table.files(now))
@@ -119,11 +120,36 @@ def test_expiry_then_cleanup_deletes_only_files_nothing_reaches(lake: Lake) -> N
 def test_cleanup_keeps_files_younger_than_the_grace_period(lake: Lake) -> None:
     """A writer still staging (its files are new) never loses them to a concurrent cleanup."""
     lake.table.stage(lake.pointer(), {"1m": [series("INFLIGHT")]}, [])
-    assert (
-        housekeeping.remove_unreferenced(lake.table, lake.pointer(), LocalFileSystem(), grace_ms=3_600_000)
-        == 0
+    removed, seen = housekeeping.remove_unreferenced(
+        lake.table, lake.pointer(), LocalFileSystem(), 3_600_000, {}
     )
+    assert removed == 0 and len(seen) >= 1
     assert len(list(lake.warehouse.rglob("*.parquet"))) == 1
+
+
+def test_cleanup_deletes_a_file_only_once_it_was_seen_unreferenced_for_the_grace_period(lake: Lake) -> None:
+    """An old file that just became unreferenced (a reader may still be at its snapshot) survives
+    the first cleanup and goes in a later one, after the grace period."""
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [series("A")]}, []))
+    (old,) = lake.table.files(lake.pointer())
+    lake.commit(lambda at: lake.table.stage(at, {}, [RangeDelete("A", "1m", 0, 2**62)]))
+    lake.commit(lambda at: housekeeping.expire(lake.table, at, keep_ms=-1))
+    now, fs, at = 10**13, LocalFileSystem(), lake.pointer()  # now: every file is old by its mtime
+    removed, seen = housekeeping.remove_unreferenced(lake.table, at, fs, 60_000, {}, now_ms=now)
+    assert removed == 0 and old.path.removeprefix("file://") in seen
+    removed, seen = housekeeping.remove_unreferenced(lake.table, at, fs, 60_000, seen, now_ms=now + 60_000)
+    assert removed >= 1 and not list(lake.warehouse.rglob("*.parquet"))
+
+
+def test_commits_keep_only_the_newest_snapshots_in_the_metadata(lake: Lake) -> None:
+    """The metadata a commit copies stays small however many commits the table has seen."""
+    from mdw.store.lake.table import KEEP_SNAPSHOTS
+
+    for i in range(KEEP_SNAPSHOTS + 4):
+        lake.commit(lambda at, i=i: lake.table.stage(at, {"1m": [series(f"S{i}", n=10)]}, []))
+    metadata = lake.table.at(lake.pointer()).metadata
+    assert len(metadata.snapshots) == KEEP_SNAPSHOTS
+    assert lake.table.read(lake.pointer(), "1m", None, 0, 2**62).num_rows == 10 * (KEEP_SNAPSHOTS + 4)
 
 
 def test_an_empty_table_reads_as_no_rows_with_the_bar_columns(lake: Lake) -> None:

@@ -45,6 +45,7 @@ _SERIES_DDL = (
     "CREATE TABLE IF NOT EXISTS lake_series (ticker TEXT NOT NULL, timeframe TEXT NOT NULL,"
     " bars BIGINT NOT NULL, first_t BIGINT NOT NULL, last_t BIGINT NOT NULL, PRIMARY KEY (ticker, timeframe))"
 )
+_ORPHANS_DDL = "CREATE TABLE IF NOT EXISTS lake_orphans (path TEXT PRIMARY KEY, seen_at_ms BIGINT NOT NULL)"
 _READ_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n")
 
 
@@ -66,7 +67,7 @@ class IcebergBars:
         """Create the catalog tables and the bars table when missing (idempotent, any process)."""
         async with self._db.transaction("lake.open") as tx:
             await tx.lock(":lake:create")  # first opens in several processes create the tables once
-            for ddl in (*CATALOG_DDL, _SERIES_DDL):
+            for ddl in (*CATALOG_DDL, _SERIES_DDL, _ORPHANS_DDL):
                 await tx.execute(ddl)
             if await tx.fetch(_POINTER, *KEY):
                 return
@@ -228,9 +229,18 @@ class IcebergBars:
             async with self._db.transaction(what) as tx:
                 at = await self._pointer(tx)
                 await self._swap(tx, at, await asyncio.to_thread(step, at))
-        at = await self.current()
-        removed = await asyncio.to_thread(housekeeping.remove_unreferenced, self.lake, at,
-                                          self._config.filesystem(), grace)  # fmt: skip
+        async with self._db.transaction("lake.clean") as tx:
+            at = await self._pointer(tx)  # under the writers' lock: no commit moves it meanwhile
+            seen = {
+                as_str(r[0]): as_int(r[1])
+                for r in await tx.fetch("SELECT path, seen_at_ms FROM lake_orphans")
+            }
+            removed, still = await asyncio.to_thread(housekeeping.remove_unreferenced, self.lake, at,
+                                                     self._config.filesystem(), grace, seen)  # fmt: skip
+            await tx.execute("DELETE FROM lake_orphans")
+            await tx.executemany(
+                "INSERT INTO lake_orphans (path, seen_at_ms) VALUES (?, ?)", list(still.items())
+            )
         after = len(self.lake.files(at))
         log.info("lake maintained", action="lake.maintain", files_before=before, files_after=after,
                  removed=removed)  # fmt: skip

@@ -5,10 +5,11 @@ timeframe's small files into large ones sorted by ``(ticker, t)`` (the table's s
 most :data:`COMPACT_ROWS` rows per run so memory stays bounded whatever the table's size; repeated
 runs converge. It is a ``replace`` commit: the same rows, other files, so readers see no change.
 
-Expiry drops snapshots older than the retention from the metadata; the files only they referenced,
-and files no snapshot ever referenced (left by a writer that crashed before its commit), are
-deleted afterwards, outside the transaction, and only when older than the grace period, so a
-writer still staging its files never loses them.
+Every commit keeps only the newest snapshots in the metadata (``table.KEEP_SNAPSHOTS``), and expiry
+drops older ones still there. The files no kept snapshot references, and files no snapshot ever
+referenced (left by a writer that crashed before its commit), are deleted afterwards, outside the
+transaction, once they have been seen unreferenced for the grace period, so a reader at an older
+snapshot and a writer still staging its files never lose them.
 """
 
 from __future__ import annotations
@@ -108,25 +109,31 @@ def referenced(lake: LakeTable, location: str) -> set[str]:
 
 
 def remove_unreferenced(
-    lake: LakeTable, location: str, fs: Any, grace_ms: int, now_ms: int | None = None
-) -> int:
-    """Delete files under the table's location that ``location`` does not reach and that are older
-    than ``grace_ms``; how many were deleted. Call it after the pointer names ``location``."""
+    lake: LakeTable, location: str, fs: Any, grace_ms: int, seen: dict[str, int], now_ms: int | None = None
+) -> tuple[int, dict[str, int]]:
+    """Delete files under the table's location that ``location`` does not reach, once they have been
+    seen unreferenced (``seen``: path -> first seen, epoch ms) for ``grace_ms`` and are at least that
+    old. Returns how many were deleted and the updated ``seen``. Call it after the pointer names
+    ``location``; a file a reader's older snapshot or a staging writer still needs is new to
+    ``seen`` and so survives the grace period."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     keep = {_plain(p) for p in referenced(lake, location)}
     root = _plain(lake.at(location).metadata.location)
     from pyarrow.fs import FileSelector, FileType
 
     removed = 0
+    still: dict[str, int] = {}
     for info in _listing(fs, FileSelector(root, recursive=True, allow_not_found=True)):
         if info.type != FileType.File or info.path in keep:
             continue
+        first = seen.get(info.path, now)
         mtime = info.mtime.timestamp() * 1000 if info.mtime is not None else 0
-        if now - mtime < grace_ms:
-            continue
-        fs.delete_file(info.path)
-        removed += 1
-    return removed
+        if now - first >= grace_ms and now - mtime >= grace_ms:
+            fs.delete_file(info.path)
+            removed += 1
+        else:
+            still[info.path] = first
+    return removed, still
 
 
 def _listing(fs: Any, selector: Any) -> Iterable[Any]:

@@ -49,7 +49,7 @@ TABLE_PROPERTIES = {
     "write.parquet.compression-level": "3",
     "commit.manifest-merge.enabled": "true",
     "commit.manifest.min-count-to-merge": "50",
-    "write.metadata.previous-versions-max": "20",
+    "write.metadata.previous-versions-max": "4",
 }
 
 

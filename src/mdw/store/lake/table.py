@@ -25,6 +25,7 @@ from mdw.store.lake.catalog import StagingCatalog
 
 _TICKER, _T = 1, 3  # field ids
 _CACHED_TABLES = 4
+KEEP_SNAPSHOTS = 8  # snapshots a commit keeps in the metadata (the newest)
 _CACHED_FOOTERS = 20_000
 _CACHED_MANIFESTS = 4_096
 
@@ -307,6 +308,16 @@ class LakeTable:
         return [e.data_file for m in snapshot.manifests(table.io) for e in m.fetch_manifest_entry(table.io)]
 
     def _commit(self, tx: Any, location: str) -> str:
+        from pyiceberg.table.update import RemoveSnapshotsUpdate
+
+        # Every pyiceberg update deep-copies the table's metadata, whose size grows with its
+        # snapshots: keeping the newest few bounds a commit's cost. Files stay until housekeeping
+        # has seen them unreferenced for its grace period, so a reader at an older snapshot keeps
+        # reading.
+        snapshots = sorted(tx.table_metadata.snapshots, key=lambda s: s.sequence_number or 0)
+        if len(snapshots) > KEEP_SNAPSHOTS:
+            old = [s.snapshot_id for s in snapshots[:-KEEP_SNAPSHOTS]]
+            tx._apply((RemoveSnapshotsUpdate(snapshot_ids=old),), ())
         self.catalog.staged = None
         tx.commit_transaction()
         staged = self.catalog.staged
