@@ -26,7 +26,7 @@ from mdw.errors import StoreError
 from mdw.logs import get_logger
 from mdw.store.base import SeriesStats
 from mdw.store.lake import housekeeping, layout
-from mdw.store.lake.catalog import CATALOG, CATALOG_DDL, StagingCatalog, pointer_key
+from mdw.store.lake.catalog import CATALOG, CATALOG_DDL, CommitConflict, StagingCatalog, pointer_key
 from mdw.store.lake.table import LakeTable, RangeDelete
 from mdw.store.lake.url import LakeConfig
 from mdw.store.primitives import Database, Tx
@@ -109,7 +109,7 @@ class IcebergBars:
         if new == old:
             return
         if await tx.execute(_SWAP, new, old, *KEY, old) != 1:
-            raise StoreError("the bars table was committed by another writer under this one's lock")
+            raise CommitConflict("the bars table was committed by another writer under this one's lock")
         self._pointers[tx] = new
         self._commits += 1
 
