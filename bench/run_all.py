@@ -54,7 +54,7 @@ SCRIPTS = (
     Script("scale_out", "scale_out.py", ("--small",), 300, ("scale_out",)),
     Script("compare", "compare.py", ("--part", "unthrottled"), 240, ("compare_unthrottled",)),
     Script("scaling", "scaling.py", (), 150, ("scaling",)),
-    Script("columnar", "columnar.py", (), 150, ("columnar",)),
+    Script("columnar", "columnar.py", ("--tickers", "10"), 150, ("columnar",)),
 )
 
 
