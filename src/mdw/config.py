@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     def _check_db(cls, value: str) -> str:
         accepted = ("sqlite://", "postgresql://", "postgres://")
         if not value.removeprefix("iceberg+").startswith(accepted):
-            raise ValueError("expected sqlite:///path.db, postgresql://user@host:port/db, or the columnar "
-                             "store iceberg+sqlite:///path.db or iceberg+postgresql://...?warehouse=...")
+            raise ValueError("expected sqlite:///path.db or postgresql://user@host:port/db (or the columnar "
+                             "store, iceberg+sqlite:///path.db or iceberg+postgresql://...?warehouse=...)")
         return value
 
     @field_validator("polygon_base_url")
