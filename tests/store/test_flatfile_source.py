@@ -43,6 +43,8 @@ async def test_store_upgrade_keeps_old_bars_and_then_accepts_flatfile(
     backend: Backend, upto: dict[str, int],
 ) -> None:
     """A database migrated by the previous mdw keeps its bars and takes 'flatfile' bars after opening."""
+    if backend.name not in upto:
+        pytest.skip("the columnar store is new: no earlier schema held its bars")
     await _old_schema(backend, upto[backend.name])
     async with await open_store(backend.url) as store:
         version = await store.ping()
