@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import statistics
 import threading
 import time
 import uuid
@@ -18,7 +19,7 @@ from typing import Any
 import psycopg
 from scaleout_fleet import Fleet, SimThread, defer_day_windows, wait_for
 
-from mdw.domain import Timeframe
+from mdw.domain import SeriesKey, Timeframe
 from mdw.scaleout.follow import Deferred, Tally
 from mdw.simulator.config import SimConfig
 from mdw.store import open_store
@@ -26,6 +27,7 @@ from mdw.store.pgjobs import JobResult, JobTables
 
 PLAN = "20/5s"  # binding for 8 workers x 2 jobs, and short enough to hold many windows in a minute
 DAY = 86_400_000
+M1 = Timeframe.parse("1m")
 FIRST = int(datetime(2001, 1, 2, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -113,41 +115,49 @@ def fleet_under_kill(admin: str, *, jobs: int, workers: int = 8) -> dict[str, An
 
 
 async def follower_cost(admin: str, sizes: tuple[int, ...], probe: int = 300) -> list[dict[str, Any]]:
-    """Microseconds of follower work per finished job with ``size`` jobs already recorded."""
-    out = []
-    for size in sizes:
-        name, url = _db(admin)
-        try:
+    """Microseconds of follower work per finished job with ``size`` jobs already recorded.
+
+    Every size gets its own database, filled first; then the probes run in alternation (one job
+    recorded and followed per size per round), so the host's load falls on every size alike, and
+    the median of the probes is reported beside the mean.
+    """
+    setups: list[tuple[str, JobTables, int]] = []
+    try:
+        for size in sizes:
+            name, url = _db(admin)
             store = await open_store(url)
             await store.close()
             tables = await JobTables.connect(url, max_size=2)
-            try:
-                async with tables.pool.acquire() as conn:
-                    await conn.execute(
-                        "INSERT INTO mdw_job_results (job_id, run_id, kind, worker, ok, requests, bars,"
-                        " series) SELECT g, 'old', 'work', 'w', true, 1, 100, ARRAY['AAPL 1m']"
-                        " FROM generate_series(1, $1) g",
-                        size)
-                    await conn.execute("ANALYZE mdw_job_results")
-                ids = list(range(size + 1, size + probe + 1))
-                tally = Tally(Deferred("bench", job_ids=ids))
-                pending = set(ids)
-                last = await tables.last_seq()
-                spent = 0.0
-                for jid in ids:
-                    await tables.record(JobResult(jid, "bench", "work", "w", True, requests=1, bars=100,
-                                                  series=("AAPL 1m",)))
-                    t0 = time.perf_counter()  # the follower's side: read what is new, fold it
-                    for r in await tables.since(last):
-                        last = r.seq
-                        if r.job_id in pending:
-                            pending.discard(r.job_id)
-                            tally.add(r)
-                    spent += time.perf_counter() - t0
-                assert not pending
-            finally:
-                await tables.close()
-        finally:
+            setups.append((name, tables, size))
+            async with tables.pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO mdw_job_results (job_id, run_id, kind, worker, ok, requests, bars,"
+                    " series) SELECT g, 'old', 'work', 'w', true, 1, 100, ARRAY['AAPL 1m']"
+                    " FROM generate_series(1, $1) g",
+                    size)
+                await conn.execute("ANALYZE mdw_job_results")
+        state = []
+        for _name, tables, size in setups:
+            ids = list(range(size + 1, size + probe + 1))
+            deferred = Deferred("bench", job_ids=ids, series_planned={SeriesKey("AAPL", M1): probe})
+            state.append((Tally(deferred), set(ids), [await tables.last_seq()], [], ids))
+        for i in range(probe):
+            for (_name, tables, _size), (tally, pending, last, spent, ids) in zip(setups, state, strict=True):
+                await tables.record(JobResult(ids[i], "bench", "work", "w", True, requests=1, bars=100,
+                                              series=("AAPL 1m",)))
+                t0 = time.perf_counter()  # the follower's side: read what is new, fold it
+                for r in await tables.since(last[0]):
+                    last[0] = r.seq
+                    if r.job_id in pending:
+                        pending.discard(r.job_id)
+                        tally.add(r)
+                spent.append(time.perf_counter() - t0)
+        assert not any(pending for _t, pending, *_ in state)
+    finally:
+        for name, tables, _size in setups:
+            await tables.close()
             _drop(admin, name)
-        out.append({"recorded": size, "probe_jobs": probe, "us_per_job": round(spent / probe * 1e6, 1)})
-    return out
+    return [{"recorded": size, "probe_jobs": probe,
+             "us_per_job": round(statistics.fmean(spent) * 1e6, 1),
+             "median_us_per_job": round(statistics.median(spent) * 1e6, 1)}
+            for (_n, _t, size), (_ta, _p, _l, spent, _i) in zip(setups, state, strict=True)]
