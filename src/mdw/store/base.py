@@ -181,6 +181,25 @@ class QuarantinedBar:
     quarantined_at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class MarketDay:
+    """One day held for every ticker of an asset class at one timeframe, from one flat file.
+
+    Tickers absent from the file are confirmed empty that day. ``etag``, ``size`` and
+    ``last_modified_ms`` are the file's, so a later replacement of it can be found.
+    """
+
+    asset: str  # AssetClass value
+    timeframe: str
+    start_ms: int
+    end_ms: int
+    dataset: str  # the file's key prefix, e.g. us_stocks_sip/minute_aggs_v1
+    etag: str
+    size: int
+    last_modified_ms: int
+    fetched_at_ms: int
+
+
 class SchemaVersion(NamedTuple):
     """The schema version in the database, and the one this code expects."""
 
@@ -268,6 +287,16 @@ class ActionStore(Protocol):
         """By execution date."""
 
 
+class MarketDayStore(Protocol):
+    """Whole-market days held from flat files (a compact coverage, read by :meth:`Store.coverage`)."""
+
+    async def record(self, days: Sequence[MarketDay]) -> None:
+        """Upsert the days, in one transaction; a day recorded again holds every ticker again."""
+
+    async def recorded(self, dataset: str, start_ms: int, end_ms: int) -> list[MarketDay]:
+        """The days of ``dataset`` starting in ``[start_ms, end_ms)``, by start and timeframe."""
+
+
 class Catalog(Protocol):
     """What the warehouse holds, across series (for status, metrics and the dashboard)."""
 
@@ -306,6 +335,9 @@ class Store(Protocol):
 
     @property
     def catalog(self) -> Catalog: ...
+
+    @property
+    def market_days(self) -> MarketDayStore: ...
 
     async def open(self) -> None:
         """Connect and apply pending migrations.
@@ -350,10 +382,12 @@ class Store(Protocol):
         """The rows of :meth:`bars` as columns t, o, h, l, c, v, vw, n (v and vw null where omitted)."""
 
     async def coverage(self, ticker: str, dataset: Dataset, timeframe: str = "") -> RangeSet:
-        """The merged ranges held (including ranges the vendor confirmed empty)."""
+        """The merged ranges held (including ranges the vendor confirmed empty): the ticker's own
+        ledger and, for bars, the market days of its asset class (less its holes)."""
 
     async def delete_range(self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int) -> int:
-        """Delete bars with ``start_ms <= t < end_ms`` and cut that range out of their coverage.
+        """Delete bars with ``start_ms <= t < end_ms`` and cut that range out of their coverage
+        (their ledger, and their share of any market days).
 
         Both happen in one transaction; returns the number of bars deleted.
         """

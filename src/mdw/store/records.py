@@ -13,6 +13,7 @@ from typing import Generic
 
 from mdw.store.base import ApiKeyRecord, AuditEntry, QuarantinedBar, RunRecord, SymbolInfo
 from mdw.store.ledger import now_ms
+from mdw.store.market_days import punch_all
 from mdw.store.primitives import BarTable, Database, Tx, TxT, placeholders
 from mdw.store.rows import (
     API_KEY_COLUMNS,
@@ -79,6 +80,7 @@ class SqlSymbols(Generic[TxT]):
             found = await tx.execute("UPDATE symbols SET active = ? WHERE ticker = ?", False, ticker) > 0
             if purge:
                 found = await self._bars.delete(tx, ticker, None, None) > 0 or found
+                await punch_all(tx, ticker)  # its share of whole-market days goes with its bars
                 for table in _PURGED:
                     found = await tx.execute(f"DELETE FROM {table} WHERE ticker = ?", ticker) > 0 or found
         return found

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Generic, Self
 
 from mdw.domain import BarBatch, RangeSet, Timeframe, TimeRange
-from mdw.store import ledger, migrate
+from mdw.store import ledger, market_days, migrate
 from mdw.store.actions import SqlActions, SqlCatalog
 from mdw.store.arrow import to_arrow
 from mdw.store.base import BarWrite, Dataset, SchemaVersion, WriteResult
@@ -45,6 +45,7 @@ class SqlStore(Generic[TxT]):
         self.quarantine = SqlQuarantine(database)
         self.actions = SqlActions(database)
         self.catalog = SqlCatalog(database, bars)
+        self.market_days = market_days.SqlMarketDays(database)
 
     async def __aenter__(self) -> Self:
         return self
@@ -109,6 +110,7 @@ class SqlStore(Generic[TxT]):
             await tx.lock(f":bars:{ticker}:{tf}")
             deleted = await self._bars.delete(tx, ticker, tf, rng)
             await ledger.cut(tx, LedgerKey(ticker, Dataset.BARS, tf), rng)
+            await market_days.punch(tx, ticker, tf, rng)
         return deleted
 
     # -- reads ----------------------------------------------------------------------------------
@@ -137,7 +139,11 @@ class SqlStore(Generic[TxT]):
         return to_arrow(await self.bars(ticker, timeframe, start_ms, end_ms))
 
     async def coverage(self, ticker: str, dataset: Dataset, timeframe: str = "") -> RangeSet:
-        return await ledger.ranges(self.database, LedgerKey(ticker, Dataset(dataset), str(timeframe)))
+        held = await ledger.ranges(self.database, LedgerKey(ticker, Dataset(dataset), str(timeframe)))
+        if Dataset(dataset) is not Dataset.BARS:
+            return held
+        days = await market_days.covered(self.database, ticker, str(timeframe))
+        return held | days if days else held
 
 
 def _timeframe(timeframe: Timeframe | str) -> Timeframe:
