@@ -15,7 +15,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
 
 from mdw.config import Settings, SettingsValues, load_settings
 from mdw.domain import RangeSet, Ticker, Timeframe, TimeRange, parse_ticker, parse_tickers, parse_timeframes
@@ -38,6 +38,7 @@ class PlanOptions(TypedDict, total=False):
 
     derive: bool
     corporate_actions: bool
+    source: Literal["rest", "flatfiles", "auto"]
 
 
 class BackfillOptions(PlanOptions, total=False):
@@ -46,6 +47,7 @@ class BackfillOptions(PlanOptions, total=False):
     rate_limit: str | None
     api_key: str | None
     base_url: str | None
+    settle: bool
 
 
 def _timeframe(tf: Timeframe | str) -> Timeframe:
@@ -132,19 +134,28 @@ class AsyncWarehouse:
 
     async def plan(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When,
                    end: When, **options: Unpack[PlanOptions]) -> Plan:
-        """The requests :meth:`backfill` would make now, read against the ledger; calls no vendor."""
+        """The requests :meth:`backfill` would make now, read against the ledger; calls no REST
+        endpoint (with the flat-file key pair set, it lists the bucket to weigh files against REST)."""
+        from mdw.backfill.fileplan import CostModel
         from mdw.backfill.runner import plan_only
+        from mdw.flatfiles.s3 import source_from
 
-        return await plan_only(self.store, _spec(symbols, timeframes, start, end, options))
+        files, cost = source_from(self.settings), CostModel(self.settings.rate_limit)
+        return await plan_only(self.store, _spec(symbols, timeframes, start, end, options), files=files,
+                               cost=cost)
 
     async def backfill(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When,
                        end: When, **options: Unpack[BackfillOptions]) -> RunReport:
         """Fill every gap, as ``mdw backfill`` does, and return the run's report.
 
         ``rate_limit``, ``api_key`` and ``base_url`` override the warehouse's settings for this run.
+        ``source`` is ``rest``, ``flatfiles`` or ``auto`` (flat files need the settings' flat-file
+        key pair); ``settle`` first ingests again the flat-file days whose file was replaced.
         """
+        from mdw.backfill.fileplan import CostModel
         from mdw.backfill.runner import run_backfill
         from mdw.budget import shared_budget
+        from mdw.flatfiles.s3 import source_from
         from mdw.polygon import PolygonClient
 
         spec = _spec(symbols, timeframes, start, end, options)
@@ -158,9 +169,11 @@ class AsyncWarehouse:
             run["polygon_base_url"] = base
         if run != self._given:
             conf = load_settings(**run)
+        files, cost = source_from(conf), CostModel(conf.rate_limit)
         async with shared_budget(conf) as limiter, \
                 PolygonClient.from_settings(conf, limiter=limiter) as client:
-            return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit))
+            return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit), files=files,
+                                      cost=cost, settle=options.get("settle", False))
 
     async def status(self) -> list[SeriesStatus]:
         """Per series: first and last bar, bars, gaps, last fetched."""
@@ -175,7 +188,8 @@ def _spec(symbols: str | Sequence[str], timeframes: str | Sequence[str], start: 
 
     return BackfillSpec(tuple(parse_tickers(symbols)), tuple(parse_timeframes(timeframes)),
                         _day_or_ms(start), _day_or_ms(end), derive=options.get("derive", False),
-                        corporate_actions=options.get("corporate_actions", False))
+                        corporate_actions=options.get("corporate_actions", False),
+                        source=options.get("source", "auto"))
 
 
 class Warehouse:

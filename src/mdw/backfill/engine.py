@@ -28,7 +28,7 @@ from mdw.backfill.fetch import (
     fetch_grouped,
     fetch_writes,
 )
-from mdw.backfill.plan import ActionsRequest, DeriveTask, OutcomeKey, Plan, PlannedRequest
+from mdw.backfill.plan import ActionsKey, ActionsRequest, DeriveTask, OutcomeKey, Plan, PlannedRequest
 from mdw.backfill.quarantine import quarantine_error
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
 from mdw.domain import DAY_MS, Dividend, SeriesKey, Split, TimeRange
@@ -70,7 +70,7 @@ class _Item:
         return bar_count(self.writes) + (len(self.actions[0]) + len(self.actions[1]) if self.actions else 0)
 
 
-def job_series(job: Job) -> list[OutcomeKey]:
+def job_series(job: Job) -> list[SeriesKey | ActionsKey]:
     """The report rows a job counts towards."""
     if isinstance(job, PlannedRequest):
         return list(dict.fromkeys(t.key for t in job.targets))

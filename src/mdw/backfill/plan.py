@@ -12,8 +12,11 @@ from datetime import date
 from typing import Literal
 
 from mdw.domain import AssetClass, SeriesKey, Ticker, Timeframe, TimeRange, day_range_ms
+from mdw.errors import UsageError
+from mdw.flatfiles.keys import FileDataset, FileInfo
 from mdw.store.base import RunKind
 
+SOURCES = ("rest", "flatfiles", "auto")
 MAX_BASE = 50_000  # the vendor's largest `limit`: base aggregates (minutes or days) per page
 ACTION_KINDS_ALL = ("dividends", "splits", "all")
 
@@ -34,6 +37,9 @@ class BackfillSpec:
         kind: recorded with the run (backfill, update, scheduled ...).
         refetch: plan the whole range as if the ledger held none of it (a forced refetch; writes
             stay idempotent, so unchanged bars count as unchanged and corrections as updated).
+        source: where bars come from: ``rest`` (the aggregates endpoints only), ``flatfiles``
+            (every published day of the vendor's whole-market files that holds a gap; the rest
+            from REST), or ``auto`` (per dataset and day, whichever the cost model finds cheaper).
     """
 
     tickers: tuple[Ticker, ...]
@@ -46,6 +52,11 @@ class BackfillSpec:
     action_kinds: tuple[str, ...] = ("dividends", "splits")
     kind: RunKind = RunKind.BACKFILL
     refetch: bool = False
+    source: Literal["rest", "flatfiles", "auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise UsageError(f"invalid source {self.source!r}; expected one of {', '.join(SOURCES)}")
 
     def wanted(self, asset: AssetClass) -> TimeRange:
         """The half-open ms range wanted for an asset class (dates are local days)."""
@@ -67,6 +78,7 @@ class BackfillSpec:
             "corporate_actions": self.corporate_actions,
             "kind": self.kind,
             "refetch": self.refetch,
+            "source": self.source,
         }
 
 
@@ -85,7 +97,17 @@ class ActionsKey:
 
 
 # A row of a run report: a bar series, or one ticker's dividends or splits.
-OutcomeKey = SeriesKey | ActionsKey
+@dataclass(frozen=True, slots=True, order=True)
+class FilesKey:
+    """One flat-file dataset's days in a run: the key of their report row."""
+
+    dataset: str  # the key prefix, e.g. us_stocks_sip/minute_aggs_v1
+
+    def __str__(self) -> str:
+        return f"{self.dataset} files"
+
+
+OutcomeKey = SeriesKey | ActionsKey | FilesKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +182,47 @@ class ActionsRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedFile:
+    """One day's file of one dataset to ingest, and the coarser timeframes to build from it.
+
+    ``rest_requests`` and ``rest_s`` are what the REST plan would have spent on that day for the
+    wanted series; ``file_s`` is the file's estimated cost (see ``backfill/fileplan.py``).
+    """
+
+    dataset: FileDataset
+    day: date
+    info: FileInfo
+    derive: tuple[Timeframe, ...] = ()
+    rest_requests: float = 0.0
+    rest_s: float = 0.0
+    file_s: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"dataset": self.dataset.prefix, "day": self.day.isoformat(), "key": self.info.key,
+                "bytes": self.info.size, "etag": self.info.etag, "derive": [str(t) for t in self.derive],
+                "rest_requests": round(self.rest_requests, 2), "rest_s": round(self.rest_s, 3),
+                "file_s": round(self.file_s, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class FileCost:
+    """One dataset's comparison, as ``--dry-run`` shows it: days that had a gap, and both costs."""
+
+    dataset: str
+    days: int  # published days holding a gap of a wanted series
+    chosen: int  # of those, taken from files
+    file_bytes: int  # of all candidate days
+    file_s: float
+    rest_requests: float
+    rest_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"dataset": self.dataset, "days": self.days, "chosen": self.chosen,
+                "file_bytes": self.file_bytes, "file_s": round(self.file_s, 3),
+                "rest_requests": round(self.rest_requests, 1), "rest_s": round(self.rest_s, 3)}
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Everything a run will do, in the order it will be started."""
 
@@ -168,6 +231,13 @@ class Plan:
     derives: tuple[DeriveTask, ...] = ()
     actions: tuple[ActionsRequest, ...] = ()
     skipped: dict[SeriesKey, str] = field(default_factory=dict)
+    files: tuple[PlannedFile, ...] = ()  # whole-market days taken from the vendor's flat files
+    costs: tuple[FileCost, ...] = ()  # per dataset: the files' cost and the REST cost they replace
+    notes: tuple[str, ...] = ()  # why flat files were not used where they could have been
+
+    @property
+    def file_bytes(self) -> int:
+        return sum(f.info.size for f in self.files)
 
     @property
     def request_count(self) -> int:

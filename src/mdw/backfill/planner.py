@@ -250,7 +250,8 @@ def _grouped_requests(
     return out
 
 
-def _derivable(fine: Timeframe, coarse: Timeframe) -> bool:
+def derivable(fine: Timeframe, coarse: Timeframe) -> bool:
+    """Whether ``coarse`` bars can be built from ``fine`` ones (fixed intraday multiples within a day)."""
     f, c = fine.fixed_ms, coarse.fixed_ms
     return (f is not None and c is not None and coarse.intraday and c > f and c % f == 0
             and DAY_MS % c == 0)
@@ -293,7 +294,7 @@ def plan_backfill(
         intraday = sorted((tf for tf in tfs if tf.intraday and tf.fixed_ms is not None),
                           key=lambda t: t.fixed_ms or 0)
         fine = intraday[0] if spec.derive and intraday else None
-        derived = [tf for tf in intraday if fine is not None and _derivable(fine, tf)]
+        derived = [tf for tf in intraday if fine is not None and derivable(fine, tf)]
         for tf in tfs:
             if tf in derived:
                 continue

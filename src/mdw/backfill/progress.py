@@ -46,7 +46,7 @@ class RichProgress:
 
     def planned(self, plan: Plan) -> None:
         self.bar.start()
-        total = plan.request_count + len(plan.derives)
+        total = plan.request_count + len(plan.derives) + len(plan.files)
         self.task = self.bar.add_task(f"backfill: {len(plan.series)} series", total=total, bars=0)
 
     def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None:
@@ -69,7 +69,7 @@ class LogProgress:
         self.started = time.perf_counter()
 
     def planned(self, plan: Plan) -> None:
-        self.total = plan.request_count + len(plan.derives)
+        self.total = plan.request_count + len(plan.derives) + len(plan.files) + len(plan.files)
         log.info("backfill started", action="backfill.progress", total=self.total, series=len(plan.series))
 
     def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -110,6 +110,7 @@ class RunReport:
     actions_written: int = 0
     quarantined: int = 0  # invalid vendor bars refused and kept in the store's quarantine
     rate_limit: str = ""
+    files: dict[str, Any] = field(default_factory=dict)  # flat files: planned, done, failed, bytes, rows ...
     series: dict[OutcomeKey, SeriesOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -158,7 +159,7 @@ class RunReport:
             "bars_unchanged": self.bars_unchanged, "bars_per_s": round(self.bars_per_s, 1),
             "derived_tasks": self.derived_tasks, "actions_fetched": self.actions_fetched,
             "actions_written": self.actions_written, "quarantined": self.quarantined,
-            "rate_limit": self.rate_limit,
+            "rate_limit": self.rate_limit, "files": self.files,
             "series": [
                 {"series": str(s.series), "status": s.status, "requests_planned": s.requests_planned,
                  "requests_done": s.requests_done, "requests_failed": s.requests_failed,
@@ -237,6 +238,11 @@ def render(report: RunReport, console: Console) -> None:
         ("bars quarantined", f"{report.quarantined:,}" + (" (mdw quarantine)" if report.quarantined else "")),
         ("rate limit", report.rate_limit),
     ]
+    if report.files:
+        f = report.files
+        rows.insert(4, ("flat files", f"{f.get('done', 0)} of {f.get('planned', 0)} "
+                        f"({f.get('failed', 0)} failed), {f.get('bytes', 0) / 1e6:,.1f} MB, "
+                        f"{f.get('requests', 0)} requests"))
     for k, v in rows:
         totals.add_row(k, v)
     console.print(totals)

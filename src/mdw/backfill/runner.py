@@ -15,11 +15,16 @@ from datetime import date
 
 from mdw.backfill.engine import Pipeline
 from mdw.backfill.fetch import VendorSource
+from mdw.backfill.fileplan import CostModel, plan_with_files, wanted_datasets
+from mdw.backfill.filerun import SettleReport, listings, run_files, settle_files
+from mdw.backfill.ingest import FileSource
 from mdw.backfill.liveness import HEARTBEAT_S, Heartbeat, owner, reap_abandoned
 from mdw.backfill.plan import ActionsKey, BackfillSpec, Plan
-from mdw.backfill.planner import ACTION_KINDS, plan_backfill
+from mdw.backfill.planner import ACTION_KINDS
 from mdw.backfill.report import Progress, RunReport
-from mdw.domain import RangeSet, SeriesKey
+from mdw.config import RateLimit
+from mdw.domain import RangeSet, SeriesKey, from_ms
+from mdw.errors import ConfigError
 from mdw.logs import get_logger
 from mdw.store.base import Dataset, RunKind, RunRecord, RunStatus, Store, SymbolInfo
 
@@ -35,12 +40,15 @@ def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
 
 
 async def plan_only(
-    store: Store, spec: BackfillSpec | Sequence[BackfillSpec], *, now: int | None = None
+    store: Store, spec: BackfillSpec | Sequence[BackfillSpec], *, now: int | None = None,
+    files: FileSource | None = None, cost: CostModel | None = None,
 ) -> Plan:
-    """The plan a run would execute now, read against the store's ledger; calls no vendor.
+    """The plan a run would execute now, read against the store's ledger.
 
-    A spec with ``refetch`` does not read the ledger: its whole range is planned as if nothing
-    were held.
+    The REST API is not called. With ``files`` (a flat-file source) the bucket is listed, a month
+    per request, and each day's file is weighed against its REST requests with ``cost``, unless
+    the spec's source is ``rest``. A spec with ``refetch`` does not read the ledger: its whole
+    range is planned as if nothing were held.
     """
     at = now_ms() if now is None else now
     plans: list[Plan] = []
@@ -56,7 +64,11 @@ async def plan_only(
                 for tk in one.tickers:
                     for kind in ACTION_KINDS:
                         actions[ActionsKey(tk.symbol, kind)] = await store.coverage(tk.symbol, Dataset(kind))
-        plans.append(plan_backfill(one, coverage, at, actions))
+        found = await listings(files, one, at) if files is not None and one.source != "rest" else []
+        if one.source == "flatfiles" and files is None:
+            raise ConfigError("--source flatfiles needs MDW_FLATFILES_KEY_ID and MDW_FLATFILES_SECRET")
+        model = cost or CostModel(RateLimit.parse("5/min"))
+        plans.append(plan_with_files(one, coverage, at, actions, found, model))
     if len(plans) == 1:
         return plans[0]
     return Plan(
@@ -64,7 +76,31 @@ async def plan_only(
         requests=tuple(r for p in plans for r in p.requests),
         derives=tuple(d for p in plans for d in p.derives),
         actions=tuple(a for p in plans for a in p.actions),
+        files=tuple(f for p in plans for f in p.files),
+        costs=tuple(c for p in plans for c in p.costs),
+        notes=tuple(n for p in plans for n in p.notes),
     )
+
+
+async def _settle(files: FileSource, store: Store, specs: Sequence[BackfillSpec], now: int | None
+                  ) -> SettleReport:
+    """The flat-file settle pass over every spec's datasets and range."""
+    total = SettleReport()
+    for one in specs:
+        for ds in wanted_datasets(one):
+            rng = one.wanted(ds.asset)
+            first = from_ms(rng.start_ms).astimezone(ds.asset.tz).date()
+            last = from_ms(rng.end_ms - 1).astimezone(ds.asset.tz).date()
+            got = await settle_files(files, store, [ds], first, last)
+            total.checked += got.checked
+            total.replaced += got.replaced
+            total.reingested += got.reingested
+            total.failed += got.failed
+            total.bars_updated += got.bars_updated
+            total.bars_inserted += got.bars_inserted
+            total.days.extend(got.days)
+            total.errors.extend(got.errors)
+    return total
 
 
 async def track_symbols(store: Store, specs: Sequence[BackfillSpec]) -> None:
@@ -97,6 +133,9 @@ async def run_backfill(
     rate_limit: str = "",
     run_id: str | None = None,
     heartbeat_s: float = HEARTBEAT_S,
+    files: FileSource | None = None,
+    cost: CostModel | None = None,
+    settle: bool = False,
 ) -> RunReport:
     """Fill every gap of ``spec`` and return the measured report (also stored in ``runs``).
 
@@ -112,15 +151,27 @@ async def run_backfill(
         track: record the tickers and timeframes as tracked symbols.
         run_id: the id to record the run under (the service hands it out before the run starts).
         heartbeat_s: how often the run's row is stamped as alive (see :mod:`mdw.backfill.liveness`).
+        files: the vendor's flat files (None: REST only); the plan takes whole-market days from them
+            as each spec's ``source`` and ``cost`` decide, and they are stored before the REST part.
+        cost: the cost model that weighs a day's file against its REST requests.
+        settle: first ingest again the days held from flat files (in each spec's datasets and
+            range) whose file was replaced since; corrected bars count as ``bars_updated``.
     """
     specs = _specs(spec)
     started_wall = time.perf_counter()
     started = now_ms()
-    plan = await plan_only(store, specs, now=now)
+    file_requests = files.stats.requests if files is not None else 0
+    settled = await _settle(files, store, specs, now) if settle and files is not None else None
+    plan = await plan_only(store, specs, now=now, files=files, cost=cost)
     plan_s = time.perf_counter() - started_wall
     kind = specs[0].kind if specs else RunKind.BACKFILL
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
                        rate_limit=rate_limit)
+    if settled is not None:
+        report.files["settle"] = settled.to_dict()
+        report.bars_updated += settled.bars_updated
+        report.bars_inserted += settled.bars_inserted
+        report.errors.extend(settled.errors[:20])
     params: dict[str, object] = {"specs": [s.to_dict() for s in specs], **owner(), "heartbeat_ms": started}
     record = RunRecord(report.run_id, kind, RunStatus.RUNNING, started, params=params)
     await reap_abandoned(store)
@@ -145,7 +196,13 @@ async def run_backfill(
     heartbeat.start()
     interrupted = True
     try:
-        interrupted = await pipeline.run()
+        if plan.files and files is not None:
+            totals = await run_files(files, store, plan.files, report, run_id=report.run_id, stop=stop,
+                                     progress=progress)
+            report.files.update(totals.to_dict())
+            report.files["requests"] = files.stats.requests - file_requests  # listings and HEADs too
+            report.errors.extend(totals.errors[:20])
+        interrupted = bool(stop and stop.is_set()) or await pipeline.run()
     finally:
         await heartbeat.stop()
         report.wall_s = time.perf_counter() - started_wall

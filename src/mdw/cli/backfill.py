@@ -137,6 +137,17 @@ def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
     console.print(f"total requests: {plan.request_count}")
     console.print(f"local derive tasks: {len(plan.derives)}")
     console.print(f"estimated time at {rate}: {seconds:.0f} s (plus network latency)")
+    if plan.costs:
+        costs = Table(title="flat files or REST, per dataset (days holding a gap; estimated seconds)")
+        for col in ("dataset", "days", "from files", "file MB", "file s", "REST requests", "REST s"):
+            costs.add_column(col, justify="left" if col == "dataset" else "right")
+        for c in plan.costs:
+            costs.add_row(c.dataset, str(c.days), str(c.chosen), f"{c.file_bytes / 1e6:,.1f}",
+                          f"{c.file_s:,.1f}", f"{c.rest_requests:,.0f}", f"{c.rest_s:,.1f}")
+        console.print(costs)
+        console.print(f"flat files to download: {len(plan.files)} ({plan.file_bytes / 1e6:,.1f} MB)")
+    for note in plan.notes:
+        console.print(f"note: {note}")
     if report:
         write_json_atomic(
             report,
@@ -147,6 +158,9 @@ def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
                 "estimated_s": seconds,
                 "rate_limit": str(rate),
                 "plan": [r.to_dict() for r in plan.requests],
+                "files": [f.to_dict() for f in plan.files],
+                "costs": [c.to_dict() for c in plan.costs],
+                "notes": list(plan.notes),
             },
         )
 
@@ -159,15 +173,21 @@ def _finish(report: RunReport, path: Path | None) -> int:
 
 
 async def _execute(
-    settings: Settings, spec: BackfillSpec | list[BackfillSpec], dry_run: bool, report_path: Path | None
+    settings: Settings, spec: BackfillSpec | list[BackfillSpec], dry_run: bool, report_path: Path | None,
+    *, settle: bool = False,
 ) -> int:
+    from mdw.backfill.fileplan import CostModel
     from mdw.backfill.runner import plan_only, run_backfill
     from mdw.budget import shared_budget
+    from mdw.flatfiles.s3 import source_from
     from mdw.polygon import PolygonClient
 
+    files = source_from(settings)
+    cost = CostModel(settings.rate_limit)
     async with _store(settings) as store:
         if dry_run:
-            _print_plan(await plan_only(store, spec), settings.rate_limit, report_path)
+            plan = await plan_only(store, spec, files=files, cost=cost)
+            _print_plan(plan, settings.rate_limit, report_path)
             return 0
         stop = _install_stop()
         # One budget per key on the host: serve, its scheduler and other backfills share it.
@@ -175,7 +195,8 @@ async def _execute(
                 PolygonClient.from_settings(settings, limiter=limiter) as client:
             with make_progress() as progress:
                 report = await run_backfill(
-                    store, client, spec, progress=progress, stop=stop, rate_limit=str(settings.rate_limit)
+                    store, client, spec, progress=progress, stop=stop, rate_limit=str(settings.rate_limit),
+                    files=files, cost=cost, settle=settle,
                 )
     return _finish(report, report_path)
 
@@ -211,6 +232,12 @@ def backfill(
     refetch: Annotated[
         bool, typer.Option("--refetch", help="Fetch the whole range again, even what the ledger holds")
     ] = False,
+    source: Annotated[str, typer.Option(
+        "--source", help="rest, flatfiles (the vendor's whole-market daily files) or auto (the cheaper "
+        "per dataset and day)")] = "auto",
+    settle: Annotated[bool, typer.Option(
+        "--settle", help="First ingest again the days held from flat files that were replaced since",
+    )] = False,
     report: ReportFile = None,
     database_url: DbUrl = None,
     rate_limit: Rate = None,
@@ -219,6 +246,11 @@ def backfill(
 ) -> None:
     """Fill every gap of SYMBOLS x TIMEFRAMES between START and END, as fast as the plan allows."""
     settings = _settings(config, database_url, rate_limit, base_url)
+    if source not in ("rest", "flatfiles", "auto"):
+        fail(f"invalid --source {source!r}; expected rest, flatfiles or auto")
+    if (source == "flatfiles" or settle) and settings.flatfiles_credentials is None:
+        fail(f"{'--settle' if settle else '--source flatfiles'} needs MDW_FLATFILES_KEY_ID and "
+             "MDW_FLATFILES_SECRET (the vendor's S3 key pair, not the API key)")
     spec = _checked(lambda: _check_spec(BackfillSpec(
         tuple(parse_tickers(symbols, asset)),
         tuple(parse_timeframes(timeframes)),
@@ -228,6 +260,7 @@ def backfill(
         grouped_daily=grouped,
         corporate_actions=actions,
         refetch=refetch,
+        source=source,  # type: ignore[arg-type]
     )))
     _check_report(report)
     if distributed and not dry_run:
@@ -243,7 +276,7 @@ def backfill(
             from mdw.cli.worker import distributed_backfill
 
             return await distributed_backfill(settings, spec, report)
-        return await _execute(settings, spec, dry_run, report)
+        return await _execute(settings, spec, dry_run, report, settle=settle)
 
     _exit(run(main()))
 

@@ -218,3 +218,8 @@ class FlatFileClient:
             log.info("flat-file download resumed", action="flatfiles.resume", key=info.key, offset=offset,
                      stalled=stalled,
                      reason=redact(str(failure).splitlines()[0]) if failure else "short body")
+
+
+def source_from(settings: Settings) -> FlatFileClient | None:
+    """The flat-file client of the settings, or None when no key pair is configured (REST only)."""
+    return FlatFileClient.from_settings(settings) if settings.flatfiles_credentials is not None else None

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mdw import __version__, calendar_cache
 from mdw.backfill import run_backfill
+from mdw.backfill.fileplan import CostModel
 from mdw.backfill.liveness import reap_abandoned
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import RunReport
@@ -80,12 +81,17 @@ class TimingMiddleware:
 def make_runner(store: Store, client: PolygonClient | None, settings: Settings, clock: Clock) -> Runner:
     """How the service runs a spec: the backfill engine, recording under the id it handed out."""
 
+    from mdw.flatfiles.s3 import source_from
+
+    files = source_from(settings)
+
     async def run(spec: BackfillSpec, run_id: str, progress: LiveProgress, stop: asyncio.Event) -> RunReport:
         if client is None:
             raise UsageError("no vendor API key is configured (POLYGON_API_KEY)")
         return await run_backfill(store, client, spec, progress=progress, stop=stop, run_id=run_id,
                                   now=clock.now_ms(), track=spec.kind is not RunKind.SCHEDULED,
-                                  rate_limit=str(settings.rate_limit))
+                                  rate_limit=str(settings.rate_limit), files=files,
+                                  cost=CostModel(settings.rate_limit))
 
     return run
 

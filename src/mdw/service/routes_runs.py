@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -32,6 +32,9 @@ class BackfillRequest(BaseModel):
     corporate_actions: bool = False
     derive: bool = Field(default=False, description="build coarser intraday bars from the finest one")
     distributed: bool = Field(default=False, description="hand the requests to `mdw worker` processes")
+    source: Literal["rest", "flatfiles", "auto"] = Field(default="auto", description=(
+        "where bars come from: rest, flatfiles (the vendor's whole-market daily files; needs the "
+        "flat-file key pair) or auto (per dataset and day, whichever is cheaper)"))
     refetch: bool = Field(default=False, description=(
         "fetch the whole range again even where the ledger holds it (bars the vendor corrected are "
         "updated, the rest count as unchanged); local runs only, not with `distributed`"))
@@ -73,7 +76,10 @@ async def start_backfill(request: Request, body: BackfillRequest, who: Admin) ->
     if not date(1970, 1, 1) <= body.start <= end <= date(2099, 12, 31):
         raise ApiError(400, "bad_range", "need 1970-01-01 <= start <= end <= 2099-12-31")
     spec = BackfillSpec(tickers=tickers, timeframes=tfs, start=body.start, end=end, derive=body.derive,
-                        corporate_actions=body.corporate_actions, refetch=body.refetch)
+                        corporate_actions=body.corporate_actions, refetch=body.refetch, source=body.source)
+    if body.source == "flatfiles" and st.settings.flatfiles_credentials is None:
+        raise ApiError(400, "flatfiles_unconfigured", "source flatfiles needs the flat-file key pair "
+                       "(MDW_FLATFILES_KEY_ID and MDW_FLATFILES_SECRET) on the server")
     if body.distributed and body.refetch:
         raise ApiError(400, "bad_request", "refetch runs locally only; send it without distributed")
     if body.distributed:
