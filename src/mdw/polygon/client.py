@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import numpy as np
@@ -31,6 +32,7 @@ from mdw.errors import (
     UsageError,
     ValidationError,
     VendorError,
+    VendorNotFound,
     VendorRateLimited,
     VendorRequestError,
     VendorTransientError,
@@ -38,6 +40,7 @@ from mdw.errors import (
 )
 from mdw.logs import redact, register_secret
 from mdw.polygon import decode as dec
+from mdw.polygon import reference as ref
 from mdw.polygon.breaker import CircuitBreaker
 from mdw.polygon.events import BreakerState, EventHub, RateLimitedEvent, RetryEvent, Subscriber
 from mdw.polygon.http import status_error, transport_errors
@@ -404,6 +407,46 @@ class PolygonClient:
         if search:
             params["search"] = search
         return await self._paged(join(self.base_url, "/v3/reference/tickers", params), dec.decode_dicts)
+
+    async def ticker_listings(
+        self, *, active: bool, as_of: date | None = None, market: str | None = None
+    ) -> list[ref.TickerRow]:
+        """Every ticker listed on ``as_of`` (``active``) or delisted before it, 1,000 a page."""
+        params = {"active": _bool(active), "limit": "1000", "order": "asc", "sort": "ticker"}
+        if as_of is not None:
+            params["date"] = as_of.isoformat()
+        if market:
+            params["market"] = market
+        return await self._paged(join(self.base_url, "/v3/reference/tickers", params), ref.decode_tickers)
+
+    async def ticker_events(self, ident: str) -> ref.TickerEvents | None:
+        """The ticker changes of the security a current ticker or composite FIGI names (None: 404)."""
+        url = join(self.base_url, f"/vX/reference/tickers/{quote(ident, safe='')}/events",
+                   {"types": "ticker_change"})
+        try:
+            return await self._request(url, ref.decode_events)
+        except VendorNotFound:
+            return None
+
+    async def options_contracts(
+        self, underlying: str, *, first: date | None = None, last: date | None = None,
+        expired: bool = False, as_of: date | None = None,
+    ) -> list[ref.ContractRow]:
+        """Contracts of ``underlying`` expiring in ``[first, last]``, 1,000 a page.
+
+        ``expired`` asks for those that expired before ``as_of`` (the vendor lists either the
+        live ones or the expired ones, never both in one query).
+        """
+        params = {"underlying_ticker": underlying, "expired": _bool(expired), "limit": "1000",
+                  "order": "asc", "sort": "ticker"}
+        if first is not None:
+            params["expiration_date.gte"] = first.isoformat()
+        if last is not None:
+            params["expiration_date.lte"] = last.isoformat()
+        if as_of is not None:
+            params["as_of"] = as_of.isoformat()
+        return await self._paged(join(self.base_url, "/v3/reference/options/contracts", params),
+                                 ref.decode_contracts)
 
     async def market_status_upcoming(self) -> list[dict[str, Any]]:
         """Upcoming market holidays and early closes (the vendor's bare array)."""

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
 
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
+from mdw.store.refdata import ReferenceStore, UniverseStore
 
 if TYPE_CHECKING:  # pyarrow is loaded only when a table is asked for
     import pyarrow as pa
@@ -338,6 +339,12 @@ class Store(Protocol):
 
     @property
     def market_days(self) -> MarketDayStore: ...
+
+    @property
+    def reference(self) -> ReferenceStore: ...
+
+    @property
+    def universes(self) -> UniverseStore: ...
 
     async def open(self) -> None:
         """Connect and apply pending migrations.

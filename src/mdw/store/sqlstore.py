@@ -25,6 +25,7 @@ from mdw.store.base import BarWrite, Dataset, SchemaVersion, WriteResult
 from mdw.store.ledger import LedgerKey, now_ms
 from mdw.store.primitives import BarTable, Database, TxT
 from mdw.store.records import SqlAudit, SqlKeys, SqlQuarantine, SqlRuns, SqlSymbols
+from mdw.store.reference import SqlReference, SqlUniverses
 from mdw.store.writes import SeriesWrite, diff_bars, prepare_writes
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class SqlStore(Generic[TxT]):
         self.actions = SqlActions(database)
         self.catalog = SqlCatalog(database, bars)
         self.market_days = market_days.SqlMarketDays(database)
+        self.reference = SqlReference(database)
+        self.universes = SqlUniverses(database)
 
     async def __aenter__(self) -> Self:
         return self
