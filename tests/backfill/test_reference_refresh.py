@@ -38,7 +38,8 @@ async def test_refresh_tickers_stores_every_listing_exactly_when_the_market_has_
     pages = -(-listed // 1000) + -(-delisted // 1000)
     assert result.requests == pages + len(renamed) == sim.stats()["requests"]
     alph = await store.reference.history("ALPH")
-    assert [(x.ticker, x.valid_from) for x in alph] == [("ALFA", alph[0].valid_from), ("ALPH", date(2022, 6, 13))]
+    assert [(x.ticker, x.valid_from) for x in alph] == [("ALFA", alph[0].valid_from),
+                                                         ("ALPH", date(2022, 6, 13))]
     assert alph[0].valid_to is not None and alph[0].valid_to < date(2022, 6, 13)
 
 
@@ -62,7 +63,8 @@ async def test_refresh_contracts_stores_the_chain_when_its_expiry_is_past(
     """An expired month's contracts come from the expired listing, all of them, in one page each."""
     sim = await sim_factory(keys={"k": "unlimited"}, now_ms=NOW)
     async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
-        found = await refresh_contracts(store, client, "SPY", date(2024, 12, 1), date(2024, 12, 31), today=TODAY)
+        found = await refresh_contracts(store, client, "SPY", date(2024, 12, 1), date(2024, 12, 31),
+                                        today=TODAY)
     truth = sorted(c["ticker"] for c in await _vendor_chain(sim.base_url, sim.key))
     assert [c.ticker for c in found] == truth and len(truth) > 10
     assert {c.expiration_date.month for c in found} == {12}

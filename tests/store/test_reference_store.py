@@ -33,7 +33,8 @@ async def test_reference_listed_on_answers_exactly_when_ranges_touch_the_day(sto
     assert await on(date(2019, 3, 30)) == ["ALFA", "KIMpL", "SPY"]
     assert await on(date(2022, 6, 10)) == ["ALFA", "KIMPL", "KIMpL", "SPY"]
     assert await on(date(2022, 6, 13)) == ["ALPH", "KIMPL", "KIMpL", "SPY"]
-    etf_or_cs = ListingFilter(types=("CS", "ETF"), exchanges=("XNAS",), first=date(2019, 1, 1), last=date(2024, 1, 1))
+    etf_or_cs = ListingFilter(types=("CS", "ETF"), exchanges=("XNAS",), first=date(2019, 1, 1),
+                              last=date(2024, 1, 1))
     assert [x.ticker for x in await store.reference.listings(etf_or_cs)] == ["ALFA", "ALPH", "KIMPL"]
     again = await store.reference.listings(ListingFilter(tickers=("ALFA",)))
     assert again == [LISTINGS[0]]
@@ -63,10 +64,12 @@ async def test_reference_replace_leaves_no_old_rows_when_refreshed_again(store: 
 
 async def test_reference_contracts_filter_by_expiry_when_upserted_twice(store: Store) -> None:
     """Contracts are keyed by ticker (a second sighting updates) and chosen by expiry range."""
-    dec = OptionContract("O:SPY241220C00500000", "SPY", date(2024, 12, 20), "call", 500.0, date(2024, 6, 3), 100.0)
+    dec = OptionContract("O:SPY241220C00500000", "SPY", date(2024, 12, 20), "call", 500.0, date(2024, 6, 3),
+                         100.0)
     nov = OptionContract("O:SPY241115P00450000", "SPY", date(2024, 11, 15), "put", 450.0, date(2024, 6, 3))
     await store.reference.upsert_contracts("options:SPY", [dec, nov], requests=1)
-    seen_later = OptionContract(dec.ticker, "SPY", dec.expiration_date, "call", 500.0, date(2024, 7, 1), 100.0)
+    seen_later = OptionContract(dec.ticker, "SPY", dec.expiration_date, "call", 500.0, date(2024, 7, 1),
+                                100.0)
     await store.reference.upsert_contracts("options:SPY", [seen_later], requests=1)
     assert await store.reference.contracts("SPY", date(2024, 12, 1), date(2024, 12, 31)) == [seen_later]
     assert [c.ticker for c in await store.reference.contracts("SPY")] == [nov.ticker, dec.ticker]
@@ -77,7 +80,8 @@ async def test_universes_keep_creation_time_when_redefined(store: Store) -> None
     """Saving a universe again replaces its definition but not its creation time; rm reports."""
     first = await store.universes.save("us", {"market": "stocks", "types": ["CS", "ETF"]})
     second = await store.universes.save("us", {"market": "stocks", "types": ["CS"]})
-    assert second.created_at_ms == first.created_at_ms and second.spec == {"market": "stocks", "types": ["CS"]}
+    assert second.created_at_ms == first.created_at_ms
+    assert second.spec == {"market": "stocks", "types": ["CS"]}
     await store.universes.save("chain", {"options": {"underlying": "SPY"}})
     assert [u.name for u in await store.universes.all()] == ["chain", "us"]
     assert await store.universes.delete("us") is True

@@ -7,6 +7,7 @@ counted (the benchmark's "minimal plan"), or handed to distributed workers one r
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -40,6 +41,9 @@ class BackfillSpec:
         source: where bars come from: ``rest`` (the aggregates endpoints only), ``flatfiles``
             (every published day of the vendor's whole-market files that holds a gap; the rest
             from REST), or ``auto`` (per dataset and day, whichever the cost model finds cheaper).
+        spans: per ticker, the days (inclusive) it is wanted on, within ``start``..``end``: a
+            universe member's listed days. Tickers not in it are wanted over the whole range.
+        universe: the universe the tickers came from (recorded with the run).
     """
 
     tickers: tuple[Ticker, ...]
@@ -53,10 +57,22 @@ class BackfillSpec:
     kind: RunKind = RunKind.BACKFILL
     refetch: bool = False
     source: Literal["rest", "flatfiles", "auto"] = "auto"
+    spans: Mapping[str, tuple[date, date]] = field(default_factory=dict)
+    universe: str = ""
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise UsageError(f"invalid source {self.source!r}; expected one of {', '.join(SOURCES)}")
+
+    def wanted_for(self, ticker: Ticker) -> TimeRange:
+        """The half-open ms range wanted for one ticker: its span clipped to the spec's range."""
+        whole = self.wanted(ticker.asset_class)
+        span = self.spans.get(ticker.symbol)
+        if span is None:
+            return whole
+        own = day_range_ms(span[0], span[1], ticker.asset_class.tz)
+        lo, hi = max(whole.start_ms, own.start_ms), min(whole.end_ms, own.end_ms)
+        return TimeRange(lo, max(lo, hi))
 
     def wanted(self, asset: AssetClass) -> TimeRange:
         """The half-open ms range wanted for an asset class (dates are local days)."""
@@ -68,8 +84,12 @@ class BackfillSpec:
         return TimeRange(s, max(s, e))
 
     def to_dict(self) -> dict[str, object]:
+        if self.universe:  # thousands of tickers: the universe's name says it in one word
+            head: dict[str, object] = {"universe": self.universe, "ticker_count": len(self.tickers)}
+        else:
+            head = {"tickers": [t.symbol for t in self.tickers]}
         return {
-            "tickers": [t.symbol for t in self.tickers],
+            **head,
             "timeframes": [str(t) for t in self.timeframes],
             "start": str(self.start),
             "end": str(self.end),

@@ -288,7 +288,7 @@ def plan_backfill(
     tfs = sorted(set(spec.timeframes), key=lambda t: t.sort_key())
     for tk in spec.tickers:
         asset = tk.asset_class
-        wanted = spec.wanted(asset)
+        wanted = spec.wanted_for(tk)
         held = {tf: coverage.get(SeriesKey(tk.symbol, tf), RangeSet()) for tf in tfs}
         series.extend(SeriesKey(tk.symbol, tf) for tf in tfs)
         intraday = sorted((tf for tf in tfs if tf.intraday and tf.fixed_ms is not None),

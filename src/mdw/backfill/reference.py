@@ -159,8 +159,9 @@ def _contract(row: ContractRow, as_of: date) -> OptionContract | None:
     expiry = _day(row.expiration_date)
     if expiry is None or row.contract_type not in ("call", "put"):
         return None
-    return OptionContract(row.ticker, row.underlying_ticker, expiry, row.contract_type, float(row.strike_price),
-                          as_of, row.shares_per_contract, row.exercise_style, row.primary_exchange)
+    return OptionContract(row.ticker, row.underlying_ticker, expiry, row.contract_type,
+                          float(row.strike_price), as_of, row.shares_per_contract, row.exercise_style,
+                          row.primary_exchange)
 
 
 async def refresh_contracts(
@@ -177,8 +178,8 @@ async def refresh_contracts(
         rows += await client.options_contracts(underlying, first=max(first, today), last=last)
         requests += 1
     if first < today:
-        rows += await client.options_contracts(underlying, first=first, last=min(last, today - timedelta(days=1)),
-                                               expired=True)
+        before = min(last, today - timedelta(days=1))
+        rows += await client.options_contracts(underlying, first=first, last=before, expired=True)
         requests += 1
     found = [c for c in (_contract(r, today) for r in rows) if c is not None]
     requests = max(requests, -(-len(rows) // 1000))
