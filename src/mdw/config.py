@@ -6,85 +6,25 @@ the accepted form, so the CLI can print it and exit 2.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict, Unpack
+from typing import Annotated, Any, Literal, TypedDict, TypeVar, Unpack
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from mdw.errors import ConfigError
+from mdw.plans import RATE_FORMS, Delay, History, Plan, RateLimit
 
-_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
-_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
-            "h": 3600.0, "hour": 3600.0}
-RATE_FORMS = "N/s, N/min or N/h (e.g. 5/min, 100/s), or 'unlimited'"
+_Parsed = TypeVar("_Parsed", Plan, History, Delay)
 
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most ``requests`` request starts in any sliding window of ``period`` seconds.
-
-    ``requests`` is ``math.inf`` for an unlimited plan.
-    """
-
-    requests: float
-    period: float
-
-    @classmethod
-    def parse(cls, text: str | RateLimit) -> RateLimit:
-        """Parse ``5/min``, ``100/s``, ``300/5min``-style strings or ``unlimited``.
-
-        ``unlimited`` is the only spelling of no limit: ``0``, ``none`` or ``inf`` are errors, so a
-        typo or an empty value can never turn pacing off (a limit that fails open).
-
-        Raises:
-            ConfigError: the text is not a rate; the message gives the accepted forms.
-        """
-        if isinstance(text, RateLimit):
-            return text
-        raw = str(text).strip().lower()
-        if raw == "unlimited":
-            return cls(math.inf, 1.0)
-        m = _RATE_RE.fullmatch(raw)
-        if not m:
-            raise ConfigError(f"invalid rate limit {text!r}; expected {RATE_FORMS}")
-        count = float(m[1])
-        period = (float(m[2]) if m[2] else 1.0) * _PERIODS[m[3]]
-        if count <= 0 or period <= 0:
-            raise ConfigError(f"invalid rate limit {text!r}; expected {RATE_FORMS}")
-        return cls(count, period)
-
-    @property
-    def unlimited(self) -> bool:
-        return math.isinf(self.requests)
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.period
-
-    def seconds_for(self, requests: int) -> float:
-        """The least wall time ``requests`` can take under this limit (the physical limit)."""
-        if self.unlimited or requests <= 0:
-            return 0.0
-        windows = max(0, math.ceil(requests / self.requests) - 1)
-        return windows * self.period
-
-    def __str__(self) -> str:
-        if self.unlimited:
-            return "unlimited"
-        count = int(self.requests) if float(self.requests).is_integer() else self.requests
-        for name, secs in (("h", 3600.0), ("min", 60.0), ("s", 1.0)):
-            if self.period == secs:
-                return f"{count}/{name}"
-        return f"{count}/{self.period:g}s"
+__all__ = ["RATE_FORMS", "RateLimit", "Settings", "SettingsValues", "check_known", "load_settings"]
 
 
 class Settings(BaseSettings):
@@ -92,9 +32,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MDW_", extra="ignore", frozen=True)
 
-    polygon_api_key: SecretStr | None = Field(default=None, validation_alias="POLYGON_API_KEY")
-    polygon_base_url: str = Field(default="https://api.massive.com", validation_alias="POLYGON_BASE_URL")
+    # The official clients read MASSIVE_*; the older POLYGON_* names win when both are set.
+    polygon_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("POLYGON_API_KEY", "MASSIVE_API_KEY"))
+    polygon_base_url: str = Field(default="https://api.massive.com",
+                                  validation_alias=AliasChoices("POLYGON_BASE_URL", "MASSIVE_BASE_URL"))
     database_url: str = "sqlite:///mdw.db"
+    # The key's plan (MDW_PLAN): history depth, delay, rate and flat files in one setting; the
+    # three settings below override their part of it. None: not said (no history bound, real
+    # time, and the rate limit's own default).
+    plan: Annotated[Plan | None, NoDecode] = None
+    history: Annotated[History | None, NoDecode] = None
+    data_delay: Annotated[Delay | None, NoDecode] = None
     # NoDecode: the env value is a rate string, not JSON (RateLimit is a dataclass, which
     # pydantic-settings would otherwise try to json-decode).
     rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(5.0, 60.0)
@@ -122,6 +71,32 @@ class Settings(BaseSettings):
     flatfiles_key_id: SecretStr | None = None
     flatfiles_secret: SecretStr | None = None
     flatfiles_endpoint: str = "https://files.massive.com"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plan_rate(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands over the raw input
+        """The plan's rate is the rate limit unless MDW_RATE_LIMIT (or a flag) says otherwise."""
+        if isinstance(data, dict) and data.get("plan") is not None and data.get("rate_limit") is None:
+            try:
+                data = {**data, "rate_limit": Plan.parse(data["plan"]).rate}
+            except ConfigError:
+                pass  # the plan's own validator names the setting
+        return data
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _parse_plan(cls, value: str | Plan | None) -> Plan | None:
+        return _parsed(Plan.parse, value)
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _parse_history(cls, value: str | History | None) -> History | None:
+        return _parsed(History.parse, value) if not isinstance(value, History) else value
+
+    @field_validator("data_delay", mode="before")
+    @classmethod
+    def _parse_delay(cls, value: str | Delay | None) -> Delay | None:
+        return _parsed(Delay.parse, value) if not isinstance(value, Delay) else value
 
     @field_validator("rate_limit", mode="before")
     @classmethod
@@ -163,6 +138,17 @@ class Settings(BaseSettings):
         return up
 
     @property
+    def key_plan(self) -> Plan:
+        """What mdw believes the key's plan allows: ``plan`` with the individual settings applied.
+
+        Without ``plan`` it is ``unset``: no history bound, real time, ``rate_limit``.
+        """
+        base = self.plan or Plan("unset", History(), Delay(), self.rate_limit, True)
+        overridden = self.history is not None or self.data_delay is not None or self.rate_limit != base.rate
+        return replace(base, history=self.history or base.history, delay=self.data_delay or base.delay,
+                       rate=self.rate_limit, name="custom" if self.plan and overridden else base.name)
+
+    @property
     def api_key(self) -> str | None:
         return self.polygon_api_key.get_secret_value() if self.polygon_api_key else None
 
@@ -180,6 +166,16 @@ class Settings(BaseSettings):
         return [self.api_key, *pair]
 
 
+def _parsed(parse: Callable[[str], _Parsed], value: object) -> _Parsed | None:
+    """A plan setting's text parsed, None kept; a ValueError lets pydantic name the setting."""
+    if value is None or not isinstance(value, str):
+        return value  # type: ignore[return-value]  # already parsed (or None)
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class SettingsValues(TypedDict, total=False):
     """Settings given by name (flags, ``mdw.connect(url, **settings)``); ``None`` means "not given".
 
@@ -191,6 +187,9 @@ class SettingsValues(TypedDict, total=False):
     polygon_api_key: str | SecretStr | None
     polygon_base_url: str | None
     database_url: str | None
+    plan: str | Plan | None
+    history: str | History | None
+    data_delay: str | Delay | None
     rate_limit: str | RateLimit | None
     max_in_flight: int | None
     retry_attempts: int | None

@@ -44,6 +44,7 @@ WEB_SERVERS = ("fastapi", "starlette", "uvicorn")
 # stands apart (below).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors", "logs"}),
+    frozenset({"plans"}),
     frozenset({"ranges", "config"}),
     frozenset({"domain"}),
     frozenset({"calendar", "adjust"}),
@@ -57,8 +58,8 @@ LAYERS: tuple[frozenset[str], ...] = (
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 # The simulator is the vendor's stand-in, not a layer of mdw: it uses only the vocabulary (and the
 # vendor's flat-file key layout, which it serves).
-SIMULATOR_MAY_IMPORT = ("mdw.errors", "mdw.logs", "mdw.ranges", "mdw.config", "mdw.domain", "mdw.calendar",
-                        "mdw.simulator", "mdw.flatfiles.keys")
+SIMULATOR_MAY_IMPORT = ("mdw.errors", "mdw.logs", "mdw.ranges", "mdw.config", "mdw.plans", "mdw.domain",
+                        "mdw.calendar", "mdw.simulator", "mdw.flatfiles.keys")
 
 # The only modules outside the simulator allowed to import it, each for a command that starts
 # it on purpose; even they must import it inside a function, so that loading the CLI (which
@@ -70,8 +71,8 @@ SIMULATOR_ALLOWED = {
 
 # Pure modules: no I/O, no file, no environment, no clock; the calendar gets its sessions from an
 # injected loader (mdw.calendar_cache is the disk-cached one the entry points wire in).
-PURE = ("domain.py", "ranges.py", "calendar.py", "adjust.py", "backfill/plan.py", "backfill/planner.py",
-        "backfill/derive.py", "service/schedule.py")
+PURE = ("domain.py", "plans.py", "ranges.py", "calendar.py", "adjust.py", "backfill/plan.py",
+        "backfill/planner.py", "backfill/derive.py", "service/schedule.py")
 
 # Files that still import a database driver outside the store (#14): none since scale-out, the
 # leader lock and the rate budget moved onto the store's own path; this set stays empty.

@@ -13,16 +13,15 @@ from mdw.cli.app import app, fail
 from mdw.domain import to_ms
 from mdw.errors import MdwError, UsageError
 
-_PLANS = ("free", "unlimited")
-
-
 def _parse_keys(values: list[str]) -> dict[str, str]:
+    """``KEY`` or ``KEY:PLAN``; the simulator's settings check the plan (as ``MDW_PLAN`` reads)."""
     keys: dict[str, str] = {}
     for item in values:
         key, _, plan = item.partition(":")
         plan = plan or "unlimited"
-        if not key or plan not in _PLANS:
-            raise UsageError(f"invalid --key {item!r}; expected KEY or KEY:free or KEY:unlimited")
+        if not key:
+            raise UsageError(f"invalid --key {item!r}; expected KEY or KEY:PLAN (free, starter, developer, "
+                             "advanced, unlimited or history=5y,delay=15m,rate=unlimited)")
         keys[key] = plan
     return keys
 

@@ -6,7 +6,6 @@ switch here, so a client can be tested against either behaviour.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal, TypeVar
@@ -15,13 +14,22 @@ import msgspec
 
 from mdw.config import RateLimit
 from mdw.errors import ConfigError
+from mdw.plans import PLAN_FORMS, Delay, History, Plan
 from mdw.simulator.roster import MAX_STOCKS
 
-PLANS: dict[str, tuple[RateLimit, int | None]] = {
-    # plan -> (request rate, history depth in days or None for unlimited)
-    "free": (RateLimit(5.0, 60.0), 2 * 365 + 1),
-    "unlimited": (RateLimit(math.inf, 1.0), None),
-}
+# The simulator's own plan beside the vendor's: everything, in real time, without a rate limit.
+UNLIMITED = Plan("unlimited", History(), Delay(), RateLimit.parse("unlimited"), True)
+
+
+def key_plan(text: str) -> Plan:
+    """A key's plan: ``unlimited``, a vendor plan name or an explicit spec (as ``MDW_PLAN``).
+
+    Raises:
+        ConfigError: the text is none of those.
+    """
+    if text.strip().lower() == "unlimited":
+        return UNLIMITED
+    return Plan.parse(text)
 
 
 _Config = TypeVar("_Config", "FaultConfig", "StreamConfig")
@@ -140,8 +148,18 @@ class SimConfig:
 
     Args:
         seed: the market and the fault sequence are reproducible from it.
-        keys: API key -> plan (``free``: 5 requests/min and about two years of history;
-            ``unlimited``).
+        keys: API key -> plan: ``unlimited`` (the default key's), a vendor plan (``free``: 5
+            requests/min, two years, end-of-day data; ``starter``, ``developer``, ``advanced``) or
+            an explicit ``history=5y,delay=15m,rate=unlimited`` (see :mod:`mdw.plans`).
+        straddle: a request that starts before the key's history and ends inside it is refused
+            (``refuse``, 403 as one outside it) or answered with the allowed part (``clip``); the
+            vendor's answer is not known.
+        delay: withhold data newer than the key's plan delay (on, as the vendor does).
+        not_entitled: route names (``grouped_stocks``, ``splits_v1`` ...) every key is refused
+            with the vendor's "not entitled" 403, as for a plan without them.
+        null_results: an empty aggregates answer carries ``"results": null`` (instead of no key).
+        no_vw_n: tickers whose bars come without ``vw`` and ``n``.
+        otc_flag: bars of tickers listed on the OTC market carry ``otc: true`` (the vendor's flag).
         window: the rate-limit window: ``sliding`` 60 s, or ``fixed`` calendar minute.
         rate_limit: overrides every plan's request rate (``"100/min"``, ``"unlimited"``).
         retry_after: send ``Retry-After`` on 429 (the real API is not known to).
@@ -197,13 +215,22 @@ class SimConfig:
     flatfile_cache_mb: int = 512
     flatfile_unpublished_status: Literal[403, 404] = 403
     ticker_event_key: Literal["type", "event_type"] = "type"
+    straddle: Literal["refuse", "clip"] = "refuse"
+    delay: bool = True
+    not_entitled: frozenset[str] = frozenset()
+    null_results: bool = False
+    no_vw_n: frozenset[str] = frozenset()
+    otc_flag: bool = True
 
     def __post_init__(self) -> None:
         if not self.keys:
             raise ConfigError("the simulator needs at least one API key")
         for key, plan in self.keys.items():
-            if plan not in PLANS:
-                raise ConfigError(f"key plan {plan!r} for a key is unknown; expected one of {sorted(PLANS)}")
+            try:
+                key_plan(plan)
+            except ConfigError:
+                raise ConfigError(f"key plan {plan!r} for a key is unknown; expected unlimited or "
+                                  f"{PLAN_FORMS}") from None
             if not key:
                 raise ConfigError("an API key must not be empty")
         if self.window not in ("sliding", "fixed"):
@@ -226,6 +253,10 @@ class SimConfig:
             raise ConfigError("ticker_event_key must be 'type' or 'event_type'")
         object.__setattr__(self, "not_found_tickers", frozenset(self.not_found_tickers))
         object.__setattr__(self, "flatfile_denied", frozenset(self.flatfile_denied))
+        object.__setattr__(self, "not_entitled", frozenset(self.not_entitled))
+        object.__setattr__(self, "no_vw_n", frozenset(self.no_vw_n))
+        if self.straddle not in ("refuse", "clip"):
+            raise ConfigError("straddle must be 'refuse' or 'clip'")
         if not all(k and s for k, s in self.flatfile_keys.items()):
             raise ConfigError("a flat-file key id and its secret must not be empty")
         if self.flatfile_list_sizes not in ("exact", "estimate"):
@@ -237,8 +268,4 @@ class SimConfig:
         """The request rate a key of ``plan`` gets (the override wins)."""
         if self.rate_limit is not None:
             return RateLimit.parse(self.rate_limit)
-        return PLANS[plan][0]
-
-    @staticmethod
-    def plan_history_days(plan: str) -> int | None:
-        return PLANS[plan][1]
+        return key_plan(plan).rate

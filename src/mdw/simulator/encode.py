@@ -23,6 +23,20 @@ class _Bar(msgspec.Struct, gc=False):
     n: int
 
 
+class _SparseBar(msgspec.Struct, gc=False, omit_defaults=True):
+    """A bar as the vendor sends some: ``vw``/``n`` left off when unknown, ``otc`` only when true."""
+
+    v: float
+    vw: float | None
+    o: float
+    c: float
+    h: float
+    l: float  # noqa: E741 - the vendor's field name
+    t: int
+    n: int | None
+    otc: bool = False
+
+
 class _IndexBar(msgspec.Struct, gc=False):
     o: float
     c: float
@@ -52,12 +66,23 @@ def encode(obj: object) -> bytes:
     return _encoder.encode(obj)
 
 
-def bars_json(batch: BarBatch, t_override: list[int] | None = None) -> bytes:
-    """The ``results`` array of an aggregates response, encoded straight from the columns."""
+def bars_json(batch: BarBatch, t_override: list[int] | None = None, *, vw_n: bool = True,
+              otc: bool = False) -> bytes:
+    """The ``results`` array of an aggregates response, encoded straight from the columns.
+
+    ``vw_n`` False leaves ``vw`` and ``n`` off every bar; ``otc`` marks every bar ``otc: true``.
+    """
     t = t_override if t_override is not None else batch.t.tolist()
     if len(batch) and math.isnan(float(batch.v[0])):
         rows_i = map(_IndexBar, batch.o.tolist(), batch.c.tolist(), batch.h.tolist(), batch.l.tolist(), t)
         return _encoder.encode(list(rows_i))
+    if otc or not vw_n:
+        k = len(batch)
+        vw = batch.vw.tolist() if vw_n else [None] * k
+        n = batch.n.tolist() if vw_n else [None] * k
+        sparse = map(_SparseBar, batch.v.tolist(), vw, batch.o.tolist(), batch.c.tolist(),
+                     batch.h.tolist(), batch.l.tolist(), t, n, [otc] * k)
+        return _encoder.encode(list(sparse))
     rows = map(_Bar, batch.v.tolist(), batch.vw.tolist(), batch.o.tolist(), batch.c.tolist(),
                batch.h.tolist(), batch.l.tolist(), t, batch.n.tolist())
     return _encoder.encode(list(rows))

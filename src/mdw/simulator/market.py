@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -46,6 +49,8 @@ from mdw.simulator.windows import (
 )
 
 _COLS = ("t", "o", "h", "l", "c", "v", "vw", "n")
+# The calling key's publication cutoff (its plan's delay), set per request by published_before.
+_AS_OF: ContextVar[int | None] = ContextVar("mdw_sim_as_of", default=None)
 _MAX_DAYS_PER_CHUNK = 400
 
 
@@ -148,8 +153,29 @@ class Market:
 
     # ---------------------------------------------------------------- clock and reference data
 
+    @contextmanager
+    def published_before(self, cutoff_ms: int | None) -> Iterator[None]:
+        """Serve as of ``cutoff_ms`` inside the block: a delayed plan's key sees nothing newer.
+
+        A context variable, so only the request that set it sees the earlier clock (aiohttp runs
+        each request in its own task with its own copy of the context).
+        """
+        token = _AS_OF.set(cutoff_ms)
+        try:
+            yield
+        finally:
+            _AS_OF.reset(token)
+
     @property
     def now_ms(self) -> int:
+        """The data clock, or the cutoff of :meth:`published_before` when one is in force."""
+        now = self.clock_ms
+        cutoff = _AS_OF.get()
+        return now if cutoff is None else min(now, cutoff)
+
+    @property
+    def clock_ms(self) -> int:
+        """The data clock itself, whatever the calling key's plan publishes."""
         if self.clock is not None:
             return self.clock.now_ms()
         return self.fixed_now_ms if self.fixed_now_ms is not None else int(time.time() * 1000)

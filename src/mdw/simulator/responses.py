@@ -16,6 +16,7 @@ RATE_LIMIT_TEXT = (
     f"continue. {PRICING}"
 )
 TIMEFRAME_TEXT = f"Your plan doesn't include this data timeframe. Please upgrade your plan at {PRICING}"
+ENTITLEMENT_TEXT = f"You are not entitled to this data. Please upgrade your plan at {PRICING}"
 _PROXY_PAGES = {
     500: "500 Internal Server Error",
     502: "502 Bad Gateway",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
@@ -34,14 +35,25 @@ def _limit(text: str | None) -> int | None:
     return max(1, min(MAX_LIMIT, value))
 
 
-def _time_check(st: SimState, request: web.Request, from_ms: int) -> web.Response | None:
-    """403 for a start in the future or before the plan's history."""
-    if from_ms > st.market.now_ms:
+def _time_check(st: SimState, request: web.Request, from_ms: int, to_ms: int) -> web.Response | int:
+    """403 for a start in the future or before the plan's history, else the start to serve from.
+
+    A range that starts before the history and ends inside it is refused whole, or clipped to
+    the history under ``straddle="clip"`` (the vendor's answer is not known).
+    """
+    if from_ms > st.market.clock_ms:
         return not_authorized()
     start = st.history_start_ms(request.get(PLAN, "unlimited"))
     if start is not None and from_ms < start:
-        return not_authorized()
-    return None
+        if st.config.straddle == "refuse" or to_ms < start:
+            return not_authorized()
+        return start
+    return from_ms
+
+
+def _published(st: SimState, request: web.Request) -> AbstractContextManager[None]:
+    """Serve as the calling key's plan publishes: nothing newer than its delay."""
+    return st.market.published_before(st.published_before_ms(request.get(PLAN, "unlimited")))
 
 
 @routes.get("/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}", name="aggs")
@@ -83,11 +95,12 @@ async def aggregates(request: web.Request) -> web.StreamResponse:
         return bad_request(f"Could not parse the '{which}' parameter: use YYYY-MM-DD or a Unix ms timestamp")
     if to_ms < from_ms:
         return bad_request("The parameter 'to' cannot be a time that occurs before 'from'")
-    refused = _time_check(st, request, from_ms)
-    if refused is not None:
-        return refused
-    results, query_count, count, next_start = _page(st, ticker, mult, timespan, from_ms, to_ms, limit, sort,
-                                                    adjusted)
+    checked = _time_check(st, request, from_ms, to_ms)
+    if isinstance(checked, web.Response):
+        return checked
+    with _published(st, request):
+        results, query_count, count, next_start = _page(st, ticker, mult, timespan, checked, to_ms, limit,
+                                                        sort, adjusted)
     body: dict[str, object] = {
         "ticker": ticker,
         "queryCount": query_count,
@@ -96,6 +109,8 @@ async def aggregates(request: web.Request) -> web.StreamResponse:
     }
     if count:
         body["results"] = enc.raw(results)
+    elif st.config.null_results:
+        body["results"] = None
     body["status"] = st.config.status
     body["request_id"] = enc.request_id()
     if count:
@@ -125,7 +140,10 @@ def _page(st: SimState, ticker: str, mult: int, timespan: str, from_ms: int, to_
     bars, corrupted = st.faults.corrupt(page.bars)
     if corrupted:
         st.stats.faults["invalid_bar"] += corrupted
-    item = (enc.bars_json(bars) if len(bars) else b"", page.query_count, len(bars), page.next_start_ms)
+    listing = st.market.listing(ticker)
+    otc = st.config.otc_flag and listing is not None and listing.market == "otc"
+    encoded = enc.bars_json(bars, vw_n=ticker not in st.config.no_vw_n, otc=otc) if len(bars) else b""
+    item = (encoded, page.query_count, len(bars), page.next_start_ms)
     if final:
         st.pages.put(key, item)
     return item
@@ -154,14 +172,16 @@ async def _grouped(request: web.Request, asset: AssetClass) -> web.StreamRespons
     day = parse_day(request.match_info["date"])
     if day is None:
         return bad_request("Could not parse the 'date' parameter: use YYYY-MM-DD")
-    refused = _time_check(st, request, local_midnight_ms(day, asset.tz))
-    if refused is not None:
-        return refused
+    midnight = local_midnight_ms(day, asset.tz)
+    checked = _time_check(st, request, midnight, midnight)
+    if isinstance(checked, web.Response):
+        return checked
     adjusted = _bool(request.query.get("adjusted"), True)
     include_otc = _bool(request.query.get("include_otc"), False)
     t = _grouped_t(asset, day)
-    rows = [enc.grouped_values(ticker, values, t)
-            for ticker, values in st.market.grouped_rows(day, asset, adjusted, include_otc)]
+    with _published(st, request):
+        grouped = st.market.grouped_rows(day, asset, adjusted, include_otc)
+    rows = [enc.grouped_values(ticker, values, t) for ticker, values in grouped]
     st.stats.bars_served += len(rows)
     return json_response(_grouped_body(rows, adjusted, "OK"))
 
@@ -189,7 +209,8 @@ async def previous_close(request: web.Request) -> web.StreamResponse:
         return not_found()
     adjusted = _bool(request.query.get("adjusted"), True)
     asset = st.market.asset_of(ticker)
-    bar: BarBatch | None = st.market.previous_close(ticker, adjusted) if asset else None
+    with _published(st, request):
+        bar: BarBatch | None = st.market.previous_close(ticker, adjusted) if asset else None
     rows = []
     if bar is not None and asset is not None and len(bar):
         day = datetime.fromtimestamp(int(bar.t[0]) / 1000, tz=asset.tz).date()

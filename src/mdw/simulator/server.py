@@ -25,7 +25,15 @@ from mdw.simulator.faults import FaultInjector
 from mdw.simulator.flatfiles import FlatFiles
 from mdw.simulator.limiter import RateLimiter, Stats
 from mdw.simulator.market import Market
-from mdw.simulator.responses import RATE_LIMIT_TEXT, error, json_response, proxy_error, reset_connection
+from mdw.simulator.responses import (
+    ENTITLEMENT_TEXT,
+    RATE_LIMIT_TEXT,
+    error,
+    json_response,
+    not_authorized,
+    proxy_error,
+    reset_connection,
+)
 from mdw.simulator.state import PLAN, STATE, SimState
 from mdw.simulator.stream import StreamHub
 
@@ -104,6 +112,9 @@ async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.
         return error(429, RATE_LIMIT_TEXT, headers)
     st.stats.served(key)
     request[PLAN] = plan
+    route = request.match_info.route.name
+    if route is not None and route in st.config.not_entitled:
+        return not_authorized(ENTITLEMENT_TEXT)
     response = await handler(request)
     if fault == "truncate" and isinstance(response, web.Response) and response.body:
         st.stats.faults["truncate"] += 1

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from mdw.domain import AssetClass, local_midnight_ms
 from mdw.simulator.clock import SimClock
-from mdw.simulator.config import SimConfig
+from mdw.simulator.config import SimConfig, key_plan
 from mdw.simulator.faults import FaultInjector
 from mdw.simulator.flatfiles import FlatFiles
 from mdw.simulator.limiter import RateLimiter, Stats
@@ -50,11 +50,16 @@ class SimState:
         return f"{request.scheme}://{request.host}"
 
     def history_start_ms(self, plan: str) -> int | None:
-        days = self.config.plan_history_days(plan)
-        if days is None:
+        """The first instant a key of ``plan`` may ask for today (None: no bound)."""
+        first = key_plan(plan).first_day(self.market.today())
+        return None if first is None else local_midnight_ms(first, AssetClass.STOCKS.tz)
+
+    def published_before_ms(self, plan: str) -> int | None:
+        """What a key of ``plan`` sees: data before this instant (None: everything up to now)."""
+        delay = key_plan(plan).delay
+        if not self.config.delay or (delay.ms == 0 and not delay.end_of_day):
             return None
-        today = self.market.today()
-        return local_midnight_ms(today - timedelta(days=days), AssetClass.STOCKS.tz)
+        return delay.published_before_ms(self.market.now_ms)
 
 
 class PageCache:
