@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict, TypeVar, Unpack
@@ -74,13 +75,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _plan_rate(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands over the raw input
+    def _plan_rate(cls, data: Any) -> Any:
         """The plan's rate is the rate limit unless MDW_RATE_LIMIT (or a flag) says otherwise."""
         if isinstance(data, dict) and data.get("plan") is not None and data.get("rate_limit") is None:
-            try:
+            with suppress(ConfigError):  # a bad plan: its own validator names the setting
                 data = {**data, "rate_limit": Plan.parse(data["plan"]).rate}
-            except ConfigError:
-                pass  # the plan's own validator names the setting
         return data
 
     @field_validator("plan", mode="before")

@@ -41,7 +41,7 @@ async def test_plan_history_refuses_a_straddling_range_whole_when_straddle_is_re
 
 
 async def test_plan_history_serves_the_allowed_part_when_straddle_is_clip(sim_factory: SimFactory) -> None:
-    """Under ``straddle="clip"`` the same request is answered from the boundary on; all-before is still 403."""
+    """Under ``straddle="clip"`` the request is answered from the boundary on; all-before is still 403."""
     sim = await sim_factory(keys={"free": "free"}, now_ms=NOW_MS, straddle="clip")
     status, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="day", frm="2023-03-01", to="2023-03-10"),
                               "free")
@@ -59,9 +59,9 @@ async def test_plan_delay_withholds_minutes_newer_than_the_delay_when_the_plan_i
     sim_factory: SimFactory, plan: str, newest_minute: str,
 ) -> None:
     """A key sees minutes up to its plan's delay before now, and no later."""
+    day = "2025-03-05"
     sim = await sim_factory(keys={"k": plan}, now_ms=NOW_MS)
-    status, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="minute", frm="2025-03-05",
-                                               to="2025-03-05"), "k")
+    status, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="minute", frm=day, to=day), "k")
     last = datetime.fromtimestamp(body["results"][-1]["t"] / 1000, tz=NEW_YORK)
     assert status == 200 and last.strftime("%H:%M") == newest_minute
 
@@ -80,7 +80,8 @@ async def test_plan_delay_withholds_today_whole_when_the_plan_is_end_of_day(sim_
 async def test_plan_delay_serves_everything_when_the_delay_switch_is_off(sim_factory: SimFactory) -> None:
     """``delay=False`` turns withholding off: a starter key sees the last completed minute."""
     sim = await sim_factory(keys={"k": "starter"}, now_ms=NOW_MS, delay=False)
-    _, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="minute", frm="2025-03-05", to="2025-03-05"), "k")
+    path = AGGS.format(t="AAPL", m=1, span="minute", frm="2025-03-05", to="2025-03-05")
+    _, body = await _get(sim, path, "k")
     last = datetime.fromtimestamp(body["results"][-1]["t"] / 1000, tz=NEW_YORK)
     assert last.strftime("%H:%M") == "14:29"
 
@@ -88,7 +89,7 @@ async def test_plan_delay_serves_everything_when_the_delay_switch_is_off(sim_fac
 async def test_entitlement_refuses_a_route_with_the_vendors_message_when_not_entitled(
     sim_factory: SimFactory,
 ) -> None:
-    """A route named in ``not_entitled`` answers 403 "You are not entitled to this data" with a request_id."""
+    """A route named in ``not_entitled`` answers 403 "You are not entitled to this data", request_id too."""
     sim = await sim_factory(now_ms=NOW_MS, not_entitled=["grouped_stocks"])
     status, body = await _get(sim, "/v2/aggs/grouped/locale/us/market/stocks/2025-03-04", sim.key)
     assert status == 403 and body["status"] == "NOT_AUTHORIZED" and len(body["request_id"]) == 32
@@ -98,24 +99,32 @@ async def test_entitlement_refuses_a_route_with_the_vendors_message_when_not_ent
     assert status == 200
 
 
-async def test_format_edges_null_results_and_missing_vw_n_when_switched_on(sim_factory: SimFactory) -> None:
-    """``null_results`` sends ``"results": null`` for an empty answer; ``no_vw_n`` tickers' bars lack vw and n."""
+async def test_format_edges_null_results_and_missing_vw_n_when_switched_on(
+    sim_factory: SimFactory,
+) -> None:
+    """``null_results`` sends ``"results": null`` when empty; ``no_vw_n`` tickers' bars lack vw and n."""
     sim = await sim_factory(now_ms=NOW_MS, null_results=True, no_vw_n=["MSFT"])
-    _, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="day", frm="2025-03-01", to="2025-03-02"), sim.key)
+    _, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="day", frm="2025-03-01", to="2025-03-02"),
+                         sim.key)
     assert "results" in body and body["results"] is None and body["resultsCount"] == 0
-    _, body = await _get(sim, AGGS.format(t="MSFT", m=1, span="day", frm="2025-03-03", to="2025-03-04"), sim.key)
+    _, body = await _get(sim, AGGS.format(t="MSFT", m=1, span="day", frm="2025-03-03", to="2025-03-04"),
+                         sim.key)
     assert [set(bar) for bar in body["results"]] == [{"v", "o", "c", "h", "l", "t"}] * 2
 
 
-async def test_format_edges_otc_bars_carry_the_flag_when_the_ticker_trades_otc(sim_factory: SimFactory) -> None:
+async def test_format_edges_otc_bars_carry_the_flag_when_the_ticker_trades_otc(
+    sim_factory: SimFactory,
+) -> None:
     """Bars of an OTC-listed ticker carry ``otc: true``; an exchange-listed ticker's bars leave it off."""
     sim = await sim_factory(now_ms=NOW_MS, n_stocks=2000)
     otc = next(r.ticker for r in sim.state.market.listings()
                if r.market == "otc" and r.listed_on(NOW.date()) and len(
                    sim.state.market.aggregates(r.ticker, *_last_month())))
-    _, body = await _get(sim, AGGS.format(t=otc, m=1, span="day", frm="2025-02-01", to="2025-03-04"), sim.key)
+    _, body = await _get(sim, AGGS.format(t=otc, m=1, span="day", frm="2025-02-01", to="2025-03-04"),
+                         sim.key)
     assert body["results"] and all(bar["otc"] is True for bar in body["results"])
-    _, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="day", frm="2025-03-03", to="2025-03-04"), sim.key)
+    _, body = await _get(sim, AGGS.format(t="AAPL", m=1, span="day", frm="2025-03-03", to="2025-03-04"),
+                         sim.key)
     assert all("otc" not in bar for bar in body["results"])
 
 

@@ -13,6 +13,7 @@ from mdw.cli.app import app, fail
 from mdw.domain import to_ms
 from mdw.errors import MdwError, UsageError
 
+
 def _parse_keys(values: list[str]) -> dict[str, str]:
     """``KEY`` or ``KEY:PLAN``; the simulator's settings check the plan (as ``MDW_PLAN`` reads)."""
     keys: dict[str, str] = {}

@@ -23,17 +23,17 @@ class _Bar(msgspec.Struct, gc=False):
     n: int
 
 
-class _SparseBar(msgspec.Struct, gc=False, omit_defaults=True):
+class _SparseBar(msgspec.Struct, gc=False, omit_defaults=True, kw_only=True):
     """A bar as the vendor sends some: ``vw``/``n`` left off when unknown, ``otc`` only when true."""
 
     v: float
-    vw: float | None
+    vw: float | None = None
     o: float
     c: float
     h: float
     l: float  # noqa: E741 - the vendor's field name
     t: int
-    n: int | None
+    n: int | None = None
     otc: bool = False
 
 
@@ -80,9 +80,10 @@ def bars_json(batch: BarBatch, t_override: list[int] | None = None, *, vw_n: boo
         k = len(batch)
         vw = batch.vw.tolist() if vw_n else [None] * k
         n = batch.n.tolist() if vw_n else [None] * k
-        sparse = map(_SparseBar, batch.v.tolist(), vw, batch.o.tolist(), batch.c.tolist(),
-                     batch.h.tolist(), batch.l.tolist(), t, n, [otc] * k)
-        return _encoder.encode(list(sparse))
+        sparse = [_SparseBar(v=v, vw=w, o=o, c=c, h=h, l=lo, t=ts, n=nn, otc=otc)
+                  for v, w, o, c, h, lo, ts, nn in zip(batch.v.tolist(), vw, batch.o.tolist(), batch.c.tolist(),
+                                                       batch.h.tolist(), batch.l.tolist(), t, n, strict=True)]
+        return _encoder.encode(sparse)
     rows = map(_Bar, batch.v.tolist(), batch.vw.tolist(), batch.o.tolist(), batch.c.tolist(),
                batch.h.tolist(), batch.l.tolist(), t, batch.n.tolist())
     return _encoder.encode(list(rows))
