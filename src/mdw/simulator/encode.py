@@ -80,9 +80,10 @@ def bars_json(batch: BarBatch, t_override: list[int] | None = None, *, vw_n: boo
         k = len(batch)
         vw = batch.vw.tolist() if vw_n else [None] * k
         n = batch.n.tolist() if vw_n else [None] * k
+        cols = zip(batch.v.tolist(), vw, batch.o.tolist(), batch.c.tolist(), batch.h.tolist(),
+                   batch.l.tolist(), t, n, strict=True)
         sparse = [_SparseBar(v=v, vw=w, o=o, c=c, h=h, l=lo, t=ts, n=nn, otc=otc)
-                  for v, w, o, c, h, lo, ts, nn in zip(batch.v.tolist(), vw, batch.o.tolist(), batch.c.tolist(),
-                                                       batch.h.tolist(), batch.l.tolist(), t, n, strict=True)]
+                  for v, w, o, c, h, lo, ts, nn in cols]
         return _encoder.encode(sparse)
     rows = map(_Bar, batch.v.tolist(), batch.vw.tolist(), batch.o.tolist(), batch.c.tolist(),
                batch.h.tolist(), batch.l.tolist(), t, batch.n.tolist())
