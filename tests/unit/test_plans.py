@@ -15,7 +15,8 @@ from mdw.plans import Delay, History, Plan
 def test_plan_parse_reads_a_name_and_an_explicit_spec_when_given_either() -> None:
     """``free`` is two years, end of day, 5/min; a spec sets each part and reads back from ``spec()``."""
     free = Plan.parse("free")
-    assert (str(free.history), str(free.delay), str(free.rate), free.flatfiles) == ("2y", "eod", "5/min", False)
+    parts = (str(free.history), str(free.delay), str(free.rate), free.flatfiles)
+    assert parts == ("2y", "eod", "5/min", False)
     custom = Plan.parse("history=5y,delay=15m,rate=unlimited,flatfiles=yes")
     assert custom.spec() == "history=5y,delay=15m,rate=unlimited,flatfiles=yes"
     assert Plan.parse(custom.spec()) == custom
