@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from mdw.domain import AssetClass, Timeframe, to_ms
+from mdw.service.alerts import Alerter
 from mdw.service.clock import ManualClock
 from mdw.service.leader import LocalLock
+from mdw.service.metrics import ServiceMetrics
+from mdw.service.runs import RunManager
+from mdw.service.scheduler import Scheduler
 from mdw.service.schedule import Job, daily_slot, intraday_slot
 from mdw.simulator.server import SimServer
+from mdw.store import open_store
 from mdw.store.base import SymbolInfo
 
 ServiceFactory = Callable[..., Awaitable[Any]]
@@ -68,3 +74,39 @@ async def test_scheduler_fires_jobs_at_session_times_on_a_simulated_clock(
     assert runs and all(r.kind == "scheduled" and r.status == "ok" for r in runs)
     status, bars, _ = await svc.get("/v1/bars/AAPL?timeframe=5m&start=2024-07-03&end=2024-07-03")
     assert status == 200 and bars["count"] > 0
+
+
+async def test_scheduler_ticks_the_overrun_minute_when_a_tick_runs_past_a_boundary(tmp_path: Path) -> None:
+    """A tick that ends after the next minute boundary is followed at once by that minute's tick."""
+    clock = ManualClock(to_ms("2024-07-03T13:00:30Z"))
+    store = await open_store(f"sqlite:///{tmp_path / 'mdw.db'}")
+    await store.symbols.upsert(SymbolInfo("X:BTCUSD", "crypto", "", True, ("1h",), "2024-07-02"))
+    metrics = ServiceMetrics(lambda: None)
+    alerts = Alerter(None, metrics, clock)
+    overran: list[int] = []
+
+    def breaker() -> tuple[str, float]:
+        # Called inside the tick (jobs are due): the first tick "takes" 70 s on the clock.
+        if not overran:
+            overran.append(clock.now_ms())
+            clock.advance(70_000)
+        return "open", 600.0  # due jobs are skipped, so no run is started
+
+    runs = RunManager(_no_runner, clock, metrics, alerts)
+    sched = Scheduler(store=store, runs=runs, clock=clock, lock=LocalLock(), metrics=metrics, alerts=alerts,
+                      breaker=breaker, interval_min=5, delay_min=30, stale_after_s=3600)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(sched.run(stop))
+    try:
+        async with asyncio.timeout(60):  # a guard against a hang, not a timing assertion
+            await sched.wait_for_tick(to_ms("2024-07-03T13:01:40Z"))  # the clock is never moved again
+    finally:
+        stop.set()
+        await loop
+        await store.close()
+    assert overran == [to_ms("2024-07-03T13:00:30Z")]
+    assert [f.at_ms for f in sched.history][-1] == to_ms("2024-07-03T13:01:40Z")
+
+
+async def _no_runner(*_: Any) -> Any:
+    raise AssertionError("no run is started while the breaker is open")

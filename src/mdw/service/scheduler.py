@@ -80,6 +80,9 @@ class Scheduler:
         """Hold or seek leadership and tick until ``stop``; a failing tick is logged, never fatal."""
         try:
             while not stop.is_set():
+                # The next wake-up is the minute boundary after the tick *started*: a tick that runs
+                # past a boundary is followed at once by the one it overran, never skips it.
+                started = self._clock.now_ms()
                 await self._elect()
                 if self.leader:
                     try:
@@ -89,10 +92,9 @@ class Scheduler:
                     finally:
                         ticked, self._ticked = self._ticked, asyncio.Event()
                         ticked.set()
-                now = self._clock.now_ms()
-                wake = now - now % self.tick_ms + self.tick_ms
+                wake = started - started % self.tick_ms + self.tick_ms
                 if not self.leader:
-                    wake = min(wake, now + self.lock_retry_ms)
+                    wake = min(wake, started + self.lock_retry_ms)
                 await self._clock.sleep_until(wake, stop)
         finally:
             if self.leader:
