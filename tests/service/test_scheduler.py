@@ -13,8 +13,8 @@ from mdw.service.clock import ManualClock
 from mdw.service.leader import LocalLock
 from mdw.service.metrics import ServiceMetrics
 from mdw.service.runs import RunManager
-from mdw.service.scheduler import Scheduler
 from mdw.service.schedule import Job, daily_slot, intraday_slot
+from mdw.service.scheduler import Scheduler
 from mdw.simulator.server import SimServer
 from mdw.store import open_store
 from mdw.store.base import SymbolInfo
