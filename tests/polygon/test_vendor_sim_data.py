@@ -139,3 +139,12 @@ async def test_market_status_upcoming_reads_the_bare_array() -> None:
     async with start_simulator(SimConfig(seed=42), port=0) as sim, _client(sim) as client:
         upcoming = await client.market_status_upcoming()
     assert upcoming and {"exchange", "date", "status"} <= set(upcoming[0])
+
+
+async def test_aggregates_are_empty_without_retry_when_the_vendor_sends_results_null() -> None:
+    """``"results": null`` is an empty page in one request, not a bad body retried until it fails."""
+    async with (start_simulator(SimConfig(seed=42, null_results=True), port=0) as sim,
+                _client(sim) as client):
+        weekend = local_midnight_ms(date(2024, 3, 9), AssetClass.STOCKS.tz)
+        got = await client.aggregates("AAPL", Timeframe.parse("1d"), weekend, weekend + 86_400_000)
+        assert len(got) == 0 and client.stats().total_requests == 1

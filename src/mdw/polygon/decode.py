@@ -66,11 +66,11 @@ class _Envelope(msgspec.Struct, gc=False):
 
 
 class AggsPage(_Envelope, gc=False):
-    results: list[Bar] = []
+    results: list[Bar] | None = []  # ``"results": null`` is an empty page, as a missing key is
 
 
 class GroupedPage(_Envelope, gc=False):
-    results: list[GroupedBar] = []
+    results: list[GroupedBar] | None = []
 
 
 class _DividendRow(msgspec.Struct, gc=False):
@@ -233,7 +233,7 @@ def decode_grouped(body: bytes, url: str) -> list[GroupedBar]:
     """The rows of a grouped-daily response (one page, every ticker)."""
     page = _decode(_GROUPED, body, url)
     _check(page, url)
-    return page.results
+    return page.results or []
 
 
 def _opt_date(text: str | None) -> date | None:
