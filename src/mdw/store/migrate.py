@@ -40,13 +40,25 @@ class Migration:
 
 
 def migrations(dialect: str, variants: frozenset[str] = frozenset()) -> list[Migration]:
-    """The migrations of ``dialect`` in version order, with variant files substituted."""
+    """The migrations of ``dialect`` in version order, with variant files substituted.
+
+    Raises:
+        SchemaVersionError: two plain files claim one version (one of them would be skipped
+            silently, so a database would lack its tables).
+    """
     chosen: dict[int, tuple[bool, Migration]] = {}
-    for entry in files("mdw.store").joinpath("migrations", dialect).iterdir():
+    plain: dict[int, str] = {}
+    for entry in sorted(files("mdw.store").joinpath("migrations", dialect).iterdir(), key=lambda e: e.name):
         m = _NAME.fullmatch(entry.name)
         if not m:
             continue
         version, name, variant = int(m[1]), m[2], m[3]
+        if variant is None:
+            if version in plain:
+                raise SchemaVersionError(
+                    f"two {dialect} migrations claim version {version}: {plain[version]} and {entry.name}"
+                )
+            plain[version] = entry.name
         if variant is not None and variant not in variants:
             continue
         current = chosen.get(version)
