@@ -164,14 +164,17 @@ async def store_run_done(http: aiohttp.ClientSession, base: str, run_id: str) ->
     raise AssertionError("the backfill did not finish")
 
 
+EXCLUDED_CHECKS = "positive_data_acceptance"  # schemas do not yet carry every rule the handlers apply
+
+
 @pytest.mark.parametrize(("phases", "examples"), [
     pytest.param("examples,fuzzing", "6", id="quick"),
     pytest.param("examples,fuzzing", "60", id="soak", marks=pytest.mark.slow),
 ])
-async def test_schemathesis_finds_no_server_error_when_fuzzing_the_openapi_spec(
+async def test_schemathesis_finds_the_api_true_to_its_openapi_document_when_fuzzing(
     tmp_path: Path, phases: str, examples: str
 ) -> None:
-    """Schemathesis, seeded and bounded, sends schema-derived requests to every operation: no 5xx.
+    """Schemathesis, seeded and bounded, with its checks: no 5xx, every status and auth rule documented.
 
     The vendor URL is a closed port, so a generated backfill (of any range) fails at once instead
     of asking a simulator for decades of minutes. One worker: schemathesis's workers are threads, and
@@ -189,7 +192,8 @@ async def test_schemathesis_finds_no_server_error_when_fuzzing_the_openapi_spec(
     st = str(Path(sys.executable).with_name("schemathesis"))
     async with serve(create_app(settings, store=store)) as base:
         proc = await asyncio.create_subprocess_exec(
-            st, "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--max-examples", examples,
+            st, "run", f"{base}/openapi.json", "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
+            "--max-examples", examples,
             "--seed", "9", "--workers", "1", "--phases", phases,
             "-H", f"X-API-Key: {admin}",
             "--request-timeout", "20", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

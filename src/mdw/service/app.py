@@ -33,6 +33,7 @@ from mdw.service.clock import Clock, SystemClock
 from mdw.service.errors import install_error_handlers
 from mdw.service.leader import LeaderLock, lock_for
 from mdw.service.metrics import ServiceMetrics
+from mdw.service.openapi import install_openapi
 from mdw.service.routes_bars import router as bars_router
 from mdw.service.routes_data import router as data_router
 from mdw.service.routes_ops import router as ops_router
@@ -225,6 +226,7 @@ def create_app(
                     "Errors are JSON `{\"error\": {\"code\", \"message\"}}`.",
     )
     install_error_handlers(app)
+    install_openapi(app, auth=settings.auth)
     for router in (bars_router, data_router, runs_router, ops_router):
         app.include_router(router)
     mount_dashboard(app)
