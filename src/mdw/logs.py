@@ -86,6 +86,25 @@ def _redact_rendered(_: WrappedLogger, __: str, line: object) -> ProcessorReturn
     return redact(line) if isinstance(line, str) else cast(ProcessorReturnValue, line)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at each record, not the one at configuration time.
+
+    A process that swaps stderr (pytest's capture, an in-process CLI call) and closes the old one
+    would otherwise make every later log line fail with "I/O operation on closed file".
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
 def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None,
               secrets: Iterable[str | None] = ()) -> None:
     """Configure structlog and stdlib logging once per process."""
@@ -108,12 +127,12 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = No
             _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=lambda *args: _NamedPrintLogger(out, str(args[0]) if args else ""),
+        logger_factory=lambda *args: _NamedPrintLogger(stream or sys.stderr, str(args[0]) if args else ""),
         cache_logger_on_first_use=False,
     )
     # Standard-library loggers (ours, uvicorn's, asyncio's) go through the same processors, so a
     # JSON deployment gets JSON lines with their ``extra`` fields (``action`` ...) from every logger.
-    handler = logging.StreamHandler(out)
+    handler = logging.StreamHandler(out) if stream is not None else _StderrHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.stdlib.add_log_level,
