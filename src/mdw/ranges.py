@@ -56,13 +56,27 @@ def parse_when(text: str) -> date | datetime:
         return datetime.now(UTC)
     try:
         if len(raw) == 10:
-            return date.fromisoformat(raw)
+            day = date.fromisoformat(raw)
+            _check_bounds(raw, day)
+            return day
         dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(
             f"invalid date {raw!r}; expected YYYY-MM-DD, an ISO datetime, 'today' or 'now'"
         ) from None
+    _check_bounds(raw, dt.date())
     return dt
+
+
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
+def _check_bounds(raw: str, day: date) -> None:
+    # Epoch milliseconds and the day arithmetic around a range (the day after the end, the zone's
+    # midnight) overflow near year 1 and 9999; no market data lies outside these bounds anyway.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise UsageError(f"date {raw!r} is out of range; mdw holds days from {FIRST_DAY} to {LAST_DAY}")
 
 
 def local_midnight_ms(day: date, tz: ZoneInfo) -> int:

@@ -35,6 +35,9 @@ FUZZ: list[tuple[str, list[str]]] = [
     *[(f"date-{i}", [*BF[:3], "--start", d]) for i, d in enumerate(
         ["2024-13-01", "2024-02-30", "0000-01-01", "24-01-02", "tomorrow", "2024-01-02T25:00", "-1", ""])],
     ("end-before-start", [*BF, "--end", "2023-01-01"]),
+    ("start-year-1", [*BF[:3], "--start", "0001-01-01"]),
+    ("end-year-9999", [*BF, "--end", "9999-12-31"]),
+    ("export-end-year-9999", ["export", "--symbols", "AAPL", "--start", "2024-01-02", "--end", "9999-12-31"]),
     *[(f"timeframe-{i}", [*BF, "--timeframes", tf]) for i, tf in enumerate(
         ["0m", "-5m", "1x", "1.5h", "m", "$(id)", "99999999999999999999m", "1d;rm -rf /"])],
     *[(f"rate-{i}", [*BF, "--rate-limit", r]) for i, r in enumerate(
@@ -51,7 +54,8 @@ FUZZ: list[tuple[str, list[str]]] = [
     ("export-missing-dir", ["export", "--symbols", "AAPL", "--start", "2024-01-02", "-o", "/no/such/f.csv"]),
 ]
 QUICK_FUZZ = {"ticker-0", "ticker-6", "ticker-9", "ticker-13", "date-1", "date-5", "timeframe-2",
-              "timeframe-7", "rate-4", "base-url-3", "db-url-4", "export-dir"}
+              "timeframe-7", "rate-4", "start-year-1", "end-year-9999", "base-url-3", "db-url-4",
+              "export-dir"}
 
 
 async def _fuzz(cases: list[tuple[str, list[str]]], tmp_path: Path) -> list[str]:

@@ -181,3 +181,11 @@ def test_local_midnight_and_day_range_follow_the_zone_across_dst() -> None:
     assert local_midnight_ms(date(2024, 3, 11), ny) == 1_710_129_600_000  # 04:00Z, EDT
     r = day_range_ms(date(2024, 3, 10), date(2024, 3, 10), ny)
     assert r.duration_ms == 23 * 3_600_000  # the spring-forward day has 23 hours
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "9999-12-31", "1969-12-31", "2100-01-01",
+                                  "9999-12-31T00:00:00"])
+def test_parse_when_refuses_with_the_bounds_when_a_day_is_out_of_range(text: str) -> None:
+    """Days before 1970 or after 2099 are a usage error naming the bounds, never an OverflowError."""
+    with pytest.raises(UsageError, match="out of range; mdw holds days from 1970-01-01 to 2099-12-31"):
+        parse_when(text)
