@@ -13,8 +13,12 @@ their module)::
     ├── VendorError                anything the vendor boundary raises (status, url, retry_after)
     │   ├── VendorRequestError     4xx the vendor will answer the same way again: never retried
     │   │   ├── VendorAuthError    401: unknown or missing API key
+    │   │   ├── VendorBadRequest   400 (bad_request): the vendor could not read the request
     │   │   ├── VendorPlanError    403: the plan does not include this data or range
+    │   │   │   ├── OutsidePlan    (outside_plan) before the plan's history ("data timeframe")
+    │   │   │   └── NotEntitled    (not_entitled) the plan lacks this endpoint or market
     │   │   └── VendorNotFound     404
+    │   │       └── UnknownTicker  (unknown_ticker) the vendor does not know the ticker
     │   ├── VendorTransientError   worth retrying: 429, 5xx, timeouts, resets, bad bodies
     │   │   ├── VendorRateLimited  429
     │   │   └── InvalidBarsError   (mdw.polygon.decode) a page holds bars that break OHLC invariants
@@ -24,7 +28,10 @@ their module)::
     │   └── CommitConflict         (mdw.store.lake.catalog) another writer moved the table's pointer
     └── ApiError                   (mdw.service.errors) an HTTP API answer: its status, code, message
 
-Messages never contain the vendor API key: URLs are redacted before they are stored here.
+Messages never contain the vendor API key: URLs are redacted before they are stored here. A
+refusal's ``kind`` (``outside_plan``, ``not_entitled``, ``unknown_ticker``, ``bad_request``) names it
+in reports and logs; ``request_id`` (what the vendor's support asks for) and ``vendor_message``
+carry the vendor's own words.
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ class VendorError(MdwError):
     """An error at the vendor boundary, carrying what a caller needs to decide what to do."""
 
     retryable: bool = False
+    kind: str = "vendor_error"
 
     def __init__(
         self,
@@ -84,11 +92,15 @@ class VendorError(MdwError):
         status: int | None = None,
         url: str | None = None,
         retry_after: float | None = None,
+        request_id: str | None = None,
+        vendor_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.url = url
         self.retry_after = retry_after
+        self.request_id = request_id
+        self.vendor_message = vendor_message
 
 
 class VendorRequestError(VendorError):
@@ -99,12 +111,40 @@ class VendorAuthError(VendorRequestError):
     """Unknown or missing API key."""
 
 
+class VendorBadRequest(VendorRequestError):
+    """HTTP 400: the vendor could not read the request (a bad parameter, ``to`` before ``from``)."""
+
+    kind = "bad_request"
+
+
 class VendorPlanError(VendorRequestError):
-    """The plan does not include this data or this time range."""
+    """The plan does not include this data or this time range (a 403 that does not say which)."""
+
+    kind = "plan_refused"
+
+
+class OutsidePlan(VendorPlanError):
+    """The request reaches before the plan's history: the allowed part may be asked for again."""
+
+    kind = "outside_plan"
+
+
+class NotEntitled(VendorPlanError):
+    """The plan lacks this endpoint or market: no date range will be answered."""
+
+    kind = "not_entitled"
 
 
 class VendorNotFound(VendorRequestError):
-    """The vendor does not know this resource (for example the ticker)."""
+    """The vendor does not know this resource."""
+
+    kind = "not_found"
+
+
+class UnknownTicker(VendorNotFound):
+    """The vendor does not know the ticker (its tickers are case-sensitive)."""
+
+    kind = "unknown_ticker"
 
 
 class VendorTransientError(VendorError):

@@ -13,10 +13,14 @@ from yarl import URL
 from mdw.config import Settings
 from mdw.domain import BarBatch, Timeframe
 from mdw.errors import (
+    NotEntitled,
+    OutsidePlan,
+    UnknownTicker,
     ConfigError,
     UsageError,
     VendorAuthError,
     VendorError,
+    VendorBadRequest,
     VendorNotFound,
     VendorPlanError,
     VendorRateLimited,
@@ -31,6 +35,11 @@ from mdw.polygon.retry import default_sleep
 
 BASE = URL("http://127.0.0.1:9999")
 
+
+TIMEFRAME = ('{"status":"NOT_AUTHORIZED","request_id":"r9","message":"Your plan doesn\'t include this data '
+             'timeframe. Please upgrade your plan at https://polygon.io/pricing"}')
+ENTITLED = ('{"status":"NOT_AUTHORIZED","request_id":"r9","message":"You are not entitled to this data. '
+            'Please upgrade your plan at https://polygon.io/pricing"}')
 
 def test_aggs_path_sends_inclusive_to_when_range_is_half_open() -> None:
     """[start, end) becomes the vendor's inclusive to = end - 1, with crypto colons kept."""
@@ -83,7 +92,7 @@ def test_clip_drops_bars_outside_range_and_already_seen() -> None:
 
 @pytest.mark.parametrize(
     ("status", "cls", "text"),
-    [(400, VendorRequestError, "rejected the request"), (401, VendorAuthError, "unknown API key"),
+    [(400, VendorBadRequest, "could not read the request"), (401, VendorAuthError, "unknown API key"),
      (403, VendorPlanError, "plan does not include this data or range"), (404, VendorNotFound, "not found"),
      (429, VendorRateLimited, "rate limit"), (500, VendorTransientError, "HTTP 500"),
      (503, VendorTransientError, "HTTP 503"), (408, VendorTransientError, "HTTP 408"),
@@ -94,6 +103,25 @@ def test_status_error_maps_codes_to_classes_with_actionable_text(status: int, cl
     err = status_error(status, b'{"status":"ERROR","error":"detail here"}', "http://h/x", None)
     assert type(err) is cls and text in str(err) and err.status == status and err.url == "http://h/x"
     assert err.retryable == (status in (408, 429) or status >= 500)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "kind"),
+    [(403, TIMEFRAME, OutsidePlan, "outside_plan"), (403, ENTITLED, NotEntitled, "not_entitled"),
+     (403, '{"status":"NOT_AUTHORIZED","message":"no"}', VendorPlanError, "plan_refused"),
+     (404, '{"status":"NOT_FOUND","request_id":"r9","message":"Ticker not found."}', UnknownTicker,
+      "unknown_ticker"),
+     (404, '{"status":"NOT_FOUND","message":"Data not found."}', VendorNotFound, "not_found"),
+     (400, '{"status":"ERROR","request_id":"r9","error":"bad from"}', VendorBadRequest, "bad_request")],
+)
+def test_status_error_tells_refusals_apart_with_request_id(status: int, body: str, cls: type, kind: str) -> None:
+    """The vendor's words pick the refusal's class; its message and request_id ride in the error."""
+    err = status_error(status, body.encode(), "http://h/x", None, "hdr-id")
+    assert type(err) is cls and err.kind == kind and not err.retryable
+    assert (kind in str(err)) == (kind not in ("plan_refused", "not_found"))
+    assert err.vendor_message and err.vendor_message in str(err)
+    rid = "r9" if '"r9"' in body else "hdr-id"
+    assert err.request_id == rid and f"request_id {rid}" in str(err)
 
 
 def test_status_error_never_echoes_the_key_when_body_contains_it() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from mdw.domain import AssetClass, BarBatch, Timeframe, local_midnight_ms
 from mdw.errors import (
+    OutsidePlan,
     VendorAuthError,
     VendorError,
     VendorNotFound,
@@ -131,7 +132,7 @@ async def test_breaker_opens_probes_once_per_cooldown_and_closes_when_vendor_ret
 @pytest.mark.parametrize(
     ("kind", "cls", "text"),
     [("bad-key", VendorAuthError, "unknown API key"), ("not-found", VendorNotFound, "not found"),
-     ("plan", VendorPlanError, "plan does not include")],
+     ("plan", OutsidePlan, "outside_plan")],
 )
 async def test_4xx_is_not_retried_and_says_what_to_do(kind: str, cls: type[VendorError], text: str) -> None:
     """401, 404 and 403 raise their own class after exactly one request, with an actionable message."""

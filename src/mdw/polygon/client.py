@@ -271,6 +271,7 @@ class PolygonClient:
                         body = await resp.read()
                         status = resp.status
                         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                        header_rid = resp.headers.get("X-Request-Id")
             finally:
                 answered()  # a failed request can no longer reach the vendor after this point
             self._stats.observe_latency(time.perf_counter() - started)
@@ -280,10 +281,10 @@ class PolygonClient:
             await self.limiter.on_rate_limited(retry_after)
             rate = self.limiter.current_rate
             self._events.emit(RateLimitedEvent(retry_after, rate.requests, rate.period, shown))
-            raise status_error(status, body, shown, retry_after)
+            raise status_error(status, body, shown, retry_after, header_rid)
         await self.limiter.on_success()
         if status != 200:
-            raise status_error(status, body, shown, retry_after)
+            raise status_error(status, body, shown, retry_after, header_rid)
         return decoder(body, shown)
 
     async def _paged(self, url: URL, decoder: Callable[[bytes, str], tuple[list[T], str | None]]) -> list[T]:

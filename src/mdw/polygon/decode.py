@@ -136,6 +136,17 @@ def _check(page: _Envelope, url: str) -> None:
         )
 
 
+def error_request_id(body: bytes) -> str | None:
+    """The ``request_id`` of an error body (what the vendor's support asks for), when it has one."""
+    try:
+        data = _ANY.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("request_id"), str):
+        return str(data["request_id"])[:64]
+    return None
+
+
 def error_detail(body: bytes) -> str:
     """The vendor's ``error`` / ``message`` text of an error body, or a short excerpt of it."""
     try:

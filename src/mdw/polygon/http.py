@@ -13,7 +13,11 @@ from contextlib import contextmanager
 import aiohttp
 
 from mdw.errors import (
+    NotEntitled,
+    OutsidePlan,
+    UnknownTicker,
     VendorAuthError,
+    VendorBadRequest,
     VendorError,
     VendorNotFound,
     VendorPlanError,
@@ -22,7 +26,7 @@ from mdw.errors import (
     VendorTransientError,
 )
 from mdw.logs import redact
-from mdw.polygon.decode import error_detail
+from mdw.polygon.decode import error_detail, error_request_id
 
 # 4xx codes that describe a passing condition rather than a bad request (the official client
 # retries 413 and 499 too).
@@ -61,36 +65,59 @@ def transport_errors(url: str) -> Iterator[None]:
         raise VendorTransientError(f"vendor request failed ({_why(exc)}) [GET {url}]", url=url) from exc
 
 
-def status_error(status: int, body: bytes, url: str, retry_after: float | None) -> VendorError:
-    """The error for a non-200 answer; 4xx other than 408/413/425/429/499 are never retryable."""
+def status_error(status: int, body: bytes, url: str, retry_after: float | None,
+                 header_request_id: str | None = None) -> VendorError:
+    """The error for a non-200 answer; 4xx other than 408/413/425/429/499 are never retryable.
+
+    The vendor's 403 says in its ``message`` which refusal it is: "doesn't include this data
+    timeframe" (:class:`OutsidePlan`: before the plan's history, or in the future) or "not entitled"
+    (:class:`NotEntitled`: the endpoint or market); another text stays a :class:`VendorPlanError`.
+    A 404 that names the ticker is :class:`UnknownTicker`. Every error carries the vendor's message
+    and ``request_id`` (from the body, else the ``X-Request-Id`` header), also in its text.
+    """
     detail = redact(error_detail(body)) if body else ""
+    rid = (error_request_id(body) if body else None) or header_request_id
     said = f": {detail}" if detail else ""
-    where = f" [GET {url}]"
+    where = f" [GET {url}]" + (f" (request_id {rid})" if rid else "")
+    extra = {"request_id": rid, "vendor_message": detail or None}
     if status == 429:
         wait = f"; vendor asked to wait {retry_after:g}s" if retry_after is not None else ""
         return VendorRateLimited(
             f"vendor rate limit exceeded (HTTP 429){wait}; lower MDW_RATE_LIMIT to the plan's limit{where}",
-            status=status, url=url, retry_after=retry_after,
+            status=status, url=url, retry_after=retry_after, **extra,
         )
     if status == 401:
         return VendorAuthError(
             f"unknown API key: the vendor refused it (HTTP 401{said}); check POLYGON_API_KEY{where}",
-            status=status, url=url,
+            status=status, url=url, **extra,
         )
     if status == 403:
+        text = detail.lower()
+        if "entitled" in text:
+            return NotEntitled(f"not_entitled: the plan does not include this endpoint (HTTP 403{said})"
+                               f"{where}", status=status, url=url, **extra)
+        if "timeframe" in text:
+            return OutsidePlan(f"outside_plan: the plan's history does not reach this range (HTTP 403{said})"
+                               f"{where}", status=status, url=url, **extra)
         return VendorPlanError(
             f"plan does not include this data or range (HTTP 403{said}); request a later start or "
             f"upgrade the plan{where}",
-            status=status, url=url,
+            status=status, url=url, **extra,
         )
     if status == 404:
+        if "ticker" in detail.lower():
+            return UnknownTicker(f"unknown_ticker: the vendor does not know this ticker (HTTP 404{said}); "
+                                 f"tickers are case-sensitive{where}", status=status, url=url, **extra)
         return VendorNotFound(f"not found at the vendor (HTTP 404{said}); check the ticker{where}",
-                              status=status, url=url)
+                              status=status, url=url, **extra)
     if status >= 500 or status in _TRANSIENT_4XX:
         return VendorTransientError(f"vendor error (HTTP {status}{said}){where}", status=status, url=url,
-                                    retry_after=retry_after)
+                                    retry_after=retry_after, **extra)
+    if status == 400:
+        return VendorBadRequest(f"bad_request: the vendor could not read the request (HTTP 400{said}){where}",
+                                status=status, url=url, **extra)
     if 400 <= status < 500:
         return VendorRequestError(f"vendor rejected the request (HTTP {status}{said}){where}",
-                                  status=status, url=url)
+                                  status=status, url=url, **extra)
     return VendorTransientError(f"unexpected vendor answer (HTTP {status}{said}){where}",
-                                status=status, url=url)
+                                status=status, url=url, **extra)
