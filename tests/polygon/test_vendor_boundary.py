@@ -13,14 +13,14 @@ from yarl import URL
 from mdw.config import Settings
 from mdw.domain import BarBatch, Timeframe
 from mdw.errors import (
+    ConfigError,
     NotEntitled,
     OutsidePlan,
     UnknownTicker,
-    ConfigError,
     UsageError,
     VendorAuthError,
-    VendorError,
     VendorBadRequest,
+    VendorError,
     VendorNotFound,
     VendorPlanError,
     VendorRateLimited,
@@ -114,7 +114,9 @@ def test_status_error_maps_codes_to_classes_with_actionable_text(status: int, cl
      (404, '{"status":"NOT_FOUND","message":"Data not found."}', VendorNotFound, "not_found"),
      (400, '{"status":"ERROR","request_id":"r9","error":"bad from"}', VendorBadRequest, "bad_request")],
 )
-def test_status_error_tells_refusals_apart_with_request_id(status: int, body: str, cls: type, kind: str) -> None:
+def test_status_error_tells_refusals_apart_with_request_id(
+    status: int, body: str, cls: type, kind: str,
+) -> None:
     """The vendor's words pick the refusal's class; its message and request_id ride in the error."""
     err = status_error(status, body.encode(), "http://h/x", None, "hdr-id")
     assert type(err) is cls and err.kind == kind and not err.retryable

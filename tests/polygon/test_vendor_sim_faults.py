@@ -16,7 +16,6 @@ from mdw.errors import (
     VendorAuthError,
     VendorError,
     VendorNotFound,
-    VendorPlanError,
     VendorTransientError,
     VendorUnavailable,
 )
