@@ -140,3 +140,18 @@ def test_chunk_reader_raises_the_feeders_error_in_the_reader() -> None:
     reader.fail(VendorTransientError("dropped"))
     with pytest.raises(VendorTransientError):
         list(decode(reader, ONE_MINUTE))
+
+
+def test_decode_marks_only_batches_that_can_break_an_invariant_as_suspect() -> None:
+    """The block's vectorised pass flags the ticker with a bad bar and clears the clean one."""
+    text = ("ticker,volume,open,close,high,low,window_start,transactions\n"
+            "AAA,10,5,5,5,5,1709820000000000000,1\nAAA,10,5,5,4,6,1709820060000000000,1\n"
+            "BBB,10,5,5,5,5,1709820000000000000,1\nBBB,10,5,5,5,5,1709820060000000000,1\n")
+    blocks = list(decode(io.BytesIO(_gz(text)), ONE_MINUTE))
+    flags = {b.ticker: s for block in blocks for b, s in zip(block.batches, block.suspect, strict=True)}
+    assert flags == {"AAA": True, "BBB": False}
+    files = _files(stocks=20)
+    ds = dataset_named("us_stocks_sip/minute_aggs_v1")
+    for block in decode(io.BytesIO(files.render(ds, DAY)), ONE_MINUTE, block_size=64 * 1024):
+        for batch, suspect in zip(block.batches, block.suspect, strict=True):
+            assert suspect or not batch.problems()

@@ -35,7 +35,7 @@ from mdw.backfill.derive import resample
 from mdw.backfill.quarantine import quarantine_error
 from mdw.domain import BarBatch, RangeSet, Timeframe, reasons_by_row
 from mdw.errors import MdwError, ValidationError
-from mdw.flatfiles.decode import ChunkReader, DecodeStats, decode
+from mdw.flatfiles.decode import Block, ChunkReader, DecodeStats, decode
 from mdw.flatfiles.keys import FileDataset, FileInfo, TransferStats
 from mdw.logs import get_logger
 from mdw.store.base import BarWrite, MarketDay, Store, WriteResult
@@ -116,7 +116,7 @@ class _Ingest:
         self.rows_per_write = rows_per_write
         self.result = FileResult(job)
         self.reader = ChunkReader(depth=_CHUNKS_QUEUED)
-        self.blocks: queue.Queue[list[BarBatch] | BaseException | None] = queue.Queue(maxsize=_BLOCKS_QUEUED)
+        self.blocks: queue.Queue[Block | BaseException | None] = queue.Queue(maxsize=_BLOCKS_QUEUED)
         self.stop = threading.Event()
         self.stats = DecodeStats()
         self.pending: list[BarWrite] = []
@@ -151,7 +151,7 @@ class _Ingest:
         finally:
             self.reader.abandon()
 
-    def _put(self, item: list[BarBatch] | BaseException | None) -> bool:
+    def _put(self, item: Block | BaseException | None) -> bool:
         while not self.stop.is_set():
             try:
                 self.blocks.put(item, timeout=_POLL_S)
@@ -168,8 +168,8 @@ class _Ingest:
                 break
             if isinstance(item, BaseException):
                 raise item
-            for batch in item:
-                await self._take(batch)
+            for batch, suspect in zip(item.batches, item.suspect, strict=True):
+                await self._take(batch, suspect)
             if self.pending_rows >= self.rows_per_write:
                 await self._flush()
         self._derive_carry()
@@ -188,9 +188,9 @@ class _Ingest:
 
     # ------------------------------------------------------------------ writing
 
-    async def _take(self, batch: BarBatch) -> None:
+    async def _take(self, batch: BarBatch, suspect: bool) -> None:
         self.tickers.add(batch.ticker)
-        problems = batch.problems()
+        problems = batch.problems() if suspect else None  # the block's vectorised pass cleared the rest
         if problems:
             why = reasons_by_row(problems)
             rows = np.asarray(sorted(why), dtype=np.int64)

@@ -32,6 +32,7 @@ from mdw.flatfiles.keys import vendor_ticker
 SOURCE = "flatfile"
 BLOCK_SIZE = 8 << 20
 _NS_PER_MS = 1_000_000
+_HOUR_MS = 3_600_000
 _TYPES: dict[str, Any] = {"ticker": pa.string(), "volume": pa.float64(), "open": pa.float64(),
                           "close": pa.float64(), "high": pa.float64(), "low": pa.float64(),
                           "window_start": pa.int64(), "transactions": pa.int64()}
@@ -122,11 +123,12 @@ class ChunkReader:
 
 
 def decode(raw: Any, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
-           stats: DecodeStats | None = None) -> Iterator[list[BarBatch]]:
+           stats: DecodeStats | None = None) -> Iterator[Block]:
     """Decode a gzipped aggregates CSV read from ``raw`` (a file-like), one block at a time.
 
     Yields:
-        For each block, one batch per ticker in it (a ticker can continue in the next block).
+        For each block, one batch per ticker in it (a ticker can continue in the next block), and
+        which batches may be invalid.
 
     Raises:
         VendorTransientError: the file is not a gzipped CSV of aggregates (cut short, corrupt, or
@@ -148,11 +150,44 @@ def decode(raw: Any, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
         raise VendorTransientError(f"flat file is not a readable gzipped CSV of aggregates: {exc}") from exc
 
 
-def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats) -> list[BarBatch]:
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One decoded block: a batch per ticker, and which of them may break a bar invariant.
+
+    ``suspect`` comes from one vectorised pass over the whole block (prices, volume, alignment,
+    order), so a consumer runs the full per-batch check only where it can fail.
+    """
+
+    batches: list[BarBatch]
+    suspect: list[bool]
+
+    def __iter__(self) -> Iterator[BarBatch]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _suspect_rows(cols: dict[str, npt.NDArray[Any]], boundary: npt.NDArray[np.bool_],
+                  timeframe: Timeframe) -> npt.NDArray[np.bool_]:
+    """Rows that may break a bar invariant (a superset of what ``BarBatch.problems`` flags)."""
+    o, h, lo, c = cols["o"], cols["h"], cols["l"], cols["c"]
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c))
+        bad |= (h < lo) | (o > h) | (c > h) | (o < lo) | (c < lo) | (cols["v"] < 0)
+    fixed = timeframe.fixed_ms
+    step = fixed if fixed is not None and fixed <= _HOUR_MS else _HOUR_MS
+    bad |= cols["t"] % step != 0
+    if len(bad) > 1:
+        bad[1:] |= (np.diff(cols["t"]) <= 0) & ~boundary  # duplicate or out of order within a ticker
+    return np.asarray(bad, dtype=np.bool_)
+
+
+def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats) -> Block:
     """One block's rows as one batch per ticker (file order kept, each ticker's rows by time)."""
     n = block.num_rows
     if not n:
-        return []
+        return Block([], [])
     if block.column("ticker").null_count or block.column("window_start").null_count == n:
         # strings_can_be_null is off, so a null ticker means the column is not in the file at all
         raise VendorTransientError("flat file has no ticker or window_start column: not an aggregates file")
@@ -182,9 +217,13 @@ def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats)
         change = np.flatnonzero(idx[1:] != idx[:-1]) + 1
         starts = np.concatenate(([0], change))
         ends = np.concatenate((change, [n]))
+        boundary = np.zeros(max(0, n - 1), dtype=bool)
+        boundary[change - 1] = True
+    flagged = np.add.reduceat(_suspect_rows(cols, boundary, timeframe), starts) > 0
     nan = np.full(n, np.nan)
     out: list[BarBatch] = []
-    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+    suspect: list[bool] = []
+    for k, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         ticker = names[int(idx[lo])]
         if not ticker.strip():
             stats.dropped += hi - lo
@@ -193,8 +232,9 @@ def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats)
         out.append(BarBatch(ticker, timeframe, cols["t"][rows], cols["o"][rows], cols["h"][rows],
                             cols["l"][rows], cols["c"][rows], cols["v"][rows], nan[rows], cols["n"][rows],
                             SOURCE))
+        suspect.append(bool(flagged[k]))
     stats.rows += n
-    return out
+    return Block(out, suspect)
 
 
 def _floats(block: pa.RecordBatch, name: str) -> npt.NDArray[np.float64]:
