@@ -60,11 +60,15 @@ class SimFiles:
 
 
 @contextlib.asynccontextmanager
-async def flatfile_simulator(stocks: int, now: date, *flags: str) -> AsyncIterator[tuple[str, SimFiles]]:
-    """``mdw simulate`` with ``stocks`` stocks and the data clock at ``now``; yields its base URL."""
+async def flatfile_simulator(
+    stocks: int | None, now: date, *flags: str,
+) -> AsyncIterator[tuple[str, SimFiles]]:
+    """``mdw simulate`` with ``stocks`` stocks (None: its default universe) and the data clock at
+    ``now``; yields its base URL."""
     mdw = str(Path(sys.executable).with_name("mdw"))
+    size = ["--stocks", str(stocks)] if stocks else []
     proc = await asyncio.create_subprocess_exec(
-        mdw, "simulate", "--port", "0", "--seed", "42", "--stocks", str(stocks), "--now", now.isoformat(),
+        mdw, "simulate", "--port", "0", "--seed", "42", *size, "--now", now.isoformat(),
         "--flatfile-cache-mb", "8192", *flags, stdout=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None

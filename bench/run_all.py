@@ -55,6 +55,7 @@ SCRIPTS = (
     Script("compare", "compare.py", ("--part", "unthrottled"), 240, ("compare_unthrottled",)),
     Script("scaling", "scaling.py", (), 150, ("scaling",)),
     Script("columnar", "columnar.py", ("--tickers", "10"), 150, ("columnar",)),
+    Script("flatfiles", "flatfiles.py", ("--small",), 240, ("flatfiles",)),
 )
 
 

@@ -1,0 +1,281 @@
+"""Flat files vs REST: the simulator's whole stock universe, a month of 1-minute bars, into SQLite.
+
+Contenders, each in a fresh process with a fresh SQLite database (the default store), against one
+simulator in its own process whose files and pages are generated before anything is timed:
+
+- ``flatfiles``: ``mdw backfill --source flatfiles`` (the minute files, two in flight);
+- ``rest``: ``--source rest`` on an unlimited plan (one request per ticker, 16 in flight);
+- ``rest-100/min``: the same requests paced at 100/min. Its wall time is the limiter's floor for
+  that many requests (``RateLimit.seconds_for``, which the pacing benchmark measures mdw at within
+  4% of), not a run: at 100/min the whole universe takes longer than ``make bench`` may.
+
+Also measured, side by side in this run, on the first three files: the decoder alone on one core
+(rows/s of CPU time, the files in memory, best of three), and the store's own raw write rate for
+the same rows (decoded beforehand, written in 250,000-row transactions into an empty SQLite file)
+alternated with the flat-file ingest of the same files end to end (download, decode, screen,
+write, record the day), best of three each, so the host's load falls on both alike.
+
+Run: ``.venv/bin/python bench/flatfiles.py`` (the simulator's default universe, about 4,600 stocks
+listed in March 2024, and 21 sessions: the simulator alone needs about 20 minutes to synthesise
+that month for both contenders), ``--small`` (1,500 securities, 3 sessions: what ``make bench``
+runs), or ``--stocks N --days D``.
+Writes ``bench/results/flatfiles.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+KEY_ID, SECRET = "sim-flatfiles-key", "sim-flatfiles-secret"
+FIRST = date(2024, 3, 1)
+PREFIX = "us_stocks_sip/minute_aggs_v1"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _backfill(
+    base: str, source: str, tickers: list[str], first: date, last: date, now_ms: int,
+) -> dict[str, Any]:
+    from mdw.backfill.fileplan import CostModel
+    from mdw.backfill.plan import BackfillSpec
+    from mdw.backfill.runner import run_backfill
+    from mdw.config import RateLimit, load_settings
+    from mdw.domain import parse_tickers, parse_timeframes
+    from mdw.flatfiles.s3 import FlatFileClient
+    from mdw.polygon import PolygonClient
+    from mdw.store import open_store
+
+    spec = BackfillSpec(tuple(parse_tickers(tickers)), tuple(parse_timeframes("1m")), first, last,
+                        source=source)  # type: ignore[arg-type]
+    settings = load_settings(polygon_api_key="test-key", polygon_base_url=base, rate_limit="unlimited",
+                             max_in_flight=16)
+    files = FlatFileClient(base, KEY_ID, SECRET)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with await open_store(f"sqlite:///{tmp}/bench.db") as store, \
+                PolygonClient.from_settings(settings) as client:
+            started = time.perf_counter()
+            report = await run_backfill(store, client, spec, files=files, now=now_ms, track=False,
+                                        cost=CostModel(RateLimit.parse("unlimited")))
+            wall = time.perf_counter() - started
+            rest_bytes = client.stats().bytes_received
+    stored = report.bars_inserted + report.bars_updated + report.bars_unchanged
+    return {"wall_s": wall, "status": str(report.status), "rest_requests": report.requests,
+            "rest_bytes": rest_bytes, "file_requests": report.files.get("requests", 0),
+            "file_bytes": report.files.get("bytes", 0), "files": report.files.get("done", 0),
+            "files_s": report.files.get("seconds", 0.0), "bars": report.bars_fetched, "stored": stored,
+            "db_s": report.db_s}
+
+
+async def _decode_and_raw_write(base: str, keys: list[str]) -> dict[str, Any]:
+    """The decoder alone (one core) and the store's raw write rate for the same rows."""
+    from mdw.domain import Timeframe
+    from mdw.flatfiles.decode import DecodeStats, decode
+    from mdw.flatfiles.s3 import FlatFileClient
+    from mdw.store import BarWrite, open_store
+
+    client = FlatFileClient(base, KEY_ID, SECRET)
+    blobs = []
+    for key in keys:
+        info = await client.head(key)
+        blobs.append(b"".join([c async for c in client.download(info)]))
+    best = math.inf
+    rows = 0
+    batches: list[Any] = []
+    for attempt in range(3):
+        cpu0 = time.process_time()
+        stats = DecodeStats()
+        got = [b for blob in blobs for block in decode(io.BytesIO(blob), Timeframe(1, "m"), stats=stats)
+               for b in block]
+        best = min(best, time.process_time() - cpu0)
+        rows = stats.rows
+        if attempt == 0:
+            batches = got
+    from mdw.backfill.filerun import run_files
+    from mdw.backfill.plan import PlannedFile
+    from mdw.backfill.report import RunReport
+    from mdw.domain import RangeSet
+    from mdw.flatfiles.keys import parse_key
+    from mdw.store.base import RunKind
+
+    async def raw_write() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with await open_store(f"sqlite:///{tmp}/raw.db") as store:
+                started = time.perf_counter()
+                chunk: list[BarWrite] = []
+                size = 0
+                for b in batches:
+                    chunk.append(BarWrite(b, RangeSet()))
+                    size += len(b)
+                    if size >= 250_000:
+                        await store.write_bars(chunk)
+                        chunk, size = [], 0
+                if chunk:
+                    await store.write_bars(chunk)
+                return time.perf_counter() - started
+
+    async def ingest() -> float:
+        planned = []
+        for key in keys:
+            parsed = parse_key(key)
+            assert parsed is not None
+            planned.append(PlannedFile(parsed[0], parsed[1], await client.head(key)))
+        with tempfile.TemporaryDirectory() as tmp:
+            async with await open_store(f"sqlite:///{tmp}/ingest.db") as store:
+                started = time.perf_counter()
+                await run_files(client, store, planned, RunReport(run_id="bench", kind=RunKind.BACKFILL))
+                return time.perf_counter() - started
+
+    # Alternated, best of three each: the host's load falls on both alike.
+    raw_s = ingest_s = math.inf
+    for _ in range(3):
+        raw_s = min(raw_s, await raw_write())
+        ingest_s = min(ingest_s, await ingest())
+    return {"decode_rows": rows, "decode_cpu_s": best, "decode_rows_per_s": rows / best,
+            "raw_write_rows_per_s": rows / raw_s, "raw_write_s": raw_s, "ingest_rows_per_s": rows / ingest_s,
+            "ingest_s": ingest_s, "bytes": sum(map(len, blobs))}
+
+
+def child(args: argparse.Namespace) -> None:
+    params = json.loads(args.child)
+    if params["what"] == "decode":
+        out = asyncio.run(_decode_and_raw_write(params["base"], params["keys"]))
+    else:
+        out = asyncio.run(_backfill(params["base"], params["what"], params["tickers"],
+                                    date.fromisoformat(params["first"]), date.fromisoformat(params["last"]),
+                                    params["now_ms"]))
+    out["peak_rss_mb"] = _peak_mb()
+    print(json.dumps(out))
+
+
+async def _run_child(params: dict[str, Any]) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--child", json.dumps(params),
+                                                stdout=subprocess.PIPE, cwd=ROOT)
+    out, _ = await proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"{params['what']} failed (exit {proc.returncode})")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def _warm_rest(base: str, tickers: list[str], first: date, last: date) -> None:
+    """Every ticker's month once, unpaced, so the REST contender is not timing the simulator's synthesis."""
+    from mdw.domain import NEW_YORK, day_range_ms
+    from mdw.polygon import PolygonClient
+
+    rng = day_range_ms(first, last, NEW_YORK)
+    queue = list(tickers)
+    async with PolygonClient("test-key", base, rate_limit="unlimited", max_in_flight=8) as client:
+        async def worker() -> None:
+            while queue:
+                ticker = queue.pop()
+                async for _ in client.aggregate_pages(ticker, "1m", rng.start_ms, rng.end_ms):
+                    pass
+
+        await asyncio.gather(*(worker() for _ in range(8)))
+
+
+async def main(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from flatfile_sim import flatfile_simulator
+    from mdw.config import RateLimit
+    from mdw.domain import NEW_YORK, local_midnight_ms
+    from mdw.flatfiles.keys import dataset_named
+
+    ds = dataset_named(PREFIX)
+    days = ds.days(FIRST, FIRST + timedelta(days=args.days * 2 + 14))[: args.days]
+    first, last = days[0], days[-1]
+    now = last + timedelta(days=3)
+    async with flatfile_simulator(args.stocks or None, now) as (base, files):
+        from mdw.polygon import PolygonClient
+
+        async with PolygonClient("test-key", base, rate_limit="unlimited") as rest:
+            tickers = sorted(str(r["ticker"]) for r in await rest.tickers(market="stocks"))
+        keys = [ds.key(d) for d in days]
+        t0 = time.perf_counter()
+        sizes = await files.warm(keys)
+        await _warm_rest(base, tickers, first, last)
+        print(f"{len(tickers)} stocks, {len(days)} sessions ({first} .. {last}), "
+              f"{sum(sizes.values()) / 1e6:.1f} MB of minute files; simulator warmed in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        now_ms = local_midnight_ms(now, NEW_YORK)
+        common = {"base": base, "tickers": tickers, "first": first.isoformat(), "last": last.isoformat(),
+                  "now_ms": now_ms}
+        results: dict[str, dict[str, Any]] = {}
+        for name in ("flatfiles", "rest"):
+            results[name] = await _run_child({**common, "what": name})
+            r = results[name]
+            print(f"{name:<10} wall {r['wall_s']:.2f} s, bars {r['bars']:,}, "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        decode = await _run_child({"base": base, "keys": keys[: min(3, len(keys))], "what": "decode"})
+    rest = results["rest"]
+    paced = RateLimit.parse("100/min").seconds_for(rest["rest_requests"])
+    flat = results["flatfiles"]
+    ingest_rate = decode["ingest_rows_per_s"]
+    rows = [
+        {"contender": "flatfiles", "wall_s": round(flat["wall_s"], 2), "bytes": flat["file_bytes"],
+         "requests": flat["file_requests"], "bars": flat["bars"],
+         "rows_per_s_stored": round(flat["stored"] / flat["wall_s"]),
+         "peak_rss_mb": round(flat["peak_rss_mb"])},
+        {"contender": "rest (unlimited)", "wall_s": round(rest["wall_s"], 2), "bytes": rest["rest_bytes"],
+         "requests": rest["rest_requests"], "bars": rest["bars"],
+         "rows_per_s_stored": round(rest["stored"] / rest["wall_s"]),
+         "peak_rss_mb": round(rest["peak_rss_mb"])},
+        {"contender": "rest (100/min, limiter floor)", "wall_s": round(max(paced, rest["wall_s"]), 1),
+         "bytes": rest["rest_bytes"], "requests": rest["rest_requests"], "bars": rest["bars"],
+         "rows_per_s_stored": round(rest["stored"] / max(paced, rest["wall_s"])), "peak_rss_mb": None},
+    ]
+    summary = {
+        "stocks": len(tickers), "sessions": len(days), "first": first.isoformat(), "last": last.isoformat(),
+        "contenders": rows,
+        "decode_rows_per_s_one_core": round(decode["decode_rows_per_s"]),
+        "decode_rows": decode["decode_rows"],
+        "raw_write_rows_per_s": round(decode["raw_write_rows_per_s"]),
+        "ingest_rows_per_s": round(ingest_rate),
+        "ingest_vs_raw_write": round(ingest_rate / decode["raw_write_rows_per_s"], 3),
+        "file_bytes_per_s": round(flat["file_bytes"] / flat["files_s"]) if flat["files_s"] else 0,
+        "speedup_vs_rest_unlimited": round(rest["wall_s"] / flat["wall_s"], 2),
+        "speedup_vs_rest_100_per_min": round(max(paced, rest["wall_s"]) / flat["wall_s"], 1),
+    }
+    print(f"{'contender':<31} {'wall s':>8} {'MB':>8} {'requests':>9} {'bars':>11} {'rows/s stored':>14} "
+          f"{'peak RSS MB':>12}")
+    for r in rows:
+        rss = "-" if r["peak_rss_mb"] is None else str(r["peak_rss_mb"])
+        print(f"{r['contender']:<31} {r['wall_s']:>8} {r['bytes'] / 1e6:>8.1f} {r['requests']:>9} "
+              f"{r['bars']:>11,} {r['rows_per_s_stored']:>14,} {rss:>12}")
+    print(f"decode, one core: {summary['decode_rows_per_s_one_core']:,} rows/s "
+          f"({summary['decode_rows']:,} rows, best of 3)")
+    print(f"store raw write: {summary['raw_write_rows_per_s']:,} rows/s; flat-file ingest end to end: "
+          f"{summary['ingest_rows_per_s']:,} rows/s = {summary['ingest_vs_raw_write']}x the raw write")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "flatfiles.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stocks", type=int, default=0, help="universe size (default: the simulator's)")
+    parser.add_argument("--days", type=int, default=21, help="trading sessions from 2024-03-01")
+    parser.add_argument("--small", action="store_true", help="1,500 securities, 3 sessions (make bench)")
+    parser.add_argument("--child", default="")
+    ns = parser.parse_args()
+    if ns.child:
+        child(ns)
+    else:
+        if ns.small:
+            ns.stocks, ns.days = ns.stocks or 1500, 3
+        asyncio.run(main(ns))
