@@ -91,3 +91,23 @@ def _no_retry_waits() -> Iterator[None]:
         yield
     finally:
         stamina.set_testing(False)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Each test leaves structlog and the root logger as it found them.
+
+    A test that runs the CLI in-process configures logging onto pytest's captured stream for that
+    test; left in place, the next test to log writes to a closed file and fails, depending on order.
+    """
+    import logging
+
+    import structlog
+
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
