@@ -142,7 +142,7 @@ class AsyncWarehouse:
 
         files, cost = source_from(self.settings), CostModel(self.settings.rate_limit)
         return await plan_only(self.store, _spec(symbols, timeframes, start, end, options), files=files,
-                               cost=cost)
+                               cost=cost, limits=self.settings.limits)
 
     async def backfill(self, symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When,
                        end: When, **options: Unpack[BackfillOptions]) -> RunReport:
@@ -173,7 +173,7 @@ class AsyncWarehouse:
         async with shared_budget(conf) as limiter, \
                 PolygonClient.from_settings(conf, limiter=limiter) as client:
             return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit), files=files,
-                                      cost=cost, settle=options.get("settle", False))
+                                      cost=cost, settle=options.get("settle", False), limits=conf.limits)
 
     async def status(self) -> list[SeriesStatus]:
         """Per series: first and last bar, bars, gaps, last fetched."""

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from mdw.errors import ConfigError
-from mdw.plans import RATE_FORMS, Delay, History, Plan, RateLimit
+from mdw.plans import RATE_FORMS, Delay, History, Limits, Plan, RateLimit
 
 _Parsed = TypeVar("_Parsed", Plan, History, Delay)
 
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     plan: Annotated[Plan | None, NoDecode] = None
     history: Annotated[History | None, NoDecode] = None
     data_delay: Annotated[Delay | None, NoDecode] = None
+    # How long after the plan's delay a window must have ended before it is final (delayed plans
+    # only): the vendor publishes a delayed minute around its delay, not to the millisecond.
+    delay_margin_s: int = Field(default=60, ge=0)
     # NoDecode: the env value is a rate string, not JSON (RateLimit is a dataclass, which
     # pydantic-settings would otherwise try to json-decode).
     rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(5.0, 60.0)
@@ -137,6 +140,11 @@ class Settings(BaseSettings):
         return up
 
     @property
+    def limits(self) -> Limits:
+        """What a run may ask for: the key's plan and the margin behind its delay."""
+        return Limits(self.key_plan, self.delay_margin_s * 1000)
+
+    @property
     def key_plan(self) -> Plan:
         """What mdw believes the key's plan allows: ``plan`` with the individual settings applied.
 
@@ -189,6 +197,7 @@ class SettingsValues(TypedDict, total=False):
     plan: str | Plan | None
     history: str | History | None
     data_delay: str | Delay | None
+    delay_margin_s: int | None
     rate_limit: str | RateLimit | None
     max_in_flight: int | None
     retry_attempts: int | None

@@ -248,6 +248,26 @@ class Plan:
         return self.name if self.name != "custom" else self.spec()
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a run may ask for: the key's plan, and the safety margin kept behind its delay.
+
+    A delayed plan's newest data is not yet published: a window that ended less than the delay
+    (plus ``margin_ms``) ago would come back empty or short, and marking it covered would leave a
+    permanent hole. :meth:`final_before_ms` is the instant the planner treats as "now".
+    """
+
+    plan: Plan
+    margin_ms: int = 60_000
+
+    def final_before_ms(self, now_ms: int) -> int:
+        """Windows ending at or before this instant are published (real time: ``now_ms`` itself)."""
+        delay = self.plan.delay
+        if delay.ms == 0 and not delay.end_of_day:
+            return now_ms
+        return delay.published_before_ms(now_ms) - self.margin_ms
+
+
 # The vendor's stocks plans as its pricing page describes them (Basic is the free one).
 PLANS: dict[str, Plan] = {
     "free": Plan("free", History(years=2), Delay(end_of_day=True), RateLimit(5.0, 60.0), False),

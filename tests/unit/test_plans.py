@@ -94,3 +94,18 @@ def test_plan_command_prints_the_plan_with_its_sources_when_mdw_plan_is_set(
     out = json.loads(capsys.readouterr().out)
     assert out["spec"] == "history=2y,delay=15m,rate=5/min,flatfiles=no"
     assert out["delay"] == "15m (from MDW_DATA_DELAY)" and out["rate"] == "5/min (from MDW_PLAN)"
+
+
+@pytest.mark.parametrize(("plan", "expected"), [
+    ("advanced", "2025-03-05T14:30"), ("starter", "2025-03-05T14:13"), ("free", "2025-03-04T23:58"),
+])
+def test_limits_final_before_ms_runs_behind_by_the_delay_and_margin_when_the_plan_is_delayed(
+    plan: str, expected: str,
+) -> None:
+    """Real time is now itself; a delayed plan is now - delay - margin; end-of-day is midnight - margin."""
+    from mdw.plans import Limits
+
+    now = datetime(2025, 3, 5, 14, 30, tzinfo=NEW_YORK)
+    got = Limits(Plan.parse(plan), margin_ms=120_000).final_before_ms(int(now.timestamp() * 1000))
+    shown = datetime.fromtimestamp(got / 1000, tz=NEW_YORK).strftime("%Y-%m-%dT%H:%M")
+    assert shown == expected

@@ -26,6 +26,7 @@ from mdw.config import RateLimit
 from mdw.domain import RangeSet, SeriesKey, from_ms
 from mdw.errors import ConfigError
 from mdw.logs import get_logger
+from mdw.plans import Limits
 from mdw.store.base import Dataset, RunKind, RunRecord, RunStatus, Store, SymbolInfo
 
 log = get_logger(__name__)
@@ -41,16 +42,19 @@ def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
 
 async def plan_only(
     store: Store, spec: BackfillSpec | Sequence[BackfillSpec], *, now: int | None = None,
-    files: FileSource | None = None, cost: CostModel | None = None,
+    files: FileSource | None = None, cost: CostModel | None = None, limits: Limits | None = None,
 ) -> Plan:
     """The plan a run would execute now, read against the store's ledger.
 
     The REST API is not called. With ``files`` (a flat-file source) the bucket is listed, a month
     per request, and each day's file is weighed against its REST requests with ``cost``, unless
     the spec's source is ``rest``. A spec with ``refetch`` does not read the ledger: its whole
-    range is planned as if nothing were held.
+    range is planned as if nothing were held. With ``limits`` (the key's plan) a delayed plan plans
+    as of :meth:`Limits.final_before_ms`: what is not yet published is neither asked for nor covered.
     """
     at = now_ms() if now is None else now
+    if limits is not None:
+        at = limits.final_before_ms(at)
     plans: list[Plan] = []
     for one in _specs(spec):
         coverage: dict[SeriesKey, RangeSet] = {}
@@ -136,6 +140,7 @@ async def run_backfill(
     files: FileSource | None = None,
     cost: CostModel | None = None,
     settle: bool = False,
+    limits: Limits | None = None,
 ) -> RunReport:
     """Fill every gap of ``spec`` and return the measured report (also stored in ``runs``).
 
@@ -156,13 +161,15 @@ async def run_backfill(
         cost: the cost model that weighs a day's file against its REST requests.
         settle: first ingest again the days held from flat files (in each spec's datasets and
             range) whose file was replaced since; corrected bars count as ``bars_updated``.
+        limits: the key's plan (``Settings.limits``): a delayed plan's unpublished data is left
+            for a later run.
     """
     specs = _specs(spec)
     started_wall = time.perf_counter()
     started = now_ms()
     file_requests = files.stats.requests if files is not None else 0
     settled = await _settle(files, store, specs, now) if settle and files is not None else None
-    plan = await plan_only(store, specs, now=now, files=files, cost=cost)
+    plan = await plan_only(store, specs, now=now, files=files, cost=cost, limits=limits)
     plan_s = time.perf_counter() - started_wall
     kind = specs[0].kind if specs else RunKind.BACKFILL
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,

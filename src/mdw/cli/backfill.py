@@ -186,7 +186,7 @@ async def _execute(
     cost = CostModel(settings.rate_limit)
     async with _store(settings) as store:
         if dry_run:
-            plan = await plan_only(store, spec, files=files, cost=cost)
+            plan = await plan_only(store, spec, files=files, cost=cost, limits=settings.limits)
             _print_plan(plan, settings.rate_limit, report_path)
             return 0
         stop = _install_stop()
@@ -196,7 +196,7 @@ async def _execute(
             with make_progress() as progress:
                 report = await run_backfill(
                     store, client, spec, progress=progress, stop=stop, rate_limit=str(settings.rate_limit),
-                    files=files, cost=cost, settle=settle,
+                    files=files, cost=cost, settle=settle, limits=settings.limits,
                 )
     return _finish(report, report_path)
 

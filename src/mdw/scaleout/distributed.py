@@ -132,7 +132,7 @@ async def defer_backfill(
     try:
         await ensure_queue_schema(settings.database_url)
         planned_at = datetime.now(UTC)
-        plan = await plan_only(store, specs)
+        plan = await plan_only(store, specs, limits=settings.limits)
         await track_symbols(store, [s for s in specs if s.kind is not RunKind.UPDATE])
         app = build_app(settings.database_url)
         tables = await JobTables.connect(settings.database_url, max_size=2)  # the defer lock holds one

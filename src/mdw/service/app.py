@@ -92,7 +92,7 @@ def make_runner(store: Store, client: PolygonClient | None, settings: Settings, 
         return await run_backfill(store, client, spec, progress=progress, stop=stop, run_id=run_id,
                                   now=clock.now_ms(), track=spec.kind is not RunKind.SCHEDULED,
                                   rate_limit=str(settings.rate_limit), files=files,
-                                  cost=CostModel(settings.rate_limit))
+                                  cost=CostModel(settings.rate_limit), limits=settings.limits)
 
     return run
 

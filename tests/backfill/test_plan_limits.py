@@ -1,0 +1,44 @@
+"""A key's plan against the simulator: a delayed plan never marks unpublished minutes covered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mdw.backfill import run_backfill
+from mdw.domain import NEW_YORK, RangeSet, Timeframe, TimeRange
+from mdw.plans import Limits, Plan
+from mdw.polygon import PolygonClient
+from mdw.simulator.testing import SimFactory
+from mdw.store import Dataset, Store
+
+from .helpers import make_spec
+
+# Wednesday 2025-03-05, 14:30 New York: mid-session.
+NOW_MS = int(datetime(2025, 3, 5, 14, 30, tzinfo=NEW_YORK).timestamp() * 1000)
+DAY_START = int(datetime(2025, 3, 5, tzinfo=NEW_YORK).timestamp() * 1000)
+M1 = Timeframe(1, "m")
+MINUTE = 60_000
+
+
+async def test_delayed_plan_update_stores_every_minute_when_run_behind_by_the_delay(
+    store: Store, sim_factory: SimFactory,
+) -> None:
+    """A 15-minute key: covered stops at now - delay - margin; a later update fills exactly the rest."""
+    sim = await sim_factory(keys={"k": "starter"}, now_ms=NOW_MS)
+    limits = Limits(Plan.parse("starter"), margin_ms=MINUTE)
+    spec = make_spec("AAPL", "1m", "2025-03-05", "2025-03-05")
+    async with PolygonClient("k", sim.base_url, rate_limit="unlimited") as client:
+        report = await run_backfill(store, client, spec, now=NOW_MS, limits=limits)
+        assert report.status == "ok"
+        cut = NOW_MS - 16 * MINUTE  # 14:14 New York
+        assert await store.coverage("AAPL", Dataset.BARS, "1m") == RangeSet.of([TimeRange(DAY_START, cut)])
+        got = await store.bars("AAPL", M1, DAY_START, NOW_MS)
+        assert got.equals(sim.market.aggregates("AAPL", M1, DAY_START, cut)) and len(got) > 0
+        later = NOW_MS + 90 * MINUTE
+        sim.clock.set(later)
+        report = await run_backfill(store, client, spec, now=later, limits=limits)
+        cut = later - 16 * MINUTE
+        assert await store.coverage("AAPL", Dataset.BARS, "1m") == RangeSet.of([TimeRange(DAY_START, cut)])
+        got = await store.bars("AAPL", M1, DAY_START, later)
+        assert got.equals(sim.market.aggregates("AAPL", M1, DAY_START, cut))
+
