@@ -12,19 +12,32 @@ on a background thread, so it works the same in scripts and in notebooks that al
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Coroutine, Sequence
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
 
 from mdw.config import Settings, SettingsValues, load_settings
-from mdw.domain import RangeSet, Ticker, Timeframe, TimeRange, parse_ticker, parse_tickers, parse_timeframes
+from mdw.domain import (
+    RangeSet,
+    Ticker,
+    Timeframe,
+    TimeRange,
+    from_ms,
+    parse_ticker,
+    parse_tickers,
+    parse_timeframes,
+    to_ms,
+)
 from mdw.store.base import Dataset, Store
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from mdw.backfill.answer import Coverage
     from mdw.backfill.plan import BackfillSpec, Plan
     from mdw.backfill.report import RunReport
     from mdw.backfill.status import SeriesStatus
@@ -37,7 +50,7 @@ class PlanOptions(TypedDict, total=False):
     """What to plan besides the bars themselves (as ``mdw backfill``'s flags)."""
 
     derive: bool
-    corporate_actions: bool
+    corporate_actions: bool  # default True: stock tickers' splits and dividends, for adjusted reads
     source: Literal["rest", "flatfiles", "auto"]
 
 
@@ -102,31 +115,84 @@ class AsyncWarehouse:
         await self.store.close()
 
     async def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none") -> pd.DataFrame:
-        """Bars as a pandas DataFrame indexed by UTC window start (``time``), columns o h l c v vw n."""
+                   adjust: str = "none", *, strict: bool = False) -> pd.DataFrame:
+        """Bars as a pandas DataFrame indexed by UTC window start (``time``), columns o h l c v vw n.
+
+        ``start``/``end`` dates are the market's own days (ET for US stocks, UTC for crypto and
+        forex), ``end`` inclusive. ``df.attrs["coverage"]`` says how much of the range is held
+        (see :meth:`bars_arrow` for the errors).
+        """
         import pandas as pd
 
-        table = await self.bars_arrow(ticker, timeframe, start, end, adjust)
+        table = await self.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict)
         frame: pd.DataFrame = table.to_pandas()
         frame.insert(0, "time", pd.to_datetime(frame["t"], unit="ms", utc=True))
-        return frame.set_index("time")
+        frame = frame.set_index("time")
+        frame.attrs["coverage"] = json.loads(table.schema.metadata[b"mdw.coverage"])
+        return frame
 
     async def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                         adjust: str = "none") -> pa.Table:
-        """Bars as a ``pyarrow.Table`` (t, o, h, l, c, v, vw, n); v and vw are null where omitted."""
+                         adjust: str = "none", *, strict: bool = False) -> pa.Table:
+        """Bars as a ``pyarrow.Table`` (t, o, h, l, c, v, vw, n); v and vw are null where omitted.
+
+        The schema metadata's ``mdw.coverage`` (JSON) says how much of the range is held.
+
+        Raises:
+            NotStoredError: the ticker is unknown, or none of its bars of this timeframe are stored.
+            IncompleteError: ``strict`` and the range is held only in part; or an adjusted read
+                whose corporate actions were never fetched and no vendor key is configured to
+                fetch them.
+        """
         import pyarrow as pa
 
         from mdw.backfill.export import read_bars
 
         tk, tf = _ticker(ticker), _timeframe(timeframe)
         rng = window(tk, start, end)
+        cov = await self.check_read(tk, tf, rng, adjust, strict)
         chunks = [c async for c in read_bars(self.store, tk.symbol, tf, rng.start_ms, rng.end_ms, adjust)]
         names = ["t", "o", "h", "l", "c", "v", "vw", "n"]
+        meta = {"mdw.coverage": json.dumps(cov.to_dict())}
         if not chunks:
-            return pa.table({n: pa.array([], pa.int64() if n in ("t", "n") else pa.float64()) for n in names})
+            empty = pa.table({n: pa.array([], pa.int64() if n in ("t", "n") else pa.float64()) for n in names})
+            return empty.replace_schema_metadata(meta)
         tables = [pa.table({n: pa.array(getattr(c, n), from_pandas=n in ("v", "vw")) for n in names})
                   for c in chunks]
-        return pa.concat_tables(tables)
+        return pa.concat_tables(tables).replace_schema_metadata(meta)
+
+    async def check_read(self, tk: Ticker, tf: Timeframe, rng: TimeRange, adjust: str,
+                            strict: bool) -> Coverage:
+        """The checks every read makes (see :mod:`mdw.backfill.answer`); fetches missing corporate
+        actions for an adjusted read when a vendor key is configured."""
+        from mdw.adjust import ADJUST_MODES
+        from mdw.backfill import answer
+        from mdw.errors import UsageError
+
+        if adjust not in ADJUST_MODES:
+            raise UsageError(f"invalid adjust {adjust!r}; expected one of {', '.join(ADJUST_MODES)}")
+        now = to_ms(datetime.now(UTC))
+        await answer.require_series(self.store, tk, tf)
+        cov = await answer.coverage_of(self.store, tk, tf, rng, now)
+        if strict:
+            answer.require_complete(cov)
+        lacking, as_of = await answer.missing_actions(self.store, tk, adjust, rng, now)
+        if lacking and self.settings.polygon_api_key is not None:
+            span = answer.actions_span(rng, now)
+            kinds = tuple(d.value for d in lacking)
+            await self._fetch_actions(tk, from_ms(span.start_ms).date(), kinds)
+            lacking, as_of = await answer.missing_actions(self.store, tk, adjust, rng, now)
+        if lacking:
+            raise answer.actions_refusal(tk, adjust, lacking, rng)
+        return replace(cov, adjust=adjust, actions_as_of=as_of)
+
+    async def _fetch_actions(self, tk: Ticker, first: date, kinds: tuple[str, ...]) -> None:
+        """Fetch a ticker's corporate actions from ``first`` to today (only the days not yet held)."""
+        from mdw.backfill.plan import BackfillSpec
+        from mdw.store.base import RunKind
+
+        spec = BackfillSpec((tk,), (), first, datetime.now(UTC).date() + timedelta(days=1),
+                            corporate_actions=True, action_kinds=kinds, kind=RunKind.CORPORATE_ACTIONS)
+        await self._run(spec, {})
 
     async def coverage(self, ticker: Ticker | str, timeframe: Timeframe | str = "1d") -> RangeSet:
         """The ranges held for a series (including ranges the vendor confirmed empty)."""
@@ -152,13 +218,15 @@ class AsyncWarehouse:
         ``source`` is ``rest``, ``flatfiles`` or ``auto`` (flat files need the settings' flat-file
         key pair); ``settle`` first ingests again the flat-file days whose file was replaced.
         """
+        return await self._run(_spec(symbols, timeframes, start, end, options), options)
+
+    async def _run(self, spec: BackfillSpec, options: BackfillOptions) -> RunReport:
         from mdw.backfill.fileplan import CostModel
         from mdw.backfill.runner import run_backfill
         from mdw.budget import shared_budget
         from mdw.flatfiles.s3 import source_from
         from mdw.polygon import PolygonClient
 
-        spec = _spec(symbols, timeframes, start, end, options)
         conf = self.settings
         run = self._given.copy()  # open()'s settings, then this run's overrides
         if (rate := options.get("rate_limit")) is not None:
@@ -188,7 +256,7 @@ def _spec(symbols: str | Sequence[str], timeframes: str | Sequence[str], start: 
 
     return BackfillSpec(tuple(parse_tickers(symbols)), tuple(parse_timeframes(timeframes)),
                         _day_or_ms(start), _day_or_ms(end), derive=options.get("derive", False),
-                        corporate_actions=options.get("corporate_actions", False),
+                        corporate_actions=options.get("corporate_actions", True),
                         source=options.get("source", "auto"))
 
 
@@ -218,14 +286,14 @@ class Warehouse:
         return self._core.store
 
     def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-             adjust: str = "none") -> pd.DataFrame:
+             adjust: str = "none", *, strict: bool = False) -> pd.DataFrame:
         """See :meth:`AsyncWarehouse.bars`."""
-        return self._call(self._core.bars(ticker, timeframe, start, end, adjust))
+        return self._call(self._core.bars(ticker, timeframe, start, end, adjust, strict=strict))
 
     def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none") -> pa.Table:
+                   adjust: str = "none", *, strict: bool = False) -> pa.Table:
         """See :meth:`AsyncWarehouse.bars_arrow`."""
-        return self._call(self._core.bars_arrow(ticker, timeframe, start, end, adjust))
+        return self._call(self._core.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict))
 
     def coverage(self, ticker: Ticker | str, timeframe: Timeframe | str = "1d") -> RangeSet:
         """See :meth:`AsyncWarehouse.coverage`."""

@@ -8,8 +8,11 @@ their module)::
     MdwError
     ├── UsageError                 bad input from a user: exit code 2, HTTP 400
     │   ├── ConfigError            a setting has a bad value
+    │   ├── NotStoredError         an unknown ticker or a series never stored: exit 2, HTTP 404
     │   └── ListingError           (mdw.simulator.listing) the simulator refuses a reference query: 400
     ├── ValidationError            a batch breaks a bar invariant (rows named, vendor bars kept)
+    ├── IncompleteError            a read the store answers only in part (strict, or adjusting
+    │                              without the corporate actions): exit 1, HTTP 409
     ├── VendorError                anything the vendor boundary raises (status, url, retry_after)
     │   ├── VendorRequestError     4xx the vendor will answer the same way again: never retried
     │   │   ├── VendorAuthError    401: unknown or missing API key
@@ -53,6 +56,26 @@ class UsageError(MdwError):
 
 class ConfigError(UsageError):
     """A configuration value is invalid; the message names the setting and the accepted form."""
+
+
+class NotStoredError(UsageError):
+    """The store holds nothing under this name (an unknown ticker, or a timeframe never stored).
+
+    The message names what was asked, what is close (a did-you-mean) and what is held.
+    """
+
+
+class IncompleteError(MdwError):
+    """A read the store can answer only in part, where a partial answer would mislead.
+
+    Raised for strict reads of a partly held range, and for adjusted reads whose corporate
+    actions were never fetched for the range (the message says how to fetch them). ``coverage``
+    holds what is known of the range (a dict, as in a read's metadata) when there is one.
+    """
+
+    def __init__(self, message: str, coverage: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.coverage = coverage
 
 
 class ValidationError(MdwError):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mdw.adjust import ADJUST_MODES, adjust_bars, boundary_ms
-from mdw.domain import DAY_MS, BarBatch, Dividend, Split, Ticker, Timeframe, from_ms
+from mdw.domain import DAY_MS, BarBatch, Dividend, Split, Ticker, Timeframe, TimeRange, from_ms
 from mdw.errors import UsageError
 from mdw.store.base import Store
 
@@ -109,10 +109,11 @@ class _TextSink:
 
 
 async def export_bars(
-    store: Store, tickers: Sequence[Ticker], timeframe: Timeframe, start_ms: int, end_ms: int, *,
+    store: Store, reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, *,
     fmt: str = "csv", adjust: str = "none", output: Path | None = None, stdout: TextIO | None = None,
 ) -> int:
-    """Write the bars of ``tickers`` to ``output`` (atomically) or to ``stdout``; returns the row count.
+    """Write the bars of each (ticker, range) to ``output`` (atomically) or to ``stdout``; returns the
+    row count. Each ticker has its own range: its market's days (see :func:`mdw.api.window`).
 
     Raises:
         UsageError: an unknown format, or parquet without an output file.
@@ -124,8 +125,8 @@ async def export_bars(
     rows = 0
     if output is None:
         sink = _TextSink(stdout or sys.stdout, fmt)
-        for tk in tickers:
-            async for chunk in read_bars(store, tk.symbol, timeframe, start_ms, end_ms, adjust):
+        for tk, rng in reads:
+            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, adjust):
                 sink.write(chunk)
                 rows += len(chunk)
         return rows
@@ -133,12 +134,13 @@ async def export_bars(
     try:
         if fmt == "parquet":
             os.close(fd)
-            rows = await _write_parquet(store, tickers, timeframe, start_ms, end_ms, adjust, tmp)
+            rows = await _write_parquet(store, reads, timeframe, adjust, tmp)
         else:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
                 text_sink = _TextSink(fh, fmt)
-                for tk in tickers:
-                    async for chunk in read_bars(store, tk.symbol, timeframe, start_ms, end_ms, adjust):
+                for tk, rng in reads:
+                    async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms,
+                                                 adjust):
                         text_sink.write(chunk)
                         rows += len(chunk)
         os.replace(tmp, output)
@@ -150,8 +152,7 @@ async def export_bars(
 
 
 async def _write_parquet(
-    store: Store, tickers: Sequence[Ticker], timeframe: Timeframe, start_ms: int, end_ms: int,
-    adjust: str, path: str,
+    store: Store, reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, adjust: str, path: str,
 ) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -162,8 +163,8 @@ async def _write_parquet(
                         ("vw", pa.float64()), ("n", pa.int64())])
     rows = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for tk in tickers:
-            async for chunk in read_bars(store, tk.symbol, timeframe, start_ms, end_ms, adjust):
+        for tk, rng in reads:
+            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, adjust):
                 size = len(chunk)
                 cols = [pa.array([tk.symbol] * size, pa.string()),
                         pa.array([str(timeframe)] * size, pa.string()),

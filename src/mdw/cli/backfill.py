@@ -86,16 +86,6 @@ def _day_or_ms(text: str) -> date | int:
     return value
 
 
-def _range_ms(start: str, end: str | None) -> tuple[int, int]:
-    s = parse_when(start)
-    e = parse_when(end) if end else datetime.now(UTC)
-    s_ms = to_ms(s)
-    e_ms = to_ms(e) + (86_400_000 if isinstance(e, date) and not isinstance(e, datetime) else 0)
-    if e_ms <= s_ms:
-        raise UsageError(f"--end {end} is before --start {start}")
-    return s_ms, e_ms
-
-
 @asynccontextmanager
 async def _store(settings: Settings) -> AsyncIterator[Store]:
     from mdw.store import open_store
@@ -373,21 +363,31 @@ async def _print_actions(store: Store, tickers: list[str], kinds: tuple[str, ...
 @app.command()
 def export(
     symbols: Symbols,
-    start: Annotated[str, typer.Option(help="First day (inclusive) or an ISO datetime")],
+    start: Annotated[str, typer.Option(help="First day (inclusive; the market's own day: ET for US stocks,"
+                                            " UTC for crypto and forex) or an ISO datetime")],
     timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="One timeframe: 1m, 1h, 1d ...")] = "1d",
     end: Annotated[
-        str | None, typer.Option(help="Last day (inclusive) or an ISO datetime; default now")
+        str | None, typer.Option(help="Last day (inclusive, the market's own day) or an ISO datetime;"
+                                      " default now")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, jsonl or parquet")] = "csv",
     adjust: Annotated[str, typer.Option(help="none, splits or all (splits and dividends)")] = "none",
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="File to write (stdout if omitted)")
     ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) when the range is held only in"
+                                                          " part, instead of exporting what is held")] = False,
     database_url: DbUrl = None,
     config: Config = None,
 ) -> None:
-    """Read stored bars back out as CSV, JSON lines or Parquet, optionally adjusted."""
+    """Read stored bars back out as CSV, JSON lines or Parquet, optionally adjusted.
+
+    Days are the market's own days, as in the Python API and HTTP. An unknown ticker or a
+    timeframe never stored exits 2; a range held only in part is exported with a coverage line
+    per ticker on stderr (``--strict``: exit 1 instead).
+    """
     from mdw.adjust import ADJUST_MODES
+    from mdw.api import window
     from mdw.backfill.export import FORMATS, export_bars, safe_output_path
 
     settings = _settings(config, database_url)
@@ -399,12 +399,22 @@ def export(
         fail("parquet needs an output file: add -o FILE")
     tickers = _checked(lambda: parse_tickers(symbols))
     tf = _checked(lambda: Timeframe.parse(timeframe))
-    lo, hi = _checked(lambda: _range_ms(start, end))
+    reads = _checked(lambda: [(tk, window(tk, start, end or "now")) for tk in tickers])
+    for tk, rng in reads:
+        if rng.end_ms <= rng.start_ms:
+            fail(f"--end {end} is before --start {start} for {tk.symbol}")
     path = _checked(lambda: safe_output_path(output) if output else None)
 
     async def main() -> int:
+        from mdw.api import AsyncWarehouse
+
         async with _store(settings) as store:
-            rows = await export_bars(store, tickers, tf, lo, hi, fmt=fmt, adjust=adjust, output=path)
+            wh = AsyncWarehouse(store, settings)
+            notes = [await wh.check_read(tk, tf, rng, adjust, strict) for tk, rng in reads]
+            rows = await export_bars(store, reads, tf, fmt=fmt, adjust=adjust, output=path)
+        for cov in notes:
+            if not cov.complete:
+                print(f"mdw: partial: {cov.describe()}", file=sys.stderr)
         if path:
             print(f"wrote {rows} rows to {path}", file=sys.stderr)
         return 0

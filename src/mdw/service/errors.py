@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from mdw.errors import MdwError, StoreError, UsageError, ValidationError, VendorError
+from mdw.errors import IncompleteError, MdwError, NotStoredError, StoreError, UsageError, ValidationError, VendorError
 from mdw.logs import get_logger, redact
 
 log = get_logger(__name__)
@@ -73,6 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), headers)
 
     async def mdw_error(_: Request, exc: Exception) -> Response:
+        if isinstance(exc, NotStoredError):
+            return error_response(404, "not_found", str(exc))
+        if isinstance(exc, IncompleteError):
+            return error_response(409, "incomplete", str(exc))
         if isinstance(exc, UsageError | ValidationError):
             return error_response(400, "bad_request", str(exc))
         if isinstance(exc, VendorError):

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from mdw.adjust import adjust_bars, boundary_ms
+from mdw.backfill import answer
 from mdw.backfill.planner import uncovered
 from mdw.domain import DAY_MS, HOUR_MS, BarBatch, Dividend, Split, Ticker, Timeframe, TimeRange, from_ms
 from mdw.service.auth import Reader
@@ -179,7 +180,10 @@ def _headers(summary: Summary, next_cursor: str | None) -> dict[str, str]:
     summary="Bars of one series, adjusted on read",
     responses={200: {"description": "A JSON page, or a CSV / Arrow IPC stream",
                      "content": {"application/json": {}, "text/csv": {}, ARROW_MEDIA_TYPE: {}}},
-               400: {"description": "Bad parameter"}},
+               400: {"description": "Bad parameter"},
+               404: {"description": "Unknown ticker (with a did-you-mean), or a timeframe never stored"},
+               409: {"description": "strict=true and the range is held only in part; or an adjusted"
+                                    " read whose corporate actions were never fetched"}},
 )
 async def get_bars(
     request: Request,
@@ -194,10 +198,12 @@ async def get_bars(
     format: Literal["json", "csv", "arrow"] = "json",
     limit: Annotated[int | None, Query(ge=1, le=STREAM_MAX, description="rows per page")] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
+    strict: Annotated[bool, Query(description="answer 409 instead of a partly held range")] = False,
 ) -> Response:
     st = get_state(request)
     tk = ticker_param(ticker)
     tf = timeframe_param(timeframe)
+    await answer.require_series(st.store, tk, tf)
     tz = tk.asset_class.tz
     now = st.clock.now_ms()
     last = time_param("end", end, tz, end=True, default=now + DAY_MS)
@@ -210,6 +216,11 @@ async def get_bars(
     page_start = max(first, decode_cursor(cursor)) if cursor else first
     page_start = min(page_start, last)
     summary = await _summary(st, tk, tf, first, last)
+    if strict:
+        answer.require_complete(await answer.coverage_of(st.store, tk, tf, TimeRange(first, last), now))
+    lacking, _ = await answer.missing_actions(st.store, tk, adjust, TimeRange(first, last), now)
+    if lacking:
+        raise answer.actions_refusal(tk, adjust, lacking, TimeRange(first, last))
     if format == "json":
         size = limit or JSON_DEFAULT
         if size > JSON_MAX:

@@ -128,6 +128,10 @@ async def create_symbol(request: Request, body: SymbolCreate, who: Admin) -> Res
     tk = ticker_param(body.ticker)
     tfs = _timeframes(body.timeframes)
     start = _start_day(body.start, st)
+    if body.backfill and st.client is None:
+        raise ApiError(409, "no_vendor_key", f"cannot backfill {tk.symbol}: the server has no vendor key"
+                       " (set POLYGON_API_KEY and restart it); to track it without fetching, send"
+                       ' "backfill": false')
     old = await st.store.symbols.get(tk.symbol)
     info = SymbolInfo(tk.symbol, tk.asset_class.value, body.name or (old.name if old else ""), True, tfs,
                       start.isoformat())
