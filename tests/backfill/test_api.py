@@ -15,7 +15,7 @@ import pytest
 import mdw
 from mdw.api import AsyncWarehouse
 from mdw.domain import RangeSet, Timeframe, day_range_ms, parse_ticker
-from mdw.errors import ConfigError
+from mdw.errors import ConfigError, IncompleteError, NotStoredError
 from mdw.simulator import SimConfig, SimServer, start_simulator
 
 
@@ -106,3 +106,72 @@ def test_api_connect_refuses_a_misspelt_setting_with_the_mdw_toml_message(
     connect_where, _, connect_says = str(from_connect.value).partition(": ")
     assert (toml_where, connect_where) == ("mdw.toml", "mdw.connect()")
     assert connect_says == toml_says and connect_says.startswith("unknown setting(s) rate_limt; known: ")
+
+
+# -- every read says what it could not answer (#21) ----------------------------------------
+
+DAY = Timeframe.parse("1d")
+
+
+def _truth_adjusted(sim: SimServer, ticker: str, first: date, last: date) -> np.ndarray:
+    rng = day_range_ms(first, last, parse_ticker(ticker).asset_class.tz)
+    return sim.market.aggregates(ticker, DAY, rng.start_ms, rng.end_ms, adjusted=True).c
+
+
+def test_reads_unknown_ticker_raises_not_stored_when_a_close_name_is_held(tmp_path: Path) -> None:
+    """A misspelt ticker is NotStoredError with a did-you-mean; an unstored timeframe names the held ones."""
+    with simulator_thread() as sim, mdw.connect(f"sqlite:///{tmp_path / 'r.db'}", polygon_api_key=sim.key,
+                                                polygon_base_url=sim.base_url, rate_limit="unlimited") as wh:
+        wh.backfill("AAPL", "1d", "2024-03-04", "2024-03-08", corporate_actions=False)
+        with pytest.raises(NotStoredError, match="Did you mean AAPL"):
+            wh.bars("AAPLL", "1d", "2024-03-04", "2024-03-08")
+        with pytest.raises(NotStoredError, match="stored timeframes: 1d"):
+            wh.bars("AAPL", "1h", "2024-03-04", "2024-03-08")
+
+
+def test_reads_partial_range_carries_coverage_when_not_strict(tmp_path: Path) -> None:
+    """A range held in part returns what is held with its coverage in attrs/metadata; strict refuses it."""
+    with simulator_thread() as sim, mdw.connect(f"sqlite:///{tmp_path / 'r.db'}", polygon_api_key=sim.key,
+                                                polygon_base_url=sim.base_url, rate_limit="unlimited") as wh:
+        wh.backfill("AAPL", "1d", "2024-03-04", "2024-03-08", corporate_actions=False)
+        whole = wh.bars("AAPL", "1d", "2024-03-04", "2024-03-08", strict=True)
+        part = wh.bars("AAPL", "1d", "2024-03-04", "2024-03-15")
+        with pytest.raises(IncompleteError, match="partial"):
+            wh.bars_arrow("AAPL", "1d", "2024-03-04", "2024-03-15", strict=True)
+    assert whole.attrs["coverage"]["complete"] is True and len(whole) == 5
+    cov = part.attrs["coverage"]
+    assert len(part) == 5 and cov["complete"] is False and cov["gap_count"] == 1
+    held_end = day_range_ms(date(2024, 3, 8), date(2024, 3, 8), parse_ticker("AAPL").asset_class.tz).end_ms
+    assert cov["gaps"][0][0] >= held_end and 0 < cov["ratio"] < 1
+
+
+def test_reads_adjusted_after_backfill_equal_simulator_truth_when_a_split_is_inside(tmp_path: Path) -> None:
+    """wh.backfill fetches splits by default, so adjust='splits' right after it equals the vendor's adjusted."""
+    first, last = date(2025, 6, 2), date(2025, 6, 13)  # AAPL splits 2-for-1 on 2025-06-09 in the simulator
+    with simulator_thread() as sim, mdw.connect(f"sqlite:///{tmp_path / 'r.db'}", polygon_api_key=sim.key,
+                                                polygon_base_url=sim.base_url, rate_limit="unlimited") as wh:
+        wh.backfill("AAPL", "1d", first, last)
+        frame = wh.bars("AAPL", "1d", first, last, adjust="splits")
+        raw = wh.bars("AAPL", "1d", first, last)
+        truth = _truth_adjusted(sim, "AAPL", first, last)
+    assert len(frame) == len(truth) == 10
+    assert np.array_equal(frame["c"].to_numpy(), truth)
+    assert not np.array_equal(raw["c"].to_numpy(), truth)  # the split is really inside the range
+    assert frame.attrs["coverage"]["adjust"] == "splits" and frame.attrs["coverage"]["actions_as_of"]
+
+
+def test_reads_adjusted_refuse_when_actions_were_never_fetched_and_no_key(tmp_path: Path) -> None:
+    """Without stored splits and without a key, adjust='splits' refuses and says how to fetch them."""
+    first, last = date(2025, 6, 2), date(2025, 6, 13)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with simulator_thread() as sim:
+        with mdw.connect(url, polygon_api_key=sim.key, polygon_base_url=sim.base_url,
+                         rate_limit="unlimited") as wh:
+            wh.backfill("AAPL", "1d", first, last, corporate_actions=False)
+        with mdw.connect(url) as bare, pytest.raises(IncompleteError, match="mdw corporate-actions -s AAPL"):
+            bare.bars("AAPL", "1d", first, last, adjust="splits")
+        with mdw.connect(url, polygon_api_key=sim.key, polygon_base_url=sim.base_url,
+                         rate_limit="unlimited") as keyed:
+            frame = keyed.bars("AAPL", "1d", first, last, adjust="splits")  # fetches the splits it needs
+        truth = _truth_adjusted(sim, "AAPL", first, last)
+    assert np.array_equal(frame["c"].to_numpy(), truth)
