@@ -154,7 +154,8 @@ class AsyncWarehouse:
         names = ["t", "o", "h", "l", "c", "v", "vw", "n"]
         meta = {"mdw.coverage": json.dumps(cov.to_dict())}
         if not chunks:
-            empty = pa.table({n: pa.array([], pa.int64() if n in ("t", "n") else pa.float64()) for n in names})
+            empty = pa.table({n: pa.array([], pa.int64() if n in ("t", "n") else pa.float64())
+                              for n in names})
             return empty.replace_schema_metadata(meta)
         tables = [pa.table({n: pa.array(getattr(c, n), from_pandas=n in ("v", "vw")) for n in names})
                   for c in chunks]

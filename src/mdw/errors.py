@@ -11,8 +11,7 @@ their module)::
     │   ├── NotStoredError         an unknown ticker or a series never stored: exit 2, HTTP 404
     │   └── ListingError           (mdw.simulator.listing) the simulator refuses a reference query: 400
     ├── ValidationError            a batch breaks a bar invariant (rows named, vendor bars kept)
-    ├── IncompleteError            a read the store answers only in part (strict, or adjusting
-    │                              without the corporate actions): exit 1, HTTP 409
+    ├── IncompleteError            a read answered only in part (strict, or no corporate actions): 409
     ├── VendorError                anything the vendor boundary raises (status, url, retry_after)
     │   ├── VendorRequestError     4xx the vendor will answer the same way again: never retried
     │   │   ├── VendorAuthError    401: unknown or missing API key

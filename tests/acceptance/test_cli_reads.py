@@ -9,14 +9,15 @@ from mdw.simulator import SimServer
 
 from .conftest import cli_env, mdw
 
+BACKFILL = ("backfill", "-s", "AAPL", "--timeframes", "1h", "--start", "2024-03-04", "--end", "2024-03-04")
+
 
 async def test_cli_export_fails_or_reports_coverage_when_the_answer_is_not_whole(
     sqlite_url: str, sim: SimServer
 ) -> None:
-    """Unknown ticker and unstored timeframe exit 2 in one line; a partial range reports on stderr; --strict exits 1."""
+    """Unknown ticker or timeframe: exit 2, one line; a partial range: stderr note; --strict: exit 1."""
     env = cli_env(sim, sqlite_url)
-    backfill = ["backfill", "-s", "AAPL", "--timeframes", "1h", "--start", "2024-03-04", "--end", "2024-03-04"]
-    assert (await mdw(*backfill, env=env)).code == 0
+    assert (await mdw(*BACKFILL, env=env)).code == 0
     nope = await mdw("export", "-s", "NOPE", "-t", "1h", "--start", "2024-03-04", env=env)
     assert nope.code == 2 and nope.stdout == ""
     assert nope.stderr_lines == ["mdw: error: unknown ticker 'NOPE': nothing is stored under it"]
@@ -35,12 +36,12 @@ async def test_cli_export_fails_or_reports_coverage_when_the_answer_is_not_whole
 async def test_cli_export_reads_the_markets_day_when_given_dates(sqlite_url: str, sim: SimServer) -> None:
     """--start/--end dates are New York days for AAPL: the after-hours bars past 00:00 UTC are exported."""
     env = cli_env(sim, sqlite_url)
-    backfill = ["backfill", "-s", "AAPL", "--timeframes", "1h", "--start", "2024-03-04", "--end", "2024-03-04"]
-    assert (await mdw(*backfill, env=env)).code == 0
+    assert (await mdw(*BACKFILL, env=env)).code == 0
     out = await mdw("export", "-s", "AAPL", "-t", "1h", "--start", "2024-03-04", "--end", "2024-03-04",
                     "--strict", env=env)
     assert out.code == 0, out.stderr
     rng = day_range_ms(date(2024, 3, 4), date(2024, 3, 4), parse_ticker("AAPL").asset_class.tz)
     truth = sim.market.aggregates("AAPL", Timeframe.parse("1h"), rng.start_ms, rng.end_ms)
     rows = out.stdout.splitlines()[1:]
-    assert [int(r.split(",")[2]) for r in rows] == truth.t.tolist() and truth.t[-1] >= rng.end_ms - 5 * 3_600_000
+    assert [int(r.split(",")[2]) for r in rows] == truth.t.tolist()
+    assert truth.t[-1] >= rng.end_ms - 5 * 3_600_000  # 19:00 ET: past UTC midnight

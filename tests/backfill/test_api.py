@@ -43,9 +43,9 @@ def test_api_connect_backfills_and_reads_frames_when_used_synchronously(tmp_path
         with mdw.connect(url, polygon_api_key=sim.key, polygon_base_url=sim.base_url,
                          rate_limit="unlimited") as wh:
             plan = wh.plan("AAPL,BTC-USD", "1h,1d", "2024-03-04", "2024-03-08")
-            assert plan.request_count == 4 and sim.stats()["requests"] == 0
+            assert plan.request_count == 4 + 2 and sim.stats()["requests"] == 0  # + AAPL splits, dividends
             report = wh.backfill("AAPL,BTC-USD", "1h,1d", "2024-03-04", "2024-03-08")
-            assert report.status == "ok" and report.requests == 4
+            assert report.status == "ok" and report.requests == 4 + 2
             frame = wh.bars("X:BTCUSD", "1h", "2024-03-04", "2024-03-08")
             table = wh.bars_arrow("AAPL", "1d", "2024-03-04", "2024-03-08")
             held = wh.coverage("AAPL", "1d")
@@ -146,7 +146,7 @@ def test_reads_partial_range_carries_coverage_when_not_strict(tmp_path: Path) ->
 
 
 def test_reads_adjusted_after_backfill_equal_simulator_truth_when_a_split_is_inside(tmp_path: Path) -> None:
-    """wh.backfill fetches splits by default, so adjust='splits' right after it equals the vendor's adjusted."""
+    """wh.backfill fetches splits by default, so adjust='splits' right after it equals the vendor's."""
     first, last = date(2025, 6, 2), date(2025, 6, 13)  # AAPL splits 2-for-1 on 2025-06-09 in the simulator
     with simulator_thread() as sim, mdw.connect(f"sqlite:///{tmp_path / 'r.db'}", polygon_api_key=sim.key,
                                                 polygon_base_url=sim.base_url, rate_limit="unlimited") as wh:

@@ -74,7 +74,7 @@ async def test_symbols_routes_track_patch_and_delete(sim: SimServer, service_fac
     status, deleted = await svc.send("DELETE", "/v1/symbols/MSFT?purge=true", headers=svc.admin)
     assert status == 200 and deleted["purged"] is True
     status, bars, _ = await svc.get("/v1/bars/MSFT?timeframe=1d&start=2024-01-02&end=2024-12-31")
-    assert status == 200 and bars["count"] == 0
+    assert status == 404 and bars["error"]["code"] == "not_found"  # purged: nothing stored under it (#21)
     status, missing = await svc.send("PATCH", "/v1/symbols/ZZZZ", json={"active": False}, headers=svc.admin)
     assert status == 404 and missing["error"]["code"] == "not_found"
     audit = await svc.state.store.audit.recent()

@@ -15,7 +15,8 @@ async def test_reads_unknown_ticker_answers_404_with_did_you_mean_when_a_close_o
 ) -> None:
     """/v1/bars/AAPLL is a 404 naming AAPL; a timeframe never stored is a 404 naming the stored ones."""
     svc = await service_factory(sim)
-    await svc.backfill({"symbols": ["AAPL"], "timeframes": ["1d"], "start": "2024-03-04", "end": "2024-03-08"})
+    await svc.backfill({"symbols": ["AAPL"], "timeframes": ["1d"], "start": "2024-03-04",
+                        "end": "2024-03-08"})
     status, body, _ = await svc.get("/v1/bars/AAPLL?start=2024-03-04&end=2024-03-08")
     assert status == 404 and "Did you mean AAPL" in body["error"]["message"]
     status, body, _ = await svc.get("/v1/bars/AAPL?timeframe=1h&start=2024-03-04&end=2024-03-08")

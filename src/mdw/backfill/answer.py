@@ -67,7 +67,7 @@ class Coverage:
         head = f"{self.ticker} {self.timeframe} {_day(self.start_ms)}..{_day(self.end_ms)} UTC"
         if self.complete:
             return f"{head}: complete"
-        first = list(self.gaps)[0]
+        first = next(iter(self.gaps))
         more = f" and {len(self.gaps) - 1} more" if len(self.gaps) > 1 else ""
         return (f"{head}: partial, {self.ratio:.1%} held; missing {_day(first.start_ms)}.."
                 f"{_day(first.end_ms)} UTC{more} (fetch it with mdw backfill)")

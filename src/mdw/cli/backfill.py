@@ -375,8 +375,9 @@ def export(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="File to write (stdout if omitted)")
     ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) when the range is held only in"
-                                                          " part, instead of exporting what is held")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail (exit 1) when the range is held only in part, instead of exporting it"
+    )] = False,
     database_url: DbUrl = None,
     config: Config = None,
 ) -> None:

@@ -14,7 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from mdw.errors import IncompleteError, MdwError, NotStoredError, StoreError, UsageError, ValidationError, VendorError
+from mdw.errors import (
+    IncompleteError,
+    MdwError,
+    NotStoredError,
+    StoreError,
+    UsageError,
+    ValidationError,
+    VendorError,
+)
 from mdw.logs import get_logger, redact
 
 log = get_logger(__name__)

@@ -203,7 +203,6 @@ async def get_bars(
     st = get_state(request)
     tk = ticker_param(ticker)
     tf = timeframe_param(timeframe)
-    await answer.require_series(st.store, tk, tf)
     tz = tk.asset_class.tz
     now = st.clock.now_ms()
     last = time_param("end", end, tz, end=True, default=now + DAY_MS)
@@ -214,18 +213,18 @@ async def get_bars(
     if last < first:
         raise ApiError(400, "bad_range", "end is before start")
     page_start = max(first, decode_cursor(cursor)) if cursor else first
+    if format == "json" and (limit or JSON_DEFAULT) > JSON_MAX:
+        raise ApiError(400, "bad_limit", f"limit for JSON is at most {JSON_MAX}; use csv or arrow for more")
+    await answer.require_series(st.store, tk, tf)  # after the parameters: bad input is a 400 first
     page_start = min(page_start, last)
     summary = await _summary(st, tk, tf, first, last)
     if strict:
         answer.require_complete(await answer.coverage_of(st.store, tk, tf, TimeRange(first, last), now))
-    lacking, _ = await answer.missing_actions(st.store, tk, adjust, TimeRange(first, last), now)
+    lacking, _as_of = await answer.missing_actions(st.store, tk, adjust, TimeRange(first, last), now)
     if lacking:
         raise answer.actions_refusal(tk, adjust, lacking, TimeRange(first, last))
     if format == "json":
         size = limit or JSON_DEFAULT
-        if size > JSON_MAX:
-            raise ApiError(400, "bad_limit",
-                           f"limit for JSON is at most {JSON_MAX}; use csv or arrow for more")
         batch = await _first_chunk(st, tk, tf, page_start, last, size + 1)
         next_cursor = None
         if len(batch) > size:
