@@ -260,6 +260,10 @@ class Limits:
     plan: Plan
     margin_ms: int = 60_000
 
+    def first_day(self, now_ms: int) -> date | None:
+        """The first day the plan's history reaches on the New York day of ``now_ms`` (None: all)."""
+        return self.plan.first_day(datetime.fromtimestamp(now_ms / 1000, tz=_NEW_YORK).date())
+
     def final_before_ms(self, now_ms: int) -> int:
         """Windows ending at or before this instant are published (real time: ``now_ms`` itself)."""
         delay = self.plan.delay

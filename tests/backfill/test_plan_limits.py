@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from mdw.backfill import run_backfill
-from mdw.domain import NEW_YORK, RangeSet, Timeframe, TimeRange
+from mdw.domain import NEW_YORK, RangeSet, SeriesKey, Timeframe, TimeRange
 from mdw.plans import Limits, Plan
 from mdw.polygon import PolygonClient
 from mdw.simulator.testing import SimFactory
@@ -42,3 +42,27 @@ async def test_delayed_plan_update_stores_every_minute_when_run_behind_by_the_de
         got = await store.bars("AAPL", M1, DAY_START, later)
         assert got.equals(sim.market.aggregates("AAPL", M1, DAY_START, cut))
 
+
+
+async def test_free_plan_backfill_stores_the_last_two_years_when_asked_from_2015(
+    store: Store, sim_factory: SimFactory,
+) -> None:
+    """With the plan known, nothing before its history is asked: no 403, exactly the allowed years."""
+    sim = await sim_factory(keys={"free": "free"}, now_ms=NOW_MS, rate_limit="unlimited")
+    limits = Limits(Plan.parse("free"), margin_ms=MINUTE)
+    spec = make_spec("AAPL,MSFT", "1d,1h", "2015-01-01", "2025-03-05")
+    first = int(datetime(2023, 3, 5, tzinfo=NEW_YORK).timestamp() * 1000)
+    async with PolygonClient("free", sim.base_url, rate_limit="unlimited") as client:
+        report = await run_backfill(store, client, spec, now=NOW_MS, limits=limits)
+        assert report.status == "ok" and report.exit_code == 0
+        assert sim.stats()["requests"] == report.requests > 0
+        for ticker in ("AAPL", "MSFT"):
+            for tf in (Timeframe(1, "d"), Timeframe(1, "h")):
+                got = await store.bars(ticker, tf, 0, NOW_MS)
+                assert got.equals(sim.market.aggregates(ticker, tf, first, DAY_START)), f"{ticker} {tf}"
+                held = await store.coverage(ticker, Dataset.BARS, str(tf))
+                assert held.ranges[0].start_ms == first
+                outcome = report.series[SeriesKey(ticker, tf)]
+                assert outcome.status == "ok" and outcome.outside_plan == "2015-01-01..2023-03-04"
+        again = await run_backfill(store, client, spec, now=NOW_MS, limits=limits)
+        assert again.requests == 0 and again.status == "ok"

@@ -254,6 +254,7 @@ class Plan:
     files: tuple[PlannedFile, ...] = ()  # whole-market days taken from the vendor's flat files
     costs: tuple[FileCost, ...] = ()  # per dataset: the files' cost and the REST cost they replace
     notes: tuple[str, ...] = ()  # why flat files were not used where they could have been
+    outside_plan: tuple[tuple[SeriesKey, TimeRange], ...] = ()  # wanted, before the plan's history
 
     @property
     def file_bytes(self) -> int:

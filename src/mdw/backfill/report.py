@@ -46,6 +46,7 @@ class SeriesOutcome:
     requests_failed: int = 0
     bars: int = 0
     reason: str = ""
+    outside_plan: str = ""  # the wanted days before the plan's history (not asked, not covered)
 
     def settle(self) -> None:
         if self.requests_failed and self.requests_done:
@@ -163,7 +164,8 @@ class RunReport:
             "series": [
                 {"series": str(s.series), "status": s.status, "requests_planned": s.requests_planned,
                  "requests_done": s.requests_done, "requests_failed": s.requests_failed,
-                 "bars": s.bars, "reason": s.reason}
+                 "bars": s.bars, "reason": s.reason,
+                 **({"outside_plan": s.outside_plan} if s.outside_plan else {})}
                 for s in sorted(self.series.values(), key=lambda o: str(o.series))
             ],
             "errors": self.errors,
@@ -243,6 +245,10 @@ def render(report: RunReport, console: Console) -> None:
         rows.insert(4, ("flat files", f"{f.get('done', 0)} of {f.get('planned', 0)} "
                         f"({f.get('failed', 0)} failed), {f.get('bytes', 0) / 1e6:,.1f} MB, "
                         f"{f.get('requests', 0)} requests"))
+    outside = [s for s in report.series.values() if s.outside_plan]
+    if outside:
+        rows.append(("outside the plan", f"{len(outside)} series ({outside[0].outside_plan}; not asked, "
+                                         "not covered)"))
     for k, v in rows:
         totals.add_row(k, v)
     console.print(totals)

@@ -21,9 +21,9 @@ from mdw.backfill.ingest import FileSource
 from mdw.backfill.liveness import HEARTBEAT_S, Heartbeat, owner, reap_abandoned
 from mdw.backfill.plan import ActionsKey, BackfillSpec, Plan
 from mdw.backfill.planner import ACTION_KINDS
-from mdw.backfill.report import Progress, RunReport
+from mdw.backfill.report import Progress, RunReport, SeriesOutcome
 from mdw.config import RateLimit
-from mdw.domain import RangeSet, SeriesKey, from_ms
+from mdw.domain import AssetClass, RangeSet, SeriesKey, TimeRange, from_ms, local_midnight_ms
 from mdw.errors import ConfigError
 from mdw.logs import get_logger
 from mdw.plans import Limits
@@ -34,6 +34,10 @@ log = get_logger(__name__)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _day_text(ms: int) -> str:
+    return from_ms(ms).astimezone(AssetClass.STOCKS.tz).date().isoformat()
 
 
 def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
@@ -53,10 +57,14 @@ async def plan_only(
     as of :meth:`Limits.final_before_ms`: what is not yet published is neither asked for nor covered.
     """
     at = now_ms() if now is None else now
+    first = limits.first_day(at) if limits is not None else None
     if limits is not None:
         at = limits.final_before_ms(at)
     plans: list[Plan] = []
-    for one in _specs(spec):
+    outside: list[tuple[SeriesKey, TimeRange]] = []
+    for whole in _specs(spec):
+        one, refused = within_history(whole, first)
+        outside.extend(refused)
         coverage: dict[SeriesKey, RangeSet] = {}
         actions: dict[ActionsKey, RangeSet] = {}
         if not one.refetch:
@@ -74,7 +82,7 @@ async def plan_only(
         model = cost or CostModel(RateLimit.parse("5/min"))
         plans.append(plan_with_files(one, coverage, at, actions, found, model))
     if len(plans) == 1:
-        return plans[0]
+        return replace(plans[0], outside_plan=tuple(outside))
     return Plan(
         series=tuple(s for p in plans for s in p.series),
         requests=tuple(r for p in plans for r in p.requests),
@@ -83,7 +91,37 @@ async def plan_only(
         files=tuple(f for p in plans for f in p.files),
         costs=tuple(c for p in plans for c in p.costs),
         notes=tuple(n for p in plans for n in p.notes),
+        outside_plan=tuple(outside),
     )
+
+
+def within_history(
+    spec: BackfillSpec, first: date | None,
+) -> tuple[BackfillSpec, list[tuple[SeriesKey, TimeRange]]]:
+    """``spec`` with its start moved to the plan's first day, and each series' part before it.
+
+    The part before the plan's history is never asked for (the vendor would refuse it with a 403):
+    it is reported as ``outside_plan``, neither a failure nor covered.
+    """
+    if first is None:
+        return spec, []
+    first_ms = local_midnight_ms(first, AssetClass.STOCKS.tz)
+    if isinstance(spec.start, int):
+        moved = replace(spec, start=max(spec.start, first_ms))
+    elif spec.start >= first:
+        return spec, []
+    else:
+        moved = replace(spec, start=first)
+    if (spec.end < first) if isinstance(spec.end, date) else (spec.end <= first_ms):
+        moved = replace(spec, tickers=())  # wholly before the plan's history: nothing to ask
+    refused: list[tuple[SeriesKey, TimeRange]] = []
+    for tk in spec.tickers:
+        before = spec.wanted_for(tk)
+        cut = min(before.end_ms, moved.wanted_for(tk).start_ms if moved.tickers else before.end_ms)
+        if cut > before.start_ms:
+            part = TimeRange(before.start_ms, cut)
+            refused.extend((SeriesKey(tk.symbol, tf), part) for tf in spec.timeframes)
+    return moved, refused
 
 
 async def _settle(files: FileSource, store: Store, specs: Sequence[BackfillSpec], now: int | None
@@ -174,6 +212,9 @@ async def run_backfill(
     kind = specs[0].kind if specs else RunKind.BACKFILL
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
                        rate_limit=rate_limit)
+    for key, rng in plan.outside_plan:
+        outcome = report.series.setdefault(key, SeriesOutcome(key))
+        outcome.outside_plan = f"{_day_text(rng.start_ms)}..{_day_text(rng.end_ms - 1)}"
     if settled is not None:
         report.files["settle"] = settled.to_dict()
         report.bars_updated += settled.bars_updated
