@@ -14,6 +14,7 @@ import pytest
 
 from mdw.backfill.fileplan import CostModel
 from mdw.backfill.members import universe_spec
+from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.runner import run_backfill
 from mdw.backfill.universe import UniverseSpec
 from mdw.config import RateLimit, load_settings
@@ -39,11 +40,14 @@ def _clients(sim: SimServer) -> tuple[PolygonClient, FlatFileClient]:
     return PolygonClient.from_settings(settings), FlatFileClient(sim.base_url, key_id, secret)
 
 
-async def _backfill_universe(store: Store, sim: SimServer, first: date, last: date, today: date) -> object:
+async def _backfill_universe(
+    store: Store, sim: SimServer, first: date, last: date, today: date,
+) -> BackfillSpec:
     rest, files = _clients(sim)
     async with rest:
         await store.universes.save("all-stocks", UniverseSpec().to_json())
-        spec = await universe_spec(store, rest, "all-stocks", parse_timeframes("1m,1d"), first, last, today=today)
+        spec = await universe_spec(store, rest, "all-stocks", parse_timeframes("1m,1d"), first, last,
+                                   today=today)
         now = local_midnight_ms(today, NEW_YORK)
         report = await run_backfill(store, rest, replace(spec, source="auto"), files=files, cost=UNLIMITED,
                                     now=now)
@@ -84,7 +88,7 @@ async def test_flatfile_universe_month_is_stored_exactly_and_the_whole_market_co
     sim = await sim_factory(n_stocks=10, now_ms=local_midnight_ms(today, NEW_YORK))
     first, last = date(2024, 3, 1), date(2024, 3, 28)  # the 29th was Good Friday
     spec = await _backfill_universe(store, sim, first, last, today)
-    tickers = [t.symbol for t in spec.tickers]  # type: ignore[attr-defined]
+    tickers = [t.symbol for t in spec.tickers]
     assert len(tickers) == 10 and len(MINUTES.days(first, last)) == 20
     sample = ["AAPL", "SPY", tickers[0], tickers[len(tickers) // 2], tickers[-1]]
     for ticker in sorted(set(sample) & set(tickers)):
@@ -101,7 +105,7 @@ async def test_flatfile_universe_holds_thin_and_delisted_names_exactly_through_a
     sim = await sim_factory(n_stocks=1158, now_ms=local_midnight_ms(today, NEW_YORK))
     first, last = date(2024, 3, 7), date(2024, 3, 11)
     spec = await _backfill_universe(store, sim, first, last, today)
-    tickers = [t.symbol for t in spec.tickers]  # type: ignore[attr-defined]
+    tickers = [t.symbol for t in spec.tickers]
     assert "LNDFJ" in tickers
     delisted = await _assert_exact(store, sim, "LNDFJ", first, last)
     assert delisted > 0 and not len(await store.bars("LNDFJ", ONE_MINUTE, MINUTES.day_range(last).start_ms,
