@@ -59,10 +59,10 @@ def cli_env(sim: SimServer | None, db_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-async def mdw(*args: str, env: dict[str, str], limit_s: float = 90.0) -> Result:
-    """Run ``mdw ARGS`` to completion."""
+async def mdw(*args: str, env: dict[str, str], limit_s: float = 90.0, cwd: str | None = None) -> Result:
+    """Run ``mdw ARGS`` to completion (in ``cwd`` when given)."""
     proc = await asyncio.create_subprocess_exec(
-        MDW, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        MDW, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await asyncio.wait_for(proc.communicate(), limit_s)
     return Result(proc.returncode if proc.returncode is not None else -1, out.decode(), err.decode())

@@ -45,3 +45,32 @@ async def test_cli_creates_no_database_when_a_setting_or_flag_is_bad(
     assert result.code == 2, (result.stdout, result.stderr)
     assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("mdw: error:"), result.stderr
     assert not db.exists()
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--runs"], ["export", "-s", "AAPL", *START]],
+                         ids=["status", "status-runs", "export"])
+async def test_cli_read_command_refuses_naming_the_absolute_path_when_the_database_is_missing(
+    args: list[str], tmp_path: Path
+) -> None:
+    """A read of a missing SQLite file exits 2 naming its resolved path and the slashes rule."""
+    url = "sqlite:///sub/x.db"  # three slashes: relative to the working directory
+    env = cli_env(None, url, POLYGON_API_KEY="k", MDW_LOG_FORMAT="console")
+    result = await mdw(*args, "--database-url", url, env=env, cwd=str(tmp_path))
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert len(result.stderr_lines) == 1, result.stderr
+    assert f"database '{tmp_path / 'sub' / 'x.db'}' does not exist" in result.stderr
+    assert "sqlite:////sub/x.db is the absolute path /sub/x.db" in result.stderr
+    assert not (tmp_path / "sub").exists()
+
+
+async def test_cli_dry_run_plans_an_empty_warehouse_and_creates_nothing_when_the_database_is_missing(
+    tmp_path: Path,
+) -> None:
+    """``--dry-run`` on a database that does not exist yet plans everything as missing and creates no file."""
+    db = tmp_path / "x.db"
+    env = cli_env(None, f"sqlite:///{db}", POLYGON_API_KEY="k", MDW_LOG_FORMAT="console")
+    result = await mdw("backfill", "-s", "AAPL", *START, "--end", "2024-01-05", "--dry-run", env=env)
+    assert result.code == 0, result.stderr
+    assert "total requests: 1" in result.stdout + result.stderr
+    assert "planned as an empty warehouse" in result.stderr
+    assert not db.exists()

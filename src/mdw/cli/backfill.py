@@ -87,9 +87,12 @@ def _day_or_ms(text: str) -> date | int:
 
 
 @asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Store]:
-    from mdw.store import open_store
+async def _store(settings: Settings, *, existing: bool = False) -> AsyncIterator[Store]:
+    """The store, closed on exit; ``existing``: refuse a database that is not there (reads, --dry-run)."""
+    from mdw.store import open_store, require_existing
 
+    if existing:
+        require_existing(settings.database_url)
     store = await open_store(settings.database_url)
     try:
         yield store
@@ -174,6 +177,13 @@ async def _execute(
 
     files = source_from(settings)
     cost = CostModel(settings.rate_limit)
+    if dry_run:
+        from mdw.store import missing_database
+
+        why = missing_database(settings.database_url)
+        if why:  # plan against an empty warehouse without creating the file
+            print(f"{why} yet: planned as an empty warehouse", file=sys.stderr)
+            settings = settings.model_copy(update={"database_url": "sqlite://"})
     async with _store(settings) as store:
         if dry_run:
             plan = await plan_only(store, spec, files=files, cost=cost, limits=settings.limits)
@@ -409,7 +419,7 @@ def export(
     async def main() -> int:
         from mdw.api import AsyncWarehouse
 
-        async with _store(settings) as store:
+        async with _store(settings, existing=True) as store:
             wh = AsyncWarehouse(store, settings)
             notes = [await wh.check_read(tk, tf, rng, adjust, strict) for tk, rng in reads]
             rows = await export_bars(store, reads, tf, fmt=fmt, adjust=adjust, output=path)
@@ -456,7 +466,7 @@ def status(
 
         from mdw.backfill.status import series_status
 
-        async with _store(settings) as store:
+        async with _store(settings, existing=True) as store:
             rows = await series_status(store, wanted)
         if as_json:
             print(json.dumps([r.to_dict() for r in rows], indent=2))
@@ -494,7 +504,7 @@ async def _runs_status(settings: Settings, as_json: bool) -> int:
 
     from mdw.backfill.liveness import recent_runs
 
-    async with _store(settings) as store:
+    async with _store(settings, existing=True) as store:
         records = await recent_runs(store, 20)
     if as_json:
         print(json.dumps([{"id": r.id, "kind": r.kind, "status": r.status, "started_at_ms": r.started_at_ms,

@@ -9,7 +9,9 @@ Backends are imported lazily, so ``asyncpg`` is only loaded when a PostgreSQL UR
 
 from __future__ import annotations
 
-from mdw.errors import UsageError
+from pathlib import Path
+
+from mdw.errors import ConfigError, UsageError
 from mdw.store.base import (
     ActionStore,
     ApiKeyRecord,
@@ -84,6 +86,45 @@ def sqlite_path(url: str) -> str:
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return url[len("sqlite:///") :]
     raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
+
+
+def missing_database(url: str) -> str | None:
+    """Why the SQLite database at ``url`` is not there (naming its absolute path), or None if it is.
+
+    Only SQLite files are checked: a server database's existence is the server's to report.
+    """
+    text = url.strip()
+    if text.lower().startswith("iceberg+"):
+        from mdw.store.lake.url import split_url
+
+        text = split_url(text)[0]
+    if not text.lower().startswith("sqlite:"):
+        return None
+    path = sqlite_path(text)
+    if path == ":memory:":
+        return None
+    resolved = Path(path).expanduser().resolve()
+    if resolved.exists():
+        return None
+    hint = ""
+    if not path.startswith("/") and "/" in path:  # the three-or-four-slashes surprise
+        hint = (f"; {text!r} names a path relative to the working directory {str(Path.cwd())!r}"
+                f" (sqlite:////{path} is the absolute path /{path})")
+    return f"database {str(resolved)!r} does not exist{hint}"
+
+
+def require_existing(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist, naming the absolute path it resolved to.
+
+    Read commands call this first so that they never create a database: a mistyped path (or
+    ``sqlite:///tmp/x.db``, which is ``./tmp/x.db``) is an error, not an empty warehouse.
+
+    Raises:
+        ConfigError: the file is missing.
+    """
+    why = missing_database(url)
+    if why:
+        raise ConfigError(f"{why}; a command that writes (mdw backfill) creates it")
 
 
 def _build(url: str) -> Store:
