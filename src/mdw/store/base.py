@@ -298,6 +298,39 @@ class MarketDayStore(Protocol):
         """The days of ``dataset`` starting in ``[start_ms, end_ms)``, by start and timeframe."""
 
 
+@dataclass(frozen=True, slots=True)
+class PlanFact:
+    """One thing learned about the key's plan under the plan setting ``plan`` (its spec).
+
+    ``fact`` is ``history`` (``value``: the depth the vendor answered within, e.g. ``2y``);
+    ``message`` and ``request_id`` are the vendor's refusal it was learned from.
+    """
+
+    plan: str
+    fact: str
+    value: str
+    message: str
+    request_id: str
+    learned_at_ms: int
+
+
+class PlanFactStore(Protocol):
+    """What mdw learned about the key's plan, and the windows the settle pass re-fetched."""
+
+    async def learned(self, plan: str) -> dict[str, PlanFact]:
+        """The facts learned under the plan setting ``plan``, by fact."""
+
+    async def learn(self, fact: PlanFact) -> None:
+        """Record (or replace) one fact."""
+
+    async def settled(self, ticker: str, timeframe: str, rng: TimeRange) -> RangeSet:
+        """The settled windows of one series that overlap ``rng``."""
+
+    async def mark_settled(self, ticker: str, timeframe: str, windows: Sequence[TimeRange], at_ms: int,
+                           bars_updated: int) -> None:
+        """Record windows as settled (each is re-fetched once), in one transaction."""
+
+
 class Catalog(Protocol):
     """What the warehouse holds, across series (for status, metrics and the dashboard)."""
 
@@ -339,6 +372,9 @@ class Store(Protocol):
 
     @property
     def market_days(self) -> MarketDayStore: ...
+
+    @property
+    def plan_facts(self) -> PlanFactStore: ...
 
     @property
     def reference(self) -> ReferenceStore: ...

@@ -23,6 +23,7 @@ from mdw.store.actions import SqlActions, SqlCatalog
 from mdw.store.arrow import to_arrow
 from mdw.store.base import BarWrite, Dataset, SchemaVersion, WriteResult
 from mdw.store.ledger import LedgerKey, now_ms
+from mdw.store.planfacts import SqlPlanFacts
 from mdw.store.primitives import BarTable, Database, TxT
 from mdw.store.records import SqlAudit, SqlKeys, SqlQuarantine, SqlRuns, SqlSymbols
 from mdw.store.reference import SqlReference, SqlUniverses
@@ -47,6 +48,7 @@ class SqlStore(Generic[TxT]):
         self.actions = SqlActions(database)
         self.catalog = SqlCatalog(database, bars)
         self.market_days = market_days.SqlMarketDays(database)
+        self.plan_facts = SqlPlanFacts(database)
         self.reference = SqlReference(database)
         self.universes = SqlUniverses(database)
 
