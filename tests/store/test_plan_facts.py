@@ -24,7 +24,8 @@ async def test_settled_windows_are_read_back_per_series_when_they_overlap_the_ra
     """Marked windows come back for their own series only, and only where they overlap."""
     async with await open_store(backend.url) as store:
         await store.plan_facts.mark_settled("AAPL", "1d", [TimeRange(0, 10), TimeRange(10, 20)], 99, 1)
-        assert await store.plan_facts.settled("AAPL", "1d", TimeRange(5, 15)) == RangeSet.of([TimeRange(0, 20)])
+        got = await store.plan_facts.settled("AAPL", "1d", TimeRange(5, 15))
+        assert got == RangeSet.of([TimeRange(0, 20)])
         assert not await store.plan_facts.settled("AAPL", "1d", TimeRange(20, 30))
         assert not await store.plan_facts.settled("MSFT", "1d", TimeRange(0, 30))
         assert not await store.plan_facts.settled("AAPL", "1h", TimeRange(0, 30))
