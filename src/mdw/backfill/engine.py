@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from mdw.backfill.boundary import Boundary, day_span, within
 from mdw.backfill.fetch import (
     VendorSource,
     bar_count,
@@ -31,9 +32,10 @@ from mdw.backfill.fetch import (
 from mdw.backfill.plan import ActionsKey, ActionsRequest, DeriveTask, OutcomeKey, Plan, PlannedRequest
 from mdw.backfill.quarantine import quarantine_error
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
-from mdw.domain import DAY_MS, Dividend, SeriesKey, Split, TimeRange
+from mdw.domain import DAY_MS, Dividend, RangeSet, SeriesKey, Split, TimeRange
 from mdw.errors import (
     MdwError,
+    OutsidePlan,
     StoreError,
     ValidationError,
     VendorAuthError,
@@ -103,6 +105,7 @@ class Pipeline:
         self, store: Store, client: VendorSource, plan: Plan, report: RunReport, *,
         workers: int = 16, queue_size: int = 4, progress: Progress | None = None,
         stop: asyncio.Event | None = None, max_outage_s: float = MAX_OUTAGE_S,
+        boundary: Boundary | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -117,6 +120,10 @@ class Pipeline:
         self.abort_reason: str | None = None
         self.max_outage_s = max_outage_s
         self._outage_since: float | None = None
+        self.boundary = boundary
+        self.outside: dict[OutcomeKey, RangeSet] = {}
+        for series_key, refused in plan.outside_plan:
+            self._outside(series_key, refused)
         jobs: list[Job] = [*plan.actions, *plan.requests]
         for task in plan.derives:
             jobs.extend(_split_derive(task))
@@ -230,6 +237,40 @@ class Pipeline:
             actions = await self._timed(fetch_actions(self.client, job))
             await self.queue.put(_Item(job, actions=actions))
             return
+        await self._run_within_plan(job)
+
+    async def _run_within_plan(self, job: PlannedRequest) -> None:
+        """Run a request from the plan's boundary on; an ``outside_plan`` refusal moves the boundary.
+
+        The part before the boundary is reported as ``outside_plan`` (not asked again, not covered,
+        not a failure); the rest is asked again.
+        """
+        req: PlannedRequest | None = job
+        while True:
+            first = self.boundary.first_ms if self.boundary is not None else None
+            cut = within(job, first)
+            if cut is None or cut is not job:
+                end = cut.fetch.start_ms if cut is not None else job.fetch.end_ms
+                for t in job.targets:
+                    if t.covers.start_ms < end:
+                        self._outside(t.key, TimeRange(t.covers.start_ms, min(end, t.covers.end_ms)))
+            req = cut
+            if req is None:
+                await self.queue.put(_Item(job, [], final=True))
+                return
+            try:
+                await self._run_request(req)
+                return
+            except OutsidePlan as exc:
+                if self.boundary is None:
+                    raise
+                await self.boundary.learn(req.fetch.start_ms, req.fetch.end_ms, exc)
+
+    def _outside(self, key: OutcomeKey, rng: TimeRange) -> None:
+        held = self.outside[key] = self.outside.get(key, RangeSet()) | RangeSet.of([rng])
+        self._outcome(key).outside_plan = day_span(TimeRange(held.ranges[0].start_ms, held.ranges[-1].end_ms))
+
+    async def _run_request(self, job: PlannedRequest) -> None:
         if job.kind == "grouped":
             writes, failures = await self._timed(fetch_grouped(self.client, job))
             await self.queue.put(_Item(job, writes, failures=failures))

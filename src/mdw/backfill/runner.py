@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
+from mdw.backfill.boundary import Boundary
 from mdw.backfill.engine import Pipeline
 from mdw.backfill.fetch import VendorSource
 from mdw.backfill.fileplan import CostModel, plan_with_files, wanted_datasets
@@ -21,7 +22,7 @@ from mdw.backfill.ingest import FileSource
 from mdw.backfill.liveness import HEARTBEAT_S, Heartbeat, owner, reap_abandoned
 from mdw.backfill.plan import ActionsKey, BackfillSpec, Plan
 from mdw.backfill.planner import ACTION_KINDS
-from mdw.backfill.report import Progress, RunReport, SeriesOutcome
+from mdw.backfill.report import Progress, RunReport
 from mdw.config import RateLimit
 from mdw.domain import AssetClass, RangeSet, SeriesKey, TimeRange, from_ms, local_midnight_ms
 from mdw.errors import ConfigError
@@ -34,10 +35,6 @@ log = get_logger(__name__)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _day_text(ms: int) -> str:
-    return from_ms(ms).astimezone(AssetClass.STOCKS.tz).date().isoformat()
 
 
 def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
@@ -57,7 +54,8 @@ async def plan_only(
     as of :meth:`Limits.final_before_ms`: what is not yet published is neither asked for nor covered.
     """
     at = now_ms() if now is None else now
-    first = limits.first_day(at) if limits is not None else None
+    bound = (await Boundary.load(store, limits, at)).first_ms
+    first = from_ms(bound).astimezone(AssetClass.STOCKS.tz).date() if bound is not None else None
     if limits is not None:
         at = limits.final_before_ms(at)
     plans: list[Plan] = []
@@ -212,9 +210,6 @@ async def run_backfill(
     kind = specs[0].kind if specs else RunKind.BACKFILL
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:16], kind=kind, started_at_ms=started,
                        rate_limit=rate_limit)
-    for key, rng in plan.outside_plan:
-        outcome = report.series.setdefault(key, SeriesOutcome(key))
-        outcome.outside_plan = f"{_day_text(rng.start_ms)}..{_day_text(rng.end_ms - 1)}"
     if settled is not None:
         report.files["settle"] = settled.to_dict()
         report.bars_updated += settled.bars_updated
@@ -228,9 +223,10 @@ async def run_backfill(
         await track_symbols(store, [s for s in specs if s.kind is not RunKind.UPDATE])
     stats = getattr(client, "stats", None)
     before = stats() if stats else None
+    boundary = await Boundary.load(store, limits, now_ms() if now is None else now)
     pipeline = Pipeline(store, client, plan, report,
                         workers=workers or int(getattr(client, "max_in_flight", 16)),
-                        progress=progress, stop=stop)
+                        progress=progress, stop=stop, boundary=boundary)
     if progress:
         progress.planned(plan)
     log.info("backfill planned", action="backfill.planned", run_id=report.run_id,

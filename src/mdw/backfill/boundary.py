@@ -1,0 +1,116 @@
+"""The plan's history boundary: the first instant the key may ask for, known up front or learned.
+
+With the plan known (``MDW_PLAN``/``MDW_HISTORY``) the planner never asks before its first day.
+Without it, the vendor's ``outside_plan`` 403 is the only word: the refused request starts before
+the boundary, and its end may lie after it. The vendor does not say where the boundary is, so
+mdw retries from the deepest history the vendor sells (20, 15, 10, 5, 2, 1 years) that starts after
+the refused start, and, past those, halves the refused stretch to the day. What answered is kept
+in the store as a depth under the plan setting (the first day moves with the calendar, the depth
+does not), so a later run plans within it and asks nothing refused again until the setting
+changes. One :class:`Boundary` is shared by a run's workers: once one learns, the others clip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+from mdw.backfill.plan import PlannedRequest
+from mdw.domain import AssetClass, TimeRange, local_midnight_ms
+from mdw.errors import ConfigError, OutsidePlan
+from mdw.logs import get_logger
+from mdw.plans import History, Limits
+from mdw.store.base import PlanFact, Store
+
+log = get_logger(__name__)
+DEPTHS = tuple(History(years=n) for n in (20, 15, 10, 5, 2, 1))
+_TZ = AssetClass.STOCKS.tz
+
+
+def _day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz=_TZ).date()
+
+
+def _ms(day: date) -> int:
+    return local_midnight_ms(day, _TZ)
+
+
+class Boundary:
+    """The first instant this run may ask for (None: no bound known), learned from refusals."""
+
+    def __init__(self, store: Store, plan_key: str, today: date, first_ms: int | None = None) -> None:
+        self.store = store
+        self.plan_key = plan_key
+        self.today = today
+        self.first_ms = first_ms
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def load(cls, store: Store, limits: Limits | None, now_ms: int) -> Boundary:
+        """The plan's own first day, or the depth learned under this plan setting if it is later."""
+        today = _day(now_ms)
+        plan_key = str(limits.plan) if limits is not None else "unset"
+        first = limits.first_day(now_ms) if limits is not None else None
+        learned = await learned_first_day(store, plan_key, today)
+        days = [d for d in (first, learned) if d is not None]
+        return cls(store, plan_key, today, _ms(max(days)) if days else None)
+
+    async def learn(self, start_ms: int, end_ms: int, exc: OutsidePlan) -> int | None:
+        """After ``[start_ms, end_ms)`` was refused: where to ask from next (None: nowhere in it).
+
+        Records the new boundary in the store (with the vendor's message and ``request_id``).
+        """
+        async with self._lock:
+            if self.first_ms is not None and self.first_ms > start_ms:
+                return self.first_ms if self.first_ms < end_ms else None  # another worker learned it
+            nxt, depth = self._next(start_ms, end_ms)
+            self.first_ms = nxt
+            await self.store.plan_facts.learn(PlanFact(
+                self.plan_key, "history", str(depth), exc.vendor_message or str(exc), exc.request_id or "",
+                int(datetime.now().timestamp() * 1000)))
+            log.warning("outside the plan's history; asking from a later start",
+                        action="backfill.outside_plan",
+                        refused_from=_day(start_ms).isoformat(), next_from=_day(nxt).isoformat(),
+                        depth=str(depth), request_id=exc.request_id, vendor_message=exc.vendor_message)
+            return nxt if nxt < end_ms else None
+
+    def _next(self, start_ms: int, end_ms: int) -> tuple[int, History]:
+        """The deepest sold history starting after ``start_ms``; else half the refused stretch."""
+        for depth in DEPTHS:
+            first = depth.first_day(self.today)
+            assert first is not None
+            if _ms(first) > start_ms and _ms(first) < end_ms:
+                return _ms(first), depth
+        lo, hi = _day(start_ms), _day(end_ms - 1)
+        mid = lo + timedelta(days=max(1, (hi - lo).days // 2)) if hi > lo else hi + timedelta(days=1)
+        return _ms(mid), History(days=max(1, (self.today - mid).days))
+
+
+async def learned_first_day(store: Store, plan_key: str, today: date) -> date | None:
+    """The first day of the depth learned under ``plan_key`` (None: nothing learned)."""
+    fact = (await store.plan_facts.learned(plan_key)).get("history")
+    if fact is None:
+        return None
+    try:
+        return History.parse(fact.value).first_day(today)
+    except ConfigError:
+        return None
+
+
+def within(req: PlannedRequest, first_ms: int | None) -> PlannedRequest | None:
+    """``req`` cut to start at ``first_ms`` (None: nothing of it is within the plan)."""
+    if first_ms is None or req.fetch.start_ms >= first_ms:
+        return req
+    if req.fetch.end_ms <= first_ms:
+        return None
+    targets = tuple(replace(t, covers=TimeRange(max(t.covers.start_ms, first_ms), t.covers.end_ms))
+                    for t in req.targets if t.covers.end_ms > first_ms)
+    if not targets:
+        return None
+    return replace(req, fetch=TimeRange(first_ms, req.fetch.end_ms), targets=targets)
+
+
+def day_span(rng: TimeRange) -> str:
+    """``2015-01-02..2024-03-04``: the New York days of a range, for reports."""
+    return f"{_day(rng.start_ms).isoformat()}..{_day(rng.end_ms - 1).isoformat()}"
