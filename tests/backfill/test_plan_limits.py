@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from mdw.backfill import run_backfill
 from mdw.domain import NEW_YORK, RangeSet, SeriesKey, Timeframe, TimeRange
 from mdw.plans import Limits, Plan
@@ -66,3 +68,33 @@ async def test_free_plan_backfill_stores_the_last_two_years_when_asked_from_2015
                 assert outcome.status == "ok" and outcome.outside_plan == "2015-01-01..2023-03-04"
         again = await run_backfill(store, client, spec, now=NOW_MS, limits=limits)
         assert again.requests == 0 and again.status == "ok"
+
+
+def _refused(sim: object) -> int:
+    by_status = sim.stats()["responses_by_status"]  # type: ignore[attr-defined]
+    return int(by_status.get("403", 0))
+
+
+@pytest.mark.parametrize("straddle", ["refuse", "clip"])
+async def test_unknown_plan_learns_the_boundary_once_when_the_vendor_refuses_the_history(
+    store: Store, sim_factory: SimFactory, straddle: str,
+) -> None:
+    """Plan unset, free key: refusals teach the boundary (fewer than one per series), the allowed
+    part is stored exactly, the rest is outside_plan, and a re-run spends no refused request."""
+    sim = await sim_factory(keys={"free": "free"}, now_ms=NOW_MS, rate_limit="unlimited", straddle=straddle)
+    spec = make_spec("AAPL,MSFT", "1d,1h", "2015-01-01", "2025-03-05")
+    first = int(datetime(2023, 3, 5, tzinfo=NEW_YORK).timestamp() * 1000)
+    async with PolygonClient("free", sim.base_url, rate_limit="unlimited") as client:
+        report = await run_backfill(store, client, spec, now=NOW_MS)
+        assert report.status == "ok" and report.exit_code == 0
+        assert 0 < _refused(sim) <= 4
+        for ticker in ("AAPL", "MSFT"):
+            for tf in (Timeframe(1, "d"), Timeframe(1, "h")):
+                got = await store.bars(ticker, tf, 0, DAY_START)  # the key is end-of-day: today is withheld
+                assert got.equals(sim.market.aggregates(ticker, tf, first, DAY_START)), f"{ticker} {tf}"
+                outcome = report.series[SeriesKey(ticker, tf)]
+                assert outcome.status == "ok" and outcome.outside_plan.startswith("2015-01-01..")
+        assert (await store.plan_facts.learned("unset"))["history"].value == "2y"
+        refused = _refused(sim)
+        again = await run_backfill(store, client, spec, now=NOW_MS)
+        assert again.status == "ok" and _refused(sim) == refused

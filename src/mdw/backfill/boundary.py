@@ -4,7 +4,8 @@ With the plan known (``MDW_PLAN``/``MDW_HISTORY``) the planner never asks before
 Without it, the vendor's ``outside_plan`` 403 is the only word: the refused request starts before
 the boundary, and its end may lie after it. The vendor does not say where the boundary is, so
 mdw retries from the deepest history the vendor sells (20, 15, 10, 5, 2, 1 years) that starts after
-the refused start, and, past those, halves the refused stretch to the day. What answered is kept
+the refused start (so learning a free key's two years from 2015 costs three refusals in all), and,
+past those, halves the refused stretch to the day. What answered is kept
 in the store as a depth under the plan setting (the first day moves with the calendar, the depth
 does not), so a later run plans within it and asks nothing refused again until the setting
 changes. One :class:`Boundary` is shared by a run's workers: once one learns, the others clip.
@@ -13,6 +14,8 @@ changes. One :class:`Boundary` is shared by a run's workers: once one learns, th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -39,12 +42,34 @@ def _ms(day: date) -> int:
 class Boundary:
     """The first instant this run may ask for (None: no bound known), learned from refusals."""
 
-    def __init__(self, store: Store, plan_key: str, today: date, first_ms: int | None = None) -> None:
+    def __init__(self, store: Store, plan_key: str, today: date, first_ms: int | None = None,
+                 *, probe: bool = False) -> None:
         self.store = store
         self.plan_key = plan_key
         self.today = today
         self.first_ms = first_ms
+        self.probe = probe
+        self.proven_ms: int | None = None  # the earliest start the vendor has answered in this run
         self._lock = asyncio.Lock()
+        self._probing = asyncio.Lock()
+
+    @asynccontextmanager
+    async def gate(self, start_ms: int) -> AsyncIterator[None]:
+        """Hold a request that may be refused until the one before it has answered.
+
+        With the plan unknown and nothing learned, requests starting before anything answered so
+        far go one at a time, so a refusal is learned once for the run rather than by every worker
+        at once; requests from an answered start on run freely.
+        """
+        if not self.probe or (self.proven_ms is not None and start_ms >= self.proven_ms):
+            yield
+            return
+        async with self._probing:
+            yield
+
+    def answered(self, start_ms: int) -> None:
+        """The vendor answered a request starting at ``start_ms``: later starts are within the plan."""
+        self.proven_ms = start_ms if self.proven_ms is None else min(self.proven_ms, start_ms)
 
     @classmethod
     async def load(cls, store: Store, limits: Limits | None, now_ms: int) -> Boundary:
@@ -54,7 +79,8 @@ class Boundary:
         first = limits.first_day(now_ms) if limits is not None else None
         learned = await learned_first_day(store, plan_key, today)
         days = [d for d in (first, learned) if d is not None]
-        return cls(store, plan_key, today, _ms(max(days)) if days else None)
+        unknown = not days and (limits is None or limits.plan.name == "unset")
+        return cls(store, plan_key, today, _ms(max(days)) if days else None, probe=unknown)
 
     async def learn(self, start_ms: int, end_ms: int, exc: OutsidePlan) -> int | None:
         """After ``[start_ms, end_ms)`` was refused: where to ask from next (None: nowhere in it).
@@ -76,11 +102,15 @@ class Boundary:
             return nxt if nxt < end_ms else None
 
     def _next(self, start_ms: int, end_ms: int) -> tuple[int, History]:
-        """The deepest sold history starting after ``start_ms``; else half the refused stretch."""
+        """The deepest sold history starting after ``start_ms``; else half the refused stretch.
+
+        A sold depth after the request's end puts the whole request outside: nothing more is
+        asked for it, and the next request is cut at that depth.
+        """
         for depth in DEPTHS:
             first = depth.first_day(self.today)
             assert first is not None
-            if _ms(first) > start_ms and _ms(first) < end_ms:
+            if _ms(first) > start_ms:
                 return _ms(first), depth
         lo, hi = _day(start_ms), _day(end_ms - 1)
         mid = lo + timedelta(days=max(1, (hi - lo).days // 2)) if hi > lo else hi + timedelta(days=1)

@@ -245,26 +245,28 @@ class Pipeline:
         The part before the boundary is reported as ``outside_plan`` (not asked again, not covered,
         not a failure); the rest is asked again.
         """
-        req: PlannedRequest | None = job
         while True:
-            first = self.boundary.first_ms if self.boundary is not None else None
-            cut = within(job, first)
-            if cut is None or cut is not job:
-                end = cut.fetch.start_ms if cut is not None else job.fetch.end_ms
-                for t in job.targets:
-                    if t.covers.start_ms < end:
-                        self._outside(t.key, TimeRange(t.covers.start_ms, min(end, t.covers.end_ms)))
-            req = cut
-            if req is None:
-                await self.queue.put(_Item(job, [], final=True))
+            async with self.boundary.gate(job.fetch.start_ms) if self.boundary else contextlib.nullcontext():
+                first = self.boundary.first_ms if self.boundary is not None else None
+                req = within(job, first)
+                if req is not job:
+                    end = req.fetch.start_ms if req is not None else job.fetch.end_ms
+                    for t in job.targets:
+                        if t.covers.start_ms < end:
+                            self._outside(t.key, TimeRange(t.covers.start_ms, min(end, t.covers.end_ms)))
+                if req is None:
+                    await self.queue.put(_Item(job, [], final=True))
+                    return
+                try:
+                    await self._run_request(req)
+                except OutsidePlan as exc:
+                    if self.boundary is None:
+                        raise
+                    await self.boundary.learn(req.fetch.start_ms, req.fetch.end_ms, exc)
+                    continue
+                if self.boundary is not None:
+                    self.boundary.answered(req.fetch.start_ms)
                 return
-            try:
-                await self._run_request(req)
-                return
-            except OutsidePlan as exc:
-                if self.boundary is None:
-                    raise
-                await self.boundary.learn(req.fetch.start_ms, req.fetch.end_ms, exc)
 
     def _outside(self, key: OutcomeKey, rng: TimeRange) -> None:
         held = self.outside[key] = self.outside.get(key, RangeSet()) | RangeSet.of([rng])
