@@ -30,6 +30,7 @@ from mdw.logs import get_logger
 from mdw.polygon import BreakerState, BreakerTransitionEvent, PolygonClient, VendorEvent
 from mdw.service.alerts import Alerter
 from mdw.service.clock import Clock, SystemClock
+from mdw.service.docs_pages import mount_docs
 from mdw.service.errors import install_error_handlers
 from mdw.service.leader import LeaderLock, lock_for
 from mdw.service.metrics import ServiceMetrics
@@ -220,7 +221,7 @@ def create_app(
                 holder.pop("state", None)
 
     app = FastAPI(
-        title="mdw", version=__version__, lifespan=lifespan,
+        title="mdw", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Market data warehouse: bars adjusted on read, corporate actions, coverage, "
                     "backfill runs, and the operations endpoints. "
                     "Errors are JSON `{\"error\": {\"code\", \"message\"}}`.",
@@ -230,6 +231,7 @@ def create_app(
     for router in (bars_router, data_router, runs_router, ops_router):
         app.include_router(router)
     mount_dashboard(app)
+    mount_docs(app)  # /docs and /redoc from local assets (no CDN)
     metrics_of: Callable[[], ServiceMetrics | None] = lambda: (  # noqa: E731 - read at request time
         holder["state"].metrics if "state" in holder else None)
     app.add_middleware(TimingMiddleware, metrics=metrics_of)
