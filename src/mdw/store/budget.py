@@ -272,6 +272,8 @@ class PgBudget:
 async def open_budget_store(url: str) -> BudgetStore | None:
     """The budget of the warehouse at ``url``; None for an in-memory SQLite.
 
+    A columnar store (``iceberg+...``) keeps its budget with the database that holds its catalog.
+
     PostgreSQL: the ``rate_budget`` table (a migration, so open the store first). SQLite: the
     budget file beside the database (:func:`budget_path`).
 
@@ -280,6 +282,10 @@ async def open_budget_store(url: str) -> BudgetStore | None:
     """
     from mdw.store import sqlite_path
 
+    if url.lower().startswith("iceberg+"):  # the columnar store's budget lives with its database
+        from mdw.store.lake.url import split_url
+
+        url = split_url(url)[0]
     if url.startswith(("postgresql://", "postgres://")):
         return await PgBudget.connect(url)
     path = sqlite_path(url)
