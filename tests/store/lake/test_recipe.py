@@ -60,14 +60,16 @@ def _recipe(db: Path, ticker: str, timeframe: str, start_ms: int, end_ms: int) -
 
 
 async def test_duckdb_recipe_reads_the_table_offline_equal_to_mdw_export(tmp_path: Path) -> None:
-    """DuckDB, given only the catalog database and the files, returns what ``mdw export`` writes."""
+    """DuckDB, given only the catalog database and the files, returns what ``mdw export`` writes.
+
+    Export's days are the market's (New York for stocks): the day before T0 covers T0's first hours."""
     db = tmp_path / "mdw.db"
     url = f"iceberg+sqlite:///{db}?warehouse={tmp_path / 'lake'}"
     await _fill(url)
     out = tmp_path / "aapl.parquet"
     mdw = str(Path(sys.executable).parent / "mdw")
     args = ["export", "--database-url", url, "--symbols", "AAPL", "--timeframe", "1m", "--start",
-            "2024-01-01", "--end", "2024-01-03", "--format", "parquet", "-o", str(out)]  # fmt: skip
+            "2023-12-31", "--end", "2024-01-03", "--format", "parquet", "-o", str(out)]  # fmt: skip
     env = {**os.environ, "MDW_LOG_LEVEL": "WARNING"}
     done = await asyncio.to_thread(subprocess.run, [mdw, *args], capture_output=True, text=True, env=env,
                                    timeout=120)  # fmt: skip
