@@ -67,6 +67,10 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+RATE_LIMITED_RETRIES = 4
+"""429s a request may meet, per configured attempt, before they count against its attempts."""
+
+
 class PolygonClient:
     """Async client for the vendor's REST API; use ``async with`` (or ``await aclose()``).
 
@@ -203,7 +207,7 @@ class PolygonClient:
     async def _request(self, url: URL, decoder: Callable[[bytes, str], T]) -> T:
         """One logical request: breaker, retries with backoff, and decoding of the good answer."""
         shown = redact(str(url))
-        attempt = 0
+        attempt = limited = 0
         while True:
             attempt += 1
             try:
@@ -215,6 +219,7 @@ class PolygonClient:
                 result = await self._attempt(url, shown, decoder)
             except VendorRateLimited as exc:
                 self.breaker.record_neutral(probe)
+                limited += 1
                 error: VendorError = exc
             except dec.InvalidBarsError as exc:
                 self.breaker.record_success(probe)  # the vendor answered; the data was bad
@@ -233,7 +238,11 @@ class PolygonClient:
                 self.breaker.record_success(probe)
                 return result
             self._stats.failure(error)
-            if attempt >= self._backoff.attempts:
+            # A 429 says "slower", not "broken": the limiter has already slowed every caller, and
+            # the answer comes once the window drains. So 429s spend a budget of their own
+            # (RATE_LIMITED_RETRIES times the attempts) before they count as failed attempts.
+            spent = attempt - min(limited, self._backoff.attempts * RATE_LIMITED_RETRIES)
+            if spent >= self._backoff.attempts:
                 if isinstance(error, dec.InvalidBarsError):
                     raise ValidationError(f"{error} on all {attempt} attempts [GET {shown}]",
                                           rows=error.rows, bars=error.bars, reasons=error.reasons,
@@ -249,8 +258,9 @@ class PolygonClient:
                 raise error
             delay = self._backoff.delay(attempt)
             self._stats.retries += 1
-            log.warning("vendor request failed (%s); retry %d/%d in %.2fs: %s", type(error).__name__,
-                        attempt, self._backoff.attempts - 1, delay, error, extra={"action": "vendor.retry"})
+            log.warning("vendor request failed (%s); retry %d (%d failed of %d allowed) in %.2fs: %s",
+                        type(error).__name__, attempt, spent, self._backoff.attempts - 1, delay, error,
+                        extra={"action": "vendor.retry"})
             self._events.emit(RetryEvent(attempt, delay, type(error).__name__, error.status, shown))
             await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
 
