@@ -11,7 +11,7 @@ Periodic tasks are deferred by every worker's deferrer, and procrastinate's
 ``procrastinate_periodic_defers`` unique key lets exactly one insert win per (task, tick), so a
 tick runs once however many workers run. They carry ``PERIODIC_PRIORITY``: procrastinate hands
 out the highest priority first, so they start at the next free slot of any worker instead of
-behind every window job already queued (ADR 0013).
+behind every window job already queued (ADR 0013: periodic jobs ahead of the queue).
 """
 
 from __future__ import annotations

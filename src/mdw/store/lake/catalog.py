@@ -3,7 +3,7 @@
 The catalog is Iceberg's SQL (JDBC) catalog: one row per table in ``iceberg_tables`` holding the
 location of the table's current metadata file. pyiceberg's ``SqlCatalog``, Spark's and Trino's
 JDBC catalogs read that same row. mdw keeps the row in the database that holds the coverage ledger,
-so one SQL transaction moves the table's pointer *and* the ledger (ADR 0010):
+so one SQL transaction moves the table's pointer *and* the ledger (ADR 0012):
 
 1. under the transaction's write lock, read the pointer (SQLite ``BEGIN IMMEDIATE``; PostgreSQL
    ``SELECT ... FOR UPDATE``), so concurrent writers of any process or machine queue here;

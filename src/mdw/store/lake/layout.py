@@ -1,6 +1,6 @@
 """How bars sit in the Iceberg table: the schema, the partitioning, and the Parquet files mdw writes.
 
-The layout is chosen for the two read patterns (ADR 0010): one series over a range, and one day
+The layout is chosen for the two read patterns (ADR 0012): one series over a range, and one day
 across the market.
 
 * Partitioned by ``timeframe`` (identity): a read never opens another timeframe's files, and a
@@ -9,7 +9,7 @@ across the market.
   of whole series where they fit, so the per-file and per-row-group min/max of ``ticker`` and ``t``
   send a series read to the few row groups that hold it. Compaction cuts files at time windows, so
   a market-day read opens one file per timeframe.
-* Encodings measured on the demo data (ADR 0010): PLAIN prices, volumes and counts under zstd
+* Encodings measured on the demo data (ADR 0012): PLAIN prices, volumes and counts under zstd
   (a series' neighbouring values share their leading bytes; dictionaries cost more than they save
   below a million rows), DELTA_BINARY_PACKED for ``t`` (evenly spaced), BYTE_STREAM_SPLIT for
   ``vw`` (full precision), dictionaries only for the repeated strings. 26 bytes/bar, nearly the
