@@ -42,7 +42,7 @@ from mdw.backfill.planner import base_units, final_end
 from mdw.domain import AssetClass, parse_tickers, parse_timeframes
 from mdw.polygon import PolygonClient
 from mdw.simulator import Market
-from mdw.store import open_store
+from mdw.store import RunKind, open_store
 
 RESULTS = Path(__file__).parent / "results" / "backfill.json"
 END = date(2025, 6, 30)
@@ -197,7 +197,7 @@ async def copy_floor(pg: str, source_url: str) -> tuple[float, int]:
 
 async def standard(pg: str) -> dict[str, Any]:
     """The standard workload, unlimited plan, end to end into PostgreSQL and SQLite vs raw fetch and COPY."""
-    spec = replace(standard_spec(END, corporate_actions=False), kind="bench")
+    spec = replace(standard_spec(END, corporate_actions=False), kind=RunKind.BACKFILL)
     url = await fresh_pg(pg)
     try:
         store = await open_store(url)
@@ -260,12 +260,13 @@ import asyncio, resource, sys, time
 from datetime import date
 from mdw.backfill import BackfillSpec, run_backfill
 from mdw.domain import parse_tickers, parse_timeframes
-from mdw.store import open_store
+from mdw.store import RunKind, open_store
 from mdw.polygon import PolygonClient
 async def main():
     store = await open_store(sys.argv[1])
     spec = BackfillSpec(tuple(parse_tickers("AAPL")), tuple(parse_timeframes("1m")),
-                        date.fromisoformat(sys.argv[4]), date.fromisoformat(sys.argv[5]), kind="bench")
+                        date.fromisoformat(sys.argv[4]), date.fromisoformat(sys.argv[5]),
+                        kind=RunKind.BACKFILL)
     async with PolygonClient(sys.argv[3], sys.argv[2], rate_limit="unlimited", max_in_flight=4) as c:
         r = await run_backfill(store, c, spec)
     await store.close()
