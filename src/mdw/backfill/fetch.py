@@ -68,7 +68,9 @@ async def fetch_grouped(client: VendorSource, req: PlannedRequest) -> tuple[list
     """One session's grouped daily bars as writes, and the tickers that failed (with why).
 
     A ticker absent from the grouped response may be missing from that market's listing (an ETF
-    or an OTC name) rather than idle, so it is asked for on its own before its day is covered.
+    or an OTC name) rather than idle, so it is asked for on its own before its day is covered,
+    unless reference data says it was listed that day (a universe member: ``Target.listed``).
+    OTC names are asked for with the rest (``include_otc``).
     """
     day = from_ms(req.fetch.start_ms).astimezone(req.asset.tz).date()
     rows = await client.grouped_daily(day, req.asset.value)
@@ -76,7 +78,9 @@ async def fetch_grouped(client: VendorSource, req: PlannedRequest) -> tuple[list
     failures: dict[str, str] = {}
     for t in req.targets:
         batch = rows.get(t.ticker)
-        if batch is None:
+        if batch is None and t.listed:
+            batch = BarBatch.empty(t.ticker, t.timeframe)  # listed that day, and did not trade
+        elif batch is None:
             try:
                 pages = [p async for p in client.aggregate_pages(
                     t.ticker, t.timeframe, t.covers.start_ms, min(t.covers.end_ms, req.fetch.end_ms))]

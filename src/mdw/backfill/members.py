@@ -62,8 +62,8 @@ async def members(
     out = resolve(spec, candidates, first, last, today, related=related)
     if spec.tickers and out.missing:
         shown = ", ".join(out.missing[:5]) + (" ..." if len(out.missing) > 5 else "")
-        raise UsageError(f"{len(out.missing)} ticker(s) of the universe were not listed between {first} and "
-                         f"{last} (reference data, exact case): {shown}")
+        raise UsageError(f"{len(out.missing)} ticker(s) of the universe are not in the reference data "
+                         f"(exact case): {shown}")
     return out
 
 

@@ -138,6 +138,9 @@ class Target:
     timeframe: Timeframe
     covers: TimeRange
     derived: bool = False
+    # reference data says the ticker is listed on these days (a universe member): absent from a
+    # grouped-daily response (asked with OTC names), it did not trade, and nothing is asked again
+    listed: bool = False
 
     @property
     def key(self) -> SeriesKey:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import date, timedelta
 
 from mdw.backfill.plan import (
@@ -230,8 +230,13 @@ def _aggs_requests(
 
 def _grouped_requests(
     asset: AssetClass, holes: Mapping[str, list[TimeRange]], now_ms: int,
+    listed: Collection[str] = (),
 ) -> list[PlannedRequest]:
-    """One grouped-daily request per session; each ticker's covers partition its holes."""
+    """One grouped-daily request per session; each ticker's covers partition its holes.
+
+    ``listed``: the tickers reference data says are listed on their wanted days (universe
+    members), whose absence from a session's response means they did not trade.
+    """
     tz = asset.tz
     by_day: dict[date, list[Target]] = {}
     for ticker, ticker_holes in holes.items():
@@ -240,7 +245,8 @@ def _grouped_requests(
             prev = hole.start_ms
             for k, day in enumerate(days):
                 stop = hole.end_ms if k == len(days) - 1 else local_midnight_ms(day + timedelta(days=1), tz)
-                by_day.setdefault(day, []).append(Target(ticker, ONE_DAY, TimeRange(prev, stop)))
+                by_day.setdefault(day, []).append(Target(ticker, ONE_DAY, TimeRange(prev, stop),
+                                                         listed=ticker in listed))
                 prev = stop
     out: list[PlannedRequest] = []
     for day in sorted(by_day):
@@ -311,7 +317,7 @@ def plan_backfill(
     for asset, holes_by_ticker in daily_holes.items():
         per_ticker = [r for t, hs in holes_by_ticker.items()
                       for r in _aggs_requests(asset, t, ONE_DAY, hs, now_ms)]
-        grouped = _grouped_requests(asset, holes_by_ticker, now_ms)
+        grouped = _grouped_requests(asset, holes_by_ticker, now_ms, spec.spans.keys())
         cheaper = len(holes_by_ticker) > 1 and len(grouped) < len(per_ticker)
         requests.extend(grouped if cheaper else per_ticker)
     actions = _plan_actions(spec, action_coverage or {}, now_ms) if spec.corporate_actions else []

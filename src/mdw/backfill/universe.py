@@ -145,9 +145,16 @@ class UniverseSpec:
             raise UsageError(f"unreadable universe definition: {exc}") from None
 
     def listing_filter(self, first: date, last: date) -> ListingFilter:
-        """The store query that finds the candidates listed during ``[first, last]``."""
+        """The store query that finds the candidates listed during ``[first, last]``.
+
+        A ticker list is looked up over all time: a name given as today's ticker finds its
+        security, whose earlier tickers join on their own days (see :func:`resolve`).
+        """
+        if self.tickers:
+            return ListingFilter(markets=self.markets, types=self.types, exchanges=self.exchanges,
+                                 tickers=self.tickers)
         return ListingFilter(markets=self.markets, types=self.types, exchanges=self.exchanges,
-                             tickers=self.tickers, first=first, last=last)
+                             first=first, last=last)
 
 
 @dataclass(frozen=True, slots=True)

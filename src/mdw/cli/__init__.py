@@ -16,7 +16,8 @@ from mdw.cli.app import app, fail
 
 # Command modules, imported for their registrations. A module that is missing is skipped, so a
 # partial install still offers the commands it has.
-_COMMAND_MODULES = ("backfill", "simulate", "serve", "keys", "worker", "quarantine", "plan", "symbols")
+_COMMAND_MODULES = ("backfill", "simulate", "serve", "keys", "worker", "quarantine", "plan", "symbols",
+                    "universe")
 
 
 def _load_commands() -> None:

@@ -211,9 +211,59 @@ def _exit(code: int) -> None:
         raise typer.Exit(code)
 
 
+OptSymbols = Annotated[
+    str | None, typer.Option("--symbols", "-s", help="Comma-separated tickers: AAPL,X:BTCUSD,BTC-USD")
+]
+UniverseName = Annotated[str | None, typer.Option(
+    "--universe", "-u", help="A universe defined with `mdw universe define` instead of --symbols")]
+
+
+def _universe_days(start: str, end: str) -> tuple[date, date]:
+    """A universe is resolved per day: its range is whole days."""
+    first, last = parse_when(start), parse_when(end)
+    if isinstance(first, datetime) or isinstance(last, datetime):
+        raise UsageError("--universe takes whole days: --start and --end as YYYY-MM-DD (or 'today')")
+    return first, last
+
+
+async def _universe_spec(
+    settings: Settings, name: str, template: BackfillSpec, dry_run: bool, *, refresh_after_days: int = 0,
+) -> BackfillSpec:
+    """Resolve universe ``name`` over the template's days into the backfill of its members.
+
+    The reference data is fetched first when the store holds none (or, for an update, when it
+    is older than ``refresh_after_days``); the universe notes what was backfilled.
+    """
+    from dataclasses import replace
+
+    from mdw.backfill.catalog import remember_backfill
+    from mdw.backfill.members import universe_spec
+    from mdw.budget import shared_budget
+    from mdw.polygon import PolygonClient
+
+    assert isinstance(template.start, date) and isinstance(template.end, date)
+    today = datetime.now(UTC).date()
+    if dry_run:
+        from mdw.store import require_existing
+
+        require_existing(settings.database_url)  # a dry run resolves against the stored universe
+    async with _store(settings) as store, shared_budget(settings) as limiter, \
+            PolygonClient.from_settings(settings, limiter=limiter) as client:
+        if refresh_after_days and not dry_run:
+            from mdw.backfill.catalog import refresh_if_stale
+
+            await refresh_if_stale(store, client, today, refresh_after_days)
+        spec = await universe_spec(store, client, name, template.timeframes, template.start, template.end,
+                                   today=today, kind=template.kind, grouped_daily=template.grouped_daily,
+                                   derive=template.derive)
+        if not dry_run:
+            await remember_backfill(store, name, [str(t) for t in template.timeframes], template.start)
+    return replace(spec, corporate_actions=template.corporate_actions, refetch=template.refetch,
+                   source=template.source)
+
+
 @app.command()
 def backfill(
-    symbols: Symbols,
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD, inclusive) or an ISO datetime")],
     timeframes: Annotated[
         str, typer.Option("--timeframes", "-t", help="Comma-separated: 1m,5m,1h,1d")
@@ -238,24 +288,34 @@ def backfill(
     settle: Annotated[bool, typer.Option(
         "--settle", help="First ingest again the days held from flat files that were replaced since",
     )] = False,
+    symbols: OptSymbols = None,
+    universe: UniverseName = None,
     report: ReportFile = None,
     database_url: DbUrl = None,
     rate_limit: Rate = None,
     base_url: BaseUrl = None,
     config: Config = None,
 ) -> None:
-    """Fill every gap of SYMBOLS x TIMEFRAMES between START and END, as fast as the plan allows."""
+    """Fill every gap of SYMBOLS (or a UNIVERSE's members) x TIMEFRAMES between START and END.
+
+    A universe is resolved as of each day: every member is asked for on the days it was listed.
+    """
     settings = _settings(config, database_url, rate_limit, base_url)
+    if (symbols is None) == (universe is None):
+        fail("give --symbols or --universe (one of them)")
+    if universe is not None:
+        from mdw.backfill.universe import check_name
+
+        _checked(lambda: check_name(universe))
     if source not in ("rest", "flatfiles", "auto"):
         fail(f"invalid --source {source!r}; expected rest, flatfiles or auto")
     if (source == "flatfiles" or settle) and settings.flatfiles_credentials is None:
         fail(f"{'--settle' if settle else '--source flatfiles'} needs MDW_FLATFILES_KEY_ID and "
              "MDW_FLATFILES_SECRET (the vendor's S3 key pair, not the API key)")
     spec = _checked(lambda: _check_spec(BackfillSpec(
-        tuple(parse_tickers(symbols, asset)),
+        tuple(parse_tickers(symbols, asset)) if symbols is not None else (),
         tuple(parse_timeframes(timeframes)),
-        _day_or_ms(start),
-        _day_or_ms(end),
+        *(_universe_days(start, end) if universe is not None else (_day_or_ms(start), _day_or_ms(end))),
         derive=derive,
         grouped_daily=grouped,
         corporate_actions=actions,
@@ -272,11 +332,15 @@ def backfill(
     _require_key(settings, dry_run)
 
     async def main() -> int:
+        run_spec = spec if universe is None else await _universe_spec(settings, universe, spec, dry_run)
+        if universe is not None:
+            print(f"universe {universe}: {len(run_spec.tickers):,} tickers listed between "
+                  f"{run_spec.start} and {run_spec.end}", file=sys.stderr)
         if distributed and not dry_run:
             from mdw.cli.worker import distributed_backfill
 
-            return await distributed_backfill(settings, spec, report)
-        return await _execute(settings, spec, dry_run, report, settle=settle)
+            return await distributed_backfill(settings, run_spec, report)
+        return await _execute(settings, run_spec, dry_run, report, settle=settle)
 
     _exit(run(main()))
 
@@ -287,19 +351,39 @@ def update(
     days: Annotated[
         int, typer.Option(min=1, help="History for symbols tracked without a start date")
     ] = 365,
+    universe: Annotated[str | None, typer.Option(
+        "--universe", "-u", help="Only this universe: its members as of each day, up to today")] = None,
     report: ReportFile = None,
     database_url: DbUrl = None,
     rate_limit: Rate = None,
     base_url: BaseUrl = None,
     config: Config = None,
 ) -> None:
-    """Bring every tracked symbol up to now (its timeframes, corporate actions for stocks)."""
+    """Bring every tracked symbol (or a universe's members) up to now.
+
+    With --universe, the reference data is refreshed first when older than a day, so names
+    listed since join and names delisted since stop at their last session.
+    """
     settings = _settings(config, database_url, rate_limit, base_url)
     _check_report(report)
     _require_key(settings, dry_run)
+    if universe is not None:
+        from mdw.backfill.universe import check_name
+
+        _checked(lambda: check_name(universe))
 
     async def main() -> int:
         from mdw.backfill.update import update_specs
+
+        if universe is not None:
+            from mdw.backfill.catalog import update_template
+
+            async with _store(settings, existing=True) as store:
+                template = await update_template(store, universe, datetime.now(UTC).date(), days)
+            spec = await _universe_spec(settings, universe, template, dry_run, refresh_after_days=1)
+            print(f"universe {universe}: {len(spec.tickers):,} tickers listed between "
+                  f"{spec.start} and {spec.end}", file=sys.stderr)
+            return await _execute(settings, spec, dry_run, report)
 
         async with _store(settings) as store:
             specs = await update_specs(store, default_days=days)

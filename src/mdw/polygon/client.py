@@ -369,8 +369,11 @@ class PolygonClient:
         asset = AssetClass(market)
         if asset not in _GROUPED_MARKETS:
             raise UsageError(f"no grouped daily bars for {asset.value}; use stocks, crypto or forex")
+        params = {"adjusted": _bool(adjusted)}
+        if asset is AssetClass.STOCKS:
+            params["include_otc"] = "true"  # the vendor leaves OTC names out unless asked
         url = join(self.base_url, f"/v2/aggs/grouped/locale/{_GROUPED_MARKETS[asset]}/{day.isoformat()}",
-                   {"adjusted": _bool(adjusted)})
+                   params)
         rows = await self._request(url, dec.decode_grouped)
         self._stats.pages += 1
         self._stats.bars_decoded += len(rows)

@@ -22,8 +22,8 @@ def encode(work: Work) -> dict[str, Any]:
             "type": "request", "kind": work.kind, "asset": work.asset.value, "ticker": work.ticker,
             "timeframe": str(work.timeframe), "fetch": [work.fetch.start_ms, work.fetch.end_ms],
             "base_units": work.base_units,
-            "targets": [[t.ticker, str(t.timeframe), t.covers.start_ms, t.covers.end_ms, t.derived]
-                        for t in work.targets],
+            "targets": [[t.ticker, str(t.timeframe), t.covers.start_ms, t.covers.end_ms, t.derived,
+                         t.listed] for t in work.targets],
         }
     if isinstance(work, ActionsRequest):
         return {"type": "actions", "ticker": work.ticker, "kind": work.kind,
@@ -40,8 +40,9 @@ def decode(data: dict[str, Any]) -> Work:
     """
     kind = data.get("type")
     if kind == "request":
-        targets = tuple(Target(str(t), Timeframe.parse(tf), TimeRange(int(s), int(e)), bool(d))
-                        for t, tf, s, e, d in data["targets"])
+        targets = tuple(Target(str(t), Timeframe.parse(tf), TimeRange(int(s), int(e)), bool(d),
+                               bool(rest[0]) if rest else False)
+                        for t, tf, s, e, d, *rest in data["targets"])
         fetch = TimeRange(int(data["fetch"][0]), int(data["fetch"][1]))
         req_kind: Literal["aggs", "grouped"] = "grouped" if data["kind"] == "grouped" else "aggs"
         return PlannedRequest(req_kind, AssetClass(data["asset"]), str(data["ticker"]),
