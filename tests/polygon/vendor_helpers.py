@@ -15,12 +15,13 @@ class FakeClock:
     def monotonic(self) -> float:
         return self.now
 
-    def wall_ms(self) -> int:
+    def now_ms(self) -> int:
         return int(self.now * 1000)
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, stop: asyncio.Event | None = None) -> None:
         self.slept.append(seconds)
-        self.now += max(0.0, seconds)
+        if stop is None or not stop.is_set():
+            self.now += max(0.0, seconds)
         await asyncio.sleep(0)
 
     def advance(self, seconds: float) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest_asyncio
 from aiohttp import web
 
+from mdw.clock import ManualClock
 from mdw.domain import to_ms
-from mdw.service.clock import ManualClock
 from mdw.service.leader import LocalLock
 from mdw.simulator.config import FaultConfig
 from mdw.simulator.server import SimServer

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from mdw.clock import ManualClock
 from mdw.domain import AssetClass, Timeframe, to_ms
 from mdw.service.alerts import Alerter
-from mdw.service.clock import ManualClock
 from mdw.service.leader import LocalLock
 from mdw.service.metrics import ServiceMetrics
 from mdw.service.runs import RunManager

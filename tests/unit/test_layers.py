@@ -43,7 +43,7 @@ WEB_SERVERS = ("fastapi", "starlette", "uvicorn")
 # store never meet, and neither do the Python API, the dashboard and scale-out. The simulator
 # stands apart (below).
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "logs"}),
+    frozenset({"errors", "logs", "clock"}),
     frozenset({"plans"}),
     frozenset({"ranges", "config"}),
     frozenset({"domain"}),

@@ -32,6 +32,7 @@ from mdw.backfill.fetch import (
 from mdw.backfill.plan import ActionsKey, ActionsRequest, DeriveTask, OutcomeKey, Plan, PlannedRequest
 from mdw.backfill.quarantine import quarantine_error
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
+from mdw.clock import SYSTEM_CLOCK, Clock
 from mdw.domain import DAY_MS, Dividend, RangeSet, SeriesKey, Split, TimeRange
 from mdw.errors import (
     MdwError,
@@ -105,7 +106,7 @@ class Pipeline:
         self, store: Store, client: VendorSource, plan: Plan, report: RunReport, *,
         workers: int = 16, queue_size: int = 4, progress: Progress | None = None,
         stop: asyncio.Event | None = None, max_outage_s: float = MAX_OUTAGE_S,
-        boundary: Boundary | None = None,
+        boundary: Boundary | None = None, clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.client = client
@@ -119,6 +120,7 @@ class Pipeline:
         self.dead_tickers: dict[str, str] = {}
         self.abort_reason: str | None = None
         self.max_outage_s = max_outage_s
+        self.clock = clock
         self._outage_since: float | None = None
         self.boundary = boundary
         self.outside: dict[OutcomeKey, RangeSet] = {}
@@ -209,15 +211,15 @@ class Pipeline:
             try:
                 await self._run_job(job)
             except VendorUnavailable as exc:
-                now = time.monotonic()
-                self._outage_since = self._outage_since or now
+                now = self.clock.monotonic()
+                if self._outage_since is None:
+                    self._outage_since = now
                 if self.stop.is_set() or now - self._outage_since >= self.max_outage_s:
                     raise
                 # the cool-down left, or (a probe is in flight) a short backoff until it settles
                 polls += 1
                 wait = exc.retry_after if exc.retry_after else min(1.0, 0.05 * 2 ** min(polls, 5))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), wait)
+                await self.clock.sleep(wait, self.stop)
                 continue
             self._outage_since = None
             return

@@ -16,11 +16,11 @@ import asyncio
 import contextlib
 import os
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypedDict
 
+from mdw.clock import now_ms
 from mdw.errors import MdwError
 from mdw.logs import get_logger
 from mdw.store.base import RunKind, RunRecord, RunStatus, Store
@@ -31,9 +31,6 @@ HEARTBEAT_S = 60.0
 STALE_AFTER_S = 3 * HEARTBEAT_S  # three missed beats: the process is gone (or hung beyond use)
 _LOOK_BACK = 200  # runs examined by reap_abandoned: a dead run is far younger than this
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _pid_namespace() -> str:

@@ -7,10 +7,10 @@ turns those into :class:`~mdw.store.base.QuarantinedBar` rows stamped with the r
 
 from __future__ import annotations
 
+from mdw.clock import now_ms
 from mdw.errors import StoreError, ValidationError
 from mdw.logs import get_logger
 from mdw.store.base import QuarantinedBar, Store
-from mdw.store.ledger import now_ms
 
 log = get_logger(__name__)
 

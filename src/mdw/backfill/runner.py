@@ -23,6 +23,7 @@ from mdw.backfill.liveness import HEARTBEAT_S, Heartbeat, owner, reap_abandoned
 from mdw.backfill.plan import ActionsKey, BackfillSpec, Plan
 from mdw.backfill.planner import ACTION_KINDS
 from mdw.backfill.report import Progress, RunReport
+from mdw.clock import SYSTEM_CLOCK, Clock, now_ms
 from mdw.config import RateLimit
 from mdw.domain import AssetClass, RangeSet, SeriesKey, TimeRange, from_ms, local_midnight_ms
 from mdw.errors import ConfigError
@@ -32,9 +33,6 @@ from mdw.store.base import Dataset, RunKind, RunRecord, RunStatus, Store, Symbol
 
 log = get_logger(__name__)
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
@@ -177,6 +175,7 @@ async def run_backfill(
     cost: CostModel | None = None,
     settle: bool = False,
     limits: Limits | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RunReport:
     """Fill every gap of ``spec`` and return the measured report (also stored in ``runs``).
 
@@ -199,6 +198,7 @@ async def run_backfill(
             range) whose file was replaced since; corrected bars count as ``bars_updated``.
         limits: the key's plan (``Settings.limits``): a delayed plan's unpublished data is left
             for a later run.
+        clock: the clock the run waits out a vendor outage on (the client's own, in tests a fake one).
     """
     specs = _specs(spec)
     started_wall = time.perf_counter()
@@ -226,7 +226,7 @@ async def run_backfill(
     boundary = await Boundary.load(store, limits, now_ms() if now is None else now)
     pipeline = Pipeline(store, client, plan, report,
                         workers=workers or int(getattr(client, "max_in_flight", 16)),
-                        progress=progress, stop=stop, boundary=boundary)
+                        progress=progress, stop=stop, boundary=boundary, clock=clock)
     if progress:
         progress.planned(plan)
     log.info("backfill planned", action="backfill.planned", run_id=report.run_id,

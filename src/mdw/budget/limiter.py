@@ -28,9 +28,9 @@ from typing import TypeVar
 import structlog
 
 from mdw.budget import policy
+from mdw.clock import SYSTEM_CLOCK, Clock
 from mdw.config import RateLimit
 from mdw.errors import ConfigError, StoreError
-from mdw.polygon.clock import SYSTEM_CLOCK, Clock
 from mdw.polygon.limiter import Aimd
 from mdw.store.budget import BudgetPlan, BudgetStore, Step, leave, touch
 

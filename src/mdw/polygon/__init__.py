@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from mdw.polygon.breaker import CircuitBreaker
 from mdw.polygon.client import PolygonClient
-from mdw.polygon.clock import Clock, SystemClock
 from mdw.polygon.events import (
     BreakerState,
     BreakerTransitionEvent,
@@ -28,14 +27,12 @@ __all__ = [
     "BreakerTransitionEvent",
     "CircuitBreaker",
     "ClientStats",
-    "Clock",
     "LatencyHistogram",
     "LimiterBackend",
     "PolygonClient",
     "RateLimitedEvent",
     "RateLimiter",
     "RetryEvent",
-    "SystemClock",
     "VendorEvent",
     "is_retryable",
     "parse_retry_after",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mdw.clock import SYSTEM_CLOCK, Clock
 from mdw.errors import VendorUnavailable
-from mdw.polygon.clock import SYSTEM_CLOCK, Clock
 from mdw.polygon.events import BreakerState, BreakerTransitionEvent
 
 Transition = tuple[int, BreakerState, BreakerState]
@@ -129,7 +129,7 @@ class CircuitBreaker:
 
     def _move(self, to: BreakerState) -> None:
         before, self._state = self._state, to
-        at_ms = self._clock.wall_ms()
+        at_ms = self._clock.now_ms()
         self.transitions.append((at_ms, before, to))
         self.transition_count += 1
         del self.transitions[: -self._history]

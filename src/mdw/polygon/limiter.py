@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from mdw.clock import SYSTEM_CLOCK, Clock
 from mdw.config import RateLimit
-from mdw.polygon.clock import SYSTEM_CLOCK, Clock
 
 
 @runtime_checkable

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import aiohttp
 import stamina
 
+from mdw.clock import Clock
 from mdw.domain import SeriesKey, from_ms
 from mdw.logs import get_logger, redact
-from mdw.service.clock import Clock
 from mdw.service.freshness import SeriesFreshness
 from mdw.service.metrics import ServiceMetrics
 

@@ -22,6 +22,7 @@ from mdw.backfill.liveness import reap_abandoned
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import RunReport
 from mdw.budget import shared_budget
+from mdw.clock import SYSTEM_CLOCK, Clock, sleep_until
 from mdw.config import Settings
 from mdw.dashboard import mount_dashboard
 from mdw.domain import MINUTE_MS
@@ -29,7 +30,6 @@ from mdw.errors import UsageError
 from mdw.logs import get_logger
 from mdw.polygon import BreakerState, BreakerTransitionEvent, PolygonClient, VendorEvent
 from mdw.service.alerts import Alerter
-from mdw.service.clock import Clock, SystemClock
 from mdw.service.docs_pages import mount_docs
 from mdw.service.errors import install_error_handlers
 from mdw.service.leader import LeaderLock, lock_for
@@ -128,7 +128,7 @@ async def _supervise(
             raise
         except Exception:
             log.exception("side task failed; restarting it", action="service.task_failed", task=name)
-            await clock.sleep_until(clock.now_ms() + _RESTART_MS, stop)
+            await sleep_until(clock, clock.now_ms() + _RESTART_MS, stop)
 
 
 async def _sample_vendor(state: ServiceState, stop: asyncio.Event) -> None:
@@ -138,7 +138,7 @@ async def _sample_vendor(state: ServiceState, stop: asyncio.Event) -> None:
         if stats is not None:
             state.history.record(stats, clock.now_ms())
         now = clock.now_ms()
-        await clock.sleep_until(now - now % MINUTE_MS + MINUTE_MS, stop)
+        await sleep_until(clock, now - now % MINUTE_MS + MINUTE_MS, stop)
 
 
 def create_app(
@@ -160,7 +160,7 @@ def create_app(
         settings: service settings (auth mode, webhook, schedule, thresholds ...).
         store: an open store to use instead of opening ``settings.database_url``.
         client: a vendor client to use instead of one built from the settings.
-        clock: the scheduler's clock (tests pass a :class:`~mdw.service.clock.ManualClock`).
+        clock: the scheduler's clock (tests pass a :class:`~mdw.clock.ManualClock`).
         scheduler: run the scheduler (default: ``settings.scheduler``; needs a vendor client).
         lock: the leader lock (default: by database URL: PostgreSQL advisory lock or a file lock).
         distributed: the launcher for ``distributed: true`` backfills (501 without one).
@@ -184,7 +184,7 @@ def create_app(
                 limiter = await stack.enter_async_context(shared_budget(settings))
                 vendor = await stack.enter_async_context(
                     PolygonClient.from_settings(settings, limiter=limiter))
-            clk = clock or SystemClock()
+            clk = clock or SYSTEM_CLOCK
             metrics = ServiceMetrics(lambda: vendor.stats() if vendor is not None else None)
             alerts = Alerter(settings.webhook_url, metrics, clk)
             runs = RunManager(make_runner(db, vendor, settings, clk), clk, metrics, alerts)

@@ -17,9 +17,9 @@ from typing import Protocol
 
 from mdw.backfill.plan import BackfillSpec, OutcomeKey, Plan
 from mdw.backfill.report import RunReport
+from mdw.clock import Clock
 from mdw.logs import get_logger
 from mdw.service.alerts import Alerter
-from mdw.service.clock import Clock
 from mdw.service.metrics import ServiceMetrics
 from mdw.store.base import RunStatus
 

@@ -2,7 +2,7 @@
 
 Every process runs this loop, but only the holder of the leader lock (see :mod:`leader`) fires
 jobs; the others retry the lock every few seconds, so a crashed leader is replaced quickly. The
-loop waits on the injected :class:`~mdw.service.clock.Clock`, so tests drive it on a simulated
+loop waits on the injected :class:`~mdw.clock.Clock`, so tests drive it on a simulated
 clock. While the vendor's circuit breaker is open, due jobs are skipped with a logged reason
 and stay due, so they fire on the first tick after it lets a probe through.
 """
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from mdw.backfill.plan import BackfillSpec
+from mdw.clock import Clock, sleep_until
 from mdw.domain import MINUTE_MS, AssetClass, Ticker, Timeframe, from_ms, parse_ticker
 from mdw.errors import MdwError, UsageError
 from mdw.logs import get_logger
 from mdw.service.alerts import Alerter
-from mdw.service.clock import Clock
 from mdw.service.freshness import series_freshness
 from mdw.service.leader import LeaderLock
 from mdw.service.metrics import ServiceMetrics
@@ -95,7 +95,7 @@ class Scheduler:
                 wake = started - started % self.tick_ms + self.tick_ms
                 if not self.leader:
                     wake = min(wake, started + self.lock_retry_ms)
-                await self._clock.sleep_until(wake, stop)
+                await sleep_until(self._clock, wake, stop)
         finally:
             if self.leader:
                 await self._lock.release()

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from mdw.clock import Clock
 from mdw.config import Settings
 from mdw.domain import MINUTE_MS
 from mdw.polygon import ClientStats, PolygonClient
 from mdw.service.alerts import Alerter
-from mdw.service.clock import Clock
 from mdw.service.metrics import ServiceMetrics
 from mdw.service.runs import DistributedLauncher, RunManager
 from mdw.store.base import Store

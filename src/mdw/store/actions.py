@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Generic
 
+from mdw.clock import now_ms
 from mdw.domain import Dividend, RangeSet, Split, TimeRange
 from mdw.store import ledger
 from mdw.store.base import CoverageEntry, Dataset, SeriesStats, WriteResult
-from mdw.store.ledger import LedgerKey, now_ms
+from mdw.store.ledger import LedgerKey
 from mdw.store.primitives import BarTable, Database, Dialect, SqlValue, Tx, TxT, placeholders
 from mdw.store.rows import DIVIDEND_COLUMNS, SPLIT_COLUMNS, as_int, dividend_from_row, split_from_row
 

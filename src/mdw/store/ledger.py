@@ -8,7 +8,6 @@ transaction, so bars (or corporate actions) and their coverage always commit tog
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -29,10 +28,6 @@ _INSERT = (
 _RANGES = "SELECT start_ms, end_ms FROM coverage WHERE ticker = ? AND dataset = ? AND timeframe = ?"
 _ENTRIES = "SELECT ticker, dataset, timeframe, start_ms, end_ms, fetched_at_ms FROM coverage"
 
-
-def now_ms() -> int:
-    """Wall-clock UTC epoch ms, the default ``fetched_at`` of a write."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from importlib.resources import files
 
 import structlog
 
+from mdw.clock import now_ms
 from mdw.errors import SchemaVersionError
 from mdw.store.base import SchemaVersion
-from mdw.store.ledger import now_ms
 from mdw.store.primitives import Database, Tx
 from mdw.store.rows import as_int
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Generic
 
+from mdw.clock import now_ms
 from mdw.store.base import ApiKeyRecord, AuditEntry, QuarantinedBar, RunRecord, SymbolInfo
-from mdw.store.ledger import now_ms
 from mdw.store.market_days import punch_all
 from mdw.store.primitives import BarTable, Database, Tx, TxT, placeholders
 from mdw.store.rows import (

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from mdw.clock import now_ms
 from mdw.errors import StoreError
-from mdw.store.ledger import now_ms
 from mdw.store.primitives import Database, Dialect, SqlValue, Tx, placeholders
 from mdw.store.refdata import (
     ListingFilter,

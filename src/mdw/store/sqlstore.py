@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Generic, Self
 
+from mdw.clock import now_ms
 from mdw.domain import BarBatch, RangeSet, Timeframe, TimeRange
 from mdw.store import ledger, market_days, migrate
 from mdw.store.actions import SqlActions, SqlCatalog
 from mdw.store.arrow import to_arrow
 from mdw.store.base import BarWrite, Dataset, SchemaVersion, WriteResult
-from mdw.store.ledger import LedgerKey, now_ms
+from mdw.store.ledger import LedgerKey
 from mdw.store.planfacts import SqlPlanFacts
 from mdw.store.primitives import BarTable, Database, TxT
 from mdw.store.records import SqlAudit, SqlKeys, SqlQuarantine, SqlRuns, SqlSymbols
