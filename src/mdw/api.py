@@ -115,51 +115,53 @@ class AsyncWarehouse:
         await self.store.close()
 
     async def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none", *, strict: bool = False) -> pd.DataFrame:
-        """Bars as a pandas DataFrame indexed by UTC window start (``time``), columns o h l c v vw n.
+                   adjust: str = "none", *, strict: bool = False, names: str = "long") -> pd.DataFrame:
+        """Bars as a pandas DataFrame indexed by ``timestamp`` (UTC window start).
 
-        ``start``/``end`` dates are the market's own days (ET for US stocks, UTC for crypto and
-        forex), ``end`` inclusive. ``df.attrs["coverage"]`` says how much of the range is held
-        (see :meth:`bars_arrow` for the errors).
+        Columns: ``date`` (the session's, daily and longer bars only), ``open, high, low, close,
+        volume, vwap, trades`` (``names="vendor"``: ``t`` and ``o, h, l, c, v, vw, n``). Adjusted
+        values are rounded to the instrument's precision. ``start``/``end`` dates are the market's
+        own days (ET for US stocks, UTC for crypto and forex), ``end`` inclusive.
+        ``df.attrs`` holds ``coverage`` (how much of the range is held), ``ticker``,
+        ``timeframe``, ``adjustment`` and ``as_of`` (see :meth:`bars_arrow` for the errors).
         """
-        import pandas as pd
-
-        table = await self.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict)
+        table = await self.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict, names=names)
         frame: pd.DataFrame = table.to_pandas()
-        frame.insert(0, "time", pd.to_datetime(frame["t"], unit="ms", utc=True))
-        frame = frame.set_index("time")
-        frame.attrs["coverage"] = json.loads(table.schema.metadata[b"mdw.coverage"])
+        frame = frame.set_index(table.schema.names[0])
+        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        frame.attrs["coverage"] = json.loads(meta.pop("mdw.coverage"))
+        frame.attrs.update({k.removeprefix("mdw."): v for k, v in meta.items()})
         return frame
 
     async def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                         adjust: str = "none", *, strict: bool = False) -> pa.Table:
-        """Bars as a ``pyarrow.Table`` (t, o, h, l, c, v, vw, n); v and vw are null where omitted.
+                         adjust: str = "none", *, strict: bool = False, names: str = "long") -> pa.Table:
+        """Bars as a ``pyarrow.Table``: ``timestamp`` (``timestamp[ms, tz=UTC]``), ``date`` (daily and
+        longer bars), ``open, high, low, close, volume, vwap, trades``; volume and vwap are null
+        where the vendor has none. ``names="vendor"`` names them ``t, date, o, h, l, c, v, vw, n``.
 
-        The schema metadata's ``mdw.coverage`` (JSON) says how much of the range is held.
+        The schema metadata names the series (``mdw.ticker``, ``mdw.timeframe``), the adjustment
+        (``mdw.adjustment``, ``mdw.as_of``) and how much of the range is held (``mdw.coverage``,
+        JSON).
 
         Raises:
+            UsageError: ``adjust`` or ``names`` is not one of its values.
             NotStoredError: the ticker is unknown, or none of its bars of this timeframe are stored.
             IncompleteError: ``strict`` and the range is held only in part; or an adjusted read
                 whose corporate actions were never fetched and no vendor key is configured to
                 fetch them.
         """
-        import pyarrow as pa
-
-        from mdw.backfill.export import read_bars
+        from mdw.backfill.export import market_today, read_bars
+        from mdw.bar_schema import BarSchema, check_names
 
         tk, tf = _ticker(ticker), _timeframe(timeframe)
+        check_names(names)
         rng = window(tk, start, end)
         cov = await self.check_read(tk, tf, rng, adjust, strict)
-        chunks = [c async for c in read_bars(self.store, tk.symbol, tf, rng.start_ms, rng.end_ms, adjust)]
-        names = ["t", "o", "h", "l", "c", "v", "vw", "n"]
-        meta = {"mdw.coverage": json.dumps(cov.to_dict())}
-        if not chunks:
-            empty = pa.table({n: pa.array([], pa.int64() if n in ("t", "n") else pa.float64())
-                              for n in names})
-            return empty.replace_schema_metadata(meta)
-        tables = [pa.table({n: pa.array(getattr(c, n), from_pandas=n in ("v", "vw")) for n in names})
-                  for c in chunks]
-        return pa.concat_tables(tables).replace_schema_metadata(meta)
+        schema = BarSchema(tk.symbol, tf, adjust, market_today(tk.symbol), names,
+                           extra={"mdw.coverage": json.dumps(cov.to_dict())})
+        chunks = [c async for c in read_bars(self.store, tk.symbol, tf, rng.start_ms, rng.end_ms, adjust,
+                                             schema.as_of)]
+        return schema.table(chunks)
 
     async def check_read(self, tk: Ticker, tf: Timeframe, rng: TimeRange, adjust: str,
                             strict: bool) -> Coverage:
@@ -287,14 +289,15 @@ class Warehouse:
         return self._core.store
 
     def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-             adjust: str = "none", *, strict: bool = False) -> pd.DataFrame:
+             adjust: str = "none", *, strict: bool = False, names: str = "long") -> pd.DataFrame:
         """See :meth:`AsyncWarehouse.bars`."""
-        return self._call(self._core.bars(ticker, timeframe, start, end, adjust, strict=strict))
+        return self._call(self._core.bars(ticker, timeframe, start, end, adjust, strict=strict, names=names))
 
     def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none", *, strict: bool = False) -> pa.Table:
+                   adjust: str = "none", *, strict: bool = False, names: str = "long") -> pa.Table:
         """See :meth:`AsyncWarehouse.bars_arrow`."""
-        return self._call(self._core.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict))
+        return self._call(self._core.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict,
+                                                names=names))
 
     def coverage(self, ticker: Ticker | str, timeframe: Timeframe | str = "1d") -> RangeSet:
         """See :meth:`AsyncWarehouse.coverage`."""

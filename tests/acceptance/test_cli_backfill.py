@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mdw.backfill import BackfillSpec, plan_only
-from mdw.domain import parse_tickers, parse_timeframes
+from mdw.domain import parse_tickers, parse_timeframes, to_ms
 from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
 
@@ -233,9 +233,10 @@ async def test_cli_export_and_status_read_back_when_data_is_stored(
     spec = spec_of("X:BTCUSD", "4h", "2024-03-01", "2024-03-03")
     rng = spec.wanted(spec.tickers[0].asset_class)
     truth = sim.market.aggregates("X:BTCUSD", spec.timeframes[0], rng.start_ms, rng.end_ms)
-    assert lines[0] == "ticker,timeframe,t,time,o,h,l,c,v,vw,n" and len(lines) == len(truth) + 1 == 19
-    assert [int(x.split(",")[2]) for x in lines[1:]] == truth.t.tolist()
-    assert [float(x.split(",")[7]) for x in lines[1:]] == truth.c.tolist()
+    assert lines[0] == "ticker,timeframe,timestamp,open,high,low,close,volume,vwap,trades"
+    assert len(lines) == len(truth) + 1 == 19
+    assert [to_ms(x.split(",")[2]) for x in lines[1:]] == truth.t.tolist()
+    assert [float(x.split(",")[6]) for x in lines[1:]] == truth.c.tolist()
     jsonl = await mdw(
         "export",
         "--symbols",
@@ -251,7 +252,7 @@ async def test_cli_export_and_status_read_back_when_data_is_stored(
         env=env,
     )
     rows = [json.loads(x) for x in jsonl.stdout.splitlines()]
-    assert [r["v"] for r in rows] == truth.v.tolist()
+    assert [r["volume"] for r in rows] == truth.v.tolist()
     status = await mdw("status", "--json", env=env)
     assert status.code == 0
     [row] = json.loads(status.stdout)

@@ -10,11 +10,13 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 import mdw
 from mdw.api import AsyncWarehouse
-from mdw.domain import RangeSet, Timeframe, day_range_ms, parse_ticker
+from mdw.bar_schema import ADJUSTED_DECIMALS
+from mdw.domain import AssetClass, RangeSet, Timeframe, day_range_ms, parse_ticker
 from mdw.errors import ConfigError, IncompleteError, NotStoredError
 from mdw.simulator import SimConfig, SimServer, start_simulator
 
@@ -48,16 +50,28 @@ def test_api_connect_backfills_and_reads_frames_when_used_synchronously(tmp_path
             assert report.status == "ok" and report.requests == 4 + 2
             frame = wh.bars("X:BTCUSD", "1h", "2024-03-04", "2024-03-08")
             table = wh.bars_arrow("AAPL", "1d", "2024-03-04", "2024-03-08")
+            vendor = wh.bars("AAPL", "1d", "2024-03-04", "2024-03-08", names="vendor")
             held = wh.coverage("AAPL", "1d")
     rng = day_range_ms(frame.index[0].date(), frame.index[-1].date(), parse_ticker("X:BTCUSD").asset_class.tz)
     truth = sim.market.aggregates("X:BTCUSD", Timeframe.parse("1h"), rng.start_ms, rng.end_ms)
     assert len(frame) == len(truth) == 5 * 24
-    assert np.array_equal(frame["c"].to_numpy(), truth.c) and np.array_equal(frame["t"].to_numpy(), truth.t)
-    assert str(frame.index.tz) == "UTC" and frame.index[0].hour == 0
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert frame.index.name == "timestamp" and str(frame.index.tz) == "UTC" and frame.index[0].hour == 0
+    assert np.array_equal(frame["close"].to_numpy(), truth.c)
+    assert np.array_equal(frame.index.as_unit("ms").asi8, truth.t)
+    attrs = frame.attrs
+    assert (attrs["ticker"], attrs["timeframe"], attrs["adjustment"]) == ("X:BTCUSD", "1h", "none")
     stock = day_range_ms(date(2024, 3, 4), date(2024, 3, 8), parse_ticker("AAPL").asset_class.tz)
     daily = sim.market.aggregates("AAPL", Timeframe.parse("1d"), stock.start_ms, stock.end_ms)
-    assert table.column("t").to_pylist() == daily.t.tolist()
-    assert table.column("vw").to_pylist() == daily.vw.tolist()
+    assert table.schema.field("timestamp").type == pa.timestamp("ms", tz="UTC")
+    assert table.column("timestamp").cast(pa.int64()).to_pylist() == daily.t.tolist()
+    assert [d.isoformat() for d in table.column("date").to_pylist()] == [
+        "2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]  # sessions, not 05:00 UTC
+    assert table.column("vwap").to_pylist() == daily.vw.tolist()
+    meta = table.schema.metadata
+    assert (meta[b"mdw.ticker"], meta[b"mdw.timeframe"], meta[b"mdw.adjustment"]) == (b"AAPL", b"1d", b"none")
+    assert meta[b"mdw.as_of"] and b"mdw.coverage" in meta
+    assert list(vendor.columns) == ["date", "o", "h", "l", "c", "v", "vw", "n"] and vendor.index.name == "t"
     assert held == RangeSet.of([stock])
 
 
@@ -74,7 +88,8 @@ async def test_api_async_core_reads_stored_bars_when_store_is_postgres(
         frame = await wh.bars("X:ETHUSD", "15m", "2024-05-01", "2024-05-01")
         assert len(frame) == 96
         empty = await wh.bars_arrow("X:ETHUSD", "15m", "2023-01-01", "2023-01-02")
-        assert empty.num_rows == 0 and empty.column_names == ["t", "o", "h", "l", "c", "v", "vw", "n"]
+        assert empty.num_rows == 0
+        assert empty.column_names == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades"]
         assert [s.bars for s in await wh.status()] == [96]
     finally:
         await wh.close()
@@ -114,8 +129,10 @@ DAY = Timeframe.parse("1d")
 
 
 def _truth_adjusted(sim: SimServer, ticker: str, first: date, last: date) -> np.ndarray:
+    """The simulator's adjusted closes at the instrument's precision (as mdw serves adjusted values)."""
     rng = day_range_ms(first, last, parse_ticker(ticker).asset_class.tz)
-    return sim.market.aggregates(ticker, DAY, rng.start_ms, rng.end_ms, adjusted=True).c
+    closes = sim.market.aggregates(ticker, DAY, rng.start_ms, rng.end_ms, adjusted=True).c
+    return np.round(closes, ADJUSTED_DECIMALS[AssetClass.STOCKS])
 
 
 def test_reads_unknown_ticker_raises_not_stored_when_a_close_name_is_held(tmp_path: Path) -> None:
@@ -155,8 +172,8 @@ def test_reads_adjusted_after_backfill_equal_simulator_truth_when_a_split_is_ins
         raw = wh.bars("AAPL", "1d", first, last)
         truth = _truth_adjusted(sim, "AAPL", first, last)
     assert len(frame) == len(truth) == 10
-    assert np.array_equal(frame["c"].to_numpy(), truth)
-    assert not np.array_equal(raw["c"].to_numpy(), truth)  # the split is really inside the range
+    assert np.array_equal(frame["close"].to_numpy(), truth)
+    assert not np.array_equal(raw["close"].to_numpy(), truth)  # the split is really inside the range
     assert frame.attrs["coverage"]["adjust"] == "splits" and frame.attrs["coverage"]["actions_as_of"]
 
 
@@ -174,4 +191,4 @@ def test_reads_adjusted_refuse_when_actions_were_never_fetched_and_no_key(tmp_pa
                          rate_limit="unlimited") as keyed:
             frame = keyed.bars("AAPL", "1d", first, last, adjust="splits")  # fetches the splits it needs
         truth = _truth_adjusted(sim, "AAPL", first, last)
-    assert np.array_equal(frame["c"].to_numpy(), truth)
+    assert np.array_equal(frame["close"].to_numpy(), truth)

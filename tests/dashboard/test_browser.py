@@ -105,7 +105,7 @@ def test_chart_renders_one_candle_per_stored_bar_of_the_range(served: Served, br
     api = served.get("/v1/bars/AAPL?timeframe=1d&start=2024-03-01&end=2024-03-28")
     assert api["count"] == 20  # the sessions of 1-28 March 2024
     assert int(shown["candles"]) == api["count"]
-    assert float(shown["first-close"]) == api["bars"][0]["c"]
+    assert float(shown["first-close"]) == api["bars"][0]["close"]
     assert browser.find_elements(By.CSS_SELECTOR, "#chart canvas")
 
 
@@ -120,9 +120,10 @@ def test_adjustment_toggle_changes_prices_across_a_split(served: Served, browser
     adjusted = _chart_ready(browser)
     api_raw = served.get(f"/v1/bars/NVDA?timeframe=1d&{rng}")["bars"]
     api_adj = served.get(f"/v1/bars/NVDA?timeframe=1d&adjust=splits&{rng}")["bars"]
-    assert float(raw["first-close"]) == api_raw[0]["c"] and float(raw["last-close"]) == api_raw[-1]["c"]
-    assert float(adjusted["first-close"]) == pytest.approx(api_adj[0]["c"])
-    assert float(adjusted["last-close"]) == pytest.approx(api_adj[-1]["c"])
+    assert float(raw["first-close"]) == api_raw[0]["close"]
+    assert float(raw["last-close"]) == api_raw[-1]["close"]
+    assert float(adjusted["first-close"]) == pytest.approx(api_adj[0]["close"])
+    assert float(adjusted["last-close"]) == pytest.approx(api_adj[-1]["close"])
     # The split inside the range: raw/adjusted differs by its ratio between the first and last bar.
     before = float(raw["first-close"]) / float(adjusted["first-close"])
     after = float(raw["last-close"]) / float(adjusted["last-close"])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mdw.domain import Timeframe, to_ms
+from mdw.domain import Timeframe, from_ms, to_ms
 from mdw.simulator.server import SimServer
 
 ServiceFactory = Callable[..., Awaitable[Any]]
@@ -41,17 +42,35 @@ async def test_bars_formats_and_paging_return_the_simulators_bars(sim: SimServer
         assert headers["X-Next-Cursor"] == page["next_cursor"]
         cursor = "&cursor=" + page["next_cursor"]
     assert pages == -(-len(truth) // 700)
-    assert [r["t"] for r in rows] == truth.t.tolist()
-    assert [r["c"] for r in rows] == truth.c.tolist()
+    iso = [from_ms(t).isoformat().replace("+00:00", "Z") for t in truth.t.tolist()]
+    assert list(rows[0]) == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert [r["timestamp"] for r in rows] == iso
+    assert [r["close"] for r in rows] == truth.c.tolist()
     status, data, headers = await svc.get(query + "&format=arrow")
     assert status == 200 and headers["Content-Type"] == "application/vnd.apache.arrow.stream"
     table = pa.ipc.open_stream(data).read_all()
-    assert table.column("t").to_pylist() == truth.t.tolist()
-    assert table.column("vw").to_pylist() == truth.vw.tolist()
+    assert table.schema.field("timestamp").type == pa.timestamp("ms", tz="UTC")
+    assert table.column("timestamp").cast(pa.int64()).to_pylist() == truth.t.tolist()
+    assert table.column("vwap").to_pylist() == truth.vw.tolist()
+    meta = table.schema.metadata
+    assert (meta[b"mdw.ticker"], meta[b"mdw.timeframe"], meta[b"mdw.adjustment"]) == (b"AAPL", b"1m", b"none")
+    assert json.loads(meta[b"mdw.coverage"])["complete"] is True and meta[b"mdw.as_of"]
     status, data, _ = await svc.get(query + "&format=csv")
     csv = pacsv.read_csv(io.BytesIO(data))
-    assert csv.column_names == ["t", "o", "h", "l", "c", "v", "vw", "n"]
-    assert csv.column("o").to_pylist() == truth.o.tolist()
+    assert csv.column_names == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert csv.column("open").to_pylist() == truth.o.tolist()
+    assert data.split(b"\n")[1].startswith(iso[0].encode() + b",")
+    status, page, _ = await svc.get(query + "&names=vendor&limit=3")
+    assert [r["t"] for r in page["bars"]] == truth.t[:3].tolist()
+    assert [r["c"] for r in page["bars"]] == truth.c[:3].tolist()
+    status, data, _ = await svc.get(query + "&names=vendor&format=csv")
+    assert pacsv.read_csv(io.BytesIO(data)).column("t").to_pylist() == truth.t.tolist()
+    status, daily, _ = await svc.get("/v1/bars/AAPL?timeframe=1d&start=2024-01-02&end=2024-01-04")
+    assert [(r["timestamp"], r["date"]) for r in daily["bars"]] == [
+        ("2024-01-02T05:00:00Z", "2024-01-02"), ("2024-01-03T05:00:00Z", "2024-01-03"),
+        ("2024-01-04T05:00:00Z", "2024-01-04")]
+    status, bad, _ = await svc.get(query + "&names=short")
+    assert status == 400 and bad["error"]["code"]
     status, data, headers = await svc.get(query + "&format=arrow&limit=500")
     assert pa.ipc.open_stream(data).read_all().num_rows <= 500 and "X-Next-Cursor" in headers
 

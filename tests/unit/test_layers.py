@@ -47,7 +47,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"plans"}),
     frozenset({"ranges", "config"}),
     frozenset({"domain"}),
-    frozenset({"calendar", "adjust"}),
+    frozenset({"calendar", "adjust", "bar_schema"}),
     frozenset({"calendar_cache", "polygon", "flatfiles", "store"}),
     frozenset({"backfill", "budget"}),
     frozenset({"api", "dashboard", "scaleout"}),

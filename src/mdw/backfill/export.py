@@ -6,23 +6,33 @@ which is renamed into place only when complete, so a reader never sees half a fi
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from mdw.adjust import ADJUST_MODES, adjust_bars, boundary_ms
-from mdw.domain import DAY_MS, BarBatch, Dividend, Split, Ticker, Timeframe, TimeRange, from_ms
+from mdw.bar_schema import BarSchema, check_names
+from mdw.domain import (
+    DAY_MS,
+    NEW_YORK,
+    BarBatch,
+    Dividend,
+    Split,
+    Ticker,
+    Timeframe,
+    TimeRange,
+    parse_ticker,
+)
 from mdw.errors import UsageError
 from mdw.store.base import Store
 
 FORMATS = ("csv", "jsonl", "parquet")
-COLUMNS = ("ticker", "timeframe", "t", "time", "o", "h", "l", "c", "v", "vw", "n")
 
 
 def safe_output_path(path: str | Path, base_dir: str | Path | None = None) -> Path:
@@ -62,9 +72,10 @@ async def _closes(
 
 
 async def read_bars(
-    store: Store, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int, adjust: str = "none"
+    store: Store, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int, adjust: str = "none",
+    as_of: date | None = None,
 ) -> AsyncIterator[BarBatch]:
-    """Stored bars in chunks, adjusted as of today when asked.
+    """Stored bars in chunks, adjusted as of ``as_of`` (the market's today when None) when asked.
 
     Raises:
         UsageError: ``adjust`` is not none, splits or all.
@@ -74,73 +85,83 @@ async def read_bars(
     splits: list[Split] = []
     dividends: list[Dividend] = []
     closes: dict[str, float] = {}
+    day = as_of or market_today(ticker)
     if adjust != "none":
         splits = await store.actions.splits(ticker)
         if adjust == "all":
             dividends = await store.actions.dividends(ticker)
             closes = await _closes(store, ticker, timeframe, dividends)
     async for chunk in store.iter_bars(ticker, timeframe, start_ms, end_ms):
-        yield adjust_bars(chunk, splits, dividends, adjust, closes=closes) if adjust != "none" else chunk
+        yield adjust_bars(chunk, splits, dividends, adjust, closes=closes, as_of=day) if adjust != "none" \
+            else chunk
 
 
-# ticker, timeframe, t, time (ISO), o, h, l, c, v, vw, n; None where the vendor gave no v or vw.
-Record = tuple[str, str, int, str, float, float, float, float, float | None, float | None, int]
+def market_today(ticker: str) -> date:
+    """Today in the ticker's market (an adjustment is as of this day: later actions are not effective)."""
+    try:
+        tz = parse_ticker(ticker).asset_class.tz
+    except UsageError:
+        tz = NEW_YORK
+    return datetime.now(UTC).astimezone(tz).date()
 
 
-def _records(batch: BarBatch) -> list[Record]:
-    tf = str(batch.timeframe)
-    return [(batch.ticker, tf, t, from_ms(t).isoformat().replace("+00:00", "Z"), o, h, lo, c, v, vw, n)
-            for (t, o, h, lo, c, v, vw, n) in batch.rows()]
+def export_schema(reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, adjust: str,
+                  names: str) -> BarSchema:
+    """The schema of an export: one file may hold several tickers, so it leads with ticker, timeframe."""
+    tickers = [tk.symbol for tk, _ in reads]
+    return BarSchema(",".join(tickers), timeframe, adjust, market_today(tickers[0]) if tickers else None,
+                     names, series_columns=True)
 
 
 class _TextSink:
-    def __init__(self, fh: TextIO, fmt: str) -> None:
-        self.fh, self.fmt = fh, fmt
-        self.writer = csv.writer(fh, lineterminator="\n") if fmt == "csv" else None
-        if self.writer:
-            self.writer.writerow(COLUMNS)
+    def __init__(self, fh: BinaryIO, fmt: str, schema: BarSchema) -> None:
+        self.fh, self.fmt, self.schema = fh, fmt, schema
+        if fmt == "csv":
+            fh.write(schema.csv_header())
 
     def write(self, batch: BarBatch) -> None:
-        for rec in _records(batch):
-            if self.writer:
-                self.writer.writerow(["" if x is None else x for x in rec])
-            else:
-                self.fh.write(json.dumps(dict(zip(COLUMNS, rec, strict=True))) + "\n")
+        self.fh.write(self.schema.csv(batch) if self.fmt == "csv" else self.schema.jsonl(batch))
 
 
 async def export_bars(
     store: Store, reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, *,
-    fmt: str = "csv", adjust: str = "none", output: Path | None = None, stdout: TextIO | None = None,
+    fmt: str = "csv", adjust: str = "none", output: Path | None = None, stdout: BinaryIO | None = None,
+    names: str = "long", extra: Mapping[str, str] | None = None,
 ) -> int:
     """Write the bars of each (ticker, range) to ``output`` (atomically) or to ``stdout``; returns the
-    row count. Each ticker has its own range: its market's days (see :func:`mdw.api.window`).
+    row count. Each ticker has its own range: its market's days (see :func:`mdw.api.window`). The
+    columns are :class:`~mdw.bar_schema.BarSchema`'s, led by ticker and timeframe; ``extra`` goes
+    into Parquet's schema metadata (the coverage).
 
     Raises:
-        UsageError: an unknown format, or parquet without an output file.
+        UsageError: an unknown format or naming, or parquet without an output file.
     """
     if fmt not in FORMATS:
         raise UsageError(f"invalid --format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         raise UsageError("parquet needs an output file: add -o FILE")
+    schema = replace(export_schema(reads, timeframe, adjust, check_names(names)), extra=dict(extra or {}))
     rows = 0
     if output is None:
-        sink = _TextSink(stdout or sys.stdout, fmt)
+        sink = _TextSink(stdout or sys.stdout.buffer, fmt, schema)
         for tk, rng in reads:
-            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, adjust):
+            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, adjust,
+                                         schema.as_of):
                 sink.write(chunk)
                 rows += len(chunk)
+        (stdout or sys.stdout.buffer).flush()
         return rows
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     try:
         if fmt == "parquet":
             os.close(fd)
-            rows = await _write_parquet(store, reads, timeframe, adjust, tmp)
+            rows = await _write_parquet(store, reads, timeframe, schema, tmp)
         else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                text_sink = _TextSink(fh, fmt)
+            with os.fdopen(fd, "wb") as fh:
+                text_sink = _TextSink(fh, fmt, schema)
                 for tk, rng in reads:
                     async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms,
-                                                 adjust):
+                                                 adjust, schema.as_of):
                         text_sink.write(chunk)
                         rows += len(chunk)
         os.replace(tmp, output)
@@ -152,27 +173,17 @@ async def export_bars(
 
 
 async def _write_parquet(
-    store: Store, reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, adjust: str, path: str,
+    store: Store, reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, schema: BarSchema,
+    path: str,
 ) -> int:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("ticker", pa.string()), ("timeframe", pa.string()), ("t", pa.int64()),
-                        ("time", pa.timestamp("ms", tz="UTC")), ("o", pa.float64()), ("h", pa.float64()),
-                        ("l", pa.float64()), ("c", pa.float64()), ("v", pa.float64()),
-                        ("vw", pa.float64()), ("n", pa.int64())])
     rows = 0
-    with pq.ParquetWriter(path, schema) as writer:
+    with pq.ParquetWriter(path, schema.arrow_schema()) as writer:
         for tk, rng in reads:
-            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, adjust):
-                size = len(chunk)
-                cols = [pa.array([tk.symbol] * size, pa.string()),
-                        pa.array([str(timeframe)] * size, pa.string()),
-                        pa.array(chunk.t), pa.array(chunk.t, pa.timestamp("ms", tz="UTC")),
-                        pa.array(chunk.o), pa.array(chunk.h), pa.array(chunk.l), pa.array(chunk.c),
-                        pa.array(chunk.v, from_pandas=True), pa.array(chunk.vw, from_pandas=True),
-                        pa.array(chunk.n)]
-                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
-                rows += size
+            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, schema.adjust,
+                                         schema.as_of):
+                if len(chunk):
+                    writer.write_batch(schema.record_batch(chunk))
+                    rows += len(chunk)
     return rows
-

@@ -472,10 +472,17 @@ def export(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Fail (exit 1) when the range is held only in part, instead of exporting it"
     )] = False,
+    names: Annotated[str, typer.Option(
+        "--names", help="Column names: long (timestamp, open, high ...) or vendor (t, o, h ...)"
+    )] = "long",
     database_url: DbUrl = None,
     config: Config = None,
 ) -> None:
     """Read stored bars back out as CSV, JSON lines or Parquet, optionally adjusted.
+
+    Columns: ticker, timeframe, timestamp (UTC), date (the session's, daily and longer bars only),
+    open, high, low, close, volume, vwap, trades; adjusted values are rounded to the instrument's
+    precision, and Parquet's metadata names the tickers, timeframe, adjustment, as-of and coverage.
 
     Days are the market's own days, as in the Python API and HTTP. An unknown ticker or a
     timeframe never stored exits 2; a range held only in part is exported with a coverage line
@@ -492,6 +499,8 @@ def export(
         fail(f"invalid --adjust {adjust!r}; expected one of {', '.join(ADJUST_MODES)}")
     if fmt == "parquet" and not output:
         fail("parquet needs an output file: add -o FILE")
+    if names not in ("long", "vendor"):
+        fail(f"invalid --names {names!r}; expected long or vendor")
     tickers = _checked(lambda: parse_tickers(symbols))
     tf = _checked(lambda: Timeframe.parse(timeframe))
     reads = _checked(lambda: [(tk, window(tk, start, end or "now")) for tk in tickers])
@@ -501,12 +510,16 @@ def export(
     path = _checked(lambda: safe_output_path(output) if output else None)
 
     async def main() -> int:
+        import json
+
         from mdw.api import AsyncWarehouse
 
         async with _store(settings, existing=True) as store:
             wh = AsyncWarehouse(store, settings)
             notes = [await wh.check_read(tk, tf, rng, adjust, strict) for tk, rng in reads]
-            rows = await export_bars(store, reads, tf, fmt=fmt, adjust=adjust, output=path)
+            meta = {"mdw.coverage": json.dumps([cov.to_dict() for cov in notes])}
+            rows = await export_bars(store, reads, tf, fmt=fmt, adjust=adjust, output=path, names=names,
+                                     extra=meta)
         for cov in notes:
             if not cov.complete:
                 print(f"mdw: partial: {cov.describe()}", file=sys.stderr)

@@ -19,16 +19,10 @@ from starlette.responses import Response, StreamingResponse
 from mdw.adjust import adjust_bars, boundary_ms
 from mdw.backfill import answer
 from mdw.backfill.planner import uncovered
+from mdw.bar_schema import BarSchema
 from mdw.domain import DAY_MS, HOUR_MS, BarBatch, Dividend, Split, Ticker, Timeframe, TimeRange, from_ms
 from mdw.service.auth import Reader
-from mdw.service.encode import (
-    ARROW_MEDIA_TYPE,
-    CSV_MEDIA_TYPE,
-    arrow_stream,
-    csv_stream,
-    encode_json,
-    json_rows,
-)
+from mdw.service.encode import ARROW_MEDIA_TYPE, CSV_MEDIA_TYPE, arrow_stream, csv_stream, encode_json
 from mdw.service.errors import ApiError
 from mdw.service.freshness import lag_ms
 from mdw.service.params import decode_cursor, encode_cursor, ticker_param, time_param, timeframe_param
@@ -199,7 +193,17 @@ async def get_bars(
     limit: Annotated[int | None, Query(ge=1, le=STREAM_MAX, description="rows per page")] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     strict: Annotated[bool, Query(description="answer 409 instead of a partly held range")] = False,
+    names: Annotated[Literal["long", "vendor"], Query(
+        description="column names: long (timestamp, date, open, high, low, close, volume, vwap, trades)"
+                    " or vendor (t in epoch ms, o, h, l, c, v, vw, n)")] = "long",
 ) -> Response:
+    """Bars of one series. Every format has the same columns: ``timestamp`` (UTC; ISO 8601 in JSON
+    and CSV, ``timestamp[ms, tz=UTC]`` in Arrow), ``date`` (the session's, daily and longer bars
+    only), ``open, high, low, close, volume, vwap, trades``; ``names=vendor`` gives the vendor's
+    ``t`` (epoch ms in JSON and CSV), ``o, h, l, c, v, vw, n``. Adjusted values are rounded to the
+    instrument's precision. Dates in ``start``/``end`` are the market's own days (New York for US
+    stocks, UTC for crypto and forex). The Arrow schema's metadata names the ticker, timeframe,
+    adjustment, as-of day and coverage."""
     st = get_state(request)
     tk = ticker_param(ticker)
     tf = timeframe_param(timeframe)
@@ -231,9 +235,12 @@ async def get_bars(
             next_cursor = encode_cursor(int(batch.t[size]))
             batch = batch.take(slice(0, size))
         adjuster = await _Adjuster.load(st, tk, tf, adjust, int(batch.t[0]) if len(batch) else last)
-        body = {"ticker": tk.symbol, "timeframe": str(tf), "adjust": adjust, "start_ms": first,
-                "end_ms": last, "count": len(batch), "next_cursor": next_cursor, **summary,
-                "adjust_skipped": adjuster.skipped, "bars": json_rows(adjuster(batch))}
+        schema = BarSchema(tk.symbol, tf, adjust, adjuster.as_of, names)
+        body = {"ticker": tk.symbol, "timeframe": str(tf), "adjust": adjust,
+                "as_of": adjuster.as_of.isoformat(), "names": names, "start_ms": first, "end_ms": last,
+                "count": len(batch),
+                "next_cursor": next_cursor, **summary, "adjust_skipped": adjuster.skipped,
+                "bars": schema.rows(adjuster(batch))}
         headers = {**_headers(summary, next_cursor), **adjuster.headers()}
         return Response(encode_json(body), media_type="application/json", headers=headers)
     size = limit or STREAM_MAX
@@ -248,11 +255,13 @@ async def get_bars(
             async for chunk in st.store.iter_bars(tk.symbol, tf, begin, stop, chunk=100_000):
                 yield adjuster(chunk)
 
+    schema = BarSchema(tk.symbol, tf, adjust, adjuster.as_of, names,
+                       extra={"mdw.coverage": encode_json(summary["coverage"]).decode()})
     encoder = arrow_stream if format == "arrow" else csv_stream
     media = ARROW_MEDIA_TYPE if format == "arrow" else CSV_MEDIA_TYPE
     headers = {**_headers(summary, next_cursor), **adjuster.headers()}
     suffix = "arrows" if format == "arrow" else "csv"
     name = tk.symbol.replace(":", "_")
     headers["Content-Disposition"] = f'inline; filename="{name}_{tf}.{suffix}"'
-    return StreamingResponse(encoder(chunks()), media_type=media, headers=headers)
+    return StreamingResponse(encoder(schema, chunks()), media_type=media, headers=headers)
 

@@ -44,7 +44,8 @@ function chartTime(state, t) {
   return Math.floor((t + zoneOffsetMs(state.zone, t)) / 1000);
 }
 
-// GET /v1/bars returns a page of bars {t,o,h,l,c,v,vw,n} and the cursor of the next page.
+// GET /v1/bars?names=vendor returns a page of bars {t,o,h,l,c,v,vw,n} (t in epoch ms) and the
+// cursor of the next page.
 function pageRows(data) {
   return { rows: data.bars, next: data.next_cursor };
 }
@@ -55,7 +56,7 @@ async function fetchBars(state, startMs, endMs, signal) {
   do {
     const params = {
       timeframe: state.timeframe, adjust: state.adjust, start: startMs, end: endMs,
-      limit: PAGE_LIMIT, cursor,
+      limit: PAGE_LIMIT, cursor, names: "vendor",
     };
     const res = await api(`/v1/bars/${encodeURIComponent(state.ticker)}`, { params, signal });
     if (!res.ok) throw new Error(res.error);

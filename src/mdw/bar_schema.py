@@ -1,0 +1,225 @@
+"""The one schema of bars leaving mdw, and its encoders: Arrow, Parquet, CSV, JSON lines, JSON rows.
+
+Every interface (``mdw export``, ``GET /v1/bars``, ``wh.bars``/``wh.bars_arrow``) encodes bars
+here, so a column means the same thing everywhere:
+
+* ``timestamp``: the start of the bar's window, UTC (Arrow ``timestamp[ms, tz=UTC]``; ISO 8601
+  with ``Z`` in CSV and JSON);
+* ``date``: for daily and longer bars only, the session date in the market's own zone (New York
+  for US stocks, options and indices, UTC for crypto and forex), so a stock's daily bar is dated
+  by its session and not by 04:00/05:00 UTC;
+* ``open, high, low, close, volume, vwap, trades`` (``volume`` and ``vwap`` null where the
+  vendor has none).
+
+``names="vendor"`` keeps the vendor's short names (``t, o, h, l, c, v, vw, n``) for code written
+against the vendor's API; in CSV and JSON its ``t`` is then epoch milliseconds, as the vendor sends
+it. Adjusted prices and volumes are rounded to the instrument's precision (:data:`ADJUSTED_DECIMALS`)
+so that a division by a split ratio never prints float noise such as ``1948.6961779999997``;
+raw bars are passed through exactly as the vendor sent them. Arrow and Parquet carry the series,
+the adjustment and its as-of date in their schema metadata (``mdw.*`` keys).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mdw.domain import AssetClass, BarBatch, Timeframe, from_ms, parse_ticker
+from mdw.errors import UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+NAMINGS = ("long", "vendor")
+LONG_NAMES = {"t": "timestamp", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume",
+              "vw": "vwap", "n": "trades"}
+# Decimals of adjusted prices and volumes. The vendor quotes US stocks to at most 4 decimals; two
+# more keep a split of up to 1:100 exact and leave any other ratio within a millionth.
+ADJUSTED_DECIMALS = {AssetClass.STOCKS: 6, AssetClass.OPTIONS: 6, AssetClass.INDICES: 6,
+                     AssetClass.CRYPTO: 10, AssetClass.FOREX: 10}
+_PRICES = ("o", "h", "l", "c", "vw")
+
+
+def check_names(value: str) -> str:
+    """The naming asked for (``long`` or ``vendor``).
+
+    Raises:
+        UsageError: anything else.
+    """
+    if value not in NAMINGS:
+        raise UsageError(f"invalid names {value!r}; expected long (open, high ...) or vendor (o, h ...)")
+    return value
+
+
+def session_dates(ticker: str, t: np.ndarray[Any, np.dtype[np.int64]]) -> list[date]:
+    """The market-local date each bar starts on (daily and longer bars start at local midnight)."""
+    tz = _asset(ticker).tz
+    return [from_ms(ms).astimezone(tz).date() for ms in t.tolist()]
+
+
+def _asset(ticker: str) -> AssetClass:
+    try:
+        return parse_ticker(ticker).asset_class
+    except UsageError:
+        return AssetClass.STOCKS
+
+
+def round_adjusted(batch: BarBatch) -> BarBatch:
+    """Prices and volume rounded to the instrument's precision (for adjusted bars only)."""
+    decimals = ADJUSTED_DECIMALS[_asset(batch.ticker)]
+    cols: dict[str, Any] = batch.columns()
+    for name in (*_PRICES, "v"):
+        cols[name] = np.round(cols[name], decimals)
+    return BarBatch.from_columns(batch.ticker, batch.timeframe, cols, batch.source)
+
+
+@dataclass(frozen=True, slots=True)
+class BarSchema:
+    """How one answer's bars are encoded: its columns, their names and the answer's metadata.
+
+    Args:
+        ticker: the series' ticker (several, comma-separated, for a multi-ticker export).
+        timeframe: the bars' timeframe; daily and longer ones get a ``date`` column.
+        adjust: ``none``, ``splits`` or ``all``; adjusted values are rounded.
+        as_of: the market-local day the adjustment is as of (actions dated later are not applied).
+        names: ``long`` (default) or ``vendor``.
+        series_columns: lead with ``ticker`` and ``timeframe`` (a file holding several series).
+        extra: more schema metadata (``mdw.coverage`` ...), as text.
+    """
+
+    ticker: str
+    timeframe: Timeframe
+    adjust: str = "none"
+    as_of: date | None = None
+    names: str = "long"
+    series_columns: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dated(self) -> bool:
+        return not self.timeframe.intraday
+
+    def name(self, short: str) -> str:
+        return short if self.names == "vendor" else LONG_NAMES[short]
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names in order."""
+        head = ["ticker", "timeframe"] if self.series_columns else []
+        bars = [self.name("t"), *(["date"] if self.dated else []),
+                *(self.name(s) for s in ("o", "h", "l", "c", "v", "vw", "n"))]
+        return head + bars
+
+    def metadata(self) -> dict[str, str]:
+        """The schema metadata: ticker, timeframe, adjustment, as-of, names (and ``extra``)."""
+        meta = {"mdw.ticker": self.ticker, "mdw.timeframe": str(self.timeframe),
+                "mdw.adjustment": self.adjust, "mdw.as_of": self.as_of.isoformat() if self.as_of else "",
+                "mdw.names": self.names}
+        meta.update(self.extra)
+        return meta
+
+    def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
+        types: list[pa.DataType] = []
+        if self.series_columns:
+            types += [pa.string(), pa.string()]
+        types.append(pa.timestamp("ms", tz="UTC"))
+        if self.dated:
+            types.append(pa.date32())
+        types += [pa.float64()] * 6 + [pa.int64()]
+        return pa.schema(list(zip(self.columns, types, strict=True)), metadata=self.metadata())
+
+    def prepare(self, batch: BarBatch) -> BarBatch:
+        """The batch as it is encoded: rounded when the answer is adjusted."""
+        return round_adjusted(batch) if self.adjust != "none" and len(batch) else batch
+
+    def record_batch(self, batch: BarBatch) -> pa.RecordBatch:
+        """One record batch of :meth:`arrow_schema` (NaN volume/vwap as nulls)."""
+        import pyarrow as pa
+
+        b = self.prepare(batch)
+        size = len(b)
+        arrays: list[pa.Array] = []
+        if self.series_columns:
+            arrays += [pa.array([b.ticker] * size, pa.string()),
+                       pa.array([str(b.timeframe)] * size, pa.string())]
+        arrays.append(pa.array(b.t, pa.timestamp("ms", tz="UTC")))
+        if self.dated:
+            arrays.append(pa.array(session_dates(b.ticker, b.t), pa.date32()))
+        for short in ("o", "h", "l", "c", "v", "vw"):
+            col = getattr(b, short)
+            mask = np.isnan(col)
+            arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
+        arrays.append(pa.array(b.n, pa.int64()))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema())
+
+    def table(self, batches: Iterable[BarBatch]) -> pa.Table:
+        """The bars as one ``pyarrow.Table`` with the schema's metadata (empty: the schema alone)."""
+        import pyarrow as pa
+
+        parts = [self.record_batch(b) for b in batches if len(b)]
+        return pa.Table.from_batches(parts, schema=self.arrow_schema())
+
+    # -- text ---------------------------------------------------------------------------------
+
+    def _text_columns(self, batch: BarBatch) -> list[list[Any]]:
+        b = self.prepare(batch)
+        size = len(b)
+        cols: list[list[Any]] = []
+        if self.series_columns:
+            cols += [[b.ticker] * size, [str(b.timeframe)] * size]
+        if self.names == "vendor":
+            cols.append(b.t.tolist())
+        else:
+            stamps = np.datetime_as_string(b.t.astype("datetime64[ms]"), unit="s")
+            cols.append([s + "Z" for s in stamps.tolist()])
+        if self.dated:
+            cols.append([d.isoformat() for d in session_dates(b.ticker, b.t)])
+        for short in ("o", "h", "l", "c", "v", "vw"):
+            values = getattr(b, short).tolist()
+            cols.append([None if v != v else v for v in values])  # NaN -> None
+        cols.append(b.n.tolist())
+        return cols
+
+    def csv_header(self) -> bytes:
+        return (",".join(self.columns) + "\n").encode()
+
+    def csv(self, batch: BarBatch) -> bytes:
+        """CSV rows (no header); empty fields where volume or vwap is missing."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        if not len(batch):
+            return b""
+        rb = self.record_batch(batch)
+        cols = list(rb.columns)
+        at = 2 if self.series_columns else 0
+        b = self.prepare(batch)
+        if self.names == "vendor":
+            cols[at] = pa.array(b.t, pa.int64())
+        else:
+            stamps = np.char.add(np.datetime_as_string(b.t.astype("datetime64[ms]"), unit="s"), "Z")
+            cols[at] = pa.array(stamps, pa.string())
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(pa.Table.from_arrays(cols, names=self.columns), sink,
+                        write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"))
+        return bytes(sink.getvalue().to_pybytes())
+
+    def rows(self, batch: BarBatch) -> list[dict[str, Any]]:
+        """The bars as JSON-ready dicts (null where volume or vwap is missing)."""
+        names = self.columns
+        return [dict(zip(names, row, strict=True)) for row in zip(*self._text_columns(batch), strict=True)]
+
+    def jsonl(self, batch: BarBatch) -> bytes:
+        """JSON lines, one bar a line."""
+        return "".join(json.dumps(r) + "\n" for r in self.rows(batch)).encode()
+
+
+__all__ = ["ADJUSTED_DECIMALS", "LONG_NAMES", "NAMINGS", "BarSchema", "check_names", "round_adjusted",
+           "session_dates"]
