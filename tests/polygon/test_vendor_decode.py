@@ -65,11 +65,13 @@ def test_decode_aggs_fills_nan_and_zero_when_vw_n_or_volume_are_missing() -> Non
 @pytest.mark.parametrize(
     "body",
     [b'{"status":"OK","results":[{"o":1,"h":1,', b"", b"<html>502 Bad Gateway</html>",
-     b'{"status":"OK","results":[{"h":1,"l":1,"c":1,"t":1}]}', b'{"status":"OK","results":[{"o":"x"}]}'],
-    ids=["truncated", "empty", "html", "missing-open", "wrong-type"],
+     b'{"status":"OK","results":{"o":1}}', b'[{"o":1}]', b'{"status":5,"results":[]}'],
+    ids=["truncated", "empty", "html", "results-not-a-list", "not-an-object", "status-not-text"],
 )
 def test_decode_aggs_raises_retryable_error_when_body_is_damaged(body: bytes) -> None:
-    """Malformed, truncated or off-schema bodies raise a retryable error instead of returning no bars."""
+    """Malformed, truncated or off-schema envelopes raise a retryable error, never "no bars".
+
+    (A bad value inside one bar is not damage: see test_vendor_bad_values.py.)"""
     with pytest.raises(VendorTransientError, match="unreadable body") as info:
         dec.decode_aggs(body, "AAPL", TF, "http://v/x")
     assert info.value.retryable and info.value.url == "http://v/x"

@@ -378,6 +378,11 @@ class Pipeline:
         finally:
             self.report.db_s += time.perf_counter() - started
         self.report.quarantined += kept
+        if kept:
+            for text in exc.reasons or ("breaks a bar invariant",):
+                for part in text.split("; "):
+                    why = part.split(" (", 1)[0]  # the reason, without the value that showed it
+                    self.report.quarantine_reasons[why] = self.report.quarantine_reasons.get(why, 0) + 1
         return reason
 
     async def _write(self, writes: list[BarWrite]) -> None:

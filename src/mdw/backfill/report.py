@@ -110,6 +110,8 @@ class RunReport:
     actions_fetched: int = 0
     actions_written: int = 0
     quarantined: int = 0  # invalid vendor bars refused and kept in the store's quarantine
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # why, bars per reason
+    data_notes: dict[str, int] = field(default_factory=dict)  # vendor values kept or dropped, not refused
     rate_limit: str = ""
     files: dict[str, Any] = field(default_factory=dict)  # flat files: planned, done, failed, bytes, rows ...
     series: dict[OutcomeKey, SeriesOutcome] = field(default_factory=dict)
@@ -160,6 +162,7 @@ class RunReport:
             "bars_unchanged": self.bars_unchanged, "bars_per_s": round(self.bars_per_s, 1),
             "derived_tasks": self.derived_tasks, "actions_fetched": self.actions_fetched,
             "actions_written": self.actions_written, "quarantined": self.quarantined,
+            "quarantine_reasons": self.quarantine_reasons, "data_notes": self.data_notes,
             "rate_limit": self.rate_limit, "files": self.files,
             "series": [
                 {"series": str(s.series), "status": s.status, "requests_planned": s.requests_planned,
@@ -238,6 +241,8 @@ def render(report: RunReport, console: Console) -> None:
                          f"{report.bars_updated:,} corrected)"),
         ("bars/s", f"{report.bars_per_s:,.0f}"),
         ("bars quarantined", f"{report.quarantined:,}" + (" (mdw quarantine)" if report.quarantined else "")),
+        *(("  " + why, f"{count:,}") for why, count in sorted(report.quarantine_reasons.items())),
+        *(("vendor data: " + what, f"{count:,}") for what, count in sorted(report.data_notes.items())),
         ("rate limit", report.rate_limit),
     ]
     if report.files:

@@ -258,6 +258,9 @@ async def run_backfill(
             report.requests = after.total_requests - before.total_requests
             report.rate_limited = after.rate_limited_count - before.rate_limited_count
             report.retries = after.retries - before.retries
+            was: dict[str, int] = getattr(before, "data_notes", {})
+            notes = {k: v - was.get(k, 0) for k, v in getattr(after, "data_notes", {}).items()}
+            report.data_notes = {k: v for k, v in notes.items() if v}
         report.finished_at_ms = now_ms()
         report.settle(interrupted)
         record = replace(record, status=report.status, finished_at_ms=report.finished_at_ms,

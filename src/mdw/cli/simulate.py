@@ -59,6 +59,12 @@ def simulate(
     status_error_rate: Annotated[float, typer.Option(
         min=0, max=1, help='Share of HTTP 200s with {"status": "ERROR"}.')] = 0.0,
     invalid_bar_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of bars with h < l.")] = 0.0,
+    bad_value: Annotated[str, typer.Option(
+        help="Malformed value for --bad-value-rate: null_price, nan_price, inf_price, string_price, "
+             "null_volume, float_t, missing_t, huge_n, zero_price, negative_price, vw_outside, missing_n, "
+             "duplicate_t, outside_range.")] = "null_price",
+    bad_value_rate: Annotated[float, typer.Option(
+        min=0, max=1, help="Share of aggregate bars served with the --bad-value malformed value.")] = 0.0,
     now: Annotated[str | None, typer.Option(
         help="Data clock (YYYY-MM-DD or ISO time, UTC): no bars after it. Default: wall clock.")] = None,
     status: Annotated[str, typer.Option(help="Aggregates status: OK or DELAYED.")] = "OK",
@@ -114,7 +120,8 @@ def simulate(
             raise UsageError("invalid --missing-key-status; expected 401 or 400")
         faults = FaultConfig(error_rate=fault_rate, reset_rate=reset_rate, hang_rate=hang_rate, hang_s=hang_s,
                              truncate_rate=truncate_rate, status_error_rate=status_error_rate,
-                             invalid_bar_rate=invalid_bar_rate)
+                             invalid_bar_rate=invalid_bar_rate, bad_value=bad_value,
+                             bad_value_rate=bad_value_rate)
         config = SimConfig(
             seed=seed, keys=_parse_keys(key or ["test-key:unlimited"]), window=window,  # type: ignore[arg-type]
             rate_limit=rate_limit, retry_after=retry_after, latency_ms=latency_ms, jitter_ms=jitter_ms,

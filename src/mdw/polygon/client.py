@@ -47,6 +47,7 @@ from mdw.polygon.http import status_error, transport_errors
 from mdw.polygon.limiter import ArrivalTracking, LimiterBackend, shared_limiter
 from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
 from mdw.polygon.retry import Backoff, Sleep, default_sleep, parse_retry_after
+from mdw.polygon.screen import page_notes
 from mdw.polygon.stats import ClientStats, StatsRecorder
 
 log = logging.getLogger(__name__)
@@ -341,6 +342,7 @@ class PolygonClient:
             raw, link = await self._request(url, decode)
             self._stats.pages += 1
             self._stats.bars_decoded += len(raw)
+            self._stats.note(page_notes(raw, start_ms, end_ms))
             batch = clip(raw, last_t, end_ms)
             url = follow(self.base_url, link, adj) if link else None
             if len(batch):

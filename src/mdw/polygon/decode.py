@@ -6,9 +6,11 @@ into a float64 matrix whose columns become the :class:`~mdw.domain.BarBatch`. No
 ever built. ``t`` and ``n`` round-trip exactly through float64 (both are far below 2**53).
 
 Tolerated: a missing ``results`` (an empty range), ``status: DELAYED``, missing ``vw``/``n``,
-fractional ``v``, index bars without ``v``/``vw``/``n``. Not tolerated (raise the retryable
-:class:`~mdw.errors.VendorTransientError`): malformed or truncated JSON, a schema violation, and a
-200 whose ``status`` is ``ERROR``.
+fractional ``v``, index bars without ``v``/``vw``/``n``. A bar with a bad value (``null``, ``NaN``,
+a string, a float ``t``, a value out of range: see :mod:`mdw.polygon.screen`) is an invalid bar
+(:class:`InvalidBarsError`, a data error about the page, never an outage). Not tolerated (raise the
+retryable :class:`~mdw.errors.VendorTransientError`): malformed or truncated JSON, an envelope that
+is not an aggregates page, and a 200 whose ``status`` is ``ERROR``.
 """
 
 from __future__ import annotations
@@ -25,14 +27,20 @@ import numpy as np
 
 from mdw.domain import BarBatch, Dividend, Split, Timeframe, reasons_by_row
 from mdw.errors import VendorTransientError
+from mdw.logs import get_logger
+from mdw.polygon import screen as scr
 
 NAN = math.nan
+_log = get_logger(__name__)
 T = TypeVar("T")
 Matrix = np.ndarray[Any, np.dtype[np.float64]]
 
 
 class Bar(msgspec.Struct, kw_only=True, gc=False):
-    """One aggregate bar as the vendor sends it; absent optional fields become NaN / 0."""
+    """One aggregate bar as the vendor sends it; absent optional fields become NaN.
+
+    ``n`` is read as a float so that a huge count reaches the range check instead of wrapping.
+    """
 
     v: float = NAN
     vw: float = NAN
@@ -41,7 +49,7 @@ class Bar(msgspec.Struct, kw_only=True, gc=False):
     h: float
     l: float  # noqa: E741 - the vendor's field name
     t: int
-    n: int = 0
+    n: float = NAN
 
 
 class GroupedBar(msgspec.Struct, kw_only=True, gc=False):
@@ -55,7 +63,7 @@ class GroupedBar(msgspec.Struct, kw_only=True, gc=False):
     h: float
     l: float  # noqa: E741
     t: int
-    n: int = 0
+    n: float = NAN
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -174,12 +182,15 @@ def bars_to_columns(bars: list[Bar] | list[GroupedBar]) -> Matrix:
     return flat.reshape(n, 8).T
 
 
+MISSING_N = 0  # what a missing ``n`` becomes in a BarBatch
+
+
 def batch_from_matrix(ticker: str, timeframe: Timeframe, m: Matrix) -> BarBatch:
-    """A BarBatch from the (8, n) matrix of :func:`bars_to_columns`."""
+    """A BarBatch from the (8, n) matrix of :func:`bars_to_columns` (``t``/``n`` never wrap)."""
     return BarBatch(
         ticker, timeframe,
-        t=m[6].astype(np.int64), o=m[2], h=m[4], l=m[5], c=m[3], v=m[0], vw=m[1],
-        n=m[7].astype(np.int64),
+        t=scr.to_int(m[6], 0), o=m[2], h=m[4], l=m[5], c=m[3], v=m[0], vw=m[1],
+        n=scr.to_int(m[7], MISSING_N),
     )
 
 
@@ -199,32 +210,82 @@ class InvalidBarsError(VendorTransientError):
         self.reasons = tuple(reasons)
 
 
-def check_bars(batch: BarBatch, url: str) -> BarBatch:
-    """Return ``batch`` if every bar satisfies ``l <= o, c <= h`` with finite prices and ``v >= 0``.
+def check_bars(batch: BarBatch, url: str, why: scr.Reasons | None = None) -> BarBatch:
+    """Return ``batch`` if every bar satisfies ``0 < l <= o, c <= h`` with finite prices,
+    ``v >= 0``, and no ``t`` repeats with other values.
+
+    Args:
+        why: reasons already found for rows of ``batch`` (bad or out-of-range values).
 
     Raises:
-        InvalidBarsError: naming the first offending bars, and holding all of them with their reasons.
+        InvalidBarsError: naming the first offending bars and the reasons, and holding all of them
+            with their reasons.
     """
     if not len(batch):
         return batch
     with np.errstate(invalid="ignore"):
         ok = (np.isfinite(batch.o) & np.isfinite(batch.h) & np.isfinite(batch.l) & np.isfinite(batch.c)
               & (batch.l <= batch.o) & (batch.l <= batch.c) & (batch.o <= batch.h) & (batch.c <= batch.h)
-              & ~(batch.v < 0))
-    if bool(ok.all()):
+              & (batch.l > 0) & ~(batch.v < 0))
+    conflicts = _conflicting_duplicates(batch, set(why or ()))
+    if bool(ok.all()) and not why and not conflicts:
         return batch
-    rows = np.flatnonzero(~ok).tolist()
+    found: dict[int, list[str]] = {i: list(r) for i, r in (why or {}).items()}
+    for i in conflicts:
+        found.setdefault(i, []).append("duplicate timestamp with different values")
+    for i in np.flatnonzero(~ok).tolist():
+        found.setdefault(i, [])
+    rows = sorted(found)
+    reasons = _reasons(batch, rows, found)
     shown = ", ".join(str(int(batch.t[i])) for i in rows[:5])
+    kinds = "; ".join(dict.fromkeys(r.split(" (", 1)[0] for text in reasons for r in text.split("; ")))
     raise InvalidBarsError(
-        f"vendor served {len(rows)} invalid bar(s) for {batch.ticker} {batch.timeframe} (t={shown})",
-        rows, url, bars=batch.take(np.asarray(rows, dtype=np.int64)), reasons=_reasons(batch, rows),
+        f"vendor served {len(rows)} invalid bar(s) for {batch.ticker} {batch.timeframe} (t={shown}): {kinds}",
+        rows, url, bars=batch.take(np.asarray(rows, dtype=np.int64)), reasons=reasons,
     )
 
 
-def _reasons(batch: BarBatch, rows: list[int]) -> list[str]:
-    """Why each of ``rows`` is invalid, in the words of :meth:`BarBatch.problems`."""
-    why = reasons_by_row(batch.problems())
-    return [why.get(i, "breaks an OHLC invariant") for i in rows]
+def _conflicting_duplicates(batch: BarBatch, refused: set[int]) -> list[int]:
+    """Rows whose ``t`` appears more than once in the page with different values (which one is
+    right is unknown, so all of them are refused); identical repeats are left to de-duplication.
+    Rows in ``refused`` (already invalid, their ``t`` perhaps unusable) take no part."""
+    t = batch.t
+    if len(t) < 2 or bool(np.all(t[1:] > t[:-1])):
+        return []
+    order = np.argsort(t, kind="stable")
+    if refused:
+        order = np.asarray([i for i in order.tolist() if i not in refused], dtype=np.int64)
+    st = t[order]
+    dup = np.flatnonzero(st[1:] == st[:-1])
+    if not len(dup):
+        return []
+    bad: set[int] = set()
+    cols = [getattr(batch, name) for name in ("o", "h", "l", "c", "v", "vw", "n")]
+    for k in dup.tolist():
+        a, b = int(order[k]), int(order[k + 1])
+        if not all(x[a] == x[b] or (x[a] != x[a] and x[b] != x[b]) for x in cols):  # NaN == NaN
+            bad.update((a, b))
+    for k in dup.tolist():  # a row equal to a conflicting neighbour of its t is refused too
+        a, b = int(order[k]), int(order[k + 1])
+        if a in bad or b in bad:
+            bad.update((a, b))
+    return sorted(bad)
+
+
+def _reasons(batch: BarBatch, rows: list[int], found: dict[int, list[str]]) -> list[str]:
+    """Why each of ``rows`` is invalid: ``found`` first, then the words of :meth:`BarBatch.problems`."""
+    why = reasons_by_row([p for p in batch.problems() if p.reason not in _ORDER_PROBLEMS])
+    out = []
+    for i in rows:
+        parts = list(found.get(i, []))
+        if i in why and not parts:
+            parts.append(why[i])
+        out.append("; ".join(parts) or "breaks an OHLC invariant")
+    return out
+
+
+# a page may arrive unsorted or repeat a bar; clip() sorts it, so these are not reasons here
+_ORDER_PROBLEMS = frozenset({"duplicate timestamp", "timestamp out of order"})
 
 
 def decode_aggs(body: bytes, ticker: str, timeframe: Timeframe, url: str) -> tuple[BarBatch, str | None]:
@@ -233,18 +294,87 @@ def decode_aggs(body: bytes, ticker: str, timeframe: Timeframe, url: str) -> tup
     Raises:
         VendorTransientError: the body is not a valid aggregates page, or says ERROR.
     """
-    page = _decode(_AGGS, body, url)
-    _check(page, url)
-    if not page.results:
-        return BarBatch.empty(ticker, timeframe), page.next_url
-    return batch_from_matrix(ticker, timeframe, bars_to_columns(page.results)), page.next_url
+    try:
+        page = _AGGS.decode(body)
+    except msgspec.DecodeError as exc:
+        m, why, next_url = _loose_aggs(body, url, exc)  # a bad value, or an unreadable body
+    else:
+        _check(page, url)
+        if not page.results:
+            return BarBatch.empty(ticker, timeframe), page.next_url
+        m, why, next_url = bars_to_columns(page.results), {}, page.next_url
+    batch = batch_from_matrix(ticker, timeframe, m)
+    why = scr.screen(m, why)
+    if why:
+        check_bars(batch, url, why)  # raises InvalidBarsError naming every bad bar
+    return batch, next_url
+
+
+def _loose_aggs(body: bytes, url: str, exc: msgspec.DecodeError) -> tuple[Matrix, scr.Reasons, str | None]:
+    """Read a page the strict decoder refused; only a body that is not an aggregates page at all
+    (truncated, malformed, a wrong envelope) is unreadable."""
+    data = scr.loose_body(body)
+    rows = data.get("results") if data is not None else None
+    if data is None or not _envelope_ok(data) or not isinstance(rows, list | None):
+        raise _unreadable(body, url, exc) from exc
+    _check_loose(data, url)
+    m, why = scr.loose_matrix(rows or [])
+    return m, why, data.get("next_url")
+
+
+def _envelope_ok(data: dict[str, Any]) -> bool:
+    return all(isinstance(data.get(k), str | None) for k in ("status", "next_url", "error", "message"))
+
+
+def _check_loose(data: dict[str, Any], url: str) -> None:
+    _check(_Envelope(status=data.get("status") or "", error=data.get("error"), message=data.get("message")),
+           url)
+
+
+def _unreadable(body: bytes, url: str, exc: Exception) -> VendorTransientError:
+    return VendorTransientError(f"vendor returned an unreadable body ({len(body)} bytes): {exc}", status=200,
+                                url=url)
 
 
 def decode_grouped(body: bytes, url: str) -> list[GroupedBar]:
-    """The rows of a grouped-daily response (one page, every ticker)."""
-    page = _decode(_GROUPED, body, url)
+    """The usable rows of a grouped-daily response (one page, every ticker).
+
+    A row with a bad value is left out (logged with its reason): its ticker is then absent from the
+    day, and the backfill asks for it on its own, where a bad bar is quarantined like any other.
+    """
+    try:
+        page = _GROUPED.decode(body)
+    except msgspec.DecodeError as exc:
+        data = scr.loose_body(body)
+        raw = data.get("results") if data is not None else None
+        if data is None or not isinstance(raw, list | None) or not _envelope_ok(data):
+            raise _unreadable(body, url, exc) from exc
+        _check_loose(data, url)
+        raw = raw or []
+        m, why = scr.loose_matrix(raw)
+        tickers = [r.get("T") if isinstance(r, dict) else None for r in raw]
+        for i, tk in enumerate(tickers):
+            if not isinstance(tk, str) or not tk:
+                why.setdefault(i, []).append("T is missing")
+        why = scr.screen(m, why)
+        v, vw, o, c, h, lo, t, n = m.tolist()
+        rows = [GroupedBar(T=str(tk), v=v[i], vw=vw[i], o=o[i], c=c[i], h=h[i], l=lo[i], t=int(t[i]), n=n[i])
+                for i, tk in enumerate(tickers) if i not in why]
+        _log_left_out(raw, tickers, why, url)
+        return rows
     _check(page, url)
-    return page.results or []
+    rows = page.results or []
+    why = scr.screen(bars_to_columns(rows)) if rows else {}
+    if not why:
+        return rows
+    _log_left_out(rows, [r.T for r in rows], why, url)
+    return [r for i, r in enumerate(rows) if i not in why]
+
+
+def _log_left_out(rows: Sequence[object], tickers: Sequence[object], why: scr.Reasons, url: str) -> None:
+    shown = "; ".join(f"{tickers[i]!s}: {', '.join(r)}" for i, r in list(why.items())[:5])
+    _log.warning("grouped daily rows with bad values left out (their tickers are asked for on their own)",
+                 action="vendor.bad_values", rows=len(why), of=len(rows), reasons=shown, url=url)
 
 
 def _opt_date(text: str | None) -> date | None:

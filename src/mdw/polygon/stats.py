@@ -55,6 +55,7 @@ class ClientStats:
     limiter_period_s: float
     pages: int = 0
     breaker_transitions_total: int = 0  # breaker_transitions keeps only the most recent 100
+    data_notes: dict[str, int] = field(default_factory=dict)  # kept or dropped vendor values, by what
 
     @property
     def limiter_per_second(self) -> float:
@@ -75,6 +76,11 @@ class StatsRecorder:
     failures: Counter[str] = field(default_factory=Counter)
     latency_counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_S))
     latency_sum_s: float = 0.0
+    data_notes: Counter[str] = field(default_factory=Counter)
+
+    def note(self, notes: dict[str, int]) -> None:
+        """Count what pages held that was kept or dropped without refusing them (for the report)."""
+        self.data_notes.update(notes)
 
     def observe_latency(self, seconds: float) -> None:
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
@@ -107,4 +113,5 @@ class StatsRecorder:
             limiter_period_s=limiter_period_s,
             pages=self.pages,
             breaker_transitions_total=max(transitions_total, len(transitions)),
+            data_notes=dict(self.data_notes),
         )

@@ -50,6 +50,13 @@ def _from_dict(cls: type[_Config], data: Mapping[str, object], base: _Config, wh
         raise ConfigError(f"bad {what} setting: {exc}") from None
 
 
+# The malformed values a bar can be served with (FaultConfig.bad_value): each is one red-team case.
+BAD_VALUES = (
+    "null_price", "nan_price", "inf_price", "string_price", "null_volume", "float_t", "missing_t",
+    "huge_n", "zero_price", "negative_price", "vw_outside", "missing_n", "duplicate_t", "outside_range",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
     """Seeded fault injection; every rate is a probability per request (per bar for invalid bars).
@@ -67,17 +74,22 @@ class FaultConfig:
     truncate_rate: float = 0.0  # HTTP 200 whose JSON body is cut short
     status_error_rate: float = 0.0  # HTTP 200 with {"status": "ERROR", ...}
     invalid_bar_rate: float = 0.0  # per served bar: high and low swapped (h < l)
+    bad_value: str = "null_price"  # which malformed value bad_value_rate puts in a bar (BAD_VALUES)
+    bad_value_rate: float = 0.0  # per served aggregate bar: one malformed value (see bad_value)
     outage: bool = False  # on: every request fails with a 5xx
     outage_start_s: float | None = None  # outage window, seconds after the server started
     outage_duration_s: float = 0.0
 
     def __post_init__(self) -> None:
         rates = ("error_rate", "reset_rate", "hang_rate", "truncate_rate", "status_error_rate",
-                 "invalid_bar_rate")
+                 "invalid_bar_rate", "bad_value_rate")
         for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"fault {name} must be between 0 and 1, got {value}")
+        if self.bad_value not in BAD_VALUES:
+            known = ", ".join(BAD_VALUES)
+            raise ConfigError(f"fault bad_value must be one of {known}, got {self.bad_value!r}")
         if self.request_fault_rate > 1.0 + 1e-12:
             raise ConfigError("fault rates (error, reset, hang, truncate, status_error) exceed 1 in total")
         for name in ("latency_ms", "jitter_ms", "hang_s", "outage_duration_s"):

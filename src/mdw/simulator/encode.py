@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
+from collections.abc import Sequence
 
 import msgspec
 
@@ -88,6 +90,71 @@ def bars_json(batch: BarBatch, t_override: list[int] | None = None, *, vw_n: boo
     rows = map(_Bar, batch.v.tolist(), batch.vw.tolist(), batch.o.tolist(), batch.c.tolist(),
                batch.h.tolist(), batch.l.tolist(), t, batch.n.tolist())
     return _encoder.encode(list(rows))
+
+
+FAR_AHEAD_MS = 27_393 * 86_400_000  # 75 years of whole days: outside any range a client can ask for
+
+
+def spoiled_json(batch: BarBatch, rows: Sequence[int], kind: str, *, vw_n: bool = True,
+                 otc: bool = False) -> bytes:
+    """The ``results`` array of :func:`bars_json` with bars ``rows`` given the malformed value ``kind``.
+
+    Written with the standard library so that ``NaN``/``Infinity`` literals, a 31-digit ``n`` and a
+    float ``t`` go out as a hostile vendor would send them (msgspec refuses to write those).
+    """
+    index = len(batch) > 0 and math.isnan(float(batch.v[0]))
+    bars: list[dict[str, object]] = []
+    for v, vw, o, c, h, lo, t, n in zip(batch.v.tolist(), batch.vw.tolist(), batch.o.tolist(),
+                                        batch.c.tolist(), batch.h.tolist(), batch.l.tolist(),
+                                        batch.t.tolist(), batch.n.tolist(), strict=True):
+        bar: dict[str, object] = {"v": v, "vw": vw, "o": o, "c": c, "h": h, "l": lo, "t": t, "n": n}
+        if index:
+            del bar["v"], bar["vw"], bar["n"]
+        elif not vw_n:
+            del bar["vw"], bar["n"]
+        if otc:
+            bar["otc"] = True
+        bars.append(bar)
+    for i in sorted(rows, reverse=True):  # from the end, so inserted bars keep the earlier indexes
+        _spoil(bars, i, kind)
+    return json.dumps(bars, separators=(",", ":")).encode()
+
+
+def _spoil(bars: list[dict[str, object]], i: int, kind: str) -> None:
+    bar = bars[i]
+    h = float(bar["h"])  # type: ignore[arg-type]
+    lo = float(bar["l"])  # type: ignore[arg-type]
+    match kind:
+        case "null_price":
+            bar["c"] = None
+        case "nan_price":
+            bar["h"] = math.nan
+        case "inf_price":
+            bar["h"] = math.inf
+        case "string_price":
+            bar["o"] = str(bar["o"])
+        case "null_volume":
+            bar["v"] = None
+        case "float_t":
+            bar["t"] = int(bar["t"]) + 0.5  # type: ignore[call-overload]
+        case "missing_t":
+            del bar["t"]
+        case "huge_n":
+            bar["n"] = 10**30
+        case "zero_price":
+            bar["l"] = 0.0
+        case "negative_price":
+            bar["l"] = -lo
+        case "vw_outside":
+            bar["vw"] = h * 1.5
+        case "missing_n":
+            bar.pop("n", None)
+        case "duplicate_t":
+            bars.insert(i + 1, {**bar, "c": lo if bar["c"] != lo else h})
+        case "outside_range":
+            bars.insert(i + 1, {**bar, "t": int(bar["t"]) + FAR_AHEAD_MS})  # type: ignore[call-overload]
+        case _:
+            raise ValueError(f"unknown bad value {kind!r}")
 
 
 def grouped_row(ticker: str, batch: BarBatch, t: int) -> _GroupedBar:

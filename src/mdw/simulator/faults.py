@@ -81,3 +81,10 @@ class FaultInjector:
         h[mask], lo[mask] = batch.l[mask] * 0.999, batch.h[mask]
         cols = batch.columns() | {"h": h, "l": lo}
         return BarBatch.from_columns(batch.ticker, batch.timeframe, cols, batch.source), count
+
+    def bad_rows(self, count: int) -> list[int]:
+        """The bars (of ``count`` served) that get the malformed value ``bad_value``, drawn per bar."""
+        rate = self.config.bad_value_rate
+        if rate <= 0 or not count:
+            return []
+        return np.flatnonzero(self._bar_rng.random(count) < rate).tolist()

@@ -131,7 +131,7 @@ def _page(st: SimState, ticker: str, mult: int, timespan: str, from_ms: int, to_
           sort: str, adjusted: bool) -> tuple[bytes, int, int, int | None]:
     """(results JSON, queryCount, resultsCount, next start) of one page, cached once it is final."""
     key = (ticker, mult, timespan, from_ms, to_ms, limit, sort, adjusted, st.market.today())
-    corrupting = st.faults.config.invalid_bar_rate > 0
+    corrupting = st.faults.config.invalid_bar_rate > 0 or st.faults.config.bad_value_rate > 0
     final = to_ms + 2 * DAY_MS < st.market.now_ms and not corrupting
     if final and (hit := st.pages.get(key)) is not None:
         return hit
@@ -142,7 +142,13 @@ def _page(st: SimState, ticker: str, mult: int, timespan: str, from_ms: int, to_
         st.stats.faults["invalid_bar"] += corrupted
     listing = st.market.listing(ticker)
     otc = st.config.otc_flag and listing is not None and listing.market == "otc"
-    encoded = enc.bars_json(bars, vw_n=ticker not in st.config.no_vw_n, otc=otc) if len(bars) else b""
+    vw_n = ticker not in st.config.no_vw_n
+    spoiled = st.faults.bad_rows(len(bars))
+    if spoiled:
+        st.stats.faults["bad_value"] += len(spoiled)
+        encoded = enc.spoiled_json(bars, spoiled, st.faults.config.bad_value, vw_n=vw_n, otc=otc)
+    else:
+        encoded = enc.bars_json(bars, vw_n=vw_n, otc=otc) if len(bars) else b""
     item = (encoded, page.query_count, len(bars), page.next_start_ms)
     if final:
         st.pages.put(key, item)
