@@ -40,7 +40,7 @@ from mdw.backfill.demo import standard_spec
 from mdw.backfill.plan import MAX_BASE
 from mdw.backfill.planner import base_units, final_end
 from mdw.domain import AssetClass, parse_tickers, parse_timeframes
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import Market
 from mdw.store import RunKind, open_store
 
@@ -129,7 +129,7 @@ async def pacing(rate: str, latency_ms: float) -> dict[str, Any]:
             # Warm the simulator's caches with the same requests (unpaced): its cold start is not
             # the limiter's cost. The 60 s vendor budget still holds both passes.
             await raw_fetch(base, key, list((await plan_only(store, spec)).requests), 16)
-            async with PolygonClient(key, base, rate_limit=rate) as c:
+            async with PolygonClient(key, base, pacing=Pacing(rate)) as c:
                 report = await run_backfill(store, c, spec, rate_limit=rate)
             stats = await sim_stats(base)
         await store.close()
@@ -169,7 +169,7 @@ async def raw_fetch(base_url: str, key: str, requests: list[Any], workers: int) 
             ):
                 bars += len(page)
 
-    async with PolygonClient(key, base_url, rate_limit="unlimited", max_in_flight=workers) as client:
+    async with PolygonClient(key, base_url, pacing=Pacing("unlimited", max_in_flight=workers)) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(workers)))
         return time.perf_counter() - started, bars
@@ -206,12 +206,12 @@ async def standard(pg: str) -> dict[str, Any]:
             now = int(time.time() * 1000)
             await raw_fetch(base, key, list(plan.requests), 16)  # warm the simulator's caches first
             fetch_s, fetch_bars = await raw_fetch(base, key, list(plan.requests), 16)
-            async with PolygonClient(key, base, rate_limit="unlimited", max_in_flight=16) as c:
+            async with PolygonClient(key, base, pacing=Pacing("unlimited", max_in_flight=16)) as c:
                 report = await run_backfill(store, c, spec, rate_limit="unlimited")
             with tempfile.TemporaryDirectory() as tmp:
                 # The same run into the default store (SQLite), against the same warmed simulator.
                 lite = await open_store(f"sqlite:///{tmp}/std.db")
-                async with PolygonClient(key, base, rate_limit="unlimited", max_in_flight=16) as c:
+                async with PolygonClient(key, base, pacing=Pacing("unlimited", max_in_flight=16)) as c:
                     lite_report = await run_backfill(lite, c, spec, rate_limit="unlimited")
                 await lite.close()
                 empty = await open_store(f"sqlite:///{tmp}/d.db")
@@ -261,13 +261,13 @@ from datetime import date
 from mdw.backfill import BackfillSpec, run_backfill
 from mdw.domain import parse_tickers, parse_timeframes
 from mdw.store import RunKind, open_store
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 async def main():
     store = await open_store(sys.argv[1])
     spec = BackfillSpec(tuple(parse_tickers("AAPL")), tuple(parse_timeframes("1m")),
                         date.fromisoformat(sys.argv[4]), date.fromisoformat(sys.argv[5]),
                         kind=RunKind.BACKFILL)
-    async with PolygonClient(sys.argv[3], sys.argv[2], rate_limit="unlimited", max_in_flight=4) as c:
+    async with PolygonClient(sys.argv[3], sys.argv[2], pacing=Pacing("unlimited", max_in_flight=4)) as c:
         r = await run_backfill(store, c, spec)
     await store.close()
     # VmHWM, not ru_maxrss: Linux carries the parent's peak RSS into ru_maxrss across fork+exec.

@@ -37,7 +37,7 @@ from common import write_result
 from mdw.backfill import plan_only, run_backfill
 from mdw.backfill.demo import standard_spec
 from mdw.domain import RangeSet, Timeframe
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.store import BarWrite, Store, open_store
 
 M5 = Timeframe.parse("5m")
@@ -75,7 +75,7 @@ async def reads(store: Store, spec: Any) -> dict[str, float]:
 async def backfill_into(url: str, base: str, key: str, spec: Any) -> tuple[Any, dict[str, float]]:
     store = await open_store(url)
     try:
-        async with PolygonClient(key, base, rate_limit="unlimited", max_in_flight=16) as client:
+        async with PolygonClient(key, base, pacing=Pacing("unlimited", max_in_flight=16)) as client:
             report = await run_backfill(store, client, spec, rate_limit="unlimited")
         figures = await reads(store, spec)
     finally:

@@ -176,11 +176,11 @@ async def _run_child(params: dict[str, Any]) -> dict[str, Any]:
 async def _warm_rest(base: str, tickers: list[str], first: date, last: date) -> None:
     """Every ticker's month once, unpaced, so the REST contender is not timing the simulator's synthesis."""
     from mdw.domain import NEW_YORK, day_range_ms
-    from mdw.polygon import PolygonClient
+    from mdw.polygon import Pacing, PolygonClient
 
     rng = day_range_ms(first, last, NEW_YORK)
     queue = list(tickers)
-    async with PolygonClient("test-key", base, rate_limit="unlimited", max_in_flight=8) as client:
+    async with PolygonClient("test-key", base, pacing=Pacing("unlimited", max_in_flight=8)) as client:
         async def worker() -> None:
             while queue:
                 ticker = queue.pop()
@@ -202,9 +202,9 @@ async def main(args: argparse.Namespace) -> None:
     first, last = days[0], days[-1]
     now = last + timedelta(days=3)
     async with flatfile_simulator(args.stocks or None, now) as (base, files):
-        from mdw.polygon import PolygonClient
+        from mdw.polygon import Pacing, PolygonClient
 
-        async with PolygonClient("test-key", base, rate_limit="unlimited") as rest:
+        async with PolygonClient("test-key", base, pacing=Pacing("unlimited")) as rest:
             tickers = sorted(str(r["ticker"]) for r in await rest.tickers(market="stocks"))
         keys = [ds.key(d) for d in days]
         t0 = time.perf_counter()

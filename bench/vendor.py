@@ -30,7 +30,7 @@ import numpy as np
 
 from mdw.config import RateLimit
 from mdw.domain import Timeframe
-from mdw.polygon import PolygonClient, RateLimiter
+from mdw.polygon import Pacing, PolygonClient, RateLimiter, RetryPolicy
 from mdw.polygon.decode import decode_aggs
 
 PAGE_BARS = 50_000
@@ -158,8 +158,9 @@ async def bench_rate(rate_text: str, duration_s: float, workers: int) -> dict[st
             queue.put_nowait(i)
         tickers = ["AAPL", "MSFT"]
 
-        async with PolygonClient(sim.key, sim.base_url, limiter=recorder, max_in_flight=workers,
-                                 retry_base_s=0.05) as client:
+        async with PolygonClient(sim.key, sim.base_url, limiter=recorder,
+                                 pacing=Pacing(max_in_flight=workers),
+                                 retry=RetryPolicy(base_s=0.05)) as client:
 
             async def worker() -> None:
                 while True:

@@ -13,7 +13,7 @@ import pytest_asyncio
 from mdw.backfill import BackfillSpec, Plan, execute_request, plan_only, run_backfill
 from mdw.backfill.plan import OutcomeKey
 from mdw.domain import BarBatch, RangeSet, SeriesKey, Timeframe, day_range_ms, parse_tickers, parse_timeframes
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
 
@@ -22,7 +22,7 @@ from .helpers import make_spec
 
 @pytest_asyncio.fixture
 async def client(sim: SimServer) -> AsyncIterator[PolygonClient]:
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as c:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as c:
         yield c
 
 
@@ -116,7 +116,7 @@ async def test_backfill_isolates_failure_when_one_ticker_is_not_found(
     """A ticker the vendor answers 404 for fails alone; the others complete and the exit code is 1."""
     sim = await sim_factory(keys={"k": "unlimited"}, not_found_tickers=frozenset({"ZZZZ"}))  # type: ignore[operator]
     spec = make_spec("AAPL,ZZZZ,X:BTCUSD", "1h,1d", "2024-03-04", "2024-03-08", grouped_daily=False)
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as c:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as c:
         report = await run_backfill(store, c, spec)
     assert report.exit_code == 1 and report.status == "partial"
     bad = {s.series: s for s in report.failed_series}
@@ -146,7 +146,7 @@ async def test_grouped_daily_equals_ground_truth_when_many_stocks_few_sessions(
     """Six stocks over two sessions cost two grouped requests and equal the per-ticker daily bars."""
     sim = await sim_factory(keys={"k": "unlimited"}, n_stocks=40)  # type: ignore[operator]
     spec = make_spec("AAPL,MSFT,JPM,NVDA,V,WMT", "1d", "2024-03-07", "2024-03-10")
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec)
         again = await run_backfill(store, client, spec)
     assert report.requests == 2 == served(sim)[0]
@@ -162,7 +162,7 @@ async def test_grouped_daily_asks_per_ticker_when_ticker_absent_from_grouped(
     sim = await sim_factory(keys={"k": "unlimited"}, n_stocks=40)  # type: ignore[operator]
     assert "SPY" not in sim.market.universe()
     spec = make_spec("AAPL,MSFT,JPM,SPY,V,WMT", "1d", "2024-03-07", "2024-03-08")
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec)
     assert report.status == "ok" and report.requests == 4  # two sessions + SPY on each
     await assert_ground_truth(store, sim, spec)
@@ -209,7 +209,7 @@ async def test_run_stops_and_commits_fetched_when_stop_is_set(store: Store, sim_
         def advanced(self, key: OutcomeKey, ok: bool, bars: int) -> None:
             stop.set()
 
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="20/s", max_in_flight=2) as c:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("20/s", max_in_flight=2)) as c:
         report = await run_backfill(store, c, spec, progress=StopAfterFirst(), stop=stop)
         assert report.status == "interrupted" and report.exit_code == 130
         assert 1 <= sum(s.requests_done for s in report.series.values()) < report.planned_requests

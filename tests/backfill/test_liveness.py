@@ -9,7 +9,7 @@ from typing import Any
 
 from mdw.backfill import run_backfill
 from mdw.backfill.liveness import STALE_AFTER_S, current_run, now_ms, owner, reap_abandoned, recent_runs
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import RunRecord, Store
 
@@ -71,7 +71,7 @@ async def test_run_backfill_beats_and_reaps_when_a_new_run_starts(store: Store, 
     sim: SimServer = await sim_factory(latency_ms=40)
     await store.runs.save(running("dead", now_ms(), **{**owner(), "pid": dead_pid()}))
     spec = make_spec("AAPL,MSFT,SPY", "1h", "2024-03-04", "2024-03-08", grouped_daily=False)
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited", max_in_flight=1) as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited", max_in_flight=1)) as client:
         task = asyncio.create_task(run_backfill(store, client, spec, heartbeat_s=0.02, run_id="live"))
         beats: set[int] = set()
         while not task.done():

@@ -9,7 +9,7 @@ import pytest
 from mdw.backfill import run_backfill
 from mdw.domain import NEW_YORK, RangeSet, SeriesKey, Timeframe, TimeRange
 from mdw.plans import Limits, Plan
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator.testing import SimFactory
 from mdw.store import Dataset, Store
 
@@ -29,7 +29,7 @@ async def test_delayed_plan_update_stores_every_minute_when_run_behind_by_the_de
     sim = await sim_factory(keys={"k": "starter"}, now_ms=NOW_MS)
     limits = Limits(Plan.parse("starter"), margin_ms=MINUTE)
     spec = make_spec("AAPL", "1m", "2025-03-05", "2025-03-05")
-    async with PolygonClient("k", sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient("k", sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec, now=NOW_MS, limits=limits)
         assert report.status == "ok"
         cut = NOW_MS - 16 * MINUTE  # 14:14 New York
@@ -54,7 +54,7 @@ async def test_free_plan_backfill_stores_the_last_two_years_when_asked_from_2015
     limits = Limits(Plan.parse("free"), margin_ms=MINUTE)
     spec = make_spec("AAPL,MSFT", "1d,1h", "2015-01-01", "2025-03-05")
     first = int(datetime(2023, 3, 5, tzinfo=NEW_YORK).timestamp() * 1000)
-    async with PolygonClient("free", sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient("free", sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec, now=NOW_MS, limits=limits)
         assert report.status == "ok" and report.exit_code == 0
         assert sim.stats()["requests"] == report.requests > 0
@@ -84,7 +84,7 @@ async def test_unknown_plan_learns_the_boundary_once_when_the_vendor_refuses_the
     sim = await sim_factory(keys={"free": "free"}, now_ms=NOW_MS, rate_limit="unlimited", straddle=straddle)
     spec = make_spec("AAPL,MSFT", "1d,1h", "2015-01-01", "2025-03-05")
     first = int(datetime(2023, 3, 5, tzinfo=NEW_YORK).timestamp() * 1000)
-    async with PolygonClient("free", sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient("free", sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec, now=NOW_MS)
         assert report.status == "ok" and report.exit_code == 0
         assert 0 < _refused(sim) <= 4

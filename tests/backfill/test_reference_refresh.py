@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from mdw.backfill.reference import build_listings, refresh_contracts, refresh_tickers
 from mdw.domain import to_ms
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.polygon.reference import TickerRow
 from mdw.simulator.testing import SimFactory
 from mdw.store import Store
@@ -22,7 +22,7 @@ async def test_refresh_tickers_stores_every_listing_exactly_when_the_market_has_
     """Each simulated ticker's listed days are stored exactly (renames and delistings included) in
     one page per 1,000 rows plus one events request per renamed security."""
     sim = await sim_factory(keys={"k": "unlimited"}, n_stocks=8000, now_ms=NOW)
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         result = await refresh_tickers(store, client, today=TODAY)
     stored = {x.ticker: x for x in await store.reference.listings(ListingFilter(markets=("stocks", "otc")))}
     truth = [r for r in sim.market.listings() if r.start <= TODAY]
@@ -68,7 +68,7 @@ async def test_refresh_contracts_stores_the_chain_when_its_expiry_is_past(
 ) -> None:
     """An expired month's contracts come from the expired listing, all of them, in one page each."""
     sim = await sim_factory(keys={"k": "unlimited"}, now_ms=NOW)
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         found = await refresh_contracts(store, client, "SPY", date(2024, 12, 1), date(2024, 12, 31),
                                         today=TODAY)
     truth = sorted(c["ticker"] for c in await _vendor_chain(sim.base_url, sim.key))

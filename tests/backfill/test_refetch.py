@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest_asyncio
 
 from mdw.backfill import plan_only, run_backfill
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
 
@@ -21,7 +21,7 @@ REFETCH = replace(SPEC, refetch=True)
 
 @pytest_asyncio.fixture
 async def client(sim: SimServer) -> AsyncIterator[PolygonClient]:
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as c:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as c:
         yield c
 
 

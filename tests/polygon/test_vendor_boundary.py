@@ -29,9 +29,10 @@ from mdw.errors import (
     VendorUnavailable,
 )
 from mdw.polygon import Backoff, BreakerState, PolygonClient, is_retryable, parse_retry_after
-from mdw.polygon.http import status_error, transport_errors
+from mdw.polygon.http import status_error
 from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
 from mdw.polygon.retry import default_sleep
+from mdw.polygon.transport import transport_errors
 
 BASE = URL("http://127.0.0.1:9999")
 

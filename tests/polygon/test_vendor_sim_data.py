@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from mdw.domain import AssetClass, Timeframe, local_midnight_ms, to_ms
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
+from mdw.polygon.options import PAGE_LIMIT
 from mdw.simulator import SimConfig, start_simulator
 
 
-def _client(sim: Any, **kw: Any) -> PolygonClient:
-    kw.setdefault("rate_limit", "unlimited")
-    return PolygonClient(sim.key, sim.base_url, **kw)
+def _client(sim: Any, page_limit: int = PAGE_LIMIT) -> PolygonClient:
+    return PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited", page_limit=page_limit))
 
 
 @pytest.mark.parametrize(

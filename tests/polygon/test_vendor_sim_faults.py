@@ -19,7 +19,17 @@ from mdw.errors import (
     VendorTransientError,
     VendorUnavailable,
 )
-from mdw.polygon import BreakerState, BreakerTransitionEvent, PolygonClient, RetryEvent, VendorEvent
+from mdw.polygon import (
+    BreakerPolicy,
+    BreakerState,
+    BreakerTransitionEvent,
+    Pacing,
+    PolygonClient,
+    RetryEvent,
+    RetryPolicy,
+    Timeouts,
+    VendorEvent,
+)
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
 
 TZ = AssetClass.STOCKS.tz
@@ -28,9 +38,9 @@ H1 = Timeframe.parse("1h")
 D1 = Timeframe.parse("1d")
 
 
-def _client(sim: Any, **kw: Any) -> PolygonClient:
-    kw.setdefault("rate_limit", "unlimited")
-    return PolygonClient(kw.pop("key", sim.key), sim.base_url, **kw)
+def _client(sim: Any, key: str | None = None, pacing: Pacing = Pacing("unlimited"), **kw: Any
+            ) -> PolygonClient:
+    return PolygonClient(key or sim.key, sim.base_url, pacing=pacing, **kw)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +53,8 @@ async def test_faults_are_recovered_and_result_exact_when_injected(fault: dict[s
     """Each injected fault type is retried away and the many-page result equals the ground truth."""
     config = SimConfig(seed=42, faults=FaultConfig(**fault))
     async with start_simulator(config, port=0) as sim, _client(
-        sim, page_limit=1000, retry_attempts=12, breaker_threshold=50, request_timeout_s=0.3
+        sim, pacing=Pacing("unlimited", page_limit=1000), retry=RetryPolicy(attempts=12),
+        breaker=BreakerPolicy(threshold=50), timeouts=Timeouts(request_s=0.3)
     ) as client:
         got = await client.aggregates("AAPL", H1, S_1H, E_1H)
         stats = client.stats()
@@ -59,7 +70,7 @@ async def test_faults_are_recovered_and_result_exact_when_injected(fault: dict[s
 async def test_limiter_never_exceeds_the_vendor_window_when_set_to_its_limit() -> None:
     """With the limiter at the simulator's 10/s, 20 concurrent requests draw no 429 and no 1 s overrun."""
     config = SimConfig(seed=42, rate_limit="10/s", n_stocks=20)
-    async with start_simulator(config, port=0) as sim, _client(sim, rate_limit="10/s") as client:
+    async with start_simulator(config, port=0) as sim, _client(sim, pacing=Pacing("10/s")) as client:
         days = [local_midnight_ms(date(2024, 1, 2), TZ) + i * 86_400_000 for i in range(20)]
         got = await asyncio.gather(*(client.aggregates("AAPL", D1, d, d + 3 * 86_400_000) for d in days))
         stats = sim.stats()
@@ -76,8 +87,8 @@ async def test_429_storm_is_absorbed_when_limiter_starts_above_vendor_limit(retr
     config = SimConfig(seed=42, rate_limit="10/s", retry_after=retry_after, n_stocks=20)
     events: list[VendorEvent] = []
     async with start_simulator(config, port=0) as sim, _client(
-        sim, rate_limit="40/s", retry_attempts=10, retry_base_s=0.05, retry_cap_s=0.5, sleep=asyncio.sleep,
-        breaker_threshold=100,
+        sim, pacing=Pacing("40/s"), retry=RetryPolicy(attempts=10, base_s=0.05, cap_s=0.5),
+        breaker=BreakerPolicy(threshold=100),
     ) as client:
         client.subscribe(events.append)
         days = [local_midnight_ms(date(2024, 1, 2), TZ) + i * 86_400_000 for i in range(16)]
@@ -97,7 +108,7 @@ async def test_breaker_opens_probes_once_per_cooldown_and_closes_when_vendor_ret
     config = SimConfig(seed=42, faults=FaultConfig(outage=True))
     events: list[VendorEvent] = []
     async with start_simulator(config, port=0) as sim, _client(
-        sim, breaker_threshold=3, breaker_cooldown_s=0.2, breaker_cooldown_cap_s=0.4
+        sim, breaker=BreakerPolicy(threshold=3, cooldown_s=0.2, cooldown_cap_s=0.4)
     ) as client:
         client.subscribe(events.append)
         fetch = [client.aggregates("AAPL", D1, S_1H, E_1H) for _ in range(8)]
@@ -152,7 +163,7 @@ async def test_4xx_is_not_retried_and_says_what_to_do(kind: str, cls: type[Vendo
 async def test_max_in_flight_bounds_concurrent_requests_when_rate_is_unlimited() -> None:
     """Twelve requests through three slots never have more than three open at the vendor at once."""
     config = SimConfig(seed=42, latency_ms=100, n_stocks=20)
-    async with start_simulator(config, port=0) as sim, _client(sim, max_in_flight=3) as client:
+    async with start_simulator(config, port=0) as sim, _client(sim, pacing=Pacing("unlimited", 3)) as client:
         await asyncio.gather(*(client.aggregates("AAPL", D1, S_1H + i * 86_400_000, E_1H) for i in range(12)))
         stats = sim.stats()
     # Counted by the vendor as it answers, not timed: 100 ms each keeps the slots full, so all three
@@ -177,7 +188,8 @@ async def test_key_never_appears_in_logs_or_errors_when_a_next_url_page_fails(
     config = SimConfig(seed=42, keys={key: "unlimited"})
     events: list[VendorEvent] = []
     caplog.set_level(logging.DEBUG)
-    async with start_simulator(config, port=0) as sim, _client(sim, key=key, page_limit=1000) as client:
+    async with start_simulator(config, port=0) as sim, \
+            _client(sim, key=key, pacing=Pacing("unlimited", page_limit=1000)) as client:
         client.subscribe(events.append)
         pages: list[BarBatch] = []
         # Five failures in a row exhaust the retries and, at the default threshold of five, open

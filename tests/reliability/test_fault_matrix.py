@@ -14,7 +14,7 @@ import pytest
 from mdw.backfill import plan_only, run_backfill
 from mdw.backfill.plan import OutcomeKey
 from mdw.domain import SeriesKey, Timeframe
-from mdw.polygon import PolygonClient
+from mdw.polygon import BreakerPolicy, Pacing, PolygonClient, RetryPolicy, Timeouts
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
 from mdw.store import Dataset, QuarantinedBar, Store, open_store
 
@@ -51,10 +51,11 @@ def _client(sim: Any, case: dict[str, Any]) -> PolygonClient:
     # Timeouts short enough that a hang or a latency spike costs a fraction of a second (elsewhere
     # long enough that a busy machine adds no timeouts of its own); a breaker threshold above any
     # plausible run of random faults (outages have their own test).
-    return PolygonClient(sim.key, sim.base_url, rate_limit=case.get("client_rate", "unlimited"),
-                         max_in_flight=8, retry_attempts=15, retry_base_s=0.02, retry_cap_s=0.2,
-                         request_timeout_s=case.get("timeout", 5.0), connect_timeout_s=2.0,
-                         breaker_threshold=60, page_limit=PAGE_LIMIT)
+    return PolygonClient(sim.key, sim.base_url,
+                         pacing=Pacing(case.get("client_rate", "unlimited"), 8, PAGE_LIMIT),
+                         retry=RetryPolicy(attempts=15, base_s=0.02, cap_s=0.2),
+                         timeouts=Timeouts(connect_s=2.0, request_s=case.get("timeout", 5.0)),
+                         breaker=BreakerPolicy(threshold=60))
 
 
 QUICK_ON_POSTGRES = {"5xx-30pct", "connection-resets", "everything-at-once"}
@@ -124,8 +125,8 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
     """Bars with h < l on every attempt fail their series loudly and are quarantined, never stored."""
     config = SimConfig(seed=11, faults=FaultConfig(invalid_bar_rate=0.02), n_stocks=30)
     async with start_simulator(config) as sim:
-        async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited", retry_attempts=3,
-                                 page_limit=PAGE_LIMIT) as client:
+        async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited", page_limit=PAGE_LIMIT),
+                                 retry=RetryPolicy(attempts=3)) as client:
             report = await run_backfill(store, client, SPEC)
         corrupted = sim.stats()["faults"]["invalid_bar"]
         failed = {s.series: s for s in report.failed_series}
@@ -151,8 +152,8 @@ async def test_invalid_bars_are_reported_and_never_stored_when_vendor_keeps_serv
         assert row.report["quarantined"] == len(kept)
         # the failed ranges were left uncovered, so a clean re-run fills exactly them
         sim.set_faults(FaultConfig())
-        async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited",
-                                 page_limit=PAGE_LIMIT) as client:
+        async with PolygonClient(sim.key, sim.base_url,
+                                 pacing=Pacing("unlimited", page_limit=PAGE_LIMIT)) as client:
             again = await run_backfill(store, client, SPEC)
         assert again.status == "ok" and again.quarantined == 0
         await assert_exact(store, sim, SPEC)

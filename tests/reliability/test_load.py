@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from mdw.backfill import BackfillSpec, run_backfill
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import open_store
 
@@ -41,7 +41,7 @@ def _free_port() -> int:
 async def _load(sim: SimServer, tmp_path: Path, seconds: float, writing: BackfillSpec) -> dict[str, Any]:
     url = f"sqlite:///{tmp_path / 'load.db'}"
     async with await open_store(url) as store, \
-            PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as c:
+            PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as c:
         await run_backfill(store, c, SEEDED)
     port = _free_port()
     env = cli_env(sim.base_url, sim.key, url, MDW_PORT=str(port), MDW_SCHEDULER="false",
@@ -103,8 +103,8 @@ async def _load(sim: SimServer, tmp_path: Path, seconds: float, writing: Backfil
 
 async def _write(url: str, sim: SimServer, writing: BackfillSpec) -> int:
     """The backfill that writes while the API is read (its own store connection, like a separate job)."""
-    async with await open_store(url) as store, PolygonClient(sim.key, sim.base_url, rate_limit="unlimited",
-                                                              max_in_flight=4) as c:
+    async with await open_store(url) as store, \
+            PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited", 4)) as c:
         report = await run_backfill(store, c, writing)
     assert report.status == "ok"
     return report.bars_inserted

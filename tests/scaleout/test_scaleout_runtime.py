@@ -16,7 +16,7 @@ from mdw.backfill.engine import job_series
 from mdw.backfill.planner import plan_backfill
 from mdw.config import load_settings
 from mdw.domain import parse_tickers, parse_timeframes
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient, RetryPolicy
 from mdw.scaleout.codec import encode
 from mdw.scaleout.follow import Deferred, Tally, busy_seconds
 from mdw.scaleout.queue import result_of
@@ -37,7 +37,7 @@ async def test_runtime_credits_retries_and_429s_to_their_own_job_when_jobs_run_c
     sim = await sim_factory(keys={"k": "free"})
     url = f"sqlite:///{tmp_path / 'w.db'}"
     store = await open_store(url)
-    client = PolygonClient(sim.key, sim.base_url, rate_limit="unlimited", retry_attempts=3)
+    client = PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited"), retry=RetryPolicy(attempts=3))
     runtime = WorkerRuntime(load_settings(None, database_url=url), store, client, None, "t")
     try:
         spec = make_spec("AAPL,MSFT,NVDA,SPY,QQQ,AMZN,GOOGL,META", "1d", "2026-06-01", "2026-06-05")

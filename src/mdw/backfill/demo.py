@@ -103,7 +103,7 @@ async def run_demo(
         fresh: delete an existing demo database first (else the run only fills what is missing).
         latency_ms: the simulator's added latency per request, like a real network.
     """
-    from mdw.polygon import PolygonClient
+    from mdw.polygon import Pacing, PolygonClient
     from mdw.simulator import SimConfig, start_simulator  # the demo's vendor; never on a real path
     from mdw.store import open_store
 
@@ -119,7 +119,7 @@ async def run_demo(
         config = SimConfig(seed=42, keys={"demo-key": "unlimited"}, latency_ms=latency_ms)
         async with (
             start_simulator(config) as sim,
-            PolygonClient(sim.key, sim.base_url, rate_limit=rate, max_in_flight=16) as client,
+            PolygonClient(sim.key, sim.base_url, pacing=Pacing(rate, max_in_flight=16)) as client,
         ):
             source: VendorSource = client
             report = await run_backfill(

@@ -16,25 +16,36 @@ from mdw.polygon.events import (
     VendorEvent,
 )
 from mdw.polygon.limiter import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
+from mdw.polygon.options import BreakerPolicy, Pacing, RetryPolicy, options_from_settings
 from mdw.polygon.retry import Backoff, is_retryable, parse_retry_after
 from mdw.polygon.stats import ClientStats, LatencyHistogram
+from mdw.polygon.transport import AiohttpTransport, Request, Response, Timeouts, Transport
 
 __all__ = [
     "Aimd",
+    "AiohttpTransport",
     "ArrivalTracking",
     "Backoff",
+    "BreakerPolicy",
     "BreakerState",
     "BreakerTransitionEvent",
     "CircuitBreaker",
     "ClientStats",
     "LatencyHistogram",
     "LimiterBackend",
+    "Pacing",
     "PolygonClient",
     "RateLimitedEvent",
     "RateLimiter",
+    "Request",
+    "Response",
     "RetryEvent",
+    "RetryPolicy",
+    "Timeouts",
+    "Transport",
     "VendorEvent",
     "is_retryable",
+    "options_from_settings",
     "parse_retry_after",
     "shared_limiter",
 ]

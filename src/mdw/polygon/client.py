@@ -5,7 +5,8 @@ Request path of one HTTP call, in order (the order matters):
 1. breaker admits it (or raises ``VendorUnavailable`` at once);
 2. the in-flight semaphore bounds concurrency (independent of the rate);
 3. the rate limiter grants a start, *after* the semaphore, so a grant is the real start time;
-4. aiohttp sends it on the one keep-alive session, with the key only in the Authorization header;
+4. the transport sends it (aiohttp's keep-alive pool by default), the key only in the Authorization
+   header;
 5. status and body map to data or to a ``VendorError``; transient ones back off (outside the
    semaphore) and retry.
 """
@@ -16,16 +17,17 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import date
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import aiohttp
 import numpy as np
 from yarl import URL
 
-from mdw.config import RateLimit, Settings
+from mdw.clock import SYSTEM_CLOCK, Clock
+from mdw.config import Settings
 from mdw.domain import AssetClass, BarBatch, Dividend, Split, Timeframe, local_midnight_ms
 from mdw.errors import (
     ConfigError,
@@ -43,16 +45,17 @@ from mdw.polygon import decode as dec
 from mdw.polygon import reference as ref
 from mdw.polygon.breaker import CircuitBreaker
 from mdw.polygon.events import BreakerState, EventHub, RateLimitedEvent, RetryEvent, Subscriber
-from mdw.polygon.http import status_error, transport_errors
+from mdw.polygon.http import status_error
 from mdw.polygon.limiter import ArrivalTracking, LimiterBackend, shared_limiter
+from mdw.polygon.options import PAGE_LIMIT, BreakerPolicy, Pacing, RetryPolicy, options_from_settings
 from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
 from mdw.polygon.retry import Backoff, Sleep, default_sleep, parse_retry_after
 from mdw.polygon.screen import page_notes
 from mdw.polygon.stats import ClientStats, StatsRecorder
+from mdw.polygon.transport import AiohttpTransport, Request, Timeouts, Transport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-PAGE_LIMIT = 50_000
 _GROUPED_MARKETS = {
     AssetClass.STOCKS: "us/market/stocks",
     AssetClass.CRYPTO: "global/market/crypto",
@@ -79,14 +82,14 @@ class PolygonClient:
         api_key: the vendor key; it is sent only as ``Authorization: Bearer`` and registered for
             redaction, so no URL, log line or error message ever holds it.
         base_url: vendor base URL (the simulator's URL in tests).
-        rate_limit: the plan's limit; ignored when ``limiter`` is given.
-        max_in_flight: concurrent requests at most (also the connection pool size).
-        retry_attempts, retry_base_s, retry_cap_s: attempts per request and full-jitter backoff.
-        connect_timeout_s, request_timeout_s: aiohttp connect and total timeouts per request.
-        breaker_threshold, breaker_cooldown_s, breaker_cooldown_cap_s: the circuit breaker.
+        pacing: rate limit, in-flight bound and page size (:class:`~mdw.polygon.options.Pacing`).
+        retry: attempts and backoff (:class:`~mdw.polygon.options.RetryPolicy`).
+        breaker: the circuit breaker (:class:`~mdw.polygon.options.BreakerPolicy`).
+        timeouts: connect and total limits of the default transport.
+        transport: how a request is sent (default: an :class:`AiohttpTransport` owned and closed by
+            the client); tests pass their own implementation of the one-method protocol.
         limiter: a shared limiter backend; by default one per (base URL, key, plan) in the process.
-        sleep: how backoff waits (default: ``asyncio.sleep``, a no-op under stamina testing mode).
-        page_limit: the aggregates ``limit`` (base bars per page); the vendor's maximum by default.
+        clock: the time source of the breaker (the limiter brings its own).
     """
 
     def __init__(
@@ -94,66 +97,60 @@ class PolygonClient:
         api_key: str,
         base_url: str = "https://api.massive.com",
         *,
-        rate_limit: RateLimit | str = RateLimit.parse("5/min"),
-        max_in_flight: int = 16,
-        retry_attempts: int = 5,
-        retry_base_s: float = 1.0,
-        retry_cap_s: float = 300.0,
-        connect_timeout_s: float = 10.0,
-        request_timeout_s: float = 60.0,
-        breaker_threshold: int = 5,
-        breaker_cooldown_s: float = 30.0,
-        breaker_cooldown_cap_s: float = 600.0,
+        pacing: Pacing = Pacing(),
+        retry: RetryPolicy = RetryPolicy(),
+        breaker: BreakerPolicy = BreakerPolicy(),
+        timeouts: Timeouts = Timeouts(),
+        transport: Transport | None = None,
         limiter: LimiterBackend | None = None,
-        sleep: Sleep | None = None,
-        page_limit: int = PAGE_LIMIT,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not api_key:
             raise ConfigError("no vendor API key: set POLYGON_API_KEY")
         register_secret(api_key)
-        self._key = api_key
         self.base_url = URL(base_url.rstrip("/"))
         if not self.base_url.is_absolute():
             raise ConfigError(f"invalid vendor base URL {base_url!r}; expected e.g. https://api.massive.com")
-        self.rate_limit = RateLimit.parse(rate_limit)
+        self.rate_limit = pacing.rate
         self.limiter: LimiterBackend = limiter or shared_limiter(str(self.base_url), api_key, self.rate_limit)
-        self.max_in_flight = max(1, max_in_flight)
-        self._backoff = Backoff(max(1, retry_attempts), retry_base_s, retry_cap_s)
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=connect_timeout_s)
+        self.max_in_flight = max(1, pacing.max_in_flight)
+        self.page_limit = min(PAGE_LIMIT, max(1, pacing.page_limit))
+        self._backoff = Backoff(max(1, retry.attempts), retry.base_s, retry.cap_s)
         self._events = EventHub()
-        self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown_s, breaker_cooldown_cap_s,
-                                      on_transition=self._on_breaker)
-        self._sleep = sleep or default_sleep
-        self.page_limit = min(PAGE_LIMIT, max(1, page_limit))
+        self.clock = clock
+        self.breaker = CircuitBreaker(breaker.threshold, breaker.cooldown_s, breaker.cooldown_cap_s,
+                                      clock=clock, on_transition=self._on_breaker)
+        self._own_transport = transport is None
+        self.transport: Transport = transport or AiohttpTransport(timeouts, self.max_in_flight)
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
+                         "User-Agent": "mdw-vendor-client/0.1"}
+        self._sleep: Sleep = default_sleep
         self._stats = StatsRecorder()
-        self._http: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> PolygonClient:
-        """A client configured from :class:`~mdw.config.Settings` (keyword overrides win).
+    def from_settings(
+        cls, settings: Settings, *, limiter: LimiterBackend | None = None, transport: Transport | None = None,
+        clock: Clock = SYSTEM_CLOCK, page_limit: int = PAGE_LIMIT,
+    ) -> PolygonClient:
+        """A client configured from :class:`~mdw.config.Settings` (env and ``mdw.toml``).
 
         Raises:
             ConfigError: no API key is configured.
         """
         if not settings.api_key:
             raise ConfigError("no vendor API key: set POLYGON_API_KEY (or polygon_api_key in mdw.toml)")
-        kwargs: dict[str, Any] = {
-            "rate_limit": settings.rate_limit, "max_in_flight": settings.max_in_flight,
-            "retry_attempts": settings.retry_attempts, "retry_base_s": settings.retry_base_s,
-            "retry_cap_s": settings.retry_cap_s, "connect_timeout_s": settings.connect_timeout_s,
-            "request_timeout_s": settings.request_timeout_s, "breaker_threshold": settings.breaker_threshold,
-            "breaker_cooldown_s": settings.breaker_cooldown_s,
-            "breaker_cooldown_cap_s": settings.breaker_cooldown_cap_s,
-        }
-        kwargs.update(overrides)
-        return cls(settings.api_key, settings.polygon_base_url, **kwargs)
+        pacing, retry, breaker, timeouts = options_from_settings(settings)
+        return cls(settings.api_key, settings.polygon_base_url, pacing=replace(pacing, page_limit=page_limit),
+                   retry=retry, breaker=breaker, timeouts=timeouts, transport=transport, limiter=limiter,
+                   clock=clock)
 
     # ---------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> PolygonClient:
-        self._session()
+        if self._closed:
+            raise UsageError("the vendor client is closed")
         return self
 
     async def __aexit__(
@@ -162,29 +159,13 @@ class PolygonClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session and its connection pool; the client cannot be used afterwards."""
-        self._closed = True
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.close()
+        """Close the default transport and its connection pool; the client cannot be used afterwards.
 
-    def _session(self) -> aiohttp.ClientSession:
-        # Created lazily inside the running loop: aiohttp sessions must not outlive their loop.
-        if self._closed:
-            raise UsageError("the vendor client is closed")
-        if self._http is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.max_in_flight, limit_per_host=self.max_in_flight, keepalive_timeout=30.0,
-                ttl_dns_cache=300,
-            )
-            headers = {"Authorization": f"Bearer {self._key}", "Accept": "application/json",
-                       "User-Agent": "mdw-vendor-client/0.1"}
-            self._http = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
-            # aiohttp silently resends a GET once when a reused connection is reset; that resend
-            # bypasses the limiter, the breaker and the counters (the vendor sees a request we never
-            # counted). Our own retry loop resends it instead, paced and accounted.
-            self._http._retry_connection = False
-        return self._http
+        A transport passed in is the caller's to close.
+        """
+        self._closed = True
+        if self._own_transport and isinstance(self.transport, AiohttpTransport):
+            await self.transport.aclose()
 
     # ---------------------------------------------------------------- observation
 
@@ -266,7 +247,8 @@ class PolygonClient:
             await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
 
     async def _attempt(self, url: URL, shown: str, decoder: Callable[[bytes, str], T]) -> T:
-        http = self._session()
+        if self._closed:
+            raise UsageError("the vendor client is closed")
         async with self._slots:
             if isinstance(self.limiter, ArrivalTracking):
                 answered = await self.limiter.start()
@@ -276,27 +258,23 @@ class PolygonClient:
             self._stats.total_requests += 1
             started = time.perf_counter()
             try:
-                with transport_errors(shown):
-                    async with http.get(url) as resp:
-                        answered()  # headers are in: the vendor has counted this request by now
-                        body = await resp.read()
-                        status = resp.status
-                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                        header_rid = resp.headers.get("X-Request-Id")
+                # headers_received: the vendor has counted this request by now
+                resp = await self.transport.send(Request(url, self._headers, shown, answered))
             finally:
                 answered()  # a failed request can no longer reach the vendor after this point
             self._stats.observe_latency(time.perf_counter() - started)
-        self._stats.bytes_received += len(body)
-        if status == 429:
+        self._stats.bytes_received += len(resp.body)
+        retry_after = parse_retry_after(resp.header("Retry-After"))
+        if resp.status == 429:
             self._stats.rate_limited_count += 1
             await self.limiter.on_rate_limited(retry_after)
             rate = self.limiter.current_rate
             self._events.emit(RateLimitedEvent(retry_after, rate.requests, rate.period, shown))
-            raise status_error(status, body, shown, retry_after, header_rid)
+            raise status_error(resp.status, resp.body, shown, retry_after, resp.header("X-Request-Id"))
         await self.limiter.on_success()
-        if status != 200:
-            raise status_error(status, body, shown, retry_after, header_rid)
-        return decoder(body, shown)
+        if resp.status != 200:
+            raise status_error(resp.status, resp.body, shown, retry_after, resp.header("X-Request-Id"))
+        return decoder(resp.body, shown)
 
     async def _paged(self, url: URL, decoder: Callable[[bytes, str], tuple[list[T], str | None]]) -> list[T]:
         """Every row of a cursor-paginated endpoint, following ``next_url`` to the end."""

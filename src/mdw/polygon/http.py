@@ -1,16 +1,10 @@
-"""The HTTP boundary: aiohttp errors and vendor status codes become :mod:`mdw.errors` classes.
+"""The vendor's status codes become :mod:`mdw.errors` classes.
 
-One context manager maps transport exceptions (chained with ``from``); one function maps a status
-and body. Messages say what to do and carry the redacted URL, never the key. ``CancelledError`` is
-never caught here.
+One function maps a status and body (transport failures are mapped by the transport, in
+:mod:`mdw.polygon.transport`). Messages say what to do and carry the redacted URL, never the key.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import aiohttp
 
 from mdw.errors import (
     NotEntitled,
@@ -31,38 +25,6 @@ from mdw.polygon.decode import error_detail, error_request_id
 # 4xx codes that describe a passing condition rather than a bad request (the official client
 # retries 413 and 499 too).
 _TRANSIENT_4XX = frozenset({408, 413, 425, 499})
-
-
-def _why(exc: BaseException) -> str:
-    text = redact(str(exc)).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@contextmanager
-def transport_errors(url: str) -> Iterator[None]:
-    """Map aiohttp and timeout exceptions raised inside the block to vendor errors.
-
-    Args:
-        url: the redacted URL, for the message and the error's ``url``.
-    """
-    try:
-        yield
-    except TimeoutError as exc:  # aiohttp.ServerTimeoutError is a TimeoutError too
-        raise VendorTransientError(f"vendor timed out ({_why(exc)}) [GET {url}]", url=url) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise VendorTransientError(
-            f"vendor body was cut short ({_why(exc)}) [GET {url}]", url=url
-        ) from exc
-    except aiohttp.InvalidURL as exc:
-        raise VendorRequestError(f"invalid vendor URL; check POLYGON_BASE_URL [GET {url}]", url=url) from exc
-    except aiohttp.ClientConnectionError as exc:
-        raise VendorTransientError(
-            f"could not reach the vendor ({_why(exc)}) [GET {url}]", url=url
-        ) from exc
-    except aiohttp.ClientResponseError as exc:
-        raise status_error(exc.status, b"", url, None) from exc
-    except aiohttp.ClientError as exc:
-        raise VendorTransientError(f"vendor request failed ({_why(exc)}) [GET {url}]", url=url) from exc
 
 
 def status_error(status: int, body: bytes, url: str, retry_after: float | None,
