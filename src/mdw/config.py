@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     flatfiles_key_id: SecretStr | None = None
     flatfiles_secret: SecretStr | None = None
     flatfiles_endpoint: str = "https://files.massive.com"
+    # the vendor's WebSocket aggregates (docs/stream.md)
+    stream: bool = False  # run the stream inside `mdw serve`
+    stream_url: str | None = None  # None: wss://socket.massive.com, or wss://delayed... for a delayed plan
+    stream_symbols: str = ""  # comma list, "*" (every stock) or "X:*"; "": tracked symbols holding 1m
+    stream_batch_ms: int = Field(default=250, ge=10, le=60_000)
+    stream_settle_s: int = Field(default=180, ge=0)  # after the plan's delay + margin: late bars' grace
+    stream_reconcile_s: int = Field(default=60, ge=1)  # how often the REST pass looks for settled spans
 
     @model_validator(mode="before")
     @classmethod
@@ -130,6 +137,13 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+/?$", value):
             raise ValueError("expected an http(s) URL without a path, such as https://files.massive.com")
         return value.rstrip("/")
+
+    @field_validator("stream_url")
+    @classmethod
+    def _check_stream(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^wss?://[^\s/]+", value):
+            raise ValueError("expected a ws(s) URL such as wss://socket.massive.com")
+        return value.rstrip("/") if value else value
 
     @field_validator("log_level")
     @classmethod
@@ -221,6 +235,12 @@ class SettingsValues(TypedDict, total=False):
     flatfiles_key_id: str | SecretStr | None
     flatfiles_secret: str | SecretStr | None
     flatfiles_endpoint: str | None
+    stream: bool | None
+    stream_url: str | None
+    stream_symbols: str | None
+    stream_batch_ms: int | None
+    stream_settle_s: int | None
+    stream_reconcile_s: int | None
 
 
 # A TOML value: what ``tomllib`` returns for one key.

@@ -23,7 +23,8 @@ their module)::
     │   │       └── UnknownTicker  (unknown_ticker) the vendor does not know the ticker
     │   ├── VendorTransientError   worth retrying: 429, 5xx, timeouts, resets, bad bodies
     │   │   ├── VendorRateLimited  429
-    │   │   └── InvalidBarsError   (mdw.polygon.decode) a page holds bars that break OHLC invariants
+    │   │   ├── InvalidBarsError   (mdw.polygon.decode) a page holds bars that break OHLC invariants
+    │   │   └── FrameError         (mdw.stream.decode) a WebSocket frame that is not an array of events
     │   └── VendorUnavailable      the circuit breaker is open: fail fast
     ├── StoreError                 the database failed or refused
     │   ├── SchemaVersionError     the database was migrated by a newer mdw

@@ -50,7 +50,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"calendar", "adjust", "bar_schema"}),
     frozenset({"calendar_cache", "polygon", "flatfiles", "store"}),
     frozenset({"backfill", "budget"}),
-    frozenset({"api", "dashboard", "scaleout"}),
+    frozenset({"api", "dashboard", "scaleout", "stream"}),
     frozenset({"service"}),
     frozenset({"cli"}),
     frozenset({"__init__"}),

@@ -53,6 +53,7 @@ class RunKind(StrEnum):
     DISTRIBUTED = "distributed"
     CORPORATE_ACTIONS = "corporate-actions"
     DEMO = "demo"
+    RECONCILE = "reconcile"  # the REST pass that confirms or corrects streamed bars
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from mdw.domain import BarBatch, RangeSet, TimeRange
 from mdw.errors import ValidationError
 from mdw.store.base import BarWrite
 
-SOURCES = ("rest", "grouped", "derived", "flatfile")
+SOURCES = ("rest", "grouped", "derived", "flatfile", "stream")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,43 @@
+"""The stream wired from settings: feeds, sink and the reconciler's REST client, for the CLI and serve."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from mdw.config import Settings
+from mdw.errors import ConfigError
+from mdw.store.base import Store
+from mdw.stream.live import LiveBars
+from mdw.stream.reconcile import Reconciler
+from mdw.stream.runner import LiveStream
+from mdw.stream.state import StreamState
+
+
+@asynccontextmanager
+async def open_stream(settings: Settings, store: Store, symbols: Sequence[str], url: str,
+                      now_ms: Callable[[], int], *, reconcile: bool = True, live: LiveBars | None = None,
+                      state: StreamState | None = None) -> AsyncIterator[LiveStream]:
+    """A :class:`LiveStream` over ``store``; with ``reconcile``, its REST client is opened too.
+
+    Raises:
+        ConfigError: no vendor API key.
+    """
+    key = settings.api_key
+    if not key:
+        raise ConfigError("the stream needs the vendor API key: set POLYGON_API_KEY")
+    stream = LiveStream(store, url, key, symbols, now_ms, batch_ms=settings.stream_batch_ms, live=live,
+                        state=state)
+    async with AsyncExitStack() as stack:
+        if reconcile:
+            from mdw.budget import shared_budget
+            from mdw.polygon import PolygonClient
+
+            limiter = await stack.enter_async_context(shared_budget(settings))
+            client = await stack.enter_async_context(PolygonClient.from_settings(settings, limiter=limiter))
+            reconciler = Reconciler(store, client, stream.sink, stream.state, settings.limits, now_ms,
+                                    settle_ms=settings.stream_settle_s * 1000,
+                                    every_s=settings.stream_reconcile_s, tickers=symbols)
+            stream.reconciler = reconciler
+            stream.add_part("stream-reconcile", reconciler.run)
+        yield stream
