@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mdw.backfill import run_backfill
-from mdw.polygon import PolygonClient
+from mdw.polygon import BreakerPolicy, Pacing, PolygonClient, RetryPolicy
 from mdw.polygon import screen as scr
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
 from mdw.store import Store
@@ -42,8 +42,9 @@ REFUSED = {
 
 def _client(sim: Any) -> PolygonClient:
     # A breaker threshold of 2 with 3 attempts: one page counted as a vendor failure would open it.
-    return PolygonClient(sim.key, sim.base_url, rate_limit="unlimited", retry_attempts=3, retry_base_s=0.01,
-                         retry_cap_s=0.02, breaker_threshold=2, breaker_cooldown_s=600.0)
+    return PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited"),
+                         retry=RetryPolicy(attempts=3, base_s=0.01, cap_s=0.02),
+                         breaker=BreakerPolicy(threshold=2, cooldown_s=600.0))
 
 
 def _params() -> list[Any]:
