@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, Unpack
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from mdw.backfill.plan import BackfillSpec, Plan
     from mdw.backfill.report import RunReport
     from mdw.backfill.status import SeriesStatus
+    from mdw.backfill.stitch import Stitched
+    from mdw.domain import BarBatch
+    from mdw.polygon import PolygonClient
 
 T = TypeVar("T")
 When = date | datetime | str | int
@@ -52,6 +56,20 @@ class PlanOptions(TypedDict, total=False):
     derive: bool
     corporate_actions: bool  # default True: stock tickers' splits and dividends, for adjusted reads
     source: Literal["rest", "flatfiles", "auto"]
+
+
+class UniverseDefinition(TypedDict, total=False):
+    """A universe's definition, as ``mdw universe define``'s flags (see :mod:`mdw.backfill.catalog`)."""
+
+    market: str | Sequence[str]
+    types: str | Sequence[str]
+    exchanges: str | Sequence[str]
+    active_on: date | str
+    tickers: Sequence[str]
+    include_delisted: bool
+    underlying: str
+    expiry: str
+    strikes: str | int
 
 
 class BackfillOptions(PlanOptions, total=False):
@@ -115,7 +133,8 @@ class AsyncWarehouse:
         await self.store.close()
 
     async def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none", *, strict: bool = False, names: str = "long") -> pd.DataFrame:
+                   adjust: str = "none", *, strict: bool = False, names: str = "long",
+                   stitch: bool = False) -> pd.DataFrame:
         """Bars as a pandas DataFrame indexed by ``timestamp`` (UTC window start).
 
         Columns: ``date`` (the session's, daily and longer bars only), ``open, high, low, close,
@@ -124,44 +143,82 @@ class AsyncWarehouse:
         own days (ET for US stocks, UTC for crypto and forex), ``end`` inclusive.
         ``df.attrs`` holds ``coverage`` (how much of the range is held), ``ticker``,
         ``timeframe``, ``adjustment`` and ``as_of`` (see :meth:`bars_arrow` for the errors).
+        ``stitch``: ``ticker`` (today's ticker, a composite FIGI or a CIK) names a security, read
+        across its ticker changes; ``df.attrs["stitch"]`` lists the tickers read and the changes.
         """
-        table = await self.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict, names=names)
+        table = await self.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict, names=names,
+                                      stitch=stitch)
         frame: pd.DataFrame = table.to_pandas()
         frame = frame.set_index(table.schema.names[0])
         meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
         frame.attrs["coverage"] = json.loads(meta.pop("mdw.coverage"))
+        if "mdw.stitch" in meta:
+            frame.attrs["stitch"] = json.loads(meta.pop("mdw.stitch"))
         frame.attrs.update({k.removeprefix("mdw."): v for k, v in meta.items()})
         return frame
 
     async def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                         adjust: str = "none", *, strict: bool = False, names: str = "long") -> pa.Table:
+                         adjust: str = "none", *, strict: bool = False, names: str = "long",
+                         stitch: bool = False) -> pa.Table:
         """Bars as a ``pyarrow.Table``: ``timestamp`` (``timestamp[ms, tz=UTC]``), ``date`` (daily and
         longer bars), ``open, high, low, close, volume, vwap, trades``; volume and vwap are null
         where the vendor has none. ``names="vendor"`` names them ``t, date, o, h, l, c, v, vw, n``.
 
         The schema metadata names the series (``mdw.ticker``, ``mdw.timeframe``), the adjustment
         (``mdw.adjustment``, ``mdw.as_of``) and how much of the range is held (``mdw.coverage``,
-        JSON).
+        JSON); with ``stitch``, ``mdw.stitch`` (JSON) lists the tickers read and the change points.
 
         Raises:
-            UsageError: ``adjust`` or ``names`` is not one of its values.
+            UsageError: ``adjust`` or ``names`` is not one of its values; ``stitch`` with an
+                adjusted read (stitched reads are raw).
             NotStoredError: the ticker is unknown, or none of its bars of this timeframe are stored.
             IncompleteError: ``strict`` and the range is held only in part; or an adjusted read
                 whose corporate actions were never fetched and no vendor key is configured to
                 fetch them.
         """
         from mdw.backfill.export import market_today, read_bars
+        from mdw.backfill.stitch import ident
         from mdw.bar_schema import BarSchema, check_names
 
-        tk, tf = _ticker(ticker), _timeframe(timeframe)
+        tk = ident(ticker) if stitch and isinstance(ticker, str) else _ticker(ticker)
+        tf = _timeframe(timeframe)
         check_names(names)
         rng = window(tk, start, end)
+        if stitch:
+            chunks, cov, plan = await self._stitched(tk, tf, rng, adjust, strict)
+            meta = {"mdw.coverage": json.dumps(cov.to_dict()), "mdw.stitch": json.dumps(plan)}
+            schema = BarSchema(str(plan["ticker"]), tf, adjust, market_today(tk.symbol), names, extra=meta)
+            return schema.table(chunks)
         cov = await self.check_read(tk, tf, rng, adjust, strict)
         schema = BarSchema(tk.symbol, tf, adjust, market_today(tk.symbol), names,
                            extra={"mdw.coverage": json.dumps(cov.to_dict())})
         chunks = [c async for c in read_bars(self.store, tk.symbol, tf, rng.start_ms, rng.end_ms, adjust,
                                              schema.as_of)]
         return schema.table(chunks)
+
+    async def _stitched(self, tk: Ticker, tf: Timeframe, rng: TimeRange, adjust: str, strict: bool
+                        ) -> tuple[list[BarBatch], Coverage, dict[str, object]]:
+        """A stitched read's bars, coverage and metadata (see :mod:`mdw.backfill.stitch`)."""
+        from mdw.backfill import stitch
+
+        stitch.refuse_adjusted(adjust)
+        cov, plan = await self.check_stitched(tk, tf, rng, strict)
+        chunks = [c async for c in stitch.iter_stitched(self.store, plan.parts, tf, rng.start_ms, rng.end_ms,
+                                                        label=plan.ticker)]
+        return chunks, cov, plan.to_dict()
+
+    async def check_stitched(self, tk: Ticker, tf: Timeframe, rng: TimeRange, strict: bool
+                             ) -> tuple[Coverage, Stitched]:
+        """The checks of a stitched read: the security is known, some of its bars are stored, and
+        (``strict``) its tickers hold the whole range between them."""
+        from mdw.backfill import answer, stitch
+
+        plan = await stitch.plan_stitch(self.store, tk.symbol, tk.asset_class, rng)
+        await stitch.require_stored(self.store, plan, tf)
+        cov = await stitch.coverage(self.store, plan, tf, rng, to_ms(datetime.now(UTC)), tk.asset_class)
+        if strict:
+            answer.require_complete(cov)
+        return cov, plan
 
     async def check_read(self, tk: Ticker, tf: Timeframe, rng: TimeRange, adjust: str,
                             strict: bool) -> Coverage:
@@ -223,14 +280,70 @@ class AsyncWarehouse:
         """
         return await self._run(_spec(symbols, timeframes, start, end, options), options)
 
-    async def _run(self, spec: BackfillSpec, options: BackfillOptions) -> RunReport:
-        from mdw.backfill.fileplan import CostModel
-        from mdw.backfill.runner import run_backfill
-        from mdw.budget import shared_budget
-        from mdw.flatfiles.s3 import source_from
-        from mdw.polygon import PolygonClient
+    async def define_universe(self, name: str, **definition: Unpack[UniverseDefinition]) -> dict[str, object]:
+        """Define (or redefine) universe ``name``, as ``mdw universe define`` does; returns its definition.
 
-        conf = self.settings
+        Raises:
+            UsageError: a bad name or definition.
+        """
+        from mdw.backfill import catalog
+
+        rec = await catalog.define(self.store, name, catalog.define_spec(**definition))
+        return rec.spec
+
+    async def universes(self) -> dict[str, dict[str, object]]:
+        """Every defined universe's definition, by name."""
+        return {r.name: r.spec for r in await self.store.universes.all()}
+
+    async def universe_members(self, name: str, on: When | None = None) -> list[str]:
+        """The universe's tickers on day ``on`` (default today), from the stored reference data.
+
+        Raises:
+            UsageError: unknown universe, or no reference data stored (see :meth:`refresh_reference`).
+        """
+        from mdw.backfill import catalog
+
+        today = datetime.now(UTC).date()
+        day = on if isinstance(on, date) and not isinstance(on, datetime) else (
+            _as_day(on) if on is not None else today)
+        return (await catalog.show(self.store, name, day, today)).members
+
+    async def remove_universe(self, name: str) -> None:
+        """Forget universe ``name`` (its tickers' bars stay).
+
+        Raises:
+            UsageError: no universe of that name.
+        """
+        from mdw.backfill import catalog
+
+        await catalog.remove(self.store, name)
+
+    async def refresh_reference(self) -> None:
+        """Fetch the tickers over time, the renames, and every options universe's chain."""
+        from mdw.backfill.catalog import refresh_reference
+
+        async with self._client(self.settings) as client:
+            await refresh_reference(self.store, client, datetime.now(UTC).date())
+
+    async def backfill_universe(self, name: str, timeframes: str | Sequence[str], start: When, end: When,
+                                **options: Unpack[BackfillOptions]) -> RunReport:
+        """Backfill universe ``name``'s members over ``[start, end]`` (whole days), each on the days
+        it was listed, as ``mdw backfill --universe`` does."""
+        from mdw.backfill.catalog import remember_backfill
+        from mdw.backfill.members import universe_spec
+
+        first, last = _as_day(start), _as_day(end)
+        conf = self._settings_for(options)
+        async with self._client(conf) as client:
+            spec = await universe_spec(self.store, client, name, tuple(parse_timeframes(timeframes)), first,
+                                       last, today=datetime.now(UTC).date(),
+                                       derive=options.get("derive", False))
+        spec = replace(spec, corporate_actions=options.get("corporate_actions", False),
+                       source=options.get("source", "auto"))
+        await remember_backfill(self.store, name, [str(t) for t in spec.timeframes], first)
+        return await self._run(spec, options)
+
+    def _settings_for(self, options: BackfillOptions) -> Settings:
         run = self._given.copy()  # open()'s settings, then this run's overrides
         if (rate := options.get("rate_limit")) is not None:
             run["rate_limit"] = rate
@@ -238,8 +351,25 @@ class AsyncWarehouse:
             run["polygon_api_key"] = key
         if (base := options.get("base_url")) is not None:
             run["polygon_base_url"] = base
-        if run != self._given:
-            conf = load_settings(**run)
+        return self.settings if run == self._given else load_settings(**run)
+
+    @asynccontextmanager
+    async def _client(self, conf: Settings) -> AsyncIterator[PolygonClient]:
+        from mdw.budget import shared_budget
+        from mdw.polygon import PolygonClient
+
+        async with shared_budget(conf) as limiter, \
+                PolygonClient.from_settings(conf, limiter=limiter) as client:
+            yield client
+
+    async def _run(self, spec: BackfillSpec, options: BackfillOptions) -> RunReport:
+        from mdw.backfill.fileplan import CostModel
+        from mdw.backfill.runner import run_backfill
+        from mdw.budget import shared_budget
+        from mdw.flatfiles.s3 import source_from
+        from mdw.polygon import PolygonClient
+
+        conf = self._settings_for(options)
         files, cost = source_from(conf), CostModel(conf.rate_limit)
         async with shared_budget(conf) as limiter, \
                 PolygonClient.from_settings(conf, limiter=limiter) as client:
@@ -251,6 +381,20 @@ class AsyncWarehouse:
         from mdw.backfill.status import series_status
 
         return await series_status(self.store)
+
+
+def _as_day(value: When) -> date:
+    """A whole day (a universe is resolved per day).
+
+    Raises:
+        UsageError: a time of day or epoch ms instead of a day.
+    """
+    from mdw.errors import UsageError
+
+    day = _day_or_ms(value)
+    if not isinstance(day, date) or isinstance(day, datetime):
+        raise UsageError(f"a universe takes whole days (YYYY-MM-DD), not {value!r}")
+    return day
 
 
 def _spec(symbols: str | Sequence[str], timeframes: str | Sequence[str], start: When, end: When,
@@ -289,15 +433,18 @@ class Warehouse:
         return self._core.store
 
     def bars(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-             adjust: str = "none", *, strict: bool = False, names: str = "long") -> pd.DataFrame:
+             adjust: str = "none", *, strict: bool = False, names: str = "long",
+             stitch: bool = False) -> pd.DataFrame:
         """See :meth:`AsyncWarehouse.bars`."""
-        return self._call(self._core.bars(ticker, timeframe, start, end, adjust, strict=strict, names=names))
+        return self._call(self._core.bars(ticker, timeframe, start, end, adjust, strict=strict, names=names,
+                                          stitch=stitch))
 
     def bars_arrow(self, ticker: Ticker | str, timeframe: Timeframe | str, start: When, end: When,
-                   adjust: str = "none", *, strict: bool = False, names: str = "long") -> pa.Table:
+                   adjust: str = "none", *, strict: bool = False, names: str = "long",
+                   stitch: bool = False) -> pa.Table:
         """See :meth:`AsyncWarehouse.bars_arrow`."""
         return self._call(self._core.bars_arrow(ticker, timeframe, start, end, adjust, strict=strict,
-                                                names=names))
+                                                names=names, stitch=stitch))
 
     def coverage(self, ticker: Ticker | str, timeframe: Timeframe | str = "1d") -> RangeSet:
         """See :meth:`AsyncWarehouse.coverage`."""
@@ -316,6 +463,31 @@ class Warehouse:
     def status(self) -> list[SeriesStatus]:
         """See :meth:`AsyncWarehouse.status`."""
         return self._call(self._core.status())
+
+    def define_universe(self, name: str, **definition: Unpack[UniverseDefinition]) -> dict[str, object]:
+        """See :meth:`AsyncWarehouse.define_universe`."""
+        return self._call(self._core.define_universe(name, **definition))
+
+    def universes(self) -> dict[str, dict[str, object]]:
+        """See :meth:`AsyncWarehouse.universes`."""
+        return self._call(self._core.universes())
+
+    def universe_members(self, name: str, on: When | None = None) -> list[str]:
+        """See :meth:`AsyncWarehouse.universe_members`."""
+        return self._call(self._core.universe_members(name, on))
+
+    def remove_universe(self, name: str) -> None:
+        """See :meth:`AsyncWarehouse.remove_universe`."""
+        self._call(self._core.remove_universe(name))
+
+    def refresh_reference(self) -> None:
+        """See :meth:`AsyncWarehouse.refresh_reference`."""
+        self._call(self._core.refresh_reference())
+
+    def backfill_universe(self, name: str, timeframes: str | Sequence[str], start: When, end: When,
+                          **options: Unpack[BackfillOptions]) -> RunReport:
+        """See :meth:`AsyncWarehouse.backfill_universe`."""
+        return self._call(self._core.backfill_universe(name, timeframes, start, end, **options))
 
     def close(self) -> None:
         """Close the store and stop the loop thread."""

@@ -133,3 +133,34 @@ async def test_universe_backfill_2019_to_2024_is_exact_in_grouped_daily_requests
     await _assert_exact_members(sim, sqlite_url, opened, first, last, [*delisted, *renamed, *listed, "AAPL"])
     rng = day_range_ms(first, last, NEW_YORK)
     assert report["requests"] == len(sim.market.aggregates("AAPL", ONE_DAY, rng.start_ms, rng.end_ms))
+
+
+async def test_export_stitch_and_update_universe(
+    sim_factory: SimFactory, sqlite_url: str, tmp_path: Path,
+) -> None:
+    """export --stitch reads PVQF across its rename (the change on stderr); update --universe plans
+    the universe's timeframes from its first backfilled day."""
+    sim = await sim_factory(n_stocks=1000, now_ms=local_midnight_ms(SIM_TODAY, NEW_YORK))
+    env = cli_env(sim, sqlite_url)
+    names = tmp_path / "t.txt"
+    names.write_text("PVQF\n")
+    assert (await mdw("universe", "define", "pvq", "--tickers-file", str(names), env=env)).code == 0
+    out = await mdw("backfill", "-u", "pvq", "-t", "1d", "--start", "2024-11-01", "--end", "2024-12-31",
+                    env=env)
+    assert out.code == 0, out.stderr
+    out = await mdw("export", "-s", "PVQF", "--stitch", "--start", "2024-11-01", "--end", "2024-12-31",
+                    "--names", "vendor", env=env)
+    assert out.code == 0, out.stderr
+    assert "stitched PVQF: PVQ + PVQF; changes: 2024-12-06 PVQ>PVQF" in out.stderr
+    rows = out.stdout.splitlines()[1:]
+    rng = day_range_ms(date(2024, 11, 1), date(2024, 12, 31), NEW_YORK)
+    want = [*sim.market.aggregates("PVQ", ONE_DAY, rng.start_ms, rng.end_ms).t.tolist(),
+            *sim.market.aggregates("PVQF", ONE_DAY, rng.start_ms, rng.end_ms).t.tolist()]
+    assert [int(r.split(",")[2]) for r in rows] == want
+    assert {r.split(",")[0] for r in rows} == {"PVQF"}
+    out = await mdw("export", "-s", "PVQF", "--stitch", "--adjust", "splits", "--start", "2024-11-01",
+                    env=env)
+    assert out.code == 2 and len(out.stderr_lines) == 1
+    out = await mdw("update", "--universe", "pvq", "--dry-run", env=env)
+    assert out.code == 0, out.stderr
+    assert "universe pvq: 2 tickers listed between 2024-11-01" in out.stderr

@@ -240,3 +240,82 @@ async def update_template(store: Store, name: str, today: date, default_days: in
     tfs = [str(t) for t in done.get("timeframes", [])] or ["1d"]
     start = date.fromisoformat(done["start"]) if done.get("start") else today - timedelta(days=default_days)
     return BackfillSpec((), tuple(parse_timeframes(tfs)), start, today, kind=RunKind.UPDATE)
+
+
+@dataclass(frozen=True, slots=True)
+class UniverseCoverage:
+    """How much of a universe's backfilled range the store holds, per timeframe.
+
+    ``members`` counts the tickers listed at some time between the first backfilled day and
+    ``last``; ``complete`` those whose every tradable moment while listed is held, ``partial``
+    those holding some of it. ``ratio`` is the held share of all members' tradable time.
+    """
+
+    name: str
+    timeframe: str
+    first: date
+    last: date
+    members: int
+    complete: int
+    partial: int
+    ratio: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"universe": self.name, "timeframe": self.timeframe, "first": self.first.isoformat(),
+                "last": self.last.isoformat(), "members": self.members, "complete": self.complete,
+                "partial": self.partial, "missing": self.members - self.complete - self.partial,
+                "ratio": self.ratio}
+
+
+async def coverage(store: Store, today: date) -> list[UniverseCoverage]:
+    """Coverage of every backfilled stock universe from its first backfilled day to ``today``, from
+    the stored reference data and one read of the whole ledger."""
+    from collections import defaultdict
+
+    from mdw.backfill.planner import uncovered
+    from mdw.domain import RangeSet, Timeframe, TimeRange, day_range_ms, parse_ticker
+    from mdw.store.base import Dataset
+
+    held: dict[tuple[str, str], list[TimeRange]] = defaultdict(list)
+    for e in await store.catalog.ledger():
+        if e.dataset is Dataset.BARS:
+            held[(e.ticker, e.timeframe)].append(TimeRange(e.start_ms, e.end_ms))
+    out: list[UniverseCoverage] = []
+    for rec in await store.universes.all():
+        done = rec.spec.get("backfill")
+        if not isinstance(done, dict) or not done.get("start"):
+            continue
+        spec = UniverseSpec.from_json(rec.spec)
+        first = date.fromisoformat(str(done["start"]))
+        if spec.options is not None:
+            lo, hi = spec.options.expiry_days()
+            contracts = await store.reference.contracts(spec.options.underlying, lo, hi)
+            spans = [(c.ticker, first, min(today, c.expiration_date)) for c in contracts]
+        else:
+            candidates = await store.reference.listings(spec.listing_filter(first, today))
+            related = (await store.reference.listings(ListingFilter(first=first, last=today))
+                       if spec.tickers else [])
+            found = resolve(spec, candidates, first, today, today, related=related)
+            spans = [(m.ticker.symbol, m.first, m.last) for m in found.members]
+        for tf_text in done.get("timeframes", []):
+            tf = Timeframe.parse(str(tf_text))
+            complete = partial = 0
+            want_ms = have_ms = 0
+            for ticker, lo_day, hi_day in spans:
+                if hi_day < lo_day:
+                    continue
+                asset = parse_ticker(ticker).asset_class
+                rng = day_range_ms(lo_day, hi_day, asset.tz)
+                got = RangeSet.of(held.get((ticker, str(tf)), []))
+                missing = uncovered(asset, tf, rng, got).total_ms
+                have = got.clip(rng).total_ms
+                want_ms += have + missing
+                have_ms += have
+                if not missing:
+                    complete += 1
+                elif have:
+                    partial += 1
+            ratio = round(have_ms / want_ms, 6) if want_ms else 1.0
+            out.append(UniverseCoverage(rec.name, str(tf), first, today, len(spans), complete, partial,
+                                        ratio))
+    return out

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mdw.adjust import ADJUST_MODES, adjust_bars, boundary_ms
+from mdw.backfill.stitch import Stitched, iter_stitched
 from mdw.bar_schema import BarSchema, check_names
 from mdw.domain import (
     DAY_MS,
@@ -96,6 +97,20 @@ async def read_bars(
             else chunk
 
 
+async def _chunks(
+    store: Store, tk: Ticker, rng: TimeRange, timeframe: Timeframe, adjust: str, as_of: date | None,
+    stitched: Mapping[str, Stitched],
+) -> AsyncIterator[BarBatch]:
+    plan = stitched.get(tk.symbol)
+    if plan is None:
+        async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, adjust, as_of):
+            yield chunk
+        return
+    async for chunk in iter_stitched(store, plan.parts, timeframe, rng.start_ms, rng.end_ms,
+                                     label=plan.ticker):
+        yield chunk
+
+
 def market_today(ticker: str) -> date:
     """Today in the ticker's market (an adjustment is as of this day: later actions are not effective)."""
     try:
@@ -127,11 +142,13 @@ async def export_bars(
     store: Store, reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, *,
     fmt: str = "csv", adjust: str = "none", output: Path | None = None, stdout: BinaryIO | None = None,
     names: str = "long", extra: Mapping[str, str] | None = None,
+    stitched: Mapping[str, Stitched] | None = None,
 ) -> int:
     """Write the bars of each (ticker, range) to ``output`` (atomically) or to ``stdout``; returns the
     row count. Each ticker has its own range: its market's days (see :func:`mdw.api.window`). The
     columns are :class:`~mdw.bar_schema.BarSchema`'s, led by ticker and timeframe; ``extra`` goes
-    into Parquet's schema metadata (the coverage).
+    into Parquet's schema metadata (the coverage). A ticker in ``stitched`` is read across its
+    ticker changes (raw), its rows labelled with today's ticker.
 
     Raises:
         UsageError: an unknown format or naming, or parquet without an output file.
@@ -141,12 +158,12 @@ async def export_bars(
     if fmt == "parquet" and output is None:
         raise UsageError("parquet needs an output file: add -o FILE")
     schema = replace(export_schema(reads, timeframe, adjust, check_names(names)), extra=dict(extra or {}))
+    stitched = stitched or {}
     rows = 0
     if output is None:
         sink = _TextSink(stdout or sys.stdout.buffer, fmt, schema)
         for tk, rng in reads:
-            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, adjust,
-                                         schema.as_of):
+            async for chunk in _chunks(store, tk, rng, timeframe, adjust, schema.as_of, stitched):
                 sink.write(chunk)
                 rows += len(chunk)
         (stdout or sys.stdout.buffer).flush()
@@ -155,13 +172,12 @@ async def export_bars(
     try:
         if fmt == "parquet":
             os.close(fd)
-            rows = await _write_parquet(store, reads, timeframe, schema, tmp)
+            rows = await _write_parquet(store, reads, timeframe, schema, tmp, stitched)
         else:
             with os.fdopen(fd, "wb") as fh:
                 text_sink = _TextSink(fh, fmt, schema)
                 for tk, rng in reads:
-                    async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms,
-                                                 adjust, schema.as_of):
+                    async for chunk in _chunks(store, tk, rng, timeframe, adjust, schema.as_of, stitched):
                         text_sink.write(chunk)
                         rows += len(chunk)
         os.replace(tmp, output)
@@ -174,15 +190,14 @@ async def export_bars(
 
 async def _write_parquet(
     store: Store, reads: Sequence[tuple[Ticker, TimeRange]], timeframe: Timeframe, schema: BarSchema,
-    path: str,
+    path: str, stitched: Mapping[str, Stitched],
 ) -> int:
     import pyarrow.parquet as pq
 
     rows = 0
     with pq.ParquetWriter(path, schema.arrow_schema()) as writer:
         for tk, rng in reads:
-            async for chunk in read_bars(store, tk.symbol, timeframe, rng.start_ms, rng.end_ms, schema.adjust,
-                                         schema.as_of):
+            async for chunk in _chunks(store, tk, rng, timeframe, schema.adjust, schema.as_of, stitched):
                 if len(chunk):
                     writer.write_batch(schema.record_batch(chunk))
                     rows += len(chunk)

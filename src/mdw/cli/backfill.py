@@ -475,6 +475,9 @@ def export(
     names: Annotated[str, typer.Option(
         "--names", help="Column names: long (timestamp, open, high ...) or vendor (t, o, h ...)"
     )] = "long",
+    stitch: Annotated[bool, typer.Option(
+        "--stitch", help="Read each ticker (today's) across its ticker changes; the changes go to stderr"
+    )] = False,
     database_url: DbUrl = None,
     config: Config = None,
 ) -> None:
@@ -501,7 +504,14 @@ def export(
         fail("parquet needs an output file: add -o FILE")
     if names not in ("long", "vendor"):
         fail(f"invalid --names {names!r}; expected long or vendor")
-    tickers = _checked(lambda: parse_tickers(symbols))
+    if stitch and adjust != "none":
+        fail("stitched reads are unadjusted: drop --adjust or --stitch")
+    if stitch:
+        from mdw.backfill.stitch import ident
+
+        tickers = _checked(lambda: [ident(s) for s in symbols.split(",") if s.strip()])
+    else:
+        tickers = _checked(lambda: parse_tickers(symbols))
     tf = _checked(lambda: Timeframe.parse(timeframe))
     reads = _checked(lambda: [(tk, window(tk, start, end or "now")) for tk in tickers])
     for tk, rng in reads:
@@ -516,10 +526,22 @@ def export(
 
         async with _store(settings, existing=True) as store:
             wh = AsyncWarehouse(store, settings)
-            notes = [await wh.check_read(tk, tf, rng, adjust, strict) for tk, rng in reads]
+            if stitch:
+                plans = {tk.symbol: await wh.check_stitched(tk, tf, rng, strict) for tk, rng in reads}
+                notes = [cov for cov, _ in plans.values()]
+                stitched = {k: plan for k, (_, plan) in plans.items()}
+            else:
+                notes = [await wh.check_read(tk, tf, rng, adjust, strict) for tk, rng in reads]
+                stitched = {}
             meta = {"mdw.coverage": json.dumps([cov.to_dict() for cov in notes])}
+            if stitched:
+                meta["mdw.stitch"] = json.dumps([plan.to_dict() for plan in stitched.values()])
             rows = await export_bars(store, reads, tf, fmt=fmt, adjust=adjust, output=path, names=names,
-                                     extra=meta)
+                                     extra=meta, stitched=stitched)
+        for plan in stitched.values():
+            changes = plan.header() or "none"
+            print(f"mdw: stitched {plan.ident}: {' + '.join(p.ticker for p in plan.parts) or plan.ticker};"
+                  f" changes: {changes}", file=sys.stderr)
         for cov in notes:
             if not cov.complete:
                 print(f"mdw: partial: {cov.describe()}", file=sys.stderr)

@@ -39,6 +39,7 @@ from mdw.service.routes_bars import router as bars_router
 from mdw.service.routes_data import router as data_router
 from mdw.service.routes_ops import router as ops_router
 from mdw.service.routes_runs import router as runs_router
+from mdw.service.routes_universes import router as universes_router
 from mdw.service.runs import DistributedLauncher, LiveProgress, RunManager, Runner
 from mdw.service.scheduler import Scheduler
 from mdw.service.state import ServiceState, VendorHistory
@@ -228,7 +229,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app, auth=settings.auth)
-    for router in (bars_router, data_router, runs_router, ops_router):
+    for router in (bars_router, data_router, runs_router, ops_router, universes_router):
         app.include_router(router)
     mount_dashboard(app)
     mount_docs(app)  # /docs and /redoc from local assets (no CDN)

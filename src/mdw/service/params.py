@@ -16,9 +16,12 @@ MAX_MS = 4_102_444_800_000  # 2100-01-01: far enough for any bar, small enough f
 TIME_FORMS = "YYYY-MM-DD (a day in the market's zone), an ISO datetime, or epoch milliseconds"
 
 
-def ticker_param(text: str) -> Ticker:
+def ticker_param(text: str, *, stitch: bool = False) -> Ticker:
+    """A ticker (with ``stitch``: also a composite FIGI or a CIK naming a security)."""
+    from mdw.backfill.stitch import ident
+
     try:
-        return parse_ticker(text)
+        return ident(text) if stitch else parse_ticker(text)
     except UsageError as exc:
         raise ApiError(400, "bad_ticker", str(exc)) from None
 

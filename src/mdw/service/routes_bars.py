@@ -18,9 +18,22 @@ from starlette.responses import Response, StreamingResponse
 
 from mdw.adjust import adjust_bars, boundary_ms
 from mdw.backfill import answer
+from mdw.backfill import stitch as _stitch
 from mdw.backfill.planner import uncovered
+from mdw.backfill.stitch import Stitched
 from mdw.bar_schema import BarSchema
-from mdw.domain import DAY_MS, HOUR_MS, BarBatch, Dividend, Split, Ticker, Timeframe, TimeRange, from_ms
+from mdw.domain import (
+    DAY_MS,
+    HOUR_MS,
+    BarBatch,
+    Dividend,
+    RangeSet,
+    Split,
+    Ticker,
+    Timeframe,
+    TimeRange,
+    from_ms,
+)
 from mdw.service.auth import Reader
 from mdw.service.encode import ARROW_MEDIA_TYPE, CSV_MEDIA_TYPE, arrow_stream, csv_stream, encode_json
 from mdw.service.errors import ApiError
@@ -44,8 +57,19 @@ def min_spacing_ms(tf: Timeframe) -> int:
     return fixed - HOUR_MS if fixed > HOUR_MS else fixed
 
 
-async def _first_chunk(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int, n: int) -> BarBatch:
-    it = st.store.iter_bars(tk.symbol, tf, start, end, chunk=n)
+def _iter(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int, n: int,
+          plan: Stitched | None) -> AsyncIterator[BarBatch]:
+    if plan is None:
+        return st.store.iter_bars(tk.symbol, tf, start, end, chunk=n)
+    return _stitch.iter_stitched(st.store, plan.parts, tf, start, end, label=plan.ticker, chunk=n)
+
+
+async def _first_chunk(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int, n: int,
+                       plan: Stitched | None = None) -> BarBatch:
+    if plan is not None:  # the first part may end before n rows: gather across the change
+        got = [b async for b in _iter(st, tk, tf, start, end, n, plan)]
+        return BarBatch.concat(got).take(slice(0, n)) if got else BarBatch.empty(plan.ticker, tf)
+    it = _iter(st, tk, tf, start, end, n, None)
     try:
         async for batch in it:
             return batch
@@ -132,11 +156,15 @@ class Summary(TypedDict):
     stale_reasons: list[str]
 
 
-async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int) -> Summary:
+async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end: int,
+                   plan: Stitched | None = None) -> Summary:
     rng = TimeRange(start, end)
-    held = await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))
-    covered = held.clip(rng)
-    gaps = uncovered(tk.asset_class, tf, rng, held)
+    parts = [(tk.symbol, rng)] if plan is None else [(p.ticker, p.rng) for p in plan.parts]
+    covered, gaps = RangeSet(), RangeSet()
+    for symbol, part in parts:
+        held = await st.store.coverage(symbol, Dataset.BARS, str(tf))
+        covered = covered.union(held.clip(part))
+        gaps = gaps.union(uncovered(tk.asset_class, tf, part, held))
     expected = covered.total_ms + gaps.total_ms
     now = st.clock.now_ms()
     held_end = covered.ranges[-1].end_ms if covered else start
@@ -196,6 +224,8 @@ async def get_bars(
     names: Annotated[Literal["long", "vendor"], Query(
         description="column names: long (timestamp, date, open, high, low, close, volume, vwap, trades)"
                     " or vendor (t in epoch ms, o, h, l, c, v, vw, n)")] = "long",
+    stitch: Annotated[bool, Query(description="the security today's ticker (or a FIGI/CIK) names, read "
+                                              "across its ticker changes (raw bars only)")] = False,
 ) -> Response:
     """Bars of one series. Every format has the same columns: ``timestamp`` (UTC; ISO 8601 in JSON
     and CSV, ``timestamp[ms, tz=UTC]`` in Arrow), ``date`` (the session's, daily and longer bars
@@ -203,48 +233,63 @@ async def get_bars(
     ``t`` (epoch ms in JSON and CSV), ``o, h, l, c, v, vw, n``. Adjusted values are rounded to the
     instrument's precision. Dates in ``start``/``end`` are the market's own days (New York for US
     stocks, UTC for crypto and forex). The Arrow schema's metadata names the ticker, timeframe,
-    adjustment, as-of day and coverage."""
+    adjustment, as-of day and coverage.
+
+    ``stitch=true``: ``ticker`` (today's ticker, a composite FIGI or a CIK) names a security whose
+    tickers are read over the days each was its ticker, concatenated; the tickers and the change
+    points are in ``X-Stitch-Tickers``, ``X-Stitch-Changes`` and the JSON body's ``stitch``."""
     st = get_state(request)
-    tk = ticker_param(ticker)
+    tk = ticker_param(ticker, stitch=stitch)
     tf = timeframe_param(timeframe)
     tz = tk.asset_class.tz
     now = st.clock.now_ms()
     last = time_param("end", end, tz, end=True, default=now + DAY_MS)
     first = time_param("start", start, tz, end=False, default=-1)
+    if stitch and adjust != "none":
+        raise ApiError(400, "bad_adjust", "stitched reads are unadjusted: use adjust=none with stitch=true")
     if first < 0:  # default: where the stored series begins (or a year back when nothing is held)
-        held = await st.store.coverage(tk.symbol, Dataset.BARS, str(tf))
-        first = min(held.ranges[0].start_ms, last) if held else max(0, last - 365 * DAY_MS)
+        first = await _default_start(st, tk, tf, last, stitch)
     if last < first:
         raise ApiError(400, "bad_range", "end is before start")
     page_start = max(first, decode_cursor(cursor)) if cursor else first
     if format == "json" and (limit or JSON_DEFAULT) > JSON_MAX:
         raise ApiError(400, "bad_limit", f"limit for JSON is at most {JSON_MAX}; use csv or arrow for more")
-    await answer.require_series(st.store, tk, tf)  # after the parameters: bad input is a 400 first
+    plan: Stitched | None = None
+    if stitch:  # after the parameters: bad input is a 400 first
+        plan = await _stitch.plan_stitch(st.store, tk.symbol, tk.asset_class, TimeRange(first, last))
+        await _stitch.require_stored(st.store, plan, tf)
+    else:
+        await answer.require_series(st.store, tk, tf)
     page_start = min(page_start, last)
-    summary = await _summary(st, tk, tf, first, last)
-    if strict:
+    summary = await _summary(st, tk, tf, first, last, plan)
+    if strict and plan is not None:
+        answer.require_complete(await _stitch.coverage(st.store, plan, tf, TimeRange(first, last), now,
+                                                       tk.asset_class))
+    elif strict:
         answer.require_complete(await answer.coverage_of(st.store, tk, tf, TimeRange(first, last), now))
     lacking, _as_of = await answer.missing_actions(st.store, tk, adjust, TimeRange(first, last), now)
     if lacking:
         raise answer.actions_refusal(tk, adjust, lacking, TimeRange(first, last))
+    stitched = _stitch_headers(plan)
+    label = plan.ticker if plan else tk.symbol
     if format == "json":
         size = limit or JSON_DEFAULT
-        batch = await _first_chunk(st, tk, tf, page_start, last, size + 1)
+        batch = await _first_chunk(st, tk, tf, page_start, last, size + 1, plan)
         next_cursor = None
         if len(batch) > size:
             next_cursor = encode_cursor(int(batch.t[size]))
             batch = batch.take(slice(0, size))
         adjuster = await _Adjuster.load(st, tk, tf, adjust, int(batch.t[0]) if len(batch) else last)
-        schema = BarSchema(tk.symbol, tf, adjust, adjuster.as_of, names)
-        body = {"ticker": tk.symbol, "timeframe": str(tf), "adjust": adjust,
+        schema = BarSchema(label, tf, adjust, adjuster.as_of, names)
+        body = {"ticker": label, "timeframe": str(tf), "adjust": adjust,
                 "as_of": adjuster.as_of.isoformat(), "names": names, "start_ms": first, "end_ms": last,
                 "count": len(batch),
                 "next_cursor": next_cursor, **summary, "adjust_skipped": adjuster.skipped,
-                "bars": schema.rows(adjuster(batch))}
-        headers = {**_headers(summary, next_cursor), **adjuster.headers()}
+                "bars": schema.rows(adjuster(batch)), **({"stitch": plan.to_dict()} if plan else {})}
+        headers = {**_headers(summary, next_cursor), **adjuster.headers(), **stitched}
         return Response(encode_json(body), media_type="application/json", headers=headers)
     size = limit or STREAM_MAX
-    head = await _first_chunk(st, tk, tf, page_start, last, 1)
+    head = await _first_chunk(st, tk, tf, page_start, last, 1, plan)
     begin = int(head.t[0]) if len(head) else last
     stop = min(last, begin + size * min_spacing_ms(tf))
     next_cursor = encode_cursor(stop) if stop < last else None
@@ -252,16 +297,39 @@ async def get_bars(
 
     async def chunks() -> AsyncIterator[BarBatch]:
         if begin < stop:
-            async for chunk in st.store.iter_bars(tk.symbol, tf, begin, stop, chunk=100_000):
+            async for chunk in _iter(st, tk, tf, begin, stop, 100_000, plan):
                 yield adjuster(chunk)
 
-    schema = BarSchema(tk.symbol, tf, adjust, adjuster.as_of, names,
-                       extra={"mdw.coverage": encode_json(summary["coverage"]).decode()})
+    extra = {"mdw.coverage": encode_json(summary["coverage"]).decode()}
+    if plan is not None:
+        extra["mdw.stitch"] = encode_json(plan.to_dict()).decode()
+    schema = BarSchema(label, tf, adjust, adjuster.as_of, names, extra=extra)
     encoder = arrow_stream if format == "arrow" else csv_stream
     media = ARROW_MEDIA_TYPE if format == "arrow" else CSV_MEDIA_TYPE
-    headers = {**_headers(summary, next_cursor), **adjuster.headers()}
+    headers = {**_headers(summary, next_cursor), **adjuster.headers(), **stitched}
     suffix = "arrows" if format == "arrow" else "csv"
     name = tk.symbol.replace(":", "_")
     headers["Content-Disposition"] = f'inline; filename="{name}_{tf}.{suffix}"'
     return StreamingResponse(encoder(schema, chunks()), media_type=media, headers=headers)
 
+
+
+async def _default_start(st: ServiceState, tk: Ticker, tf: Timeframe, last: int, stitch: bool) -> int:
+    """Where the stored series begins (for a stitched read, its security's earliest ticker's)."""
+    symbols = [tk.symbol]
+    if stitch:
+        symbols = [x.ticker for x in await st.store.reference.history(tk.symbol)] or symbols
+    starts = []
+    for symbol in dict.fromkeys(symbols):
+        held = await st.store.coverage(symbol, Dataset.BARS, str(tf))
+        if held:
+            starts.append(held.ranges[0].start_ms)
+    return min(min(starts), last) if starts else max(0, last - 365 * DAY_MS)
+
+
+def _stitch_headers(plan: Stitched | None) -> dict[str, str]:
+    """``X-Stitch-Tickers`` (the tickers read, oldest first) and ``X-Stitch-Changes`` (``date old>new``)."""
+    if plan is None:
+        return {}
+    tickers = ",".join(dict.fromkeys(p.ticker for p in plan.parts)) or plan.ticker
+    return {"X-Stitch-Tickers": tickers, "X-Stitch-Changes": plan.header()}
