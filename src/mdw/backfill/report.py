@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -81,6 +82,45 @@ class BusyClock:
         self.summed += now - entered
         if self.active == 0:
             self.total += now - self.since
+
+
+_BRACKETED = re.compile(r"\s*\[(?:GET|POST|PUT|HEAD|DELETE) [^\]]*\]")
+_REQUEST_ID = re.compile(r"\s*\(request_id [^)]*\)")
+_DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ][0-9:.+Z-]*)?")
+_NUMBER = re.compile(r"\b\d{6,}\b")
+GROUP_AFTER = 20  # more failed series than this: the table groups them by cause
+
+
+def cause_of(reason: str, ticker: str) -> str:
+    """A failure's reason without what differs from series to series (ticker, URL, request id, days),
+    so thousands of series failed for one cause are one line of the report."""
+    text = _REQUEST_ID.sub("", _BRACKETED.sub("", reason or "unknown"))
+    if ticker:
+        text = re.sub(rf"(?<![A-Za-z0-9:.]){re.escape(ticker)}(?![A-Za-z0-9])", "<ticker>", text)
+    text = _NUMBER.sub("<n>", _DAY.sub("<day>", text))
+    return " ".join(text.split())[:200] or "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """Series that did not complete for one cause: how many, and the first few."""
+
+    cause: str
+    count: int
+    examples: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"cause": self.cause, "count": self.count, "examples": list(self.examples)}
+
+
+def group_failures(outcomes: Sequence[SeriesOutcome], examples: int = 5) -> list[FailureGroup]:
+    """The outcomes that did not complete, grouped by :func:`cause_of` their reason, largest first."""
+    groups: dict[str, list[str]] = {}
+    for s in sorted(outcomes, key=lambda o: str(o.series)):
+        reason = s.reason or ("not run (stopped or skipped)" if s.status in ("skipped", "partial") else "")
+        groups.setdefault(cause_of(reason, getattr(s.series, "ticker", "")), []).append(str(s.series))
+    out = [FailureGroup(cause, len(names), tuple(names[:examples])) for cause, names in groups.items()]
+    return sorted(out, key=lambda g: (-g.count, g.cause))
 
 
 @dataclass(slots=True)
@@ -172,6 +212,7 @@ class RunReport:
                 for s in sorted(self.series.values(), key=lambda o: str(o.series))
             ],
             "errors": self.errors,
+            "failures_by_cause": [g.to_dict() for g in group_failures(self.failed_series)],
         }
 
 
@@ -262,7 +303,14 @@ def render(report: RunReport, console: Console) -> None:
         counts[s.status] = counts.get(s.status, 0) + 1
     console.print("series: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     bad = report.failed_series
-    if bad:
+    if len(bad) > GROUP_AFTER:  # thousands of series (a universe): one line per cause
+        table = Table(title=f"{len(bad):,} series did not complete, by cause")
+        for col in ("series", "cause", "for example"):
+            table.add_column(col)
+        for g in group_failures(bad, examples=3):
+            table.add_row(f"{g.count:,}", g.cause, ", ".join(g.examples))
+        console.print(table)
+    elif bad:
         table = Table(title="series that did not complete")
         for col in ("series", "status", "done/planned", "reason"):
             table.add_column(col)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mdw.backfill.plan import BackfillSpec, OutcomeKey, Plan
+from mdw.backfill.progress import TickerTally
 from mdw.backfill.report import RunReport
 from mdw.clock import Clock
 from mdw.logs import get_logger
@@ -41,8 +42,10 @@ class LiveProgress:
     bars: int = 0
     _per_series: dict[str, int] = field(default_factory=dict)
     _started: float = field(default_factory=time.monotonic)
+    _tickers: TickerTally | None = None
 
     def planned(self, plan: Plan) -> None:
+        self._tickers = TickerTally(plan)
         self._per_series = dict(plan.per_series())
         self.series_total = len(self._per_series)
         self.requests_total = plan.request_count
@@ -51,6 +54,8 @@ class LiveProgress:
         self.requests_done += 1
         self.requests_failed += 0 if ok else 1
         self.bars += bars
+        if self._tickers is not None:
+            self._tickers.advanced(key)
         label = str(key)  # per_series counts requests under the labels a dry run prints
         left = self._per_series.get(label)
         if left is not None:
@@ -64,6 +69,8 @@ class LiveProgress:
         remaining = max(0, self.requests_total - self.requests_done)
         return {
             "series_done": self.series_done, "series_total": self.series_total,
+            "tickers_done": self._tickers.done if self._tickers else 0,
+            "tickers_total": self._tickers.total if self._tickers else 0,
             "requests_done": self.requests_done, "requests_total": self.requests_total,
             "requests_failed": self.requests_failed, "bars": self.bars,
             "bars_per_s": round(self.bars / elapsed, 1), "elapsed_s": round(elapsed, 3),
