@@ -17,7 +17,7 @@ from mdw.cli.app import app, fail
 # Command modules, imported for their registrations. A module that is missing is skipped, so a
 # partial install still offers the commands it has.
 _COMMAND_MODULES = ("backfill", "simulate", "serve", "keys", "worker", "quarantine", "plan", "symbols",
-                    "universe", "stream")
+                    "universe", "stream", "copy")
 
 
 def _load_commands() -> None:

@@ -65,9 +65,9 @@ class SqlActions:
 
     async def write(
         self, ticker: str, dividends: Sequence[Dividend] | None, splits: Sequence[Split] | None,
-        covered: TimeRange,
+        covered: TimeRange, *, fetched_at_ms: int | None = None,
     ) -> WriteResult:
-        fetched = now_ms()
+        fetched = now_ms() if fetched_at_ms is None else fetched_at_ms
         total = WriteResult()
         kinds = ((Dataset.DIVIDENDS, "dividends", DIVIDEND_COLUMNS, dividends),
                  (Dataset.SPLITS, "splits", SPLIT_COLUMNS, splits))

@@ -278,9 +278,10 @@ class ActionStore(Protocol):
 
     async def write(
         self, ticker: str, dividends: Sequence[Dividend] | None, splits: Sequence[Split] | None,
-        covered: TimeRange,
+        covered: TimeRange, *, fetched_at_ms: int | None = None,
     ) -> WriteResult:
-        """Upsert the kinds given (None: not fetched) and record ``covered`` for each, in one transaction."""
+        """Upsert the kinds given (None: not fetched) and record ``covered`` for each, in one transaction
+        (fetched now, or at ``fetched_at_ms``: a copy keeps the source's time)."""
 
     async def dividends(self, ticker: str) -> list[Dividend]:
         """By ex-dividend date."""
