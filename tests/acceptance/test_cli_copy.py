@@ -1,4 +1,4 @@
-"""``mdw copy`` (#21): a warehouse moved to PostgreSQL or the columnar store, exactly, and resumed after a kill."""
+"""``mdw copy`` (#21): a warehouse moved to PostgreSQL or the columnar store exactly, resumed after a kill."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ async def test_cli_copy_sqlite_to_postgres_resumes_after_a_kill_and_is_exact(
     args = ("copy", "--from", sqlite_url, "--to", pg_schema, "--chunk", "500")
     running = await start_mdw(*args, env=env)
     for _ in range(1500):  # the first series copied, others not yet: kill -9
-        if any(line.startswith("mdw: copy: ") for line in running.lines) or running.proc.returncode is not None:
+        if running.proc.returncode is not None or any(x.startswith("mdw: copy: ") for x in running.lines):
             break
         await asyncio.sleep(0.02)
     await running.signal(signal.SIGKILL)
