@@ -21,31 +21,19 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def _symbols(settings: Settings, given: str | None) -> list[str]:
-    text = given if given is not None else settings.stream_symbols
-    if text.strip():
-        return [s.strip() for s in text.split(",") if s.strip()]
-    from mdw.store import open_store
-
-    store = await open_store(settings.database_url)
-    try:
-        tracked = await store.symbols.all(active_only=True)
-    finally:
-        await store.close()
-    return sorted(s.ticker for s in tracked if "1m" in s.timeframes)
-
-
 async def _stream(settings: Settings, given: str | None, url: str, seconds: float | None,
                   reconcile: bool) -> int:
     from mdw.cli.backfill import _install_stop, _store
     from mdw.errors import UsageError
-    from mdw.stream.service import open_stream
+    from mdw.stream.service import open_stream, stream_symbols
 
-    symbols = await _symbols(settings, given)
-    if not symbols:
-        raise UsageError("nothing to stream: no tracked symbol holds 1m bars; pass --symbols "
-                         "(tickers, '*' or 'X:*')")
+    if given is not None:
+        settings = settings.model_copy(update={"stream_symbols": given})
     async with _store(settings) as store:
+        symbols = await stream_symbols(settings, store)
+        if not symbols:
+            raise UsageError("nothing to stream: no tracked symbol holds 1m bars; pass --symbols "
+                             "(tickers, '*' or 'X:*')")
         stop = _install_stop()
         async with open_stream(settings, store, symbols, url, _now_ms, reconcile=reconcile) as live:
             if seconds is not None:

@@ -33,18 +33,21 @@ from mdw.service.alerts import Alerter
 from mdw.service.docs_pages import mount_docs
 from mdw.service.errors import install_error_handlers
 from mdw.service.leader import LeaderLock, lock_for
-from mdw.service.metrics import ServiceMetrics
+from mdw.service.metrics import ServiceMetrics, StreamCollector
 from mdw.service.openapi import install_openapi
 from mdw.service.routes_bars import router as bars_router
 from mdw.service.routes_data import router as data_router
 from mdw.service.routes_ops import router as ops_router
 from mdw.service.routes_runs import router as runs_router
+from mdw.service.routes_stream import router as stream_router
 from mdw.service.routes_universes import router as universes_router
 from mdw.service.runs import DistributedLauncher, LiveProgress, RunManager, Runner
 from mdw.service.scheduler import Scheduler
 from mdw.service.state import ServiceState, VendorHistory
 from mdw.store import open_store
 from mdw.store.base import RunKind, Store
+from mdw.stream.runner import LiveStream, stream_url
+from mdw.stream.service import open_stream, stream_symbols
 
 log = get_logger(__name__)
 _RESTART_MS = 5_000
@@ -142,6 +145,24 @@ async def _sample_vendor(state: ServiceState, stop: asyncio.Event) -> None:
         await sleep_until(clock, now - now % MINUTE_MS + MINUTE_MS, stop)
 
 
+async def _open_stream(stack: contextlib.AsyncExitStack, settings: Settings, state: ServiceState,
+                       now_ms: Callable[[], int]) -> LiveStream | None:
+    """The stream inside the service (``MDW_STREAM``), reconciled through the service's client."""
+    if state.client is None:
+        log.warning("stream off: no vendor API key configured", action="stream.off")
+        return None
+    symbols = await stream_symbols(settings, state.store)
+    if not symbols:
+        log.warning("stream off: no tracked symbol holds 1m bars and MDW_STREAM_SYMBOLS is empty",
+                    action="stream.off")
+        return None
+    live_stream = await stack.enter_async_context(open_stream(
+        settings, state.store, symbols, stream_url(settings), now_ms, live=state.live, client=state.client))
+    state.stream = live_stream
+    state.metrics.registry.register(StreamCollector(lambda: live_stream.state))
+    return live_stream
+
+
 def create_app(
     settings: Settings,
     *,
@@ -152,6 +173,7 @@ def create_app(
     lock: LeaderLock | None = None,
     distributed: DistributedLauncher | None = None,
     tick_ms: int = MINUTE_MS,
+    stream_clock: Callable[[], int] | None = None,
 ) -> FastAPI:
     """Build the app; the store and client are opened by the lifespan unless given (then not closed).
 
@@ -166,6 +188,8 @@ def create_app(
         lock: the leader lock (default: by database URL: PostgreSQL advisory lock or a file lock).
         distributed: the launcher for ``distributed: true`` backfills (501 without one).
         tick_ms: how often the scheduler looks for due jobs.
+        stream_clock: the stream's clock (stamps and reconciliation; default: ``clock``), with
+            ``settings.stream``.
     """
     calendar_cache.install()
     holder: dict[str, ServiceState] = {}
@@ -207,6 +231,10 @@ def create_app(
                 bodies["scheduler"] = lambda: sched.run(stop)
             elif wanted:
                 log.warning("scheduler off: no vendor API key configured", action="scheduler.off")
+            if settings.stream:
+                live_stream = await _open_stream(stack, settings, state, stream_clock or clk.now_ms)
+                if live_stream is not None:
+                    bodies["stream"] = lambda: live_stream.run(stop)
             holder["state"] = app.state.mdw = state
             tasks = [asyncio.create_task(_supervise(n, b, stop, clk), name=f"mdw-{n}")
                      for n, b in bodies.items()]
@@ -229,7 +257,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app, auth=settings.auth)
-    for router in (bars_router, data_router, runs_router, ops_router, universes_router):
+    for router in (bars_router, data_router, runs_router, ops_router, universes_router, stream_router):
         app.include_router(router)
     mount_dashboard(app)
     mount_docs(app)  # /docs and /redoc from local assets (no CDN)

@@ -8,6 +8,7 @@ per-series freshness gauges are refreshed by the ``/metrics`` handler just befor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -17,6 +18,7 @@ from prometheus_client.registry import Collector
 from mdw.domain import SeriesKey
 from mdw.polygon import ClientStats
 from mdw.service.freshness import SeriesFreshness
+from mdw.stream.state import StreamState
 
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -61,6 +63,55 @@ class VendorCollector(Collector):
                                      labels=[])
         hist.add_metric([], buckets, sum_value=s.latency.sum_s)
         yield hist
+
+
+class StreamCollector(Collector):
+    """The stream's state (connections, messages, bars, lag, reconciliation) at scrape time."""
+
+    def __init__(self, state: Callable[[], StreamState | None]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._state()
+        if s is None:
+            return
+        connected = GaugeMetricFamily("mdw_stream_connected", "1 while the feed is subscribed",
+                                      labels=["feed"])
+        connects = CounterMetricFamily("mdw_stream_connects", "Successful connections (auth and subscribe)",
+                                       labels=["feed"])
+        drops = CounterMetricFamily("mdw_stream_disconnects", "Connections lost (then reconnected)",
+                                    labels=["feed"])
+        for name, feed in sorted(s.feeds.items()):
+            connected.add_metric([name], 1 if feed.connected else 0)
+            connects.add_metric([name], feed.connects)
+            drops.add_metric([name], feed.disconnects)
+        yield connected
+        yield connects
+        yield drops
+        yield CounterMetricFamily("mdw_stream_messages", "Events received", value=s.messages)
+        yield GaugeMetricFamily("mdw_stream_messages_per_second", "Events per second over the last 10 s",
+                                value=s.messages_per_s(time.monotonic()))
+        bars = CounterMetricFamily("mdw_stream_bars", "Streamed minute bars by outcome", labels=["outcome"])
+        for outcome, n in (("received", s.bars_received), ("stored", s.bars_stored),
+                           ("replaced", s.bars_replaced), ("stale", s.bars_stale),
+                           ("invalid", s.bars_invalid)):
+            bars.add_metric([outcome], n)
+        yield bars
+        if s.lag_ms is not None:
+            yield GaugeMetricFamily("mdw_stream_lag_seconds", "Storage of the last batch after its newest "
+                                    "bar's window ended", value=s.lag_ms / 1000)
+        if s.last_message_ms is not None:
+            yield GaugeMetricFamily("mdw_stream_last_message_timestamp_seconds", "When the last frame came",
+                                    value=s.last_message_ms / 1000)
+        r = s.reconcile
+        rec = CounterMetricFamily("mdw_stream_reconciled_bars", "Streamed spans checked over REST, by "
+                                  "outcome", labels=["outcome"])
+        for outcome, n in (("confirmed", r.bars_confirmed), ("corrected", r.bars_corrected),
+                           ("filled", r.bars_filled)):
+            rec.add_metric([outcome], n)
+        yield rec
+        yield CounterMetricFamily("mdw_stream_reconcile_failures", "Reconciliation passes that failed",
+                                  value=r.failures)
 
 
 class ServiceMetrics:

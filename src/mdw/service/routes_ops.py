@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -59,6 +60,9 @@ async def readiness(st: ServiceState) -> tuple[bool, dict[str, object]]:
             last = {"id": run.id, "kind": run.kind, "status": run.status,
                     "finished_at_ms": run.finished_at_ms, "age_s": round((st.clock.now_ms() - ref) / 1000, 1)}
     checks["last_run"] = last
+    # Reported, not gating: the stream reconnects by itself, and REST reads do not need it.
+    checks["stream"] = ({"enabled": False} if st.stream is None else
+                        {"enabled": True, **st.stream.state.to_dict(time.monotonic())})
     return db_ok and migrated, checks
 
 

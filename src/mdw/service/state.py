@@ -17,9 +17,11 @@ from mdw.service.alerts import Alerter
 from mdw.service.metrics import ServiceMetrics
 from mdw.service.runs import DistributedLauncher, RunManager
 from mdw.store.base import Store
+from mdw.stream.live import LiveBars
 
 if TYPE_CHECKING:
     from mdw.service.scheduler import Scheduler
+    from mdw.stream.runner import LiveStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ class ServiceState:
     started_at_ms: int
     scheduler: Scheduler | None = None
     distributed: DistributedLauncher | None = None
+    stream: LiveStream | None = None  # the vendor's WebSocket, when MDW_STREAM is on
+    live: LiveBars = field(default_factory=LiveBars)  # stored stream bars, for /v1/stream/bars
     # When /metrics last counted the bars of every series (a costly query, run once a minute).
     bars_counted_ms: int | None = None
 

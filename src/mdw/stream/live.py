@@ -20,7 +20,7 @@ class StoredBars:
     stored_at_ms: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared and hashed by identity: one per client
 class Listener:
     """One client's queue, filtered to its tickers (empty: every ticker)."""
 

@@ -32,6 +32,7 @@ from mdw.errors import MdwError
 from mdw.logs import get_logger
 from mdw.plans import Limits
 from mdw.store.base import RunKind, RunStatus, Store
+from mdw.stream.live import StoredBars
 from mdw.stream.sink import MINUTE, BarSink
 from mdw.stream.state import StreamState
 
@@ -53,23 +54,33 @@ class PassResult:
     run_id: str
 
 
-def compare(before: BarBatch, after: BarBatch) -> tuple[int, int, int]:
-    """(confirmed, corrected, filled): ``after``'s rows against ``before``'s, on prices and volume.
-
-    The trade count is left out: the stream has none.
-    """
-    if not len(after):
-        return 0, 0, 0
+def _same(before: BarBatch, after: BarBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``after``: held in ``before`` at all, and held with the same prices and volume."""
     if not len(before):
-        return 0, 0, len(after)
+        none = np.zeros(len(after), dtype=bool)
+        return none, none
     pos = np.minimum(np.searchsorted(before.t, after.t), len(before) - 1)
     held = before.t[pos] == after.t
     same = held.copy()
     for name in ("o", "h", "l", "c", "v", "vw"):
         old, new = getattr(before, name)[pos], getattr(after, name)
         same &= (old == new) | (np.isnan(old) & np.isnan(new))
-    confirmed = int(same.sum())
-    return confirmed, int(held.sum()) - confirmed, int((~held).sum())
+    return held, same
+
+
+def compare(before: BarBatch, after: BarBatch) -> tuple[int, int, int]:
+    """(confirmed, corrected, filled): ``after``'s rows against ``before``'s, on prices and volume.
+
+    The trade count is left out: the stream has none.
+    """
+    held, same = _same(before, after)
+    return int(same.sum()), int((held & ~same).sum()), int((~held).sum())
+
+
+def changed(before: BarBatch, after: BarBatch) -> BarBatch:
+    """The rows of ``after`` that are new or carry other prices or volume than ``before``'s."""
+    _, same = _same(before, after)
+    return after.take(~same)
 
 
 class Reconciler:
@@ -150,10 +161,15 @@ class Reconciler:
                 self.store, self.client, self._spec(tickers, start, end), now=now, track=False,
                 limits=self.limits)
             confirmed = corrected = filled = 0
+            pushed: list[StoredBars] = []
+            stamp = self.now_ms()
             for t in tickers:
                 after = await self.store.bars(t.symbol, MINUTE, start, end)
                 c, x, f = compare(before[t.symbol], after)
                 confirmed, corrected, filled = confirmed + c, corrected + x, filled + f
+                if x or f:  # live listeners get REST's values for what the stream got wrong or missed
+                    pushed.append(StoredBars(changed(before[t.symbol], after).with_source("rest"), stamp))
+            self.sink.live.publish(pushed)
             st = self.state
             st.passes += 1
             st.bars_confirmed += confirmed

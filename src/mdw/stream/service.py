@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from mdw.backfill.fetch import VendorSource
 from mdw.config import Settings
 from mdw.errors import ConfigError
 from mdw.store.base import Store
@@ -17,8 +18,10 @@ from mdw.stream.state import StreamState
 @asynccontextmanager
 async def open_stream(settings: Settings, store: Store, symbols: Sequence[str], url: str,
                       now_ms: Callable[[], int], *, reconcile: bool = True, live: LiveBars | None = None,
-                      state: StreamState | None = None) -> AsyncIterator[LiveStream]:
-    """A :class:`LiveStream` over ``store``; with ``reconcile``, its REST client is opened too.
+                      state: StreamState | None = None, client: VendorSource | None = None,
+                      ) -> AsyncIterator[LiveStream]:
+    """A :class:`LiveStream` over ``store``; with ``reconcile``, a REST client too (``client``, or one
+    opened from the settings and closed on exit).
 
     Raises:
         ConfigError: no vendor API key.
@@ -30,14 +33,24 @@ async def open_stream(settings: Settings, store: Store, symbols: Sequence[str], 
                         state=state)
     async with AsyncExitStack() as stack:
         if reconcile:
-            from mdw.budget import shared_budget
-            from mdw.polygon import PolygonClient
+            if client is None:
+                from mdw.budget import shared_budget
+                from mdw.polygon import PolygonClient
 
-            limiter = await stack.enter_async_context(shared_budget(settings))
-            client = await stack.enter_async_context(PolygonClient.from_settings(settings, limiter=limiter))
+                limiter = await stack.enter_async_context(shared_budget(settings))
+                client = await stack.enter_async_context(
+                    PolygonClient.from_settings(settings, limiter=limiter))
             reconciler = Reconciler(store, client, stream.sink, stream.state, settings.limits, now_ms,
                                     settle_ms=settings.stream_settle_s * 1000,
                                     every_s=settings.stream_reconcile_s, tickers=symbols)
             stream.reconciler = reconciler
             stream.add_part("stream-reconcile", reconciler.run)
         yield stream
+
+
+async def stream_symbols(settings: Settings, store: Store) -> list[str]:
+    """``MDW_STREAM_SYMBOLS`` as a list, else the active tracked symbols that hold 1m bars."""
+    text = settings.stream_symbols
+    if text.strip():
+        return [s.strip() for s in text.split(",") if s.strip()]
+    return sorted(s.ticker for s in await store.symbols.all(active_only=True) if "1m" in s.timeframes)

@@ -3,7 +3,9 @@
 // The first request covers a window ending at the last stored bar (or the chosen range); older
 // windows are fetched only when the user pans near the left edge, so a decade of minute bars is
 // never pulled at once. Prices come adjusted by the API (adjust=none|splits|all).
-import { api, el, fmtInt } from "./mdw.js";
+// A 1m chart without an end date follows GET /v1/stream/bars (Server-Sent Events, read with fetch
+// so the key can be sent) while the service streams: each stored bar is drawn as it arrives.
+import { adminKey, api, el, fmtInt } from "./mdw.js";
 
 const form = document.getElementById("chart-form");
 const summary = document.getElementById("chart-summary");
@@ -187,6 +189,58 @@ async function loadOlder(state) {
   }
 }
 
+function applyLive(state, bar) {
+  const i = state.bars.findIndex((b) => b.t >= bar.t);
+  const row = { t: bar.t, o: bar.o, h: bar.h, l: bar.l, c: bar.c, v: bar.v ?? NaN, vw: bar.vw ?? NaN, n: bar.n };
+  const last = state.bars.length ? state.bars[state.bars.length - 1].t : -Infinity;
+  if (i === -1) state.bars.push(row);
+  else if (state.bars[i].t === bar.t) state.bars[i] = row;
+  else state.bars.splice(i, 0, row);
+  if (bar.t >= last) {  // the newest candle: a cheap in-place update
+    state.candles.update({ time: chartTime(state, bar.t), open: bar.o, high: bar.h, low: bar.l, close: bar.c });
+    state.volume.update({ time: chartTime(state, bar.t), value: Number.isFinite(row.v) ? row.v : 0,
+      color: bar.c >= bar.o ? "rgba(38,166,154,.45)" : "rgba(239,83,80,.45)" });
+    describe(state);
+  } else {
+    render(state);  // a correction of an older candle (reconciliation): redraw
+  }
+  box.dataset.liveBars = String(Number(box.dataset.liveBars || 0) + 1);
+}
+
+async function follow(state) {
+  const ctl = new AbortController();
+  state.live = ctl;
+  const headers = { Accept: "text/event-stream" };
+  const key = adminKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let res;
+  try {
+    res = await fetch(`/v1/stream/bars?tickers=${encodeURIComponent(state.ticker)}`,
+      { headers, signal: ctl.signal, credentials: "same-origin" });
+  } catch { return; }
+  if (!res.ok || !res.body) { box.dataset.live = "off"; return; }  // 409: the service does not stream
+  box.dataset.live = "on";
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || state !== current) break;
+      buf += value;
+      let cut;
+      while ((cut = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const lines = block.split("\n");
+        const name = (lines.find((x) => x.startsWith("event: ")) || "event: message").slice(7);
+        const data = lines.filter((x) => x.startsWith("data: ")).map((x) => x.slice(6)).join("");
+        if (name === "bar" && data) applyLive(state, JSON.parse(data));
+      }
+    }
+  } catch { /* aborted: another chart replaced this one */ }
+  box.dataset.live = "off";
+}
+
 async function show() {
   const fd = new FormData(form);
   const ticker = fd.get("ticker");
@@ -209,7 +263,7 @@ async function show() {
   const prev = current;
   const keepView = prev && prev.ticker === ticker && prev.timeframe === timeframe
     ? prev.chart.timeScale().getVisibleLogicalRange() : null;
-  if (prev) prev.chart.remove();
+  if (prev) { if (prev.live) prev.live.abort(); prev.chart.remove(); }
   const chart = L.createChart(box, {
     autoSize: true,
     layout: { background: { color: "#ffffff" }, textColor: "#1d232b" },
@@ -221,7 +275,7 @@ async function show() {
   chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   const state = {
     ticker, timeframe, adjust, zone: zoneOf(ticker), chart, candles, volume,
-    markerApi: L.createSeriesMarkers(candles, []), bars: [], events: [], loading: false,
+    markerApi: L.createSeriesMarkers(candles, []), bars: [], events: [], loading: false, live: null,
     olderDone: start !== null, floor: null, spanMs: tfMs(timeframe) * WINDOW_BARS * (isIntraday(timeframe) ? 2 : 1.45),
   };
   current = state;
@@ -247,6 +301,7 @@ async function show() {
   chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
     if (range && range.from < 10 && state === current) loadOlder(state);
   });
+  if (timeframe === "1m" && end === null) follow(state);
 }
 
 async function init() {
