@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.stream.conftest import until
+from tests.stream.test_reconcile import settings_for
+from tests.stream.test_stream_store import M1, OPEN, running
+
 from mdw.domain import MINUTE_MS, TimeRange
 from mdw.simulator.config import StreamConfig
 from mdw.simulator.testing import SimFactory
 from mdw.store import Dataset, open_store
 from mdw.stream.runner import LiveStream
 from mdw.stream.service import open_stream
-from tests.stream.conftest import until
-from tests.stream.test_reconcile import settings_for
-from tests.stream.test_stream_store import M1, OPEN, running
 
 # A dozen names that trade most minutes, and two thin ones that skip many.
 TICKERS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "SPY", "QQQ", "JPM", "XOM", "KO"]
