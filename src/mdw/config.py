@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # service
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # How long an idle keep-alive connection stays open. Longer than clients keep idle connections
+    # (httpx 5 s, aiohttp 15 s), so the client always closes first: a server closing at the moment a
+    # client reuses the connection is a ReadError on that client (#23).
+    keep_alive_s: float = Field(default=75.0, gt=0)
     auth: Literal["admin", "all"] = "admin"
     webhook_url: str | None = None
     stale_after_s: float = Field(default=3600.0, gt=0)
@@ -226,6 +230,7 @@ class SettingsValues(TypedDict, total=False):
     log_format: Literal["auto", "json", "console"] | None
     host: str | None
     port: int | None
+    keep_alive_s: float | None
     auth: Literal["admin", "all"] | None
     webhook_url: str | None
     stale_after_s: float | None
@@ -274,6 +279,12 @@ def _read_toml(path: Path) -> dict[str, TomlValue]:
     section = data.get("mdw", data)
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: expected a table of settings")
+    if section is not data:
+        # With an [mdw] table, everything else in the file would be ignored without a word.
+        others = sorted(f"[{k}]" if isinstance(v, dict) else k for k, v in data.items() if k != "mdw")
+        if others:
+            raise ConfigError(f"{path}: unknown key(s) or table(s) {', '.join(others)} beside [mdw]; "
+                              "put every setting in [mdw] (or every one at the top level, without [mdw])")
     values: dict[str, TomlValue] = {str(k).replace("-", "_").lower(): v for k, v in section.items()}
     check_known(values, str(path))
     return values
@@ -299,7 +310,10 @@ def load_settings(
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist")
         values.update(_read_toml(path))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    from_file = set(values)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    from_file -= set(given)
     # Explicit values beat the environment; aliased fields must be passed by alias.
     kwargs = {_ALIASES.get(k, k): v for k, v in values.items()}
     try:
@@ -315,4 +329,6 @@ def load_settings(
         inner = err.get("ctx", {}).get("error")
         if isinstance(inner, ConfigError):
             msg = str(inner)
+        if name in from_file:  # the value came from the file: name the file and its key, not the env var
+            raise ConfigError(f"{path}: invalid setting {name}: {msg}") from None
         raise ConfigError(f"invalid setting {name} ({env}): {msg}") from None

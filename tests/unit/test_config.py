@@ -99,6 +99,36 @@ def test_load_settings_rejects_a_malformed_or_misspelt_mdw_toml(
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ('rate_limit = "5/s"\n[mdw]\ndatabase_url = "sqlite:///x.db"\n', "rate_limit"),
+        ('[mdw]\nrate_limit = "5/s"\n[server]\nport = 9000\n', "[server]"),
+    ],
+)
+def test_load_settings_rejects_keys_and_tables_beside_the_mdw_table(
+    clean_env: Path, content: str, named: str
+) -> None:
+    """With an [mdw] table, a top-level key or another table is refused, not ignored without a word."""
+    (clean_env / "mdw.toml").write_text(content)
+    with pytest.raises(ConfigError, match=r"^mdw\.toml: unknown key\(s\) or table\(s\) ") as info:
+        load_settings()
+    assert named in str(info.value)
+
+
+def test_load_settings_bad_value_from_mdw_toml_names_the_file_and_key(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad value read from mdw.toml names the file and its key, not the environment variable."""
+    (clean_env / "mdw.toml").write_text('[mdw]\nrate_limit = "fast"\n')
+    with pytest.raises(ConfigError, match=r"^mdw\.toml: invalid setting rate_limit: invalid rate limit 'fa"):
+        load_settings()
+    # The same key given as a flag wins over the file, and a flag's bad value is not the file's.
+    with pytest.raises(ConfigError, match=r"^invalid setting rate_limit \(MDW_RATE_LIMIT\)"):
+        load_settings(rate_limit="slow")
+    assert load_settings(rate_limit="5/s").rate_limit == RateLimit(5.0, 1.0)
+
+
 def test_load_settings_rejects_a_missing_explicit_config_file() -> None:
     """An explicitly named file that does not exist is an error, unlike the optional mdw.toml."""
     with pytest.raises(ConfigError, match=r"config file nope\.toml does not exist"):

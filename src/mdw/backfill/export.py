@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mdw.adjust import ADJUST_MODES, adjust_bars, boundary_ms
+from mdw.backfill.report import cannot_write_in
 from mdw.backfill.stitch import Stitched, iter_stitched
 from mdw.bar_schema import BarSchema, check_names
 from mdw.domain import (
@@ -56,6 +57,9 @@ def safe_output_path(path: str | Path, base_dir: str | Path | None = None) -> Pa
         raise UsageError(f"output path {text!r} is a directory; give a file name")
     if not target.parent.exists():
         raise UsageError(f"output directory {str(target.parent)!r} does not exist")
+    why = cannot_write_in(target.parent)  # checked before anything is read or written
+    if why:
+        raise UsageError(f"output path {text!r}: cannot create files in {str(target.parent)!r} ({why})")
     return target
 
 

@@ -102,14 +102,17 @@ def interrupted(run: RunRecord) -> RunRecord:
     return replace(run, status=RunStatus.INTERRUPTED, finished_at_ms=last, report=report)
 
 
-async def reap(store: Store, runs: list[RunRecord]) -> list[RunRecord]:
-    """``runs`` with every abandoned one recorded as ``interrupted`` (persisted, and in the list)."""
+async def reap(store: Store, runs: list[RunRecord], *, persist: bool = True) -> list[RunRecord]:
+    """``runs`` with every abandoned one shown as ``interrupted`` (and, with ``persist``, saved so)."""
     here = owner()
     at = now_ms()
     out: list[RunRecord] = []
     for run in runs:
         if abandoned(run, at_ms=at, here=here):
             run = interrupted(run)
+            if not persist:
+                out.append(run)
+                continue
             await store.runs.save(run)
             log.warning("run marked interrupted", action="run.interrupted", run_id=run.id, kind=run.kind)
         out.append(run)
@@ -123,9 +126,9 @@ async def reap_abandoned(store: Store) -> list[RunRecord]:
     return [r for r in await reap(store, runs) if r.id in before and r.status is RunStatus.INTERRUPTED]
 
 
-async def recent_runs(store: Store, limit: int = 50) -> list[RunRecord]:
-    """:meth:`Store.runs`, with abandoned runs shown (and recorded) as ``interrupted``."""
-    return await reap(store, await store.runs.recent(limit))
+async def recent_runs(store: Store, limit: int = 50, *, persist: bool = True) -> list[RunRecord]:
+    """:meth:`Store.runs`, with abandoned runs shown (and, with ``persist``, recorded) as ``interrupted``."""
+    return await reap(store, await store.runs.recent(limit), persist=persist)
 
 
 async def current_run(store: Store, run_id: str) -> RunRecord | None:

@@ -156,6 +156,9 @@ class RunReport:
     files: dict[str, Any] = field(default_factory=dict)  # flat files: planned, done, failed, bytes, rows ...
     series: dict[OutcomeKey, SeriesOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # Why the run's row in `runs` could not be saved at its end (a full disk, a lost server); the
+    # data the run wrote is committed all the same. None: saved.
+    record_error: str | None = None
 
     @property
     def bars_written(self) -> int:
@@ -171,10 +174,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all done, 1 some series failed, 130 interrupted."""
+        """0 all done, 1 some series failed (or the run's record was not saved), 130 interrupted."""
         if self.status is RunStatus.INTERRUPTED:
             return 130
-        return 1 if self.failed_series or self.status is RunStatus.FAILED else 0
+        return 1 if self.failed_series or self.status is RunStatus.FAILED or self.record_error else 0
 
     def settle(self, interrupted: bool) -> None:
         for outcome in self.series.values():
@@ -213,6 +216,7 @@ class RunReport:
             ],
             "errors": self.errors,
             "failures_by_cause": [g.to_dict() for g in group_failures(self.failed_series)],
+            **({"record_error": self.record_error} if self.record_error else {}),
         }
 
 
@@ -246,6 +250,21 @@ def stored_report(report: Mapping[str, object]) -> StoredReport:
         return msgspec.convert(report, StoredReport)
     except msgspec.ValidationError as exc:
         raise StoreError(f"a stored run report is malformed: {exc}") from exc
+
+
+def cannot_write_in(directory: Path) -> str | None:
+    """Why a file cannot be created in ``directory`` (None when it can), found by creating one.
+
+    Permission bits do not tell (root passes ``os.access`` on ``/proc``; a read-only mount or a
+    full disk passes it too), so the check creates and removes a temp file where the real one goes.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".mdw-probe.", dir=directory)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+    return None
 
 
 def write_json_atomic(path: str | Path, data: object) -> Path:
@@ -295,6 +314,8 @@ def render(report: RunReport, console: Console) -> None:
     if outside:
         rows.append(("outside the plan", f"{len(outside)} series ({outside[0].outside_plan}; not asked, "
                                          "not covered)"))
+    if report.record_error:
+        rows.append(("run record", f"NOT saved: {report.record_error} (the bars written are committed)"))
     for k, v in rows:
         totals.add_row(k, v)
     console.print(totals)

@@ -26,7 +26,7 @@ from mdw.backfill.report import Progress, RunReport
 from mdw.clock import SYSTEM_CLOCK, Clock, now_ms
 from mdw.config import RateLimit
 from mdw.domain import AssetClass, RangeSet, SeriesKey, TimeRange, from_ms, local_midnight_ms
-from mdw.errors import ConfigError
+from mdw.errors import ConfigError, StoreError
 from mdw.logs import get_logger
 from mdw.plans import Limits
 from mdw.store.base import Dataset, RunKind, RunRecord, RunStatus, Store, SymbolInfo
@@ -265,7 +265,17 @@ async def run_backfill(
         report.settle(interrupted)
         record = replace(record, status=report.status, finished_at_ms=report.finished_at_ms,
                          report=report.to_dict())
-        await asyncio.shield(store.runs.save(record))
+        try:
+            await asyncio.shield(store.runs.save(record))
+        except StoreError as exc:
+            # The bars and their ledger entries are committed (each write is its own transaction); only
+            # the row that tells about the run is lost, so the run still ends with its report, saying so.
+            # The row stays `running` until its missing heartbeat shows it `interrupted`.
+            report.record_error = str(exc)
+            log.error("run record not saved", action="run.record_failed", run_id=report.run_id,
+                      error=str(exc))
+        else:
+            await store.checkpoint()  # the run's WAL back to zero bytes (it waits briefly for readers)
     log.info("backfill finished", action="backfill.finished", run_id=report.run_id, status=report.status,
              requests=report.requests, bars=report.bars_fetched, wall_s=round(report.wall_s, 3))
     return report

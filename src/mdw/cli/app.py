@@ -47,6 +47,16 @@ def settings_from(config: str | None = None, **overrides: Unpack[SettingsValues]
     return settings
 
 
+def writable_store(settings: Settings, command: str) -> None:
+    """A command that writes refuses an in-memory database (``sqlite://``): exit 2, one line."""
+    from mdw.store import refuse_memory
+
+    try:
+        refuse_memory(settings.database_url, command)
+    except MdwError as exc:
+        fail(str(exc))
+
+
 def run(coro: Coroutine[object, None, T]) -> T:
     """Run a command's coroutine: the one ``asyncio.run`` of the command.
 

@@ -23,8 +23,8 @@ import typer
 
 from mdw.backfill.plan import ACTION_KINDS_ALL, BackfillSpec, Plan
 from mdw.backfill.progress import make_progress, stderr_console, stdout_console
-from mdw.backfill.report import RunReport, render, write_json_atomic
-from mdw.cli.app import app, fail, run, settings_from
+from mdw.backfill.report import RunReport, cannot_write_in, render, write_json_atomic
+from mdw.cli.app import app, fail, run, settings_from, writable_store
 from mdw.config import RateLimit, Settings
 from mdw.domain import Timeframe, from_ms, parse_tickers, parse_timeframes, parse_when, to_ms
 from mdw.errors import UsageError
@@ -68,8 +68,9 @@ def _check_report(path: Path | None) -> None:
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        fail(f"--report {str(path)!r}: cannot create files in {str(parent)!r}")
+    why = "not a directory" if not parent.is_dir() else cannot_write_in(parent)
+    if why:
+        fail(f"--report {str(path)!r}: cannot create files in {str(parent)!r} ({why})")
 
 
 def _check_spec(spec: BackfillSpec) -> BackfillSpec:
@@ -87,13 +88,15 @@ def _day_or_ms(text: str) -> date | int:
 
 
 @asynccontextmanager
-async def _store(settings: Settings, *, existing: bool = False) -> AsyncIterator[Store]:
-    """The store, closed on exit; ``existing``: refuse a database that is not there (reads, --dry-run)."""
+async def _store(settings: Settings, *, existing: bool = False, read_only: bool = False
+                 ) -> AsyncIterator[Store]:
+    """The store, closed on exit; ``existing``: refuse a database that is not there; ``read_only`` (the
+    read commands): open it read-only, so reading works on a full disk."""
     from mdw.store import open_store, require_existing
 
     if existing:
         require_existing(settings.database_url)
-    store = await open_store(settings.database_url)
+    store = await open_store(settings.database_url, read_only=read_only)
     try:
         yield store
     finally:
@@ -159,9 +162,14 @@ def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
 
 
 def _finish(report: RunReport, path: Path | None) -> int:
+    """Print the report, then write its JSON; a file that cannot be written is one line and exit 1."""
     render(report, stdout_console())
     if path:
-        write_json_atomic(path, report.to_dict())
+        try:
+            write_json_atomic(path, report.to_dict())
+        except OSError as exc:  # the run's data is committed; only this copy of the report is lost
+            fail(f"the run finished ({report.status}) but its report could not be written to "
+                 f"{str(path)!r}: {exc.strerror or exc}", 1)
     return report.exit_code
 
 
@@ -330,6 +338,8 @@ def backfill(
 
         require_postgres(settings, "mdw backfill --distributed")
     _require_key(settings, dry_run)
+    if not dry_run:
+        writable_store(settings, "mdw backfill")
 
     async def main() -> int:
         run_spec = spec if universe is None else await _universe_spec(settings, universe, spec, dry_run)
@@ -367,6 +377,8 @@ def update(
     settings = _settings(config, database_url, rate_limit, base_url)
     _check_report(report)
     _require_key(settings, dry_run)
+    if not dry_run:
+        writable_store(settings, "mdw update")
     if universe is not None:
         from mdw.backfill.universe import check_name
 
@@ -423,6 +435,8 @@ def corporate_actions(
     )))
     _check_report(report)
     _require_key(settings, dry_run)
+    if not dry_run:
+        writable_store(settings, "mdw corporate-actions")
 
     async def main() -> int:
         code = await _execute(settings, spec, dry_run, report)
@@ -524,7 +538,9 @@ def export(
 
         from mdw.api import AsyncWarehouse
 
-        async with _store(settings, existing=True) as store:
+        # Read-only unless an adjusted export may fetch (and store) the corporate actions it lacks.
+        fetches = adjust != "none" and settings.polygon_api_key is not None
+        async with _store(settings, existing=True, read_only=not fetches) as store:
             wh = AsyncWarehouse(store, settings)
             if stitch:
                 plans = {tk.symbol: await wh.check_stitched(tk, tf, rng, strict) for tk, rng in reads}
@@ -536,8 +552,11 @@ def export(
             meta = {"mdw.coverage": json.dumps([cov.to_dict() for cov in notes])}
             if stitched:
                 meta["mdw.stitch"] = json.dumps([plan.to_dict() for plan in stitched.values()])
-            rows = await export_bars(store, reads, tf, fmt=fmt, adjust=adjust, output=path, names=names,
-                                     extra=meta, stitched=stitched)
+            try:
+                rows = await export_bars(store, reads, tf, fmt=fmt, adjust=adjust, output=path, names=names,
+                                         extra=meta, stitched=stitched)
+            except OSError as exc:  # a full disk or a closed pipe mid-export: nothing is left half-written
+                fail(f"export failed writing {str(path) if path else 'stdout'!r}: {exc.strerror or exc}", 1)
         for plan in stitched.values():
             changes = plan.header() or "none"
             print(f"mdw: stitched {plan.ident}: {' + '.join(p.ticker for p in plan.parts) or plan.ticker};"
@@ -585,7 +604,7 @@ def status(
 
         from mdw.backfill.status import series_status
 
-        async with _store(settings, existing=True) as store:
+        async with _store(settings, existing=True, read_only=True) as store:
             rows = await series_status(store, wanted)
         if as_json:
             print(json.dumps([r.to_dict() for r in rows], indent=2))
@@ -616,15 +635,18 @@ def status(
 
 
 async def _runs_status(settings: Settings, as_json: bool) -> int:
-    """``mdw status --runs``: the recent runs; one whose process died shows (and is saved) interrupted."""
+    """``mdw status --runs``: the recent runs; one whose process died shows interrupted.
+
+    Read-only (it works on a full disk): the next command that writes records such a run.
+    """
     import json
 
     from rich.table import Table
 
     from mdw.backfill.liveness import recent_runs
 
-    async with _store(settings, existing=True) as store:
-        records = await recent_runs(store, 20)
+    async with _store(settings, existing=True, read_only=True) as store:
+        records = await recent_runs(store, 20, persist=False)
     if as_json:
         print(json.dumps([{"id": r.id, "kind": r.kind, "status": r.status, "started_at_ms": r.started_at_ms,
                            "finished_at_ms": r.finished_at_ms} for r in records], indent=2))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mdw.cli.app import app, fail, help_without_command, run, settings_from
+from mdw.cli.app import app, fail, help_without_command, run, settings_from, writable_store
 from mdw.domain import from_ms
 
 keys_app = typer.Typer(help="Create, list and revoke API keys of `mdw serve`.", invoke_without_command=True)
@@ -32,6 +32,7 @@ def create(
     if scope not in SCOPES:
         fail(f"invalid --scope {scope!r}; expected read or admin")
     settings = settings_from(config, database_url=database_url)
+    writable_store(settings, "mdw keys create")
 
     async def go() -> str:
         plaintext, record = new_key(scope, name, time.time_ns() // 1_000_000)
@@ -48,12 +49,13 @@ def create(
 @keys_app.command("list")
 def list_keys(database_url: DbUrl = None, config: Config = None) -> None:
     """List keys: id, scope, name, created, revoked (never the secret)."""
-    from mdw.store import open_store
+    from mdw.store import open_store, require_existing
 
     settings = settings_from(config, database_url=database_url)
 
     async def go() -> None:
-        async with await open_store(settings.database_url) as store:
+        require_existing(settings.database_url)  # a read: never creates a database
+        async with await open_store(settings.database_url, read_only=True) as store:
             records = await store.keys.all()
         print(f"{'id':<14}{'scope':<7}{'created':<22}{'revoked':<22}name")
         for r in sorted(records, key=lambda r: r.created_at_ms):

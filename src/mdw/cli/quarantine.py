@@ -49,9 +49,10 @@ def quarantine(
     settings = settings_from(config, database_url=database_url)
 
     async def main() -> list[QuarantinedBar]:
-        from mdw.store import open_store
+        from mdw.store import open_store, require_existing
 
-        async with await open_store(settings.database_url) as store:
+        require_existing(settings.database_url)  # a read: never creates a database
+        async with await open_store(settings.database_url, read_only=True) as store:
             found = [e for ticker in dict.fromkeys(wanted)
                      for e in await store.quarantine.recent(ticker, limit)]
         found.sort(key=lambda e: (-e.quarantined_at_ms, e.ticker, e.timeframe, e.t))

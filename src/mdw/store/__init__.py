@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mdw.errors import ConfigError, UsageError
+from mdw.errors import ConfigError, StoreError, UsageError
 from mdw.store.base import (
     ActionStore,
     ApiKeyRecord,
@@ -63,7 +63,9 @@ __all__ = [
     "SymbolInfo",
     "SymbolStore",
     "WriteResult",
+    "is_memory",
     "open_store",
+    "refuse_memory",
     "sqlite_path",
 ]
 
@@ -113,6 +115,30 @@ def missing_database(url: str) -> str | None:
     return f"database {str(resolved)!r} does not exist{hint}"
 
 
+def is_memory(url: str) -> bool:
+    """True for an in-memory SQLite URL (``sqlite://``, ``sqlite://:memory:``), columnar or not."""
+    text = url.strip()
+    if text.lower().startswith("iceberg+"):
+        text = text[len("iceberg+"):].split("?", 1)[0]
+    if not text.lower().startswith("sqlite:"):
+        return False
+    try:
+        return sqlite_path(text) == ":memory:"
+    except UsageError:
+        return False  # a malformed URL: opening it names the accepted forms
+
+
+def refuse_memory(url: str, command: str) -> None:
+    """Refuse an in-memory database for a command that writes: what it wrote would vanish at exit.
+
+    Raises:
+        ConfigError: ``url`` is an in-memory SQLite database.
+    """
+    if is_memory(url):
+        raise ConfigError(f"database_url {url!r} is an in-memory database: {command} would write into it "
+                          "and lose everything when it exits; give a file, such as sqlite:///mdw.db")
+
+
 def require_existing(url: str) -> None:
     """Refuse a SQLite URL whose file does not exist, naming the absolute path it resolved to.
 
@@ -127,7 +153,7 @@ def require_existing(url: str) -> None:
         raise ConfigError(f"{why}; a command that writes (mdw backfill) creates it")
 
 
-def _build(url: str) -> Store:
+def _build(url: str, read_only: bool = False) -> Store:
     """The store for ``url``, not yet opened; the backend's modules are imported here, on demand."""
     text = url.strip()
     scheme = text.split(":", 1)[0].lower() if ":" in text else ""
@@ -138,15 +164,15 @@ def _build(url: str) -> Store:
         from mdw.store.sqlite_bars import SqliteBars
         from mdw.store.sqlstore import SqlStore
 
-        lite = SqliteDatabase(text, sqlite_path(text))
-        return SqlStore(text, lite, SqliteBars(lite))
+        lite = SqliteDatabase(text, sqlite_path(text), read_only=read_only)
+        return SqlStore(text, lite, SqliteBars(lite), read_only=lite.read_only)
     if scheme in ("postgresql", "postgres") and text.split(":", 1)[1].startswith("//"):
         from mdw.store.postgres import PgDatabase
         from mdw.store.postgres_bars import STAGE_SQL, PgBars
         from mdw.store.sqlstore import SqlStore
 
         pg = PgDatabase(text, setup=(STAGE_SQL,))
-        return SqlStore(text, pg, PgBars(pg))
+        return SqlStore(text, pg, PgBars(pg), read_only=read_only)
     raise UsageError(f"invalid store URL {url!r}; expected {URL_FORMS}")
 
 
@@ -168,17 +194,34 @@ def _build_lake(url: str) -> Store:
     return SqlStore(url, pg, IcebergBars(pg, config))
 
 
-async def open_store(url: str) -> Store:
+async def open_store(url: str, *, read_only: bool = False) -> Store:
     """Open (connect and migrate) the store at ``url``; close it with ``await store.close()``.
 
     The returned store is also an async context manager that closes it on exit.
+
+    ``read_only`` (the read commands): a SQLite file is opened with ``mode=ro`` and no schema work,
+    so reading works on a full disk or a read-only mount; only a schema older than this mdw is
+    opened for writing, to migrate it. A PostgreSQL store skips the migration when current. The
+    columnar store always opens for writing.
 
     Raises:
         UsageError: the URL has an unknown scheme or shape; the message lists the accepted forms.
         SchemaVersionError: the database was written by a newer mdw.
         StoreError: the database cannot be reached or migrated.
     """
-    store = _build(url)
+    if read_only and not url.strip().lower().startswith("iceberg+"):
+        store = await _opened(_build(url, read_only=True))
+        try:
+            version = await store.ping()
+        except StoreError:
+            version = None  # no schema yet (an empty file): a writable open migrates it
+        if version is not None and version.database == version.code:
+            return store
+        await store.close()  # an older schema: open it for writing once, which migrates it
+    return await _opened(_build(url))
+
+
+async def _opened(store: Store) -> Store:
     try:
         await store.open()
     except BaseException:

@@ -395,6 +395,10 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections and threads (idempotent)."""
 
+    async def checkpoint(self) -> bool:
+        """Give back the space of the write-ahead log after a big run (SQLite: a TRUNCATE checkpoint
+        that waits briefly for readers; PostgreSQL: nothing). False when readers kept part of it."""
+
     async def ping(self) -> SchemaVersion:
         """The readiness check: one round trip that also reports the schema versions.
 

@@ -14,7 +14,7 @@ from datetime import date
 
 import asyncpg
 
-from mdw.errors import StoreError
+from mdw.errors import ConfigError, StoreError
 from mdw.store.primitives import Dialect, Row, SqlValue, Tx, not_open, numbered, rowcount_of
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))"
@@ -127,12 +127,30 @@ class PgDatabase:
         """Create the pool.
 
         Raises:
-            StoreError: the server is unreachable or refused.
+            ConfigError: the server is unreachable, or the database or role does not exist.
+            StoreError: the server refused otherwise.
         """
-        async with pg_errors("connect"):
-            self._pool = await asyncpg.create_pool(
+        where = safe_url(self.url)
+        try:
+            pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=self._max, init=self._init, timeout=10
             )
+        # The settings name a server, database or role that is not there: a configuration error
+        # (exit 2), not a failure of a run.
+        except asyncpg.InvalidCatalogNameError as exc:
+            raise ConfigError(f"database_url {where}: the database does not exist ({exc})") from exc
+        except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError) as exc:
+            raise ConfigError(f"database_url {where}: the server refused the role ({exc})") from exc
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"database_url {where}: cannot reach the server ({exc or type(exc).__name__})"
+                              ) from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"postgres connect failed: {type(exc).__name__}: {exc}") from exc
+        self._pool = pool
+
+    async def checkpoint(self) -> bool:
+        """Nothing to do: the server checkpoints and recycles its WAL on its own."""
+        return True
 
     async def close(self) -> None:
         """Close the pool (idempotent)."""

@@ -102,6 +102,9 @@ class Database(Protocol[TxT_co]):
     async def execute(self, what: str, sql: str, *args: SqlValue) -> int:
         """One statement in a transaction of its own; returns the rows it changed."""
 
+    async def checkpoint(self) -> bool:
+        """Give back the write-ahead log's space after a big write (False: it could not all be)."""
+
 
 class BarTable(Protocol[TxT_contra]):
     """Where the bars live, with the bulk paths of one backend.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -18,13 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
-from mdw.errors import StoreError
+from mdw.errors import ConfigError, StoreError
 from mdw.store.migrate import split_sqlite
 from mdw.store.primitives import Dialect, Row, SqlValue, Tx, not_open
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
+# The WAL is cut back to this size whenever a checkpoint lets it restart (SQLite's default keeps it at
+# its largest): a big run's WAL must not stay larger than the database it belongs to.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+CHECKPOINT_BUSY_MS = 2_000  # a TRUNCATE checkpoint waits this long for readers, then gives up
 
 
 @contextlib.contextmanager
@@ -36,15 +43,104 @@ def sqlite_errors(what: str) -> Iterator[None]:
         raise StoreError(f"sqlite {what} failed: {exc}") from exc
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit) with the pragmas mdw relies on."""
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-    )
+def connect(path: str, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with the pragmas mdw relies on.
+
+    ``read_only`` opens the file with ``mode=ro``: nothing this connection does can write to the
+    database, so reads work on a full disk.
+    """
+    conn = _read_only(path) if read_only else sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA cache_size = -32000")
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
     return conn
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    """A ``mode=ro`` connection, or on a full disk an ``immutable=1`` one when no WAL is pending.
+
+    A WAL database read by a connection that finds no ``-shm`` file must create one; on a full disk
+    that fails (disk I/O error). With no ``-wal`` file (or an empty one), every committed page is in
+    the database file and nobody is writing, so reading it as immutable is exact.
+    """
+    uri = f"file:{quote(str(Path(path).expanduser().resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header and the WAL index
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        wal_file = Path(f"{path}-wal")
+        pending = wal_file.exists() and wal_file.stat().st_size > 0
+        if pending or exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+            raise
+    return sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+
+
+def _truncate_wal(conn: sqlite3.Connection) -> bool:
+    """Checkpoint the whole WAL into the database and truncate it to zero bytes; False if readers held it."""
+    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_BUSY_MS}")
+    try:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return not busy
+
+
+def _shown(path: str) -> str:
+    return repr(str(Path(path).expanduser().resolve()))
+
+
+def unusable(path: str, read_only: bool = False) -> None:
+    """Refuse a database path that cannot be a SQLite file (creating its directory if need be).
+
+    Raises:
+        ConfigError: the path is a directory, or its directory cannot be created or written, or
+            (``read_only``) the file does not exist.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"database {_shown(path)} is a directory, not a SQLite file")
+    if read_only:
+        if not target.is_file():
+            raise ConfigError(f"database {_shown(path)} does not exist")
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"database {_shown(path)}: cannot create its directory ({exc.strerror})") from exc
+    if not target.exists() and not os.access(target.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"database {_shown(path)}: cannot create files in {str(target.parent)!r}")
+
+
+def _not_sqlite(path: str, exc: sqlite3.DatabaseError) -> None:
+    """A file that is not a SQLite database is a configuration error; anything else stays the driver's.
+
+    Raises:
+        ConfigError: the file is not a SQLite database.
+    """
+    if exc.sqlite_errorcode in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        raise ConfigError(f"database {_shown(path)} is not a SQLite database ({exc})") from exc
+
+
+def _disk_full(path: str, exc: sqlite3.Error) -> None:
+    """SQLite reports a full disk at open as a bare ``disk I/O error`` (it cannot size the ``-shm``
+    file): say what it is.
+
+    Raises:
+        StoreError: the disk holding ``path`` has (almost) no space left.
+    """
+    try:
+        free = shutil.disk_usage(Path(path).expanduser().resolve().parent).free
+    except OSError:
+        return
+    if free < 64 * 1024:
+        raise StoreError(f"sqlite open failed: {exc}: the disk holding {_shown(path)} is full "
+                         f"({free:,} bytes free); free space and run again (reads still work)") from exc
 
 
 def wal(conn: sqlite3.Connection) -> None:
@@ -125,10 +221,11 @@ class SqliteDatabase:
 
     dialect = SQLITE
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, *, read_only: bool = False) -> None:
         self.url = url
         self._path = path
         self._memory = path == ":memory:" or path.startswith("file::memory:")
+        self.read_only = read_only and not self._memory
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="mdw-sqlite-writer")
         self._reader_pool = (
             self._writer_pool
@@ -171,7 +268,7 @@ class SqliteDatabase:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self._path)
+            conn = connect(self._path, self.read_only)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -183,16 +280,29 @@ class SqliteDatabase:
         """Connect and switch to WAL (creating the file and its directory if need be).
 
         Raises:
-            StoreError: the file cannot be opened.
+            ConfigError: the path is a directory, cannot be created, or is not a SQLite database.
+            StoreError: the file cannot be opened otherwise.
         """
 
         def start() -> None:
             if not self._memory:
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = connect(self._path)
+                unusable(self._path, self.read_only)
             try:
-                if not self._memory:
+                conn = connect(self._path, self.read_only)
+            except sqlite3.DatabaseError as exc:
+                _not_sqlite(self._path, exc)
+                _disk_full(self._path, exc)
+                raise
+            try:
+                if self.read_only:
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header
+                elif not self._memory:
                     wal(conn)
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                _not_sqlite(self._path, exc)
+                _disk_full(self._path, exc)
+                raise
             except BaseException:
                 conn.close()
                 raise
@@ -200,6 +310,17 @@ class SqliteDatabase:
 
         async with self._write_lock:
             await self._submit(self._writer_pool, "open", start)
+
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes (after a big run).
+
+        Waits at most :data:`CHECKPOINT_BUSY_MS` for readers; returns False when they kept part of
+        the WAL (the next checkpoint takes it). Nothing to do in memory or read-only.
+        """
+        if self._memory or self.read_only:
+            return True
+        async with self._write_lock:
+            return await self.on_writer("checkpoint", _truncate_wal)
 
     async def close(self) -> None:
         """Close every connection and stop the worker threads (idempotent)."""

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 class SqlStore(Generic[TxT]):
     """A :class:`~mdw.store.base.Store`: bars in ``bars``, everything else in ``database``."""
 
-    def __init__(self, url: str, database: Database[TxT], bars: BarTable[TxT]) -> None:
+    def __init__(self, url: str, database: Database[TxT], bars: BarTable[TxT], *, read_only: bool = False
+                 ) -> None:
         self.url = url
+        self.read_only = read_only
         self.database = database  # reachable for store-package modules that add tables of their own
         self._bars = bars
         self.symbols = SqlSymbols(database, bars)
@@ -63,8 +65,12 @@ class SqlStore(Generic[TxT]):
 
     async def open(self) -> None:
         await self.database.open()
-        await migrate.migrate(self.database)
+        if not self.read_only:  # a read-only open leaves the schema alone (open_store checks its version)
+            await migrate.migrate(self.database)
         await self._bars.open()
+
+    async def checkpoint(self) -> bool:
+        return await self.database.checkpoint()
 
     async def close(self) -> None:
         await self._bars.close()
