@@ -21,7 +21,7 @@ from mdw.backfill import BackfillSpec, run_backfill
 from mdw.backfill.liveness import recent_runs
 from mdw.backfill.plan import OutcomeKey
 from mdw.backfill.report import Progress
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import open_store
 from mdw.store.base import RunStatus
@@ -101,7 +101,7 @@ async def test_run_that_wrote_its_data_ends_with_its_report_when_its_record_cann
     progress = FillAfterLastWrite(db, volume)
     store = await open_store(url)
     try:
-        async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+        async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
             report = await run_backfill(store, client, spec, progress=progress)
     finally:
         await store.close()
