@@ -83,10 +83,10 @@ def pg_schema(pg_database: str) -> str:
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_retry_waits() -> Iterator[None]:
-    """Retries never sleep in tests (stamina's testing switch)."""
+    """Retries never sleep in tests (stamina's testing switch); each keeps its own attempts (capped)."""
     import stamina
 
-    stamina.set_testing(True, attempts=5)
+    stamina.set_testing(True, attempts=1000, cap=True)
     try:
         yield
     finally:

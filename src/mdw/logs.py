@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TextIO, cast
 
+import stamina.instrumentation
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, ProcessorReturnValue, WrappedLogger
 
@@ -153,6 +154,21 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = No
     root.setLevel(level.upper())
     for noisy in ("asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Every retry (the vendor client's, the webhook's) is scheduled by stamina: its on-retry hooks
+    # write one line per retry in this format and count retries for Prometheus.
+    stamina.instrumentation.set_on_retry_hooks([log_retry, stamina.instrumentation.PrometheusOnRetryHook])
+
+
+def log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    """stamina's on-retry hook: one structured warning per scheduled retry, whoever retries."""
+    exc = details.caused_by
+    url = getattr(exc, "url", None)
+    get_logger("mdw.retry").warning(
+        "retry scheduled", action="vendor.retry" if isinstance(url, str) else "retry",
+        error=type(exc).__name__, reason=redact(str(exc)), retry_num=details.retry_num,
+        wait_s=round(details.wait_for, 3), waited_s=round(details.waited_so_far, 3),
+        status=getattr(exc, "status", None), url=url,
+    )
 
 
 def get_logger(name: str) -> FilteringBoundLogger:

@@ -28,10 +28,9 @@ from mdw.errors import (
     VendorTransientError,
     VendorUnavailable,
 )
-from mdw.polygon import Backoff, BreakerState, PolygonClient, is_retryable, parse_retry_after
+from mdw.polygon import BreakerState, PolygonClient, RetryPolicy, Tries, is_retryable, parse_retry_after
 from mdw.polygon.http import status_error
 from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
-from mdw.polygon.retry import default_sleep
 from mdw.polygon.transport import transport_errors
 
 BASE = URL("http://127.0.0.1:9999")
@@ -153,9 +152,10 @@ def test_transport_errors_map_aiohttp_failures_to_transient_with_cause(exc: Exce
 
 def test_backoff_is_full_jitter_under_a_capped_exponential_ceiling() -> None:
     """Ceilings double from base to cap and every delay lies in [0, ceiling]."""
-    b = Backoff(attempts=9, base_s=1.0, cap_s=10.0, rng=random.Random(7))
-    assert [b.ceiling(k) for k in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    delays = [b.delay(3) for _ in range(500)]
+    policy = RetryPolicy(attempts=9, base_s=1.0, cap_s=10.0)
+    assert [policy.ceiling(k) for k in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    tries = Tries(policy, rng=random.Random(7))
+    delays = [tries.delay(3) for _ in range(500)]
     assert min(delays) >= 0.0 and max(delays) <= 4.0 and max(delays) > 3.0 and min(delays) < 1.0
 
 
@@ -176,11 +176,20 @@ def test_is_retryable_decides_by_class() -> None:
     assert not is_retryable(ValueError("x"))
 
 
-async def test_default_sleep_does_not_wait_when_stamina_testing_is_on() -> None:
-    """The suite's stamina testing switch turns backoff waits off."""
-    import asyncio
-
-    await asyncio.wait_for(default_sleep(60.0), timeout=1.0)
+def test_tries_spend_attempts_429s_their_own_budget_and_honour_a_503s_retry_after() -> None:
+    """The backoff hook: 4xx never retried; 429s spend 4 x attempts before they count; a 503's
+    Retry-After lengthens the wait up to the cap; the attempts run out after the policy's count."""
+    seen: list[tuple[int, float, str]] = []
+    tries = Tries(RetryPolicy(attempts=2, base_s=1.0, cap_s=30.0),
+                  lambda n, wait, e: seen.append((n, wait, type(e).__name__)), random.Random(1))
+    assert tries(VendorAuthError("no")) is False and tries(ValueError("x")) is False
+    assert tries(VendorUnavailable("open")) is False
+    assert all(isinstance(tries(VendorRateLimited("429")), float) for _ in range(8))
+    assert tries.spent == 0 and tries.most == 10
+    wait = tries(VendorTransientError("503", status=503, retry_after=20.0))
+    assert wait == 20.0 and tries.spent == 1
+    assert tries(VendorTransientError("503", status=503)) is False  # the second counted failure
+    assert len(seen) == 9 and seen[-1] == (9, 20.0, "VendorTransientError")
 
 
 def test_client_refuses_construction_when_key_is_missing() -> None:

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import stamina
 import structlog
 from multidict import CIMultiDict
 from yarl import URL
 
 from mdw import logs
+from mdw.errors import VendorTransientError
 
 KEY = "Zq9SecretVendorKey7"
 URL_WITH_KEY = f"https://api.massive.com/v2/aggs/ticker/AAPL/range/1/minute/1/2?adjusted=false&apiKey={KEY}"
@@ -144,6 +146,27 @@ def test_stdlib_logging_in_json_mode_writes_json_objects_with_extra_fields(outpu
     assert event["level"] == "warning"
     assert event["event"].startswith("retry 1 of 5 for https://api.massive.com")
     assert KEY not in lines[0]
+
+
+def test_every_stamina_retry_is_one_line_from_mdws_hook_without_the_key(output: io.StringIO) -> None:
+    """configure() installs mdw's on-retry hook in stamina: a vendor retry is one JSON line with
+    the error, its status and the redacted URL."""
+    logs.configure("INFO", "json", stream=output, secrets=[KEY])
+    calls = 0
+    try:
+        for attempt in stamina.retry_context(on=VendorTransientError, attempts=2, timeout=None):
+            with attempt:
+                calls += 1
+                if calls == 1:
+                    raise VendorTransientError(f"vendor error (HTTP 503) [GET {URL_WITH_KEY}]", status=503,
+                                               url=logs.redact(URL_WITH_KEY))
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)
+    [line] = output.getvalue().splitlines()
+    event = json.loads(line)
+    assert (event["action"], event["error"], event["status"], event["retry_num"]) == (
+        "vendor.retry", "VendorTransientError", 503, 1)
+    assert event["url"].startswith("https://api.massive.com/v2/aggs/") and KEY not in line
 
 
 def test_structlog_line_never_prints_the_flat_file_key_pair(output: io.StringIO) -> None:

@@ -17,7 +17,7 @@ from mdw.polygon.events import (
 )
 from mdw.polygon.limiter import Aimd, ArrivalTracking, LimiterBackend, RateLimiter, shared_limiter
 from mdw.polygon.options import BreakerPolicy, Pacing, RetryPolicy, options_from_settings
-from mdw.polygon.retry import Backoff, is_retryable, parse_retry_after
+from mdw.polygon.retry import Tries, is_retryable, parse_retry_after
 from mdw.polygon.stats import ClientStats, LatencyHistogram
 from mdw.polygon.transport import AiohttpTransport, Request, Response, Timeouts, Transport
 
@@ -25,7 +25,6 @@ __all__ = [
     "Aimd",
     "AiohttpTransport",
     "ArrivalTracking",
-    "Backoff",
     "BreakerPolicy",
     "BreakerState",
     "BreakerTransitionEvent",
@@ -43,6 +42,7 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "Transport",
+    "Tries",
     "VendorEvent",
     "is_retryable",
     "options_from_settings",

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
+import stamina
 from yarl import URL
 
 from mdw.clock import SYSTEM_CLOCK, Clock
@@ -49,7 +50,7 @@ from mdw.polygon.http import status_error
 from mdw.polygon.limiter import ArrivalTracking, LimiterBackend, shared_limiter
 from mdw.polygon.options import PAGE_LIMIT, BreakerPolicy, Pacing, RetryPolicy, options_from_settings
 from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
-from mdw.polygon.retry import Backoff, Sleep, default_sleep, parse_retry_after
+from mdw.polygon.retry import Tries, parse_retry_after
 from mdw.polygon.screen import page_notes
 from mdw.polygon.stats import ClientStats, StatsRecorder
 from mdw.polygon.transport import AiohttpTransport, Request, Timeouts, Transport
@@ -70,9 +71,6 @@ def _noop() -> None:
 def _bool(value: bool) -> str:
     return "true" if value else "false"
 
-
-RATE_LIMITED_RETRIES = 4
-"""429s a request may meet, per configured attempt, before they count against its attempts."""
 
 
 class PolygonClient:
@@ -115,7 +113,7 @@ class PolygonClient:
         self.limiter: LimiterBackend = limiter or shared_limiter(str(self.base_url), api_key, self.rate_limit)
         self.max_in_flight = max(1, pacing.max_in_flight)
         self.page_limit = min(PAGE_LIMIT, max(1, pacing.page_limit))
-        self._backoff = Backoff(max(1, retry.attempts), retry.base_s, retry.cap_s)
+        self._retry = retry
         self._events = EventHub()
         self.clock = clock
         self.breaker = CircuitBreaker(breaker.threshold, breaker.cooldown_s, breaker.cooldown_cap_s,
@@ -124,7 +122,6 @@ class PolygonClient:
         self.transport: Transport = transport or AiohttpTransport(timeouts, self.max_in_flight)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
                          "User-Agent": "mdw-vendor-client/0.1"}
-        self._sleep: Sleep = default_sleep
         self._stats = StatsRecorder()
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._closed = False
@@ -187,64 +184,65 @@ class PolygonClient:
     # ---------------------------------------------------------------- request core
 
     async def _request(self, url: URL, decoder: Callable[[bytes, str], T]) -> T:
-        """One logical request: breaker, retries with backoff, and decoding of the good answer."""
+        """One logical request: retried on stamina, each attempt guarded by the breaker, decoded."""
         shown = redact(str(url))
-        attempt = limited = 0
-        while True:
-            attempt += 1
-            try:
-                probe = self.breaker.before_call(shown)
-            except VendorUnavailable as exc:
-                self._stats.failure(exc)
-                raise
-            try:
-                result = await self._attempt(url, shown, decoder)
-            except VendorRateLimited as exc:
-                self.breaker.record_neutral(probe)
-                limited += 1
-                error: VendorError = exc
-            except dec.InvalidBarsError as exc:
-                self.breaker.record_success(probe)  # the vendor answered; the data was bad
-                error = exc
-            except VendorTransientError as exc:
-                self.breaker.record_failure(probe)
-                error = exc
-            except VendorRequestError as exc:
-                self.breaker.record_success(probe)  # the vendor is up; it just said no
-                self._stats.failure(exc)
-                raise
-            except BaseException:
-                self.breaker.record_neutral(probe)  # cancellation or a bug: no health signal
-                raise
-            else:
-                self.breaker.record_success(probe)
-                return result
-            self._stats.failure(error)
-            # A 429 says "slower", not "broken": the limiter has already slowed every caller, and
-            # the answer comes once the window drains. So 429s spend a budget of their own
-            # (RATE_LIMITED_RETRIES times the attempts) before they count as failed attempts.
-            spent = attempt - min(limited, self._backoff.attempts * RATE_LIMITED_RETRIES)
-            if spent >= self._backoff.attempts:
-                if isinstance(error, dec.InvalidBarsError):
-                    raise ValidationError(f"{error} on all {attempt} attempts [GET {shown}]",
-                                          rows=error.rows, bars=error.bars, reasons=error.reasons,
-                                          url=shown) from error
-                error.add_note(f"gave up after {attempt} attempts")
-                if self.breaker.state is BreakerState.OPEN:
-                    # The last failure tripped the breaker: the vendor is down, not this request
-                    # bad, so callers (the engine's outage wait) see the same class as a fast fail.
-                    raise VendorUnavailable(
-                        f"vendor unavailable (circuit opened by this request's last failure: {error})",
-                        url=shown, retry_after=self.breaker.retry_in(),
-                    ) from error
-                raise error
-            delay = self._backoff.delay(attempt)
+
+        def on_retry(attempt: int, wait: float, error: VendorError) -> None:
             self._stats.retries += 1
-            log.warning("vendor request failed (%s); retry %d (%d failed of %d allowed) in %.2fs: %s",
-                        type(error).__name__, attempt, spent, self._backoff.attempts - 1, delay, error,
-                        extra={"action": "vendor.retry"})
-            self._events.emit(RetryEvent(attempt, delay, type(error).__name__, error.status, shown))
-            await self._sleep(delay)  # outside the semaphore: a waiting retry holds no slot
+            self._events.emit(RetryEvent(attempt, wait, type(error).__name__, error.status, shown))
+
+        tries = Tries(self._retry, on_retry)
+        try:
+            # stamina waits between attempts (outside the semaphore: a waiting retry holds no slot)
+            async for attempt in stamina.retry_context(on=tries, attempts=tries.most, timeout=None):
+                with attempt:
+                    return await self._guarded(url, shown, decoder)
+        except dec.InvalidBarsError as error:
+            raise ValidationError(f"{error} on all {tries.failed} attempts [GET {shown}]",
+                                  rows=error.rows, bars=error.bars, reasons=error.reasons,
+                                  url=shown) from error
+        except VendorTransientError as error:
+            error.add_note(f"gave up after {tries.failed} attempts")
+            if self.breaker.state is BreakerState.OPEN:
+                # The last failure tripped the breaker: the vendor is down, not this request bad,
+                # so callers (the engine's outage wait) see the same class as a fast fail.
+                raise VendorUnavailable(
+                    f"vendor unavailable (circuit opened by this request's last failure: {error})",
+                    url=shown, retry_after=self.breaker.retry_in(),
+                ) from error
+            raise
+        raise AssertionError("stamina ended without an outcome")  # pragma: no cover
+
+    async def _guarded(self, url: URL, shown: str, decoder: Callable[[bytes, str], T]) -> T:
+        """One attempt through the breaker, which learns from how it ended."""
+        try:
+            probe = self.breaker.before_call(shown)
+        except VendorUnavailable as exc:
+            self._stats.failure(exc)
+            raise
+        try:
+            result = await self._attempt(url, shown, decoder)
+        except VendorRateLimited as exc:
+            self.breaker.record_neutral(probe)  # "slower" is the limiter's business
+            self._stats.failure(exc)
+            raise
+        except dec.InvalidBarsError as exc:
+            self.breaker.record_success(probe)  # the vendor answered; the data was bad
+            self._stats.failure(exc)
+            raise
+        except VendorTransientError as exc:
+            self.breaker.record_failure(probe)
+            self._stats.failure(exc)
+            raise
+        except VendorRequestError as exc:
+            self.breaker.record_success(probe)  # the vendor is up; it just said no
+            self._stats.failure(exc)
+            raise
+        except BaseException:
+            self.breaker.record_neutral(probe)  # cancellation or a bug: no health signal
+            raise
+        self.breaker.record_success(probe)
+        return result
 
     async def _attempt(self, url: URL, shown: str, decoder: Callable[[bytes, str], T]) -> T:
         if self._closed:

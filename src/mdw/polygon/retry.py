@@ -1,25 +1,27 @@
-"""Retry policy: which vendor errors are retried, and how long to back off between attempts.
+"""Retries of vendor requests, on stamina: which errors are tried again, and how long to wait.
 
-Shaped like stamina (an explicit ``on=`` predicate, capped exponential backoff with full jitter,
-and the test suite's ``stamina.set_testing`` switch turns waiting off), but written as a plain
-loop so waits go through an injectable sleep and the shared rate limiter keeps pacing for real.
-Retry-After is honoured by the limiter, which pauses every task, not just the one that was told.
+stamina is mdw's one retry primitive (the client here, the service's webhook alerts). Each
+logical request runs in a ``stamina.retry_context`` whose ``on=`` backoff hook is a
+:class:`Tries`: it decides by the error's class (never its message), spends the attempts of the
+:class:`~mdw.polygon.options.RetryPolicy` (429s have a budget of their own), and returns the wait
+(full jitter under a capped exponential ceiling, or the vendor's Retry-After when longer).
+stamina waits it, runs its on-retry instrumentation hooks (mdw's log line, its Prometheus counter)
+and, in the test suite's ``stamina.set_testing`` mode, waits nothing. Retry-After of a 429 is
+honoured by the limiter too, which pauses every task, not just the one that was told.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import stamina
+from mdw.errors import VendorError, VendorRateLimited
+from mdw.polygon.options import RetryPolicy
 
-from mdw.errors import VendorError
-
-Sleep = Callable[[float], Awaitable[None]]
+RATE_LIMITED_RETRIES = 4
+"""429s a request may meet, per configured attempt, before they count against its attempts."""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -27,33 +29,57 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, VendorError) and exc.retryable
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter: attempt k waits U(0, min(cap, base * 2**(k-1))).
+class Tries:
+    """The backoff hook of one logical request (stamina's ``on=``), counting what it spent.
+
+    A 429 says "slower", not "broken": the limiter has already slowed every caller and the answer
+    comes once the window drains, so 429s spend a budget of their own (``RATE_LIMITED_RETRIES``
+    times the attempts) before they count as failed attempts.
 
     Args:
-        attempts: total attempts including the first (so ``attempts - 1`` retries).
-        base_s: the first backoff ceiling.
-        cap_s: the largest backoff ceiling.
+        policy: attempts and backoff.
+        on_retry: called with (attempt number, wait, error) each time a retry is decided.
+        rng: the jitter's random source.
     """
 
-    attempts: int = 5
-    base_s: float = 1.0
-    cap_s: float = 300.0
-    rng: random.Random = field(default_factory=random.Random, compare=False)
+    def __init__(self, policy: RetryPolicy, on_retry: Callable[[int, float, VendorError], None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.policy = policy
+        self.attempts = max(1, policy.attempts)
+        self.on_retry = on_retry
+        self.rng = rng or random.Random()
+        self.failed = 0  # attempts that ended in a retryable error
+        self.limited = 0  # of which 429s
 
-    def ceiling(self, attempt: int) -> float:
-        """The upper bound of the wait after failed attempt number ``attempt`` (1-based)."""
-        return float(min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1)))
+    @property
+    def most(self) -> int:
+        """The largest number of attempts this request may make (stamina's ``attempts=``)."""
+        return self.attempts * (1 + RATE_LIMITED_RETRIES)
+
+    @property
+    def spent(self) -> int:
+        """Failed attempts that count against ``policy.attempts`` (429s beyond their budget)."""
+        return self.failed - min(self.limited, self.attempts * RATE_LIMITED_RETRIES)
 
     def delay(self, attempt: int) -> float:
-        """A full-jitter wait after failed attempt ``attempt``; spreads retries of many tasks apart."""
-        return self.rng.uniform(0.0, self.ceiling(attempt))
+        """A full-jitter wait after failed attempt ``attempt``: spreads retries of many tasks apart."""
+        return self.rng.uniform(0.0, self.policy.ceiling(attempt))
 
-
-async def default_sleep(seconds: float) -> None:
-    """``asyncio.sleep``, except that it only yields while stamina's testing mode is on."""
-    await asyncio.sleep(0.0 if stamina.is_testing() else seconds)
+    def __call__(self, exc: Exception) -> bool | float:
+        if not is_retryable(exc):
+            return False
+        assert isinstance(exc, VendorError)
+        self.failed += 1
+        if isinstance(exc, VendorRateLimited):
+            self.limited += 1
+        if self.spent >= self.attempts:
+            return False
+        wait = self.delay(self.failed)
+        if exc.retry_after is not None and not isinstance(exc, VendorRateLimited):
+            wait = max(wait, min(exc.retry_after, self.policy.cap_s))  # a 503 that says when
+        if self.on_retry is not None:
+            self.on_retry(self.failed, wait, exc)
+        return wait
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
