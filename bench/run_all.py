@@ -56,6 +56,7 @@ SCRIPTS = (
     Script("scaling", "scaling.py", (), 150, ("scaling",)),
     Script("columnar", "columnar.py", ("--tickers", "10"), 150, ("columnar",)),
     Script("flatfiles", "flatfiles.py", ("--small",), 240, ("flatfiles",)),
+    Script("stream", "stream.py", ("--small",), 90, ("stream",)),
 )
 
 
