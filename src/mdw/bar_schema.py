@@ -221,8 +221,13 @@ _SECONDS_OF_DAY: list[str] = []
 
 @functools.lru_cache(maxsize=16)
 def _row_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
-    """A msgspec struct per column list: encoding structs is twice as fast as encoding dicts."""
-    return msgspec.defstruct("BarRow", list(names), array_like=False)
+    """A msgspec struct per column list (encoding structs is twice as fast as encoding dicts).
+
+    ``gc=False``: a row holds only strings and numbers, so it can never be part of a cycle, and
+    untracked rows keep a JSON page from triggering full collections of the server's heap (with
+    tracked rows a 1,440-row page cost 35 ms in the service, untracked 1 ms).
+    """
+    return msgspec.defstruct("BarRow", list(names), gc=False)
 
 
 def iso_stamps(t: np.ndarray[Any, np.dtype[np.int64]]) -> list[str]:
