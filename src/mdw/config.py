@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     stream: bool = False  # run the stream inside `mdw serve`
     stream_url: str | None = None  # None: wss://socket.massive.com, or wss://delayed... for a delayed plan
     stream_symbols: str = ""  # comma list, "*" (every stock) or "X:*"; "": tracked symbols holding 1m
+    stream_universe: str | None = None  # a universe's members today (`mdw universe define`), with the symbols
     stream_batch_ms: int = Field(default=250, ge=10, le=60_000)
     stream_settle_s: int = Field(default=180, ge=0)  # after the plan's delay + margin: late bars' grace
     stream_reconcile_s: int = Field(default=60, ge=1)  # how often the REST pass looks for settled spans
@@ -243,6 +244,7 @@ class SettingsValues(TypedDict, total=False):
     stream: bool | None
     stream_url: str | None
     stream_symbols: str | None
+    stream_universe: str | None
     stream_batch_ms: int | None
     stream_settle_s: int | None
     stream_reconcile_s: int | None

@@ -15,7 +15,7 @@ import pytest
 from tests.stream.conftest import until
 
 from mdw.domain import MINUTE_MS, Timeframe, to_ms
-from mdw.errors import VendorAuthError
+from mdw.errors import UsageError, VendorAuthError
 from mdw.simulator import SimServer
 from mdw.simulator.config import StreamConfig
 from mdw.simulator.testing import SimFactory
@@ -119,3 +119,24 @@ def test_subscriptions_split_markets_and_collapse_wildcards() -> None:
     assert subscriptions(["AAPL", "X:BTCUSD", "MSFT"]) == {"stocks": ["AM.AAPL", "AM.MSFT"],
                                                           "crypto": ["XA.BTC-USD"]}
     assert subscriptions(["AAPL", "*"]) == {"stocks": ["AM.*"]}
+
+
+async def test_stream_symbols_take_a_universe_s_members_today(sim_factory: SimFactory, store: Store) -> None:
+    """MDW_STREAM_UNIVERSE adds the universe's stock members of the day to the given symbols."""
+    from datetime import date
+
+    from mdw.backfill import catalog
+    from mdw.backfill.reference import refresh_tickers
+    from mdw.config import Settings
+    from mdw.polygon import Pacing, PolygonClient
+    from mdw.stream.service import stream_symbols
+
+    day = date(2024, 3, 5)
+    sim = await sim_factory(now_ms=OPEN, speed=0)
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
+        await refresh_tickers(store, client, today=day)
+    await catalog.define(store, "pair", catalog.define_spec(tickers=["AAPL", "MSFT"]))
+    settings = Settings(stream_symbols="X:BTCUSD", stream_universe="pair")
+    assert await stream_symbols(settings, store, today=day) == ["X:BTCUSD", "AAPL", "MSFT"]
+    with pytest.raises(UsageError):
+        await stream_symbols(Settings(stream_universe="nope"), store, today=day)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, date, datetime
 
 from mdw.backfill.fetch import VendorSource
 from mdw.config import Settings
@@ -48,9 +49,22 @@ async def open_stream(settings: Settings, store: Store, symbols: Sequence[str], 
         yield stream
 
 
-async def stream_symbols(settings: Settings, store: Store) -> list[str]:
-    """``MDW_STREAM_SYMBOLS`` as a list, else the active tracked symbols that hold 1m bars."""
-    text = settings.stream_symbols
-    if text.strip():
-        return [s.strip() for s in text.split(",") if s.strip()]
+async def stream_symbols(settings: Settings, store: Store, today: date | None = None) -> list[str]:
+    """What to stream: ``MDW_STREAM_SYMBOLS`` and the members of ``MDW_STREAM_UNIVERSE`` today (from the
+    stored reference data); with neither, the active tracked symbols that hold 1m bars.
+
+    Only stocks and crypto pairs stream (the vendor's ``AM`` and ``XA``); other members are left out.
+
+    Raises:
+        UsageError: an unknown universe, or no reference data stored.
+    """
+    out = [s.strip() for s in settings.stream_symbols.split(",") if s.strip()]
+    if settings.stream_universe:
+        from mdw.backfill import catalog
+
+        day = today or datetime.now(UTC).date()
+        view = await catalog.show(store, settings.stream_universe, day, day)
+        out.extend(t for t in view.members if not t.startswith(("O:", "I:", "C:")))
+    if out:
+        return list(dict.fromkeys(out))
     return sorted(s.ticker for s in await store.symbols.all(active_only=True) if "1m" in s.timeframes)
