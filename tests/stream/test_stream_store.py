@@ -140,3 +140,22 @@ async def test_stream_symbols_take_a_universe_s_members_today(sim_factory: SimFa
     assert await stream_symbols(settings, store, today=day) == ["X:BTCUSD", "AAPL", "MSFT"]
     with pytest.raises(UsageError):
         await stream_symbols(Settings(stream_universe="nope"), store, today=day)
+
+
+async def test_stream_crypto_pair_is_stored_under_the_warehouse_ticker(
+        sim_factory: SimFactory, store: Store) -> None:
+    """X:BTCUSD subscribes as XA.BTC-USD on /crypto and its minutes are stored as X:BTCUSD."""
+    sim = await sim_factory(now_ms=OPEN, speed=0)
+    stream = _stream(sim, store, ["X:BTCUSD", "AAPL"])
+    assert sorted(stream.state.feeds) == ["crypto", "stocks"]
+    async with running(stream):
+        await until(lambda: stream.state.connected, "both feeds subscribed")
+        await asyncio.sleep(0.1)
+        sim.clock.advance(2 * MINUTE_MS)
+        await until(lambda: (stream.state.last_bar_end_ms or 0) >= OPEN + 2 * MINUTE_MS
+                    and stream.state.bars_stored >= 4, "two minutes of both")
+    got = await store.bars("X:BTCUSD", M1, OPEN, OPEN + 2 * MINUTE_MS)
+    truth = sim.market.minute_bars("X:BTCUSD", OPEN, OPEN + 2 * MINUTE_MS)
+    assert len(got) == 2
+    for col in ("t", "o", "h", "l", "c", "v", "vw"):
+        assert getattr(got, col).tolist() == getattr(truth, col).tolist(), col
