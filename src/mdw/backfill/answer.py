@@ -25,6 +25,7 @@ from mdw.errors import IncompleteError, NotStoredError
 from mdw.store.base import Dataset, Store
 
 _GAPS_SHOWN = 50
+_EVER_MS = 4_102_444_800_000  # 2100-01-01
 
 
 def _day(ms: int) -> str:
@@ -106,12 +107,13 @@ async def require_series(store: Store, tk: Ticker, tf: Timeframe) -> None:
             were ever stored (naming the timeframes that are).
     """
     symbol = tk.symbol
-    stats = await store.catalog.series(symbol)
-    if any(s.timeframe == str(tf) and s.bars for s in stats):
-        return
+    # Cheap checks first: every read makes this one, and counting a series' bars scans them all.
     entries = [e for e in await store.catalog.ledger(symbol) if e.dataset is Dataset.BARS]
     if any(e.timeframe == str(tf) for e in entries):
-        return  # fetched and confirmed empty: a known series, answered by its coverage
+        return  # fetched (maybe confirmed empty): a known series, answered by its coverage
+    if await _any_bar(store, symbol, tf):
+        return  # bars held without a ledger range of their own (whole-market days)
+    stats = await store.catalog.series(symbol)
     tracked = await store.symbols.get(symbol)
     held = sorted({s.timeframe for s in stats if s.bars} | {e.timeframe for e in entries},
                   key=lambda t: Timeframe.parse(t).sort_key())
@@ -123,6 +125,19 @@ async def require_series(store: Store, tk: Ticker, tf: Timeframe) -> None:
                              f" (fetch them with mdw backfill -s {symbol} -t {tf})")
     hint = did_you_mean(symbol, await known_tickers(store))
     raise NotStoredError(f"unknown ticker {symbol!r}: nothing is stored under it.{hint}".rstrip("."))
+
+
+async def _any_bar(store: Store, symbol: str, tf: Timeframe) -> bool:
+    """Whether one bar of the series is stored (a one-row keyset read, not a count)."""
+    chunks = store.iter_bars(symbol, tf, 0, _EVER_MS, chunk=1)
+    try:
+        async for chunk in chunks:
+            return len(chunk) > 0
+        return False
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def coverage_of(store: Store, tk: Ticker, tf: Timeframe, rng: TimeRange, now_ms: int) -> Coverage:
