@@ -99,3 +99,30 @@ async def test_serve_stream_route_without_the_stream_is_409(sim_factory: SimFact
             http.get(base + "/v1/stream/bars") as resp:
         assert resp.status == 409
         assert (await resp.json())["error"]["code"] == "stream_off"
+
+
+async def test_serve_stream_refused_key_stops_the_stream_with_an_alert(
+        sim_factory: SimFactory, store_url: str) -> None:
+    """auth_failed on the stream: one attempt, a critical alert, /readyz says so; the API stays up."""
+    from mdw.simulator.config import StreamConfig
+
+    sim = await sim_factory(now_ms=OPEN, speed=0, stream=StreamConfig(auth_fail=True))
+    settings = Settings(POLYGON_API_KEY=sim.key, POLYGON_BASE_URL=sim.base_url, database_url=store_url,
+                        rate_limit="unlimited", scheduler=False, stream=True, stream_url=sim.ws_url,
+                        stream_symbols="AAPL", stream_reconcile_s=3600)
+    app = create_app(settings)
+    async with serve(app) as base, aiohttp.ClientSession() as http:
+        feed = app.state.mdw.stream.state.feeds["stocks"]
+        alerts = app.state.mdw.alerts
+        await until(lambda: feed.auth_failures == 1
+                    and any(a.kind == "stream_auth_failed" for a in alerts.recent), "the refusal and its alert")
+        async with http.get(base + "/v1/alerts") as resp:
+            body = await resp.json()
+        kinds = [a["kind"] for a in body["alerts"]]
+        assert "stream_auth_failed" in kinds
+        async with http.get(base + "/readyz") as resp:
+            assert resp.status == 200
+            stream = (await resp.json())["checks"]["stream"]
+        assert not stream["connected"] and stream["feeds"]["stocks"]["last_error"] == "auth_failed"
+        await asyncio.sleep(0.5)
+        assert sim.hub.stats.counts["auth_failed"] == 1  # not retried

@@ -21,7 +21,7 @@ from mdw.service.freshness import SeriesFreshness
 from mdw.service.metrics import ServiceMetrics
 
 log = get_logger(__name__)
-KINDS = ("run_failed", "stale_data", "breaker_open", "breaker_closed")
+KINDS = ("run_failed", "stale_data", "breaker_open", "breaker_closed", "stream_auth_failed")
 
 
 @dataclass(frozen=True, slots=True)

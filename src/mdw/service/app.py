@@ -26,7 +26,7 @@ from mdw.clock import SYSTEM_CLOCK, Clock, sleep_until
 from mdw.config import Settings
 from mdw.dashboard import mount_dashboard
 from mdw.domain import MINUTE_MS
-from mdw.errors import UsageError
+from mdw.errors import UsageError, VendorAuthError
 from mdw.logs import get_logger
 from mdw.polygon import BreakerState, BreakerTransitionEvent, PolygonClient, VendorEvent
 from mdw.service.alerts import Alerter
@@ -163,6 +163,18 @@ async def _open_stream(stack: contextlib.AsyncExitStack, settings: Settings, sta
     return live_stream
 
 
+async def _run_stream(live_stream: LiveStream, alerts: Alerter, stop: asyncio.Event) -> None:
+    """The stream until ``stop``; a key the vendor refuses ends it with an alert, not a restart
+    every few seconds (other failures are the supervisor's: logged and restarted)."""
+    try:
+        await live_stream.run(stop)
+    except VendorAuthError as exc:
+        log.error("stream stopped: the vendor refused the key", action="stream.auth_failed", error=str(exc))
+        alerts.raise_alert("stream_auth_failed", "critical",
+                           "the vendor refused the API key on the stream; it is stopped until restart",
+                           error=str(exc))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -234,7 +246,7 @@ def create_app(
             if settings.stream:
                 live_stream = await _open_stream(stack, settings, state, stream_clock or clk.now_ms)
                 if live_stream is not None:
-                    bodies["stream"] = lambda: live_stream.run(stop)
+                    bodies["stream"] = lambda: _run_stream(live_stream, alerts, stop)
             holder["state"] = app.state.mdw = state
             tasks = [asyncio.create_task(_supervise(n, b, stop, clk), name=f"mdw-{n}")
                      for n, b in bodies.items()]
