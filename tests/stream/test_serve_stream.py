@@ -115,7 +115,8 @@ async def test_serve_stream_refused_key_stops_the_stream_with_an_alert(
         feed = app.state.mdw.stream.state.feeds["stocks"]
         alerts = app.state.mdw.alerts
         await until(lambda: feed.auth_failures == 1
-                    and any(a.kind == "stream_auth_failed" for a in alerts.recent), "the refusal and its alert")
+                    and any(a.kind == "stream_auth_failed" for a in alerts.recent),
+                    "the refusal and its alert")
         async with http.get(base + "/v1/alerts") as resp:
             body = await resp.json()
         kinds = [a["kind"] for a in body["alerts"]]
