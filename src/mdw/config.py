@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     request_timeout_s: float = Field(default=60.0, gt=0)
     breaker_threshold: int = Field(default=5, ge=1)
-    breaker_cooldown_s: float = Field(default=30.0, gt=0)
-    breaker_cooldown_cap_s: float = Field(default=600.0, gt=0)
+    breaker_cooldown_s: float = Field(default=10.0, gt=0)
+    breaker_cooldown_cap_s: float = Field(default=20.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     # service

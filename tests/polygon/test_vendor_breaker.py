@@ -6,11 +6,13 @@ import pytest
 from vendor_helpers import FakeClock
 
 from mdw.errors import VendorUnavailable
-from mdw.polygon import BreakerState, BreakerTransitionEvent, CircuitBreaker
+from mdw.polygon import BreakerPolicy, BreakerState, BreakerTransitionEvent, CircuitBreaker
 
 
-def _breaker(clock: FakeClock, events: list[BreakerTransitionEvent] | None = None) -> CircuitBreaker:
-    return CircuitBreaker(3, 10.0, 35.0, clock=clock, on_transition=None if events is None else events.append)
+def _breaker(clock: FakeClock, events: list[BreakerTransitionEvent] | None = None, probes: int = 1
+             ) -> CircuitBreaker:
+    policy = BreakerPolicy(threshold=3, cooldown_s=10.0, cooldown_cap_s=35.0, probes=probes, probe_gap_s=2.0)
+    return CircuitBreaker(policy, clock=clock, on_transition=None if events is None else events.append)
 
 
 def _fail(b: CircuitBreaker, n: int) -> None:
@@ -98,3 +100,35 @@ def test_breaker_records_and_emits_every_transition(clock: FakeClock) -> None:
     assert [(f, t) for _, f, t in b.transitions] == expected
     assert [(e.from_state, e.to_state) for e in events] == expected
     assert b.transitions[1][0] == 1_010_000
+
+
+def test_breaker_half_open_spell_tries_several_probes_apart_before_it_reopens(clock: FakeClock) -> None:
+    """With three probes a spell, a failed probe keeps it half-open for the next one 2 s later
+    (callers in between are told when); only the third failure re-opens it, cool-down doubled."""
+    b = _breaker(clock, probes=3)
+    _fail(b, 3)
+    clock.advance(10)
+    b.record_failure(b.before_call())
+    assert b.state is BreakerState.HALF_OPEN
+    with pytest.raises(VendorUnavailable, match="probe 2 of 3") as info:
+        b.before_call()
+    assert info.value.retry_after == pytest.approx(2.0)
+    clock.advance(2)
+    b.record_failure(b.before_call())
+    clock.advance(2)
+    b.record_failure(b.before_call())
+    assert b.state is BreakerState.OPEN and b.cooldown_s == 20.0 and b.retry_in() == pytest.approx(20.0)
+
+
+def test_breaker_one_5xx_as_the_vendor_returns_costs_a_probe_gap_not_a_cooldown(clock: FakeClock) -> None:
+    """#23: a 5xx on the first probe after recovery no longer doubles the wait: the next probe,
+    2 s later, closes the breaker with the base cool-down kept."""
+    b = _breaker(clock, probes=3)
+    _fail(b, 3)
+    clock.advance(10)
+    b.record_failure(b.before_call())
+    clock.advance(b.retry_in())
+    b.record_success(b.before_call())
+    assert b.state is BreakerState.CLOSED and b.cooldown_s == 10.0
+    moves = [t for _, _, t in b.transitions]
+    assert moves == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]

@@ -108,7 +108,7 @@ async def test_breaker_opens_probes_once_per_cooldown_and_closes_when_vendor_ret
     config = SimConfig(seed=42, faults=FaultConfig(outage=True))
     events: list[VendorEvent] = []
     async with start_simulator(config, port=0) as sim, _client(
-        sim, breaker=BreakerPolicy(threshold=3, cooldown_s=0.2, cooldown_cap_s=0.4)
+        sim, breaker=BreakerPolicy(threshold=3, cooldown_s=0.2, cooldown_cap_s=0.4, probes=1)
     ) as client:
         client.subscribe(events.append)
         fetch = [client.aggregates("AAPL", D1, S_1H, E_1H) for _ in range(8)]

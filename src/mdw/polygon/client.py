@@ -116,8 +116,7 @@ class PolygonClient:
         self._retry = retry
         self._events = EventHub()
         self.clock = clock
-        self.breaker = CircuitBreaker(breaker.threshold, breaker.cooldown_s, breaker.cooldown_cap_s,
-                                      clock=clock, on_transition=self._on_breaker)
+        self.breaker = CircuitBreaker(breaker, clock=clock, on_transition=self._on_breaker)
         self._own_transport = transport is None
         self.transport: Transport = transport or AiohttpTransport(timeouts, self.max_in_flight)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
@@ -233,6 +232,16 @@ class PolygonClient:
         except VendorTransientError as exc:
             self.breaker.record_failure(probe)
             self._stats.failure(exc)
+            if self.breaker.state is not BreakerState.CLOSED:
+                # A failed probe, or the failure that opened the circuit: the breaker, not the
+                # retry backoff, says when to try again (callers wait on the clock for it).
+                wait = self.breaker.retry_in()
+                circuit = "open" if self.breaker.state is BreakerState.OPEN else "half-open"
+                unavailable = VendorUnavailable(f"vendor unavailable (circuit {circuit}, next probe in "
+                                                f"{wait:.1f}s; this request failed: {exc})", url=shown,
+                                                retry_after=wait)
+                self._stats.failure(unavailable)
+                raise unavailable from exc
             raise
         except VendorRequestError as exc:
             self.breaker.record_success(probe)  # the vendor is up; it just said no

@@ -67,12 +67,19 @@ class BreakerPolicy:
     Args:
         threshold: consecutive transient failures that open the breaker.
         cooldown_s: the first cool-down before probing.
-        cooldown_cap_s: the longest cool-down; a failed probe doubles it up to this cap.
+        cooldown_cap_s: the longest cool-down; a half-open spell whose probes all failed doubles
+            it up to this cap. It bounds recovery: after an outage of T seconds answered by errors,
+            work resumes within about T + ``cooldown_cap_s`` + ``probe_gap_s``.
+        probes: probes in one half-open spell before it re-opens, so one 5xx as the vendor comes
+            back doesn't cost a whole cool-down.
+        probe_gap_s: the pause between those probes.
     """
 
     threshold: int = 5
-    cooldown_s: float = 30.0
-    cooldown_cap_s: float = 600.0
+    cooldown_s: float = 10.0
+    cooldown_cap_s: float = 20.0
+    probes: int = 3
+    probe_gap_s: float = 1.0
 
 
 def options_from_settings(settings: Settings) -> tuple[Pacing, RetryPolicy, BreakerPolicy, Timeouts]:
