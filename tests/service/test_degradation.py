@@ -11,6 +11,7 @@ from aiohttp import web
 
 from mdw.clock import ManualClock
 from mdw.domain import to_ms
+from mdw.polygon import BreakerState
 from mdw.service.leader import LocalLock
 from mdw.simulator.config import FaultConfig
 from mdw.simulator.server import SimServer
@@ -80,7 +81,7 @@ async def test_outage_serves_stale_reads_skips_runs_alerts_and_recovers(
         "symbols": ["AAPL"], "timeframes": ["1m"], "start": "2024-02-05", "end": "2024-02-06"})
     assert status == 202
     async with asyncio.timeout(20):
-        while svc.state.breaker()[0] == "closed":
+        while svc.state.breaker()[0] is BreakerState.CLOSED:
             await asyncio.sleep(0.02)
     status, page, headers = await svc.get("/v1/bars/AAPL?timeframe=1d&start=2024-01-02&end=2024-01-05")
     assert status == 200 and page["count"] == 4 and page["stale"] is True
@@ -101,7 +102,7 @@ async def test_outage_serves_stale_reads_skips_runs_alerts_and_recovers(
         await svc.state.runs.wait_idle()
     status, run, _ = await svc.get(f"/v1/backfills/{started['run_id']}")
     assert run["status"] == "ok" and run["report"]["bars_fetched"] > 0
-    assert svc.state.breaker()[0] == "closed"
+    assert svc.state.breaker()[0] is BreakerState.CLOSED
     assert (await receiver.wait_for("breaker_closed"))["kind"] == "breaker_closed"
     clock.set(to_ms("2024-07-03T13:02:00Z"))
     await sched.wait_for_tick(clock.now_ms())

@@ -9,6 +9,7 @@ from typing import Any
 
 from mdw.clock import ManualClock
 from mdw.domain import AssetClass, Timeframe, to_ms
+from mdw.polygon import BreakerState
 from mdw.service.alerts import Alerter
 from mdw.service.leader import LocalLock
 from mdw.service.metrics import ServiceMetrics
@@ -85,12 +86,12 @@ async def test_scheduler_ticks_the_overrun_minute_when_a_tick_runs_past_a_bounda
     alerts = Alerter(None, metrics, clock)
     overran: list[int] = []
 
-    def breaker() -> tuple[str, float]:
+    def breaker() -> tuple[BreakerState, float]:
         # Called inside the tick (jobs are due): the first tick "takes" 70 s on the clock.
         if not overran:
             overran.append(clock.now_ms())
             clock.advance(70_000)
-        return "open", 600.0  # due jobs are skipped, so no run is started
+        return BreakerState.OPEN, 600.0  # due jobs are skipped, so no run is started
 
     runs = RunManager(_no_runner, clock, metrics, alerts)
     sched = Scheduler(store=store, runs=runs, clock=clock, lock=LocalLock(), metrics=metrics, alerts=alerts,

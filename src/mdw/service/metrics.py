@@ -16,11 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from mdw.domain import SeriesKey
-from mdw.polygon import ClientStats
+from mdw.polygon import BreakerState, ClientStats
 from mdw.service.freshness import SeriesFreshness
 from mdw.stream.state import StreamState
 
-BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
 class VendorCollector(Collector):
@@ -49,7 +49,7 @@ class VendorCollector(Collector):
                                   value=s.bars_decoded)
         state = GaugeMetricFamily("mdw_vendor_breaker_state",
                                   "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=[])
-        state.add_metric([], BREAKER_VALUES.get(str(s.breaker_state), 2))
+        state.add_metric([], BREAKER_VALUES[s.breaker_state])
         yield state
         yield CounterMetricFamily("mdw_vendor_breaker_transitions", "Circuit breaker state changes",
                                   value=s.breaker_transitions_total)

@@ -34,6 +34,7 @@ from mdw.domain import (
     TimeRange,
     from_ms,
 )
+from mdw.polygon import BreakerState
 from mdw.service.auth import Reader
 from mdw.service.encode import ARROW_MEDIA_TYPE, CSV_MEDIA_TYPE, arrow_stream, csv_stream, encode_json
 from mdw.service.errors import ApiError
@@ -171,7 +172,7 @@ async def _summary(st: ServiceState, tk: Ticker, tf: Timeframe, start: int, end:
     lag = lag_ms(tk.symbol, tf, held_end, min(end, now)) if held_end < min(end, now) else 0
     reasons = []
     state, _ = st.breaker()
-    if state != "closed":
+    if state is not BreakerState.CLOSED:
         reasons.append(f"vendor circuit breaker is {state}; serving stored data only")
     if lag / 1000 > st.settings.stale_after_s:
         reasons.append(f"stored data ends {lag / 3_600_000:.1f} h of trading time before the requested end")

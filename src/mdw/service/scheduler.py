@@ -20,6 +20,7 @@ from mdw.clock import Clock, sleep_until
 from mdw.domain import MINUTE_MS, AssetClass, Ticker, Timeframe, from_ms, parse_ticker
 from mdw.errors import MdwError, UsageError
 from mdw.logs import get_logger
+from mdw.polygon import BreakerState
 from mdw.service.alerts import Alerter
 from mdw.service.freshness import series_freshness
 from mdw.service.leader import LeaderLock
@@ -43,7 +44,7 @@ class Firing:
     skipped: str | None = None
 
 
-BreakerView = Callable[[], tuple[str, float]]  # (state, seconds until a probe is allowed)
+BreakerView = Callable[[], tuple[BreakerState, float]]  # (state, seconds until a probe is allowed)
 
 
 class Scheduler:
@@ -128,7 +129,7 @@ class Scheduler:
         fired: list[Firing] = []
         if due:
             state, wait_s = self._breaker()
-            if state == "half_open" or (state == "open" and wait_s > 0):
+            if state is BreakerState.HALF_OPEN or (state is BreakerState.OPEN and wait_s > 0):
                 reason = f"vendor circuit breaker is {state}; next probe in {wait_s:.0f}s"
                 self.last_skip = reason
                 log.warning("skipping scheduled jobs", action="scheduler.skip", jobs=len(due), reason=reason)

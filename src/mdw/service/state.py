@@ -12,7 +12,7 @@ from fastapi import Request
 from mdw.clock import Clock
 from mdw.config import Settings
 from mdw.domain import MINUTE_MS
-from mdw.polygon import ClientStats, PolygonClient
+from mdw.polygon import BreakerState, ClientStats, PolygonClient
 from mdw.service.alerts import Alerter
 from mdw.service.metrics import ServiceMetrics
 from mdw.service.runs import DistributedLauncher, RunManager
@@ -99,15 +99,15 @@ class ServiceState:
     # When /metrics last counted the bars of every series (a costly query, run once a minute).
     bars_counted_ms: int | None = None
 
-    def breaker(self) -> tuple[str, float]:
+    def breaker(self) -> tuple[BreakerState, float]:
         """The vendor breaker's state and seconds until it lets a probe through."""
         if self.client is None:
-            return "closed", 0.0
-        return str(self.client.breaker.state), self.client.breaker.retry_in()
+            return BreakerState.CLOSED, 0.0
+        return self.client.breaker.state, self.client.breaker.retry_in()
 
     def vendor_degraded(self) -> bool:
         """True while the breaker is not closed: new data cannot be relied on to arrive."""
-        return self.breaker()[0] != "closed"
+        return self.breaker()[0] is not BreakerState.CLOSED
 
     def stats(self) -> ClientStats | None:
         return self.client.stats() if self.client is not None else None
