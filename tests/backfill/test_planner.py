@@ -93,17 +93,26 @@ def test_planner_daily_gaps_match_table_when_ledger_has_holes(
 def test_planner_splits_minute_requests_when_over_50k_base_bars(
     asset_ticker: str, days: int, expected: int
 ) -> None:
-    """Minute requests hold at most 50,000 possible base bars and are cut at local midnights."""
+    """A series the store knows trades densely: its gap is cut at local midnights into requests of
+    at most 50,000 possible base bars (one page each, run in parallel). Unknown or thin: one paged
+    request whose page bound is the same count."""
     start = date(2024, 4, 1)
     s = spec(asset_ticker, "1m", start.isoformat(), (start + timedelta(days=days - 1)).isoformat())
-    plan = plan_backfill(s, {}, NOW)
+    plan = plan_backfill(s, {}, NOW, densities={asset_ticker: 1.0})
     assert len(plan.requests) == expected
     asset = s.tickers[0].asset_class
     for r in plan.requests:
-        assert r.base_units <= MAX_BASE
+        assert r.base_units <= MAX_BASE and r.pages == 1
         local = datetime.fromtimestamp(r.fetch.start_ms / 1000, tz=asset.tz)
         assert (local.hour, local.minute) == (0, 0)
     assert RangeSet.of(t.covers for r in plan.requests for t in r.targets) == RangeSet.of([s.wanted(asset)])
+    for densities in ({}, {asset_ticker: 0.2}):
+        paged = plan_backfill(s, {}, NOW, densities=densities)
+        assert len(paged.requests) == 1 and paged.requests[0].pages == expected
+        assert paged.requests[0].targets[0].covers == s.wanted(asset)
+    assert plan_backfill(s, {}, NOW, densities={asset_ticker: 0.2}).request_count == 1
+    bounded = plan_backfill(s, {}, NOW).estimate()
+    assert (bounded.low, bounded.high, bounded.sure) == (1, expected, "bounded" if expected > 1 else "exact")
 
 
 def test_planner_clamps_to_completed_windows_when_range_reaches_now() -> None:
@@ -231,7 +240,7 @@ def test_planner_requests_fill_exactly_the_tradable_gaps_for_any_ledger(
     assert not (missing_tradable - got)
     assert not tradable(asset, tf, s.wanted(asset)).intersection(got & held)
     assert not (got - wanted)
-    assert all(r.base_units <= MAX_BASE for r in plan.requests)
+    assert all(r.base_units <= MAX_BASE * r.pages for r in plan.requests)
     pieces = [t.covers for r in plan.requests for t in r.targets]
     assert sum(p.duration_ms for p in pieces) == got.total_ms  # disjoint
 

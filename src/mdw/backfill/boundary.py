@@ -14,6 +14,7 @@ changes. One :class:`Boundary` is shared by a run's workers: once one learns, th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -50,6 +51,7 @@ class Boundary:
         self.first_ms = first_ms
         self.probe = probe
         self.proven_ms: int | None = None  # the earliest start the vendor has answered in this run
+        self.reach_ms: int | None = None  # the earliest start a probe proved (this run or before)
         self._lock = asyncio.Lock()
         self._probing = asyncio.Lock()
 
@@ -67,6 +69,26 @@ class Boundary:
         async with self._probing:
             yield
 
+    def unproven(self, start_ms: int) -> bool:
+        """Whether a request from ``start_ms`` may reach before the plan's history, unnoticed.
+
+        With the plan unknown, a vendor that clips a request straddling its boundary (rather than
+        refusing it) answers without a word; only a request wholly before the boundary is refused.
+        """
+        return self.probe and (self.reach_ms is None or start_ms < self.reach_ms)
+
+    async def reached(self, start_ms: int) -> None:
+        """A probe from ``start_ms`` was answered: the history reaches it; kept for later runs as a
+        depth (the plan's first day moves with the calendar, its depth does not)."""
+        before = self.reach_ms
+        self.answered(start_ms)
+        if before is not None and before <= start_ms:
+            return
+        self.reach_ms = start_ms
+        depth = str(History(days=max(1, (self.today - _day(start_ms)).days)))
+        now = int(datetime.now().timestamp() * 1000)
+        await self.store.plan_facts.learn(PlanFact(self.plan_key, "reach", depth, "", "", now))
+
     def answered(self, start_ms: int) -> None:
         """The vendor answered a request starting at ``start_ms``: later starts are within the plan."""
         self.proven_ms = start_ms if self.proven_ms is None else min(self.proven_ms, start_ms)
@@ -80,7 +102,13 @@ class Boundary:
         learned = await learned_first_day(store, plan_key, today)
         days = [d for d in (first, learned) if d is not None]
         unknown = not days and (limits is None or limits.plan.name == "unset")
-        return cls(store, plan_key, today, _ms(max(days)) if days else None, probe=unknown)
+        out = cls(store, plan_key, today, _ms(max(days)) if days else None, probe=unknown)
+        reach = (await store.plan_facts.learned(plan_key)).get("reach")
+        if unknown and reach is not None:  # answered from that depth before
+            with contextlib.suppress(ConfigError):
+                first_day = History.parse(reach.value).first_day(today)
+                out.reach_ms = out.proven_ms = _ms(first_day) if first_day is not None else None
+        return out
 
     async def learn(self, start_ms: int, end_ms: int, exc: OutsidePlan) -> int | None:
         """After ``[start_ms, end_ms)`` was refused: where to ask from next (None: nowhere in it).

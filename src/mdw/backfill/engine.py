@@ -126,7 +126,9 @@ class Pipeline:
         self.outside: dict[OutcomeKey, RangeSet] = {}
         for series_key, refused in plan.outside_plan:
             self._outside(series_key, refused)
-        jobs: list[Job] = [*plan.actions, *plan.requests]
+        # Longest first: a paged request over a long gap starts early, so no worker is left alone
+        # with one at the end while the others idle (the pages of one request are sequential).
+        jobs: list[Job] = [*plan.actions, *sorted(plan.requests, key=lambda r: -r.expected_pages)]
         for task in plan.derives:
             jobs.extend(_split_derive(task))
         self._jobs: Iterator[Job] = iter(jobs)
@@ -146,6 +148,7 @@ class Pipeline:
 
     async def run(self) -> bool:
         """Run to the end or until ``stop``; returns True when it was interrupted."""
+        await self._probe_history()
         writer = asyncio.create_task(self._writer(), name="backfill-writer")
         fetchers = [asyncio.create_task(self._worker(), name=f"backfill-fetch-{i}")
                     for i in range(self.workers)]
@@ -269,6 +272,50 @@ class Pipeline:
                 if self.boundary is not None:
                     self.boundary.answered(req.fetch.start_ms)
                 return
+
+    async def _probe_history(self) -> None:
+        """Before paged requests run with the plan's history unknown: probe the earliest one.
+
+        A paged request spans months or years; a vendor that clips it at the plan's boundary would
+        answer without a word, and the range before would be marked covered without its bars. The
+        first window alone lies wholly before any boundary after it, so it is refused (and the
+        boundary learned, then probed again from there) or answered (and the history reaches it,
+        remembered for later runs): one request, where the plan counts it.
+        """
+        boundary = self.boundary
+        if boundary is None:
+            return
+        paged = [r for r in self.plan.requests if r.kind == "aggs" and r.pages > 1]
+        while True:
+            inside = [r for r in (within(p, boundary.first_ms) for p in paged) if r is not None]
+            if not inside:
+                return
+            first = min(inside, key=lambda r: r.fetch.start_ms)
+            if not boundary.unproven(first.fetch.start_ms):
+                return
+            try:
+                await self._probe(first)
+                return
+            except OutsidePlan as exc:
+                await boundary.learn(first.fetch.start_ms, first.fetch.end_ms, exc)
+            except MdwError as exc:  # the requests themselves will meet it and report it
+                log.warning("history probe failed", action="backfill.probe_failed", reason=str(exc))
+                return
+
+    async def _probe(self, req: PlannedRequest) -> None:
+        """Ask for the first window of ``req``; answered: the history reaches its start."""
+        from mdw.backfill.planner import next_window
+
+        start = req.fetch.start_ms
+        end = min(req.fetch.end_ms, next_window(req.asset, req.timeframe, start))
+
+        async def window() -> None:
+            async for _ in self.client.aggregate_pages(req.ticker, req.timeframe, start, end):
+                pass  # one window: one page
+
+        await self._timed(window())
+        assert self.boundary is not None
+        await self.boundary.reached(start)
 
     def _outside(self, key: OutcomeKey, rng: TimeRange) -> None:
         held = self.outside[key] = self.outside.get(key, RangeSet()) | RangeSet.of([rng])

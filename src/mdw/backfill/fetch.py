@@ -1,7 +1,8 @@
 """The unit of work: one planned request fetched and turned into store writes.
 
-:func:`fetch_writes` yields the writes of a request page by page; only the last page carries the
-request's coverage, so a crash between pages never marks a range covered that lacks bars.
+:func:`fetch_writes` yields the writes of a request page by page, following every ``next_url``;
+each page covers only what lies before its last bar, and the last page the rest of the request,
+so a crash between pages never marks a range covered that lacks bars and loses at most a page.
 :func:`execute_request` is the same unit with the writes committed directly: distributed job
 workers call it one request at a time, while the engine routes the writes through its single
 writer instead.
@@ -17,9 +18,12 @@ from typing import Protocol
 
 from mdw.backfill.derive import resample
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
-from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, from_ms
+from mdw.calendar import bar_window_start
+from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange, from_ms
 from mdw.errors import MdwError, VendorError, VendorRequestError
 from mdw.store.base import BarWrite, Store, WriteResult
+
+ONE_DAY = Timeframe(1, "d")
 
 
 class VendorSource(Protocol):
@@ -53,15 +57,44 @@ class RequestResult:
         return self.error is None
 
 
-def _request_writes(req: PlannedRequest, batch: BarBatch, final: bool) -> list[BarWrite]:
-    primary = req.targets[0]
-    writes = [BarWrite(batch, RangeSet.of([primary.covers]) if final else RangeSet())]
-    if final:
+def _final_writes(req: PlannedRequest, batch: BarBatch, tail: BarBatch) -> list[BarWrite]:
+    """The last page's writes: its fine bars, the derived windows left, and every target's coverage."""
+    writes = [BarWrite(batch, RangeSet.of([req.targets[0].covers]))]
+    if len(req.targets) > 1:
+        fine = BarBatch.concat([tail, batch]) if len(tail) else batch
         for target in req.targets[1:]:
-            derived = resample(batch, req.asset, target.timeframe)
+            derived = resample(fine, req.asset, target.timeframe)
             writes.append(BarWrite(derived.between(target.covers.start_ms, target.covers.end_ms),
                                    RangeSet.of([target.covers])))
     return writes
+
+
+def _held_before(covers: TimeRange, end_ms: int) -> RangeSet:
+    """``covers`` up to ``end_ms``: what a page before the last completes."""
+    return RangeSet.of([TimeRange(covers.start_ms, end_ms)]) if end_ms > covers.start_ms else RangeSet()
+
+
+def _page_writes(req: PlannedRequest, page: BarBatch, tail: BarBatch) -> tuple[list[BarWrite], BarBatch]:
+    """A page before the last: its bars, covered up to its last bar; derived windows of its days.
+
+    Pages come in time order, so everything before the page's last bar is complete (that bar's
+    window may continue on the next page): a run killed between pages keeps what it stored. A
+    page may end inside a day, so the fine bars of the page's last local day are carried to the
+    next page (derived windows divide the day): memory stays one page plus one day.
+    """
+    last = int(page.t[-1])
+    primary = req.targets[0].covers
+    writes = [BarWrite(page, _held_before(primary, min(last, primary.end_ms)))]
+    if len(req.targets) == 1:
+        return writes, tail
+    fine = BarBatch.concat([tail, page]) if len(tail) else page
+    cut = bar_window_start(req.asset, ONE_DAY, last)
+    done = fine.between(int(fine.t[0]), cut)
+    for target in req.targets[1:]:
+        derived = resample(done, req.asset, target.timeframe)
+        writes.append(BarWrite(derived.between(target.covers.start_ms, target.covers.end_ms),
+                               _held_before(target.covers, min(cut, target.covers.end_ms))))
+    return writes, fine.between(cut, last + 1)
 
 
 async def fetch_grouped(client: VendorSource, req: PlannedRequest) -> tuple[list[BarWrite], dict[str, str]]:
@@ -106,20 +139,15 @@ async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenera
             raise VendorError("; ".join(f"{t}: {why}" for t, why in sorted(failures.items())))
         yield writes
         return
-    derived = len(req.targets) > 1
-    held: list[BarBatch] = []
+    tail = BarBatch.empty(req.ticker, req.timeframe)
+    pending: BarBatch | None = None  # the newest page, held back: only the last one carries coverage
     async for page in client.aggregate_pages(req.ticker, req.timeframe, req.fetch.start_ms, req.fetch.end_ms):
-        if derived:
-            held.append(page)  # derived windows need every fine bar; one page when the 50k split holds
-            continue
-        if held:
-            yield _request_writes(req, held.pop(), final=False)
-        held.append(page)
-    if derived:
-        batch = BarBatch.concat(held) if held else BarBatch.empty(req.ticker, req.timeframe)
-    else:
-        batch = held[0] if held else BarBatch.empty(req.ticker, req.timeframe)
-    yield _request_writes(req, batch, final=True)
+        if pending is not None:
+            writes, tail = _page_writes(req, pending, tail)
+            yield writes
+        pending = page
+    yield _final_writes(req, pending if pending is not None else BarBatch.empty(req.ticker, req.timeframe),
+                        tail)
 
 
 async def fetch_actions(client: VendorSource, req: ActionsRequest) -> tuple[list[Dividend], list[Split]]:

@@ -92,7 +92,7 @@ def rest_per_day(requests: Iterable[PlannedRequest], derive: Sequence[Timeframe]
                  ) -> dict[tuple[str, date], tuple[float, float]]:
     """Each (dataset prefix, day): the REST requests and base bars the plan spends on it.
 
-    A request spanning n trading days counts 1/n of a request and 1/n of its bars on each.
+    A request spanning n trading days counts 1/n of its expected pages and 1/n of its bars on each.
     """
     out: dict[tuple[str, date], tuple[float, float]] = {}
     for req in requests:
@@ -104,9 +104,10 @@ def rest_per_day(requests: Iterable[PlannedRequest], derive: Sequence[Timeframe]
             continue
         share = 1.0 / len(days)
         bars = float(len(req.targets) if req.kind == "grouped" else req.base_units) * share
+        pages = req.expected_pages * share
         for day in days:
             r, b = out.get((ds.prefix, day), (0.0, 0.0))
-            out[(ds.prefix, day)] = (r + share, b + bars)
+            out[(ds.prefix, day)] = (r + pages, b + bars)
     return out
 
 
@@ -117,6 +118,7 @@ def plan_with_files(
     action_coverage: Mapping[ActionsKey, RangeSet] | None,
     listings: Sequence[Listing],
     cost: CostModel,
+    densities: Mapping[str, float] | None = None,
 ) -> Plan:
     """The plan with whole-market days taken from flat files where they are cheaper (or asked for).
 
@@ -127,8 +129,9 @@ def plan_with_files(
         action_coverage: as for :func:`plan_backfill`.
         listings: the bucket's files per dataset (empty: no flat files configured).
         cost: the cost model.
+        densities: as for :func:`plan_backfill`.
     """
-    rest = plan_backfill(spec, coverage, now_ms, action_coverage)
+    rest = plan_backfill(spec, coverage, now_ms, action_coverage, densities)
     if spec.source == "rest" or not listings:
         return rest
     derive = derived_timeframes(spec)
@@ -163,7 +166,7 @@ def plan_with_files(
                                   total_rest_s))
     if not chosen:
         return replace(rest, costs=tuple(costs), notes=tuple(notes))
-    final = plan_backfill(spec, _with_days(spec, coverage, chosen), now_ms, action_coverage)
+    final = plan_backfill(spec, _with_days(spec, coverage, chosen), now_ms, action_coverage, densities)
     return replace(final, files=tuple(chosen), costs=tuple(costs), notes=tuple(notes))
 
 

@@ -6,6 +6,7 @@ counted (the benchmark's "minimal plan"), or handed to distributed workers one r
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,10 +150,12 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class PlannedRequest:
-    """One vendor request (one page when the 50k split holds) and the series it fills.
+    """One vendor request and the series it fills; an ``aggs`` request follows every ``next_url``.
 
     ``kind`` is ``aggs`` (one ticker's aggregates over ``fetch``) or ``grouped`` (one session's
-    daily bars of every ticker in the market; ``ticker`` is empty then).
+    daily bars of every ticker in the market; ``ticker`` is empty then). ``pages`` is the most
+    pages it can take (its calendar bound: ``base_units`` / 50,000, rounded up); ``density`` the
+    share of those base aggregates that trade, when the store knows it (see ADR 0017).
     """
 
     kind: Literal["aggs", "grouped"]
@@ -162,6 +165,15 @@ class PlannedRequest:
     fetch: TimeRange
     targets: tuple[Target, ...]
     base_units: int = 0
+    pages: int = 1
+    density: float | None = None
+
+    @property
+    def expected_pages(self) -> int:
+        """The pages the vendor's pager is expected to need: the bound, or less by the known density."""
+        if self.density is None or self.pages <= 1:
+            return self.pages
+        return max(1, min(self.pages, math.ceil(self.base_units * self.density / MAX_BASE)))
 
     @property
     def label(self) -> str:
@@ -174,7 +186,7 @@ class PlannedRequest:
         return {
             "kind": self.kind, "asset": self.asset.value, "ticker": self.ticker,
             "timeframe": str(self.timeframe), "start_ms": self.fetch.start_ms, "end_ms": self.fetch.end_ms,
-            "base_units": self.base_units,
+            "base_units": self.base_units, "pages": self.pages, "density": self.density,
             "targets": [{"ticker": t.ticker, "timeframe": str(t.timeframe), "start_ms": t.covers.start_ms,
                          "end_ms": t.covers.end_ms, "derived": t.derived} for t in self.targets],
         }
@@ -193,15 +205,38 @@ class DeriveTask:
 
 @dataclass(frozen=True, slots=True)
 class ActionsRequest:
-    """Fetch one kind of corporate action of one ticker over ``covers`` (one paged request)."""
+    """Fetch one kind of corporate action over ``covers``: of one ticker, or of many at once.
+
+    With ``tickers`` set (``ticker`` is empty then) one listing answers all of them: filtered by
+    ``ticker.any_of`` when ``market_wide`` is false, else every ticker's events of the range,
+    of which only those of ``tickers`` are kept. ``pages`` is the expected page count.
+    """
 
     ticker: str
     kind: ActionKind
     covers: TimeRange
+    tickers: tuple[str, ...] = ()
+    market_wide: bool = False
+    pages: int = 1
 
     @property
     def key(self) -> ActionsKey:
         return ActionsKey(self.ticker, self.kind)
+
+    @property
+    def keys(self) -> list[ActionsKey]:
+        """The report rows (one per ticker) the request fills."""
+        return [ActionsKey(t, self.kind) for t in self.tickers] if self.tickers else [self.key]
+
+    @property
+    def label(self) -> str:
+        if not self.tickers:
+            return str(self.key)
+        return f"{'market-wide' if self.market_wide else f'{len(self.tickers)} tickers'} {self.kind}"
+
+    def one(self, ticker: str) -> ActionsRequest:
+        """The part of a many-ticker request that fills ``ticker``."""
+        return ActionsRequest(ticker, self.kind, self.covers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +281,45 @@ class FileCost:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestEstimate:
+    """A plan's request count and how sure it is.
+
+    ``exact`` requests are one page each (or corporate-action listings); ``estimated`` ones follow
+    ``next_url`` over a range whose density the store knows; ``bounded`` ones cover a range never
+    stored, so only the calendar's bound (``high``) and one page (``low``) are known for them.
+    """
+
+    expected: int
+    low: int
+    high: int
+    exact: int
+    estimated: int
+    bounded: int
+
+    @property
+    def sure(self) -> str:
+        """``exact``, ``estimated`` (from stored densities) or ``bounded`` (unknown densities)."""
+        if self.bounded:
+            return "bounded"
+        return "estimated" if self.estimated else "exact"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"expected": self.expected, "low": self.low, "high": self.high, "sure": self.sure,
+                "exact_requests": self.exact, "estimated_requests": self.estimated,
+                "bounded_requests": self.bounded}
+
+    def describe(self) -> str:
+        """One line for ``--dry-run``."""
+        if self.sure == "exact":
+            return f"{self.expected} requests (exact: every request is one page)"
+        if self.sure == "estimated":
+            return (f"about {self.expected} requests ({self.low}-{self.high}; {self.estimated} paged "
+                    "request(s) estimated from the densities already stored)")
+        return (f"{self.low}-{self.high} requests ({self.bounded} paged request(s) over ranges never "
+                f"stored: at least one page each, at most the calendar's bound)")
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Everything a run will do, in the order it will be started."""
 
@@ -258,6 +332,7 @@ class Plan:
     costs: tuple[FileCost, ...] = ()  # per dataset: the files' cost and the REST cost they replace
     notes: tuple[str, ...] = ()  # why flat files were not used where they could have been
     outside_plan: tuple[tuple[SeriesKey, TimeRange], ...] = ()  # wanted, before the plan's history
+    probes: int = 0  # with the plan's history unknown: the one request that proves it first
 
     @property
     def file_bytes(self) -> int:
@@ -265,12 +340,28 @@ class Plan:
 
     @property
     def request_count(self) -> int:
-        """Vendor requests the plan makes (aggregates, grouped daily and corporate actions)."""
-        return len(self.requests) + len(self.actions)
+        """Vendor requests the plan is expected to make (aggregate pages, grouped daily, corporate
+        actions): exact where each request is one page, estimated from stored densities where the
+        store knows them, and the calendar's bound for series never stored (see :meth:`estimate`)."""
+        return sum(r.expected_pages for r in self.requests) + sum(a.pages for a in self.actions) + self.probes
+
+    def estimate(self) -> RequestEstimate:
+        """How many requests the plan makes, and how sure that is."""
+        exact = [r for r in self.requests if r.pages <= 1]
+        dense = [r for r in self.requests if r.pages > 1 and r.density is not None]
+        blind = [r for r in self.requests if r.pages > 1 and r.density is None]
+        fixed = len(exact) + sum(a.pages for a in self.actions) + self.probes
+        return RequestEstimate(
+            expected=self.request_count,
+            low=fixed + len(dense) + len(blind) + sum(r.expected_pages - 1 for r in dense),
+            high=fixed + sum(r.pages for r in (*dense, *blind)),
+            exact=fixed, estimated=len(dense), bounded=len(blind))
 
     def per_series(self) -> dict[str, int]:
         """Requests per series label (grouped-daily requests are counted under their market)."""
-        counts: Counter[str] = Counter(r.label for r in self.requests)
+        counts: Counter[str] = Counter()
+        for r in self.requests:
+            counts[r.label] += r.expected_pages
         for a in self.actions:
-            counts[str(a.key)] += 1
+            counts[a.label] += a.pages
         return dict(sorted(counts.items()))

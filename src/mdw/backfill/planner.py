@@ -3,10 +3,13 @@
 For each series the gaps are ``wanted - covered`` on half-open ms ranges, clamped to what is
 final at ``now`` (completed bar windows only; the vendor answers 403 for the future). Gaps that
 hold no trading session are dropped; gaps separated only by a closed-market stretch are merged.
-Each gap is aligned to the timeframe's windows and cut at local midnights into requests of at
-most 50,000 base aggregates, counted from the calendar's largest possible number of base bars
-(960 minutes per extended stock session, 1,440 per crypto day, one per trading day for daily
-and longer bars), so every planned request is exactly one page. Daily bars of many tickers over
+Each gap is aligned to the timeframe's windows and becomes one request that follows the vendor's
+``next_url`` (``limit=50000``), so it costs the pages the vendor's own pagination needs whatever
+the series' density. Only where the store knows a series trades densely is a long gap cut at local
+midnights into pieces of at most 50,000 base aggregates, counted from the calendar's largest
+possible number of base bars (960 minutes per extended stock session, 1,440 per crypto day, one
+per trading day for daily and longer bars): each piece is then one page and the pieces run in
+parallel, for no more pages than the pager (ADR 0017). Daily bars of many tickers over
 few sessions become grouped-daily requests when that is fewer requests, and ``derive`` fills
 coarser intraday timeframes from the finest one requested instead of asking the vendor.
 """
@@ -14,8 +17,10 @@ coarser intraday timeframes from the finest one requested instead of asking the 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from datetime import date, timedelta
 
 from mdw.backfill.plan import (
@@ -216,15 +221,54 @@ def uncovered(asset: AssetClass, tf: Timeframe, rng: TimeRange, covered: RangeSe
     return tradable(asset, tf, rng) - covered
 
 
+def even_split(asset: AssetClass, tf: Timeframe, rng: TimeRange, parts: int) -> list[TimeRange]:
+    """Cut ``rng`` at local midnights into ``parts`` pieces of about equal base aggregates."""
+    if parts <= 1 or rng.empty:
+        return [rng]
+    points = _cut_points(asset, tf, rng)
+    cum = _cumulative(asset, tf, rng, points)
+    total = cum[-1]
+    chosen = [0]
+    for i in range(1, parts):
+        target = total * i / parts
+        j = bisect.bisect_left(cum, target, lo=chosen[-1] + 1)
+        if j >= len(points) - 1:
+            break
+        if j > chosen[-1] + 1 and target - cum[j - 1] < cum[j] - target:
+            j -= 1
+        chosen.append(j)
+    chosen.append(len(points) - 1)
+    return [TimeRange(points[a], points[b]) for a, b in itertools.pairwise(chosen) if a < b]
+
+
 def _aggs_requests(
     asset: AssetClass, ticker: str, tf: Timeframe, holes: Iterable[TimeRange], now_ms: int,
+    density: float | None = None,
 ) -> list[PlannedRequest]:
+    """Each gap as requests that follow ``next_url``: one per gap, or several where it is free.
+
+    The pager never asks for a page it does not need, whatever the series' density, but its pages
+    are sequential. Where the store knows the series' density, a gap expected to take k pages is
+    cut into k pieces of about one page each that run in parallel: at the calendar's count when
+    that makes k pieces (each surely one page), else into k pieces of equal possible minutes
+    (ADR 0017). Without a known density a gap is one paged request.
+    """
     out: list[PlannedRequest] = []
+    dens = density if tf.base == "minute" else None
     for hole in holes:
-        for piece in split_range(asset, tf, hole):
+        units = base_units(asset, tf, hole)
+        pieces = [hole]
+        if dens is not None and units > MAX_BASE:
+            parts = max(1, math.ceil(units * dens / MAX_BASE))
+            exact = split_range(asset, tf, hole)
+            pieces = exact if len(exact) == parts else even_split(asset, tf, hole, parts)
+        elif dens is None and tf.base == "day":
+            pieces = split_range(asset, tf, hole)  # 50,000 days: never more than one piece in practice
+        for piece in pieces:
             fetch = TimeRange(piece.start_ms, min(piece.end_ms, now_ms))
+            n = base_units(asset, tf, piece)
             out.append(PlannedRequest("aggs", asset, ticker, tf, fetch, (Target(ticker, tf, piece),),
-                                      base_units(asset, tf, piece)))
+                                      n, max(1, math.ceil(n / MAX_BASE)), dens))
     return out
 
 
@@ -275,6 +319,7 @@ def plan_backfill(
     coverage: Mapping[SeriesKey, RangeSet],
     now_ms: int,
     action_coverage: Mapping[ActionsKey, RangeSet] | None = None,
+    densities: Mapping[str, float] | None = None,
 ) -> Plan:
     """Turn a spec and the ledger into requests.
 
@@ -283,6 +328,8 @@ def plan_backfill(
         coverage: the covered ranges of each series (missing keys mean nothing is held).
         now_ms: the present; nothing at or after it is requested, nothing unfinished is covered.
         action_coverage: covered ranges of each ticker's dividends and splits.
+        densities: per ticker, the share of its possible minutes that trade, as far as the store
+            knows (absent: unknown; long gaps are then paged with ``next_url``).
 
     Returns:
         The plan; its ``request_count`` is what a run without faults sends.
@@ -309,7 +356,8 @@ def plan_backfill(
             if tf == ONE_DAY and spec.grouped_daily and asset in GROUPED_MARKETS:
                 daily_holes.setdefault(asset, {})[tk.symbol] = holes
                 continue
-            reqs = _aggs_requests(asset, tk.symbol, tf, holes, now_ms)
+            density = (densities or {}).get(tk.symbol)
+            reqs = _aggs_requests(asset, tk.symbol, tf, holes, now_ms, density)
             if tf == fine:
                 reqs, local = _attach_derived(asset, tk.symbol, fine, derived, reqs, wanted, held, now_ms)
                 derives.extend(local)
@@ -338,8 +386,7 @@ def _attach_derived(
             extra = tuple(Target(ticker, tf, piece, derived=True)
                           for piece in coarse_gaps.clip(req.targets[0].covers))
             if extra:
-                out[k] = PlannedRequest(req.kind, req.asset, req.ticker, req.timeframe, req.fetch,
-                                        req.targets + extra, req.base_units)
+                out[k] = replace(req, targets=req.targets + extra)
         for piece in (coarse_gaps - fetched) & held[fine]:
             inner = align_in(asset, tf, piece)
             if inner is not None and tradable(asset, tf, inner):

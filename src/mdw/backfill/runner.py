@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import date
 
 from mdw.backfill.boundary import Boundary
+from mdw.backfill.density import densities
 from mdw.backfill.engine import Pipeline
 from mdw.backfill.fetch import VendorSource
 from mdw.backfill.fileplan import CostModel, plan_with_files, wanted_datasets
@@ -52,7 +53,8 @@ async def plan_only(
     as of :meth:`Limits.final_before_ms`: what is not yet published is neither asked for nor covered.
     """
     at = now_ms() if now is None else now
-    bound = (await Boundary.load(store, limits, at)).first_ms
+    loaded = await Boundary.load(store, limits, at)
+    bound = loaded.first_ms
     first = from_ms(bound).astimezone(AssetClass.STOCKS.tz).date() if bound is not None else None
     if limits is not None:
         at = limits.final_before_ms(at)
@@ -76,9 +78,12 @@ async def plan_only(
         if one.source == "flatfiles" and files is None:
             raise ConfigError("--source flatfiles needs MDW_FLATFILES_KEY_ID and MDW_FLATFILES_SECRET")
         model = cost or CostModel(RateLimit.parse("5/min"))
-        plans.append(plan_with_files(one, coverage, at, actions, found, model))
+        dens = await densities(store, one) if not one.refetch else {}
+        plans.append(plan_with_files(one, coverage, at, actions, found, model, dens))
+    paged = [r.fetch.start_ms for p in plans for r in p.requests if r.kind == "aggs" and r.pages > 1]
+    probes = int(bool(paged) and loaded.unproven(min(paged, default=0)))  # see Pipeline._probe_history
     if len(plans) == 1:
-        return replace(plans[0], outside_plan=tuple(outside))
+        return replace(plans[0], outside_plan=tuple(outside), probes=probes)
     return Plan(
         series=tuple(s for p in plans for s in p.series),
         requests=tuple(r for p in plans for r in p.requests),
@@ -88,6 +93,7 @@ async def plan_only(
         costs=tuple(c for p in plans for c in p.costs),
         notes=tuple(n for p in plans for n in p.notes),
         outside_plan=tuple(outside),
+        probes=probes,
     )
 
 

@@ -130,7 +130,9 @@ def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
         table.add_row(label, str(count))
     console.print(table)
     seconds = rate.seconds_for(plan.request_count)
+    estimate = plan.estimate()
     console.print(f"total requests: {plan.request_count}")
+    console.print(f"how sure: {estimate.describe()}")
     console.print(f"local derive tasks: {len(plan.derives)}")
     console.print(f"estimated time at {rate}: {seconds:.0f} s (plus network latency)")
     if plan.costs:
@@ -150,6 +152,7 @@ def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
             {
                 "dry_run": True,
                 "requests": plan.request_count,
+                "estimate": estimate.to_dict(),
                 "per_series": plan.per_series(),
                 "estimated_s": seconds,
                 "rate_limit": str(rate),

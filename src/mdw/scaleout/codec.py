@@ -21,7 +21,7 @@ def encode(work: Work) -> dict[str, Any]:
         return {
             "type": "request", "kind": work.kind, "asset": work.asset.value, "ticker": work.ticker,
             "timeframe": str(work.timeframe), "fetch": [work.fetch.start_ms, work.fetch.end_ms],
-            "base_units": work.base_units,
+            "base_units": work.base_units, "pages": work.pages, "density": work.density,
             "targets": [[t.ticker, str(t.timeframe), t.covers.start_ms, t.covers.end_ms, t.derived,
                          t.listed] for t in work.targets],
         }
@@ -46,7 +46,9 @@ def decode(data: dict[str, Any]) -> Work:
         fetch = TimeRange(int(data["fetch"][0]), int(data["fetch"][1]))
         req_kind: Literal["aggs", "grouped"] = "grouped" if data["kind"] == "grouped" else "aggs"
         return PlannedRequest(req_kind, AssetClass(data["asset"]), str(data["ticker"]),
-                              Timeframe.parse(data["timeframe"]), fetch, targets, int(data["base_units"]))
+                              Timeframe.parse(data["timeframe"]), fetch, targets, int(data["base_units"]),
+                              int(data.get("pages", 1)),
+                              None if data.get("density") is None else float(data["density"]))
     if kind == "actions":
         action: Literal["dividends", "splits"] = "dividends" if data["kind"] == "dividends" else "splits"
         return ActionsRequest(str(data["ticker"]), action, _span(data["covers"]))

@@ -1,0 +1,40 @@
+"""How densely each series trades, as far as the store knows: the planner's reason to cut a gap.
+
+A minute series that trades in every possible minute fills the calendar's pages, so cutting a long
+gap at the calendar's count costs no more pages than following ``next_url`` and the pieces run in
+parallel. A thin one would pay a page per piece, so it is paged instead. The density is the share
+of the possible minutes between a ticker's first and last stored minute bar that hold a bar; it is
+known only for tickers whose minute bars are already stored (ADR 0017).
+"""
+
+from __future__ import annotations
+
+from mdw.backfill.plan import MAX_BASE, BackfillSpec
+from mdw.backfill.planner import ONE_MINUTE, base_units
+from mdw.domain import MINUTE_MS, TimeRange
+from mdw.store.base import Store
+
+
+def needs_density(spec: BackfillSpec) -> bool:
+    """Whether a density could change the plan: a minute-based series over more than one page."""
+    minute = [tf for tf in spec.timeframes if tf.base == "minute"]
+    if not minute:
+        return False
+    return any(base_units(tk.asset_class, ONE_MINUTE, spec.wanted_for(tk)) > MAX_BASE for tk in spec.tickers)
+
+
+async def densities(store: Store, spec: BackfillSpec) -> dict[str, float]:
+    """Per ticker with stored minute bars: the share of its possible minutes that trade."""
+    out: dict[str, float] = {}
+    if not needs_density(spec):
+        return out
+    for tk in spec.tickers:
+        if base_units(tk.asset_class, ONE_MINUTE, spec.wanted_for(tk)) <= MAX_BASE:
+            continue
+        for row in await store.catalog.series(tk.symbol):
+            if row.timeframe != str(ONE_MINUTE) or not row.bars or row.first_t is None or row.last_t is None:
+                continue
+            possible = base_units(tk.asset_class, ONE_MINUTE, TimeRange(row.first_t, row.last_t + MINUTE_MS))
+            if possible > 0:
+                out[tk.symbol] = min(1.0, row.bars / possible)
+    return out
