@@ -18,7 +18,7 @@ from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.planner import final_end
 from mdw.domain import AssetClass, SeriesKey, to_ms
 from mdw.plans import Limits, Plan
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import Market
 from mdw.simulator.testing import SimFactory
 from mdw.store.base import Dataset, Store
@@ -39,7 +39,7 @@ def thin_names(market: Market, count: int, below: float, above: float = 0.0) -> 
 async def vendor_pages(base_url: str, spec: BackfillSpec, sim: object) -> int:
     """The pages a bare ``next_url`` pager needs for every series of ``spec`` (the simulator's count)."""
     before = int(sim.stats()["requests"])  # type: ignore[attr-defined]
-    async with PolygonClient("test-key", base_url, rate_limit="unlimited") as client:
+    async with PolygonClient("test-key", base_url, pacing=Pacing("unlimited")) as client:
         for tk in spec.tickers:
             for tf in spec.timeframes:
                 rng = spec.wanted_for(tk)
@@ -60,7 +60,7 @@ async def test_requests_match_the_vendor_pager_on_thin_and_liquid_series(
                      grouped_daily=False)
     minimal = await vendor_pages(sim.base_url, spec, sim)
     start = int(sim.stats()["requests"])
-    async with PolygonClient("test-key", sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient("test-key", sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec, now=NOW, limits=LIMITS)
     sent = int(sim.stats()["requests"]) - start
     assert report.status == "ok" and sim.stats()["rate_limited"] == 0
@@ -88,7 +88,7 @@ async def test_dry_run_says_how_sure_and_stored_densities_cut_liquid_gaps(
     spec = make_spec(f"{thin},X:BTCUSD", "1m", "2024-01-01", "2024-06-30")
     blind = (await plan_only(store, spec, now=NOW, limits=LIMITS)).estimate()
     assert blind.sure == "bounded" and blind.low == 2 and blind.high > blind.low
-    async with PolygonClient("test-key", sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient("test-key", sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec, now=NOW, limits=LIMITS)
         assert report.status == "ok"
         later = replace(spec, start=date(2023, 1, 1), end=date(2023, 12, 31))

@@ -76,10 +76,10 @@ async def _vendor_pages(sim: SimServer, spec: BackfillSpec) -> int:
     """The pages the vendor's own ``next_url`` pager needs for ``spec`` (counted by the simulator)."""
     from mdw.backfill.planner import final_end
     from mdw.backfill.runner import now_ms
-    from mdw.polygon import PolygonClient
+    from mdw.polygon import Pacing, PolygonClient
 
     before = sim.stats()["requests"]
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         for tk in spec.tickers:
             for tf in spec.timeframes:
                 rng = spec.wanted(tk.asset_class)
