@@ -97,7 +97,7 @@ async def _crash_and_resume(sim: SimServer, url: str, kills: int, seed: int,
     Requests follow ``next_url`` and each page covers what lies before its last bar, so a kill
     loses what was in flight or queued (``PIPELINE_DEPTH``) and may make each interrupted request
     start a page of its own on resume (``IN_FLIGHT``); with the plan unset, one probe proves the
-    key's history (ADR 0017).
+    key's history (ADR 0018).
     """
     env = cli_env(sim.base_url, sim.key, url, MDW_RATE_LIMIT="60/s", MDW_MAX_IN_FLIGHT=str(IN_FLIGHT))
     spec, args = spec_of(*what, grouped_daily=False), _args(*what)

@@ -4,7 +4,7 @@ A minute series that trades in every possible minute fills the calendar's pages,
 gap at the calendar's count costs no more pages than following ``next_url`` and the pieces run in
 parallel. A thin one would pay a page per piece, so it is paged instead. The density is the share
 of the possible minutes between a ticker's first and last stored minute bar that hold a bar; it is
-known only for tickers whose minute bars are already stored (ADR 0017).
+known only for tickers whose minute bars are already stored (ADR 0018).
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ class PlannedRequest:
     ``kind`` is ``aggs`` (one ticker's aggregates over ``fetch``) or ``grouped`` (one session's
     daily bars of every ticker in the market; ``ticker`` is empty then). ``pages`` is the most
     pages it can take (its calendar bound: ``base_units`` / 50,000, rounded up); ``density`` the
-    share of those base aggregates that trade, when the store knows it (see ADR 0017).
+    share of those base aggregates that trade, when the store knows it (see ADR 0018).
     """
 
     kind: Literal["aggs", "grouped"]

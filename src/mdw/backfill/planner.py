@@ -9,7 +9,7 @@ the series' density. Only where the store knows a series trades densely is a lon
 midnights into pieces of at most 50,000 base aggregates, counted from the calendar's largest
 possible number of base bars (960 minutes per extended stock session, 1,440 per crypto day, one
 per trading day for daily and longer bars): each piece is then one page and the pieces run in
-parallel, for no more pages than the pager (ADR 0017). Daily bars of many tickers over
+parallel, for no more pages than the pager (ADR 0018). Daily bars of many tickers over
 few sessions become grouped-daily requests when that is fewer requests, and ``derive`` fills
 coarser intraday timeframes from the finest one requested instead of asking the vendor.
 """
@@ -251,7 +251,7 @@ def _aggs_requests(
     are sequential. Where the store knows the series' density, a gap expected to take k pages is
     cut into k pieces of about one page each that run in parallel: at the calendar's count when
     that makes k pieces (each surely one page), else into k pieces of equal possible minutes
-    (ADR 0017). Without a known density a gap is one paged request.
+    (ADR 0018). Without a known density a gap is one paged request.
     """
     out: list[PlannedRequest] = []
     dens = density if tf.base == "minute" else None
