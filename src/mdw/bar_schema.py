@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from mdw.domain import DAY_MS, AssetClass, BarBatch, Timeframe, from_ms, parse_ticker
+from mdw.domain import DAY_MS, AssetClass, BarBatch, Timeframe, from_ms, n_values, parse_ticker
 from mdw.errors import UsageError
 
 if TYPE_CHECKING:
@@ -168,7 +168,8 @@ class BarSchema:
             col = getattr(b, short)
             mask = np.isnan(col)
             arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
-        arrays.append(pa.array(b.n, pa.int64()))
+        missing = b.n < 0  # MISSING_N: null, never a count
+        arrays.append(pa.array(b.n, pa.int64(), mask=missing) if missing.any() else pa.array(b.n, pa.int64()))
         return arrays
 
     def table(self, batches: Iterable[BarBatch]) -> pa.Table:
@@ -206,7 +207,8 @@ class BarSchema:
         cols.append(b.t.tolist() if self.names == "vendor" else iso_stamps(b.t))
         if self.dated:
             cols.append([d.isoformat() for d in session_dates(b.ticker, b.t)])
-        cols += [getattr(b, short).tolist() for short in ("o", "h", "l", "c", "v", "vw", "n")]
+        cols += [getattr(b, short).tolist() for short in ("o", "h", "l", "c", "v", "vw")]
+        cols.append(n_values(b.n))  # a missing n is null
         row = _row_type(tuple(self.columns))
         return [row(*values) for values in zip(*cols, strict=True)]
 

@@ -285,6 +285,9 @@ def parse_timeframes(text: str | Sequence[str]) -> list[Timeframe]:
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 BAR_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n")
+# ``n`` (the trade count) where the vendor left it out: stored as NULL and read back as this. A real
+# count is never negative (the vendor client refuses one), so the value cannot be mistaken for data.
+MISSING_N = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,11 +322,25 @@ def _i64(values: npt.ArrayLike) -> I64:
     return np.ascontiguousarray(values, dtype=np.int64)
 
 
+def n_values(n: I64) -> list[int | None]:
+    """``n`` as Python ints with None where it is missing (what drivers store as NULL)."""
+    values: list[int | None] = n.tolist()
+    if bool((n < 0).any()):
+        values = [None if x is not None and x < 0 else x for x in values]
+    return values
+
+
+def n_from_float(n: npt.NDArray[np.float64]) -> I64:
+    """Counts read as floats (NULL as NaN) back to int64, NaN as :data:`MISSING_N`."""
+    return np.where(np.isnan(n), MISSING_N, n).astype(np.int64)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class BarBatch:
     """Bars of one ticker and timeframe, as columns (no per-bar Python objects).
 
-    ``v`` and ``vw`` are NaN where the vendor omits them (index bars); ``n`` is 0 then.
+    ``v`` and ``vw`` are NaN where the vendor omits them (index bars); ``n`` is :data:`MISSING_N`
+    where it is omitted (stored as NULL, never as 0).
     """
 
     ticker: str
@@ -401,7 +418,7 @@ class BarBatch:
         """Plain tuples (t, o, h, l, c, v, vw, n) with None for missing values, for drivers."""
         v = [None if math.isnan(x) else x for x in self.v.tolist()]
         vw = [None if math.isnan(x) else x for x in self.vw.tolist()]
-        n = self.n.tolist()
+        n = n_values(self.n)
         return zip(self.t.tolist(), self.o.tolist(), self.h.tolist(), self.l.tolist(),
                    self.c.tolist(), v, vw, n, strict=True)
 

@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from mdw.domain import NEW_YORK, BarBatch, Timeframe, local_midnight_ms
+from mdw.domain import MISSING_N, NEW_YORK, BarBatch, Timeframe, local_midnight_ms
 from mdw.errors import VendorTransientError
 from mdw.flatfiles.decode import ChunkReader, DecodeStats, decode
 from mdw.flatfiles.keys import dataset_named
@@ -100,10 +100,10 @@ def test_decode_flags_a_timestamp_that_is_not_a_whole_millisecond() -> None:
 
 
 def test_decode_reads_index_files_without_volume_or_transactions() -> None:
-    """An indices file (ticker,open,close,high,low,window_start) gives NaN volume and 0 trades."""
+    """An indices file (ticker,open,close,high,low,window_start) gives NaN volume and missing trades."""
     text = "ticker,open,close,high,low,window_start\nI:SPX,5000.5,5001,5002,4999,1709820000000000000\n"
     bars = _decoded(_gz(text))["I:SPX"]
-    assert np.isnan(bars.v).all() and bars.n.tolist() == [0] and bars.c.tolist() == [5001.0]
+    assert np.isnan(bars.v).all() and bars.n.tolist() == [MISSING_N] and bars.c.tolist() == [5001.0]
 
 
 @pytest.mark.parametrize("data", [b"not gzip at all", _gz("ticker,volume\nAAA,1\n")[:-12],

@@ -10,7 +10,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from mdw.domain import Timeframe
+from mdw.domain import MISSING_N, Timeframe
 from mdw.errors import VendorTransientError
 from mdw.polygon import decode as dec
 
@@ -51,15 +51,16 @@ def test_decode_aggs_accepts_delayed_status_and_next_url() -> None:
     assert len(batch) == 1 and nxt == "http://n"
 
 
-def test_decode_aggs_fills_nan_and_zero_when_vw_n_or_volume_are_missing() -> None:
-    """Index bars (o h l c t only) and bars without vw/n decode with NaN volume fields and n=0."""
+def test_decode_aggs_fills_nan_and_missing_n_when_vw_n_or_volume_are_missing() -> None:
+    """Index bars (o h l c t only) and bars without vw/n decode with NaN volume fields and n missing
+    (MISSING_N, stored as NULL), never 0."""
     batch, _ = dec.decode_aggs(
         _page([{"o": 1, "h": 2, "l": 0.5, "c": 1.5, "t": 60_000},
                {"v": 3.5, "o": 1, "h": 2, "l": 0.5, "c": 1.5, "t": 120_000, "otc": True}]),
         "I:SPX", TF, "u")
     assert math.isnan(batch.v[0]) and math.isnan(batch.vw[0]) and math.isnan(batch.vw[1])
     assert batch.v[1] == 3.5
-    assert batch.n.tolist() == [0, 0]
+    assert batch.n.tolist() == [MISSING_N, MISSING_N]
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from mdw.backfill import run_backfill
+from mdw.domain import MISSING_N
 from mdw.polygon import BreakerPolicy, Pacing, PolygonClient, RetryPolicy
 from mdw.polygon import screen as scr
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
@@ -122,3 +124,23 @@ async def test_vw_outside_high_low_is_kept_and_counted_when_vendor_serves_it(sto
         bars = await store.bars("MSFT", SPEC.timeframes[0], 0, 2**53)
         stored += int(((bars.vw > bars.h) | (bars.vw < bars.l)).sum())
         assert stored == injected
+
+
+async def test_missing_n_is_stored_as_null_and_counted_when_vendor_leaves_it_out(
+    store: Store, store_url: str
+) -> None:
+    """Bars without n are kept with n missing (NULL in the row, never 0) and counted in the report."""
+    faults = FaultConfig(bad_value="missing_n", bad_value_rate=0.05)
+    async with start_simulator(SimConfig(seed=5, faults=faults, n_stocks=30)) as sim, _client(sim) as client:
+        report = await run_backfill(store, client, SPEC)
+        injected = sim.stats()["faults"]["bad_value"]
+        assert injected > 0 and report.status == "ok" and report.quarantined == 0
+        assert report.data_notes == {scr.N_MISSING: injected}
+        [[nulls]] = await raw_rows(store_url, "SELECT count(*) FROM bars WHERE n IS NULL")
+        [[zeros]] = await raw_rows(store_url, "SELECT count(*) FROM bars WHERE n = 0")
+        assert (nulls, zeros) == (injected, 0)
+        for ticker in ("AAPL", "MSFT"):
+            got = await store.bars(ticker, SPEC.timeframes[0], 0, 2**53)
+            truth = sim.market.aggregates(ticker, SPEC.timeframes[0], int(got.t[0]), int(got.t[-1]) + 1)
+            missing = got.n == MISSING_N
+            assert np.array_equal(got.n[~missing], truth.n[~missing]) and np.array_equal(got.c, truth.c)

@@ -6,8 +6,8 @@ from datetime import date
 
 import numpy as np
 
+from mdw.domain import MISSING_N, BarBatch, RangeSet, Timeframe, TimeRange, day_range_ms, local_midnight_ms
 from mdw.domain import NEW_YORK as NY
-from mdw.domain import BarBatch, RangeSet, Timeframe, TimeRange, day_range_ms, local_midnight_ms
 from mdw.store import BarWrite
 
 M1 = Timeframe.parse("1m")
@@ -28,7 +28,7 @@ def make_batch(
 ) -> BarBatch:
     """``n`` valid bars from ``t0`` every ``step_ms`` (the timeframe's length by default).
 
-    Every 5th bar has no volume (NaN v/vw, n=0); volumes are fractional, as crypto's are.
+    Every 5th bar has no volume (NaN v/vw, n missing); volumes are fractional, as crypto's are.
     """
     step = step_ms or tf.fixed_ms or 86_400_000
     t = t0 + np.arange(n, dtype=np.int64) * step
@@ -41,7 +41,8 @@ def make_batch(
     cnt = np.arange(n, dtype=np.int64) + 3_000_000_000  # beyond int32
     v[::5] = np.nan
     vw[::5] = np.nan
-    cnt[::5] = 0
+    cnt[::5] = MISSING_N  # the vendor left n out: stored as NULL
+    cnt[1::7] = 0  # a real count of 0 stays 0
     return BarBatch(ticker, tf, t, o, h, low, c, v, vw, cnt, source)
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from mdw.domain import I64, AssetClass, BarBatch, Timeframe, from_ms, local_midnight_ms
+from mdw.domain import I64, MISSING_N, AssetClass, BarBatch, Timeframe, from_ms, local_midnight_ms
 from mdw.errors import UsageError
 
 DERIVED = "derived"
@@ -61,6 +61,6 @@ def resample(batch: BarBatch, asset: AssetClass, target: Timeframe) -> BarBatch:
         c=batch.c[ends],
         v=v,
         vw=vw,
-        n=np.add.reduceat(batch.n, starts),
+        n=np.where(np.minimum.reduceat(batch.n, starts) < 0, MISSING_N, np.add.reduceat(batch.n, starts)),
         source=DERIVED,
     )

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from mdw.domain import BarBatch, Timeframe
+from mdw.domain import MISSING_N, BarBatch, Timeframe
 from mdw.errors import VendorTransientError
 from mdw.flatfiles.keys import vendor_ticker
 
@@ -201,7 +201,7 @@ def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats)
         "t": t,
         "o": _floats(block, "open"), "h": _floats(block, "high"), "l": _floats(block, "low"),
         "c": _floats(block, "close"), "v": _floats(block, "volume"),
-        "n": block.column("transactions").fill_null(0).to_numpy(zero_copy_only=False),
+        "n": block.column("transactions").fill_null(MISSING_N).to_numpy(zero_copy_only=False),
     }
     change = np.flatnonzero(idx[1:] != idx[:-1]) + 1
     starts = np.concatenate(([0], change))

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from mdw.domain import BarBatch, Dividend, Split, Timeframe, reasons_by_row
+from mdw.domain import MISSING_N, BarBatch, Dividend, Split, Timeframe, reasons_by_row
 from mdw.errors import VendorTransientError
 from mdw.logs import get_logger
 from mdw.polygon import screen as scr
@@ -182,7 +182,6 @@ def bars_to_columns(bars: list[Bar] | list[GroupedBar]) -> Matrix:
     return flat.reshape(n, 8).T
 
 
-MISSING_N = 0  # what a missing ``n`` becomes in a BarBatch
 
 
 def batch_from_matrix(ticker: str, timeframe: Timeframe, m: Matrix) -> BarBatch:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mdw.calendar import nyse_session
-from mdw.domain import DAY_MS, MINUTE_MS, NEW_YORK, AssetClass, from_ms
+from mdw.domain import DAY_MS, MINUTE_MS, MISSING_N, NEW_YORK, AssetClass, from_ms
 from mdw.simulator.actions import DOMAIN_END, DOMAIN_START, dividend_plans, splits_for
 from mdw.simulator.names import stable_hash
 from mdw.simulator.universe import Profile, profile
@@ -199,7 +199,8 @@ def legacy_day(seed: int, ticker: str, day: date) -> DayMinutes | None:
     t = first_ms + idx.astype(np.int64) * MINUTE_MS
     if not prof.has_volume:
         nan = np.full(k, np.nan)
-        return DayMinutes(t, o, h, lo, c, nan, nan, np.zeros(k, np.int64), regular[idx])
+        # the vendor sends no v, vw or n for these (index values): n is missing, as mdw stores it
+        return DayMinutes(t, o, h, lo, c, nan, nan, np.full(k, MISSING_N, np.int64), regular[idx])
     n = 1 + (r[2] * (2.0 * lam[idx])).astype(np.int64)
     if prof.asset is AssetClass.FOREX:
         v = n.astype(np.float64)

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mdw.calendar import bar_window_start
-from mdw.domain import AssetClass, Timeframe, from_ms, local_midnight_ms
+from mdw.domain import MISSING_N, AssetClass, Timeframe, from_ms, local_midnight_ms
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -127,5 +127,6 @@ def aggregate(base: Cols, ws: I64) -> Cols:
         "c": base["c"][ends - 1],
         "v": vol,
         "vw": vw,
-        "n": np.add.reduceat(base["n"], starts),
+        "n": np.where(np.minimum.reduceat(base["n"], starts) < 0, MISSING_N,  # missing stays missing
+                      np.add.reduceat(base["n"], starts)),
     }

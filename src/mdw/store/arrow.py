@@ -13,21 +13,22 @@ if TYPE_CHECKING:
 
 
 def to_arrow(batch: BarBatch) -> pa.Table:
-    """A ``pyarrow.Table`` with columns t, o, h, l, c, v, vw, n; NaN v/vw become nulls."""
+    """A ``pyarrow.Table`` with columns t, o, h, l, c, v, vw, n; NaN v/vw and a missing n become nulls."""
     import pyarrow as pa
 
     return pa.Table.from_arrays(arrow_arrays(batch), names=list(BAR_COLUMNS))
 
 
 def arrow_arrays(batch: BarBatch) -> list[pa.Array]:
-    """The batch's columns as pyarrow arrays, in :data:`~mdw.domain.BAR_COLUMNS` order (NaN v/vw as nulls)."""
+    """The batch's columns as pyarrow arrays, in :data:`~mdw.domain.BAR_COLUMNS` order (NaN v/vw and a
+    missing n as nulls)."""
     import pyarrow as pa
 
     arrays = []
     for name in BAR_COLUMNS:
         col = getattr(batch, name)
-        if name in ("v", "vw"):
-            mask = np.isnan(col)
+        if name in ("v", "vw", "n"):
+            mask = np.isnan(col) if name != "n" else col < 0  # n < 0 is MISSING_N
             arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
         else:
             arrays.append(pa.array(col))

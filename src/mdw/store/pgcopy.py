@@ -1,9 +1,9 @@
 """PostgreSQL binary COPY, encoded and decoded with numpy (no per-row Python objects).
 
 Within one batch the ticker, timeframe and source are constant, so every row has a fixed width
-once rows are grouped by which of ``v``/``vw`` are NULL. Each group is one structured array whose
-bytes are the COPY rows. Reading works the other way: ``COALESCE`` makes the rows fixed-width and
-``np.frombuffer`` turns the stream into columns.
+once rows are grouped by which of ``v``/``vw``/``n`` are NULL (a missing ``n`` is ``MISSING_N``).
+Each group is one structured array whose bytes are the COPY rows. Reading works the other way:
+``COALESCE`` makes the rows fixed-width and ``np.frombuffer`` turns the stream into columns.
 """
 
 from __future__ import annotations
@@ -32,17 +32,16 @@ def encode_rows(ticker: str, timeframe: str, batch: BarBatch) -> bytes:
         raise ValueError("binary COPY of an empty ticker, timeframe or source")
     v_null = np.isnan(batch.v)
     vw_null = np.isnan(batch.vw)
+    n_null = batch.n < 0  # MISSING_N
     parts: list[bytes] = []
     for v_missing in (False, True):
         for vw_missing in (False, True):
-            mask = (v_null == v_missing) & (vw_null == vw_missing)
-            count = int(mask.sum())
-            if count:
-                parts.append(
-                    _group(
-                        batch, mask if count < n else None, count, texts, {"v": v_missing, "vw": vw_missing}
-                    )
-                )
+            for n_missing in (False, True):
+                mask = (v_null == v_missing) & (vw_null == vw_missing) & (n_null == n_missing)
+                count = int(mask.sum())
+                if count:
+                    null = {"v": v_missing, "vw": vw_missing, "n": n_missing}
+                    parts.append(_group(batch, mask if count < n else None, count, texts, null))
     return b"".join(parts)
 
 
@@ -79,7 +78,7 @@ def encode(ticker: str, timeframe: str, batch: BarBatch) -> bytes:
 
 # -- reading --------------------------------------------------------------------------------------
 
-_READ_COLUMNS = "t, o, h, l, c, COALESCE(v, 'NaN'::float8), COALESCE(vw, 'NaN'::float8), n"
+_READ_COLUMNS = "t, o, h, l, c, COALESCE(v, 'NaN'::float8), COALESCE(vw, 'NaN'::float8), COALESCE(n, -1)"
 _WHERE = " FROM bars WHERE ticker = $1 AND timeframe = $2 AND t >= $3 AND t < $4 ORDER BY t"
 READ_SQL = f"SELECT {_READ_COLUMNS}{_WHERE}"
 # The stored rows of a span plus whether each one's source differs from $5 (for the write diff).

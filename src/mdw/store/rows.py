@@ -14,7 +14,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from mdw.domain import Dividend, Split
+from mdw.domain import MISSING_N, Dividend, Split
 from mdw.errors import StoreError, UsageError
 from mdw.store.base import (
     ApiKeyRecord,
@@ -204,13 +204,15 @@ def audit_from_row(r: tuple[object, ...]) -> AuditEntry:
 def quarantine_values(entry: QuarantinedBar) -> tuple[str | int | float | None, ...]:
     """An entry's values in :data:`QUARANTINE_COLUMNS` order, NaN as None (NULL in both backends)."""
     values: tuple[str | int | float, ...] = tuple(getattr(entry, c) for c in QUARANTINE_COLUMNS)
-    return tuple(None if isinstance(v, float) and math.isnan(v) else v for v in values)
+    out = tuple(None if isinstance(v, float) and math.isnan(v) else v for v in values)
+    return (*out[:9], None if entry.n < 0 else entry.n, *out[10:])  # n missing (MISSING_N): NULL
 
 
 def quarantined_from_row(r: tuple[object, ...]) -> QuarantinedBar:
     """An entry from a row in :data:`QUARANTINE_COLUMNS` order (NULL prices or volumes become NaN)."""
     return QuarantinedBar(
         ticker=as_str(r[0]), timeframe=as_str(r[1]), t=as_int(r[2]), o=as_float(r[3]), h=as_float(r[4]),
-        l=as_float(r[5]), c=as_float(r[6]), v=as_float(r[7]), vw=as_float(r[8]), n=as_int(r[9]),
+        l=as_float(r[5]), c=as_float(r[6]), v=as_float(r[7]), vw=as_float(r[8]),
+        n=MISSING_N if r[9] is None else as_int(r[9]),
         reason=as_str(r[10]), run_id=as_str(r[11]), url=as_str(r[12]), quarantined_at_ms=as_int(r[13]),
     )

@@ -9,7 +9,7 @@ from itertools import chain, repeat
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import BarBatch, Timeframe, TimeRange
+from mdw.domain import BarBatch, Timeframe, TimeRange, n_from_float, n_values
 from mdw.store.base import SeriesStats
 from mdw.store.sqlbars import bar_stats, delete_bars
 from mdw.store.sqlite import SqliteDatabase, SqliteTx
@@ -65,16 +65,16 @@ def grid_to_batch(ticker: str, timeframe: Timeframe, grid: npt.NDArray[np.float6
         c=grid[:, 4],
         v=grid[:, 5],
         vw=grid[:, 6],
-        n=grid[:, 7].astype(np.int64),
+        n=n_from_float(grid[:, 7]),
     )
 
 
 def _driver_rows(series: Sequence[SeriesWrite]) -> Iterator[tuple[object, ...]]:
-    # NaN v/vw are stored as NULL by the driver.
+    # NaN v/vw are stored as NULL by the driver; a missing n is None, so NULL too.
     return chain.from_iterable(
         zip(
             repeat(s.ticker), repeat(s.timeframe), b.t.tolist(), b.o.tolist(), b.h.tolist(), b.l.tolist(),
-            b.c.tolist(), b.v.tolist(), b.vw.tolist(), b.n.tolist(), repeat(b.source), strict=False,
+            b.c.tolist(), b.v.tolist(), b.vw.tolist(), n_values(b.n), repeat(b.source), strict=False,
         )
         for s in series
         for b in (s.batch,)

@@ -76,6 +76,8 @@ async def test_bars_arrow_has_the_bar_columns_with_nulls_for_missing_volume(stor
     assert table.column_names == ["t", "o", "h", "l", "c", "v", "vw", "n"]
     assert table.column("t").to_pylist() == batch.t.tolist()
     assert table.column("v").null_count == 2
+    assert table.column("n").null_count == 2  # n the vendor left out is null, never 0
+    assert table.column("n").to_pylist()[1:3] == [0, 3_000_000_002]  # a real 0 stays 0
     assert table.column("c").to_pylist() == batch.c.tolist()
 
 

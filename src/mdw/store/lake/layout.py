@@ -27,13 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mdw.domain import BarBatch, Timeframe
+from mdw.domain import MISSING_N, BarBatch, Timeframe
 
 TABLE = "bars"
 NAMESPACE = "mdw"
 ROW_GROUP_ROWS = 32_768
 COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source")
-_REQUIRED = frozenset(COLUMNS) - {"v", "vw"}
+_REQUIRED = frozenset(COLUMNS) - {"v", "vw", "n"}
 _TYPES = {"ticker": pa.string(), "timeframe": pa.string(), "source": pa.string(), "t": pa.int64(),
           "n": pa.int64()}  # fmt: skip
 WRITER_OPTIONS: dict[str, Any] = {
@@ -97,8 +97,8 @@ def batch_table(batch: BarBatch) -> pa.Table:
     arrays: list[pa.Array] = [_repeat(batch.ticker, n), _repeat(str(batch.timeframe), n)]
     for name in ("t", "o", "h", "l", "c", "v", "vw", "n"):
         col = getattr(batch, name)
-        if name in ("v", "vw"):
-            mask = np.isnan(col)
+        if name in ("v", "vw", "n"):
+            mask = np.isnan(col) if name != "n" else col < 0  # n < 0: MISSING_N
             arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
         else:
             arrays.append(pa.array(col))
@@ -121,6 +121,8 @@ def table_batch(ticker: str, timeframe: Timeframe, rows: pa.Table) -> BarBatch:
         col = rows.column(name)
         if name in ("v", "vw"):
             cols[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+        elif name == "n" and col.null_count:
+            cols[name] = col.fill_null(MISSING_N).to_numpy(zero_copy_only=False)
         else:
             cols[name] = col.to_numpy()
     return BarBatch.from_columns(ticker, timeframe, cols)

@@ -256,6 +256,7 @@ class LakeTable:
 
         table = self.at(location)
         tx = table.transaction()
+        _optional_n(tx)
         exprs = [d.expression() for d in deletes]
         if exprs:
             tx.delete(exprs[0] if len(exprs) == 1 else Or(*exprs))
@@ -278,6 +279,7 @@ class LakeTable:
         """
         table = self.at(location)
         tx = table.transaction()
+        _optional_n(tx)
         live = {f.file_path: f for f in self._live_data_files(table)}
         with tx.update_snapshot().overwrite() as rewrite:
             for path in old:
@@ -324,3 +326,11 @@ class LakeTable:
         if staged is None:  # nothing changed
             return location
         return staged[1]
+
+
+def _optional_n(tx: Any) -> None:
+    """Make ``n`` optional in a table created when it was required (a missing trade count is null,
+    as the row stores keep NULL): an Iceberg schema change any reader accepts, staged once."""
+    if tx.table_metadata.schema().find_field("n").required:
+        with tx.update_schema() as update:
+            update.make_column_optional("n")
