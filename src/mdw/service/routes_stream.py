@@ -37,7 +37,7 @@ def bar_events(item: StoredBars) -> bytes:
         v, vw = float(b.v[i]), float(b.vw[i])
         data = {"ticker": b.ticker, "timeframe": str(b.timeframe), "t": int(b.t[i]), "o": float(b.o[i]),
                 "h": float(b.h[i]), "l": float(b.l[i]), "c": float(b.c[i]), "v": None if v != v else v,
-                "vw": None if vw != vw else vw, "n": int(b.n[i]), "source": b.source,
+                "vw": None if vw != vw else vw, "n": int(b.n[i]) if b.n[i] >= 0 else None, "source": b.source,
                 "stored_at_ms": item.stored_at_ms}
         out.append(b"event: bar\ndata: " + encode_json(data) + b"\n\n")
     return b"".join(out)
