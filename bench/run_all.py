@@ -50,6 +50,7 @@ SCRIPTS = (
     Script("store", "store.py", ("--rows", "400000", "--years", "5"), 90, ("store",)),
     Script("backfill", "backfill.py", (), 150, ("backfill",)),
     Script("serve", "serve.py", (), 75, ("serve",)),
+    Script("encode", "encode.py", ("--small",), 30, ("encode",)),
     Script("budget", "budget.py", ("--grants", "300"), 60, ("budget",)),
     Script("scale_out", "scale_out.py", ("--small",), 300, ("scale_out",)),
     Script("compare", "compare.py", ("--part", "unthrottled"), 240, ("compare_unthrottled",)),
