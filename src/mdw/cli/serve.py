@@ -21,6 +21,8 @@ import typer
 from mdw.cli.app import app, fail, run, settings_from, writable_store
 from mdw.config import Settings
 
+SWITCH_INTERVAL_S = 0.001
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket on ``host:port`` (what uvicorn would bind), or exit 2 with one line."""
@@ -81,6 +83,9 @@ def serve(
     settings = settings_from(config, database_url=database_url, host=host, port=port,
                              scheduler=False if no_scheduler else None)
     writable_store(settings, "mdw serve")
+    # The event loop shares the GIL with the store's threads (a backfill's writes, the readers): hand
+    # it back every millisecond instead of every 5, so a read is not queued behind a long write (#23).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     sock = bind(settings.host, settings.port)
     try:
         code = run(_serve(settings, sock))

@@ -72,6 +72,9 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+DECODE_IN_THREAD_BYTES = 256 * 1024
+"""Bodies at least this big are decoded on a worker thread, off the event loop."""
+
 
 class PolygonClient:
     """Async client for the vendor's REST API; use ``async with`` (or ``await aclose()``).
@@ -281,6 +284,10 @@ class PolygonClient:
         await self.limiter.on_success()
         if resp.status != 200:
             raise status_error(resp.status, resp.body, shown, retry_after, resp.header("X-Request-Id"))
+        if len(resp.body) >= DECODE_IN_THREAD_BYTES:
+            # A full page (50,000 bars, about 5 MB) takes tens of ms to decode and check; on a worker
+            # thread the event loop keeps answering meanwhile (mdw serve's reads during a backfill).
+            return await asyncio.to_thread(decoder, resp.body, shown)
         return decoder(resp.body, shown)
 
     async def _paged(self, url: URL, decoder: Callable[[bytes, str], tuple[list[T], str | None]]) -> list[T]:
