@@ -127,3 +127,17 @@ async def test_serve_stream_refused_key_stops_the_stream_with_an_alert(
         assert not stream["connected"] and stream["feeds"]["stocks"]["last_error"] == "auth_failed"
         await asyncio.sleep(0.5)
         assert sim.hub.stats.counts["auth_failed"] == 1  # not retried
+
+
+async def test_serve_live_stop_ends_open_event_streams(sim_factory: SimFactory, store_url: str) -> None:
+    """LiveBars.stop (what `mdw serve` calls on SIGTERM) ends every open /v1/stream/bars response."""
+    sim = await sim_factory(now_ms=OPEN, speed=0)
+    settings = Settings(POLYGON_API_KEY=sim.key, POLYGON_BASE_URL=sim.base_url, database_url=store_url,
+                        rate_limit="unlimited", scheduler=False, stream=True, stream_url=sim.ws_url,
+                        stream_symbols="AAPL", stream_reconcile_s=3600)
+    app = create_app(settings)
+    async with serve(app) as base, aiohttp.ClientSession() as http, \
+            http.get(base + "/v1/stream/bars") as resp:
+        assert (await _sse(resp))[0] == "ready"
+        app.state.mdw.live.stop_threadsafe()
+        assert await asyncio.wait_for(resp.content.read(), WAIT_S) == b""  # the response ended

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -63,7 +64,17 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
     config = uvicorn.Config(application, log_level=settings.log_level.lower(), access_log=False,
                             lifespan="on", timeout_graceful_shutdown=15,
                             timeout_keep_alive=max(1, round(settings.keep_alive_s)))
-    server = uvicorn.Server(config)
+    class Server(uvicorn.Server):
+        """uvicorn's server; on SIGTERM/SIGINT it also ends the open live-bar streams
+        (``/v1/stream/bars``), which would otherwise hold the graceful shutdown for its whole timeout."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            state = getattr(application.state, "mdw", None)
+            if state is not None:
+                state.live.stop_threadsafe()
+
+    server = Server(config)
     host, port = sock.getsockname()[:2]
     print(f"mdw: serving on http://{host}:{port} (API docs: /docs)", file=sys.stderr)
     await server.serve(sockets=[sock])

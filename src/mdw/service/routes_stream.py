@@ -55,6 +55,8 @@ async def _events(request: Request, live: LiveBars, listener: Listener) -> Async
                     return
                 yield b": keepalive\n\n"
                 continue
+            if item is None:  # the service is stopping
+                return
             if listener.dropped != reported:
                 lost = encode_json({"dropped": listener.dropped - reported})
                 yield b"event: dropped\ndata: " + lost + b"\n\n"

@@ -2,6 +2,8 @@
 
 A listener is a bounded queue. A listener that falls behind loses its oldest updates and is told
 so (``dropped``), rather than slowing the sink: the stream's writes never wait for a client.
+:meth:`LiveBars.stop` ends every listener (a ``None`` in its queue), so a stopping service does not
+wait on its open event streams.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ class Listener:
     """One client's queue, filtered to its tickers (empty: every ticker)."""
 
     tickers: frozenset[str]
-    queue: asyncio.Queue[StoredBars] = field(default_factory=lambda: asyncio.Queue(maxsize=1024))
+    queue: asyncio.Queue[StoredBars | None] = field(default_factory=lambda: asyncio.Queue(maxsize=1024))
     dropped: int = 0
 
-    def offer(self, item: StoredBars) -> None:
-        if self.tickers and item.batch.ticker not in self.tickers:
+    def offer(self, item: StoredBars | None) -> None:
+        """Queue ``item`` (``None``: the end), dropping the oldest when full."""
+        if item is not None and self.tickers and item.batch.ticker not in self.tickers:
             return
         if self.queue.full():
             self.queue.get_nowait()
@@ -42,11 +45,24 @@ class LiveBars:
 
     def __init__(self) -> None:
         self._listeners: set[Listener] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def listen(self, tickers: frozenset[str]) -> Listener:
+        """A new listener (call it on the loop that publishes)."""
+        self._loop = asyncio.get_running_loop()
         listener = Listener(tickers)
         self._listeners.add(listener)
         return listener
+
+    def stop(self) -> None:
+        """End every listener's stream."""
+        for listener in list(self._listeners):
+            listener.offer(None)
+
+    def stop_threadsafe(self) -> None:
+        """:meth:`stop` from a signal handler or another thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.stop)
 
     def close(self, listener: Listener) -> None:
         self._listeners.discard(listener)
