@@ -58,6 +58,7 @@ SCRIPTS = (
     Script("columnar", "columnar.py", ("--tickers", "10"), 150, ("columnar",)),
     Script("flatfiles", "flatfiles.py", ("--small",), 240, ("flatfiles",)),
     Script("stream", "stream.py", ("--small",), 90, ("stream",)),
+    Script("universe", "universe.py", ("--small",), 120, ("universe",)),
 )
 
 

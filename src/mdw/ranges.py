@@ -10,6 +10,7 @@ import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from mdw.errors import UsageError
@@ -79,8 +80,12 @@ def _check_bounds(raw: str, day: date) -> None:
         raise UsageError(f"date {raw!r} is out of range; mdw holds days from {FIRST_DAY} to {LAST_DAY}")
 
 
+@lru_cache(maxsize=1 << 16)
 def local_midnight_ms(day: date, tz: ZoneInfo) -> int:
-    """Epoch ms of 00:00 on ``day`` in ``tz`` (where stock daily bars start: 00:00 ET)."""
+    """Epoch ms of 00:00 on ``day`` in ``tz`` (where stock daily bars start: 00:00 ET).
+
+    Cached: planning a universe asks for the same few hundred midnights once per member.
+    """
     return int(datetime.combine(day, time(), tzinfo=tz).timestamp() * 1000)
 
 

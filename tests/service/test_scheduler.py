@@ -111,3 +111,31 @@ async def test_scheduler_ticks_the_overrun_minute_when_a_tick_runs_past_a_bounda
 
 async def _no_runner(*_: Any) -> Any:
     raise AssertionError("no run is started while the breaker is open")
+
+
+async def test_scheduler_refreshes_reference_data_once_a_day_while_a_universe_is_defined(
+    sim: SimServer, service_factory: ServiceFactory
+) -> None:
+    """No universe: no refresh. With one: a refresh at the next tick, none an hour later, one a day later."""
+    from mdw.backfill.universe import UniverseSpec
+
+    clock = ManualClock(to_ms("2024-07-03T13:00:00Z"))
+    svc = await service_factory(sim, clock=clock, scheduler=True, lock=LocalLock())
+    store = svc.state.store
+    sched = svc.state.scheduler
+
+    async def at(when: str) -> list[str]:
+        before = len(sched.history)
+        async with asyncio.timeout(60):
+            clock.set(to_ms(when))
+            await sched.wait_for_tick(to_ms(when))
+            await sched.reference_idle()
+        return [f.job for f in list(sched.history)[before:] if f.job.startswith("reference")]
+
+    assert await at("2024-07-03T13:01:00Z") == []
+    assert not await store.reference.refreshes()
+    await store.universes.save("us", UniverseSpec(types=("CS", "ETF")).to_json())
+    assert await at("2024-07-03T13:02:00Z") == ["reference:refresh"]
+    assert [r.kind for r in await store.reference.refreshes()] == ["tickers"]
+    assert await at("2024-07-03T14:02:00Z") == []
+    assert await at("2024-07-04T13:03:00Z") == ["reference:refresh"]

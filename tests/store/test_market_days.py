@@ -67,3 +67,21 @@ async def test_market_days_no_longer_cover_a_purged_symbol(backend: Backend) -> 
         assert list(await store.coverage("PEP", Dataset.BARS, "1h")) == [DAY]
         await store.market_days.record([_day(NEXT)])
         assert list(await store.coverage("KO", Dataset.BARS, "1m")) == [NEXT]
+
+
+async def test_coverage_many_equals_coverage_one_ticker_at_a_time(backend: Backend) -> None:
+    """A universe's plan reads coverage in bulk: the same ranges as one read per ticker, market days,
+    their holes and ledger rows together, tickers with nothing held included."""
+    async with await open_store(backend.url) as store:
+        await store.write_bars([write(make_batch("AAPL", n=3)),
+                                write(make_batch("MSFT", n=5, t0=T0 + 10 * 60_000))])
+        await store.market_days.record([_day(NEXT)])
+        await store.delete_range("MSFT", M1, NEXT.start_ms, NEXT.start_ms + 60_000)
+        names = ["AAPL", "MSFT", "NOTLISTED", "X:BTCUSD"]
+        many = await store.coverage_many(names, Dataset.BARS, "1m")
+        assert set(many) == set(names)
+        for name in names:
+            assert many[name] == await store.coverage(name, Dataset.BARS, "1m"), name
+        assert many["AAPL"] and many["MSFT"] != many["AAPL"] and not many["X:BTCUSD"]
+        assert await store.coverage_many(["AAPL"], Dataset.DIVIDENDS) == {"AAPL": await store.coverage(
+            "AAPL", Dataset.DIVIDENDS)}

@@ -162,7 +162,7 @@ def within(req: PlannedRequest, first_ms: int | None) -> PlannedRequest | None:
         return req
     if req.fetch.end_ms <= first_ms:
         return None
-    targets = tuple(replace(t, covers=TimeRange(max(t.covers.start_ms, first_ms), t.covers.end_ms))
+    targets = tuple(t._replace(covers=TimeRange(max(t.covers.start_ms, first_ms), t.covers.end_ms))
                     for t in req.targets if t.covers.end_ms > first_ms)
     if not targets:
         return None

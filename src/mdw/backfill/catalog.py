@@ -267,9 +267,16 @@ class UniverseCoverage:
                 "ratio": self.ratio}
 
 
-async def coverage(store: Store, today: date) -> list[UniverseCoverage]:
-    """Coverage of every backfilled stock universe from its first backfilled day to ``today``, from
-    the stored reference data and one read of the whole ledger."""
+async def coverage(
+    store: Store, today: date, *, first: date | None = None, last: date | None = None,
+    timeframes: Sequence[str] = (),
+) -> list[UniverseCoverage]:
+    """Coverage of every universe, from the stored reference data and one read of the whole ledger.
+
+    By default each backfilled universe over its backfilled timeframes, from its first backfilled
+    day to ``today``; with ``first`` every universe over ``[first, last or today]`` at
+    ``timeframes`` (else its backfilled ones, else ``1d``).
+    """
     from collections import defaultdict
 
     from mdw.backfill.planner import uncovered
@@ -282,22 +289,24 @@ async def coverage(store: Store, today: date) -> list[UniverseCoverage]:
             held[(e.ticker, e.timeframe)].append(TimeRange(e.start_ms, e.end_ms))
     out: list[UniverseCoverage] = []
     for rec in await store.universes.all():
-        done = rec.spec.get("backfill")
-        if not isinstance(done, dict) or not done.get("start"):
+        done = rec.spec.get("backfill") if isinstance(rec.spec.get("backfill"), dict) else {}
+        assert isinstance(done, dict)
+        if first is None and not done.get("start"):
             continue
         spec = UniverseSpec.from_json(rec.spec)
-        first = date.fromisoformat(str(done["start"]))
+        lo_day = first or date.fromisoformat(str(done["start"]))
+        hi_day = min(last or today, today)
         if spec.options is not None:
             lo, hi = spec.options.expiry_days()
             contracts = await store.reference.contracts(spec.options.underlying, lo, hi)
-            spans = [(c.ticker, first, min(today, c.expiration_date)) for c in contracts]
+            spans = [(c.ticker, lo_day, min(hi_day, c.expiration_date)) for c in contracts]
         else:
-            candidates = await store.reference.listings(spec.listing_filter(first, today))
-            related = (await store.reference.listings(ListingFilter(first=first, last=today))
+            candidates = await store.reference.listings(spec.listing_filter(lo_day, hi_day))
+            related = (await store.reference.listings(ListingFilter(first=lo_day, last=hi_day))
                        if spec.tickers else [])
-            found = resolve(spec, candidates, first, today, today, related=related)
+            found = resolve(spec, candidates, lo_day, hi_day, today, related=related)
             spans = [(m.ticker.symbol, m.first, m.last) for m in found.members]
-        for tf_text in done.get("timeframes", []):
+        for tf_text in (timeframes or done.get("timeframes") or ["1d"]):
             tf = Timeframe.parse(str(tf_text))
             complete = partial = 0
             want_ms = have_ms = 0
@@ -316,6 +325,6 @@ async def coverage(store: Store, today: date) -> list[UniverseCoverage]:
                 elif have:
                     partial += 1
             ratio = round(have_ms / want_ms, 6) if want_ms else 1.0
-            out.append(UniverseCoverage(rec.name, str(tf), first, today, len(spans), complete, partial,
+            out.append(UniverseCoverage(rec.name, str(tf), lo_day, hi_day, len(spans), complete, partial,
                                         ratio))
     return out

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from mdw.domain import AssetClass, SeriesKey, Ticker, Timeframe, TimeRange, day_range_ms
 from mdw.errors import UsageError
@@ -131,9 +131,13 @@ class FilesKey:
 OutcomeKey = SeriesKey | ActionsKey | FilesKey
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A series a request fills, and the range it marks covered once its bars are committed."""
+class Target(NamedTuple):
+    """A series a request fills, and the range it marks covered once its bars are committed.
+
+    A named tuple rather than a frozen dataclass: a universe's year of grouped-daily requests
+    holds a target per member per session (over a million), and a tuple is built several times
+    faster.
+    """
 
     ticker: str
     timeframe: Timeframe

@@ -17,11 +17,13 @@ coarser intraday timeframes from the finest one requested instead of asking the 
 from __future__ import annotations
 
 import bisect
+import gc
 import itertools
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
+from functools import lru_cache
 
 from mdw.backfill.plan import (
     MAX_BASE,
@@ -120,8 +122,13 @@ def final_end(asset: AssetClass, tf: Timeframe, now_ms: int) -> int:
 # Counting base aggregates
 
 
+@lru_cache(maxsize=1 << 16)
 def base_units(asset: AssetClass, tf: Timeframe, rng: TimeRange) -> int:
-    """The most base aggregates (minutes or days) the vendor can count for ``rng``."""
+    """The most base aggregates (minutes or days) the vendor can count for ``rng``.
+
+    Cached (pure): a universe's members mostly share their ranges, so planning thousands of
+    them counts each range once.
+    """
     if rng.empty:
         return 0
     if tf.base == "minute":
@@ -168,10 +175,16 @@ def _cumulative(asset: AssetClass, tf: Timeframe, rng: TimeRange, points: list[i
 
 def split_range(asset: AssetClass, tf: Timeframe, rng: TimeRange, limit: int = MAX_BASE) -> list[TimeRange]:
     """Cut ``rng`` at local midnights into the fewest pieces of at most ``limit`` base aggregates."""
+    return list(_split_range(asset, tf, rng, limit))
+
+
+@lru_cache(maxsize=1 << 12)
+def _split_range(asset: AssetClass, tf: Timeframe, rng: TimeRange, limit: int) -> tuple[TimeRange, ...]:
+    """:func:`split_range`, cached (pure): members sharing a range share its pieces."""
     if rng.empty:
-        return []
+        return ()
     if base_units(asset, tf, rng) <= limit:
-        return [rng]
+        return (rng,)
     points = _cut_points(asset, tf, rng)
     cum = _cumulative(asset, tf, rng, points)
     out: list[TimeRange] = []
@@ -181,7 +194,7 @@ def split_range(asset: AssetClass, tf: Timeframe, rng: TimeRange, limit: int = M
         j = max(j, i + 1)  # one local day never holds more than the limit of minutes
         out.append(TimeRange(points[i], points[j]))
         i = j
-    return out
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,12 +211,21 @@ def gaps(
         grid: align to these windows instead of ``tf``'s (``derive`` aligns the finest timeframe
             to the coarsest one built from it, so no derived window is cut in two).
     """
+    return list(_gaps(asset, tf, wanted, covered, now_ms, grid))
+
+
+@lru_cache(maxsize=1 << 12)
+def _gaps(
+    asset: AssetClass, tf: Timeframe, wanted: TimeRange, covered: RangeSet, now_ms: int,
+    grid: Timeframe | None,
+) -> tuple[TimeRange, ...]:
+    """:func:`gaps`, cached (pure): a universe's members mostly share what they want and hold."""
     grid = grid or tf
     end = min(ceil_window(asset, grid, wanted.end_ms), final_end(asset, tf, now_ms),
               final_end(asset, grid, now_ms))
     start = floor_window(asset, grid, wanted.start_ms)
     if end <= start:
-        return []
+        return ()
     span = TimeRange(start, end)
     holes = RangeSet.of(align_out(asset, grid, h) for h in RangeSet.of([span]) - covered).clip(span)
     merged: list[TimeRange] = []
@@ -212,7 +234,7 @@ def gaps(
             merged[-1] = TimeRange(merged[-1].start_ms, hole.end_ms)
         else:
             merged.append(hole)
-    return [h for h in merged if tradable(asset, tf, h)]
+    return tuple(h for h in merged if tradable(asset, tf, h))
 
 
 def uncovered(asset: AssetClass, tf: Timeframe, rng: TimeRange, covered: RangeSet) -> RangeSet:
@@ -283,21 +305,45 @@ def _grouped_requests(
     """
     tz = asset.tz
     by_day: dict[date, list[Target]] = {}
-    for ticker, ticker_holes in holes.items():
-        for hole in ticker_holes:
-            days = trading_days(asset, hole)
-            prev = hole.start_ms
-            for k, day in enumerate(days):
-                stop = hole.end_ms if k == len(days) - 1 else local_midnight_ms(day + timedelta(days=1), tz)
-                by_day.setdefault(day, []).append(Target(ticker, ONE_DAY, TimeRange(prev, stop),
-                                                         listed=ticker in listed))
-                prev = stop
+    # A universe's year is a million targets (members x sessions), none in a reference cycle:
+    # the cyclic collector would walk the growing heap again and again for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        sharing: dict[TimeRange, list[tuple[str, bool]]] = {}  # members mostly share their holes
+        for ticker, ticker_holes in holes.items():
+            member = ticker in listed
+            for hole in ticker_holes:
+                sharing.setdefault(hole, []).append((ticker, member))
+        for hole, names in sharing.items():
+            for day, covers in _day_pieces(asset, hole):
+                targets = by_day.get(day)
+                if targets is None:
+                    targets = by_day[day] = []
+                targets.extend([Target(t, ONE_DAY, covers, False, m) for t, m in names])
+    finally:
+        if collecting:
+            gc.enable()
     out: list[PlannedRequest] = []
     for day in sorted(by_day):
         start = local_midnight_ms(day, tz)
         fetch = TimeRange(start, min(local_midnight_ms(day + timedelta(days=1), tz), now_ms))
         out.append(PlannedRequest("grouped", asset, "", ONE_DAY, fetch, tuple(by_day[day]), 1))
     return out
+
+
+@lru_cache(maxsize=1 << 12)
+def _day_pieces(asset: AssetClass, hole: TimeRange) -> tuple[tuple[date, TimeRange], ...]:
+    """Each trading day of ``hole`` and the part of the hole its grouped request covers (cached:
+    a universe's members share their holes, and then the ranges themselves)."""
+    days = trading_days(asset, hole)
+    out: list[tuple[date, TimeRange]] = []
+    prev = hole.start_ms
+    for k, day in enumerate(days):
+        stop = hole.end_ms if k == len(days) - 1 else local_midnight_ms(day + timedelta(days=1), asset.tz)
+        out.append((day, TimeRange(prev, stop)))
+        prev = stop
+    return tuple(out)
 
 
 def derivable(fine: Timeframe, coarse: Timeframe) -> bool:

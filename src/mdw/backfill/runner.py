@@ -40,6 +40,9 @@ def _specs(spec: BackfillSpec | Sequence[BackfillSpec]) -> list[BackfillSpec]:
     return [spec] if isinstance(spec, BackfillSpec) else list(spec)
 
 
+_BULK_AFTER = 50  # tickers: more than this read their coverage in bulk
+
+
 async def plan_only(
     store: Store, spec: BackfillSpec | Sequence[BackfillSpec], *, now: int | None = None,
     files: FileSource | None = None, cost: CostModel | None = None, limits: Limits | None = None,
@@ -65,7 +68,12 @@ async def plan_only(
         outside.extend(refused)
         coverage: dict[SeriesKey, RangeSet] = {}
         actions: dict[ActionsKey, RangeSet] = {}
-        if not one.refetch:
+        if not one.refetch and len(one.tickers) > _BULK_AFTER:  # a universe: a few queries per timeframe
+            symbols = [tk.symbol for tk in one.tickers]
+            for tf in one.timeframes:
+                many = await store.coverage_many(symbols, Dataset.BARS, str(tf))
+                coverage.update((SeriesKey(s, tf), held) for s, held in many.items())
+        elif not one.refetch:
             for tk in one.tickers:
                 for tf in one.timeframes:
                     held = await store.coverage(tk.symbol, Dataset.BARS, str(tf))

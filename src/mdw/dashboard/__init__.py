@@ -33,7 +33,8 @@ _HTML_HEADERS = {
 
 
 def mount_dashboard(app: FastAPI) -> None:
-    """Add the dashboard pages (``/``, ``/coverage``, ``/runs``, ``/chart``, ``/admin``) and ``/static``."""
+    """Add the dashboard pages (``/``, ``/coverage``, ``/universes``, ``/runs``, ``/chart``, ``/admin``)
+    and ``/static``."""
 
     async def overview(request: Request) -> HTMLResponse:
         html = await render_overview(request.app, dict(request.headers))
@@ -50,6 +51,7 @@ def mount_dashboard(app: FastAPI) -> None:
 
 _SHELLS: dict[str, Callable[[], str]] = {
     "/coverage": shells.coverage_page,
+    "/universes": shells.universes_page,
     "/runs": shells.runs_page,
     "/chart": shells.chart_page,
     "/admin": shells.admin_page,

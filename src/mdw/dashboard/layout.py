@@ -12,6 +12,7 @@ from html import escape
 PAGES: tuple[tuple[str, str], ...] = (
     ("/", "Overview"),
     ("/coverage", "Coverage"),
+    ("/universes", "Universes"),
     ("/runs", "Runs"),
     ("/chart", "Symbol chart"),
     ("/admin", "Admin"),

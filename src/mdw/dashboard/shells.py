@@ -58,6 +58,36 @@ def coverage_page() -> str:
     return page("Coverage", "/coverage", body, script="coverage.js")
 
 
+def universes_page() -> str:
+    body = f"""<h1>Universes</h1>
+{NOSCRIPT}
+<form class="controls" id="universe-form">
+  <label>Universe <select name="name" id="uni-name"></select></label>
+  <label>Timeframes <input name="timeframes" id="uni-timeframes" value="1d" size="10"></label>
+  <label>From <input type="date" name="start" id="uni-start"></label>
+  <label>To <input type="date" name="end" id="uni-end"></label>
+  <button type="submit">Show</button>
+</form>
+<p id="uni-status" class="muted" aria-live="polite">Loading…</p>
+<section aria-labelledby="size-h">
+  <h2 id="size-h">Members over time</h2>
+  <p class="muted">How many tickers the universe held on each day (as of that day: names listed
+  later join, delisted names leave).</p>
+  <div id="uni-sizes" class="chart-box" role="img" aria-label="Universe size over time"></div>
+</section>
+<section aria-labelledby="ucov-h">
+  <h2 id="ucov-h">Coverage by universe</h2>
+  <div class="table-wrap"><table id="uni-coverage">
+    <thead><tr><th>Universe</th><th>Timeframe</th><th class="num">Members</th>
+    <th class="num">Complete</th><th class="num">Partial</th><th class="num">Missing</th>
+    <th class="num">Held</th></tr></thead>
+    <tbody><tr><td colspan="7" class="muted">Loading…</td></tr></tbody>
+  </table></div>
+</section>
+"""
+    return page("Universes", "/universes", body, script="universes.js")
+
+
 def runs_page() -> str:
     body = f"""<h1>Runs</h1>
 {NOSCRIPT}

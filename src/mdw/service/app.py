@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -238,7 +239,8 @@ def create_app(
                     store=db, runs=runs, clock=clk, lock=lock or lock_for(settings.database_url),
                     metrics=metrics, alerts=alerts, breaker=state.breaker,
                     interval_min=settings.schedule_interval_min, delay_min=settings.daily_delay_min,
-                    stale_after_s=settings.stale_after_s, tick_ms=tick_ms)
+                    stale_after_s=settings.stale_after_s, tick_ms=tick_ms,
+                    reference=_reference_refresh(db, vendor))
                 state.scheduler = sched
                 bodies["scheduler"] = lambda: sched.run(stop)
             elif wanted:
@@ -280,3 +282,13 @@ def create_app(
 
 
 __all__ = ["TimingMiddleware", "create_app", "make_runner"]
+
+
+def _reference_refresh(store: Store, client: PolygonClient) -> Callable[[date], Awaitable[object]]:
+    """The scheduler's daily reference refresh (tickers, renames, options universes' chains)."""
+    async def refresh(day: date) -> object:
+        from mdw.backfill.catalog import refresh_reference
+
+        return await refresh_reference(store, client, day)
+
+    return refresh

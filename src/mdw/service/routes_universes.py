@@ -88,10 +88,26 @@ async def list_universes(request: Request, _: Reader) -> Response:
                                 for r in await st.store.universes.all()]})
 
 
-@router.get("/v1/universes/coverage", summary="Coverage of every backfilled universe, per timeframe")
-async def universes_coverage(request: Request, _: Reader) -> Response:
+@router.get("/v1/universes/coverage", summary="Coverage of every universe, per timeframe")
+async def universes_coverage(
+    request: Request, _: Reader,
+    start: Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD; default: each universe's "
+                                                                  "first backfilled day")] = None,
+    end: Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD (default today)")] = None,
+    timeframes: Annotated[str | None, Query(max_length=100, description="1d,1m ... (default: each "
+                                                                       "universe's backfilled ones)")] = None,
+) -> Response:
+    """Per universe and timeframe: members, complete, partial, missing and the held share of their
+    listed days, from reference data and the ledger."""
     st = get_state(request)
-    return _json({"coverage": [c.to_dict() for c in await catalog.coverage(st.store, _today(st))]})
+    today = _today(st)
+    first = _day("start", start, today) if start else None
+    last = _day("end", end, today) if end else None
+    if first is not None and last is not None and last < first:
+        raise ApiError(400, "bad_range", "end is before start")
+    tfs = [str(timeframe_param(t.strip())) for t in (timeframes or "").split(",") if t.strip()]
+    found = await catalog.coverage(st.store, today, first=first, last=last, timeframes=tfs)
+    return _json({"coverage": [c.to_dict() for c in found]})
 
 
 @router.put("/v1/universes/{name}", summary="Define or redefine a universe (admin)")

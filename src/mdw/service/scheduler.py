@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -45,6 +45,8 @@ class Firing:
 
 
 BreakerView = Callable[[], tuple[BreakerState, float]]  # (state, seconds until a probe is allowed)
+ReferenceRefresh = Callable[[date], Awaitable[object]]  # refresh the reference data as of a day
+DAY_MS = 86_400_000
 
 
 class Scheduler:
@@ -53,9 +55,12 @@ class Scheduler:
     def __init__(
         self, *, store: Store, runs: RunManager, clock: Clock, lock: LeaderLock, metrics: ServiceMetrics,
         alerts: Alerter, breaker: BreakerView, interval_min: int, delay_min: int, stale_after_s: float,
-        tick_ms: int = MINUTE_MS, lock_retry_ms: int = 5_000,
+        tick_ms: int = MINUTE_MS, lock_retry_ms: int = 5_000, reference: ReferenceRefresh | None = None,
     ) -> None:
         self._store = store
+        self._reference = reference
+        self._reference_at: int | None = None  # when this scheduler last refreshed (its clock)
+        self._reference_task: asyncio.Task[None] | None = None
         self._runs = runs
         self._clock = clock
         self._lock = lock
@@ -138,9 +143,47 @@ class Scheduler:
             else:
                 self.last_skip = None
                 fired = self._fire(due, jobs, starts, now)
+        fired += await self._refresh_reference(now)
         self.history.extend(fired)
         await self._check_freshness(now, jobs)
         return fired
+
+    async def _refresh_reference(self, now: int) -> list[Firing]:
+        """Once a day, while a universe is defined, refresh the reference data in the background
+        (listings, delistings and renames move daily; a universe resolved on stale data would
+        miss them). The first time, only when the store's last refresh is a day old or missing."""
+        if self._reference is None or (self._reference_task is not None and not self._reference_task.done()):
+            return []
+        if self._reference_at is not None and now - self._reference_at < DAY_MS:
+            return []
+        if not await self._store.universes.all():
+            return []
+        if self._reference_at is None:
+            from mdw.clock import now_ms
+
+            last = next((r.refreshed_at_ms for r in await self._store.reference.refreshes()
+                         if r.kind == "tickers"), None)
+            if last is not None and now_ms() - last < DAY_MS:  # stored by a wall-clock refresh
+                self._reference_at = now
+                return []
+        self._reference_at = now
+        day = from_ms(now).date()
+        self._reference_task = asyncio.create_task(self._run_reference(day), name="reference-refresh")
+        return [Firing(now, "reference:refresh", now, None)]
+
+    async def _run_reference(self, day: date) -> None:
+        assert self._reference is not None
+        try:
+            await self._reference(day)
+            log.info("reference data refreshed", action="scheduler.reference", day=day.isoformat())
+        except MdwError as exc:
+            log.error("reference refresh failed", action="scheduler.reference_failed", error=str(exc))
+            self._reference_at = None  # try again at the next tick
+
+    async def reference_idle(self) -> None:
+        """Return once no reference refresh is running (tests and shutdown)."""
+        if self._reference_task is not None:
+            await asyncio.shield(self._reference_task)
 
     async def wait_for_tick(self, at_ms: int) -> None:
         """Return once a tick has run at or after ``at_ms`` on the scheduler's clock."""

@@ -430,6 +430,11 @@ class Store(Protocol):
     async def bars_arrow(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> pa.Table:
         """The rows of :meth:`bars` as columns t, o, h, l, c, v, vw, n (v and vw null where omitted)."""
 
+    async def coverage_many(self, tickers: Sequence[str], dataset: Dataset, timeframe: str = ""
+                            ) -> dict[str, RangeSet]:
+        """:meth:`coverage` of many tickers at once, in a few queries (a universe's plan reads
+        thousands of series: one query each would be most of its planning time)."""
+
     async def coverage(self, ticker: str, dataset: Dataset, timeframe: str = "") -> RangeSet:
         """The merged ranges held (including ranges the vendor confirmed empty): the ticker's own
         ledger and, for bars, the market days of its asset class (less its holes)."""

@@ -8,7 +8,7 @@ transaction, so bars (or corporate actions) and their coverage always commit tog
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from mdw.domain import RangeSet, TimeRange
@@ -27,6 +27,7 @@ _INSERT = (
 )
 _RANGES = "SELECT start_ms, end_ms FROM coverage WHERE ticker = ? AND dataset = ? AND timeframe = ?"
 _ENTRIES = "SELECT ticker, dataset, timeframe, start_ms, end_ms, fetched_at_ms FROM coverage"
+_MANY = "SELECT ticker, start_ms, end_ms FROM coverage WHERE dataset = ? AND timeframe = ?"
 
 
 
@@ -127,6 +128,17 @@ async def ranges(db: Database[Tx], key: LedgerKey) -> RangeSet:
     """The merged ranges held for ``key``."""
     found = await db.fetch("coverage", _RANGES, *key.params())
     return RangeSet.of((as_int(r[0]), as_int(r[1])) for r in found)
+
+
+async def ranges_many(db: Database[Tx], tickers: Sequence[str], dataset: Dataset, timeframe: str
+                      ) -> dict[str, RangeSet]:
+    """:func:`ranges` of many tickers at one dataset and timeframe, in one query."""
+    wanted = set(tickers)
+    found: dict[str, list[tuple[int, int]]] = {}
+    for r in await db.fetch("coverage_many", _MANY, dataset.value, timeframe):
+        if r[0] in wanted:
+            found.setdefault(str(r[0]), []).append((as_int(r[1]), as_int(r[2])))
+    return {t: RangeSet.of(found.get(t, ())) for t in tickers}
 
 
 async def entries(db: Database[Tx], ticker: str | None = None) -> list[CoverageEntry]:

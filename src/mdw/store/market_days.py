@@ -89,6 +89,27 @@ async def covered(db: Database[TxT], ticker: str, timeframe: str) -> RangeSet:
     return days - holes if holes else days
 
 
+async def covered_many(db: Database[TxT], tickers: Sequence[str], timeframe: str) -> dict[str, RangeSet]:
+    """:func:`covered` of many tickers: two queries per asset class instead of two per ticker."""
+    out: dict[str, RangeSet] = {}
+    by_asset: dict[AssetClass, list[str]] = {}
+    for t in tickers:
+        asset = asset_of(t)
+        if asset is not None and timeframe:
+            by_asset.setdefault(asset, []).append(t)
+    for asset, names in by_asset.items():
+        days = RangeSet.of((as_int(r[0]), as_int(r[1]))
+                           for r in await db.fetch("market_days", _RANGES, asset.value, timeframe))
+        if not days:
+            continue
+        holes: dict[str, list[tuple[int, int]]] = {}
+        for r in await db.fetch("coverage_holes", _HOLES_OVER, asset.value, timeframe, 2**62, -(2**62)):
+            holes.setdefault(str(r[0]), []).append((as_int(r[1]), as_int(r[2])))
+        for t in names:
+            out[t] = days - RangeSet.of(holes[t]) if t in holes else days
+    return out
+
+
 async def punch(tx: Tx, ticker: str, timeframe: str, rng: TimeRange) -> None:
     """Take ``rng`` out of ``ticker``'s market-day coverage (inside the caller's transaction)."""
     asset = asset_of(ticker)

@@ -150,6 +150,14 @@ class SqlStore(Generic[TxT]):
     async def bars_arrow(self, ticker: str, timeframe: Timeframe, start_ms: int, end_ms: int) -> pa.Table:
         return to_arrow(await self.bars(ticker, timeframe, start_ms, end_ms))
 
+    async def coverage_many(self, tickers: Sequence[str], dataset: Dataset, timeframe: str = ""
+                            ) -> dict[str, RangeSet]:
+        held = await ledger.ranges_many(self.database, tickers, Dataset(dataset), str(timeframe))
+        if Dataset(dataset) is not Dataset.BARS:
+            return held
+        days = await market_days.covered_many(self.database, tickers, str(timeframe))
+        return {t: held[t] | days[t] if t in days else held[t] for t in tickers}
+
     async def coverage(self, ticker: str, dataset: Dataset, timeframe: str = "") -> RangeSet:
         held = await ledger.ranges(self.database, LedgerKey(ticker, Dataset(dataset), str(timeframe)))
         if Dataset(dataset) is not Dataset.BARS:
