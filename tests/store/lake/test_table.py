@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -165,3 +168,31 @@ def test_read_returns_only_the_columns_asked_for(lake: Lake, columns: tuple[str,
     got = lake.table.read(lake.pointer(), "1m", "AAPL", T0, T0 + 10 * MIN, columns=columns)
     assert got.schema.names == list(columns) and got.num_rows == 10
     assert isinstance(got, pa.Table)
+
+
+def test_table_created_with_required_n_takes_missing_n_after_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table made when ``n`` was required becomes ``n``-optional on its next commit; a missing
+    ``n`` (MISSING_N) is written as null and read back as missing."""
+    from tests.store.lake.conftest import open_lake
+
+    from mdw.domain import MISSING_N, BarBatch, Timeframe
+
+    monkeypatch.setattr(layout, "_REQUIRED", frozenset(layout.COLUMNS) - {"v", "vw"})  # the old schema
+    old = open_lake(tmp_path)
+    monkeypatch.undo()
+    try:
+        assert old.table.at(old.pointer()).schema().find_field("n").required
+        n = 5
+        t = T0 + MIN * np.arange(n)
+        batch = BarBatch("AAPL", Timeframe.parse("1m"), t, [10.0] * n, [11.0] * n, [9.0] * n, [10.5] * n,
+                         [100.0] * n, [10.2] * n, [3, MISSING_N, 0, MISSING_N, 7])
+        old.commit(lambda at: old.table.stage(at, {"1m": [layout.batch_table(batch)]}, []))
+        assert not old.table.at(old.pointer()).schema().find_field("n").required
+        got = old.table.read(old.pointer(), "1m", "AAPL", T0, T0 + n * MIN)
+        assert got.column("n").to_pylist() == [3, None, 0, None, 7]
+        back = layout.table_batch("AAPL", Timeframe.parse("1m"), got)
+        assert back.n.tolist() == [3, MISSING_N, 0, MISSING_N, 7]
+    finally:
+        old.conn.close()
