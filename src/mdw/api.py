@@ -276,7 +276,9 @@ class AsyncWarehouse:
 
         ``rate_limit``, ``api_key`` and ``base_url`` override the warehouse's settings for this run.
         ``source`` is ``rest``, ``flatfiles`` or ``auto`` (flat files need the settings' flat-file
-        key pair); ``settle`` first ingests again the flat-file days whose file was replaced.
+        key pair); ``settle`` first picks up the vendor's revisions: the last ``settle_sessions``
+        sessions held are re-fetched once, and the flat-file days whose file was replaced are
+        ingested again (see :mod:`mdw.backfill.settle`).
         """
         return await self._run(_spec(symbols, timeframes, start, end, options), options)
 
@@ -365,16 +367,19 @@ class AsyncWarehouse:
     async def _run(self, spec: BackfillSpec, options: BackfillOptions) -> RunReport:
         from mdw.backfill.fileplan import CostModel
         from mdw.backfill.runner import run_backfill
+        from mdw.backfill.settle_window import SettleWindow
         from mdw.budget import shared_budget
         from mdw.flatfiles.s3 import source_from
         from mdw.polygon import PolygonClient
 
         conf = self._settings_for(options)
         files, cost = source_from(conf), CostModel(conf.rate_limit)
+        window = SettleWindow.parse(conf.settle_sessions, conf.settle_after)
         async with shared_budget(conf) as limiter, \
                 PolygonClient.from_settings(conf, limiter=limiter) as client:
             return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit), files=files,
-                                      cost=cost, settle=options.get("settle", False), limits=conf.limits)
+                                      cost=cost, settle=options.get("settle", False), limits=conf.limits,
+                                      settle_window=window)
 
     async def status(self) -> list[SeriesStatus]:
         """Per series: first and last bar, bars, gaps, last fetched."""

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     schedule_interval_min: int = Field(default=5, ge=1)
     daily_delay_min: int = Field(default=30, ge=0)
     scheduler: bool = True
+    # The settle pass (the scheduler daily, `mdw backfill --settle` on demand): the last
+    # settle_sessions sessions are re-fetched once, after settle_after (ET) the next day, to pick
+    # up the vendor's revisions (0 turns it off).
+    settle_sessions: int = Field(default=2, ge=0, le=30)
+    settle_after: str = "11:00"
     # flat files (the vendor's S3 bucket): their own key pair, not the REST API key
     flatfiles_key_id: SecretStr | None = None
     flatfiles_secret: SecretStr | None = None
@@ -149,6 +154,12 @@ class Settings(BaseSettings):
         if value is not None and not re.match(r"^wss?://[^\s/]+", value):
             raise ValueError("expected a ws(s) URL such as wss://socket.massive.com")
         return value.rstrip("/") if value else value
+    @field_validator("settle_after")
+    @classmethod
+    def _check_settle_after(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError("expected a time of day HH:MM (ET), such as 11:00")
+        return value.strip()
 
     @field_validator("log_level")
     @classmethod
@@ -238,6 +249,8 @@ class SettingsValues(TypedDict, total=False):
     schedule_interval_min: int | None
     daily_delay_min: int | None
     scheduler: bool | None
+    settle_sessions: int | None
+    settle_after: str | None
     flatfiles_key_id: str | SecretStr | None
     flatfiles_secret: str | SecretStr | None
     flatfiles_endpoint: str | None

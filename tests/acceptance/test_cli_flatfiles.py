@@ -59,8 +59,8 @@ async def assert_no_day_half_covered(store: Store, sim: SimServer, tickers: list
 
 
 async def test_cli_flatfiles_source_without_keys_exits_2_with_one_line(sqlite_url: str) -> None:
-    """--source flatfiles (or --settle) without the S3 key pair: one line naming the settings, exit 2."""
-    for flag in (["--source", "flatfiles"], ["--settle"]):
+    """--source flatfiles without the S3 key pair: one line naming the settings, exit 2."""
+    for flag in (["--source", "flatfiles"],):
         result = await mdw(*args(["AAPL"], *flag), env=cli_env(None, sqlite_url, POLYGON_API_KEY="k"))
         assert result.code == 2 and "MDW_FLATFILES_KEY_ID" in result.stderr
         assert "Traceback" not in result.stderr

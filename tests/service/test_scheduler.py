@@ -7,6 +7,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from mdw.backfill.plan import BackfillSpec
+from mdw.backfill.report import RunReport
+from mdw.backfill.settle_window import SettleWindow
 from mdw.clock import ManualClock
 from mdw.domain import AssetClass, Timeframe, to_ms
 from mdw.polygon import BreakerState
@@ -42,7 +45,7 @@ async def test_scheduler_fires_jobs_at_session_times_on_a_simulated_clock(
     """Driven by a manual clock, the running scheduler fires intraday, daily and actions jobs when due."""
     clock = ManualClock(to_ms("2024-07-03T13:00:00Z"))
     svc = await service_factory(sim, clock=clock, scheduler=True, lock=LocalLock(), daily_delay_min=30,
-                                schedule_interval_min=5)
+                                schedule_interval_min=5, settle_sessions=0)  # settle: its own test
     store = svc.state.store
     await store.symbols.upsert(SymbolInfo("AAPL", "stocks", "", True, ("1d", "5m"), "2024-07-01"))
     await store.symbols.upsert(SymbolInfo("X:BTCUSD", "crypto", "", True, ("1h",), "2024-07-02"))
@@ -107,6 +110,42 @@ async def test_scheduler_ticks_the_overrun_minute_when_a_tick_runs_past_a_bounda
         await store.close()
     assert overran == [to_ms("2024-07-03T13:00:30Z")]
     assert [f.at_ms for f in sched.history][-1] == to_ms("2024-07-03T13:01:40Z")
+
+
+async def test_scheduler_settles_each_series_once_a_day_after_eleven_with_its_own_run(tmp_path: Path) -> None:
+    """A settle job per series comes due at 11:00 ET the day after each session; it joins the series'
+    other due job in one run whose spec settles (specs are recorded, not run)."""
+    clock = ManualClock(to_ms("2024-07-03T15:30:00Z"))  # Wednesday 11:30 ET
+    store = await open_store(f"sqlite:///{tmp_path / 'mdw.db'}")
+    await store.symbols.upsert(SymbolInfo("ABBV", "stocks", "", True, ("1d",), "2024-06-03"))
+    metrics = ServiceMetrics(lambda: None)
+    alerts = Alerter(None, metrics, clock)
+    specs: list[BackfillSpec] = []
+
+    async def record(spec: BackfillSpec, *_: Any) -> Any:
+        specs.append(spec)
+        return RunReport("r", spec.kind)
+
+    runs = RunManager(record, clock, metrics, alerts)
+    sched = Scheduler(store=store, runs=runs, clock=clock, lock=LocalLock(), metrics=metrics, alerts=alerts,
+                      breaker=lambda: ("closed", 0.0), interval_min=5, delay_min=30, stale_after_s=3600,
+                      settle=SettleWindow())
+    try:
+        fired = {f.job for f in await sched.tick()}
+        assert fired == {"daily:ABBV:1d", "settle:ABBV:1d", "actions:ABBV"}
+        await runs.wait_idle()
+        assert [s.settle for s in specs if s.timeframes] == [True]
+        clock.set(to_ms("2024-07-03T21:31:00Z"))  # the close of the 3rd (early): daily only
+        assert {f.job for f in await sched.tick()} == {"daily:ABBV:1d", "actions:ABBV"}
+        clock.set(to_ms("2024-07-04T14:59:00Z"))
+        assert await sched.tick() == []
+        clock.set(to_ms("2024-07-04T15:00:00Z"))  # 11:00 ET on the holiday: the 3rd settles
+        assert {f.job for f in await sched.tick()} == {"settle:ABBV:1d"}
+        await runs.wait_idle()
+        assert specs[-1].settle and specs[-1].timeframes == (Timeframe(1, "d"),)
+        assert sched.status()["settle"] == {"sessions": 2, "after": "11:00"}
+    finally:
+        await store.close()
 
 
 async def _no_runner(*_: Any) -> Any:

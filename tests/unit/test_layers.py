@@ -72,7 +72,7 @@ SIMULATOR_ALLOWED = {
 # Pure modules: no I/O, no file, no environment, no clock; the calendar gets its sessions from an
 # injected loader (mdw.calendar_cache is the disk-cached one the entry points wire in).
 PURE = ("domain.py", "plans.py", "ranges.py", "calendar.py", "adjust.py", "backfill/plan.py",
-        "backfill/planner.py", "backfill/derive.py", "service/schedule.py")
+        "backfill/planner.py", "backfill/derive.py", "backfill/settle_window.py", "service/schedule.py")
 
 # Files that still import a database driver outside the store (#14): none since scale-out, the
 # leader lock and the rate budget moved onto the store's own path; this set stays empty.

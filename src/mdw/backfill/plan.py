@@ -45,6 +45,8 @@ class BackfillSpec:
         spans: per ticker, the days (inclusive) it is wanted on, within ``start``..``end``: a
             universe member's listed days. Tickers not in it are wanted over the whole range.
         universe: the universe the tickers came from (recorded with the run).
+        settle: first re-fetch the series' settle window once (see :mod:`mdw.backfill.settle`);
+            the scheduler's settle jobs set it.
     """
 
     tickers: tuple[Ticker, ...]
@@ -60,6 +62,7 @@ class BackfillSpec:
     source: Literal["rest", "flatfiles", "auto"] = "auto"
     spans: Mapping[str, tuple[date, date]] = field(default_factory=dict)
     universe: str = ""
+    settle: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -100,6 +103,7 @@ class BackfillSpec:
             "kind": self.kind,
             "refetch": self.refetch,
             "source": self.source,
+            **({"settle": True} if self.settle else {}),
         }
 
 

@@ -154,6 +154,7 @@ class RunReport:
     data_notes: dict[str, int] = field(default_factory=dict)  # vendor values kept or dropped, not refused
     rate_limit: str = ""
     files: dict[str, Any] = field(default_factory=dict)  # flat files: planned, done, failed, bytes, rows ...
+    settled: dict[str, Any] = field(default_factory=dict)  # the settle pass (REST): see backfill/settle.py
     series: dict[OutcomeKey, SeriesOutcome] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     # Why the run's row in `runs` could not be saved at its end (a full disk, a lost server); the
@@ -207,6 +208,7 @@ class RunReport:
             "actions_written": self.actions_written, "quarantined": self.quarantined,
             "quarantine_reasons": self.quarantine_reasons, "data_notes": self.data_notes,
             "rate_limit": self.rate_limit, "files": self.files,
+            **({"settle": self.settled} if self.settled else {}),
             "series": [
                 {"series": str(s.series), "status": s.status, "requests_planned": s.requests_planned,
                  "requests_done": s.requests_done, "requests_failed": s.requests_failed,

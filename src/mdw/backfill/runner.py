@@ -24,6 +24,8 @@ from mdw.backfill.liveness import HEARTBEAT_S, Heartbeat, owner, reap_abandoned
 from mdw.backfill.plan import ActionsKey, BackfillSpec, Plan
 from mdw.backfill.planner import ACTION_KINDS
 from mdw.backfill.report import Progress, RunReport
+from mdw.backfill.settle import settle_series
+from mdw.backfill.settle_window import SettleWindow
 from mdw.clock import SYSTEM_CLOCK, Clock, now_ms
 from mdw.config import RateLimit
 from mdw.domain import AssetClass, RangeSet, SeriesKey, TimeRange, from_ms, local_midnight_ms
@@ -190,6 +192,7 @@ async def run_backfill(
     settle: bool = False,
     limits: Limits | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    settle_window: SettleWindow | None = None,
 ) -> RunReport:
     """Fill every gap of ``spec`` and return the measured report (also stored in ``runs``).
 
@@ -208,17 +211,22 @@ async def run_backfill(
         files: the vendor's flat files (None: REST only); the plan takes whole-market days from them
             as each spec's ``source`` and ``cost`` decide, and they are stored before the REST part.
         cost: the cost model that weighs a day's file against its REST requests.
-        settle: first ingest again the days held from flat files (in each spec's datasets and
-            range) whose file was replaced since; corrected bars count as ``bars_updated``.
+        settle: first pick up what the vendor revised since it was stored: re-fetch, once, each
+            series' settle window (``settle_window``, within the spec's range; see
+            :mod:`mdw.backfill.settle`) and, with ``files``, ingest again the days held from flat
+            files whose file was replaced since; corrected bars count as ``bars_updated``.
         limits: the key's plan (``Settings.limits``): a delayed plan's unpublished data is left
             for a later run.
         clock: the clock the run waits out a vendor outage on (the client's own, in tests a fake one).
+        settle_window: how far back ``settle`` looks (default: the last 2 sessions, each after
+            11:00 ET the next day).
     """
     specs = _specs(spec)
     started_wall = time.perf_counter()
     started = now_ms()
     file_requests = files.stats.requests if files is not None else 0
-    settled = await _settle(files, store, specs, now) if settle and files is not None else None
+    settled = (await _settle(files, store, specs, now)
+               if (settle or any(s.settle for s in specs)) and files is not None else None)
     plan = await plan_only(store, specs, now=now, files=files, cost=cost, limits=limits)
     plan_s = time.perf_counter() - started_wall
     kind = specs[0].kind if specs else RunKind.BACKFILL
@@ -254,6 +262,14 @@ async def run_backfill(
     heartbeat.start()
     interrupted = True
     try:
+        if settle or any(s.settle for s in specs):
+            rest = await settle_series(store, client, specs, now_ms=now_ms() if now is None else now,
+                                       window=settle_window or SettleWindow(), limits=limits)
+            report.settled = rest.to_dict()
+            report.bars_fetched += rest.bars_fetched
+            report.bars_updated += rest.bars_updated
+            report.bars_inserted += rest.bars_inserted
+            report.errors.extend(rest.errors[:20])
         if plan.files and files is not None:
             totals = await run_files(files, store, plan.files, report, run_id=report.run_id, stop=stop,
                                      progress=progress)

@@ -182,6 +182,7 @@ async def _execute(
 ) -> int:
     from mdw.backfill.fileplan import CostModel
     from mdw.backfill.runner import plan_only, run_backfill
+    from mdw.backfill.settle_window import SettleWindow
     from mdw.budget import shared_budget
     from mdw.flatfiles.s3 import source_from
     from mdw.polygon import PolygonClient
@@ -208,6 +209,7 @@ async def _execute(
                 report = await run_backfill(
                     store, client, spec, progress=progress, stop=stop, rate_limit=str(settings.rate_limit),
                     files=files, cost=cost, settle=settle, limits=settings.limits,
+                    settle_window=SettleWindow.parse(settings.settle_sessions, settings.settle_after),
                 )
     return _finish(report, report_path)
 
@@ -297,7 +299,9 @@ def backfill(
         "--source", help="rest, flatfiles (the vendor's whole-market daily files) or auto (the cheaper "
         "per dataset and day)")] = "auto",
     settle: Annotated[bool, typer.Option(
-        "--settle", help="First ingest again the days held from flat files that were replaced since",
+        "--settle", help="First pick up the vendor's revisions: re-fetch once the last MDW_SETTLE_SESSIONS "
+        "sessions held (after MDW_SETTLE_AFTER ET the next day) and, with flat-file keys, ingest again "
+        "the flat-file days replaced since",
     )] = False,
     symbols: OptSymbols = None,
     universe: UniverseName = None,
@@ -320,9 +324,9 @@ def backfill(
         _checked(lambda: check_name(universe))
     if source not in ("rest", "flatfiles", "auto"):
         fail(f"invalid --source {source!r}; expected rest, flatfiles or auto")
-    if (source == "flatfiles" or settle) and settings.flatfiles_credentials is None:
-        fail(f"{'--settle' if settle else '--source flatfiles'} needs MDW_FLATFILES_KEY_ID and "
-             "MDW_FLATFILES_SECRET (the vendor's S3 key pair, not the API key)")
+    if source == "flatfiles" and settings.flatfiles_credentials is None:
+        fail("--source flatfiles needs MDW_FLATFILES_KEY_ID and MDW_FLATFILES_SECRET (the vendor's S3 key "
+             "pair, not the API key)")
     spec = _checked(lambda: _check_spec(BackfillSpec(
         tuple(parse_tickers(symbols, asset)) if symbols is not None else (),
         tuple(parse_timeframes(timeframes)),

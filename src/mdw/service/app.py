@@ -22,6 +22,7 @@ from mdw.backfill.fileplan import CostModel
 from mdw.backfill.liveness import reap_abandoned
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import RunReport
+from mdw.backfill.settle_window import SettleWindow
 from mdw.budget import shared_budget
 from mdw.clock import SYSTEM_CLOCK, Clock, sleep_until
 from mdw.config import Settings
@@ -98,9 +99,15 @@ def make_runner(store: Store, client: PolygonClient | None, settings: Settings, 
         return await run_backfill(store, client, spec, progress=progress, stop=stop, run_id=run_id,
                                   now=clock.now_ms(), track=spec.kind is not RunKind.SCHEDULED,
                                   rate_limit=str(settings.rate_limit), files=files,
-                                  cost=CostModel(settings.rate_limit), limits=settings.limits)
+                                  cost=CostModel(settings.rate_limit), limits=settings.limits,
+                                  settle_window=settle_window(settings))
 
     return run
+
+
+def settle_window(settings: Settings) -> SettleWindow:
+    """The settle pass's window from the settings (MDW_SETTLE_SESSIONS, MDW_SETTLE_AFTER)."""
+    return SettleWindow.parse(settings.settle_sessions, settings.settle_after)
 
 
 def _on_vendor_event(alerts: Alerter) -> Callable[[VendorEvent], None]:
@@ -240,7 +247,7 @@ def create_app(
                     metrics=metrics, alerts=alerts, breaker=state.breaker,
                     interval_min=settings.schedule_interval_min, delay_min=settings.daily_delay_min,
                     stale_after_s=settings.stale_after_s, tick_ms=tick_ms,
-                    reference=_reference_refresh(db, vendor))
+                    reference=_reference_refresh(db, vendor), settle=settle_window(settings))
                 state.scheduler = sched
                 bodies["scheduler"] = lambda: sched.run(stop)
             elif wanted:

@@ -8,7 +8,10 @@ Three kinds of job, each identified by its latest *slot* (the epoch ms it became
 * ``daily``    - once per trading day, ``delay`` minutes after the day's bar becomes final (the
   end of extended hours for stocks, 20:00 ET or 17:00 ET on early-close days; 00:00 UTC for
   crypto and forex);
-* ``actions``  - corporate actions of stock tickers, once per trading day with the daily job.
+* ``actions``  - corporate actions of stock tickers, once per trading day with the daily job;
+* ``settle``   - once per trading day, when the latest session may be settled (11:00 ET the
+  next day by default): the run re-fetches the series' settle window once to pick up the
+  vendor's revisions (see :mod:`mdw.backfill.settle`).
 
 A job fires when its current slot is newer than the last slot it fired for. After downtime it
 fires once, and the run it starts fills every gap since the last success (runs are gap-driven),
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from mdw.backfill.settle_window import SettleWindow
 from mdw.calendar import is_market_open, nyse_sessions, uses_nyse
 from mdw.domain import (
     DAY_MS,
@@ -33,7 +37,7 @@ from mdw.domain import (
     local_midnight_ms,
 )
 
-JobKind = Literal["intraday", "daily", "actions"]
+JobKind = Literal["intraday", "daily", "actions", "settle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +61,13 @@ class Job:
         return f"{self.kind}:{self.ticker}{tail}"
 
 
-def jobs_for(ticker: Ticker, timeframes: list[Timeframe]) -> list[Job]:
-    """The jobs of a tracked symbol."""
+def jobs_for(ticker: Ticker, timeframes: list[Timeframe], settle: bool = False) -> list[Job]:
+    """The jobs of a tracked symbol (with ``settle``, a settle job per timeframe too)."""
     out = [Job("intraday" if tf.intraday else "daily", ticker.symbol, tf) for tf in timeframes]
     if ticker.asset_class is AssetClass.STOCKS:
         out.append(Job("actions", ticker.symbol))
+    if settle:
+        out.extend(Job("settle", ticker.symbol, tf) for tf in timeframes)
     return out
 
 
@@ -89,20 +95,30 @@ def daily_slot(asset: AssetClass, now_ms: int, delay_min: int) -> int | None:
     return due if due <= now_ms else due - DAY_MS
 
 
-def slot_of(job: Job, asset: AssetClass, now_ms: int, interval_min: int, delay_min: int) -> int | None:
+def settle_slot(asset: AssetClass, now_ms: int, window: SettleWindow) -> int | None:
+    """When the latest session that may be settled at ``now_ms`` became settle-able (None: none)."""
+    days = window.days(asset, now_ms)
+    return window.due_ms(days[-1]) if days else None
+
+
+def slot_of(job: Job, asset: AssetClass, now_ms: int, interval_min: int, delay_min: int,
+            settle: SettleWindow | None = None) -> int | None:
     """The slot ``job`` is due for at ``now_ms`` (None: not due at all right now)."""
     if job.kind == "intraday":
         return intraday_slot(asset, now_ms, interval_min)
+    if job.kind == "settle":
+        return settle_slot(asset, now_ms, settle) if settle is not None else None
     return daily_slot(asset, now_ms, delay_min)
 
 
 def due_jobs(
-    jobs: dict[Job, AssetClass], last: dict[Job, int], now_ms: int, interval_min: int, delay_min: int
+    jobs: dict[Job, AssetClass], last: dict[Job, int], now_ms: int, interval_min: int, delay_min: int,
+    settle: SettleWindow | None = None,
 ) -> dict[Job, int]:
     """Jobs whose current slot is newer than the one they last fired for, with that slot."""
     out: dict[Job, int] = {}
     for job, asset in sorted(jobs.items(), key=lambda item: item[0].sort_key()):
-        slot = slot_of(job, asset, now_ms, interval_min, delay_min)
+        slot = slot_of(job, asset, now_ms, interval_min, delay_min, settle)
         if slot is not None and slot > last.get(job, -1):
             out[job] = slot
     return out

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from mdw.backfill.plan import BackfillSpec
+from mdw.backfill.settle_window import SettleWindow
 from mdw.clock import Clock, sleep_until
 from mdw.domain import MINUTE_MS, AssetClass, Ticker, Timeframe, from_ms, parse_ticker
 from mdw.errors import MdwError, UsageError
@@ -56,6 +57,7 @@ class Scheduler:
         self, *, store: Store, runs: RunManager, clock: Clock, lock: LeaderLock, metrics: ServiceMetrics,
         alerts: Alerter, breaker: BreakerView, interval_min: int, delay_min: int, stale_after_s: float,
         tick_ms: int = MINUTE_MS, lock_retry_ms: int = 5_000, reference: ReferenceRefresh | None = None,
+        settle: SettleWindow | None = None,
     ) -> None:
         self._store = store
         self._reference = reference
@@ -70,6 +72,7 @@ class Scheduler:
         self.interval_min = interval_min
         self.delay_min = delay_min
         self.stale_after_s = stale_after_s
+        self.settle = settle if settle is not None and settle.sessions > 0 else None
         self.tick_ms = tick_ms
         self.lock_retry_ms = lock_retry_ms
         self.leader = False
@@ -129,7 +132,8 @@ class Scheduler:
         symbols = await self._store.symbols.all(active_only=True)
         jobs, starts = self._jobs(symbols, now)
         self._active = {j: rid for j, rid in self._active.items() if self._runs.running(rid)}
-        due = {j: s for j, s in due_jobs(jobs, self._last, now, self.interval_min, self.delay_min).items()
+        due = {j: s for j, s in due_jobs(jobs, self._last, now, self.interval_min, self.delay_min,
+                                         self.settle).items()
                if j not in self._active}
         fired: list[Firing] = []
         if due:
@@ -203,14 +207,18 @@ class Scheduler:
                 log.warning("skipping a tracked symbol with bad settings", action="scheduler.bad_symbol",
                             ticker=info.ticker)
                 continue
-            for job in jobs_for(ticker, tfs):
+            for job in jobs_for(ticker, tfs, settle=self.settle is not None):
                 jobs[job] = ticker.asset_class
-                starts[job] = first or today - timedelta(days=DEFAULT_LOOKBACK_DAYS[job.kind])
+                kind = job.kind
+                if kind == "settle":  # a settle job runs with its series' own job: the same start
+                    kind = "intraday" if job.timeframe and job.timeframe.intraday else "daily"
+                starts[job] = first or today - timedelta(days=DEFAULT_LOOKBACK_DAYS[kind])
         return jobs, starts
 
     def _fire(self, due: dict[Job, int], jobs: dict[Job, AssetClass], starts: dict[Job, date],
               now: int) -> list[Firing]:
-        # One run per (timeframe, start): the engine plans all its tickers together.
+        # One run per (timeframe, start): the engine plans all its tickers together. A settle job
+        # joins its series' other job when both are due, so one run settles and fills the series.
         groups: dict[tuple[Timeframe | None, date], list[Job]] = {}
         for job in due:
             groups.setdefault((job.timeframe, starts[job]), []).append(job)
@@ -220,9 +228,10 @@ class Scheduler:
             return (tf.sort_key() if tf else (-1, -1), start)
 
         for (tf, start), group in sorted(groups.items(), key=lambda g: order(g[0])):
-            tickers = tuple(Ticker(j.ticker, jobs[j]) for j in group)
+            tickers = tuple(dict.fromkeys(Ticker(j.ticker, jobs[j]) for j in group))
             spec = BackfillSpec(tickers=tickers, timeframes=(tf,) if tf else (), start=start,
-                                end=now, corporate_actions=not tf, kind=RunKind.SCHEDULED)
+                                end=now, corporate_actions=not tf, kind=RunKind.SCHEDULED,
+                                settle=any(j.kind == "settle" for j in group))
             run_id = self._runs.start(spec)
             for job in group:
                 self._last[job] = due[job]
@@ -244,6 +253,8 @@ class Scheduler:
         return {
             "leader": self.leader, "last_tick_ms": self.last_tick_ms, "last_skip": self.last_skip,
             "interval_min": self.interval_min, "daily_delay_min": self.delay_min,
+            "settle": ({"sessions": self.settle.sessions, "after": self.settle.after.isoformat("minutes")}
+                       if self.settle else None),
             "jobs_running": sorted(str(j) for j in self._active),
             "recent": [{"at_ms": f.at_ms, "job": f.job, "slot_ms": f.slot_ms, "run_id": f.run_id,
                         "skipped": f.skipped} for f in list(self.history)[-50:]],

@@ -15,6 +15,7 @@ import msgspec
 from mdw.config import RateLimit
 from mdw.errors import ConfigError
 from mdw.plans import PLAN_FORMS, Delay, History, Plan
+from mdw.simulator.revisions import REVISED_BY_DEFAULT
 from mdw.simulator.roster import MAX_STOCKS
 
 # The simulator's own plan beside the vendor's: everything, in real time, without a rate limit.
@@ -172,6 +173,9 @@ class SimConfig:
         null_results: an empty aggregates answer carries ``"results": null`` (instead of no key).
         no_vw_n: tickers whose bars come without ``vw`` and ``n``.
         otc_flag: bars of tickers listed on the OTC market carry ``otc: true`` (the vendor's flag).
+        revised: tickers whose daily bars are revised once after the close, as the vendor does:
+            until 09:00 ET the next day a session's bar is served preliminary (less volume and
+            fewer trades), then final (see :mod:`mdw.simulator.revisions`); empty turns it off.
         window: the rate-limit window: ``sliding`` 60 s, or ``fixed`` calendar minute.
         rate_limit: overrides every plan's request rate (``"100/min"``, ``"unlimited"``).
         retry_after: send ``Retry-After`` on 429 (the real API is not known to).
@@ -233,6 +237,7 @@ class SimConfig:
     null_results: bool = False
     no_vw_n: frozenset[str] = frozenset()
     otc_flag: bool = True
+    revised: frozenset[str] = REVISED_BY_DEFAULT
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -267,6 +272,7 @@ class SimConfig:
         object.__setattr__(self, "flatfile_denied", frozenset(self.flatfile_denied))
         object.__setattr__(self, "not_entitled", frozenset(self.not_entitled))
         object.__setattr__(self, "no_vw_n", frozenset(self.no_vw_n))
+        object.__setattr__(self, "revised", frozenset(self.revised))
         if self.straddle not in ("refuse", "clip"):
             raise ConfigError("straddle must be 'refuse' or 'clip'")
         if not all(k and s for k, s in self.flatfile_keys.items()):

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mdw.domain import DAY_MS, NEW_YORK, AssetClass, BarBatch, Timeframe, local_midnight_ms
 from mdw.simulator import encode as enc
+from mdw.simulator import revisions
 from mdw.simulator.responses import bad_request, json_response, not_authorized, not_found
 from mdw.simulator.state import PLAN, STATE, SimState, decode_cursor, encode_cursor, parse_day, parse_time
 
@@ -137,7 +138,10 @@ def _page(st: SimState, ticker: str, mult: int, timespan: str, from_ms: int, to_
         return hit
     tf = Timeframe.from_vendor(mult, timespan)
     page = st.market.page(ticker, tf, from_ms, to_ms, limit=limit, sort=sort, adjusted=adjusted)
-    bars, corrupted = st.faults.corrupt(page.bars)
+    bars = page.bars
+    if ticker in st.config.revised and tf == Timeframe(1, "d"):
+        bars = revisions.as_served(bars, st.market.asset_of(ticker) or AssetClass.STOCKS, st.market.clock_ms)
+    bars, corrupted = st.faults.corrupt(bars)
     if corrupted:
         st.stats.faults["invalid_bar"] += corrupted
     listing = st.market.listing(ticker)
@@ -187,7 +191,9 @@ async def _grouped(request: web.Request, asset: AssetClass) -> web.StreamRespons
     t = _grouped_t(asset, day)
     with _published(st, request):
         grouped = st.market.grouped_rows(day, asset, adjusted, include_otc)
-    rows = [enc.grouped_values(ticker, values, t) for ticker, values in grouped]
+    revised, clock = st.config.revised, st.market.clock_ms
+    rows = [enc.grouped_values(ticker, revisions.row_as_served(asset, values, clock) if ticker in revised
+                               else values, t) for ticker, values in grouped]
     st.stats.bars_served += len(rows)
     return json_response(_grouped_body(rows, adjusted, "OK"))
 
