@@ -368,6 +368,7 @@ class AsyncWarehouse:
         from mdw.backfill.fileplan import CostModel
         from mdw.backfill.runner import run_backfill
         from mdw.backfill.settle_window import SettleWindow
+        from mdw.backfill.tickers import check_tickers
         from mdw.budget import shared_budget
         from mdw.flatfiles.s3 import source_from
         from mdw.polygon import PolygonClient
@@ -377,6 +378,7 @@ class AsyncWarehouse:
         window = SettleWindow.parse(conf.settle_sessions, conf.settle_after)
         async with shared_budget(conf) as limiter, \
                 PolygonClient.from_settings(conf, limiter=limiter) as client:
+            await check_tickers(spec.tickers, self.store, client)
             return await run_backfill(self.store, client, spec, rate_limit=str(conf.rate_limit), files=files,
                                       cost=cost, settle=options.get("settle", False), limits=conf.limits,
                                       settle_window=window)

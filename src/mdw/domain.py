@@ -56,14 +56,17 @@ class AssetClass(StrEnum):
 
 _PREFIX = {"X:": AssetClass.CRYPTO, "C:": AssetClass.FOREX, "I:": AssetClass.INDICES,
            "O:": AssetClass.OPTIONS}
-_STOCK_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}(\.[A-Z0-9]{1,4})?$")
+# Stock tickers keep the vendor's case: preferred shares are mixed case (``KIMpL`` is not ``KIMPL``).
+_STOCK_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,9}(\.[A-Za-z0-9]{1,4})?$")
+_CLASS_SHARE_RE = re.compile(r"^([A-Z]{1,6})[-/]([A-Z])$")  # BRK-B, BRK/B: the vendor writes BRK.B
 _PAIR_RE = re.compile(r"^[A-Z0-9]{5,14}$")
 _PAIR_SPLIT_RE = re.compile(r"^([A-Z0-9]{2,8})[-/]([A-Z]{3,5})$")
 _INDEX_RE = re.compile(r"^[A-Z0-9.\-]{1,20}$")
 _OPTION_RE = re.compile(r"^[A-Z.]{1,6}\d{6}[CP]\d{8}$")
 TICKER_FORMS = (
     "a stock like AAPL or BRK.B, or a vendor ticker X:BTCUSD, C:EURUSD, I:SPX or O:<OCC symbol>; "
-    "BTC-USD (crypto) and EUR/USD (forex) are also accepted"
+    "BTC-USD (crypto), EUR/USD (forex) and BRK-B (a share class) are also accepted; tickers are "
+    "case-sensitive, as the vendor's (KIMpL and KIMPL are two securities)"
 )
 
 
@@ -79,18 +82,39 @@ class Ticker:
 
 
 def parse_ticker(text: str, asset: AssetClass | str | None = None) -> Ticker:
-    """Parse user or vendor input into a vendor ticker.
+    """Parse user or vendor input into a vendor ticker, keeping its case.
+
+    The vendor's tickers are case-sensitive (``KIMpL``, a preferred share, and ``KIMPL`` are two
+    securities), so a ticker is never upper-cased: a stock ticker is kept as written, and whether
+    the vendor knows it is for its reference data to say (see :mod:`mdw.backfill.tickers`).
+    Prefixed and pair forms must be written as the vendor writes them; a lower-case one is
+    refused with the vendor's spelling.
 
     Args:
-        text: ``AAPL``, ``BRK.B``, ``X:BTCUSD``, ``C:EURUSD``, ``I:SPX``, ``O:...``, or the
-            friendly pair forms ``BTC-USD`` / ``EUR/USD`` / ``BTCUSD`` (with ``asset``).
+        text: ``AAPL``, ``BRK.B``, ``KIMpL``, ``X:BTCUSD``, ``C:EURUSD``, ``I:SPX``, ``O:...``, or
+            the friendly forms ``BTC-USD`` / ``EUR/USD`` / ``BTCUSD`` (with ``asset``) and
+            ``BRK-B`` / ``BRK/B`` (mapped to the vendor's ``BRK.B``).
         asset: the asset class to assume for an unprefixed pair such as ``BTCUSD``.
 
     Raises:
         UsageError: the text is not a ticker; the message lists the accepted forms.
     """
-    raw = text.strip().upper()
-    hint = _asset_hint(asset)
+    try:
+        return _parse_ticker(text.strip(), _asset_hint(asset))
+    except UsageError:
+        upper = text.strip().upper()
+        if upper == text.strip():
+            raise
+        try:
+            hint = _parse_ticker(upper, _asset_hint(asset)).symbol
+        except UsageError:
+            raise UsageError(f"invalid ticker {text.strip()!r}; expected {TICKER_FORMS}") from None
+        raise UsageError(f"invalid ticker {text.strip()!r}: the vendor's tickers are case-sensitive;"
+                         f" did you mean {hint}?") from None
+
+
+def _parse_ticker(raw: str, hint: AssetClass | None) -> Ticker:
+    text = raw
     if not raw:
         raise UsageError(f"empty ticker; expected {TICKER_FORMS}")
     prefix = raw[:2]
@@ -106,7 +130,8 @@ def parse_ticker(text: str, asset: AssetClass | str | None = None) -> Ticker:
         if not ok:
             raise UsageError(f"invalid {cls.value} ticker {text.strip()!r}; expected {TICKER_FORMS}")
         return Ticker(raw, cls)
-    pair = _PAIR_SPLIT_RE.fullmatch(raw)
+    # The friendly pair forms name currency codes, which the vendor writes in capitals.
+    pair = _PAIR_SPLIT_RE.fullmatch(raw.upper()) if "-" in raw or "/" in raw else None
     if pair:
         cls = hint or (AssetClass.FOREX if "/" in raw else AssetClass.CRYPTO)
         if cls not in (AssetClass.CRYPTO, AssetClass.FOREX):
@@ -118,6 +143,9 @@ def parse_ticker(text: str, asset: AssetClass | str | None = None) -> Ticker:
         return Ticker("I:" + raw, AssetClass.INDICES)
     if hint is AssetClass.OPTIONS and _OPTION_RE.fullmatch(raw):
         return Ticker("O:" + raw, AssetClass.OPTIONS)
+    share = _CLASS_SHARE_RE.fullmatch(raw)
+    if share and hint in (None, AssetClass.STOCKS):
+        return Ticker(f"{share[1]}.{share[2]}", AssetClass.STOCKS)
     if _STOCK_RE.fullmatch(raw) and hint in (None, AssetClass.STOCKS):
         return Ticker(raw, AssetClass.STOCKS)
     raise UsageError(f"invalid ticker {text.strip()!r}; expected {TICKER_FORMS}")

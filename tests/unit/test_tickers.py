@@ -12,9 +12,13 @@ from mdw.errors import UsageError
     ("text", "asset", "symbol", "asset_class"),
     [
         ("AAPL", None, "AAPL", AssetClass.STOCKS),
-        ("aapl", None, "AAPL", AssetClass.STOCKS),
+        ("aapl", None, "aapl", AssetClass.STOCKS),  # kept as written: the reference data judges it
+        ("KIMpL", None, "KIMpL", AssetClass.STOCKS),
+        ("KIMPL", None, "KIMPL", AssetClass.STOCKS),
         ("BRK.B", None, "BRK.B", AssetClass.STOCKS),
-        (" msft ", None, "MSFT", AssetClass.STOCKS),
+        ("BRK-B", None, "BRK.B", AssetClass.STOCKS),
+        ("BRK/B", "stocks", "BRK.B", AssetClass.STOCKS),
+        (" MSFT ", None, "MSFT", AssetClass.STOCKS),
         ("X:BTCUSD", None, "X:BTCUSD", AssetClass.CRYPTO),
         ("C:EURUSD", None, "C:EURUSD", AssetClass.FOREX),
         ("I:SPX", None, "I:SPX", AssetClass.INDICES),
@@ -89,8 +93,20 @@ def test_parse_ticker_rejects_an_unknown_asset_class_with_the_choices() -> None:
 
 def test_parse_tickers_splits_commas_and_drops_duplicates_in_order() -> None:
     """A comma list keeps first-seen order and drops repeats, including friendly duplicates."""
-    got = parse_tickers("AAPL, X:BTCUSD,BTC-USD,,aapl,I:SPX")
-    assert [t.symbol for t in got] == ["AAPL", "X:BTCUSD", "I:SPX"]
+    got = parse_tickers("AAPL, X:BTCUSD,BTC-USD,,AAPL,I:SPX,KIMpL,KIMPL")
+    assert [t.symbol for t in got] == ["AAPL", "X:BTCUSD", "I:SPX", "KIMpL", "KIMPL"]
+
+
+@pytest.mark.parametrize(("text", "asset", "vendor"), [
+    ("x:btcusd", None, "X:BTCUSD"), ("i:spx", None, "I:SPX"), ("btcusd", "crypto", "X:BTCUSD"),
+    ("brk-b", None, "BRK.B"),
+])
+def test_parse_ticker_refuses_a_lower_case_vendor_form_with_its_spelling(
+    text: str, asset: str | None, vendor: str,
+) -> None:
+    """Prefixed and pair forms are case-sensitive: the wrong case is refused, naming the vendor's form."""
+    with pytest.raises(UsageError, match=f"case-sensitive; did you mean {vendor}"):
+        parse_ticker(text, asset)
 
 
 def test_parse_tickers_rejects_an_empty_list() -> None:

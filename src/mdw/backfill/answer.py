@@ -93,10 +93,18 @@ async def known_tickers(store: Store) -> list[str]:
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:
-    """`` Did you mean AAPL?`` for the closest known names (case-insensitive), or ``""``."""
-    by_upper: dict[str, str] = {c.upper(): c for c in candidates}
+    """`` Did you mean AAPL?`` for the closest known names (case-insensitive), or ``""``.
+
+    Names that differ from ``name`` only in case all come first (``kimpl``: ``KIMPL, KIMpL``):
+    the vendor's tickers are case-sensitive, so each is a different security.
+    """
+    by_upper: dict[str, list[str]] = {}
+    for c in dict.fromkeys(candidates):
+        if c != name:
+            by_upper.setdefault(c.upper(), []).append(c)
     close = difflib.get_close_matches(name.upper(), list(by_upper), n=3, cutoff=0.6)
-    return f" Did you mean {', '.join(by_upper[c] for c in close)}?" if close else ""
+    names = [c for key in close for c in sorted(by_upper[key])]
+    return f" Did you mean {', '.join(names[:5])}?" if names else ""
 
 
 async def require_series(store: Store, tk: Ticker, tf: Timeframe) -> None:

@@ -20,7 +20,7 @@ from mdw.backfill.derive import resample
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
 from mdw.calendar import bar_window_start
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange, from_ms
-from mdw.errors import MdwError, VendorError, VendorRequestError
+from mdw.errors import MdwError, UnknownTicker, VendorError, VendorRequestError
 from mdw.store.base import BarWrite, Store, WriteResult
 
 ONE_DAY = Timeframe(1, "d")
@@ -40,6 +40,8 @@ class VendorSource(Protocol):
 
     async def splits(self, ticker: str, start: date | None = None, end: date | None = None
                      ) -> list[Split]: ...
+
+    async def ticker_known(self, ticker: str) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -117,6 +119,8 @@ async def fetch_grouped(client: VendorSource, req: PlannedRequest) -> tuple[list
             try:
                 pages = [p async for p in client.aggregate_pages(
                     t.ticker, t.timeframe, t.covers.start_ms, min(t.covers.end_ms, req.fetch.end_ms))]
+                if not any(len(p) for p in pages):
+                    await require_known(client, t.ticker)
             except VendorRequestError as exc:
                 failures[t.ticker] = str(exc)
                 continue
@@ -141,13 +145,32 @@ async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenera
         return
     tail = BarBatch.empty(req.ticker, req.timeframe)
     pending: BarBatch | None = None  # the newest page, held back: only the last one carries coverage
+    count = 0
     async for page in client.aggregate_pages(req.ticker, req.timeframe, req.fetch.start_ms, req.fetch.end_ms):
+        count += len(page)
         if pending is not None:
             writes, tail = _page_writes(req, pending, tail)
             yield writes
         pending = page
+    if count == 0:
+        await require_known(client, req.ticker)
     yield _final_writes(req, pending if pending is not None else BarBatch.empty(req.ticker, req.timeframe),
                         tail)
+
+
+async def require_known(client: VendorSource, ticker: str) -> None:
+    """An empty answer is a quiet range only for a ticker the vendor knows.
+
+    The vendor answers an aggregates request for a ticker it does not know (``KIMPL`` typed for
+    ``KIMpL``) with an empty page, which would be recorded as covered for ever. So an empty answer
+    is checked against the vendor's reference data (once per ticker and client).
+
+    Raises:
+        UnknownTicker: the reference data does not know the ticker (the range is not covered).
+    """
+    if not await client.ticker_known(ticker):
+        raise UnknownTicker(f"unknown_ticker: the vendor's reference data does not know {ticker!r} (tickers "
+                            "are case-sensitive); its empty answer is not recorded as covered")
 
 
 async def fetch_actions(client: VendorSource, req: ActionsRequest) -> tuple[list[Dividend], list[Split]]:

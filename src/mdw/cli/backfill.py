@@ -183,6 +183,7 @@ async def _execute(
     from mdw.backfill.fileplan import CostModel
     from mdw.backfill.runner import plan_only, run_backfill
     from mdw.backfill.settle_window import SettleWindow
+    from mdw.backfill.tickers import check_tickers
     from mdw.budget import shared_budget
     from mdw.flatfiles.s3 import source_from
     from mdw.polygon import PolygonClient
@@ -196,8 +197,11 @@ async def _execute(
         if why:  # plan against an empty warehouse without creating the file
             print(f"{why} yet: planned as an empty warehouse", file=sys.stderr)
             settings = settings.model_copy(update={"database_url": "sqlite://"})
+    specs = [spec] if isinstance(spec, BackfillSpec) else spec
+    tickers = [tk for one in specs for tk in one.tickers]
     async with _store(settings) as store:
         if dry_run:
+            await check_tickers(tickers, store, None)
             plan = await plan_only(store, spec, files=files, cost=cost, limits=settings.limits)
             _print_plan(plan, settings.rate_limit, report_path)
             return 0
@@ -205,6 +209,7 @@ async def _execute(
         # One budget per key on the host: serve, its scheduler and other backfills share it.
         async with shared_budget(settings) as limiter, \
                 PolygonClient.from_settings(settings, limiter=limiter) as client:
+            await check_tickers(tickers, store, client)
             with make_progress() as progress:
                 report = await run_backfill(
                     store, client, spec, progress=progress, stop=stop, rate_limit=str(settings.rate_limit),

@@ -36,6 +36,7 @@ from mdw.errors import (
     ValidationError,
     VendorError,
     VendorNotFound,
+    VendorPlanError,
     VendorRateLimited,
     VendorRequestError,
     VendorTransientError,
@@ -66,6 +67,11 @@ _GROUPED_MARKETS = {
 
 def _noop() -> None:
     return None
+
+
+def _answered(body: bytes, url: str) -> bool:
+    """A decoder for requests whose answer matters only by being a success."""
+    return True
 
 
 def _bool(value: bool) -> str:
@@ -127,6 +133,7 @@ class PolygonClient:
         self._stats = StatsRecorder()
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._closed = False
+        self._known: dict[str, bool] = {}  # ticker_known's answers: one request per ticker
 
     @classmethod
     def from_settings(
@@ -426,6 +433,31 @@ class PolygonClient:
         if market:
             params["market"] = market
         return await self._paged(join(self.base_url, "/v3/reference/tickers", params), ref.decode_tickers)
+
+    async def ticker_known(self, ticker: str) -> bool:
+        """Whether the vendor's reference data knows ``ticker``, exactly as spelt (one request, cached).
+
+        Ticker details answer for delisted tickers too; a plan refusal of the reference endpoint
+        cannot tell, and counts as known (the aggregates answer stands then).
+        """
+        known = self._known.get(ticker)
+        if known is None:
+            url = join(self.base_url, f"/v3/reference/tickers/{quote(ticker, safe='')}", {})
+            try:
+                known = await self._request(url, _answered)
+            except VendorNotFound:
+                known = False
+            except VendorPlanError:
+                known = True
+            self._known[ticker] = known
+        return known
+
+    async def ticker_search(self, text: str) -> list[str]:
+        """The tickers the vendor's search finds for ``text`` (case-insensitive, one page of 100)."""
+        params = {"search": text, "limit": "100", "order": "asc", "sort": "ticker"}
+        url = join(self.base_url, "/v3/reference/tickers", params)
+        rows, _ = await self._request(url, dec.decode_dicts)
+        return [str(r["ticker"]) for r in rows if "ticker" in r]
 
     async def ticker_events(self, ident: str) -> ref.TickerEvents | None:
         """The ticker changes of the security a current ticker or composite FIGI names (None: 404)."""

@@ -125,6 +125,9 @@ class _Counting:
         result: list[Split] = await self._timed(self.inner.splits(ticker, start, end))
         return result
 
+    async def ticker_known(self, ticker: str) -> bool:
+        return await self.inner.ticker_known(ticker)  # cached by the client: mostly no request
+
     async def _timed(self, awaitable: Any) -> Any:
         t0 = time.perf_counter()
         try:

@@ -74,7 +74,7 @@ def profile(seed: int, ticker: str) -> Profile:
         return Profile(ticker, AssetClass.STOCKS, price, row.daily_vol, row.trades_per_min, row.trade_size,
                        decimals, row.entity)
     tk = parse_ticker(ticker)
-    if tk.symbol != ticker:
+    if tk.symbol != ticker or ticker != ticker.upper():  # mixed case: only the roster's preferreds
         raise UsageError(f"not a vendor ticker: {ticker!r}")
     rng = np.random.default_rng([seed, stable_hash("profile", ticker)])
     u = rng.random(6)
