@@ -54,7 +54,8 @@ async def test_check_tickers_trusts_stored_listings_and_asks_the_vendor_otherwis
     """A mixed-case ticker in the stored reference data needs no request; an unknown one is refused
     naming the vendor's spellings; capitalised tickers are never looked up in advance."""
     sim = await sim_factory(n_stocks=400)
-    listing = TickerListing("KIMpL", date(2017, 8, 14), None, "Kim pref L", "stocks", "us", "XNYS", "PFD", True)
+    listing = TickerListing("KIMpL", date(2017, 8, 14), None, "Kim pref L", "stocks", "us", "XNYS", "PFD",
+                            True)
     await store.reference.replace_tickers([listing], [], requests=1)
     async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
         await check_tickers(parse_tickers("KIMpL,AAPL,NOSUCH"), store, client)

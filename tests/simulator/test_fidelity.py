@@ -191,3 +191,23 @@ async def test_client_gives_up_after_its_retries_when_the_rate_limit_is_exceeded
     stats = sim.stats()
     assert stats["rate_limited"] == 4  # the sixth call and its three retries
     assert stats["max_served_60s_by_key"] == {"free-key": 5}
+
+
+async def test_client_list_aggs_keeps_mixed_case_tickers_apart_and_reads_revised_bars(
+    sim_factory: SimFactory,
+) -> None:
+    """KIMpL and KIMPL are two series for the official client too; ABBV's daily bar of 2025-03-04
+    is the preliminary one at 21:00 ET and the ground truth from 09:00 ET the next day."""
+    evening = local_midnight_ms(date(2025, 3, 4), NEW_YORK) + 21 * 3_600_000
+    sim = await sim_factory(n_stocks=400, now_ms=evening)
+    client = _client(sim)
+    first, last = date(2024, 1, 2), date(2024, 1, 31)
+    for ticker in ("KIMpL", "KIMPL"):
+        aggs = await asyncio.to_thread(lambda t=ticker: list(client.list_aggs(t, 1, "day", first, last)))
+        _assert_same(aggs, sim.market.aggregates(ticker, Timeframe(1, "d"), *_range(first, last)))
+    day = date(2025, 3, 4)
+    truth = sim.market.aggregates("ABBV", Timeframe(1, "d"), *_range(day, day))
+    early = await asyncio.to_thread(lambda: list(client.list_aggs("ABBV", 1, "day", day, day)))
+    assert len(early) == 1 and early[0].volume < truth.v[0] and early[0].close == truth.c[0]
+    sim.clock.set(evening + 12 * 3_600_000)
+    _assert_same(await asyncio.to_thread(lambda: list(client.list_aggs("ABBV", 1, "day", day, day))), truth)

@@ -344,8 +344,8 @@ def backfill(
     )))
     _check_report(report)
     if distributed and not dry_run:
-        if refetch:
-            fail("--refetch runs locally only; drop --distributed")
+        if refetch or settle:
+            fail(f"{'--refetch' if refetch else '--settle'} runs locally only; drop --distributed")
         from mdw.cli.worker import require_postgres
 
         require_postgres(settings, "mdw backfill --distributed")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import stored_report
+from mdw.backfill.tickers import check_tickers
 from mdw.domain import AssetClass, RangeSet, SeriesKey, Ticker, Timeframe, TimeRange, day_range_ms, from_ms
 from mdw.errors import UsageError
 from mdw.service.auth import Admin, Reader
@@ -132,6 +133,7 @@ async def create_symbol(request: Request, body: SymbolCreate, who: Admin) -> Res
         raise ApiError(409, "no_vendor_key", f"cannot backfill {tk.symbol}: the server has no vendor key"
                        " (set POLYGON_API_KEY and restart it); to track it without fetching, send"
                        ' "backfill": false')
+    await check_tickers([tk], st.store, st.client)  # a mixed-case typo: 400 with a did-you-mean
     old = await st.store.symbols.get(tk.symbol)
     info = SymbolInfo(tk.symbol, tk.asset_class.value, body.name or (old.name if old else ""), True, tfs,
                       start.isoformat())

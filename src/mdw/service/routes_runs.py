@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from mdw.backfill.liveness import current_run, recent_runs
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import stored_report
+from mdw.backfill.tickers import check_tickers
 from mdw.domain import from_ms
 from mdw.service.auth import Admin, Reader
 from mdw.service.encode import encode_json
@@ -77,6 +78,7 @@ async def start_backfill(request: Request, body: BackfillRequest, who: Admin) ->
         raise ApiError(400, "bad_range", "need 1970-01-01 <= start <= end <= 2099-12-31")
     spec = BackfillSpec(tickers=tickers, timeframes=tfs, start=body.start, end=end, derive=body.derive,
                         corporate_actions=body.corporate_actions, refetch=body.refetch, source=body.source)
+    await check_tickers(tickers, st.store, st.client)  # a mixed-case typo: 400 with a did-you-mean
     if body.source == "flatfiles" and st.settings.flatfiles_credentials is None:
         raise ApiError(400, "flatfiles_unconfigured", "source flatfiles needs the flat-file key pair "
                        "(MDW_FLATFILES_KEY_ID and MDW_FLATFILES_SECRET) on the server")
