@@ -12,7 +12,7 @@ from mdw.backfill.answer import did_you_mean
 from mdw.backfill.tickers import check_tickers
 from mdw.domain import SeriesKey, Timeframe, parse_tickers
 from mdw.errors import UsageError
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator.testing import SimFactory
 from mdw.store import Dataset, Store
 from mdw.store.refdata import TickerListing
@@ -35,7 +35,7 @@ async def test_empty_answer_for_a_ticker_the_reference_does_not_know_is_unknown_
     """`kimpl` asked for as is: the vendor answers empty, its details are a 404, so the series fails
     as unknown_ticker and nothing is covered; KIMpL before its listing is empty too, and covered."""
     sim = await sim_factory(n_stocks=400)
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, make_spec("kimpl", "1d", "2024-01-02", "2024-01-31"))
         outcome = report.series[SeriesKey("kimpl", D1)]
         assert report.exit_code == 1 and outcome.status == "failed" and "unknown_ticker" in outcome.reason
@@ -57,7 +57,7 @@ async def test_check_tickers_trusts_stored_listings_and_asks_the_vendor_otherwis
     listing = TickerListing("KIMpL", date(2017, 8, 14), None, "Kim pref L", "stocks", "us", "XNYS", "PFD",
                             True)
     await store.reference.replace_tickers([listing], [], requests=1)
-    async with PolygonClient(sim.key, sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         await check_tickers(parse_tickers("KIMpL,AAPL,NOSUCH"), store, client)
         assert sim.stats()["requests"] == 0
         with pytest.raises(UsageError, match=r"unknown ticker 'kimpl'.*Did you mean KIMPL, KIMpL\?"):

@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 from mdw.backfill import run_backfill
 from mdw.backfill.settle_window import SettleWindow
 from mdw.domain import NEW_YORK, AssetClass, SeriesKey, Timeframe, local_midnight_ms
-from mdw.polygon import PolygonClient
+from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator.revisions import REVISED_BY_DEFAULT
 from mdw.simulator.testing import SimFactory
 from mdw.store import Store
@@ -45,7 +45,7 @@ async def test_settle_pass_corrects_a_revised_daily_bar_and_counts_it_as_updated
     spec = make_spec("ABBV,KO", "1d", "2025-02-24", "2025-03-04")
     day = local_midnight_ms(date(2025, 3, 4), NEW_YORK)
     first = local_midnight_ms(date(2025, 2, 24), NEW_YORK)
-    async with PolygonClient("k", sim.base_url, rate_limit="unlimited") as client:
+    async with PolygonClient("k", sim.base_url, pacing=Pacing("unlimited")) as client:
         assert (await run_backfill(store, client, spec, now=close)).exit_code == 0
         truth = sim.market.aggregates("ABBV", D1, first, day + 86_400_000)
         held = await store.bars("ABBV", D1, first, day + 86_400_000)
