@@ -128,8 +128,8 @@ async def test_scheduler_settles_each_series_once_a_day_after_eleven_with_its_ow
 
     runs = RunManager(record, clock, metrics, alerts)
     sched = Scheduler(store=store, runs=runs, clock=clock, lock=LocalLock(), metrics=metrics, alerts=alerts,
-                      breaker=lambda: ("closed", 0.0), interval_min=5, delay_min=30, stale_after_s=3600,
-                      settle=SettleWindow())
+                      breaker=lambda: (BreakerState.CLOSED, 0.0), interval_min=5, delay_min=30,
+                      stale_after_s=3600, settle=SettleWindow())
     try:
         fired = {f.job for f in await sched.tick()}
         assert fired == {"daily:ABBV:1d", "settle:ABBV:1d", "actions:ABBV"}
