@@ -151,6 +151,13 @@ def test_layers_polygon_client_does_not_know_about_storage() -> None:
     assert violations(under("polygon"), ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli")) == []
 
 
+def test_layers_vendor_client_speaks_http_only_through_its_transport() -> None:
+    """Inside the vendor client only the default transport imports an HTTP library: the rest sends
+    through the one-method ``Transport`` seam (ADR 17)."""
+    files = [f for f in under("polygon") if rel(f) != "mdw/polygon/transport.py"]
+    assert violations(files, HTTP_CLIENTS) == []
+
+
 def test_layers_flat_file_client_does_not_know_about_storage() -> None:
     """The flat-file client and decoder never import the store, the engine, the service or the CLI."""
     forbidden = ("mdw.store", "mdw.backfill", "mdw.service", "mdw.cli", "mdw.polygon")
