@@ -69,7 +69,8 @@ async def test_duckdb_recipe_reads_the_table_offline_equal_to_mdw_export(tmp_pat
     out = tmp_path / "aapl.parquet"
     mdw = str(Path(sys.executable).parent / "mdw")
     args = ["export", "--database-url", url, "--symbols", "AAPL", "--timeframe", "1m", "--start",
-            "2023-12-31", "--end", "2024-01-03", "--format", "parquet", "--names", "vendor", "-o", str(out)]  # fmt: skip
+            "2023-12-31", "--end", "2024-01-03", "--format", "parquet", "--names", "vendor",
+            "-o", str(out)]
     env = {**os.environ, "MDW_LOG_LEVEL": "WARNING"}
     done = await asyncio.to_thread(subprocess.run, [mdw, *args], capture_output=True, text=True, env=env,
                                    timeout=120)  # fmt: skip
