@@ -80,6 +80,12 @@ async def test_serve_pushes_each_stored_bar_within_a_second_and_reports_the_stre
             checks = (await resp.json())["checks"]
         assert checks["stream"]["enabled"] and checks["stream"]["connected"]
         assert checks["stream"]["bars_stored"] == 6
+        async with http.get(base + "/v1/overview") as resp:
+            assert (await resp.json())["stream"]["bars_stored"] == 6
+        async with http.get(base + "/") as resp:  # the dashboard's overview, rendered from /v1/overview
+            page = await resp.text()
+        assert 'data-field="stream_connected" data-value="True"' in page
+        assert 'data-field="bars_stored" data-value="6"' in page
 
         sim.hub.drop_all()
         feed = st.stream.state.feeds["stocks"]

@@ -95,6 +95,35 @@ def _cards(ov: Obj) -> str:
     )) + "</div>"
 
 
+def _stream_cards(ov: Obj) -> str:
+    """The vendor's WebSocket, when this server streams (``MDW_STREAM``): ``stream`` of the overview."""
+    st = _obj(ov.get("stream"))
+    if not st.get("enabled"):
+        return ""
+    feeds = [_obj(f) for f in _obj(st.get("feeds")).values()]
+    drops = sum(int(f.get("disconnects", 0)) for f in feeds if isinstance(f.get("disconnects"), int))
+    rec = _obj(st.get("reconcile"))
+    connected = bool(st.get("connected"))
+    lag = st.get("lag_ms")
+    rate = st.get("messages_per_s")
+    errors = "; ".join(str(f.get("last_error")) for f in feeds if f.get("last_error"))
+    return "<h2>Stream</h2>" + '<div class="cards">' + "".join((
+        _card("Stream", "stream_connected", connected, "connected" if connected else "disconnected",
+              errors, "fresh" if connected else "stale"),
+        _card("Messages/s", "messages_per_s", rate, f"{rate:,.1f}" if isinstance(rate, int | float) else "–",
+              "last 10 s"),
+        _card("Lag", "lag_ms", lag, _age(lag / 1000) if isinstance(lag, int | float) else "–",
+              "last batch stored after its minute ended"),
+        _card("Last message", "last_message_ms", st.get("last_message_ms"),
+              _time(st.get("last_message_ms"))),
+        _card("Bars stored", "bars_stored", st.get("bars_stored"), _int(st.get("bars_stored")),
+              "provisional until reconciled"),
+        _card("Disconnects", "disconnects", drops, _int(drops), "each followed by a reconnect"),
+        _card("Reconciled through", "through_ms", rec.get("through_ms"), _time(rec.get("through_ms")),
+              f"{_int(rec.get('bars_corrected'))} corrected, {_int(rec.get('bars_filled'))} filled"),
+    )) + "</div>"
+
+
 def _table(table_id: str, heads: tuple[str, ...], rows: list[str]) -> str:
     """A table; a heading that starts with ``#`` is a right-aligned number column."""
     th = "".join(f'<th class="num" scope="col">{h[1:]}</th>' if h.startswith("#")
@@ -170,6 +199,7 @@ async def render_overview(app: ASGIApp, headers: dict[str, str]) -> str:
         parts.append(_problem("Could not read /v1/overview", ov))
     else:
         parts.append(_cards(body))
+        parts.append(_stream_cards(body))
         sched = _obj(body.get("scheduler"))
         leader = ("off" if not sched.get("enabled")
                   else "this process leads" if sched.get("leader") else "another process leads")

@@ -134,6 +134,8 @@ async def overview(request: Request, _: Reader) -> Response:
              "finished_at_ms": r.finished_at_ms, "bars_fetched": r.report.get("bars_fetched"),
              "requests": r.report.get("requests")} for r in runs]},
         "alerts": [a.payload() for a in st.alerts.recent[-10:]],
+        "stream": ({"enabled": False} if st.stream is None else
+                   {"enabled": True, **st.stream.state.to_dict(time.monotonic())}),
     }
     return _json(body)
 
