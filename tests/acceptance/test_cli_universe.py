@@ -164,3 +164,11 @@ async def test_export_stitch_and_update_universe(
     out = await mdw("update", "--universe", "pvq", "--dry-run", env=env)
     assert out.code == 0, out.stderr
     assert "universe pvq: 2 tickers listed between 2024-11-01" in out.stderr
+    offline = cli_env(None, sqlite_url)  # no key: a dry run resolves from stored reference data
+    out = await mdw("backfill", "-u", "pvq", "--start", "2024-11-01", "--end", "2024-12-31", "--dry-run",
+                    env=offline)
+    assert out.code == 0 and "universe pvq: 2 tickers" in out.stderr, out.stderr
+    assert (await mdw("universe", "define", "spy", "--underlying", "SPY", "--expiry", "2024-12",
+                      env=offline)).code == 0
+    out = await mdw("backfill", "-u", "spy", "--start", "2024-12-02", "--dry-run", env=offline)
+    assert out.code == 2 and len(out.stderr_lines) == 1 and "POLYGON_API_KEY" in out.stderr, out.stderr

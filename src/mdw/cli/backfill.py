@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -265,6 +265,13 @@ async def _universe_spec(
         from mdw.store import require_existing
 
         require_existing(settings.database_url)  # a dry run resolves against the stored universe
+        if not settings.api_key:  # offline: the stored reference data must do
+            async with _store(settings) as store:
+                spec = await universe_spec(store, _Offline(), name, template.timeframes, template.start,
+                                           template.end, today=today, kind=template.kind,
+                                           grouped_daily=template.grouped_daily, derive=template.derive)
+            return replace(spec, corporate_actions=template.corporate_actions, refetch=template.refetch,
+                           source=template.source)
     async with _store(settings) as store, shared_budget(settings) as limiter, \
             PolygonClient.from_settings(settings, limiter=limiter) as client:
         if refresh_after_days and not dry_run:
@@ -278,6 +285,17 @@ async def _universe_spec(
             await remember_backfill(store, name, [str(t) for t in template.timeframes], template.start)
     return replace(spec, corporate_actions=template.corporate_actions, refetch=template.refetch,
                    source=template.source)
+
+
+class _Offline:
+    """The vendor of a dry run without a key: resolving a universe that needs it is a usage error."""
+
+    def __getattr__(self, name: str) -> Any:  # every vendor call, whatever its signature
+        async def refuse(*args: object, **kwargs: object) -> object:
+            raise UsageError("resolving this universe needs the vendor (no reference data stored, or an "
+                             "options chain): set POLYGON_API_KEY, or run `mdw reference refresh` first")
+
+        return refuse
 
 
 @app.command()
