@@ -66,3 +66,21 @@ async def test_settle_pass_corrects_a_revised_daily_bar_and_counts_it_as_updated
 
         again = await run_backfill(store, client, spec, now=later, settle=True)
         assert again.requests == 0 and again.bars_updated == 0 and again.settled["series"] == 0
+
+
+async def test_settle_pass_counts_only_revised_values_when_grouped_daily_refetches_the_market(
+    store: Store, sim_factory: SimFactory,
+) -> None:
+    """Five tickers settle in two grouped-daily requests: a bar rewritten only because it now comes
+    from grouped daily is not counted; the three revised tickers' bars are, one each."""
+    close = _et(date(2025, 3, 4), 20, 30)
+    sim = await sim_factory(keys={"k": "unlimited"}, now_ms=close)
+    spec = make_spec("ABBV,CVX,MRK,KO,AAPL", "1d", "2025-02-24", "2025-03-04")
+    async with PolygonClient("k", sim.base_url, pacing=Pacing("unlimited")) as client:
+        assert (await run_backfill(store, client, spec, now=close)).exit_code == 0
+        later = _et(date(2025, 3, 5), 11, 30)
+        sim.clock.set(later)
+        report = await run_backfill(store, client, spec, now=later, settle=True)
+    assert report.settled["requests"] == 2 and report.bars_updated == 3
+    assert sorted((u["series"], u["bars_updated"]) for u in report.settled["updated"]) == [
+        ("ABBV 1d", 1), ("CVX 1d", 1), ("MRK 1d", 1)]

@@ -23,11 +23,12 @@ from mdw.backfill.fetch import VendorSource, fetch_writes
 from mdw.backfill.plan import BackfillSpec, PlannedRequest
 from mdw.backfill.planner import plan_backfill
 from mdw.backfill.settle_window import SettleWindow
-from mdw.domain import AssetClass, RangeSet, SeriesKey, Ticker, Timeframe, TimeRange, from_ms
+from mdw.domain import AssetClass, BarBatch, RangeSet, SeriesKey, Ticker, Timeframe, TimeRange, from_ms
 from mdw.errors import MdwError
 from mdw.logs import get_logger
 from mdw.plans import Limits
 from mdw.store.base import Dataset, Store, WriteResult
+from mdw.store.writes import diff_bars
 
 log = get_logger(__name__)
 _IN_FLIGHT = 8
@@ -74,6 +75,18 @@ async def _pieces(store: Store, tk: Ticker, tf: Timeframe, window: TimeRange, wi
     return held - await store.plan_facts.settled(tk.symbol, str(tf), rng)
 
 
+async def _revised(store: Store, batch: BarBatch) -> int:
+    """How many of ``batch``'s bars are stored with other values: the vendor's revisions.
+
+    Counted on values alone: a bar fetched again through another route (grouped daily instead of
+    the ticker's aggregates) is rewritten with its new provenance, but it was not revised.
+    """
+    if not len(batch):
+        return 0
+    stored = await store.bars(batch.ticker, batch.timeframe, int(batch.t[0]), int(batch.t[-1]) + 1)
+    return len(diff_bars(batch, stored).changed)
+
+
 async def settle_series(
     store: Store, client: VendorSource, specs: Sequence[BackfillSpec], *, now_ms: int,
     window: SettleWindow, limits: Limits | None = None,
@@ -116,7 +129,10 @@ async def settle_series(
                         for w in writes:
                             key = SeriesKey(w.batch.ticker, w.batch.timeframe)
                             out.bars_fetched += len(w.batch)
-                            results[key] = results.get(key, WriteResult()) + await store.write_bars([w])
+                            revised = await _revised(store, w.batch)
+                            got = await store.write_bars([w])
+                            results[key] = results.get(key, WriteResult()) + WriteResult(
+                                got.inserted, revised, got.updated + got.unchanged - revised)
             except MdwError as exc:
                 failed.update(t.key for t in req.targets)
                 out.errors.append(f"{req.label}: {exc}")
