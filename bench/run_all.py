@@ -59,6 +59,7 @@ SCRIPTS = (
     Script("flatfiles", "flatfiles.py", ("--small",), 240, ("flatfiles",)),
     Script("stream", "stream.py", ("--small",), 90, ("stream",)),
     Script("universe", "universe.py", ("--small",), 120, ("universe",)),
+    Script("startup", "startup.py", ("--small",), 30, ("startup",)),
 )
 
 

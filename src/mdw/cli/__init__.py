@@ -11,7 +11,6 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from mdw import calendar_cache
 from mdw.cli.app import app, fail
 
 # Command modules, imported for their registrations. A module that is missing is skipped, so a
@@ -31,7 +30,13 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors print one line and exit 2, never a traceback."""
-    calendar_cache.install()  # every command reads the NYSE sessions from the disk cache
+    args = sys.argv[1:] if argv is None else argv
+    if args and not {"-h", "--help"} & set(args):
+        # Every command reads the NYSE sessions from the disk cache; help needs none of it (the
+        # calendar loads numpy), so ``mdw --help`` stays fast.
+        from mdw import calendar_cache
+
+        calendar_cache.install()
     _load_commands()
     try:
         result = app(args=argv, standalone_mode=False)

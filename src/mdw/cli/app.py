@@ -6,16 +6,16 @@ never a traceback); 130 interrupted.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import NoReturn, TypeVar, Unpack
+from typing import TYPE_CHECKING, NoReturn, TypeVar, Unpack
 
 import typer
 
-from mdw.config import Settings, SettingsValues, load_settings
 from mdw.errors import MdwError, UsageError
-from mdw.logs import configure, redact
+
+if TYPE_CHECKING:  # pydantic and structlog load when a command runs, not for ``mdw --help``
+    from mdw.config import Settings, SettingsValues
 
 T = TypeVar("T")
 
@@ -33,12 +33,17 @@ app = typer.Typer(
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one line on stderr and exit."""
+    from mdw.logs import redact
+
     print(f"mdw: error: {redact(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 
 def settings_from(config: str | None = None, **overrides: Unpack[SettingsValues]) -> Settings:
     """Load settings (env < mdw.toml < flags) and configure logging; exit 2 on a bad value."""
+    from mdw.config import load_settings
+    from mdw.logs import configure
+
     try:
         settings = load_settings(config, **overrides)
     except MdwError as exc:
@@ -62,6 +67,8 @@ def run(coro: Coroutine[object, None, T]) -> T:
 
     Usage errors exit 2 with one line; other mdw errors exit 1 with one line.
     """
+    import asyncio  # loaded when a command runs, not for ``mdw --help``
+
     try:
         return asyncio.run(coro)
     except UsageError as exc:

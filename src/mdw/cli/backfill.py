@@ -8,7 +8,6 @@ is printed).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -21,17 +20,18 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from mdw.backfill.plan import ACTION_KINDS_ALL, BackfillSpec, Plan
-from mdw.backfill.progress import make_progress, stderr_console, stdout_console
-from mdw.backfill.report import RunReport, cannot_write_in, render, write_json_atomic
 from mdw.cli.app import app, fail, run, settings_from, writable_store
-from mdw.config import RateLimit, Settings
-from mdw.domain import Timeframe, from_ms, parse_tickers, parse_timeframes, parse_when, to_ms
 from mdw.errors import UsageError
-from mdw.store.base import RunKind, Store
+from mdw.ranges import from_ms, parse_when, to_ms
 
 if TYPE_CHECKING:
+    import asyncio
+
     from mdw.backfill.demo import DemoResult  # the demo imports the simulator: only inside `mdw demo`
+    from mdw.backfill.plan import BackfillSpec, Plan
+    from mdw.backfill.report import RunReport
+    from mdw.config import RateLimit, Settings
+    from mdw.store.base import Store
 
 T = TypeVar("T")
 Symbols = Annotated[
@@ -61,6 +61,8 @@ def _checked(build: Callable[[], T]) -> T:
 
 def _check_report(path: Path | None) -> None:
     """``--report`` must be writable before a run starts (it is written when the run ends)."""
+    from mdw.backfill.report import cannot_write_in
+
     if path is None:
         return
     if path.is_dir():
@@ -105,6 +107,8 @@ async def _store(settings: Settings, *, existing: bool = False, read_only: bool 
 
 def _install_stop() -> asyncio.Event:
     """SIGINT/SIGTERM set the stop event once; a second signal interrupts at once."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -121,6 +125,9 @@ def _install_stop() -> asyncio.Event:
 
 def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
     from rich.table import Table
+
+    from mdw.backfill.progress import stdout_console
+    from mdw.backfill.report import write_json_atomic
 
     console = stdout_console()
     table = Table(title="backfill plan (dry run: nothing was requested)")
@@ -166,6 +173,9 @@ def _print_plan(plan: Plan, rate: RateLimit, report: Path | None) -> None:
 
 def _finish(report: RunReport, path: Path | None) -> int:
     """Print the report, then write its JSON; a file that cannot be written is one line and exit 1."""
+    from mdw.backfill.progress import stdout_console
+    from mdw.backfill.report import render, write_json_atomic
+
     render(report, stdout_console())
     if path:
         try:
@@ -181,6 +191,8 @@ async def _execute(
     *, settle: bool = False,
 ) -> int:
     from mdw.backfill.fileplan import CostModel
+    from mdw.backfill.plan import BackfillSpec
+    from mdw.backfill.progress import make_progress
     from mdw.backfill.runner import plan_only, run_backfill
     from mdw.backfill.settle_window import SettleWindow
     from mdw.backfill.tickers import check_tickers
@@ -338,6 +350,9 @@ def backfill(
 
     A universe is resolved as of each day: every member is asked for on the days it was listed.
     """
+    from mdw.backfill.plan import BackfillSpec
+    from mdw.domain import parse_tickers, parse_timeframes
+
     settings = _settings(config, database_url, rate_limit, base_url)
     if (symbols is None) == (universe is None):
         fail("give --symbols or --universe (one of them)")
@@ -450,6 +465,10 @@ def corporate_actions(
     config: Config = None,
 ) -> None:
     """Fetch and store the splits and dividends of SYMBOLS (only the days not yet held)."""
+    from mdw.backfill.plan import ACTION_KINDS_ALL, BackfillSpec
+    from mdw.domain import parse_tickers
+    from mdw.store.base import RunKind
+
     if kind not in ACTION_KINDS_ALL:
         fail(f"invalid --kind {kind!r}; expected splits, dividends or all")
     settings = _settings(config, database_url, rate_limit, base_url)
@@ -480,6 +499,8 @@ def corporate_actions(
 
 async def _print_actions(store: Store, tickers: list[str], kinds: tuple[str, ...]) -> None:
     from rich.table import Table
+
+    from mdw.backfill.progress import stdout_console
 
     table = Table(title="stored corporate actions")
     for col in ("ticker", "kind", "date", "value"):
@@ -538,6 +559,7 @@ def export(
     from mdw.adjust import ADJUST_MODES
     from mdw.api import window
     from mdw.backfill.export import FORMATS, export_bars, safe_output_path
+    from mdw.domain import Timeframe, parse_tickers
 
     settings = _settings(config, database_url)
     if fmt not in FORMATS:
@@ -613,6 +635,9 @@ def status(
     config: Config = None,
 ) -> None:
     """Coverage per series: first and last bar, bars, gaps, last fetched."""
+    from mdw.backfill.progress import stdout_console
+    from mdw.domain import parse_tickers
+
     settings = _settings(config, database_url)
     wanted = _checked(lambda: {t.symbol for t in parse_tickers(symbols)} if symbols else None)
     if queue and runs:
@@ -674,6 +699,7 @@ async def _runs_status(settings: Settings, as_json: bool) -> int:
     from rich.table import Table
 
     from mdw.backfill.liveness import recent_runs
+    from mdw.backfill.progress import stdout_console
 
     async with _store(settings, existing=True, read_only=True) as store:
         records = await recent_runs(store, 20, persist=False)
@@ -703,6 +729,8 @@ def demo(
     report: ReportFile = None,
 ) -> None:
     """No key, no network: the built-in simulator, the standard workload, a SQLite file, a report."""
+    from mdw.backfill.progress import make_progress, stdout_console
+
     settings_from(None)
     if seconds <= 0:
         fail("--seconds must be positive")
@@ -729,6 +757,8 @@ def demo(
 
 def _serve(database_url: str) -> None:
     """Replace this process with ``mdw serve`` on the demo database (the scheduler stays off)."""
+    from mdw.backfill.progress import stderr_console
+
     exe = shutil.which("mdw") or sys.argv[0]
     env = {**os.environ, "MDW_DATABASE_URL": database_url, "MDW_SCHEDULER": "false"}
     print(f"serving {database_url}: {exe} serve", file=sys.stderr)

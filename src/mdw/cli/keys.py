@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mdw.cli.app import app, fail, help_without_command, run, settings_from, writable_store
-from mdw.domain import from_ms
+from mdw.ranges import from_ms
 
 keys_app = typer.Typer(help="Create, list and revoke API keys of `mdw serve`.", invoke_without_command=True)
 app.add_typer(keys_app, name="keys")

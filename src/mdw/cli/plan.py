@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mdw.cli.app import app, settings_from
-from mdw.config import Settings
+
+if TYPE_CHECKING:
+    from mdw.config import Settings
 
 Config = Annotated[str | None, typer.Option("--config", help="An mdw.toml file")]
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mdw.cli.app import app, fail, run, settings_from
-from mdw.domain import from_ms, parse_tickers
 from mdw.errors import UsageError
-from mdw.store.base import QuarantinedBar
+from mdw.ranges import from_ms
+
+if TYPE_CHECKING:
+    from mdw.store.base import QuarantinedBar
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///path.db or postgresql://...")]
 Config = Annotated[str | None, typer.Option("--config", help="An mdw.toml file")]
@@ -42,6 +44,8 @@ def quarantine(
     config: Config = None,
 ) -> None:
     """Invalid bars the vendor served that runs refused to store: each with its reason and run."""
+    from mdw.domain import parse_tickers
+
     try:
         wanted = [t.symbol for t in parse_tickers(symbols)] if symbols else [None]
     except UsageError as exc:

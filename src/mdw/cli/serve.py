@@ -15,12 +15,14 @@ from __future__ import annotations
 import socket
 import sys
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mdw.cli.app import app, fail, run, settings_from, writable_store
-from mdw.config import Settings
+
+if TYPE_CHECKING:
+    from mdw.config import Settings
 
 SWITCH_INTERVAL_S = 0.001
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from typing import Annotated
@@ -10,8 +9,8 @@ from typing import Annotated
 import typer
 
 from mdw.cli.app import app, fail
-from mdw.domain import to_ms
 from mdw.errors import MdwError, UsageError
+from mdw.ranges import to_ms
 
 
 def _parse_keys(values: list[str]) -> dict[str, str]:
@@ -138,10 +137,14 @@ def simulate(
         )
     except MdwError as exc:
         fail(str(exc))
+    import asyncio
+
     asyncio.run(_serve(config, host, port))
 
 
 async def _serve(config: object, host: str, port: int) -> None:
+    import asyncio
+
     from mdw.simulator import SimConfig, SimServer
 
     assert isinstance(config, SimConfig)

@@ -6,15 +6,16 @@ as JSON. Exit 1 when the vendor refuses the key, 2 on bad input.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mdw.cli.app import app, fail, run, settings_from
-from mdw.config import Settings
+
+if TYPE_CHECKING:
+    from mdw.config import Settings
 
 
 def _now_ms() -> int:
@@ -34,6 +35,8 @@ async def _stream(settings: Settings, url: str, seconds: float | None, reconcile
         stop = _install_stop()
         async with open_stream(settings, store, symbols, url, _now_ms, reconcile=reconcile) as live:
             if seconds is not None:
+                import asyncio
+
                 asyncio.get_running_loop().call_later(seconds, stop.set)
             try:
                 await live.run(stop)

@@ -13,15 +13,17 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mdw.cli.app import app, fail, help_without_command, run, settings_from
-from mdw.config import Settings
-from mdw.domain import from_ms, parse_tickers, parse_timeframes, parse_when
 from mdw.errors import UsageError
-from mdw.store.base import Dataset, Store, SymbolInfo
+from mdw.ranges import from_ms, parse_when
+
+if TYPE_CHECKING:
+    from mdw.config import Settings
+    from mdw.store.base import Store, SymbolInfo
 
 symbols_app = typer.Typer(help="Track, list and untrack symbols (no fetch: `mdw update` fetches).",
                           invoke_without_command=True)
@@ -71,6 +73,9 @@ def add(
 
     Adding a tracked ticker again replaces its timeframes and start day and makes it active.
     """
+    from mdw.domain import parse_tickers, parse_timeframes
+    from mdw.store.base import SymbolInfo
+
     try:
         tks = parse_tickers(tickers)
         tfs = tuple(str(t) for t in parse_timeframes(timeframes))
@@ -133,6 +138,8 @@ def remove(
     config: Config = None,
 ) -> None:
     """Stop tracking TICKERS (their data stays unless --purge). An unknown ticker exits 2."""
+    from mdw.domain import parse_tickers
+
     try:
         tks = parse_tickers(tickers)
     except UsageError as exc:
@@ -172,6 +179,9 @@ def list_actions(
     A ticker whose actions were never fetched is named on stderr (exit 0 when some ticker had
     any coverage, else 1), so an empty list is never mistaken for "no splits".
     """
+    from mdw.domain import parse_tickers
+    from mdw.store.base import Dataset
+
     if kind not in ("splits", "dividends", "all"):
         fail(f"invalid --kind {kind!r}; expected splits, dividends or all")
     try:

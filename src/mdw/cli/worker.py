@@ -9,19 +9,20 @@ and ``--queue``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mdw.backfill.plan import BackfillSpec
 from mdw.cli.app import app, fail, run, settings_from
-from mdw.config import Settings
 from mdw.errors import StoreError
+
+if TYPE_CHECKING:
+    from mdw.backfill.plan import BackfillSpec
+    from mdw.config import Settings
 
 
 def require_postgres(settings: Settings, what: str) -> None:
@@ -38,6 +39,8 @@ def pool_size(concurrency: int) -> int:
 
 async def _heartbeat(runtime: Any, concurrency: int, every_s: float) -> None:
     """Keep this worker's row in ``mdw_workers`` fresh (what `mdw status --queue` counts as alive)."""
+    import asyncio
+
     while True:
         with contextlib.suppress(StoreError):
             await runtime.tables.heartbeat(runtime.name, concurrency, str(runtime.settings.rate_limit))
@@ -47,6 +50,8 @@ async def _heartbeat(runtime: Any, concurrency: int, every_s: float) -> None:
 async def _serve(settings: Settings, *, concurrency: int, name: str, grace_s: float, heartbeat_s: float,
                  stalled_after_s: float, tick_cron: str | None, metrics_port: int | None,
                  margin_s: float | None, spacing_s: float, retention_s: float) -> int:
+    import asyncio
+
     from mdw.scaleout.queue import QUEUE, RUNTIME_KEY, QueueOptions, build_app
     from mdw.scaleout.runtime import WorkerRuntime
     from mdw.store.pgqueue import ensure_queue_schema
