@@ -13,15 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("asyncio", "numpy", "pyarrow", "pandas", "pydantic", "pydantic_settings", "structlog", "aiohttp", "fastapi",
-         "uvicorn", "asyncpg", "exchange_calendars", "mdw.domain", "mdw.config", "mdw.store", "mdw.backfill")
+HEAVY = ("asyncio", "numpy", "pyarrow", "pandas", "pydantic", "pydantic_settings", "structlog", "aiohttp",
+         "fastapi", "uvicorn", "asyncpg", "exchange_calendars", "mdw.domain", "mdw.config",
+         "mdw.store", "mdw.backfill")
 
 _LOADED = "import json, sys; print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))"
 
 
 def _loaded_after(code: str) -> list[str]:
     script = f"{code}\n{_LOADED.format(heavy=HEAVY)}"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         timeout=120)
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
