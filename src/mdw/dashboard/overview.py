@@ -101,7 +101,7 @@ def _stream_cards(ov: Obj) -> str:
     if not st.get("enabled"):
         return ""
     feeds = [_obj(f) for f in _obj(st.get("feeds")).values()]
-    drops = sum(int(f.get("disconnects", 0)) for f in feeds if isinstance(f.get("disconnects"), int))
+    drops = sum(d for f in feeds if isinstance(d := f.get("disconnects"), int))
     rec = _obj(st.get("reconcile"))
     connected = bool(st.get("connected"))
     lag = st.get("lag_ms")
