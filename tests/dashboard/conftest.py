@@ -31,6 +31,7 @@ from .browser import chromium_paths, start_browser
 
 MDW = [str(Path(sys.executable).with_name("mdw"))]
 SYMBOLS = "AAPL,NVDA,MSFT"
+CRYPTO = "X:BTCUSD"  # one non-stock: shown in UTC, no split/dividend adjustment
 START, END = "2024-01-02", "2024-08-30"
 GAP = ("MSFT", "1d", date(2024, 3, 12), date(2024, 3, 14))  # three sessions cut out of the data
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -161,6 +162,8 @@ def served(chromium: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) 
                "MDW_LOG_LEVEL": "WARNING", "MDW_CONFIG": str(tmp / "none.toml")}
         _run(["backfill", "--symbols", SYMBOLS, "--timeframes", "1d", "--start", START, "--end", END,
               "--corporate-actions"], env)
+        _run(["backfill", "--symbols", CRYPTO, "--timeframes", "1d", "--start", "2024-07-01", "--end", END],
+             env)
         port = _free_port()
         log = (tmp / "serve.log").open("w")
         # The server starts (imports, calendar) while the gap is cut: SQLite in WAL mode lets both in.

@@ -58,3 +58,15 @@ def test_day_span_keeps_the_end_when_the_period_is_too_long() -> None:
     """A period longer than the limit is cut at its start."""
     assert day_span(date(2020, 1, 1), date(2024, 1, 10), 10) == (date(2024, 1, 1), date(2024, 1, 10))
     assert day_span(date(2024, 1, 5), date(2024, 1, 10), 10) == (date(2024, 1, 5), date(2024, 1, 10))
+
+
+def test_today_is_not_missing_before_its_daily_bar_is_due() -> None:
+    """At 05:00 ET on a session day the day's 1d bar cannot exist yet: the day is not a gap (#21)."""
+    five_am = NOW + 5 * 3600_000
+    thu, fri = date(2024, 2, 29), date(2024, 3, 1)
+    cells = session_states(AssetClass.STOCKS, D1, thu, fri, covered=RangeSet(), bar_times=_bars(),
+                           failed=RangeSet(), now_ms=five_am)
+    assert [(c.day, c.state) for c in cells] == [(thu, "missing")]
+    held = session_states(AssetClass.STOCKS, D1, fri, fri, covered=RangeSet(), bar_times=_bars(fri),
+                          failed=RangeSet(), now_ms=five_am)
+    assert [c.state for c in held] == ["partial"]

@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from mdw.calendar import nyse_sessions
 from mdw.dashboard import shells
@@ -46,7 +48,28 @@ def mount_dashboard(app: FastAPI) -> None:
         app.add_api_route(path, _shell_route(render), methods=["GET"], include_in_schema=False,
                           response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+    _html_not_found(app)
     _warm_calendar_on_startup(app)
+
+
+def _html_not_found(app: FastAPI) -> None:
+    """Answer a browser's request for an unknown page with an HTML 404 page, not the API's JSON.
+
+    Only a 404 outside ``/v1`` asked for as HTML (a browser's ``Accept``) gets the page; API
+    clients and every other error keep the JSON error body the API promises.
+    """
+    json_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if exc.status_code == 404 and wants_html and not request.url.path.startswith("/v1/"):
+            html = shells.not_found_page(request.url.path)
+            return HTMLResponse(html, status_code=404, headers=_HTML_HEADERS)
+        response = json_handler(request, exc)
+        return await response if isinstance(response, Awaitable) else response
+
+    app.add_exception_handler(StarletteHTTPException, handler)
 
 
 _SHELLS: dict[str, Callable[[], str]] = {

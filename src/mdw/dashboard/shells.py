@@ -6,7 +6,9 @@ it shows, exactly as any API client would.
 
 from __future__ import annotations
 
-from mdw.dashboard.layout import NOSCRIPT, page
+from html import escape
+
+from mdw.dashboard.layout import NOSCRIPT, PAGES, page
 
 _KEY_FORM = """
 <form class="controls" id="key-form" autocomplete="off">
@@ -129,6 +131,8 @@ def chart_page() -> str:
   <button type="submit">Load</button>
 </form>
 <p id="chart-summary" aria-live="polite" class="muted">Loading…</p>
+<div class="chart-head"><div id="ch-legend" class="chart-legend" aria-live="off"></div>
+<span id="ch-zone" class="muted"></span></div>
 <div id="chart" role="img" aria-label="Candlestick chart with volume"></div>
 <p class="muted">Drag to pan, scroll or pinch to zoom. Older bars load as you pan left;
 <span class="badge">S</span> marks a split and <span class="badge">D</span> an ex-dividend date.</p>
@@ -169,3 +173,15 @@ def admin_page() -> str:
 </table></div>
 """
     return page("Admin", "/admin", body, script="admin.js")
+
+
+def not_found_page(path: str) -> str:
+    """The page for an address the dashboard does not have: says so and links the real pages."""
+    links = "".join(f'<li><a href="{href}">{label}</a></li>' for href, label in PAGES)
+    body = f"""<h1>Page not found</h1>
+<p class="error" id="not-found">There is no dashboard page at <code>{escape(path)}</code>.</p>
+<p>The pages are:</p>
+<ul>{links}</ul>
+<p class="muted">The HTTP API lives under <a href="/docs">/docs</a>.</p>
+"""
+    return page("Page not found", path, body)

@@ -9,7 +9,8 @@ say which of five states holds:
 - ``missing``: none of it is in the ledger, though the calendar expects bars (a gap);
 - ``failed``: a gap that a recorded run tried to fill and failed on.
 
-Days that cannot hold a bar (weekends, holidays, the future) are not listed at all.
+Days that cannot hold a bar (weekends, holidays, the future) are not listed at all, nor is today
+for a daily or longer timeframe until something of it is held: its bar is not due yet.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def session_states(
         have = covered.intersection(expected)
         lo, hi = np.searchsorted(bar_times, [day_rng.start_ms, day_rng.end_ms])
         n = int(hi - lo)
+        if not timeframe.intraday and day_rng.end_ms > now_ms and not n and not have:
+            continue  # today's bar is not due before the day ends: not yet held is not missing
         if have.total_ms >= expected.total_ms:
             state = "covered" if n else "empty"
         elif failed.intersection(expected.difference(have)):

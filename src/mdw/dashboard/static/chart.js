@@ -12,6 +12,9 @@ const summary = document.getElementById("chart-summary");
 const box = document.getElementById("chart");
 const tickerSel = document.getElementById("ch-ticker");
 const tfSel = document.getElementById("ch-timeframe");
+const legend = document.getElementById("ch-legend");
+const zoneLabel = document.getElementById("ch-zone");
+const adjustSet = document.getElementById("ch-adjust");
 const PAGE_LIMIT = 5000;
 const WINDOW_BARS = 600;
 
@@ -23,7 +26,20 @@ function tfMs(tf) {
 }
 
 const isIntraday = (tf) => /^\d+(s|m|h)$/.test(tf);
-const zoneOf = (ticker) => (/^[XC]:/.test(ticker) ? "UTC" : "America/New_York");
+// US stocks (and their options) trade on New York's clock; crypto, forex and indices are shown in UTC.
+const isStock = (ticker) => !/^[XCI]:/.test(ticker);
+const zoneOf = (ticker) => (isStock(ticker) ? "America/New_York" : "UTC");
+const ZONE_TEXT = { America_New_York: "New York time (America/New_York)", UTC: "UTC" };
+
+// Decimals to show: cents for stocks and indices (4 below $1), pips for forex, and for crypto
+// as many as the price needs (BTC in cents, a sub-dollar coin to 6 places).
+function precisionOf(ticker, price) {
+  const p = Math.abs(price || 0);
+  if (/^C:/.test(ticker)) return p >= 20 ? 3 : 5;
+  if (/^X:/.test(ticker)) return p >= 1000 ? 2 : p >= 1 ? 4 : 6;
+  return p > 0 && p < 1 ? 4 : 2;
+}
+const fmtPrice = (state, x) => (Number.isFinite(x) ? x.toFixed(state.precision) : "–");
 
 // lightweight-charts draws times as UTC; shift by the market's offset so the axis reads local time.
 function zoneOffsetMs(zone, ms) {
@@ -157,10 +173,45 @@ function describe(state) {
   box.dataset.lastClose = String(last.c);
   box.dataset.firstT = String(first.t);
   box.dataset.lastT = String(last.t);
+  showRange(state);
+  showLegend(state, null);
   const adj = { none: "raw prices", splits: "split-adjusted", all: "split- and dividend-adjusted" }[state.adjust];
   summary.textContent = `${state.ticker} ${state.timeframe}, ${adj}: ${fmtInt(n)} candles from ` +
-    `${localDay(state.zone, first.t)} (close ${first.c}) to ${localDay(state.zone, last.t)} (close ${last.c})` +
+    `${localDay(state.zone, first.t)} (close ${fmtPrice(state, first.c)}) to ${localDay(state.zone, last.t)} ` +
+    `(close ${fmtPrice(state, last.c)})` +
     (state.olderDone ? "." : "; pan left for older bars.");
+}
+
+// From/To show the range on screen. Values the page filled in are marked as such, so changing
+// the ticker or timeframe (or panning back) is not pinned to them; a date the user types is.
+function showRange(state) {
+  const n = state.bars.length;
+  if (!n) return;
+  for (const [name, t] of [["start", state.bars[0].t], ["end", state.bars[n - 1].t]]) {
+    const input = form.elements[name];
+    if (input.value && input.dataset.auto !== "1") continue;
+    input.value = localDay(state.zone, t);
+    input.dataset.auto = "1";
+  }
+}
+
+// The OHLCV of the bar under the cursor (or of the newest bar when the cursor is elsewhere).
+function showLegend(state, time) {
+  const bars = state.bars;
+  if (!bars.length) { legend.textContent = ""; return; }
+  let bar = bars[bars.length - 1];
+  if (time !== null && time !== undefined) {
+    const key = typeof time === "object" ? `${time.year}-${String(time.month).padStart(2, "0")}-${String(time.day).padStart(2, "0")}` : time;
+    bar = bars.find((b) => chartTime(state, b.t) === key) ?? bar;
+  }
+  const when = isIntraday(state.timeframe)
+    ? new Date(chartTime(state, bar.t) * 1000).toISOString().slice(0, 16).replace("T", " ")
+    : localDay(state.zone, bar.t);
+  const parts = [["O", fmtPrice(state, bar.o)], ["H", fmtPrice(state, bar.h)], ["L", fmtPrice(state, bar.l)],
+    ["C", fmtPrice(state, bar.c)], ["V", fmtInt(Number.isFinite(bar.v) ? Math.round(bar.v) : null)]];
+  legend.replaceChildren(el("span", { class: "when", text: when }),
+    ...parts.map(([k, v]) => el("span", { dataset: { k } }, el("b", { text: k }), ` ${v}`)));
+  legend.dataset.t = String(bar.t);
 }
 
 async function loadOlder(state) {
@@ -246,10 +297,13 @@ async function show() {
   const ticker = fd.get("ticker");
   const timeframe = fd.get("timeframe");
   if (!ticker || !timeframe) { summary.textContent = "Track a symbol first (Admin page)."; return; }
-  const adjust = fd.get("adjust") || "none";
+  const adjust = isStock(ticker) ? fd.get("adjust") || "none" : "none";
   // Dates go to the API as typed: it reads them as whole days in the market's zone (end inclusive).
-  const start = fd.get("start") || null;
-  const end = fd.get("end") || null;
+  const typed = (name) => (form.elements[name].dataset.auto === "1" ? null : fd.get(name) || null);
+  const start = typed("start");
+  const end = typed("end");
+  const stock = isStock(ticker);
+  adjustSet.hidden = !stock;  // splits and dividends exist only for stocks
   summary.textContent = `Loading ${ticker} ${timeframe}…`;
   box.dataset.state = "loading";
   let L;
@@ -273,8 +327,11 @@ async function show() {
   const candles = chart.addSeries(L.CandlestickSeries, {});
   const volume = chart.addSeries(L.HistogramSeries, { priceScaleId: "vol", priceFormat: { type: "volume" } });
   chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  const zone = zoneOf(ticker);
+  zoneLabel.textContent = `Times in ${ZONE_TEXT[zone.replace("/", "_")]}.`;
+  zoneLabel.dataset.zone = zone;
   const state = {
-    ticker, timeframe, adjust, zone: zoneOf(ticker), chart, candles, volume,
+    ticker, timeframe, adjust, zone, chart, candles, volume, precision: 2,
     markerApi: L.createSeriesMarkers(candles, []), bars: [], events: [], loading: false, live: null,
     olderDone: start !== null, floor: null, spanMs: tfMs(timeframe) * WINDOW_BARS * (isIntraday(timeframe) ? 2 : 1.45),
   };
@@ -288,6 +345,10 @@ async function show() {
     const lo = start ?? Math.max(bounds ? bounds.first : 0, hiMs - state.spanMs);
     state.bars = await fetchBars(state, lo, hi);
     if (state !== current) return;
+    if (state.bars.length) {
+      state.precision = precisionOf(ticker, state.bars[state.bars.length - 1].c);
+      candles.applyOptions({ priceFormat: { type: "price", precision: state.precision, minMove: 10 ** -state.precision } });
+    }
     if (start === null && (!bounds || lo <= bounds.first)) state.olderDone = true;
     render(state);
     if (keepView && start === null) chart.timeScale().setVisibleLogicalRange(keepView);
@@ -298,6 +359,7 @@ async function show() {
     box.dataset.state = "error";
     return;
   }
+  chart.subscribeCrosshairMove((param) => { if (state === current) showLegend(state, param.time ?? null); });
   chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
     if (range && range.from < 10 && state === current) loadOlder(state);
   });
@@ -318,7 +380,19 @@ async function init() {
     if (tfs.includes(keep)) tfSel.value = keep;
   };
   // Ticker, timeframe, range and adjustment may come from the query string (shareable links).
-  if (params.get("ticker")) tickerSel.value = params.get("ticker");
+  const asked = params.get("ticker");
+  if (asked && !symbols.some((s) => s.ticker === asked)) {
+    // Not tracked: let the API say what it knows (unknown, with a did-you-mean, or merely untracked).
+    const res = await api(`/v1/bars/${encodeURIComponent(asked)}`,
+      { params: { timeframe: params.get("timeframe") || "1d", limit: 1 } });
+    const why = res.ok ? `${asked} is not a tracked symbol (track it on the Admin page).`
+      : (res.data && res.data.error ? res.data.error.message : res.error);
+    summary.textContent = why;
+    summary.className = "error";
+    box.dataset.state = "unknown";
+    return;
+  }
+  if (asked) tickerSel.value = asked;
   fillTimeframes();
   if (params.get("timeframe")) tfSel.value = params.get("timeframe");
   for (const name of ["start", "end"]) if (params.get(name)) form.elements[name].value = params.get(name);
@@ -326,8 +400,12 @@ async function init() {
     const radio = form.querySelector(`input[name=adjust][value="${params.get("adjust")}"]`);
     if (radio) radio.checked = true;
   }
-  tickerSel.addEventListener("change", () => { fillTimeframes(); show(); });
-  tfSel.addEventListener("change", show);
+  for (const name of ["start", "end"]) {
+    form.elements[name].addEventListener("input", () => { delete form.elements[name].dataset.auto; });
+  }
+  const autoDates = () => { for (const name of ["start", "end"]) if (form.elements[name].dataset.auto === "1") form.elements[name].value = ""; };
+  tickerSel.addEventListener("change", () => { autoDates(); fillTimeframes(); show(); });
+  tfSel.addEventListener("change", () => { autoDates(); show(); });
   for (const radio of form.querySelectorAll("input[name=adjust]")) radio.addEventListener("change", show);
   form.addEventListener("submit", (ev) => { ev.preventDefault(); show(); });
   await show();

@@ -15,6 +15,9 @@ const ACTIONABLE = new Set(["missing", "partial", "failed"]);
 let pending = null; // {ticker, timeframe, day} of the cell whose dialog is open
 
 const isoDay = (d) => d.toISOString().slice(0, 10);
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+// "Sep 2026": a month name cannot be misread as a day, and the year is spelled out.
+const monthLabel = (day) => `${MONTHS[Number(day.slice(5, 7)) - 1]} ${day.slice(0, 4)}`;
 
 async function draw() {
   const fd = new FormData(form);
@@ -41,7 +44,7 @@ async function draw() {
   // Each month is labelled above its first session; the label overflows to the right.
   const thead = el("thead", {}, el("tr", {}, el("th", { scope: "col" }, el("span", { class: "sr-only", text: "Ticker" })),
     columns.map((d, i) => el("th", { scope: "col", title: d },
-      i === 0 || columns[i - 1].slice(0, 7) !== d.slice(0, 7) ? el("span", { text: `${d.slice(5, 7)}/${d.slice(2, 4)}` }) : null))));
+      i === 0 || columns[i - 1].slice(0, 7) !== d.slice(0, 7) ? el("span", { text: monthLabel(d) }) : null))));
   const tbody = el("tbody");
   for (const { ticker, res, sessions } of rows) {
     const tr = el("tr", {}, el("th", { scope: "row", text: ticker }));
@@ -65,6 +68,8 @@ async function draw() {
     tbody.append(tr);
   }
   map.replaceChildren(el("table", { "aria-label": `Coverage of ${timeframe} bars per session` }, thead, tbody));
+  // Open on the most recent sessions (the right end), where new gaps appear.
+  map.scrollLeft = map.scrollWidth;
   map.dataset.ready = "1";
   status.textContent = `${symbols.length} tickers × ${columns.length} sessions of ${timeframe}: ` +
     `${counts.covered} covered, ${counts.empty} confirmed empty, ${counts.partial} partial, ` +
