@@ -17,7 +17,7 @@ write, record the day), best of three each, so the host's load falls on both ali
 
 Run: ``.venv/bin/python bench/flatfiles.py`` (the simulator's default universe, about 4,600 stocks
 listed in March 2024, and 21 sessions: the simulator alone needs about 20 minutes to synthesise
-that month for both contenders), ``--small`` (1,000 securities, 2 sessions: what ``make bench``
+that month for both contenders), ``--small`` (500 securities, 2 sessions: what ``make bench``
 runs), or ``--stocks N --days D``.
 Writes ``bench/results/flatfiles.json``.
 """
@@ -270,12 +270,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stocks", type=int, default=0, help="universe size (default: the simulator's)")
     parser.add_argument("--days", type=int, default=21, help="trading sessions from 2024-03-01")
-    parser.add_argument("--small", action="store_true", help="1,000 securities, 2 sessions (make bench)")
+    parser.add_argument("--small", action="store_true", help="500 securities, 2 sessions (make bench)")
     parser.add_argument("--child", default="")
     ns = parser.parse_args()
     if ns.child:
         child(ns)
     else:
         if ns.small:
-            ns.stocks, ns.days = ns.stocks or 1000, 2
+            ns.stocks, ns.days = ns.stocks or 500, 2
         asyncio.run(main(ns))

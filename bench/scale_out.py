@@ -14,7 +14,7 @@
    ``mdw_job_results`` (simulated rows): it reads only the rows after the last one it saw.
 
 Run: ``.venv/bin/python bench/scale_out.py [--tickers 24] [--days 10] [--small]``; writes
-``bench/results/scale_out.json``. ``--small`` shrinks every part (fewer jobs, 100k follower rows).
+``bench/results/scale_out.json``. ``--small`` shrinks every part (60 jobs, 100k follower rows).
 PostgreSQL must run at 127.0.0.1:5432.
 """
 
@@ -166,7 +166,7 @@ def main() -> None:
         cost = asyncio.run(limiter_cost(f"{ADMIN.rsplit('/', 1)[0]}/{name}"))
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    fleet = fleet_under_kill(ADMIN, jobs=120 if args.small else 240)
+    fleet = fleet_under_kill(ADMIN, jobs=60 if args.small else 240)
     follower = asyncio.run(follower_cost(ADMIN, (1_000, 100_000 if args.small else 1_000_000)))
     cores = os.cpu_count() or 1
     last = runs[-1]
