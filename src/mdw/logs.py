@@ -1,5 +1,10 @@
 """Logging with structlog: readable on a TTY, JSON lines otherwise, and never a vendor key.
 
+On a terminal every line (mdw's, uvicorn's, any library's) is printed through one rich console on
+stderr, the one progress bars draw on (:func:`console`): rich prints the line above a live bar
+instead of gluing it onto the bar's line. JSON lines are written when asked
+(``MDW_LOG_FORMAT=json``) or when stderr is not a terminal (``auto``).
+
 The redaction processor runs last-but-one on every event, so no field, message or exception text
 can carry ``apiKey=...``, an ``Authorization`` header value, the configured key itself, or the
 flat-file (S3) key pair: its secret, and its key id wherever a SigV4 ``Credential=`` names it.
@@ -11,11 +16,14 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 import stamina.instrumentation
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, ProcessorReturnValue, WrappedLogger
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # ``apiKey=xyz`` in a URL, and ``'apiKey': 'xyz'`` in a repr of query parameters.
 _QUERY_KEY = re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^&\s\"',;}]+")
@@ -33,6 +41,21 @@ _SECRET_KEY_TEXT = re.compile(
     r"(?i)((?:aws_)?secret(?:_access)?_key[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;}&]+")
 REDACTED = "***"
 _secrets: set[str] = set()
+_console: Console | None = None
+
+
+def console() -> Console:
+    """The one rich console on stderr shared by log lines and progress bars.
+
+    It resolves ``sys.stderr`` at each write (pytest's capture, an in-process CLI call swap it).
+    A line printed while a progress bar is live goes above the bar, never onto its line.
+    """
+    global _console
+    if _console is None:
+        from rich.console import Console  # imported lazily: rich costs a tenth of a second to load
+
+        _console = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+    return _console
 
 
 def register_secret(value: str | None) -> None:
@@ -113,6 +136,8 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = No
         register_secret(s)
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
+    # Human lines on stderr go through the shared console, so they never break a progress bar.
+    on_console = not use_json and stream is None
     renderer: Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -128,12 +153,16 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = No
             _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=lambda *args: _NamedPrintLogger(stream or sys.stderr, str(args[0]) if args else ""),
+        logger_factory=lambda *args: (_ConsoleLogger if on_console else _NamedPrintLogger)(
+            stream or sys.stderr, str(args[0]) if args else ""),
         cache_logger_on_first_use=False,
     )
     # Standard-library loggers (ours, uvicorn's, asyncio's) go through the same processors, so a
     # JSON deployment gets JSON lines with their ``extra`` fields (``action`` ...) from every logger.
-    handler = logging.StreamHandler(out) if stream is not None else _StderrHandler()
+    handler: logging.Handler = (
+        logging.StreamHandler(out) if stream is not None
+        else _ConsoleHandler() if on_console else _StderrHandler()
+    )
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.stdlib.add_log_level,
@@ -188,6 +217,26 @@ class _NamedPrintLogger(structlog.PrintLogger):
     def __init__(self, file: TextIO, name: str) -> None:
         super().__init__(file)
         self.name = name
+
+
+class _ConsoleLogger(_NamedPrintLogger):
+    """The print logger of a terminal: each line goes through the shared console."""
+
+    def msg(self, message: str) -> None:
+        console().print(message, soft_wrap=True)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _ConsoleHandler(logging.Handler):
+    """The stdlib handler of a terminal (uvicorn's and libraries' loggers): through the shared console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console().print(self.format(record), soft_wrap=True)
+        except Exception:
+            self.handleError(record)
 
 
 def _add_logger_name(logger: WrappedLogger, _: str, event: EventDict) -> EventDict:

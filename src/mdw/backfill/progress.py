@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from mdw.backfill.plan import FilesKey, OutcomeKey, Plan
 from mdw.backfill.report import Progress
-from mdw.logs import get_logger
+from mdw.logs import console, get_logger
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,9 +26,9 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    from rich.console import Console
-
-    return Console(file=sys.stderr, soft_wrap=True)
+    """The console log lines print through too (:func:`mdw.logs.console`): one console, so a
+    line logged while the bar is live is printed above it."""
+    return console()
 
 
 class TickerTally:

@@ -63,7 +63,9 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
     # uvicorn re-raises a caught SIGTERM.
     await (await open_store(settings.database_url)).close()
     application = create_app(settings, distributed=distributed)
+    # log_config=None: uvicorn's loggers propagate to mdw's handler (same format, same console).
     config = uvicorn.Config(application, log_level=settings.log_level.lower(), access_log=False,
+                            log_config=None,
                             lifespan="on", timeout_graceful_shutdown=15,
                             timeout_keep_alive=max(1, round(settings.keep_alive_s)))
     class Server(uvicorn.Server):
