@@ -168,6 +168,7 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = No
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.ExtraAdder(),
+            _drop_color_message,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
         ],
         processors=[
@@ -237,6 +238,12 @@ class _ConsoleHandler(logging.Handler):
             console().print(self.format(record), soft_wrap=True)
         except Exception:
             self.handleError(record)
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    # uvicorn passes its message again with ANSI colours as an ``extra``: noise in either format.
+    event.pop("color_message", None)
+    return event
 
 
 def _add_logger_name(logger: WrappedLogger, _: str, event: EventDict) -> EventDict:

@@ -99,6 +99,8 @@ def test_logs_uvicorn_lines_take_mdws_format_when_serve_leaves_logging_to_mdw() 
     out = io.StringIO()
     logs.configure("INFO", "json", stream=out)
     uvicorn.Config(app=lambda: None, log_level="info", log_config=None)
-    logging.getLogger("uvicorn.error").info("Application startup complete.")
+    coloured = "Started server process [\x1b[36m%d\x1b[0m]"
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 7, extra={"color_message": coloured})
     line = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert (line["event"], line["logger"]) == ("Application startup complete.", "uvicorn.error")
+    assert (line["event"], line["logger"]) == ("Started server process [7]", "uvicorn.error")
+    assert "color_message" not in line
