@@ -100,7 +100,8 @@ def test_logs_uvicorn_lines_take_mdws_format_when_serve_leaves_logging_to_mdw() 
     logs.configure("INFO", "json", stream=out)
     uvicorn.Config(app=lambda: None, log_level="info", log_config=None)
     coloured = "Started server process [\x1b[36m%d\x1b[0m]"
-    logging.getLogger("uvicorn.error").info("Started server process [%d]", 7, extra={"color_message": coloured})
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.info("Started server process [%d]", 7, extra={"color_message": coloured})
     line = json.loads(out.getvalue().strip().splitlines()[-1])
     assert (line["event"], line["logger"]) == ("Started server process [7]", "uvicorn.error")
     assert "color_message" not in line
