@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from mdw.backfill.plan import OutcomeKey, Plan
+from mdw.backfill.plan import ActionsKey, FilesKey, OutcomeKey, Plan
 from mdw.errors import StoreError
 from mdw.store.base import RunKind, RunStatus
 
@@ -285,6 +285,37 @@ def write_json_atomic(path: str | Path, data: object) -> Path:
     return target
 
 
+def outcome_lines(report: RunReport) -> list[str]:
+    """What the run did, by kind of row: bar series apart from corporate actions and flat files.
+
+    A report's rows are bar series (ticker x timeframe), one ticker's splits or dividends, and
+    flat-file datasets; counting them together gave a "series" figure larger than the series asked
+    for. A run that had nothing to do says so instead of printing an empty count.
+    """
+    groups: dict[str, dict[str, int]] = {"bars": {}, "actions": {}, "files": {}}
+    for s in report.series.values():
+        group = "actions" if isinstance(s.series, ActionsKey) else "files" if isinstance(s.series, FilesKey) \
+            else "bars"
+        groups[group][s.status] = groups[group].get(s.status, 0) + 1
+
+    def counted(counts: dict[str, int]) -> str:
+        return ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
+
+    lines: list[str] = []
+    if groups["bars"]:
+        lines.append(f"bar series (ticker x timeframe) fetched: {counted(groups['bars'])}")
+    if groups["actions"]:
+        keys = [s.series for s in report.series.values()]
+        tickers = len({k.ticker for k in keys if isinstance(k, ActionsKey)})
+        lines.append(f"corporate actions (splits, dividends; one row per stock and kind, "
+                     f"{tickers:,} stocks): {counted(groups['actions'])}")
+    if groups["files"]:
+        lines.append(f"flat-file datasets: {counted(groups['files'])}")
+    if not lines:
+        lines.append("nothing to fetch: every series asked for was already held")
+    return lines
+
+
 def render(report: RunReport, console: Console) -> None:
     """Print the report as rich tables: the totals, then every series that is not ok."""
     from rich.table import Table
@@ -321,10 +352,8 @@ def render(report: RunReport, console: Console) -> None:
     for k, v in rows:
         totals.add_row(k, v)
     console.print(totals)
-    counts: dict[str, int] = {}
-    for s in report.series.values():
-        counts[s.status] = counts.get(s.status, 0) + 1
-    console.print("series: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for line in outcome_lines(report):
+        console.print(line)
     bad = report.failed_series
     if len(bad) > GROUP_AFTER:  # thousands of series (a universe): one line per cause
         table = Table(title=f"{len(bad):,} series did not complete, by cause")
