@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from mdw.dashboard.inprocess import ApiResponse, api_get
 from mdw.dashboard.layout import page
+from mdw.domain import Timeframe
 
 # A decoded JSON object of the API: values are checked with isinstance where they are used.
 Obj = dict[str, object]
@@ -147,7 +148,7 @@ def _runs_table(runs: list[object]) -> str:
             f'<td class="num">{_age(took) if took is not None else "running"}</td>'
             f'<td class="num">{_int(r.get("requests"))}</td>'
             f'<td class="num">{_int(r.get("bars_fetched"))}</td>'
-            f'<td><a href="/v1/backfills/{escape(str(r.get("id", "")))}">report (JSON)</a></td></tr>')
+            f'<td><a href="/runs?run={escape(str(r.get("id", "")))}">report</a></td></tr>')
     return _table("runs", ("Started", "Kind", "Outcome", "#Took", "#Requests", "#Bars", "Report"), rows)
 
 
@@ -163,28 +164,52 @@ def _series_rows(symbols: list[object]) -> list[Obj]:
             if tf not in seen and sym.get("active"):
                 rows.append({"ticker": sym.get("ticker"), "timeframe": tf, "bars": 0, "stale": True,
                              "tracked": True})
-    return sorted(rows, key=lambda r: (str(r["ticker"]), str(r["timeframe"])))
+    return sorted(rows, key=lambda r: (str(r["ticker"]), _tf_order(r["timeframe"])))
+
+
+def _tf_order(tf: object) -> tuple[int, tuple[object, ...], str]:
+    """Timeframes in their natural order (1m < 5m < 1h < 1d < 1w), unparsable ones last."""
+    try:
+        return (0, tuple(Timeframe.parse(str(tf)).sort_key()), str(tf))
+    except Exception:  # a timeframe this version cannot parse still gets a row, at the end
+        return (1, (), str(tf))
 
 
 def _series_table(series: list[Obj]) -> str:
     if not series:
         return ('<p class="muted">No series stored yet. Track a symbol on the '
                 '<a href="/admin">Admin</a> page.</p>')
-    rows = []
+    groups: dict[str, list[str]] = {}
     for s in series:
         stale = bool(s.get("stale", True))
         tk, tf = str(s.get("ticker", "")), str(s.get("timeframe", ""))
+        rows = groups.setdefault(tk, [])
+        # One group per symbol: its name heads the group's first row, its timeframes follow in order.
+        name = (f'<a href="/chart?ticker={escape(tk)}&amp;timeframe={escape(tf)}">{escape(tk)}</a>'
+                if not rows else f'<span class="muted">{escape(tk)}</span>')
         rows.append(
             f'<tr class="{"is-stale" if stale else ""}" data-series="{escape(tk)}/{escape(tf)}">'
-            f'<td><a href="/chart?ticker={escape(tk)}&amp;timeframe={escape(tf)}">{escape(tk)}</a></td>'
-            f'<td>{escape(tf)}</td>'
+            f'<td>{name}</td>'
+            f'<td><a href="/chart?ticker={escape(tk)}&amp;timeframe={escape(tf)}">{escape(tf)}</a></td>'
             f'<td class="num" data-bars="{escape(str(s.get("bars")))}">{_int(s.get("bars"))}</td>'
             f'<td>{_time(s.get("first_t"))}</td><td>{_time(s.get("last_t"))}</td>'
             f'<td class="num">{_age(s.get("lag_s"))}</td><td>{_time(s.get("fetched_at_ms"))}</td>'
             f'<td>{"<span class=stale>stale</span>" if stale else "<span class=fresh>fresh</span>"}'
             f'{"" if s.get("tracked", True) else " <span class=muted>(not tracked)</span>"}</td></tr>')
     heads = ("Ticker", "Timeframe", "#Bars", "First bar", "Last bar", "#Behind by", "Fetched", "Freshness")
-    return _table("series", heads, rows)
+    th = "".join(f'<th class="num" scope="col">{h[1:]}</th>' if h.startswith("#")
+                 else f'<th scope="col">{h}</th>' for h in heads)
+    bodies = "".join(f'<tbody class="group" data-ticker="{escape(tk)}">{"".join(rows)}</tbody>'
+                     for tk, rows in groups.items())
+    stale_n = sum(1 for s in series if s.get("stale", True))
+    filter_box = (
+        '<form class="controls" id="series-filter-form" role="search">'
+        '<label>Filter <input type="search" id="series-filter" placeholder="ticker, timeframe or stale"'
+        ' autocomplete="off" size="28"></label>'
+        f'<span class="muted" id="series-count" aria-live="polite">{len(series)} series in {len(groups)}'
+        f' symbols, {stale_n} stale</span></form>')
+    return (filter_box + f'<div class="table-wrap"><table id="series"><thead><tr>{th}</tr></thead>'
+            + bodies + "</table></div>")
 
 
 async def render_overview(app: ASGIApp, headers: dict[str, str]) -> str:
@@ -216,4 +241,4 @@ async def render_overview(app: ASGIApp, headers: dict[str, str]) -> str:
     parts.append('<p class="muted">Every number on this page comes from the public API: '
                  '<a href="/v1/overview">/v1/overview</a> and <a href="/v1/symbols">/v1/symbols</a> '
                  '(<a href="/docs">API docs</a>).</p>')
-    return page("Overview", "/", "\n".join(parts))
+    return page("Overview", "/", "\n".join(parts), script="overview.js")

@@ -107,7 +107,9 @@ def runs_page() -> str:
   </table></div>
   <div id="report-view" hidden>
     <h2 id="report-h">Run report</h2>
-    <pre class="report" id="report-json" tabindex="0" aria-labelledby="report-h"></pre>
+    <div id="report-body" class="report-body"></div>
+    <details><summary>JSON</summary>
+    <pre class="report" id="report-json" tabindex="0" aria-labelledby="report-h"></pre></details>
   </div>
 </section>
 """

@@ -6,6 +6,7 @@ const live = document.getElementById("live");
 const tbody = document.querySelector("#runs-table tbody");
 const reportView = document.getElementById("report-view");
 const reportJson = document.getElementById("report-json");
+const reportBody = document.getElementById("report-body");
 let timer = null;
 let shownReport = null;
 
@@ -43,7 +44,64 @@ async function showReport(id) {
   shownReport = id;
   document.getElementById("report-h").textContent = `Run report ${id}`;
   reportJson.textContent = res.ok ? JSON.stringify(res.data, null, 2) : res.error;
+  reportBody.replaceChildren(res.ok ? reportTables(res.data)
+    : el("p", { class: "error", text: `Could not read the run: ${res.error}` }));
+  reportBody.dataset.run = id;
   reportView.scrollIntoView({ block: "nearest" });
+}
+
+// The report as tables: a run's scalar fields as label/value rows, each list of records (series,
+// failures) as a table of its own, nested objects as nested label/value tables. The raw JSON stays
+// one click away under "JSON".
+const label = (key) => key.replace(/_ms$/, "").replace(/_s$/, " (s)").replaceAll("_", " ");
+
+function scalar(key, v) {
+  if (v === null || v === undefined || v === "") return "–";
+  if (typeof v === "number" && /_ms$/.test(key) && v > 1e11) return fmtTime(v);
+  if (typeof v === "number") return Number.isInteger(v) ? fmtInt(v) : v.toLocaleString("en-US", { maximumFractionDigits: 3 });
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  return String(v);
+}
+
+function value(key, v) {
+  if (Array.isArray(v)) {
+    if (!v.length) return "none";
+    if (v.every((x) => x && typeof x === "object" && !Array.isArray(x))) return recordTable(key, v);
+    return v.map((x) => (x && typeof x === "object" ? JSON.stringify(x) : scalar(key, x))).join(", ");
+  }
+  if (v && typeof v === "object") return Object.keys(v).length ? fieldTable(v) : "none";
+  return scalar(key, v);
+}
+
+function fieldTable(obj) {
+  return el("table", { class: "fields" }, el("tbody", {}, Object.entries(obj).map(([k, v]) =>
+    el("tr", { dataset: { key: k } }, el("th", { scope: "row", text: label(k) }),
+      el("td", { class: typeof v === "number" ? "num" : null }, value(k, v))))));
+}
+
+function recordTable(key, rows) {
+  // What a row is about comes first (stored reports may come back with their keys sorted).
+  const FIRST = ["series", "ticker", "cause", "status"];
+  const seen = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cols = [...FIRST.filter((c) => seen.includes(c)), ...seen.filter((c) => !FIRST.includes(c))];
+  return el("div", { class: "table-wrap" }, el("table", { dataset: { list: key } },
+    el("thead", {}, el("tr", {}, cols.map((c) => el("th", { scope: "col", text: label(c) })))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, cols.map((c) =>
+      el("td", { class: typeof r[c] === "number" ? "num" : null }, value(c, r[c]))))))));
+}
+
+function reportTables(run) {
+  const report = run.report && Object.keys(run.report).length ? run.report : null;
+  const head = { id: run.id, kind: run.kind, status: run.status, started_at_ms: run.started_at_ms,
+    finished_at_ms: run.finished_at_ms };
+  const lists = report ? Object.entries(report).filter(([, v]) => Array.isArray(v) && v.length
+    && v.every((x) => x && typeof x === "object")) : [];
+  const fields = report ? Object.fromEntries(Object.entries(report).filter(([k]) => !lists.some(([n]) => n === k)
+    && !(k in head) && k !== "run_id")) : {};
+  const parts = [fieldTable({ ...head, ...fields, ...(run.params && Object.keys(run.params).length ? { params: run.params } : {}) })];
+  for (const [name, rows] of lists) parts.push(el("h3", { text: label(name) }), recordTable(name, rows));
+  if (!report) parts.push(el("p", { class: "muted", text: "No report yet: the run is still going (see above)." }));
+  return el("div", {}, parts);
 }
 
 async function refresh() {
@@ -80,3 +138,6 @@ async function refresh() {
 
 document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
 refresh();
+// /runs?run=<id> (the overview's report links) opens that run's report.
+const asked = new URLSearchParams(location.search).get("run");
+if (asked) showReport(asked);
