@@ -57,7 +57,7 @@ def test_stock_chart_has_legend_zone_range_rounding_and_fills_the_window(served:
     assert all(re.fullmatch(r"\d+\.\d\d", c) for c in re.findall(r"close ([\d.]+)", summary)), summary
     inner_w, inner_h = browser.execute_script("return [window.innerWidth, window.innerHeight]")
     assert box.rect["width"] >= 0.9 * inner_w and box.rect["height"] >= 0.6 * inner_h, box.rect
-    screenshot(browser, "chart")
+    screenshot(browser, "chart-legend")  # hovered: the legend shows that bar
 
 
 def test_crypto_chart_is_in_utc_without_adjustment_toggles(served: Served, browser: Any) -> None:

@@ -8,7 +8,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .conftest import END, START, Served
+from .conftest import END, START, Served, screenshot
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,3 +27,4 @@ def test_heatmap_opens_at_the_latest_sessions_with_month_names(served: Served, b
     assert labels[0] == "Jan 2024" and labels[-1] == "Aug 2024", labels
     last_cells = browser.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr td:last-child .cell")
     assert last_cells and all(c.is_displayed() for c in last_cells)
+    screenshot(browser, "coverage-latest")

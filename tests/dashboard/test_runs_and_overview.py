@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from mdw.dashboard.overview import _series_rows, _series_table
 
-from .conftest import Served
+from .conftest import Served, screenshot
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,6 +35,7 @@ def test_a_run_report_is_shown_as_tables(served: Served, browser: Any) -> None:
     assert fetched == f"{report['bars_fetched']:,}"
     assert not browser.find_element(By.ID, "report-json").is_displayed()  # raw JSON folded away
     assert "{" not in body.text
+    screenshot(browser, "runs")
 
 
 def test_overview_freshness_rows_group_by_symbol_in_timeframe_order() -> None:
@@ -63,3 +64,7 @@ def test_overview_filter_box_hides_other_symbols(served: Served, browser: Any) -
         rows = browser.find_elements(By.CSS_SELECTOR, "#series tbody tr")
         shown = [r.get_attribute("data-series") for r in rows if r.is_displayed()]
         assert shown == expected, (typed, shown)
+    box.clear()
+    box.send_keys("a")
+    _wait(browser, lambda d: count.get_attribute("data-shown") == "1")
+    screenshot(browser, "overview-filter")
