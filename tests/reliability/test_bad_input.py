@@ -169,6 +169,10 @@ async def store_run_done(http: aiohttp.ClientSession, base: str, run_id: str) ->
 
 
 EXCLUDED_CHECKS = "positive_data_acceptance"  # schemas do not yet carry every rule the handlers apply
+# Left out of the fuzz, each for its own reason and each checked below or elsewhere: the routes that
+# ask the vendor while they answer can only say 502 (documented) with the vendor on a closed port,
+# and the live stream is a never-ending response (its 400s and 409 are tested in tests/stream).
+UNFUZZED = ("/v1/reference/refresh", "/v1/universes/{name}/backfill", "/v1/stream/bars")
 
 
 @pytest.mark.parametrize(("phases", "examples"), [
@@ -199,10 +203,18 @@ async def test_schemathesis_finds_the_api_true_to_its_openapi_document_when_fuzz
             st, "run", f"{base}/openapi.json", "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
             "--max-examples", examples,
             "--seed", "9", "--workers", "1", "--phases", phases,
+            *(arg for path in UNFUZZED for arg in ("--exclude-path", path)),
             "-H", f"X-API-Key: {admin}",
             "--request-timeout", "20", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         out, _ = await asyncio.wait_for(proc.communicate(), 240)
+        async with aiohttp.ClientSession(headers={"X-API-Key": admin}) as http:
+            async with http.get(f"{base}/openapi.json") as resp:
+                doc = await resp.json()
+            async with http.post(f"{base}/v1/reference/refresh") as resp:
+                status, body = resp.status, await resp.json()
     await store.close()
+    assert "502" in doc["paths"]["/v1/reference/refresh"]["post"]["responses"]
+    assert status == 502 and body["error"]["code"] == "vendor_error", body  # the vendor is unreachable
     text = out.decode()
     summary = [ln for ln in text.splitlines() if "passed" in ln or "failed" in ln or "error" in ln.lower()]
     print("\n[schemathesis] " + " | ".join(summary[-3:]))

@@ -30,7 +30,9 @@ _ERROR_SCHEMA: dict[str, Any] = {
 _DESCRIPTIONS = {"400": "Bad input: the message says what is accepted",
                  "401": "No API key, or an unknown or revoked one",
                  "403": "The key is read-only; this route needs an admin key",
-                 "404": "No such item"}
+                 "404": "No such item",
+                 "502": "The vendor failed or could not be reached; the message says how",
+                 "503": "No vendor API key is configured on this server"}
 _SCHEMES: list[dict[str, list[str]]] = [{"APIKeyHeader": []}, {"HTTPBearer": []}]
 
 
@@ -45,6 +47,11 @@ def _guards(dep: Dependant) -> set[Callable[..., Any]]:
 
 def _error(code: str) -> dict[str, Any]:
     return {"description": _DESCRIPTIONS[code], "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def vendor_errors() -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that asks the vendor while it answers (502 and 503)."""
+    return {502: _error("502"), 503: _error("503")}
 
 
 def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:

@@ -18,6 +18,7 @@ from mdw.service.coverage_sessions import day_span, session_states
 from mdw.service.encode import encode_json
 from mdw.service.errors import ApiError
 from mdw.service.freshness import freshness_of
+from mdw.service.openapi import vendor_errors
 from mdw.service.params import ticker_param, timeframe_param
 from mdw.service.state import ServiceState, get_state
 from mdw.store.base import Dataset, RunRecord, SymbolInfo
@@ -123,7 +124,8 @@ async def get_symbol(request: Request, ticker: str, _: Reader) -> Response:
     return _json(symbol_dict(info, (await _series_by_ticker(st, tk.symbol)).get(tk.symbol)))
 
 
-@router.post("/v1/symbols", status_code=201, summary="Track a ticker and backfill it (admin)")
+@router.post("/v1/symbols", status_code=201, summary="Track a ticker and backfill it (admin)",
+             responses=vendor_errors())
 async def create_symbol(request: Request, body: SymbolCreate, who: Admin) -> Response:
     st = get_state(request)
     tk = ticker_param(body.ticker)

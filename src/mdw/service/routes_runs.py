@@ -16,6 +16,7 @@ from mdw.domain import from_ms
 from mdw.service.auth import Admin, Reader
 from mdw.service.encode import encode_json
 from mdw.service.errors import ApiError
+from mdw.service.openapi import vendor_errors
 from mdw.service.params import ticker_param, timeframe_param
 from mdw.service.state import ServiceState, get_state
 from mdw.store.base import RunRecord, RunStatus
@@ -67,7 +68,8 @@ def run_dict(st: ServiceState, run: RunRecord | None, run_id: str) -> dict[str, 
     return out
 
 
-@router.post("/v1/backfills", status_code=202, summary="Start a backfill (admin); returns its run id")
+@router.post("/v1/backfills", status_code=202, summary="Start a backfill (admin); returns its run id",
+             responses=vendor_errors())
 async def start_backfill(request: Request, body: BackfillRequest, who: Admin) -> Response:
     st = get_state(request)
     tickers = tuple(dict.fromkeys(ticker_param(s) for s in body.symbols))

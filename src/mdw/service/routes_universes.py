@@ -19,6 +19,7 @@ from mdw.domain import from_ms
 from mdw.service.auth import Admin, Reader
 from mdw.service.encode import encode_json
 from mdw.service.errors import ApiError
+from mdw.service.openapi import vendor_errors
 from mdw.service.params import timeframe_param
 from mdw.service.state import ServiceState, get_state
 from mdw.store.base import RunStatus
@@ -151,7 +152,7 @@ async def universe_sizes(
     return _json({"name": name, "sizes": [{"date": d.isoformat(), "members": n} for d, n in sizes]})
 
 
-@router.delete("/v1/universes/{name}", summary="Forget a universe (admin); its bars stay")
+@router.delete("/v1/universes/{name}", status_code=204, summary="Forget a universe (admin); its bars stay")
 async def delete_universe(request: Request, name: Name, who: Admin) -> Response:
     st = get_state(request)
     await _known(st, name)
@@ -161,7 +162,8 @@ async def delete_universe(request: Request, name: Name, who: Admin) -> Response:
 
 
 @router.post("/v1/universes/{name}/backfill", status_code=202,
-             summary="Backfill a universe's members, each on its listed days (admin)")
+             summary="Backfill a universe's members, each on its listed days (admin)",
+             responses=vendor_errors())
 async def backfill_universe(request: Request, name: Name, body: UniverseBackfill, who: Admin) -> Response:
     from dataclasses import replace
 
@@ -187,7 +189,8 @@ async def backfill_universe(request: Request, name: Name, body: UniverseBackfill
                  202, {"Location": url})
 
 
-@router.post("/v1/reference/refresh", summary="Refresh the reference data from the vendor (admin)")
+@router.post("/v1/reference/refresh", summary="Refresh the reference data from the vendor (admin)",
+             responses=vendor_errors())
 async def refresh_reference(request: Request, who: Admin) -> Response:
     st = get_state(request)
     if st.client is None:
