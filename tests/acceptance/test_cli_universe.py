@@ -31,14 +31,15 @@ def _members(sim: SimServer, first: date, last: date) -> list[Listing]:
             and x.start <= SIM_TODAY and x.overlaps(first, last) and (x.end is None or x.end > x.start)]
 
 
-async def _backfill_us(sim: SimServer, url: str, tmp: Path, first: date, last: date) -> dict[str, object]:
+async def _backfill_us(sim: SimServer, url: str, tmp: Path, first: date, last: date,
+                      limit_s: float = 900) -> dict[str, object]:
     env = cli_env(sim, url)
     out = await mdw("universe", "define", "us", "--market", "stocks", "--type", "CS,ETF", env=env)
     assert out.code == 0, out.stderr
     assert json.loads(out.stdout)["definition"]["types"] == ["CS", "ETF"]
     report = tmp / "report.json"
     out = await mdw("backfill", "--universe", "us", "--timeframes", "1d", "--start", first.isoformat(),
-                    "--end", last.isoformat(), "--report", str(report), env=env, limit_s=900)
+                    "--end", last.isoformat(), "--report", str(report), env=env, limit_s=limit_s)
     assert out.code == 0, out.stderr[-2000:]
     assert "universe us:" in out.stderr
     body = json.loads(report.read_text())
@@ -118,13 +119,14 @@ async def test_universe_commands_list_show_and_remove(sim_factory: SimFactory, s
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)  # about 3M daily bars through the CLI: over 15 min on a loaded 2-core host
 async def test_universe_backfill_2019_to_2024_is_exact_in_grouped_daily_requests(
     sim_factory: SimFactory, sqlite_url: str, tmp_path: Path, opened: object,
 ) -> None:
     """The issue's range, 2019-2024, for 2,000 securities: members exact, one request a session."""
     sim = await sim_factory(n_stocks=2000, now_ms=local_midnight_ms(SIM_TODAY, NEW_YORK))
     first, last = date(2019, 1, 1), date(2024, 12, 31)
-    report = await _backfill_us(sim, sqlite_url, tmp_path, first, last)
+    report = await _backfill_us(sim, sqlite_url, tmp_path, first, last, limit_s=4 * 3600 - 300)
     truth = _members(sim, first, last)
     delisted = [x.ticker for x in truth if x.end is not None and x.following is None][:3]
     renamed = [t for x in truth if x.following is not None for t in (x.ticker, x.following)][:4]
