@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.request
 from typing import Any
 
 import pytest
@@ -68,3 +69,14 @@ def test_overview_filter_box_hides_other_symbols(served: Served, browser: Any) -
     box.send_keys("a")
     _wait(browser, lambda d: count.get_attribute("data-shown") == "1")
     screenshot(browser, "overview-filter")
+
+
+def test_overview_explains_why_series_are_stale(served: Served) -> None:
+    """The fixture's data ends in 2024 and its scheduler is off: the page says so and how to fill."""
+    with urllib.request.urlopen(served.url + "/", timeout=10) as resp:  # server-rendered, no JavaScript
+        html = resp.read().decode()
+    stale = served.get("/v1/overview")["series"]["stale"]
+    assert stale > 0
+    note = html[html.index('id="stale-note"'):]
+    note = note[:note.index("</p>")]
+    assert f"{stale:,} series are stale" in note and "scheduler is off" in note and "mdw update" in note

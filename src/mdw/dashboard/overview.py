@@ -133,6 +133,31 @@ def _table(table_id: str, heads: tuple[str, ...], rows: list[str]) -> str:
             + "".join(rows) + "</tbody></table></div>")
 
 
+def _stale_note(ov: Obj) -> str:
+    """Why series are stale and what brings them up to now: red numbers alone read as breakage.
+
+    A database made by ``mdw demo`` (or any backfill of a past period) ends where its range ends,
+    so every series is stale until something fetches up to now; who does that depends on this server.
+    """
+    series = _obj(ov.get("series"))
+    stale = series.get("stale")
+    if not isinstance(stale, int) or stale <= 0:
+        return ""
+    sched = _obj(ov.get("scheduler"))
+    keyed = bool(_obj(ov.get("vendor")).get("configured"))
+    if sched.get("enabled") and keyed:
+        who = "The scheduler of this server is bringing tracked symbols up to now."
+    elif not keyed:
+        who = ("This server has no vendor key, so nothing fetches newer bars: configure one "
+               "(POLYGON_API_KEY) or run <code>mdw update</code> where one is set.")
+    else:
+        who = ("The scheduler is off on this server: run <code>mdw update</code> to fetch up to now, "
+               "or serve with the scheduler on.")
+    return (f'<p class="notice" id="stale-note">{stale:,} series are stale: their stored bars end more than '
+            f'{escape(_age(series.get("stale_after_s")))} of trading time before now (a demo database ends '
+            f'where its backfill range ended). {who}</p>')
+
+
 def _runs_table(runs: list[object]) -> str:
     if not runs:
         return '<p class="muted">No runs recorded yet.</p>'
@@ -224,6 +249,7 @@ async def render_overview(app: ASGIApp, headers: dict[str, str]) -> str:
         parts.append(_problem("Could not read /v1/overview", ov))
     else:
         parts.append(_cards(body))
+        parts.append(_stale_note(body))
         parts.append(_stream_cards(body))
         sched = _obj(body.get("scheduler"))
         leader = ("off" if not sched.get("enabled")
