@@ -77,7 +77,7 @@ def _writer(url: str, stop: Any) -> None:
 
 async def _table(path: str, grants: int) -> list[float]:
     budget = SqliteBudget(path)
-    await budget.register("bench", BudgetPlan(RULES.configured, RULES.period_s), idle_s=0)
+    await budget.register("bench", BudgetPlan(RULES.configured, RULES.period_s), "bench", idle_s=0)
     out = []
     try:
         for _ in range(grants):
