@@ -51,7 +51,7 @@ SCRIPTS = (
     Script("vendor", "vendor.py", (), 25, ("vendor",)),
     Script("store", "store.py", ("--rows", "400000", "--years", "3", "--rounds", "1"), 50, ("store",)),
     Script("backfill", "backfill.py", (), 150, ("backfill",)),
-    Script("serve", "serve.py", ("--repeat", "3", "--seconds", "6"), 50, ("serve",)),
+    Script("serve", "serve.py", ("--repeat", "3", "--seconds", "6"), 65, ("serve",)),
     Script("encode", "encode.py", ("--small",), 15, ("encode",)),
     Script("budget", "budget.py", ("--grants", "300"), 20, ("budget",)),
     Script("scale_out", "scale_out.py", ("--small",), 120, ("scale_out",)),
