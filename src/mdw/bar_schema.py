@@ -22,13 +22,14 @@ the adjustment and its as-of date in their schema metadata (``mdw.*`` keys).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from mdw.domain import DAY_MS, AssetClass, BarBatch, Timeframe, from_ms, n_values, parse_ticker
 from mdw.errors import UsageError
@@ -57,7 +58,7 @@ def check_names(value: str) -> str:
     return value
 
 
-def session_dates(ticker: str, t: np.ndarray[Any, np.dtype[np.int64]]) -> list[date]:
+def session_dates(ticker: str, t: npt.NDArray[np.int64]) -> list[date]:
     """The market-local date each bar starts on (daily and longer bars start at local midnight)."""
     tz = _asset(ticker).tz
     return [from_ms(ms).astimezone(tz).date() for ms in t.tolist()]
@@ -73,10 +74,9 @@ def _asset(ticker: str) -> AssetClass:
 def round_adjusted(batch: BarBatch) -> BarBatch:
     """Prices and volume rounded to the instrument's precision (for adjusted bars only)."""
     decimals = ADJUSTED_DECIMALS[_asset(batch.ticker)]
-    cols: dict[str, Any] = batch.columns()
-    for name in (*_PRICES, "v"):
-        cols[name] = np.round(cols[name], decimals)
-    return BarBatch.from_columns(batch.ticker, batch.timeframe, cols, batch.source)
+    cols = batch.columns()
+    rounded = {name: np.round(cols[name], decimals) for name in (*_PRICES, "v")}
+    return BarBatch.from_columns(batch.ticker, batch.timeframe, {**cols, **rounded}, batch.source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +201,7 @@ class BarSchema:
         """The bars as structs with the schema's field names, for msgspec (NaN is written as null)."""
         b = self.prepare(batch)
         size = len(b)
-        cols: list[list[Any]] = []
+        cols: list[Sequence[object]] = []
         if self.series_columns:
             cols += [[b.ticker] * size, [str(b.timeframe)] * size]
         cols.append(b.t.tolist() if self.names == "vendor" else iso_stamps(b.t))
@@ -232,7 +232,7 @@ def _row_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
     return msgspec.defstruct("BarRow", list(names), gc=False)
 
 
-def iso_stamps(t: np.ndarray[Any, np.dtype[np.int64]]) -> list[str]:
+def iso_stamps(t: npt.NDArray[np.int64]) -> list[str]:
     """``2024-03-04T14:30:00Z`` per epoch-ms start (to the second: bars start on whole seconds).
 
     Built from a table of the day's 86,400 clock times and one date string per distinct day, so a

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -33,10 +33,17 @@ SOURCE = "flatfile"
 BLOCK_SIZE = 8 << 20
 _NS_PER_MS = 1_000_000
 _HOUR_MS = 3_600_000
-_TYPES: dict[str, Any] = {"ticker": pa.string(), "volume": pa.float64(), "open": pa.float64(),
+_TYPES: dict[str, pa.DataType] = {"ticker": pa.string(), "volume": pa.float64(), "open": pa.float64(),
                           "close": pa.float64(), "high": pa.float64(), "low": pa.float64(),
                           "window_start": pa.int64(), "transactions": pa.int64()}
 COLUMNS = tuple(_TYPES)
+_Column = npt.NDArray[np.float64] | npt.NDArray[np.int64]
+
+
+class Readable(Protocol):
+    """A binary file-like that :func:`decode` reads (a :class:`ChunkReader`, an open file)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(slots=True)
@@ -122,7 +129,7 @@ class ChunkReader:
         self.closed = True
 
 
-def decode(raw: Any, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
+def decode(raw: Readable, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
            stats: DecodeStats | None = None) -> Iterator[Block]:
     """Decode a gzipped aggregates CSV read from ``raw`` (a file-like), one block at a time.
 
@@ -168,7 +175,7 @@ class Block:
         return len(self.batches)
 
 
-def _suspect_rows(cols: dict[str, npt.NDArray[Any]], boundary: npt.NDArray[np.bool_],
+def _suspect_rows(cols: Mapping[str, _Column], boundary: npt.NDArray[np.bool_],
                   timeframe: Timeframe) -> npt.NDArray[np.bool_]:
     """Rows that may break a bar invariant (a superset of what ``BarBatch.problems`` flags)."""
     o, h, lo, c = cols["o"], cols["h"], cols["l"], cols["c"]

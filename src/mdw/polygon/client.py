@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import date
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -46,7 +46,14 @@ from mdw.logs import redact, register_secret
 from mdw.polygon import decode as dec
 from mdw.polygon import reference as ref
 from mdw.polygon.breaker import CircuitBreaker
-from mdw.polygon.events import BreakerState, EventHub, RateLimitedEvent, RetryEvent, Subscriber
+from mdw.polygon.events import (
+    BreakerState,
+    BreakerTransitionEvent,
+    EventHub,
+    RateLimitedEvent,
+    RetryEvent,
+    Subscriber,
+)
 from mdw.polygon.http import status_error
 from mdw.polygon.limiter import ArrivalTracking, LimiterBackend, shared_limiter
 from mdw.polygon.options import PAGE_LIMIT, BreakerPolicy, Pacing, RetryPolicy, options_from_settings
@@ -185,7 +192,7 @@ class PolygonClient:
         return self._stats.snapshot(self.breaker.state, self.breaker.transitions, rate.requests, rate.period,
                                     self.breaker.transition_count)
 
-    def _on_breaker(self, event: Any) -> None:
+    def _on_breaker(self, event: BreakerTransitionEvent) -> None:
         log.warning("vendor circuit breaker %s -> %s (cool-down %.1fs)", event.from_state.value,
                     event.to_state.value, event.cooldown_s, extra={"action": "vendor.breaker"})
         self._events.emit(event)
@@ -413,7 +420,7 @@ class PolygonClient:
 
     async def tickers(
         self, market: str | None = None, search: str | None = None, active: bool = True, limit: int = 1000
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, object]]:
         """Reference rows of every matching ticker (``limit`` is the page size; all pages are read)."""
         params = {"active": _bool(active), "limit": str(min(1000, max(1, limit))), "order": "asc",
                   "sort": "ticker"}
@@ -488,6 +495,6 @@ class PolygonClient:
         return await self._paged(join(self.base_url, "/v3/reference/options/contracts", params),
                                  ref.decode_contracts)
 
-    async def market_status_upcoming(self) -> list[dict[str, Any]]:
+    async def market_status_upcoming(self) -> list[dict[str, object]]:
         """Upcoming market holidays and early closes (the vendor's bare array)."""
         return await self._request(join(self.base_url, "/v1/marketstatus/upcoming"), dec.decode_list)

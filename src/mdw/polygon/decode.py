@@ -18,12 +18,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from mdw.domain import MISSING_N, BarBatch, Dividend, Split, Timeframe, reasons_by_row
 from mdw.errors import VendorTransientError
@@ -33,7 +34,7 @@ from mdw.polygon import screen as scr
 NAN = math.nan
 _log = get_logger(__name__)
 T = TypeVar("T")
-Matrix = np.ndarray[Any, np.dtype[np.float64]]
+Matrix = npt.NDArray[np.float64]
 
 
 class Bar(msgspec.Struct, kw_only=True, gc=False):
@@ -111,7 +112,7 @@ class SplitsPage(_Envelope, gc=False):
 
 
 class DictPage(_Envelope, gc=False):
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, object]] = []
 
 
 _AGGS = msgspec.json.Decoder(AggsPage)
@@ -119,7 +120,7 @@ _GROUPED = msgspec.json.Decoder(GroupedPage)
 _DIVIDENDS = msgspec.json.Decoder(DividendsPage)
 _SPLITS = msgspec.json.Decoder(SplitsPage)
 _DICTS = msgspec.json.Decoder(DictPage)
-_LIST = msgspec.json.Decoder(list[dict[str, Any]])
+_LIST = msgspec.json.Decoder(list[dict[str, object]])
 _ANY = msgspec.json.Decoder()
 _TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _ERROR_STATUSES = frozenset({"ERROR", "NOT_AUTHORIZED", "NOT_FOUND"})
@@ -173,7 +174,7 @@ def error_detail(body: bytes) -> str:
 def bars_to_columns(bars: list[Bar] | list[GroupedBar]) -> Matrix:
     """An (8, n) float64 matrix of ``v vw o c h l t n`` rows, in one pass over the Structs."""
     n = len(bars)
-    rows: Any
+    rows: Iterator[tuple[float, ...]]
     if bars and isinstance(bars[0], Bar):
         rows = map(msgspec.structs.astuple, bars)  # C-level: Bar's field order is the row order
     else:
@@ -318,16 +319,23 @@ def _loose_aggs(body: bytes, url: str, exc: msgspec.DecodeError) -> tuple[Matrix
         raise _unreadable(body, url, exc) from exc
     _check_loose(data, url)
     m, why = scr.loose_matrix(rows or [])
-    return m, why, data.get("next_url")
+    return m, why, _text(data, "next_url")
 
 
-def _envelope_ok(data: dict[str, Any]) -> bool:
+def _envelope_ok(data: dict[str, object]) -> bool:
     return all(isinstance(data.get(k), str | None) for k in ("status", "next_url", "error", "message"))
 
 
-def _check_loose(data: dict[str, Any], url: str) -> None:
-    _check(_Envelope(status=data.get("status") or "", error=data.get("error"), message=data.get("message")),
-           url)
+def _check_loose(data: dict[str, object], url: str) -> None:
+    envelope = _Envelope(status=_text(data, "status") or "", error=_text(data, "error"),
+                         message=_text(data, "message"))
+    _check(envelope, url)
+
+
+def _text(data: dict[str, object], key: str) -> str | None:
+    """``data[key]`` when it is a string (:func:`_envelope_ok` has checked it is one or absent)."""
+    value = data.get(key)
+    return value if isinstance(value, str) else None
 
 
 def _unreadable(body: bytes, url: str, exc: Exception) -> VendorTransientError:
@@ -415,13 +423,13 @@ def decode_splits(body: bytes, url: str) -> tuple[list[Split], str | None]:
     return out, page.next_url
 
 
-def decode_dicts(body: bytes, url: str) -> tuple[list[dict[str, Any]], str | None]:
+def decode_dicts(body: bytes, url: str) -> tuple[list[dict[str, object]], str | None]:
     """One page of a reference endpoint whose rows are passed through as dicts."""
     page = _decode(_DICTS, body, url)
     _check(page, url)
     return page.results, page.next_url
 
 
-def decode_list(body: bytes, url: str) -> list[dict[str, Any]]:
+def decode_list(body: bytes, url: str) -> list[dict[str, object]]:
     """A bare JSON array of objects (``/v1/marketstatus/upcoming``)."""
     return _decode(_LIST, body, url)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mdw.domain import BarBatch
 
@@ -26,7 +26,7 @@ REQUIRED = frozenset({"o", "c", "h", "l", "t"})  # index bars omit v, vw and n; 
 MAX_EXACT = float(2**53)
 MAX_PRICE = 1e12
 MAX_VOLUME = 1e18
-Matrix = np.ndarray[Any, np.dtype[np.float64]]
+Matrix = npt.NDArray[np.float64]
 Reasons = dict[int, list[str]]
 
 
@@ -35,7 +35,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
-def loose_body(body: bytes) -> dict[str, Any] | None:
+def loose_body(body: bytes) -> dict[str, object] | None:
     """The body as JSON, accepting ``NaN``/``Infinity`` literals; None when it is not a JSON object."""
     try:
         data = json.loads(body)
@@ -44,7 +44,7 @@ def loose_body(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def loose_matrix(rows: list[Any]) -> tuple[Matrix, Reasons]:
+def loose_matrix(rows: list[object]) -> tuple[Matrix, Reasons]:
     """An (8, n) float64 matrix of ``rows`` (NaN where a value is missing or unusable) and why.
 
     Absent ``v``/``vw``/``n`` are missing (NaN), as the vendor omits them; an explicit ``null``,
@@ -112,14 +112,14 @@ def screen(m: Matrix, why: Reasons | None = None) -> Reasons:
 _PRICES = ("o", "c", "h", "l", "price")
 
 
-def _whole(x: Matrix) -> np.ndarray[Any, np.dtype[np.bool_]]:
+def _whole(x: Matrix) -> npt.NDArray[np.bool_]:
     with np.errstate(invalid="ignore"):
-        ok: np.ndarray[Any, np.dtype[np.bool_]] = (
+        ok: npt.NDArray[np.bool_] = (
             np.isfinite(x) & (x >= 0) & (x < MAX_EXACT) & (np.floor(x) == x))
     return ok
 
 
-def to_int(x: Matrix, missing: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+def to_int(x: Matrix, missing: int) -> npt.NDArray[np.int64]:
     """``x`` as int64 without wrapping: values outside ``[0, 2**53)`` or not whole become ``missing``."""
     return np.where(_whole(x), x, float(missing)).astype(np.int64)
 

@@ -9,8 +9,8 @@ handlers enforce.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TypedDict
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 from mdw.service.auth import require_admin, require_read
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
-_ERROR_SCHEMA: dict[str, Any] = {
+_ERROR_SCHEMA: dict[str, object] = {
     "type": "object", "title": "Error", "required": ["error"],
     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
         "code": {"type": "string", "description": "stable machine code, e.g. bad_ticker"},
@@ -36,8 +36,18 @@ _DESCRIPTIONS = {"400": "Bad input: the message says what is accepted",
 _SCHEMES: list[dict[str, list[str]]] = [{"APIKeyHeader": []}, {"HTTPBearer": []}]
 
 
-def _guards(dep: Dependant) -> set[Callable[..., Any]]:
-    found: set[Callable[..., Any]] = set()
+class _Operation(TypedDict, total=False):
+    """The keys of one generated OpenAPI operation that :func:`_fix_operation` reads or rewrites."""
+
+    operationId: str
+    parameters: list[dict[str, object]]
+    requestBody: object
+    responses: dict[str, object]
+    security: list[dict[str, list[str]]]
+
+
+def _guards(dep: Dependant) -> set[object]:
+    found: set[object] = set()
     for sub in dep.dependencies:
         if sub.call in (require_admin, require_read):
             found.add(sub.call)
@@ -45,11 +55,11 @@ def _guards(dep: Dependant) -> set[Callable[..., Any]]:
     return found
 
 
-def _error(code: str) -> dict[str, Any]:
+def _error(code: str) -> dict[str, object]:
     return {"description": _DESCRIPTIONS[code], "content": {"application/json": {"schema": _ERROR_REF}}}
 
 
-def vendor_errors() -> dict[int | str, dict[str, Any]]:
+def vendor_errors() -> dict[int | str, dict[str, object]]:
     """``responses=`` for a route that asks the vendor while it answers (502 and 503)."""
     return {502: _error("502"), 503: _error("503")}
 
@@ -64,8 +74,8 @@ def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
             yield from _api_routes(inner.routes)
 
 
-def _fix_operation(op: dict[str, Any], guards: set[Callable[..., Any]], auth: str) -> None:
-    responses: dict[str, Any] = op.setdefault("responses", {})
+def _fix_operation(op: _Operation, guards: set[object], auth: str) -> None:
+    responses = op.setdefault("responses", {})
     responses.pop("422", None)
     if op.get("parameters") or op.get("requestBody"):
         responses["400"] = _error("400")
@@ -82,7 +92,7 @@ def _fix_operation(op: dict[str, Any], guards: set[Callable[..., Any]], auth: st
         op.pop("security", None)
 
 
-def api_document(app: FastAPI, *, auth: str) -> dict[str, Any]:
+def api_document(app: FastAPI, *, auth: str) -> dict[str, object]:
     """The generated document with mdw's statuses (400/401/403/404, never 422) and security."""
     doc = get_openapi(title=app.title, version=app.version, description=app.description,
                       routes=app.routes)
@@ -99,7 +109,7 @@ def api_document(app: FastAPI, *, auth: str) -> dict[str, Any]:
 def install_openapi(app: FastAPI, *, auth: str) -> None:
     """Serve :func:`api_document` (built once, on first request) as ``/openapi.json``."""
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict[str, object]:
         if app.openapi_schema is None:
             app.openapi_schema = api_document(app, auth=auth)
         return app.openapi_schema

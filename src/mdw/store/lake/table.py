@@ -14,7 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +22,15 @@ import pyarrow.parquet as pq
 
 from mdw.store.lake import layout
 from mdw.store.lake.catalog import StagingCatalog
+
+if TYPE_CHECKING:  # pyiceberg is imported where it is used: loading it costs a second
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile, ManifestFile
+    from pyiceberg.table import Table, Transaction
+    from pyiceberg.table.metadata import TableMetadata
+
+V = TypeVar("V")
 
 _TICKER, _T = 1, 3  # field ids
 _CACHED_TABLES = 4
@@ -53,7 +62,7 @@ class FileRef:
 class Footer:
     """A data file's Parquet footer and, per row group, the min/max of ticker and t."""
 
-    metadata: Any
+    metadata: pq.FileMetaData
     groups: tuple[tuple[str, str, int, int], ...]
 
 
@@ -66,7 +75,7 @@ class RangeDelete:
     start_ms: int
     end_ms: int
 
-    def expression(self) -> Any:
+    def expression(self) -> BooleanExpression:
         from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
 
         return And(
@@ -77,12 +86,12 @@ class RangeDelete:
         )
 
 
-class _Lru(OrderedDict[str, Any]):
+class _Lru(OrderedDict[str, V]):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: str, value: Any) -> Any:
+    def put(self, key: str, value: V) -> V:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.size:
@@ -97,10 +106,10 @@ class LakeTable:
         self.catalog = catalog
         self.identifier = (layout.NAMESPACE, layout.TABLE)
         self._lock = threading.Lock()
-        self._tables: _Lru = _Lru(_CACHED_TABLES)
-        self._plans: _Lru = _Lru(_CACHED_TABLES)
-        self._manifests: _Lru = _Lru(_CACHED_MANIFESTS)
-        self._footers: _Lru = _Lru(_CACHED_FOOTERS)
+        self._tables: _Lru[tuple[TableMetadata, FileIO]] = _Lru(_CACHED_TABLES)
+        self._plans: _Lru[tuple[FileRef, ...]] = _Lru(_CACHED_TABLES)
+        self._manifests: _Lru[tuple[FileRef, ...]] = _Lru(_CACHED_MANIFESTS)
+        self._footers: _Lru[Footer] = _Lru(_CACHED_FOOTERS)
 
     # -- creation ---------------------------------------------------------------------------------
 
@@ -125,7 +134,7 @@ class LakeTable:
 
     # -- tables and plans at a location ---------------------------------------------------------
 
-    def at(self, location: str) -> Any:
+    def at(self, location: str) -> Table:
         """The table as of the metadata file at ``location``.
 
         The parsed metadata is cached (a metadata file never changes); the ``Table`` is new on
@@ -160,7 +169,7 @@ class LakeTable:
             self._plans.put(location, tuple(refs))
         return refs
 
-    def _manifest(self, io: Any, manifest: Any) -> tuple[FileRef, ...]:
+    def _manifest(self, io: FileIO, manifest: ManifestFile) -> tuple[FileRef, ...]:
         from pyiceberg.conversions import from_bytes
         from pyiceberg.types import LongType, StringType
 
@@ -185,11 +194,11 @@ class LakeTable:
             self._manifests.put(key, tuple(refs))
         return tuple(refs)
 
-    def _footer(self, io: Any, path: str) -> Footer:
+    def _footer(self, io: FileIO, path: str) -> Footer:
         with self._lock:
             hit = self._footers.get(path)
         if hit is not None:
-            return hit  # type: ignore[no-any-return]
+            return hit
         with io.new_input(path).open() as stream:
             metadata = pq.read_metadata(stream)
         groups = []
@@ -199,7 +208,7 @@ class LakeTable:
             groups.append((str(ts.min), str(ts.max), int(ws.min), int(ws.max)))
         footer = Footer(metadata, tuple(groups))
         with self._lock:
-            return self._footers.put(path, footer)  # type: ignore[no-any-return]
+            return self._footers.put(path, footer)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -303,13 +312,13 @@ class LakeTable:
         tx._apply((RemoveSnapshotsUpdate(snapshot_ids=old),), ())
         return self._commit(tx, location)
 
-    def _live_data_files(self, table: Any) -> list[Any]:
+    def _live_data_files(self, table: Table) -> list[DataFile]:
         snapshot = table.current_snapshot()
         if snapshot is None:
             return []
         return [e.data_file for m in snapshot.manifests(table.io) for e in m.fetch_manifest_entry(table.io)]
 
-    def _commit(self, tx: Any, location: str) -> str:
+    def _commit(self, tx: Transaction, location: str) -> str:
         from pyiceberg.table.update import RemoveSnapshotsUpdate
 
         # Every pyiceberg update deep-copies the table's metadata, whose size grows with its
@@ -328,7 +337,7 @@ class LakeTable:
         return staged[1]
 
 
-def _optional_n(tx: Any) -> None:
+def _optional_n(tx: Transaction) -> None:
     """Make ``n`` optional in a table created when it was required (a missing trade count is null,
     as the row stores keep NULL): an Iceberg schema change any reader accepts, staged once."""
     if tx.table_metadata.schema().find_field("n").required:
