@@ -22,9 +22,12 @@ from typing import TypeVar
 
 from mdw.backfill.boundary import Boundary, day_span, within
 from mdw.backfill.fetch import (
+    ActionsRoute,
     VendorSource,
+    as_actions,
     bar_count,
     derive_writes,
+    factor_mismatches,
     fetch_actions,
     fetch_grouped,
     fetch_writes,
@@ -78,7 +81,7 @@ def job_series(job: Job) -> list[SeriesKey | ActionsKey]:
     if isinstance(job, PlannedRequest):
         return list(dict.fromkeys(t.key for t in job.targets))
     if isinstance(job, ActionsRequest):
-        return [job.key]
+        return list(job.keys)
     return [SeriesKey(job.ticker, job.target)]
 
 
@@ -123,6 +126,7 @@ class Pipeline:
         self.clock = clock
         self._outage_since: float | None = None
         self.boundary = boundary
+        self.actions_route = ActionsRoute()
         self.outside: dict[OutcomeKey, RangeSet] = {}
         for series_key, refused in plan.outside_plan:
             self._outside(series_key, refused)
@@ -239,8 +243,14 @@ class Pipeline:
             await self.queue.put(_Item(job, await derive_writes(self.store, job)))
             return
         if isinstance(job, ActionsRequest):
-            actions = await self._timed(fetch_actions(self.client, job))
-            await self.queue.put(_Item(job, actions=actions))
+            listed = await self._timed(fetch_actions(self.client, job, self.actions_route))
+            for ticker, rows in listed.items():
+                for problem in factor_mismatches(rows):
+                    self.report.factor_mismatches += 1
+                    log.warning("vendor adjustment factor differs from mdw's",
+                                action="backfill.factor_mismatch", detail=problem)
+                part = job.one(ticker) if job.tickers else job
+                await self.queue.put(_Item(part, actions=as_actions(job.kind, rows)))
             return
         await self._run_within_plan(job)
 

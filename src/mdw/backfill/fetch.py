@@ -10,6 +10,7 @@ writer instead.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,13 @@ from mdw.backfill.derive import resample
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
 from mdw.calendar import bar_window_start
 from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange, from_ms
-from mdw.errors import MdwError, UnknownTicker, VendorError, VendorRequestError
+from mdw.errors import MdwError, NotEntitled, UnknownTicker, VendorError, VendorNotFound, VendorRequestError
+from mdw.logs import get_logger
+from mdw.polygon.actions import ActionKind, Listed
 from mdw.store.base import BarWrite, Store, WriteResult
 
 ONE_DAY = Timeframe(1, "d")
+log = get_logger(__name__)
 
 
 class VendorSource(Protocol):
@@ -35,11 +39,9 @@ class VendorSource(Protocol):
 
     async def grouped_daily(self, day: date, market: str, adjusted: bool = False) -> dict[str, BarBatch]: ...
 
-    async def dividends(self, ticker: str, start: date | None = None, end: date | None = None
-                        ) -> list[Dividend]: ...
-
-    async def splits(self, ticker: str, start: date | None = None, end: date | None = None
-                     ) -> list[Split]: ...
+    async def actions_listing(
+        self, kind: ActionKind, first: date, last: date, tickers: tuple[str, ...] = (), *, v1: bool = True,
+    ) -> list[Listed]: ...
 
     async def ticker_known(self, ticker: str) -> bool: ...
 
@@ -173,13 +175,82 @@ async def require_known(client: VendorSource, ticker: str) -> None:
                             "are case-sensitive); its empty answer is not recorded as covered")
 
 
-async def fetch_actions(client: VendorSource, req: ActionsRequest) -> tuple[list[Dividend], list[Split]]:
-    """The dividends or splits of one ticker over the request's days."""
-    first = from_ms(req.covers.start_ms).date()
-    last = from_ms(req.covers.end_ms).date() - timedelta(days=1)
-    if req.kind == "dividends":
-        return await client.dividends(req.ticker, first, last), []
-    return [], await client.splits(req.ticker, first, last)
+@dataclass(slots=True)
+class ActionsRoute:
+    """Which listing generation answers this key: ``/stocks/v1`` until it is refused, then v3.
+
+    A plan (or a simulator) without v1 answers 403 ``not_entitled`` or 404; the first refusal turns
+    the run to the deprecated ``/v3/reference`` listings, which take the same date filters.
+    """
+
+    v1: bool = True
+
+
+V3_PER_TICKER = 10  # without ``any_of`` on v3: up to this many tickers one by one, else market-wide
+
+
+def _days(req: ActionsRequest) -> tuple[date, date]:
+    return from_ms(req.covers.start_ms).date(), from_ms(req.covers.end_ms).date() - timedelta(days=1)
+
+
+async def fetch_actions(client: VendorSource, req: ActionsRequest, route: ActionsRoute | None = None
+                        ) -> dict[str, list[Listed]]:
+    """The listed dividends or splits of each ticker of ``req`` over its days (every ticker keyed).
+
+    Raises:
+        VendorError: the vendor failed the listing after the client's retries.
+    """
+    route = route if route is not None else ActionsRoute()
+    tickers = req.tickers or (req.ticker,)
+    first, last = _days(req)
+    query = () if req.market_wide else tickers
+    rows: list[Listed] | None = None
+    if route.v1:
+        try:
+            rows = await client.actions_listing(req.kind, first, last, query)
+        except (NotEntitled, VendorNotFound) as exc:
+            if isinstance(exc, UnknownTicker):
+                raise
+            route.v1 = False
+            log.warning("the /stocks/v1 corporate-action listings are not served; asking v3",
+                        action="backfill.actions_v3", reason=str(exc))
+    if rows is None:
+        if 0 < len(query) <= V3_PER_TICKER:
+            rows = [r for t in query
+                    for r in await client.actions_listing(req.kind, first, last, (t,), v1=False)]
+        else:
+            rows = await client.actions_listing(req.kind, first, last, (), v1=False)
+    out: dict[str, list[Listed]] = {t: [] for t in tickers}
+    for row in rows:
+        kept = out.get(row.action.ticker)
+        if kept is not None:
+            kept.append(row)
+    return out
+
+
+def factor_mismatches(rows: Sequence[Listed]) -> list[str]:
+    """Splits whose vendor ``historical_adjustment_factor`` disagrees with mdw's own cumulative ratio.
+
+    For a listing that reaches today, a split's factor is the product of ``split_from / split_to``
+    over it and every later split (what a price before it is multiplied by): mdw's adjustment
+    divides by the same product of ratios, so the two must agree to rounding.
+    """
+    splits = sorted(((r.action, r.factor) for r in rows if isinstance(r.action, Split)),
+                    key=lambda pair: pair[0].execution_date)
+    out: list[str] = []
+    cumulative = 1.0
+    for split, factor in reversed(splits):
+        cumulative *= split.split_from / split.split_to
+        if factor is not None and not math.isclose(factor, cumulative, rel_tol=1e-6):
+            out.append(f"{split.ticker} {split.execution_date}: vendor {factor:g}, mdw {cumulative:g}")
+    return out
+
+
+def as_actions(kind: str, rows: Sequence[Listed]) -> tuple[list[Dividend], list[Split]]:
+    """The domain objects of listed rows, as the store writes them."""
+    if kind == "dividends":
+        return [r.action for r in rows if isinstance(r.action, Dividend)], []
+    return [], [r.action for r in rows if isinstance(r.action, Split)]
 
 
 async def derive_writes(store: Store, task: DeriveTask) -> list[BarWrite]:

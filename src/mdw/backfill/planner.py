@@ -440,22 +440,58 @@ def _attach_derived(
     return out, local
 
 
+# Vendor-scale guesses for the cost of a corporate-action listing (ADR 19): the whole US market
+# lists about 60,000 dividends and 2,000 splits a year; a ticker at most a dividend a month.
+MARKET_ROWS_PER_YEAR = {"dividends": 60_000, "splits": 2_000}
+TICKER_ROWS_PER_YEAR = {"dividends": 12, "splits": 1}
+LISTING_PAGE = 5_000  # /stocks/v1 rows per page
+ANY_OF_CHUNK = 400  # tickers per ``ticker.any_of`` filter: a URL of a few kilobytes
+
+
+def _listing_pages(rows: float) -> int:
+    return max(1, math.ceil(rows / LISTING_PAGE))
+
+
+def _actions_for(kind: ActionKind, hole: TimeRange, tickers: list[str]) -> list[ActionsRequest]:
+    """The fewest listings for ``tickers``' actions of ``kind`` over ``hole``.
+
+    One request per ticker, ``ticker.any_of`` filters of up to 400 tickers, or one market-wide
+    listing of which only ``tickers``' rows are kept: whichever the estimate finds fewest pages.
+    """
+    years = hole.duration_ms / (365.25 * DAY_MS)
+    per_row = TICKER_ROWS_PER_YEAR[kind] * years
+    chunks = [tuple(tickers[i:i + ANY_OF_CHUNK]) for i in range(0, len(tickers), ANY_OF_CHUNK)]
+    chunk_pages = [_listing_pages(len(c) * per_row) for c in chunks]
+    market = _listing_pages(MARKET_ROWS_PER_YEAR[kind] * years)
+    single = _listing_pages(per_row)
+    if len(tickers) == 1 or len(tickers) * single <= min(sum(chunk_pages), market):
+        return [ActionsRequest(t, kind, hole, pages=single) for t in tickers]
+    if market < sum(chunk_pages):
+        return [ActionsRequest("", kind, hole, tuple(tickers), market_wide=True, pages=market)]
+    return [ActionsRequest("", kind, hole, c, pages=p) for c, p in zip(chunks, chunk_pages, strict=True)]
+
+
 def _plan_actions(
     spec: BackfillSpec, covered: Mapping[ActionsKey, RangeSet], now_ms: int,
 ) -> list[ActionsRequest]:
-    """Dividends and splits of stock tickers from the spec's start up to today, incrementally."""
+    """Dividends and splits of stock tickers from the spec's start up to today, incrementally.
+
+    Tickers missing the same days are asked together (see :func:`_actions_for`).
+    """
     out: list[ActionsRequest] = []
     today_end = to_ms(from_ms(now_ms).date()) + DAY_MS
-    for tk in spec.tickers:
-        if tk.asset_class is not AssetClass.STOCKS:
+    start = spec.wanted(AssetClass.CRYPTO).start_ms  # UTC days: the endpoints filter by date
+    if start >= today_end:
+        return out
+    stocks = [tk.symbol for tk in spec.tickers if tk.asset_class is AssetClass.STOCKS]
+    for kind in ACTION_KINDS:
+        if kind not in spec.action_kinds:
             continue
-        start = spec.wanted(AssetClass.CRYPTO).start_ms  # UTC days: the endpoints filter by date
-        if start >= today_end:
-            continue
-        for kind in ACTION_KINDS:
-            if kind not in spec.action_kinds:
-                continue
-            held = covered.get(ActionsKey(tk.symbol, kind), RangeSet())
+        by_hole: dict[TimeRange, list[str]] = {}
+        for ticker in stocks:
+            held = covered.get(ActionsKey(ticker, kind), RangeSet())
             for hole in RangeSet.of([TimeRange(start, today_end)]) - held:
-                out.append(ActionsRequest(tk.symbol, kind, align_out(AssetClass.CRYPTO, ONE_DAY, hole)))
+                by_hole.setdefault(align_out(AssetClass.CRYPTO, ONE_DAY, hole), []).append(ticker)
+        for hole, tickers in by_hole.items():
+            out.extend(_actions_for(kind, hole, list(dict.fromkeys(tickers))))
     return out

@@ -149,6 +149,7 @@ class RunReport:
     derived_tasks: int = 0
     actions_fetched: int = 0
     actions_written: int = 0
+    factor_mismatches: int = 0  # splits whose vendor historical_adjustment_factor disagrees with mdw's
     quarantined: int = 0  # invalid vendor bars refused and kept in the store's quarantine
     quarantine_reasons: dict[str, int] = field(default_factory=dict)  # why, bars per reason
     data_notes: dict[str, int] = field(default_factory=dict)  # vendor values kept or dropped, not refused
@@ -205,7 +206,8 @@ class RunReport:
             "bars_inserted": self.bars_inserted, "bars_updated": self.bars_updated,
             "bars_unchanged": self.bars_unchanged, "bars_per_s": round(self.bars_per_s, 1),
             "derived_tasks": self.derived_tasks, "actions_fetched": self.actions_fetched,
-            "actions_written": self.actions_written, "quarantined": self.quarantined,
+            "actions_written": self.actions_written, "factor_mismatches": self.factor_mismatches,
+            "quarantined": self.quarantined,
             "quarantine_reasons": self.quarantine_reasons, "data_notes": self.data_notes,
             "rate_limit": self.rate_limit, "files": self.files,
             **({"settle": self.settled} if self.settled else {}),

@@ -43,6 +43,7 @@ from mdw.errors import (
     VendorUnavailable,
 )
 from mdw.logs import redact, register_secret
+from mdw.polygon import actions as acts
 from mdw.polygon import decode as dec
 from mdw.polygon import reference as ref
 from mdw.polygon.breaker import CircuitBreaker
@@ -417,6 +418,16 @@ class PolygonClient:
         if end:
             params["execution_date.lte"] = end.isoformat()
         return await self._paged(join(self.base_url, "/v3/reference/splits", params), dec.decode_splits)
+
+    async def actions_listing(
+        self, kind: acts.ActionKind, first: date, last: date, tickers: tuple[str, ...] = (), *,
+        v1: bool = True,
+    ) -> list[acts.Listed]:
+        """Dividends or splits of ``tickers`` (every ticker when empty) dated ``first``..``last``,
+        every page; ``v1``: ``/stocks/v1/...``, else the deprecated ``/v3/reference/...``."""
+        url = join(self.base_url, acts.path(kind, v1), acts.params(kind, first, last, tickers, v1))
+        decoder = acts.decode_dividends if kind == "dividends" else acts.decode_splits
+        return await self._paged(url, decoder)
 
     async def tickers(
         self, market: str | None = None, search: str | None = None, active: bool = True, limit: int = 1000

@@ -7,6 +7,7 @@ worker, no drift between planner and job).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest, Target
@@ -27,7 +28,8 @@ def encode(work: Work) -> dict[str, Any]:
         }
     if isinstance(work, ActionsRequest):
         return {"type": "actions", "ticker": work.ticker, "kind": work.kind,
-                "covers": [work.covers.start_ms, work.covers.end_ms]}
+                "covers": [work.covers.start_ms, work.covers.end_ms], "tickers": list(work.tickers),
+                "market_wide": work.market_wide, "pages": work.pages}
     return {"type": "derive", "ticker": work.ticker, "asset": work.asset.value, "source": str(work.source),
             "target": str(work.target), "covers": [work.covers.start_ms, work.covers.end_ms]}
 
@@ -51,7 +53,9 @@ def decode(data: dict[str, Any]) -> Work:
                               None if data.get("density") is None else float(data["density"]))
     if kind == "actions":
         action: Literal["dividends", "splits"] = "dividends" if data["kind"] == "dividends" else "splits"
-        return ActionsRequest(str(data["ticker"]), action, _span(data["covers"]))
+        return ActionsRequest(str(data["ticker"]), action, _span(data["covers"]),
+                              tuple(str(t) for t in data.get("tickers", ())), bool(data.get("market_wide")),
+                              int(data.get("pages", 1)))
     if kind == "derive":
         return DeriveTask(str(data["ticker"]), AssetClass(data["asset"]), Timeframe.parse(data["source"]),
                           Timeframe.parse(data["target"]), _span(data["covers"]))
@@ -68,5 +72,6 @@ def window_lock(work: Work) -> str:
         who = work.ticker or f"grouped:{work.asset.value}"
         return f"mdw:{work.kind}:{who}:{work.timeframe}:{work.fetch.start_ms}:{work.fetch.end_ms}"
     if isinstance(work, ActionsRequest):
-        return f"mdw:{work.kind}:{work.ticker}:{work.covers.start_ms}:{work.covers.end_ms}"
+        who = work.ticker or "many:" + hashlib.sha256(",".join(work.tickers).encode()).hexdigest()[:16]
+        return f"mdw:{work.kind}:{who}:{work.covers.start_ms}:{work.covers.end_ms}"
     return f"mdw:derive:{work.ticker}:{work.target}:{work.covers.start_ms}:{work.covers.end_ms}"

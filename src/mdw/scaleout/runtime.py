@@ -17,12 +17,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from mdw.backfill.fetch import VendorSource, derive_writes, fetch_actions, fetch_writes
+from mdw.backfill.fetch import (
+    ActionsRoute,
+    VendorSource,
+    as_actions,
+    derive_writes,
+    fetch_actions,
+    fetch_writes,
+)
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
 from mdw.budget import SharedLimiter, budget_name, lease_for
 from mdw.config import Settings
-from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe
+from mdw.domain import BarBatch, RangeSet, Timeframe
 from mdw.errors import MdwError, StoreError, VendorUnavailable
+from mdw.polygon.actions import ActionKind, Listed
 from mdw.polygon.events import RateLimitedEvent, RetryEvent, VendorEvent
 from mdw.scaleout.codec import Work
 from mdw.scaleout.status import QueueMetrics
@@ -115,14 +123,11 @@ class _Counting:
         result: dict[str, BarBatch] = await self._timed(self.inner.grouped_daily(day, market, adjusted))
         return result
 
-    async def dividends(
-        self, ticker: str, start: date | None = None, end: date | None = None
-    ) -> list[Dividend]:
-        result: list[Dividend] = await self._timed(self.inner.dividends(ticker, start, end))
-        return result
-
-    async def splits(self, ticker: str, start: date | None = None, end: date | None = None) -> list[Split]:
-        result: list[Split] = await self._timed(self.inner.splits(ticker, start, end))
+    async def actions_listing(
+        self, kind: ActionKind, first: date, last: date, tickers: tuple[str, ...] = (), *, v1: bool = True,
+    ) -> list[Listed]:
+        listing = self.inner.actions_listing(kind, first, last, tickers, v1=v1)
+        result: list[Listed] = await self._timed(listing)
         return result
 
     async def ticker_known(self, ticker: str) -> bool:
@@ -152,8 +157,11 @@ async def _covered(store: Store, work: Work) -> bool:
                 return False
         return True
     if isinstance(work, ActionsRequest):
-        held = await store.coverage(work.ticker, Dataset(work.kind))
-        return not RangeSet.of([work.covers]) - held
+        for ticker in work.tickers or (work.ticker,):
+            held = await store.coverage(ticker, Dataset(work.kind))
+            if RangeSet.of([work.covers]) - held:
+                return False
+        return True
     held = await store.coverage(work.ticker, Dataset.BARS, str(work.target))
     return not RangeSet.of([work.covers]) - held
 
@@ -170,6 +178,7 @@ class WorkerRuntime:
         self.name = name
         self.jobs = jobs
         self.metrics = QueueMetrics()
+        self.actions_route = ActionsRoute()
         subscribe: Callable[[Callable[[VendorEvent], None]], Callable[[], None]] | None = getattr(
             client, "subscribe", None)
         self._unsubscribe = subscribe(count_vendor_event) if subscribe is not None else None
@@ -274,13 +283,15 @@ class WorkerRuntime:
                 out.bars += sum(len(w.batch) for w in writes if w.batch.source != "derived")
                 out.written = out.written + await self._write(out, writes)
         elif isinstance(work, ActionsRequest):
-            divs, splits = await fetch_actions(source, work)
+            listed = await fetch_actions(source, work, self.actions_route)
             t0 = time.perf_counter()
-            out.written = await self.store.actions.write(
-                work.ticker, divs if work.kind == "dividends" else None,
-                splits if work.kind == "splits" else None, work.covers)
+            for ticker, rows in listed.items():
+                divs, splits = as_actions(work.kind, rows)
+                out.written = out.written + await self.store.actions.write(
+                    ticker, divs if work.kind == "dividends" else None,
+                    splits if work.kind == "splits" else None, work.covers)
+                out.bars += len(rows)
             out.db_s += time.perf_counter() - t0
-            out.bars = len(divs) + len(splits)
         else:
             assert isinstance(work, DeriveTask)
             out.written = await self._write(out, await derive_writes(self.store, work))
