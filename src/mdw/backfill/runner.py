@@ -75,6 +75,10 @@ async def plan_only(
             for tf in one.timeframes:
                 many = await store.coverage_many(symbols, Dataset.BARS, str(tf))
                 coverage.update((SeriesKey(s, tf), held) for s, held in many.items())
+            if one.corporate_actions:  # a universe's actions are held too: never asked again
+                for kind in ACTION_KINDS:
+                    held_actions = await store.coverage_many(symbols, Dataset(kind), "")
+                    actions.update((ActionsKey(s, kind), held) for s, held in held_actions.items())
         elif not one.refetch:
             for tk in one.tickers:
                 for tf in one.timeframes:
