@@ -14,7 +14,6 @@ import asyncio
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -52,13 +51,13 @@ _READ_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n")
 class IcebergBars:
     """A :class:`~mdw.store.primitives.BarTable` whose bars live in an Iceberg table."""
 
-    def __init__(self, db: Database[Any], config: LakeConfig) -> None:
+    def __init__(self, db: Database[Tx], config: LakeConfig) -> None:
         self._db = db
         self._config = config
         catalog = StagingCatalog(CATALOG, uri="sqlite://", init_catalog_tables="false",
                                  warehouse=config.warehouse, **config.io_properties)  # fmt: skip
         self.lake = LakeTable(catalog)
-        self._pointers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._pointers: weakref.WeakKeyDictionary[Tx, str] = weakref.WeakKeyDictionary()
         self._commits = 0
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -18,10 +18,9 @@ and ledger; after it, both are new. They cannot disagree.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import CommitTableResponse, Table
+from pyiceberg.table.update import TableRequirement, TableUpdate
 
 from mdw.errors import StoreError
 
@@ -52,7 +51,9 @@ class StagingCatalog(SqlCatalog):
 
     staged: tuple[str, str] | None = None
 
-    def commit_table(self, table: Table, requirements: Any, updates: Any) -> CommitTableResponse:
+    def commit_table(
+        self, table: Table, requirements: tuple[TableRequirement, ...], updates: tuple[TableUpdate, ...]
+    ) -> CommitTableResponse:
         staged = self._update_and_stage_table(table, table.name(), requirements, updates)
         self._write_metadata(staged.metadata, staged.io, staged.metadata_location)
         self.staged = (table.metadata_location, staged.metadata_location)

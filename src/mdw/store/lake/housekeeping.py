@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mdw.store.lake import layout
 from mdw.store.lake.table import FileRef, LakeTable
+
+if TYPE_CHECKING:
+    from pyarrow.fs import FileInfo, FileSelector, FileSystem
 
 SMALL_FILE_BYTES = 64 << 20  # files below this are compacted
 COMPACT_ROWS = 8_000_000  # at most this many rows rewritten per timeframe per run
@@ -109,7 +112,8 @@ def referenced(lake: LakeTable, location: str) -> set[str]:
 
 
 def remove_unreferenced(
-    lake: LakeTable, location: str, fs: Any, grace_ms: int, seen: dict[str, int], now_ms: int | None = None
+    lake: LakeTable, location: str, fs: FileSystem, grace_ms: int, seen: dict[str, int],
+    now_ms: int | None = None,
 ) -> tuple[int, dict[str, int]]:
     """Delete files under the table's location that ``location`` does not reach, once they have been
     seen unreferenced (``seen``: path -> first seen, epoch ms) for ``grace_ms`` and are at least that
@@ -136,7 +140,7 @@ def remove_unreferenced(
     return removed, still
 
 
-def _listing(fs: Any, selector: Any) -> Iterable[Any]:
+def _listing(fs: FileSystem, selector: FileSelector) -> Iterable[FileInfo]:
     return list(fs.get_file_info(selector))
 
 

@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mdw.domain import MISSING_N, BarBatch, Timeframe
+
+if TYPE_CHECKING:  # pyiceberg is imported where it is used: loading it costs a second
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.table.metadata import TableMetadata
+    from pyiceberg.table.sorting import SortOrder
 
 TABLE = "bars"
 NAMESPACE = "mdw"
@@ -36,7 +45,7 @@ COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "sour
 _REQUIRED = frozenset(COLUMNS) - {"v", "vw", "n"}
 _TYPES = {"ticker": pa.string(), "timeframe": pa.string(), "source": pa.string(), "t": pa.int64(),
           "n": pa.int64()}  # fmt: skip
-WRITER_OPTIONS: dict[str, Any] = {
+WRITER_OPTIONS: dict[str, object] = {
     "compression": "zstd",
     "compression_level": 3,
     "use_dictionary": ["ticker", "timeframe", "source"],
@@ -62,7 +71,7 @@ def arrow_schema() -> pa.Schema:
     ])  # fmt: skip
 
 
-def iceberg_schema() -> Any:
+def iceberg_schema() -> Schema:
     """The table's Iceberg schema (``t`` is epoch ms as a long, exactly as mdw stores it elsewhere)."""
     from pyiceberg.schema import Schema
     from pyiceberg.types import DoubleType, LongType, NestedField, StringType
@@ -75,7 +84,7 @@ def iceberg_schema() -> Any:
     ])  # fmt: skip
 
 
-def partition_spec() -> Any:
+def partition_spec() -> PartitionSpec:
     from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.transforms import IdentityTransform
 
@@ -83,7 +92,7 @@ def partition_spec() -> Any:
                                         name="timeframe"))  # fmt: skip
 
 
-def sort_order() -> Any:
+def sort_order() -> SortOrder:
     from pyiceberg.table.sorting import SortField, SortOrder
     from pyiceberg.transforms import IdentityTransform
 
@@ -116,7 +125,7 @@ def table_batch(ticker: str, timeframe: Timeframe, rows: pa.Table) -> BarBatch:
     """Rows of one series (sorted by ``t``) as a batch; null v/vw become NaN."""
     if not rows.num_rows:
         return BarBatch.empty(ticker, timeframe)
-    cols: dict[str, Any] = {}
+    cols: dict[str, npt.ArrayLike] = {}
     for name in ("t", "o", "h", "l", "c", "v", "vw", "n"):
         col = rows.column(name)
         if name in ("v", "vw"):
@@ -151,7 +160,7 @@ def data_path(location: str, timeframe: str) -> str:
     return f"{location.rstrip('/')}/data/timeframe={timeframe}/{uuid.uuid4().hex}.parquet"
 
 
-def write_data_file(io: Any, metadata: Any, timeframe: str, series: list[pa.Table]) -> Any:
+def write_data_file(io: FileIO, metadata: TableMetadata, timeframe: str, series: list[pa.Table]) -> DataFile:
     """Write one Parquet file of ``series`` (each sorted by t, given in ticker order); its DataFile.
 
     The statistics (row count, per-column sizes, nulls, min/max) come from the footer just written,

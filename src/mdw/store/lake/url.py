@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from mdw.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyarrow.fs import FileSystem
 
 PREFIX = "iceberg+"
 URL_FORM = (
@@ -39,7 +42,7 @@ class LakeConfig:
     snapshot_keep_ms: int = 3_600_000
     orphan_grace_ms: int = 3_600_000
 
-    def filesystem(self) -> Any:
+    def filesystem(self) -> FileSystem:
         """The pyarrow filesystem of the warehouse (for listing files to clean up)."""
         from pyarrow import fs
 
