@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
 from mdw.backfill import run_backfill
+from mdw.backfill.boundary import PlanReach, plan_reach
+from mdw.backfill.status import series_status, with_plan
 from mdw.domain import NEW_YORK, RangeSet, SeriesKey, Timeframe, TimeRange
 from mdw.plans import Limits, Plan
 from mdw.polygon import Pacing, PolygonClient
@@ -98,3 +100,24 @@ async def test_unknown_plan_learns_the_boundary_once_when_the_vendor_refuses_the
         refused = _refused(sim)
         again = await run_backfill(store, client, spec, now=NOW_MS)
         assert again.status == "ok" and _refused(sim) == refused
+
+
+async def test_plan_reach_is_configured_or_learned_and_status_shows_the_earlier_days_outside_plan(
+    store: Store, sim_factory: SimFactory,
+) -> None:
+    """The first day the plan sells: the configured history's, else what a refusal taught; status
+    marks the wanted days before it outside_plan, not missing."""
+    free = Limits(Plan.parse("free"), margin_ms=MINUTE)
+    assert await plan_reach(store, free, NOW_MS) == PlanReach("free", date(2023, 3, 5), "configured")
+    assert (await plan_reach(store, None, NOW_MS)).source == "none"
+    sim = await sim_factory(keys={"free": "free"}, now_ms=NOW_MS, rate_limit="unlimited")
+    spec = make_spec("AAPL", "1d", "2015-01-01", "2025-03-05")
+    async with PolygonClient("free", sim.base_url, pacing=Pacing("unlimited")) as client:
+        report = await run_backfill(store, client, spec, now=NOW_MS)
+    assert report.status == "ok"
+    reach = await plan_reach(store, None, NOW_MS)
+    assert reach == PlanReach("unset", date(2023, 3, 5), "learned")
+    [row] = await with_plan(store, await series_status(store), reach)
+    assert row.outside_plan == "2015-01-01..2023-03-04" and row.gaps == 0
+    assert row.to_dict()["outside_plan"] == "2015-01-01..2023-03-04"
+

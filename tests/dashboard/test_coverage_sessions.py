@@ -70,3 +70,25 @@ def test_today_is_not_missing_before_its_daily_bar_is_due() -> None:
     held = session_states(AssetClass.STOCKS, D1, fri, fri, covered=RangeSet(), bar_times=_bars(fri),
                           failed=RangeSet(), now_ms=five_am)
     assert [c.state for c in held] == ["partial"]
+
+
+def test_session_states_mark_unheld_days_before_the_plans_history_outside_plan() -> None:
+    """Before the plan's boundary an unheld day is outside_plan (failed too: it was refused), a held
+    day keeps its state; from the boundary on, gaps are missing again."""
+    mon, tue, wed, thu = date(2024, 2, 26), date(2024, 2, 27), date(2024, 2, 28), date(2024, 2, 29)
+    cells = session_states(AssetClass.STOCKS, D1, mon, thu, covered=RangeSet.of([_day(tue)]),
+                           bar_times=_bars(tue), failed=RangeSet.of([_day(mon)]), now_ms=NOW,
+                           plan_from_ms=_day(wed).start_ms)
+    assert [c.state for c in cells] == ["outside_plan", "covered", "missing", "missing"]
+
+
+def test_coverage_page_has_an_outside_plan_legend_cell_and_colour() -> None:
+    """The legend names the state the API serves, and the stylesheet colours its cells."""
+    from importlib.resources import files
+
+    from mdw.dashboard import shells
+
+    assert '<span class="cell outside_plan"></span>outside plan' in shells.coverage_page()
+    css = (files("mdw.dashboard") / "static" / "mdw.css").read_text()
+    assert ".cell.outside_plan {" in css
+    assert "outside_plan:" in (files("mdw.dashboard") / "static" / "coverage.js").read_text()

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from mdw.backfill.plan import PlannedRequest
@@ -154,6 +154,44 @@ async def learned_first_day(store: Store, plan_key: str, today: date) -> date | 
         return History.parse(fact.value).first_day(today)
     except ConfigError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReach:
+    """The first day the plan sells for this key, and where mdw knows it from.
+
+    ``source`` is ``configured`` (``MDW_PLAN``/``MDW_HISTORY``), ``learned`` (a refusal recorded
+    in the store under this plan setting, later than the configured day) or ``none`` (no bound).
+    """
+
+    plan: str
+    first_day: date | None
+    source: str
+
+    def outside(self, start: date) -> str | None:
+        """The days from ``start`` that lie before the boundary (``2015-01-01..2023-03-04``), or None."""
+        if self.first_day is None or start >= self.first_day:
+            return None
+        return f"{start.isoformat()}..{(self.first_day - timedelta(days=1)).isoformat()}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"plan": self.plan, "first_day": self.first_day.isoformat() if self.first_day else None,
+                "source": self.source}
+
+
+async def plan_reach(store: Store, limits: Limits | None, now_ms: int) -> PlanReach:
+    """The first day the plan sells on the New York day of ``now_ms``: the configured history's
+    first day, or the depth learned under this plan setting if that is later (as the planner
+    clips, see :meth:`Boundary.load`)."""
+    today = _day(now_ms)
+    plan_key = str(limits.plan) if limits is not None else "unset"
+    configured = limits.first_day(now_ms) if limits is not None else None
+    learned = await learned_first_day(store, plan_key, today)
+    if learned is not None and (configured is None or learned > configured):
+        return PlanReach(plan_key, learned, "learned")
+    if configured is not None:
+        return PlanReach(plan_key, configured, "configured")
+    return PlanReach(plan_key, None, "none")
 
 
 def within(req: PlannedRequest, first_ms: int | None) -> PlannedRequest | None:

@@ -1,9 +1,16 @@
-"""What the warehouse holds, per series: first and last bar, bar count, gaps, last fetched."""
+"""What the warehouse holds, per series: first and last bar, bar count, gaps, last fetched.
+
+With the plan's history boundary (:func:`~mdw.backfill.boundary.plan_reach`), a series whose
+wanted range (the earliest start a recorded run asked for) begins before it shows those days as
+``outside_plan``: neither missing nor a failure, just not sold to this key.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 
+from mdw.backfill.boundary import PlanReach
 from mdw.backfill.planner import uncovered
 from mdw.domain import AssetClass, SeriesKey, TimeRange, parse_ticker
 from mdw.errors import UsageError
@@ -22,6 +29,7 @@ class SeriesStatus:
     gaps: int
     covered_ranges: int
     last_fetched_ms: int | None
+    outside_plan: str | None = None  # wanted days before the plan's history (not missing)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -33,6 +41,7 @@ class SeriesStatus:
             "gaps": self.gaps,
             "covered_ranges": self.covered_ranges,
             "last_fetched_ms": self.last_fetched_ms,
+            "outside_plan": self.outside_plan,
         }
 
 
@@ -73,4 +82,35 @@ async def series_status(store: Store, tickers: set[str] | None = None) -> list[S
             )
         )
     out.sort(key=lambda r: SeriesKey.of(r.ticker, r.timeframe).sort_key())
+    return out
+
+
+async def wanted_starts(store: Store, limit: int = 200) -> dict[str, date]:
+    """The earliest wanted day per series (``"AAPL 1d"``) that recent runs found before the plan.
+
+    A run report lists a series' ``outside_plan`` days (``2015-01-01..2023-03-04``); their first
+    day is where the user wanted the series to start.
+    """
+    out: dict[str, date] = {}
+    for run in await store.runs.recent(limit):
+        for s in run.report.get("series") or []:
+            span = s.get("outside_plan") if isinstance(s, dict) else None
+            if not isinstance(span, str) or ".." not in span:
+                continue
+            try:
+                day = date.fromisoformat(span.split("..", 1)[0])
+            except ValueError:
+                continue
+            key = str(s.get("series"))
+            out[key] = min(out.get(key, day), day)
+    return out
+
+
+async def with_plan(store: Store, rows: list[SeriesStatus], reach: PlanReach) -> list[SeriesStatus]:
+    """``rows`` with ``outside_plan`` set where the wanted range starts before ``reach``'s first day."""
+    starts = await wanted_starts(store)
+    out = []
+    for r in rows:
+        start = starts.get(str(SeriesKey.of(r.ticker, r.timeframe)))
+        out.append(replace(r, outside_plan=reach.outside(start)) if start is not None else r)
     return out

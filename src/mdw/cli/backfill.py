@@ -657,12 +657,15 @@ def status(
         if runs:
             return await _runs_status(settings, as_json)
 
-        from mdw.backfill.status import series_status
+        from mdw.backfill.boundary import plan_reach
+        from mdw.backfill.status import series_status, with_plan
+        from mdw.clock import now_ms
 
         async with _store(settings, existing=True, read_only=True) as store:
-            rows = await series_status(store, wanted)
+            reach = await plan_reach(store, settings.limits, now_ms())
+            rows = await with_plan(store, await series_status(store, wanted), reach)
         if as_json:
-            print(json.dumps([r.to_dict() for r in rows], indent=2))
+            print(json.dumps([{**r.to_dict(), "plan_history": reach.to_dict()} for r in rows], indent=2))
             return 0
         from rich.table import Table
 
@@ -684,6 +687,14 @@ def status(
                 show(r.last_fetched_ms),
             )
         stdout_console().print(table)
+        if reach.first_day is None:
+            print(f"plan {reach.plan}: no history boundary known")
+        else:
+            print(f"plan {reach.plan}: history from {reach.first_day.isoformat()} ({reach.source})")
+        for r in rows:
+            if r.outside_plan:
+                print(f"  {r.ticker} {r.timeframe}: {r.outside_plan} outside_plan"
+                      " (not sold to this key; not missing)")
         return 0
 
     _exit(run(main()))

@@ -40,6 +40,7 @@ def coverage_page() -> str:
   <span><span class="cell partial"></span>partly covered</span>
   <span><span class="cell missing"></span>missing (the calendar expects bars)</span>
   <span><span class="cell failed"></span>failed in a run</span>
+  <span><span class="cell outside_plan"></span>outside plan (before the key's plan history; not a gap)</span>
 </div>
 <p id="cov-status" class="muted" aria-live="polite">Loading…</p>
 <p id="cov-result" hidden aria-live="polite"></p>

@@ -1,13 +1,15 @@
 """Per-session coverage states: the cells of the dashboard's heat map, served by the public API.
 
 For one series and one local trading day the ledger, the stored bars and the calendar together
-say which of five states holds:
+say which of six states holds:
 
 - ``covered``: the whole tradable part of the day is in the ledger and bars are stored;
 - ``empty``: the whole tradable part is in the ledger and the vendor confirmed no bars (a halt);
 - ``partial``: part of it is in the ledger, part is a gap;
 - ``missing``: none of it is in the ledger, though the calendar expects bars (a gap);
-- ``failed``: a gap that a recorded run tried to fill and failed on.
+- ``failed``: a gap that a recorded run tried to fill and failed on;
+- ``outside_plan``: a day before the plan's history boundary that is not held: the key's plan
+  does not sell it, so it is neither a gap nor a failure.
 
 Days that cannot hold a bar (weekends, holidays, the future) are not listed at all, nor is today
 for a daily or longer timeframe until something of it is held: its bar is not due yet.
@@ -24,7 +26,7 @@ import numpy.typing as npt
 from mdw.calendar import tradable, trading_days
 from mdw.domain import AssetClass, RangeSet, Timeframe, TimeRange, day_range_ms
 
-STATES = ("covered", "empty", "partial", "missing", "failed")
+STATES = ("covered", "empty", "partial", "missing", "failed", "outside_plan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class SessionCell:
 def session_states(
     asset: AssetClass, timeframe: Timeframe, first: date, last: date, *,
     covered: RangeSet, bar_times: npt.NDArray[np.int64], failed: RangeSet, now_ms: int,
+    plan_from_ms: int | None = None,
 ) -> list[SessionCell]:
     """The state of every trading day from ``first`` to ``last`` (inclusive local dates).
 
@@ -51,6 +54,8 @@ def session_states(
         bar_times: sorted window starts of the stored bars in the period.
         failed: ranges a run tried and failed to fetch.
         now_ms: the clock; the part of a day after it is not expected yet.
+        plan_from_ms: the plan's history boundary (None: none known); an unheld day before it is
+            ``outside_plan``.
     """
     tz = asset.tz
     if last < first:
@@ -70,7 +75,9 @@ def session_states(
         n = int(hi - lo)
         if not timeframe.intraday and day_rng.end_ms > now_ms and not n and not have:
             continue  # today's bar is not due before the day ends: not yet held is not missing
-        if have.total_ms >= expected.total_ms:
+        if plan_from_ms is not None and day_rng.end_ms <= plan_from_ms and not have and not n:
+            state = "outside_plan"
+        elif have.total_ms >= expected.total_ms:
             state = "covered" if n else "empty"
         elif failed.intersection(expected.difference(have)):
             state = "failed"

@@ -8,6 +8,7 @@ from typing import Annotated, NotRequired, TypedDict
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from mdw.backfill.boundary import plan_reach
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.report import stored_report
 from mdw.backfill.tickers import check_tickers
@@ -259,9 +260,15 @@ async def coverage(
     body: dict[str, object] = {"ticker": tk.symbol, "asset_class": tk.asset_class.value, "entries": [
         {"dataset": e.dataset.value, "timeframe": e.timeframe, "start_ms": e.start_ms, "end_ms": e.end_ms,
          "fetched_at_ms": e.fetched_at_ms} for e in entries]}
+    now = st.clock.now_ms()
+    reach = await plan_reach(st.store, st.settings.limits, now)
+    plan_from_ms = (day_range_ms(reach.first_day, reach.first_day, tk.asset_class.tz).start_ms
+                    if reach.first_day is not None else None)
+    body["outside_plan"] = None if reach.first_day is None else {
+        "before": reach.first_day.isoformat(), "before_ms": plan_from_ms, "source": reach.source,
+        "plan": reach.plan}
     if timeframe is not None:
         tf = timeframe_param(timeframe)
-        now = st.clock.now_ms()
         today = from_ms(now).astimezone(tk.asset_class.tz).date()
         last = min(end or today, today)
         first = start or last - timedelta(days=89)
@@ -273,7 +280,7 @@ async def coverage(
         bars = await st.store.bars(tk.symbol, tf, span.start_ms, span.end_ms)
         failed = failed_ranges(await st.store.runs.recent(50), tk.symbol, str(tf), tk.asset_class)
         cells = session_states(tk.asset_class, tf, first, last, covered=held, bar_times=bars.t,
-                               failed=failed, now_ms=now)
+                               failed=failed, now_ms=now, plan_from_ms=plan_from_ms)
         counts: dict[str, int] = {}
         for c in cells:
             counts[c.state] = counts.get(c.state, 0) + 1

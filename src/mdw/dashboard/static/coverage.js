@@ -10,6 +10,7 @@ const gapText = document.getElementById("gap-text");
 const LABEL = {
   covered: "covered", empty: "confirmed empty by the vendor", partial: "partly covered",
   missing: "missing", failed: "failed in a run", closed: "no session",
+  outside_plan: "outside the key's plan (not sold; not a gap)",
 };
 const ACTIONABLE = new Set(["missing", "partial", "failed"]);
 let pending = null; // {ticker, timeframe, day} of the cell whose dialog is open
@@ -40,7 +41,7 @@ async function draw() {
   const days = new Set();
   for (const r of rows) for (const s of r.sessions) days.add(s.day);
   const columns = [...days].sort();
-  const counts = { covered: 0, empty: 0, partial: 0, missing: 0, failed: 0 };
+  const counts = { covered: 0, empty: 0, partial: 0, missing: 0, failed: 0, outside_plan: 0 };
   // Each month is labelled above its first session; the label overflows to the right.
   const thead = el("thead", {}, el("tr", {}, el("th", { scope: "col" }, el("span", { class: "sr-only", text: "Ticker" })),
     columns.map((d, i) => el("th", { scope: "col", title: d },
@@ -73,7 +74,7 @@ async function draw() {
   map.dataset.ready = "1";
   status.textContent = `${symbols.length} tickers × ${columns.length} sessions of ${timeframe}: ` +
     `${counts.covered} covered, ${counts.empty} confirmed empty, ${counts.partial} partial, ` +
-    `${counts.missing} missing, ${counts.failed} failed.`;
+    `${counts.missing} missing, ${counts.failed} failed, ${counts.outside_plan} outside plan.`;
 }
 
 function offer(ticker, timeframe, day, state) {
