@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 from procrastinate import App
 
@@ -162,7 +161,7 @@ async def follow(
     pending = set(deferred.job_ids)
     woke = asyncio.Event()
 
-    def on_done(*_args: Any) -> None:
+    def on_done(*_args: object) -> None:
         woke.set()
 
     def fold(r: JobResult) -> None:

@@ -15,9 +15,12 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mdw.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    import asyncpg
 
 T = TypeVar("T")
 State = dict[str, Any]
@@ -224,7 +227,7 @@ class SqliteBudget:
 class PgBudget:
     """The budget table in PostgreSQL, on a pool of the caller's (or one connection of its own)."""
 
-    def __init__(self, pool: Any, *, owned: bool = False) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, owned: bool = False) -> None:
         self._pool = pool
         self._owned = owned
 

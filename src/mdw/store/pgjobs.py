@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import asyncpg
 
 from mdw.store.pgqueue import create_pool
 from mdw.store.postgres import pg_errors
 
 DONE_CHANNEL = "mdw_job_done"
 DEFER_LOCK_KEY = 7_310_042_018
+# asyncpg calls a listener with (connection, pid, channel, payload).
+Listener = Callable[[asyncpg.Connection, int, str, str], None]
 
 _RECORD = """
 WITH saved AS (
@@ -42,7 +46,7 @@ _SINCE = _COLUMNS + " WHERE seq > $1 ORDER BY seq LIMIT $2"
 _OF = _COLUMNS + " WHERE job_id = ANY($1::bigint[])"
 
 
-def _result(r: Any) -> JobResult:
+def _result(r: asyncpg.Record) -> JobResult:
     return JobResult(int(r["job_id"]), "", "", "", bool(r["ok"]), requests=int(r["requests"]),
                      bars=int(r["bars"]),
                      inserted=int(r["inserted"]), updated=int(r["updated"]), api_s=float(r["api_s"]),
@@ -94,7 +98,7 @@ class WorkerLoad:
 class JobTables:
     """mdw's queue tables on a small asyncpg pool (shared with the worker's rate budget)."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     @classmethod
@@ -154,13 +158,13 @@ class JobTables:
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", DEFER_LOCK_KEY)
 
-    async def listen(self, callback: Any) -> Any:
+    async def listen(self, callback: Listener) -> asyncpg.Connection:
         """A connection of the pool that calls ``callback`` on each job-done notification."""
         conn = await self.pool.acquire()
         await conn.add_listener(DONE_CHANNEL, callback)
         return conn
 
-    async def unlisten(self, conn: Any, callback: Any) -> None:
+    async def unlisten(self, conn: asyncpg.Connection, callback: Listener) -> None:
         with contextlib.suppress(Exception):
             await conn.remove_listener(DONE_CHANNEL, callback)
         await self.pool.release(conn)

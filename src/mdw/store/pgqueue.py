@@ -33,7 +33,7 @@ def dsn(url: str) -> str:
     return url
 
 
-async def create_pool(url: str, *, max_size: int) -> Any:
+async def create_pool(url: str, *, max_size: int) -> asyncpg.Pool:
     """An asyncpg pool of at most ``max_size`` connections, opened lazily beyond the first.
 
     Raises:
@@ -131,7 +131,7 @@ async def ensure_queue_schema(url: str) -> SchemaChange:
             await conn.close()
 
 
-async def _record(conn: Any, version: str) -> None:
+async def _record(conn: asyncpg.Connection, version: str) -> None:
     await conn.execute(
         "INSERT INTO queue_schema (component, version) VALUES ($1, $2) ON CONFLICT (component)"
         " DO UPDATE SET version = EXCLUDED.version, applied_at = now()", COMPONENT, version)
