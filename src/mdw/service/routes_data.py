@@ -247,7 +247,11 @@ def failed_ranges(runs: list[RunRecord], ticker: str, timeframe: str, asset: Ass
     return RangeSet.of(out)
 
 
-@router.get("/v1/coverage/{ticker}", summary="Coverage ledger; with timeframe, a per-session heat map")
+@router.get("/v1/coverage/{ticker}", summary="Coverage ledger; with timeframe, a per-session heat map",
+            description="The ledger's entries; ``outside_plan`` is the plan's history boundary (``before``,"
+            " ``before_ms``, ``source``: configured or learned, ``plan``), or null when none is known. With"
+            " ``timeframe``, ``heatmap.sessions`` give each session's state: covered, empty, partial,"
+            " missing, failed, or outside_plan (unheld and before the boundary: not sold, not a gap).")
 async def coverage(
     request: Request, ticker: str, _: Reader,
     timeframe: Annotated[str | None, Query(max_length=12, description="adds per-session states")] = None,
