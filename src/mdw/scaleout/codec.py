@@ -8,15 +8,18 @@ worker, no drift between planner and job).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest, Target
 from mdw.domain import AssetClass, Timeframe, TimeRange
 
+if TYPE_CHECKING:
+    from procrastinate.types import JSONDict
+
 Work = PlannedRequest | ActionsRequest | DeriveTask
 
 
-def encode(work: Work) -> dict[str, Any]:
+def encode(work: Work) -> JSONDict:
     """The JSON form of one unit of planned work."""
     if isinstance(work, PlannedRequest):
         return {

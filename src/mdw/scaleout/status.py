@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mdw.errors import StoreError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ class QueueStatus:
     window_s: float = 300.0
     throughput: list[WorkerThroughput] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -84,7 +87,7 @@ async def queue_status(database_url: str, window_s: float = 300.0) -> QueueStatu
     return out
 
 
-def render(status: QueueStatus, console: Any) -> None:
+def render(status: QueueStatus, console: Console) -> None:
     """Print the queue as rich tables."""
     from rich.table import Table
 
