@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,7 @@ from mdw.errors import StoreError
 if TYPE_CHECKING:
     from mdw.backfill.plan import BackfillSpec
     from mdw.config import Settings
+    from mdw.scaleout.runtime import WorkerRuntime
 
 
 def require_postgres(settings: Settings, what: str) -> None:
@@ -37,7 +38,7 @@ def pool_size(concurrency: int) -> int:
     return 2 + max(1, -(-concurrency // 8))
 
 
-async def _heartbeat(runtime: Any, concurrency: int, every_s: float) -> None:
+async def _heartbeat(runtime: WorkerRuntime, concurrency: int, every_s: float) -> None:
     """Keep this worker's row in ``mdw_workers`` fresh (what `mdw status --queue` counts as alive)."""
     import asyncio
 

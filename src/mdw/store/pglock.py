@@ -7,9 +7,12 @@ at once, and a pool could hand the session to someone else. The lock *is* the co
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mdw.errors import StoreError
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 class PgAdvisoryLock:
@@ -18,7 +21,7 @@ class PgAdvisoryLock:
     def __init__(self, url: str, key: int) -> None:
         self.url = url
         self.key = key
-        self._conn: Any = None
+        self._conn: asyncpg.Connection | None = None
 
     async def try_acquire(self) -> bool:
         import asyncpg
