@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from mdw.simulator.encode import request_id
 from mdw.simulator.listing import ListingError, Query, page_body, read_limit, read_query
 from mdw.simulator.options import Contract, chain, contract, expirations, optionable
 from mdw.simulator.responses import bad_request, json_response, not_found
-from mdw.simulator.state import STATE, SimState, encode_cursor, parse_day
+from mdw.simulator.state import STATE, Row, SimState, encode_cursor, parse_day
 
 routes = web.RouteTableDef()
 _CONTRACT_SORTS = ("ticker", "underlying_ticker", "expiration_date", "strike_price")
@@ -30,7 +30,9 @@ def _as_of(st: SimState, text: str | None, name: str) -> date:
     return day
 
 
-def _cached_query(st: SimState, kind: str, params: dict[str, str], build: Any) -> list[Any]:
+def _cached_query(
+    st: SimState, kind: str, params: dict[str, str], build: Callable[[], list[Row]]
+) -> list[Row]:
     """Whole results of a listing query, kept while the data day lasts (paging re-asks often)."""
     key = (kind, tuple(sorted(params.items())), st.market.today())
     rows = st.cache.get(key)
