@@ -110,8 +110,8 @@ class UniverseSpec:
         if self.options is not None:
             self.options.expiry_days()  # a bad expiry fails at definition, not at the backfill
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"markets": list(self.markets), "types": list(self.types),
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"markets": list(self.markets), "types": list(self.types),
                                "exchanges": list(self.exchanges), "tickers": list(self.tickers),
                                "active_on": self.active_on.isoformat() if self.active_on else None,
                                "include_delisted": self.include_delisted}
