@@ -27,6 +27,7 @@ app = typer.Typer(
     invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich's help renderer alone costs more than the rest of --help
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
