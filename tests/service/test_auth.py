@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -71,7 +70,9 @@ def test_keys_cli_creates_lists_and_revokes(tmp_path: Any, capsys: pytest.Captur
     # In process, the CLI would point the process-wide loggers at capsys' stream, which pytest
     # closes after this test; later tests' log lines would then fail. Keep logging as it is, and
     # capture the log lines (the first open's migration) that would otherwise land on stdout.
-    monkeypatch.setattr(sys.modules["mdw.cli.app"], "configure", lambda *args, **kwargs: None)
+    import mdw.logs
+
+    monkeypatch.setattr(mdw.logs, "configure", lambda *args, **kwargs: None)  # the CLI imports it per run
     db = f"sqlite:///{tmp_path / 'keys.db'}"
     with structlog.testing.capture_logs():
         main(["keys", "create", "--scope", "admin", "--name", "ops", "--database-url", db])

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from mdw.errors import StoreError
+from mdw.errors import ConfigError
 from mdw.store import WriteResult, open_store
 
 from .helpers import D1, M1, make_batch, write
@@ -83,7 +83,8 @@ async def test_postgres_concurrent_writes_of_one_series_neither_fail_nor_duplica
         await second.close()
 
 
-async def test_postgres_unreachable_server_is_a_store_error() -> None:
-    """A refused connection becomes a StoreError at open, not a driver exception."""
-    with pytest.raises(StoreError, match="postgres connect failed"):
+async def test_postgres_unreachable_server_is_a_configuration_error() -> None:
+    """A refused connection is a ConfigError at open (a wrong URL is the user's to fix: exit 2 on the
+    CLI, #23 item 6), naming the server, not a driver exception."""
+    with pytest.raises(ConfigError, match="cannot reach the server"):
         await open_store("postgresql://postgres@127.0.0.1:1/nothing")
