@@ -207,9 +207,11 @@ async def test_cli_sigint_exits_130_with_partial_report_when_interrupted(
     spec = spec_of(symbols, tfs, "2024-01-02", "2024-06-28")
     store = await opened(sqlite_url)
     await assert_covered_exact(store, sim, spec)
-    assert (await plan_only(store, spec)).request_count == report["planned_requests"] - sum(
-        s["requests_done"] for s in report["series"]
-    )
+    # What is left is at most what was planned less the requests finished, and at least that less
+    # every request sent: a page of an unfinished request already commits its bars with coverage.
+    left = (await plan_only(store, spec)).request_count
+    done = sum(s["requests_done"] for s in report["series"])
+    assert report["planned_requests"] - report["requests"] <= left <= report["planned_requests"] - done
 
 
 async def test_cli_export_and_status_read_back_when_data_is_stored(

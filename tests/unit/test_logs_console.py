@@ -54,9 +54,22 @@ def test_logs_progress_bar_and_log_lines_share_one_console(monkeypatch: pytest.M
     assert stderr_console() is logs.console()
 
 
+def _fresh_uvicorn_loggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's loggers as a process that never ran uvicorn with its own log config has them: an
+    earlier test's server (default ``log_config``) leaves ``uvicorn`` with a handler and
+    ``propagate=False``, which would keep these lines from mdw's handlers."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", [])
+        monkeypatch.setattr(logger, "propagate", True)
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "level", logging.NOTSET)
+
+
 def test_logs_terminal_lines_print_above_a_live_bar_never_on_its_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    _fresh_uvicorn_loggers(monkeypatch)
     buf = _terminal(monkeypatch)
     logs.configure("INFO", "console")
     with Progress("BACKFILLING", BarColumn(), console=logs.console(), auto_refresh=False) as progress:
@@ -93,9 +106,12 @@ def test_logs_json_when_asked_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch
     assert buf.getvalue() == ""
 
 
-def test_logs_uvicorn_lines_take_mdws_format_when_serve_leaves_logging_to_mdw() -> None:
+def test_logs_uvicorn_lines_take_mdws_format_when_serve_leaves_logging_to_mdw(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``mdw serve`` builds uvicorn's config with ``log_config=None``: uvicorn adds no handler of its
     own, so its lines reach mdw's (JSON here) like every other logger's."""
+    _fresh_uvicorn_loggers(monkeypatch)
     out = io.StringIO()
     logs.configure("INFO", "json", stream=out)
     uvicorn.Config(app=lambda: None, log_level="info", log_config=None)
