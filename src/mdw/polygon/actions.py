@@ -18,7 +18,7 @@ from typing import Literal
 import msgspec
 
 from mdw.domain import Dividend, Split
-from mdw.polygon.decode import _check, _decode, _Envelope, _opt_date
+from mdw.polygon.decode import DividendRow, SplitRow, _check, _decode, _Envelope, _opt_date
 
 ActionKind = Literal["dividends", "splits"]
 V1_PAGE = 5000
@@ -55,27 +55,17 @@ def params(kind: ActionKind, first: date, last: date, tickers: tuple[str, ...], 
     return out
 
 
-class _V1Dividend(msgspec.Struct, gc=False):
-    id: str
-    ticker: str
-    ex_dividend_date: date
-    cash_amount: float
-    currency: str | None = None
-    declaration_date: str | None = None
-    record_date: str | None = None
-    pay_date: str | None = None
-    frequency: int | None = None
+class _V1Dividend(DividendRow, gc=False):
+    """A dividend of the v1 listing (or v3, which has ``dividend_type``): the per-ticker row plus
+    the v1 fields mdw reads."""
+
     distribution_type: str | None = None
-    dividend_type: str | None = None  # v3
     historical_adjustment_factor: float | None = None
 
 
-class _V1Split(msgspec.Struct, gc=False):
-    ticker: str
-    execution_date: date
-    split_from: float
-    split_to: float
-    id: str = ""
+class _V1Split(SplitRow, gc=False):
+    """A split of the v1 listing: the per-ticker row plus the v1 fields mdw reads."""
+
     adjustment_type: str | None = None
     historical_adjustment_factor: float | None = None
 

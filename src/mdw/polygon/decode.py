@@ -82,7 +82,7 @@ class GroupedPage(_Envelope, gc=False):
     results: list[GroupedBar] | None = []
 
 
-class _DividendRow(msgspec.Struct, gc=False):
+class DividendRow(msgspec.Struct, gc=False):
     id: str
     ticker: str
     ex_dividend_date: date
@@ -95,7 +95,7 @@ class _DividendRow(msgspec.Struct, gc=False):
     dividend_type: str | None = None
 
 
-class _SplitRow(msgspec.Struct, gc=False):
+class SplitRow(msgspec.Struct, gc=False):
     ticker: str
     execution_date: date
     split_from: float
@@ -104,11 +104,11 @@ class _SplitRow(msgspec.Struct, gc=False):
 
 
 class DividendsPage(_Envelope, gc=False):
-    results: list[_DividendRow] = []
+    results: list[DividendRow] = []
 
 
 class SplitsPage(_Envelope, gc=False):
-    results: list[_SplitRow] = []
+    results: list[SplitRow] = []
 
 
 class DictPage(_Envelope, gc=False):
