@@ -84,15 +84,23 @@ async def test_cli_flatfiles_dry_run_prints_both_costs_and_downloads_nothing(
 async def test_cli_flatfiles_resume_exactly_when_killed_mid_download(
     db_url: str, sim_factory: Any, opened: Any,
 ) -> None:
-    """kill -9 at seeded moments while files download: no day is ever half held; a re-run is exact."""
-    sim = await sim_factory(keys={"k": "unlimited"}, n_stocks=20, now_ms=NOW, latency_ms=60)
+    """kill -9 at seeded moments while files download: no day is ever half held; a re-run is exact.
+
+    Every simulator response waits 500 ms before its first byte, so a run takes at least one such
+    wait per wave of 4 files. Each kill lands at a seeded moment within 0.45 s of the run's first
+    file byte, before the next wave's first byte: it stores at most one wave, so each of the three
+    kills meets files still to come however fast or loaded the machine is (14 files in all)."""
+    sim = await sim_factory(keys={"k": "unlimited"}, n_stocks=20, now_ms=NOW, latency_ms=500)
     tickers = sim.market.universe(MINUTES.asset)
     env = files_env(sim, db_url, MDW_MAX_IN_FLIGHT="4")
     rng = random.Random(20240313)
     for _ in range(3):
+        before = sim.stats()["flatfile_bytes"]
         run = await start_mdw(*args(tickers, "--source", "flatfiles"), env=env)
         await asyncio.wait_for(run.planned.wait(), 60)
-        await asyncio.sleep(rng.uniform(0.1, 1.2))
+        while sim.stats()["flatfile_bytes"] == before:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(rng.uniform(0.0, 0.45))
         await run.signal(signal.SIGKILL)
         assert (await run.finish()).code == -signal.SIGKILL
         await assert_no_day_half_covered(await opened(db_url), sim, tickers)
