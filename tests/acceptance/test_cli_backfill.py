@@ -163,8 +163,11 @@ async def test_cli_resumes_exactly_when_killed_with_sigkill_at_seeded_moments(
     db_url: str, sim_factory: Any, opened: Any
 ) -> None:
     """kill -9 at three seeded moments, then a re-run: the data equals the ground truth, and the
-    re-run requests exactly what the ledger says is missing (nothing already committed)."""
-    sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=15)
+    re-run requests exactly what the ledger says is missing (nothing already committed).
+
+    Every response waits 400 ms, so a kill within 0.5 s of planning finds at most one wave of 4
+    requests answered: the run is cut short however fast the machine (about 19 requests in all)."""
+    sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=400)
     symbols, tfs = "AAPL,MSFT,NVDA,SPY,X:BTCUSD,X:ETHUSD", "5m,1h,1d"
     args = backfill_args(symbols, tfs, "2024-01-02", "2024-04-30", "--no-grouped")
     env = cli_env(sim, db_url, MDW_RATE_LIMIT="60/s", MDW_MAX_IN_FLIGHT="4")

@@ -19,7 +19,7 @@ async def test_cli_status_runs_shows_interrupted_when_run_was_killed(
     db_url: str, sim_factory: Any
 ) -> None:
     """A run killed with SIGKILL is listed ``interrupted`` (and saved so), not ``running`` forever."""
-    sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=20)
+    sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=500)  # still running at the kill, 0.2 s in
     env = cli_env(sim, db_url, MDW_RATE_LIMIT="20/s", MDW_MAX_IN_FLIGHT="2")
     run = await start_mdw(*ARGS, env=env)
     await asyncio.wait_for(run.planned.wait(), 60)
