@@ -10,7 +10,6 @@ body). A file not yet published, and one of a market the key is not entitled to,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import uuid
@@ -23,8 +22,8 @@ from aiohttp import web
 from mdw.flatfiles.keys import BUCKET
 from mdw.simulator import sigv4
 from mdw.simulator.flatfiles import ObjectInfo
-from mdw.simulator.responses import proxy_error, reset_connection
 from mdw.simulator.state import STATE, SimState
+from mdw.simulator.wire_faults import wire_fault
 
 routes = web.RouteTableDef()
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -64,24 +63,12 @@ def _http_date(ms: int) -> str:
 
 async def s3_guard(request: web.Request, st: SimState) -> web.StreamResponse | None:
     """Faults (as a proxy in front of the bucket would produce them) and SigV4; None to go on."""
-    delay = st.faults.latency_s(st.config.latency_ms, st.config.jitter_ms)
-    if delay > 0:
-        await asyncio.sleep(delay)
-    if st.faults.in_outage():
-        st.stats.faults["outage"] += 1
-        return proxy_error(st.faults.error_status())
-    fault = st.faults.draw()
-    if fault == "error":
-        st.stats.faults["error"] += 1
+    def slow_down() -> web.Response:
         return s3_error(503, "SlowDown", "Please reduce your request rate.", method=request.method)
-    if fault == "reset":
-        st.stats.faults["reset"] += 1
-        reset_connection(request)
-        return web.Response(status=500)
-    if fault == "hang":
-        st.stats.faults["hang"] += 1
-        await asyncio.sleep(st.faults.config.hang_s)
-        return proxy_error(504)
+
+    blocked, fault = await wire_fault(request, st, slow_down)
+    if blocked is not None:
+        return blocked
     if fault == "truncate":
         request[TRUNCATE] = True
     outcome = sigv4.verify(request.method, request.raw_path.split("?", 1)[0], request.query_string,

@@ -9,7 +9,6 @@ which share the port and the data clock with REST.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
@@ -32,10 +31,10 @@ from mdw.simulator.responses import (
     json_response,
     not_authorized,
     proxy_error,
-    reset_connection,
 )
 from mdw.simulator.state import PLAN, STATE, SimState
 from mdw.simulator.stream import StreamHub
+from mdw.simulator.wire_faults import wire_fault
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,25 +71,9 @@ async def _vendor_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.StreamResponse:
-    delay = st.faults.latency_s(st.config.latency_ms, st.config.jitter_ms)
-    if delay > 0:
-        st.stats.delayed_s += delay
-        await asyncio.sleep(delay)
-    if st.faults.in_outage():
-        st.stats.faults["outage"] += 1
-        return proxy_error(st.faults.error_status())
-    fault = st.faults.draw()
-    if fault == "error":
-        st.stats.faults["error"] += 1
-        return proxy_error(st.faults.error_status())
-    if fault == "reset":
-        st.stats.faults["reset"] += 1
-        reset_connection(request)
-        return web.Response(status=500)
-    if fault == "hang":
-        st.stats.faults["hang"] += 1
-        await asyncio.sleep(st.faults.config.hang_s)
-        return proxy_error(504)
+    blocked, fault = await wire_fault(request, st, lambda: proxy_error(st.faults.error_status()))
+    if blocked is not None:
+        return blocked
     if fault == "status_error":
         st.stats.faults["status_error"] += 1
         return json_response({"status": "ERROR", "request_id": enc.request_id(),
