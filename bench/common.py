@@ -245,6 +245,43 @@ class SimProcess:
         self.stop()
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(db_url: str, sim: SimProcess, cwd: str, **env: str) -> Iterator[str]:
+    """``mdw serve`` (no scheduler) on a free port over ``db_url``, ready; yields its base URL.
+
+    Started and awaited before any timing (the wait blocks), stopped on exit.
+    """
+    port = free_port()
+    full = {**os.environ, "POLYGON_API_KEY": sim.key, "POLYGON_BASE_URL": sim.base_url,
+            "MDW_RATE_LIMIT": "unlimited", "MDW_LOG_LEVEL": "WARNING", "MDW_DATABASE_URL": db_url, **env}
+    server = subprocess.Popen([mdw_exe(), "serve", "--port", str(port), "--no-scheduler"], env=full, cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urlopen(base + "/readyz", timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mdw serve did not become ready") from None
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
 # -- databases ----------------------------------------------------------------------------------
 
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SimProcess, mdw_exe, write_result
+from common import SimProcess, served, write_result
 from mdw.domain import DAY_MS, RangeSet, Timeframe, TimeRange, to_ms
 from mdw.service.auth import new_key
 from mdw.simulator.market import Market
@@ -93,37 +91,9 @@ async def phase(http: httpx.AsyncClient, base: str, clients: int, seconds: float
             "p99_ms": round(cuts[98] * 1000, 1), "rps": round(len(latencies) / seconds, 1)}
 
 
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as http, asyncio.timeout(120):
-        while True:
-            try:
-                if (await http.get(base + "/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def variant(db_url: str, admin: str, sim: SimProcess, keep_alive_s: float, args: argparse.Namespace,
                   window: tuple[str, str], cwd: str) -> dict[str, Any]:
-    port = free_port()
-    env = {**os.environ, "POLYGON_API_KEY": sim.key, "POLYGON_BASE_URL": sim.base_url,
-           "MDW_RATE_LIMIT": "unlimited", "MDW_LOG_LEVEL": "WARNING", "MDW_DATABASE_URL": db_url,
-           "MDW_KEEP_ALIVE_S": str(keep_alive_s)}
-    server = subprocess.Popen(  # noqa: ASYNC220 - started before any timing
-        [mdw_exe(), "serve", "--port", str(port), "--no-scheduler"], env=env, cwd=cwd,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(base)
+    with served(db_url, sim, cwd, MDW_KEEP_ALIVE_S=str(keep_alive_s)) as base:
         async with httpx.AsyncClient(timeout=30) as http:  # httpx's default pool, as a user would have
             await phase(http, base, 4, 1.0)  # warm-up
             quiet = await phase(http, base, args.clients, args.seconds)
@@ -134,9 +104,6 @@ async def variant(db_url: str, admin: str, sim: SimProcess, keep_alive_s: float,
             run = (await http.get(f"{base}/v1/backfills/{run_id}")).json()
             busy["backfill_status"] = run["status"]
             busy["backfill_bars_so_far"] = run.get("progress", {}).get("bars")
-    finally:
-        server.terminate()
-        server.wait(60)
     return {"keep_alive_s": keep_alive_s, "quiet": quiet, "during_backfill": busy,
             "p99_ratio": round(busy["p99_ms"] / quiet["p99_ms"], 2) if quiet["p99_ms"] else None}
 

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SimProcess, fmt_ratio, mdw_exe, ratio, write_result
+from common import SimProcess, fmt_ratio, ratio, served, write_result
 from mdw.domain import DAY_MS, RangeSet, Timeframe, TimeRange, to_ms
 from mdw.service.auth import new_key
 from mdw.simulator.market import Market
@@ -119,26 +117,6 @@ async def overview_page(http: aiohttp.ClientSession, base: str) -> int:
         return len(await resp.read())
 
 
-async def wait_ready(http: aiohttp.ClientSession, base: str) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                async with http.get(base + "/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.2)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="mdw-bench-serve-")
     db_url = args.database_url or f"sqlite:///{Path(tmp) / 'serve.db'}"
@@ -148,42 +126,30 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     rows = await fill(store)
     print(f"stored {rows:,} bars of {TICKER} 1m in {time.perf_counter() - t0:.1f}s ({db_url.split(':')[0]})")
-    with SimProcess() as sim:
-        port = free_port()
-        env = {**os.environ, "POLYGON_API_KEY": sim.key, "POLYGON_BASE_URL": sim.base_url,
-               "MDW_RATE_LIMIT": "unlimited", "MDW_LOG_LEVEL": "WARNING", "MDW_DATABASE_URL": db_url}
-        server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
-            [mdw_exe(), "serve", "--port", str(port), "--no-scheduler"], env=env, cwd=tmp,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            connector = aiohttp.TCPConnector(limit=args.clients)
-            async with aiohttp.ClientSession(connector=connector) as http:
-                await wait_ready(http, base)
-                await http_json(http, base)  # warm-up: imports, calendar, page cache
-                # Interleaved rounds, best of each: the machine is shared, so drift hits all alike.
-                rounds: dict[str, list[float]] = {"raw": [], "raw_arrow": [], "arrow": [], "json": [],
-                                                  "overview": []}
-                for _ in range(args.repeat):
-                    rounds["raw"].append(await best(1, lambda: store.bars(TICKER, MINUTE, *YEAR_MS)))
-                    rounds["raw_arrow"].append(
-                        await best(1, lambda: store.bars_arrow(TICKER, MINUTE, *YEAR_MS)))
-                    rounds["arrow"].append(await best(1, lambda: http_arrow(http, base)))
-                    rounds["json"].append(await best(1, lambda: http_json(http, base)))
-                    rounds["overview"].append(await best(1, lambda: overview_page(http, base)))
-                raw, raw_arrow = min(rounds["raw"]), min(rounds["raw_arrow"])
-                arrow, json_s = min(rounds["arrow"]), min(rounds["json"])
-                quiet = await load(http, base, args.clients, args.seconds / 2)
-                body = {"symbols": LOAD_TICKERS, "timeframes": ["1m"], "start": "2025-05-01",
-                        "end": "2025-06-27"}
-                async with http.post(base + "/v1/backfills", json=body, headers={"X-API-Key": admin}) as resp:
-                    run_id = (await resp.json())["run_id"]
-                busy = await load(http, base, args.clients, args.seconds)
-                async with http.get(f"{base}/v1/backfills/{run_id}") as resp:
-                    run = await resp.json()
-        finally:
-            server.terminate()
-            server.wait(30)
+    with SimProcess() as sim, served(db_url, sim, tmp) as base:
+        connector = aiohttp.TCPConnector(limit=args.clients)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            await http_json(http, base)  # warm-up: imports, calendar, page cache
+            # Interleaved rounds, best of each: the machine is shared, so drift hits all alike.
+            rounds: dict[str, list[float]] = {"raw": [], "raw_arrow": [], "arrow": [], "json": [],
+                                              "overview": []}
+            for _ in range(args.repeat):
+                rounds["raw"].append(await best(1, lambda: store.bars(TICKER, MINUTE, *YEAR_MS)))
+                rounds["raw_arrow"].append(
+                    await best(1, lambda: store.bars_arrow(TICKER, MINUTE, *YEAR_MS)))
+                rounds["arrow"].append(await best(1, lambda: http_arrow(http, base)))
+                rounds["json"].append(await best(1, lambda: http_json(http, base)))
+                rounds["overview"].append(await best(1, lambda: overview_page(http, base)))
+            raw, raw_arrow = min(rounds["raw"]), min(rounds["raw_arrow"])
+            arrow, json_s = min(rounds["arrow"]), min(rounds["json"])
+            quiet = await load(http, base, args.clients, args.seconds / 2)
+            body = {"symbols": LOAD_TICKERS, "timeframes": ["1m"], "start": "2025-05-01",
+                    "end": "2025-06-27"}
+            async with http.post(base + "/v1/backfills", json=body, headers={"X-API-Key": admin}) as resp:
+                run_id = (await resp.json())["run_id"]
+            busy = await load(http, base, args.clients, args.seconds)
+            async with http.get(f"{base}/v1/backfills/{run_id}") as resp:
+                run = await resp.json()
     await store.close()
 
     def pct(values: list[float], q: float) -> float:
