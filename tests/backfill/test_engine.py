@@ -150,9 +150,11 @@ async def test_plan_only_count_equals_requests_when_run_afterwards(
 async def test_grouped_daily_equals_ground_truth_when_many_stocks_few_sessions(
     store: Store, sim_factory: object
 ) -> None:
-    """Six stocks over two sessions cost two grouped requests and equal the per-ticker daily bars."""
+    """Six listed stocks over two sessions cost two grouped requests and equal the per-ticker daily bars."""
     sim = await sim_factory(keys={"k": "unlimited"}, n_stocks=40)  # type: ignore[operator]
-    spec = make_spec("AAPL,MSFT,JPM,NVDA,V,WMT", "1d", "2024-03-07", "2024-03-10")
+    names = ("AAPL", "MSFT", "JPM", "NVDA", "V", "WMT")
+    listed = {t: (date(2024, 3, 7), date(2024, 3, 10)) for t in names}
+    spec = make_spec(",".join(names), "1d", "2024-03-07", "2024-03-10", spans=listed)
     async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec)
         again = await run_backfill(store, client, spec)
@@ -165,13 +167,16 @@ async def test_grouped_daily_equals_ground_truth_when_many_stocks_few_sessions(
 async def test_grouped_daily_asks_per_ticker_when_ticker_absent_from_grouped(
     store: Store, sim_factory: object
 ) -> None:
-    """ETFs missing from the market's grouped listing are fetched on their own, never covered empty."""
+    """ETFs missing from the market's grouped listing are fetched on their own, never covered empty:
+    once over all the sessions they were absent from, not once per session."""
     sim = await sim_factory(keys={"k": "unlimited"}, n_stocks=40)  # type: ignore[operator]
     assert "SPY" not in sim.market.universe()
-    spec = make_spec("AAPL,MSFT,JPM,SPY,V,WMT", "1d", "2024-03-07", "2024-03-08")
+    listed = {t: (date(2024, 3, 7), date(2024, 3, 8)) for t in ("AAPL", "MSFT", "JPM", "V", "WMT")}
+    spec = make_spec("AAPL,MSFT,JPM,SPY,V,WMT", "1d", "2024-03-07", "2024-03-08", spans=listed)
     async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
         report = await run_backfill(store, client, spec)
-    assert report.status == "ok" and report.requests == 4  # two sessions + SPY on each
+    assert report.status == "ok" and report.requests == 3  # two sessions + SPY over both
+    assert sim.stats()["requests_by_endpoint"] == {"grouped_stocks": 2, "aggs": 1}
     await assert_ground_truth(store, sim, spec)
 
 

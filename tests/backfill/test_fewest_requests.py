@@ -16,7 +16,7 @@ from tests.backfill.helpers import make_spec
 from mdw.backfill import plan_only, run_backfill
 from mdw.backfill.plan import BackfillSpec
 from mdw.backfill.planner import final_end
-from mdw.domain import AssetClass, SeriesKey, to_ms
+from mdw.domain import AssetClass, SeriesKey, Timeframe, to_ms
 from mdw.plans import Limits, Plan
 from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import Market
@@ -25,6 +25,7 @@ from mdw.store.base import Dataset, Store
 
 NOW = to_ms("2025-06-02T12:00:00Z")
 LIMITS = Limits(Plan.parse("advanced"), margin_ms=0)
+D1 = Timeframe(1, "d")
 
 
 def thin_names(market: Market, count: int, below: float, above: float = 0.0) -> list[str]:
@@ -113,3 +114,55 @@ async def test_dry_run_says_how_sure_and_stored_densities_cut_liquid_gaps(
         assert got.equals(sim.market.aggregates(tk.symbol, later.timeframes[0], rng.start_ms, rng.end_ms))
     assert report.series[SeriesKey(thin, later.timeframes[0])].requests_done == 1
     assert AssetClass.CRYPTO is later.tickers[1].asset_class
+
+
+async def _assert_exact(store: Store, sim: object, spec: BackfillSpec) -> None:
+    market = sim.market  # type: ignore[attr-defined]
+    for tk in spec.tickers:
+        for tf in spec.timeframes:
+            rng = spec.wanted_for(tk)
+            end = min(rng.end_ms, final_end(tk.asset_class, tf, NOW))
+            got = await store.bars(tk.symbol, tf, rng.start_ms, end)
+            assert got.equals(market.aggregates(tk.symbol, tf, rng.start_ms, end)), f"{tk.symbol} {tf}"
+            held = await store.coverage(tk.symbol, Dataset.BARS, str(tf))
+            assert held.ranges[0].start_ms <= rng.start_ms and held.ranges[-1].end_ms >= end
+
+
+async def test_thin_names_absent_from_grouped_daily_cost_one_request_each_not_one_per_session(
+    store: Store, sim_factory: SimFactory,
+) -> None:
+    """Ten liquid and ten thin stocks (thin: absent from some sessions' grouped-daily answers),
+    1m and 1d. June 2024 from nothing: no ticker is known to trade daily, so the planner keeps one
+    request per series (grouped daily's worst case, 20 sessions + 20 absent names, would pass
+    1.02x the pager). The first July week after it: the liquid names are known to trade daily, so
+    the 1d series come from 4 grouped requests, and each thin name absent from any of them is asked
+    for ONCE over the week (it was once per absent session). Every run <= 1.02x the vendor pager's
+    pages, 0 429s, and every bar equals the simulator's ground truth."""
+    sim = await sim_factory(now_ms=NOW, rate_limit="unlimited", n_stocks=1500)
+    market = sim.market
+    june = (to_ms("2024-06-03T04:00:00Z"), to_ms("2024-07-01T04:00:00Z"))
+    week = (to_ms("2024-07-01T04:00:00Z"), to_ms("2024-07-06T04:00:00Z"))
+    thin_pool = thin_names(market, 10, below=0.02, above=0.0)
+    # thin names that missed a June session, most absent first in the July week
+    gappy = [t for t in thin_pool if len(market.aggregates(t, D1, *june)) < 20]
+    gappy.sort(key=lambda t: len(market.aggregates(t, D1, *week)))
+    thin = gappy[:10]
+    liquid = thin_names(market, 10, below=2.0, above=0.8)
+    assert len(thin) == 10 and len(liquid) == 10
+    absent = [t for t in thin if len(market.aggregates(t, D1, *week)) < 4]
+    assert absent, "the week must hold thin names absent from some session"
+    names = ",".join([*thin, *liquid])
+    async with PolygonClient("test-key", sim.base_url, pacing=Pacing("unlimited")) as client:
+        for first, last, grouped in (("2024-06-03", "2024-06-28", 0), ("2024-07-01", "2024-07-05", 4)):
+            spec = make_spec(names, "1m,1d", first, last)
+            minimal = await vendor_pages(sim.base_url, spec, sim)
+            before = dict(sim.stats()["requests_by_endpoint"])
+            report = await run_backfill(store, client, spec, now=NOW, limits=LIMITS)
+            after = sim.stats()["requests_by_endpoint"]
+            sent = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+            assert report.status == "ok" and sim.stats()["rate_limited"] == 0
+            assert sum(sent.values()) <= 1.02 * minimal, (sent, minimal)
+            assert sent.get("grouped_stocks", 0) == grouped
+            if grouped:  # one 1m request per ticker, one 1d request per ticker absent from a session
+                assert sent["aggs"] == 20 + len(absent), (sent, absent)
+            await _assert_exact(store, sim, spec)

@@ -81,6 +81,9 @@ async def test_many_tickers_actions_come_from_a_few_v1_listings_exactly(
         report = await run_backfill(store, client, actions_spec(tickers), now=NOW, limits=LIMITS)
         assert report.status == "ok" and report.factor_mismatches == 0
         assert report.requests <= 5 and sim.stats()["rate_limited"] == 0
+        # a listing's tickers commit together, up to 500 a transaction: one or two per listing (it
+        # was one per ticker and kind, 2,000)
+        assert report.transactions <= 2 * report.requests
         assert endpoint_requests(sim, "dividends_v3", "splits_v3") == 0
         await assert_actions_exact(store, sim, tickers)
         again = await run_backfill(store, client, actions_spec(tickers), now=NOW, limits=LIMITS)

@@ -141,10 +141,18 @@ def test_planner_covers_todays_daily_bar_only_when_session_ended(now: str, last_
 
 
 def test_planner_uses_grouped_daily_when_many_tickers_few_sessions() -> None:
-    """Five stocks over two sessions cost two grouped requests instead of five."""
+    """Five stocks known to trade daily over two sessions cost two grouped requests instead of five;
+    not known, a ticker absent from a session may cost a request of its own, so grouped requests are
+    kept only while that worst case (2 + 5) stays within 2 % of the five per-ticker requests."""
     s = spec("AAPL,MSFT,SPY,QQQ,JPM", "1d", "2024-03-07", "2024-03-08")
-    plan = plan_backfill(s, {}, NOW)
+    blind = plan_backfill(s, {}, NOW)
+    assert [r.kind for r in blind.requests] == ["aggs"] * 5
+    plan = plan_backfill(s, {}, NOW, traded={"AAPL", "MSFT", "SPY", "QQQ", "JPM"})
     assert [r.kind for r in plan.requests] == ["grouped", "grouped"]
+    one_unknown = plan_backfill(s, {}, NOW, traded={"AAPL", "MSFT", "SPY", "QQQ"})
+    assert [r.kind for r in one_unknown.requests] == ["grouped", "grouped"]  # 2 + 1 <= 5.1
+    many = spec(",".join(f"T{i:03d}" for i in range(100)), "1d", "2024-03-07", "2024-03-08")
+    assert {r.kind for r in plan_backfill(many, {}, NOW).requests} == {"grouped"}  # 2 + 100 <= 102
     assert {t.ticker for t in plan.requests[0].targets} == {"AAPL", "MSFT", "SPY", "QQQ", "JPM"}
     per_ticker = RangeSet.of(t.covers for r in plan.requests for t in r.targets if t.ticker == "AAPL")
     assert per_ticker == RangeSet.of([day_range_ms(date(2024, 3, 7), date(2024, 3, 8), NEW_YORK)])

@@ -5,12 +5,16 @@ gap at the calendar's count costs no more pages than following ``next_url`` and 
 parallel. A thin one would pay a page per piece, so it is paged instead. The density is the share
 of the possible minutes between a ticker's first and last stored minute bar that hold a bar; it is
 known only for tickers whose minute bars are already stored (ADR 0018).
+
+Daily bars likewise: a ticker whose stored daily bars miss no session between its first and last
+is expected in every grouped-daily answer, so grouped requests cost it nothing more; any other
+ticker not known to be listed may cost one request of its own (ADR 0006).
 """
 
 from __future__ import annotations
 
 from mdw.backfill.plan import MAX_BASE, BackfillSpec
-from mdw.backfill.planner import ONE_MINUTE, base_units
+from mdw.backfill.planner import GROUPED_MARKETS, ONE_DAY, ONE_MINUTE, base_units
 from mdw.domain import MINUTE_MS, TimeRange
 from mdw.store.base import Store
 
@@ -37,4 +41,20 @@ async def densities(store: Store, spec: BackfillSpec) -> dict[str, float]:
             possible = base_units(tk.asset_class, ONE_MINUTE, TimeRange(row.first_t, row.last_t + MINUTE_MS))
             if possible > 0:
                 out[tk.symbol] = min(1.0, row.bars / possible)
+    return out
+
+
+async def trades_daily(store: Store, spec: BackfillSpec) -> set[str]:
+    """The tickers of ``spec`` (not universe members) whose stored daily bars miss no session."""
+    out: set[str] = set()
+    if not spec.grouped_daily or ONE_DAY not in spec.timeframes:
+        return out
+    for tk in spec.tickers:
+        if tk.symbol in spec.spans or tk.asset_class not in GROUPED_MARKETS:
+            continue
+        for row in await store.catalog.series(tk.symbol):
+            if row.timeframe != str(ONE_DAY) or not row.bars or row.first_t is None or row.last_t is None:
+                continue
+            if row.bars >= base_units(tk.asset_class, ONE_DAY, TimeRange(row.first_t, row.last_t + 1)):
+                out.add(tk.symbol)
     return out

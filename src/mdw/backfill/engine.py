@@ -16,27 +16,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from mdw.backfill.boundary import Boundary, day_span, within
 from mdw.backfill.fetch import (
     ActionsRoute,
     VendorSource,
+    absent_request,
     as_actions,
     bar_count,
     derive_writes,
     factor_mismatches,
     fetch_actions,
-    fetch_grouped,
     fetch_writes,
+    grouped_answer,
 )
-from mdw.backfill.plan import ActionsKey, ActionsRequest, DeriveTask, OutcomeKey, Plan, PlannedRequest
+from mdw.backfill.plan import (
+    ACTIONS_PER_TRANSACTION,
+    ActionsKey,
+    ActionsRequest,
+    DeriveTask,
+    OutcomeKey,
+    Plan,
+    PlannedRequest,
+    Target,
+)
 from mdw.backfill.quarantine import quarantine_error
 from mdw.backfill.report import BusyClock, Progress, RunReport, SeriesOutcome
 from mdw.clock import SYSTEM_CLOCK, Clock
-from mdw.domain import DAY_MS, Dividend, RangeSet, SeriesKey, Split, TimeRange
+from mdw.domain import DAY_MS, AssetClass, Dividend, RangeSet, SeriesKey, Split, TimeRange
 from mdw.errors import (
     MdwError,
     OutsidePlan,
@@ -47,7 +58,7 @@ from mdw.errors import (
     VendorUnavailable,
 )
 from mdw.logs import get_logger
-from mdw.store.base import BarWrite, Store, WriteResult
+from mdw.store.base import ActionWrite, BarWrite, Store, WriteResult
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -63,17 +74,17 @@ Job = PlannedRequest | ActionsRequest | DeriveTask
 
 @dataclass(slots=True)
 class _Item:
-    """A unit on the writer's queue: bar writes or one ticker's corporate actions."""
+    """A unit on the writer's queue: bar writes, or the corporate actions of a listing's tickers
+    (``ticker -> (dividends, splits)``, committed in one transaction)."""
 
     job: Job
     writes: list[BarWrite] = field(default_factory=list)
-    actions: tuple[list[Dividend], list[Split]] | None = None
+    actions: dict[str, tuple[list[Dividend], list[Split]]] | None = None
     final: bool = True
-    failures: dict[str, str] = field(default_factory=dict)  # grouped: ticker -> why it failed
 
     @property
     def rows(self) -> int:
-        return bar_count(self.writes) + (len(self.actions[0]) + len(self.actions[1]) if self.actions else 0)
+        return bar_count(self.writes) + sum(len(d) + len(s) for d, s in (self.actions or {}).values())
 
 
 def job_series(job: Job) -> list[SeriesKey | ActionsKey]:
@@ -132,10 +143,19 @@ class Pipeline:
             self._outside(series_key, refused)
         # Longest first: a paged request over a long gap starts early, so no worker is left alone
         # with one at the end while the others idle (the pages of one request are sequential).
-        jobs: list[Job] = [*plan.actions, *sorted(plan.requests, key=lambda r: -r.expected_pages)]
+        # Grouped requests go first among the rest: the sessions a ticker was absent from are asked
+        # for in one request once the market's grouped requests are all answered.
+        jobs: list[Job] = [*plan.actions, *sorted(plan.requests,
+                                                  key=lambda r: (-r.expected_pages, r.kind != "grouped"))]
         for task in plan.derives:
             jobs.extend(_split_derive(task))
-        self._jobs: Iterator[Job] = iter(jobs)
+        self._jobs: deque[Job] = deque(jobs)
+        self._grouped_left: dict[AssetClass, int] = {}
+        for r in plan.requests:
+            if r.kind == "grouped":
+                self._grouped_left[r.asset] = self._grouped_left.get(r.asset, 0) + 1
+        self._absent: dict[AssetClass, dict[str, list[tuple[Target, int]]]] = {}
+        self._more = asyncio.Event()
         for job in jobs:
             for key in job_series(job):
                 self._outcome(key).requests_planned += 1
@@ -184,26 +204,59 @@ class Pipeline:
 
     # ------------------------------------------------------------------ fetching
 
+    async def _next_job(self) -> Job | None:
+        """The next job; None when none is left and no grouped request can still add one."""
+        while not self._jobs:
+            if not any(self._grouped_left.values()) or self.stop.is_set():
+                return None
+            self._more.clear()
+            await self._more.wait()
+        return self._jobs.popleft()
+
     async def _worker(self) -> None:
-        for job in self._jobs:
+        while (job := await self._next_job()) is not None:
             if self.stop.is_set():
                 return
-            skip = self.abort_reason or self.dead_tickers.get(job_ticker(job))
-            if skip:
-                self._failed(job, skip)
-                continue
             try:
-                await self._run_job_through_outages(job)
-            except VendorNotFound as exc:
-                self.dead_tickers[job_ticker(job)] = f"ticker not found by the vendor ({exc})"
-                self._failed(job, str(exc))
-            except VendorAuthError as exc:
-                self.abort_reason = str(exc)
-                self._failed(job, str(exc))
-            except ValidationError as exc:  # the vendor kept serving invalid bars: keep them aside
-                self._failed(job, await self._quarantine(exc))
-            except MdwError as exc:
-                self._failed(job, str(exc))
+                await self._work(job)
+            finally:
+                if isinstance(job, PlannedRequest) and job.kind == "grouped":
+                    self._grouped_finished(job.asset)
+
+    async def _work(self, job: Job) -> None:
+        skip = self.abort_reason or self.dead_tickers.get(job_ticker(job))
+        if skip:
+            self._failed(job, skip)
+            return
+        try:
+            await self._run_job_through_outages(job)
+        except VendorNotFound as exc:
+            self.dead_tickers[job_ticker(job)] = f"ticker not found by the vendor ({exc})"
+            self._failed(job, str(exc))
+        except VendorAuthError as exc:
+            self.abort_reason = str(exc)
+            self._failed(job, str(exc))
+        except ValidationError as exc:  # the vendor kept serving invalid bars: keep them aside
+            self._failed(job, await self._quarantine(exc))
+        except MdwError as exc:
+            self._failed(job, str(exc))
+
+    def _grouped_finished(self, asset: AssetClass) -> None:
+        """One grouped request of ``asset`` is done; after the last, ask for the absent sessions.
+
+        A ticker absent from some sessions' grouped answers (and not known to be listed then) is
+        asked for once over all of them, following ``next_url``: a thin name costs its own daily
+        pages, not one request per session it did not trade (ADR 0018). Until that answer is
+        committed its sessions are not covered, so an interrupted run asks for them again.
+        """
+        self._grouped_left[asset] -= 1
+        if self._grouped_left[asset] == 0:
+            for ticker, absent in sorted(self._absent.pop(asset, {}).items()):
+                req = absent_request(asset, ticker, absent)
+                for key in job_series(req):
+                    self._outcome(key).requests_planned += 1
+                self._jobs.append(req)
+        self._more.set()
 
     async def _run_job_through_outages(self, job: Job) -> None:
         """Run a job; while the vendor's circuit is open, wait for the next probe and run it again.
@@ -244,13 +297,17 @@ class Pipeline:
             return
         if isinstance(job, ActionsRequest):
             listed = await self._timed(fetch_actions(self.client, job, self.actions_route))
-            for ticker, rows in listed.items():
+            for rows in listed.values():
                 for problem in factor_mismatches(rows):
                     self.report.factor_mismatches += 1
                     log.warning("vendor adjustment factor differs from mdw's",
                                 action="backfill.factor_mismatch", detail=problem)
-                part = job.one(ticker) if job.tickers else job
-                await self.queue.put(_Item(part, actions=as_actions(job.kind, rows)))
+            # a market-wide listing commits in a few transactions, not one per ticker
+            tickers = list(listed)
+            for i in range(0, len(tickers), ACTIONS_PER_TRANSACTION):
+                chunk = tickers[i:i + ACTIONS_PER_TRANSACTION]
+                part = replace(job, tickers=tuple(chunk)) if job.tickers else job
+                await self.queue.put(_Item(part, actions={t: as_actions(job.kind, listed[t]) for t in chunk}))
             return
         await self._run_within_plan(job)
 
@@ -333,8 +390,11 @@ class Pipeline:
 
     async def _run_request(self, job: PlannedRequest) -> None:
         if job.kind == "grouped":
-            writes, failures = await self._timed(fetch_grouped(self.client, job))
-            await self.queue.put(_Item(job, writes, failures=failures))
+            writes, absent = await self._timed(grouped_answer(self.client, job))
+            by_ticker = self._absent.setdefault(job.asset, {})
+            for t in absent:
+                by_ticker.setdefault(t.ticker, []).append((t, job.fetch.end_ms))
+            await self.queue.put(_Item(job, writes))
             return
         pages = fetch_writes(self.client, job)
         held: list[BarWrite] | None = None
@@ -407,12 +467,13 @@ class Pipeline:
         try:
             if item.actions is not None:
                 assert isinstance(item.job, ActionsRequest)
-                divs, splits = item.actions
+                dividends = item.job.kind == "dividends"
                 started = time.perf_counter()
                 try:
-                    result = await self.store.actions.write(
-                        item.job.ticker, divs if item.job.kind == "dividends" else None,
-                        splits if item.job.kind == "splits" else None, item.job.covers)
+                    covers = item.job.covers
+                    result = await self.store.actions.write_many([
+                        ActionWrite(t, divs if dividends else None, None if dividends else splits, covers)
+                        for t, (divs, splits) in item.actions.items()])
                 finally:
                     self.report.db_s += time.perf_counter() - started
                 self.report.transactions += 1
@@ -423,6 +484,11 @@ class Pipeline:
             self._failed(item.job, await self._quarantine(exc))
             return
         except StoreError as exc:
+            if item.actions is not None and len(item.actions) > 1:
+                assert isinstance(item.job, ActionsRequest)
+                for t, rows in item.actions.items():  # isolate the ticker that fails: each on its own
+                    await self._commit_one(_Item(replace(item.job, tickers=(t,)), actions={t: rows}))
+                return
             self._failed(item.job, str(exc))
             return
         self._credit(item)
@@ -464,19 +530,16 @@ class Pipeline:
             if w.batch.source != "derived":
                 fetched += n
         if item.actions is not None:
-            self._outcome(job_series(item.job)[0]).bars += item.rows
+            assert isinstance(item.job, ActionsRequest)
+            for ticker, (divs, splits) in item.actions.items():
+                self._outcome(ActionsKey(ticker, item.job.kind)).bars += len(divs) + len(splits)
             self.report.actions_fetched += item.rows
         if isinstance(item.job, DeriveTask):
             fetched = 0
         self.report.bars_fetched += fetched
         if item.final:
             for key in job_series(item.job):
-                if key.ticker in item.failures:
-                    out = self._outcome(key)
-                    out.requests_failed += 1
-                    out.reason = out.reason or item.failures[key.ticker]
-                else:
-                    self._outcome(key).requests_done += 1
+                self._outcome(key).requests_done += 1
             if self.progress:
                 self.progress.advanced(job_series(item.job)[0], True, fetched)
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Protocol
 
+import numpy as np
+
 from mdw.backfill.derive import resample
-from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
+from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest, Target
 from mdw.calendar import bar_window_start
-from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange, from_ms
+from mdw.domain import AssetClass, BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange, from_ms
 from mdw.errors import MdwError, NotEntitled, UnknownTicker, VendorError, VendorNotFound, VendorRequestError
 from mdw.logs import get_logger
 from mdw.polygon.actions import ActionKind, Listed
@@ -101,36 +103,75 @@ def _page_writes(req: PlannedRequest, page: BarBatch, tail: BarBatch) -> tuple[l
     return writes, fine.between(cut, last + 1)
 
 
-async def fetch_grouped(client: VendorSource, req: PlannedRequest) -> tuple[list[BarWrite], dict[str, str]]:
-    """One session's grouped daily bars as writes, and the tickers that failed (with why).
+async def grouped_answer(client: VendorSource, req: PlannedRequest) -> tuple[list[BarWrite], list[Target]]:
+    """One session's grouped daily bars as writes, and the targets its answer does not settle.
 
-    A ticker absent from the grouped response may be missing from that market's listing (an ETF
-    or an OTC name) rather than idle, so it is asked for on its own before its day is covered,
-    unless reference data says it was listed that day (a universe member: ``Target.listed``).
-    OTC names are asked for with the rest (``include_otc``).
+    A ticker absent from the grouped response did not trade that day if reference data says it
+    was listed then (a universe member: ``Target.listed``); otherwise it may be missing from the
+    market's grouped listing (an ETF, or an OTC name where the vendor omits them) rather than idle,
+    so its target is returned unanswered: nothing is covered for it yet.
     """
     day = from_ms(req.fetch.start_ms).astimezone(req.asset.tz).date()
     rows = await client.grouped_daily(day, req.asset.value)
     writes: list[BarWrite] = []
-    failures: dict[str, str] = {}
+    absent: list[Target] = []
     for t in req.targets:
         batch = rows.get(t.ticker)
         if batch is None and t.listed:
             batch = BarBatch.empty(t.ticker, t.timeframe)  # listed that day, and did not trade
         elif batch is None:
-            try:
-                pages = [p async for p in client.aggregate_pages(
-                    t.ticker, t.timeframe, t.covers.start_ms, min(t.covers.end_ms, req.fetch.end_ms))]
-                if not any(len(p) for p in pages):
-                    await require_known(client, t.ticker)
-            except VendorRequestError as exc:
-                failures[t.ticker] = str(exc)
-                continue
-            batch = BarBatch.concat(pages) if pages else BarBatch.empty(t.ticker, t.timeframe)
+            absent.append(t)
+            continue
         else:
             batch = batch.with_source("grouped")
         writes.append(BarWrite(batch, RangeSet.of([t.covers])))
+    return writes, absent
+
+
+async def fetch_grouped(client: VendorSource, req: PlannedRequest) -> tuple[list[BarWrite], dict[str, str]]:
+    """One session's grouped daily bars as writes, and the tickers that failed (with why).
+
+    A ticker absent from the grouped response and not known to be listed that day (see
+    :func:`grouped_answer`) is asked for on its own before its day is covered. The engine instead
+    gathers a ticker's absent sessions of the whole run into one request (:func:`fetch_absent`).
+    """
+    writes, absent = await grouped_answer(client, req)
+    failures: dict[str, str] = {}
+    for t in absent:
+        try:
+            one = absent_request(req.asset, t.ticker, [(t, req.fetch.end_ms)])
+            writes.extend(await fetch_absent(client, one))
+        except VendorRequestError as exc:
+            failures[t.ticker] = str(exc)
     return writes, failures
+
+
+def absent_request(asset: AssetClass, ticker: str, absent: Sequence[tuple[Target, int]]) -> PlannedRequest:
+    """One request for the sessions a ticker was absent from grouped answers (``(target, fetch end)``
+    pairs): over their whole span, following ``next_url``, so a thin ticker costs the pages of its
+    own daily bars (one for 50,000 days) instead of one request per session."""
+    targets = tuple(sorted((t for t, _ in absent), key=lambda t: t.covers.start_ms))
+    end = max(min(t.covers.end_ms, fetch_end) for t, fetch_end in absent)
+    fetch = TimeRange(targets[0].covers.start_ms, end)
+    return PlannedRequest("absent", asset, ticker, targets[0].timeframe, fetch, targets, len(targets))
+
+
+async def fetch_absent(client: VendorSource, req: PlannedRequest) -> list[BarWrite]:
+    """A ticker's daily bars over the sessions it was absent from (``req.targets``), as one write.
+
+    Only the bars of those sessions are kept (the others came from grouped answers), and each
+    session is covered, traded or not. An empty answer is checked against reference data.
+    """
+    pages = [p async for p in client.aggregate_pages(
+        req.ticker, req.timeframe, req.fetch.start_ms, req.fetch.end_ms)]
+    batch = BarBatch.concat(pages) if pages else BarBatch.empty(req.ticker, req.timeframe)
+    if not len(batch):
+        await require_known(client, req.ticker)
+    covered = RangeSet.of(t.covers for t in req.targets)
+    keep = np.zeros(len(batch), dtype=bool)
+    for rng in covered:
+        keep |= (batch.t >= rng.start_ms) & (batch.t < rng.end_ms)
+    return [BarWrite(batch.take(keep), covered)]
 
 
 async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenerator[list[BarWrite], None]:
@@ -139,6 +180,9 @@ async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenera
     Raises:
         VendorError: the vendor failed the request after the client's retries.
     """
+    if req.kind == "absent":
+        yield await fetch_absent(client, req)
+        return
     if req.kind == "grouped":
         writes, failures = await fetch_grouped(client, req)
         if failures:

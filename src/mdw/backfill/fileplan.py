@@ -20,7 +20,7 @@ tickers from REST (a few requests instead of tens of MB).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -119,6 +119,7 @@ def plan_with_files(
     listings: Sequence[Listing],
     cost: CostModel,
     densities: Mapping[str, float] | None = None,
+    traded: Collection[str] = (),
 ) -> Plan:
     """The plan with whole-market days taken from flat files where they are cheaper (or asked for).
 
@@ -129,9 +130,9 @@ def plan_with_files(
         action_coverage: as for :func:`plan_backfill`.
         listings: the bucket's files per dataset (empty: no flat files configured).
         cost: the cost model.
-        densities: as for :func:`plan_backfill`.
+        densities, traded: as for :func:`plan_backfill`.
     """
-    rest = plan_backfill(spec, coverage, now_ms, action_coverage, densities)
+    rest = plan_backfill(spec, coverage, now_ms, action_coverage, densities, traded)
     if spec.source == "rest" or not listings:
         return rest
     derive = derived_timeframes(spec)
@@ -166,7 +167,8 @@ def plan_with_files(
                                   total_rest_s))
     if not chosen:
         return replace(rest, costs=tuple(costs), notes=tuple(notes))
-    final = plan_backfill(spec, _with_days(spec, coverage, chosen), now_ms, action_coverage, densities)
+    final = plan_backfill(spec, _with_days(spec, coverage, chosen), now_ms, action_coverage, densities,
+                          traded)
     return replace(final, files=tuple(chosen), costs=tuple(costs), notes=tuple(notes))
 
 

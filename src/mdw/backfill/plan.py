@@ -23,6 +23,8 @@ MAX_BASE = 50_000  # the vendor's largest `limit`: base aggregates (minutes or d
 ACTION_KINDS_ALL = ("dividends", "splits", "all")
 
 
+ACTIONS_PER_TRANSACTION = 500  # tickers of one listing whose actions and coverage commit together
+
 @dataclass(frozen=True, slots=True)
 class BackfillSpec:
     """Symbols x timeframes x range: what the user asked for.
@@ -160,13 +162,15 @@ class Target(NamedTuple):
 class PlannedRequest:
     """One vendor request and the series it fills; an ``aggs`` request follows every ``next_url``.
 
-    ``kind`` is ``aggs`` (one ticker's aggregates over ``fetch``) or ``grouped`` (one session's
-    daily bars of every ticker in the market; ``ticker`` is empty then). ``pages`` is the most
+    ``kind`` is ``aggs`` (one ticker's aggregates over ``fetch``), ``grouped`` (one session's
+    daily bars of every ticker in the market; ``ticker`` is empty then) or ``absent`` (one ticker's
+    daily bars over the sessions it was absent from grouped answers, one target each: made by the
+    engine after the grouped requests, never planned). ``pages`` is the most
     pages it can take (its calendar bound: ``base_units`` / 50,000, rounded up); ``density`` the
     share of those base aggregates that trade, when the store knows it (see ADR 0018).
     """
 
-    kind: Literal["aggs", "grouped"]
+    kind: Literal["aggs", "grouped", "absent"]
     asset: AssetClass
     ticker: str
     timeframe: Timeframe

@@ -53,6 +53,9 @@ from mdw.domain import (
 ONE_MINUTE = Timeframe(1, "m")
 ONE_DAY = Timeframe(1, "d")
 GROUPED_MARKETS = (AssetClass.STOCKS, AssetClass.CRYPTO)
+# Grouped daily is kept only while its worst case (every ticker not known to trade daily absent
+# from some session, then asked for once on its own) stays within 2 % of the per-ticker requests.
+GROUPED_WORST = 1.02
 ACTION_KINDS: tuple[ActionKind, ...] = ("dividends", "splits")
 
 
@@ -366,6 +369,7 @@ def plan_backfill(
     now_ms: int,
     action_coverage: Mapping[ActionsKey, RangeSet] | None = None,
     densities: Mapping[str, float] | None = None,
+    traded: Collection[str] = (),
 ) -> Plan:
     """Turn a spec and the ledger into requests.
 
@@ -376,6 +380,9 @@ def plan_backfill(
         action_coverage: covered ranges of each ticker's dividends and splits.
         densities: per ticker, the share of its possible minutes that trade, as far as the store
             knows (absent: unknown; long gaps are then paged with ``next_url``).
+        traded: tickers the store shows trading on every session it holds of them (see
+            :func:`mdw.backfill.density.trades_daily`); with universe members, the tickers whose
+            absence from a grouped-daily answer is not expected to cost a request of its own.
 
     Returns:
         The plan; its ``request_count`` is what a run without faults sends.
@@ -412,7 +419,11 @@ def plan_backfill(
         per_ticker = [r for t, hs in holes_by_ticker.items()
                       for r in _aggs_requests(asset, t, ONE_DAY, hs, now_ms)]
         grouped = _grouped_requests(asset, holes_by_ticker, now_ms, spec.spans.keys())
-        cheaper = len(holes_by_ticker) > 1 and len(grouped) < len(per_ticker)
+        # A ticker neither listed (a universe member) nor known to trade daily may be absent from
+        # sessions; the engine then asks for those once per ticker (ADR 0006, 0018).
+        unsure = sum(1 for t in holes_by_ticker if t not in spec.spans and t not in traded)
+        cheaper = (len(holes_by_ticker) > 1 and len(grouped) < len(per_ticker)
+                   and len(grouped) + unsure <= GROUPED_WORST * len(per_ticker))
         requests.extend(grouped if cheaper else per_ticker)
     actions = _plan_actions(spec, action_coverage or {}, now_ms) if spec.corporate_actions else []
     return Plan(tuple(series), tuple(requests), tuple(derives), tuple(actions))

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import date
 
 from mdw.backfill.boundary import Boundary
-from mdw.backfill.density import densities
+from mdw.backfill.density import densities, trades_daily
 from mdw.backfill.engine import Pipeline
 from mdw.backfill.fetch import VendorSource
 from mdw.backfill.fileplan import CostModel, plan_with_files, wanted_datasets
@@ -93,7 +93,8 @@ async def plan_only(
             raise ConfigError("--source flatfiles needs MDW_FLATFILES_KEY_ID and MDW_FLATFILES_SECRET")
         model = cost or CostModel(RateLimit.parse("5/min"))
         dens = await densities(store, one) if not one.refetch else {}
-        plans.append(plan_with_files(one, coverage, at, actions, found, model, dens))
+        daily = await trades_daily(store, one) if not one.refetch else set()
+        plans.append(plan_with_files(one, coverage, at, actions, found, model, dens, daily))
     paged = [r.fetch.start_ms for p in plans for r in p.requests if r.kind == "aggs" and r.pages > 1]
     probes = int(bool(paged) and loaded.unproven(min(paged, default=0)))  # see Pipeline._probe_history
     if len(plans) == 1:

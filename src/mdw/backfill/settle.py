@@ -111,7 +111,10 @@ async def settle_series(
     requests: list[PlannedRequest] = []
     windows: dict[SeriesKey, list[TimeRange]] = {}
     for (tf, piece), tickers in todo.items():
-        plan = plan_backfill(BackfillSpec(tuple(tickers), (tf,), piece.start_ms, piece.end_ms), {}, at)
+        # A settle window is a few sessions of series already stored: grouped daily whenever it is
+        # fewer requests, each ticker treated as trading daily (an absent one is asked on its own).
+        plan = plan_backfill(BackfillSpec(tuple(tickers), (tf,), piece.start_ms, piece.end_ms), {}, at,
+                             traded={tk.symbol for tk in tickers})
         requests.extend(plan.requests)
         for tk in tickers:
             windows.setdefault(SeriesKey(tk.symbol, tf), []).append(piece)

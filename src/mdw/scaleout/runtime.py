@@ -25,7 +25,7 @@ from mdw.backfill.fetch import (
     fetch_actions,
     fetch_writes,
 )
-from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest
+from mdw.backfill.plan import ACTIONS_PER_TRANSACTION, ActionsRequest, DeriveTask, PlannedRequest
 from mdw.budget import SharedLimiter, budget_name, lease_for
 from mdw.config import Settings
 from mdw.domain import BarBatch, RangeSet, Timeframe
@@ -34,7 +34,7 @@ from mdw.polygon.actions import ActionKind, Listed
 from mdw.polygon.events import RateLimitedEvent, RetryEvent, VendorEvent
 from mdw.scaleout.codec import Work
 from mdw.scaleout.status import QueueMetrics
-from mdw.store.base import Dataset, Store, WriteResult
+from mdw.store.base import ActionWrite, Dataset, Store, WriteResult
 from mdw.store.budget import PgBudget
 from mdw.store.pgjobs import JobTables
 
@@ -285,12 +285,15 @@ class WorkerRuntime:
         elif isinstance(work, ActionsRequest):
             listed = await fetch_actions(source, work, self.actions_route)
             t0 = time.perf_counter()
+            actions: list[ActionWrite] = []
             for ticker, rows in listed.items():
                 divs, splits = as_actions(work.kind, rows)
-                out.written = out.written + await self.store.actions.write(
-                    ticker, divs if work.kind == "dividends" else None,
-                    splits if work.kind == "splits" else None, work.covers)
+                actions.append(ActionWrite(ticker, divs if work.kind == "dividends" else None,
+                                          splits if work.kind == "splits" else None, work.covers))
                 out.bars += len(rows)
+            for i in range(0, len(actions), ACTIONS_PER_TRANSACTION):  # a few transactions, not one a ticker
+                out.written = out.written + await self.store.actions.write_many(
+                    actions[i:i + ACTIONS_PER_TRANSACTION])
             out.db_s += time.perf_counter() - t0
         else:
             assert isinstance(work, DeriveTask)

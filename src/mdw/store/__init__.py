@@ -14,6 +14,7 @@ from pathlib import Path
 from mdw.errors import ConfigError, StoreError, UsageError
 from mdw.store.base import (
     ActionStore,
+    ActionWrite,
     ApiKeyRecord,
     AuditEntry,
     AuditLog,
@@ -41,6 +42,7 @@ from mdw.store.base import (
 __all__ = [
     "URL_FORMS",
     "ActionStore",
+    "ActionWrite",
     "ApiKeyRecord",
     "AuditEntry",
     "AuditLog",

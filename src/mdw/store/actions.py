@@ -2,7 +2,8 @@
 
 :class:`SqlActions` is the corporate-action write loop, written once: for each kind fetched, lock
 the ticker's kind, upsert by vendor id (counting new, corrected and unchanged rows), and merge the
-covered range into that kind's ledger, all in one transaction.
+covered range into that kind's ledger, all in one transaction (one per call: ``write_many`` puts
+many tickers' actions and coverage in the same transaction).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Generic
 from mdw.clock import now_ms
 from mdw.domain import Dividend, RangeSet, Split, TimeRange
 from mdw.store import ledger
-from mdw.store.base import CoverageEntry, Dataset, SeriesStats, WriteResult
+from mdw.store.base import ActionWrite, CoverageEntry, Dataset, SeriesStats, WriteResult
 from mdw.store.ledger import LedgerKey
 from mdw.store.primitives import BarTable, Database, Dialect, SqlValue, Tx, TxT, placeholders
 from mdw.store.rows import DIVIDEND_COLUMNS, SPLIT_COLUMNS, as_int, dividend_from_row, split_from_row
@@ -67,18 +68,30 @@ class SqlActions:
         self, ticker: str, dividends: Sequence[Dividend] | None, splits: Sequence[Split] | None,
         covered: TimeRange, *, fetched_at_ms: int | None = None,
     ) -> WriteResult:
+        one = ActionWrite(ticker, dividends, splits, covered)
+        return await self.write_many([one], fetched_at_ms=fetched_at_ms)
+
+    async def write_many(
+        self, writes: Sequence[ActionWrite], *, fetched_at_ms: int | None = None,
+    ) -> WriteResult:
         fetched = now_ms() if fetched_at_ms is None else fetched_at_ms
         total = WriteResult()
-        kinds = ((Dataset.DIVIDENDS, "dividends", DIVIDEND_COLUMNS, dividends),
-                 (Dataset.SPLITS, "splits", SPLIT_COLUMNS, splits))
+        divs = [(w, w.dividends) for w in writes if w.dividends is not None]
+        splits = [(w, w.splits) for w in writes if w.splits is not None]
+        kinds: tuple[tuple[Dataset, str, tuple[str, ...], list[tuple[ActionWrite, Sequence[Dividend]]]
+                           | list[tuple[ActionWrite, Sequence[Split]]]], ...] = (
+            (Dataset.DIVIDENDS, "dividends", DIVIDEND_COLUMNS, divs),
+            (Dataset.SPLITS, "splits", SPLIT_COLUMNS, splits))
         async with self._db.transaction("write_corporate_actions") as tx:
-            for dataset, table, columns, items in kinds:
-                if items is None:
-                    continue
-                await tx.lock(f":{dataset.value}:{ticker}")
-                if items:
-                    total += await _upsert(tx, self._db.dialect, table, columns, items)
-                await ledger.merge(tx, LedgerKey(ticker, dataset), RangeSet.of([covered]), fetched)
+            for dataset, table, columns, fetched_writes in kinds:
+                # locks in one order, so two batched writers never wait on each other in a cycle
+                for ticker in sorted({w.ticker for w, _ in fetched_writes}):
+                    await tx.lock(f":{dataset.value}:{ticker}")
+                rows: list[Dividend | Split] = [item for _, items in fetched_writes for item in items]
+                if rows:
+                    total += await _upsert(tx, self._db.dialect, table, columns, rows)  # type: ignore[arg-type]
+                for w, _ in fetched_writes:
+                    await ledger.merge(tx, LedgerKey(w.ticker, dataset), RangeSet.of([w.covered]), fetched)
         return total
 
     async def dividends(self, ticker: str) -> list[Dividend]:

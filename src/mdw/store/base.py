@@ -68,6 +68,17 @@ class BarWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionWrite:
+    """One ticker's corporate actions for :meth:`ActionStore.write_many`: the kinds fetched (None:
+    not fetched) and the range each fetched kind now covers."""
+
+    ticker: str
+    dividends: Sequence[Dividend] | None
+    splits: Sequence[Split] | None
+    covered: TimeRange
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     """What a write changed: new rows, rows whose values the vendor corrected, unchanged rows."""
 
@@ -282,6 +293,12 @@ class ActionStore(Protocol):
     ) -> WriteResult:
         """Upsert the kinds given (None: not fetched) and record ``covered`` for each, in one transaction
         (fetched now, or at ``fetched_at_ms``: a copy keeps the source's time)."""
+
+    async def write_many(
+        self, writes: Sequence[ActionWrite], *, fetched_at_ms: int | None = None,
+    ) -> WriteResult:
+        """:meth:`write` for many tickers in ONE transaction: every ticker's actions and coverage
+        commit together or not at all (a market-wide listing commits in a few transactions)."""
 
     async def dividends(self, ticker: str) -> list[Dividend]:
         """By ex-dividend date."""

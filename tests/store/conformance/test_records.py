@@ -6,6 +6,7 @@ from datetime import date
 
 from mdw.domain import Dividend, RangeSet, Split
 from mdw.store import (
+    ActionWrite,
     ApiKeyRecord,
     Dataset,
     RunKind,
@@ -56,6 +57,27 @@ async def test_corporate_actions_record_coverage_only_for_the_kinds_written(stor
     await store.actions.write("AAPL", None, [], YEARS)
     assert await store.coverage("AAPL", Dataset.SPLITS) == RangeSet.of([YEARS])
     assert await store.coverage("AAPL", Dataset.DIVIDENDS) == RangeSet()
+
+
+async def test_many_tickers_actions_and_their_coverage_commit_in_one_call(store: Store) -> None:
+    """``write_many``: several tickers' actions and each one's coverage in one transaction, counted
+    as ``write`` counts them; a kind not fetched (None) is not covered."""
+    msft = Dividend("M1", "MSFT", date(2024, 2, 14), 0.75, frequency=4)
+    result = await store.actions.write_many([
+        ActionWrite("AAPL", [_dividend(1), _dividend(2)], None, YEARS),
+        ActionWrite("MSFT", [msft], None, YEARS),
+        ActionWrite("IBM", [], None, YEARS),  # confirmed: no dividend
+    ])
+    assert result == WriteResult(inserted=3)
+    assert await store.actions.dividends("AAPL") == [_dividend(1), _dividend(2)]
+    assert await store.actions.dividends("MSFT") == [msft]
+    for ticker in ("AAPL", "MSFT", "IBM"):
+        assert await store.coverage(ticker, Dataset.DIVIDENDS) == RangeSet.of([YEARS])
+        assert await store.coverage(ticker, Dataset.SPLITS) == RangeSet()
+    again = await store.actions.write_many(
+        [ActionWrite("AAPL", None, [], YEARS), ActionWrite("MSFT", [msft], None, YEARS)])
+    assert again == WriteResult(unchanged=1)
+    assert await store.coverage("AAPL", Dataset.SPLITS) == RangeSet.of([YEARS])
 
 
 async def test_symbols_upsert_list_get_and_stop_tracking(store: Store) -> None:
