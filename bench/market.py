@@ -114,7 +114,10 @@ async def backfill(sim: SimProcess, s: BackfillSpec, rate: str) -> dict[str, Any
                 report = await run_backfill(store, client, s, now=NOW, limits=limits)
                 wall = time.perf_counter() - t0
     after = sim.stats()
+    by_endpoint = {k: int(v) - int(before["requests_by_endpoint"].get(k, 0))
+                   for k, v in after["requests_by_endpoint"].items()}
     return {"wall_s": round(wall, 2), "requests": int(after["requests"]) - int(before["requests"]),
+            "by_endpoint": {k: v for k, v in sorted(by_endpoint.items()) if v},
             "rate_limited": int(after["rate_limited"]) - int(before["rate_limited"]),
             "bars": report.bars_fetched, "status": str(report.status),
             "bars_per_s": round(report.bars_fetched / wall) if wall else 0}
@@ -148,7 +151,13 @@ async def main(args: argparse.Namespace) -> None:
     year = spec(mix, "1m,1h", date(2024, 1, 1), date(2024, 12, 31), grouped_daily=False)
     actions = spec(tickers, "", YEAR_FIRST, LAST, corporate_actions=True)
     out: dict[str, Any] = {"tickers": len(tickers), "month": f"{FIRST}..{LAST}", "timeframes": "1m,1d",
-                           "latency_ms": LATENCY_MS, "in_flight": IN_FLIGHT}
+                           "latency_ms": LATENCY_MS, "in_flight": IN_FLIGHT, "legs_s": {}}
+    began = time.perf_counter()
+
+    def lap(leg: str) -> str:
+        out["legs_s"][leg] = round(time.perf_counter() - began, 1)
+        return f"[{out['legs_s'][leg]:.0f} s]"
+
     with SimProcess(extra=["--stocks", str(UNIVERSE)]) as sim:
         minimal = await pager_pages(sim, month)
         unlimited = await backfill(sim, month, "unlimited")
@@ -157,7 +166,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"{len(tickers)} tickers x 1m,1d x {FIRST}..{LAST}: vendor pager pages {minimal}; "
               f"mdw unlimited: {unlimited['requests']} requests "
               f"({fmt_ratio(unlimited['requests'] / minimal)} of the pages), {unlimited['wall_s']} s, "
-              f"{unlimited['bars']:,} bars, {unlimited['bars_per_s']:,} bars/s", flush=True)
+              f"{unlimited['bars']:,} bars, {unlimited['bars_per_s']:,} bars/s; by endpoint "
+              f"{unlimited['by_endpoint']} {lap('month_unlimited')}", flush=True)
         mix_pages = await pager_pages(sim, year)
         mixed = await backfill(sim, year, "unlimited")
         out["thin_and_liquid_year"] = {**mixed, "tickers": mix, "vendor_pager_pages": mix_pages,
@@ -165,13 +175,14 @@ async def main(args: argparse.Namespace) -> None:
                                        "requests_per_minimal_page": round(mixed["requests"] / mix_pages, 3)}
         print(f"thin and liquid mix ({len(mix)} tickers x 1m,1h x 2024): pager pages {mix_pages}; mdw "
               f"{mixed['requests']} ({fmt_ratio(mixed['requests'] / mix_pages)}); calendar cut "
-              f"{calendar_cut(year)} ({fmt_ratio(calendar_cut(year) / mix_pages)})", flush=True)
+              f"{calendar_cut(year)} ({fmt_ratio(calendar_cut(year) / mix_pages)}) "
+              f"{lap('thin_and_liquid_year')}", flush=True)
         listed = await backfill(sim, actions, "unlimited")
         each = await per_ticker_actions(sim, tickers)
         out["actions_unlimited"] = {"listings": listed, "per_ticker": each}
         print(f"corporate actions of {len(tickers)} tickers over {YEAR_FIRST}..{LAST}: listings "
               f"{listed['requests']} requests in {listed['wall_s']} s; per ticker {each['requests']} in "
-              f"{each['wall_s']} s", flush=True)
+              f"{each['wall_s']} s {lap('actions_unlimited')}", flush=True)
     with SimProcess(rate_limit="100/min", extra=["--stocks", str(UNIVERSE)]) as sim:
         paced = await backfill(sim, month, "100/min")
         ideal = paced["requests"] / (100 / 60)
@@ -179,14 +190,15 @@ async def main(args: argparse.Namespace) -> None:
                                     "requests_per_minimal_page": round(paced["requests"] / minimal, 3)}
         print(f"at 100/min: {paced['requests']} requests in {paced['wall_s']} s = "
               f"{paced['wall_s'] / ideal:.2f} x requests/R, {paced['rate_limited']} 429s, "
-              f"{paced['bars_per_s']:,} bars/s", flush=True)
+              f"{paced['bars_per_s']:,} bars/s; by endpoint {paced['by_endpoint']} "
+              f"{lap('month_100_per_min')}", flush=True)
         listed_paced = await backfill(sim, actions, "100/min")
         out["actions_100_per_min"] = {
             "listings": listed_paced,
             "per_ticker_requests_over_rate_s": round(each["requests"] / (100 / 60), 1)}
         print(f"corporate actions at 100/min: listings {listed_paced['requests']} requests in "
               f"{listed_paced['wall_s']} s; per ticker {each['requests']} requests = "
-              f"{each['requests'] / (100 / 60):.0f} s at R", flush=True)
+              f"{each['requests'] / (100 / 60):.0f} s at R {lap('actions_100_per_min')}", flush=True)
     path = write_result("market", out)
     print(f"wrote {path}")
 

@@ -299,6 +299,8 @@ class RequestEstimate:
     ``exact`` requests are one page each (or corporate-action listings); ``estimated`` ones follow
     ``next_url`` over a range whose density the store knows; ``bounded`` ones cover a range never
     stored, so only the calendar's bound (``high``) and one page (``low``) are known for them.
+    ``bounded`` also counts the tickers of grouped-daily requests not known to be listed: each may
+    be absent from a session and then costs one request of its own (``high``, not ``low``).
     """
 
     expected: int
@@ -363,11 +365,13 @@ class Plan:
         dense = [r for r in self.requests if r.pages > 1 and r.density is not None]
         blind = [r for r in self.requests if r.pages > 1 and r.density is None]
         fixed = len(exact) + sum(a.pages for a in self.actions) + self.probes
+        absent = len({t.ticker for r in self.requests if r.kind == "grouped"
+                      for t in r.targets if not t.listed})
         return RequestEstimate(
             expected=self.request_count,
             low=fixed + len(dense) + len(blind) + sum(r.expected_pages - 1 for r in dense),
-            high=fixed + sum(r.pages for r in (*dense, *blind)),
-            exact=fixed, estimated=len(dense), bounded=len(blind))
+            high=fixed + sum(r.pages for r in (*dense, *blind)) + absent,
+            exact=fixed, estimated=len(dense), bounded=len(blind) + absent)
 
     def per_series(self) -> dict[str, int]:
         """Requests per series label (grouped-daily requests are counted under their market)."""
