@@ -54,10 +54,21 @@ class StagingCatalog(SqlCatalog):
     def commit_table(
         self, table: Table, requirements: tuple[TableRequirement, ...], updates: tuple[TableUpdate, ...]
     ) -> CommitTableResponse:
-        staged = self._update_and_stage_table(table, table.name(), requirements, updates)
-        self._write_metadata(staged.metadata, staged.io, staged.metadata_location)
-        self.staged = (table.metadata_location, staged.metadata_location)
-        return CommitTableResponse(metadata=staged.metadata, metadata_location=staged.metadata_location)
+        from pyiceberg.table.locations import load_location_provider
+
+        from mdw.store.lake.table import apply_updates
+
+        # What SqlCatalog's _update_and_stage_table does, with mdw's metadata update (no deep copy).
+        for requirement in requirements:
+            requirement.validate(table.metadata)
+        metadata = apply_updates(table.metadata, updates, table.metadata_location)
+        version = self._parse_metadata_version(table.metadata_location) + 1
+        provider = load_location_provider(metadata.location, metadata.properties)
+        location = provider.new_table_metadata_file_location(version)
+        io = self._load_file_io(properties=metadata.properties, location=location)
+        self._write_metadata(metadata, io, location)
+        self.staged = (table.metadata_location, location)
+        return CommitTableResponse(metadata=metadata, metadata_location=location)
 
 
 def pointer_key(namespace: str, table: str) -> tuple[str, str, str]:

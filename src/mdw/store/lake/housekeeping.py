@@ -69,24 +69,8 @@ def compact(lake: LakeTable, location: str) -> str:
                 parts.append(pq.read_table(stream))
             old.append(ref.path)
         rows = pa.concat_tables(parts).sort_by([("ticker", "ascending"), ("t", "ascending")])
-        new[tf] = _files(layout.by_ticker(rows))
+        new[tf] = layout.file_parts(layout.by_ticker(rows), FILE_ROWS)
     return lake.replace_files(location, old, new)
-
-
-def _files(series: list[pa.Table]) -> list[list[pa.Table]]:
-    """Series cut into files of about :data:`FILE_ROWS` rows, never splitting a series' slice."""
-    files: list[list[pa.Table]] = []
-    current: list[pa.Table] = []
-    rows = 0
-    for s in series:
-        if current and rows + s.num_rows > FILE_ROWS:
-            files.append(current)
-            current, rows = [], 0
-        current.append(s)
-        rows += s.num_rows
-    if current:
-        files.append(current)
-    return files
 
 
 def expire(lake: LakeTable, location: str, keep_ms: int, now_ms: int | None = None) -> str:

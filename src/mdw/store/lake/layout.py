@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +33,7 @@ from mdw.domain import MISSING_N, BarBatch, Timeframe
 
 if TYPE_CHECKING:  # pyiceberg is imported where it is used: loading it costs a second
     from pyiceberg.io import FileIO
+    from pyiceberg.io.pyarrow import StatisticsCollector
     from pyiceberg.manifest import DataFile
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
@@ -45,12 +47,25 @@ COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "sour
 _REQUIRED = frozenset(COLUMNS) - {"v", "vw", "n"}
 _TYPES = {"ticker": pa.string(), "timeframe": pa.string(), "source": pa.string(), "t": pa.int64(),
           "n": pa.int64()}  # fmt: skip
+# The columns whose statistics anything prunes on: the manifests' and footers' min/max of ticker and t
+# (and timeframe, the partition). Statistics of the price columns cost encoder time and prune nothing.
+STATS_COLUMNS = ("ticker", "timeframe", "t")
 WRITER_OPTIONS: dict[str, object] = {
     "compression": "zstd",
-    "compression_level": 3,
+    "compression_level": 1,
     "use_dictionary": ["ticker", "timeframe", "source"],
     "column_encoding": {"t": "DELTA_BINARY_PACKED", "vw": "BYTE_STREAM_SPLIT"},
-    "write_statistics": True,
+    "write_statistics": list(STATS_COLUMNS),
+    # The files hold plain strings: the dictionary-typed columns mdw writes (see write_schema) are an
+    # encoding shortcut, and no Arrow schema in the footer makes readers read them back as such.
+    "store_schema": False,
+}
+# The Iceberg column metrics recorded in the manifests, matching the statistics the files carry.
+METRICS_PROPERTIES = {
+    "write.metadata.metrics.default": "none",
+    "write.metadata.metrics.column.ticker": "truncate(16)",
+    "write.metadata.metrics.column.timeframe": "truncate(16)",
+    "write.metadata.metrics.column.t": "full",
 }
 TABLE_PROPERTIES = {
     # pyiceberg's own rewrites (a copy-on-write delete) use these; mdw's files use WRITER_OPTIONS.
@@ -62,13 +77,32 @@ TABLE_PROPERTIES = {
 }
 
 
-def arrow_schema() -> pa.Schema:
-    """The bars' Arrow schema with Iceberg field ids (1..11 in :data:`COLUMNS` order)."""
+_STRINGS = ("ticker", "timeframe", "source")
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
+
+def _schema(strings: pa.DataType) -> pa.Schema:
     return pa.schema([
-        pa.field(name, _TYPES.get(name, pa.float64()), nullable=name not in _REQUIRED,
-                 metadata={b"PARQUET:field_id": str(i + 1).encode()})
+        pa.field(name, strings if name in _STRINGS else _TYPES.get(name, pa.float64()),
+                 nullable=name not in _REQUIRED, metadata={b"PARQUET:field_id": str(i + 1).encode()})
         for i, name in enumerate(COLUMNS)
     ])  # fmt: skip
+
+
+_ARROW_SCHEMA = _schema(pa.string())
+_WRITE_SCHEMA = _schema(_DICT)
+
+
+def arrow_schema() -> pa.Schema:
+    """The bars' Arrow schema with Iceberg field ids (1..11 in :data:`COLUMNS` order)."""
+    return _ARROW_SCHEMA
+
+
+def write_schema() -> pa.Schema:
+    """The schema mdw hands the Parquet writer: :func:`arrow_schema` with the repeated strings
+    dictionary-typed, so a series' ticker is one dictionary entry and its indices, never ``n``
+    strings; the file holds the same Parquet columns (dictionary-encoded strings) either way."""
+    return _WRITE_SCHEMA
 
 
 def iceberg_schema() -> Schema:
@@ -102,6 +136,11 @@ def sort_order() -> SortOrder:
 
 def batch_table(batch: BarBatch) -> pa.Table:
     """One series as rows of the table (NaN v/vw become nulls, as the row stores keep NULL)."""
+    return write_table(batch).cast(_ARROW_SCHEMA)
+
+
+def write_table(batch: BarBatch) -> pa.Table:
+    """One series as :func:`write_schema` rows: what a commit hands the Parquet writer."""
     n = len(batch)
     arrays: list[pa.Array] = [_repeat(batch.ticker, n), _repeat(str(batch.timeframe), n)]
     for name in ("t", "o", "h", "l", "c", "v", "vw", "n"):
@@ -112,13 +151,12 @@ def batch_table(batch: BarBatch) -> pa.Table:
         else:
             arrays.append(pa.array(col))
     arrays.append(_repeat(batch.source, n))
-    return pa.Table.from_arrays(arrays, schema=arrow_schema())
+    return pa.Table.from_arrays(arrays, schema=_WRITE_SCHEMA)
 
 
 def _repeat(text: str, n: int) -> pa.Array:
-    """``text`` ``n`` times as a string array, built without ``n`` Python strings."""
-    indices = pa.array(np.zeros(n, dtype=np.int32))
-    return pa.DictionaryArray.from_arrays(indices, [text]).cast(pa.string())
+    """``text`` ``n`` times as a dictionary array: one string and ``n`` zero indices."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([text]))
 
 
 def table_batch(ticker: str, timeframe: Timeframe, rows: pa.Table) -> BarBatch:
@@ -160,34 +198,67 @@ def data_path(location: str, timeframe: str) -> str:
     return f"{location.rstrip('/')}/data/timeframe={timeframe}/{uuid.uuid4().hex}.parquet"
 
 
-def write_data_file(io: FileIO, metadata: TableMetadata, timeframe: str, series: list[pa.Table]) -> DataFile:
+@dataclass(frozen=True, slots=True)
+class FilePlan:
+    """What every data file of one commit shares: the table's location, spec and statistics plan."""
+
+    location: str
+    spec_id: int
+    stats_columns: dict[int, StatisticsCollector]
+    column_mapping: dict[str, int]
+
+    @classmethod
+    def of(cls, metadata: TableMetadata) -> FilePlan:
+        from pyiceberg.io.pyarrow import compute_statistics_plan, parquet_path_to_id_mapping
+
+        schema = metadata.schema()
+        return cls(
+            location=metadata.location, spec_id=metadata.default_spec_id,
+            stats_columns=compute_statistics_plan(schema, {**metadata.properties, **METRICS_PROPERTIES}),
+            column_mapping=parquet_path_to_id_mapping(schema),
+        )  # fmt: skip
+
+
+def file_parts(series: list[pa.Table], rows: int) -> list[list[pa.Table]]:
+    """Series (in ticker order) cut into files of about ``rows`` rows, never splitting a series."""
+    files: list[list[pa.Table]] = []
+    current: list[pa.Table] = []
+    held = 0
+    for s in series:
+        if current and held + s.num_rows > rows:
+            files.append(current)
+            current, held = [], 0
+        current.append(s)
+        held += s.num_rows
+    if current:
+        files.append(current)
+    return files
+
+
+def write_data_file(io: FileIO, plan: FilePlan, timeframe: str, series: list[pa.Table]) -> DataFile:
     """Write one Parquet file of ``series`` (each sorted by t, given in ticker order); its DataFile.
 
-    The statistics (row count, per-column sizes, nulls, min/max) come from the footer just written,
-    as pyiceberg's own writer computes them, so any Iceberg reader can prune on them.
+    The statistics (row count, per-column sizes, min/max of :data:`STATS_COLUMNS`) come from the
+    footer just written, as pyiceberg's own writer computes them, so any Iceberg reader can prune
+    on them. Thread-safe: a commit writes its files in parallel.
     """
-    from pyiceberg.io.pyarrow import (
-        compute_statistics_plan,
-        data_file_statistics_from_parquet_metadata,
-        parquet_path_to_id_mapping,
-    )
+    from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
     from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
     from pyiceberg.typedef import Record
 
-    path = data_path(metadata.location, timeframe)
+    path = data_path(plan.location, timeframe)
     output = io.new_output(path)
-    schema = arrow_schema()
+    schema = _WRITE_SCHEMA
     with output.create(overwrite=False) as stream, pq.ParquetWriter(stream, schema, **WRITER_OPTIONS) as w:
         for group in row_groups(series):
             w.write_table(
                 group if group.schema.equals(schema, check_metadata=True) else group.cast(schema),
                 row_group_size=group.num_rows,
             )
-    table_schema = metadata.schema()
     stats = data_file_statistics_from_parquet_metadata(
         parquet_metadata=w.writer.metadata,
-        stats_columns=compute_statistics_plan(table_schema, metadata.properties),
-        parquet_column_mapping=parquet_path_to_id_mapping(table_schema),
+        stats_columns=plan.stats_columns,
+        parquet_column_mapping=plan.column_mapping,
     )
     return DataFile.from_args(
         content=DataFileContent.DATA,
@@ -196,7 +267,7 @@ def write_data_file(io: FileIO, metadata: TableMetadata, timeframe: str, series:
         partition=Record(timeframe),
         file_size_in_bytes=len(output),
         sort_order_id=None,
-        spec_id=metadata.default_spec_id,
+        spec_id=plan.spec_id,
         equality_ids=None,
         key_metadata=None,
         **stats.to_serialized_dict(),
