@@ -196,3 +196,20 @@ def test_table_created_with_required_n_takes_missing_n_after_upgrade(
         assert back.n.tolist() == [3, MISSING_N, 0, MISSING_N, 7]
     finally:
         old.conn.close()
+
+
+def test_a_writer_knows_the_files_of_its_commit_as_a_fresh_reader_lists_them(lake: Lake) -> None:
+    """The live files a writer derives after a fast append equal those read from the manifests."""
+    from mdw.store.lake.table import LakeTable
+
+    for i in range(3):
+        tables = {"1m": [series(f"S{i}", n=50)], "1h": [series(f"S{i}", "1h")]}
+        lake.commit(lambda at, tables=tables: lake.table.stage(at, tables, []))
+    lo, hi = T0 + 10 * MIN, T0 + 20 * MIN
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [series("S0", start=lo, n=10, seed=9)]},
+                                            [RangeDelete("S0", "1m", lo, hi)]))  # fmt: skip
+    lake.commit(lambda at: lake.table.stage(at, {"1m": [series("S3", n=50)]}, []))
+    now = lake.pointer()
+    fresh = LakeTable(lake.table.catalog)
+    assert lake.table.files(now) == fresh.files(now)
+    assert len(fresh.files(now)) >= 7

@@ -175,29 +175,15 @@ class LakeTable:
         return refs
 
     def _manifest(self, io: FileIO, manifest: ManifestFile) -> tuple[FileRef, ...]:
-        from pyiceberg.conversions import from_bytes
-        from pyiceberg.types import LongType, StringType
-
         key = manifest.manifest_path
         with self._lock:
             hit = self._manifests.get(key)
         if hit is not None:
-            return tuple(hit)
-        refs = []
-        for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
-            f = entry.data_file
-            lo, hi = f.lower_bounds or {}, f.upper_bounds or {}
-            refs.append(FileRef(
-                path=f.file_path, timeframe=str(f.partition[0]),
-                ticker_lo=str(from_bytes(StringType(), lo[_TICKER])) if _TICKER in lo else "",
-                ticker_hi=str(from_bytes(StringType(), hi[_TICKER])) if _TICKER in hi else "\U0010ffff",
-                t_lo=int(from_bytes(LongType(), lo[_T])) if _T in lo else -(2**63),
-                t_hi=int(from_bytes(LongType(), hi[_T])) if _T in hi else 2**63 - 1,
-                rows=int(f.record_count), size=int(f.file_size_in_bytes),
-            ))  # fmt: skip
+            return hit
+        refs = tuple(_file_ref(e.data_file) for e in manifest.fetch_manifest_entry(io, discard_deleted=True))
         with self._lock:
-            self._manifests.put(key, tuple(refs))
-        return tuple(refs)
+            self._manifests.put(key, refs)
+        return refs
 
     def _footer(self, io: FileIO, path: str) -> Footer:
         with self._lock:
@@ -279,7 +265,14 @@ class LakeTable:
             with tx.update_snapshot().fast_append() as append:
                 for data_file in new_files:
                     append.append_data_file(data_file)
-        return self._commit(tx, location)
+        new = self._commit(tx, location)
+        if new_files and not exprs and new != location:
+            # A fast append's live files are the new ones (its manifest comes first) and the old
+            # ones: known without reading the manifest list back, which grows with every commit.
+            refs = (*(_file_ref(f) for f in new_files), *self.files(location))
+            with self._lock:
+                self._plans.put(new, refs)
+        return new
 
     def replace_files(
         self, location: str, old: Sequence[str], new_series: dict[str, list[list[pa.Table]]]
@@ -338,6 +331,22 @@ class LakeTable:
         if staged is None:  # nothing changed
             return location
         return staged[1]
+
+
+def _file_ref(f: DataFile) -> FileRef:
+    """A data file and the bounds its manifest entry holds."""
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.types import LongType, StringType
+
+    lo, hi = f.lower_bounds or {}, f.upper_bounds or {}
+    return FileRef(
+        path=f.file_path, timeframe=str(f.partition[0]),
+        ticker_lo=str(from_bytes(StringType(), lo[_TICKER])) if _TICKER in lo else "",
+        ticker_hi=str(from_bytes(StringType(), hi[_TICKER])) if _TICKER in hi else "\U0010ffff",
+        t_lo=int(from_bytes(LongType(), lo[_T])) if _T in lo else -(2**63),
+        t_hi=int(from_bytes(LongType(), hi[_T])) if _T in hi else 2**63 - 1,
+        rows=int(f.record_count), size=int(f.file_size_in_bytes),
+    )  # fmt: skip
 
 
 def write_files(io: FileIO, plan: layout.FilePlan, appends: dict[str, list[pa.Table]]) -> list[DataFile]:
