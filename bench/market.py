@@ -184,6 +184,15 @@ async def main(args: argparse.Namespace) -> None:
               f"{listed['requests']} requests in {listed['wall_s']} s; per ticker {each['requests']} in "
               f"{each['wall_s']} s {lap('actions_unlimited')}", flush=True)
     with SimProcess(rate_limit="100/min", extra=["--stocks", str(UNIVERSE)]) as sim:
+        # the listings first: after the month's requests the key's window (shared by every client
+        # on the host) would hold them back for up to a minute
+        listed_paced = await backfill(sim, actions, "100/min")
+        out["actions_100_per_min"] = {
+            "listings": listed_paced,
+            "per_ticker_requests_over_rate_s": round(each["requests"] / (100 / 60), 1)}
+        print(f"corporate actions at 100/min: listings {listed_paced['requests']} requests in "
+              f"{listed_paced['wall_s']} s; per ticker {each['requests']} requests = "
+              f"{each['requests'] / (100 / 60):.0f} s at R {lap('actions_100_per_min')}", flush=True)
         paced = await backfill(sim, month, "100/min")
         ideal = paced["requests"] / (100 / 60)
         out["month_100_per_min"] = {**paced, "wall_per_requests_over_rate": round(paced["wall_s"] / ideal, 3),
@@ -192,13 +201,6 @@ async def main(args: argparse.Namespace) -> None:
               f"{paced['wall_s'] / ideal:.2f} x requests/R, {paced['rate_limited']} 429s, "
               f"{paced['bars_per_s']:,} bars/s; by endpoint {paced['by_endpoint']} "
               f"{lap('month_100_per_min')}", flush=True)
-        listed_paced = await backfill(sim, actions, "100/min")
-        out["actions_100_per_min"] = {
-            "listings": listed_paced,
-            "per_ticker_requests_over_rate_s": round(each["requests"] / (100 / 60), 1)}
-        print(f"corporate actions at 100/min: listings {listed_paced['requests']} requests in "
-              f"{listed_paced['wall_s']} s; per ticker {each['requests']} requests = "
-              f"{each['requests'] / (100 / 60):.0f} s at R {lap('actions_100_per_min')}", flush=True)
     path = write_result("market", out)
     print(f"wrote {path}")
 

@@ -14,9 +14,10 @@ from datetime import date
 from tests.backfill.helpers import make_spec
 
 from mdw.backfill import plan_only, run_backfill
+from mdw.backfill.density import trades_daily
 from mdw.backfill.plan import BackfillSpec
-from mdw.backfill.planner import final_end
-from mdw.domain import AssetClass, SeriesKey, Timeframe, to_ms
+from mdw.backfill.planner import base_units, final_end
+from mdw.domain import AssetClass, SeriesKey, Timeframe, TimeRange, to_ms
 from mdw.plans import Limits, Plan
 from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import Market
@@ -133,7 +134,7 @@ async def test_thin_names_absent_from_grouped_daily_cost_one_request_each_not_on
 ) -> None:
     """Ten liquid and ten thin stocks (thin: absent from some sessions' grouped-daily answers),
     1m and 1d. June 2024 from nothing: no ticker is known to trade daily, so the planner keeps one
-    request per series (grouped daily's worst case, 20 sessions + 20 absent names, would pass
+    request per series (grouped daily's worst case, 19 sessions + 20 absent names, would pass
     1.02x the pager). The first July week after it: the liquid names are known to trade daily, so
     the 1d series come from 4 grouped requests, and each thin name absent from any of them is asked
     for ONCE over the week (it was once per absent session). Every run <= 1.02x the vendor pager's
@@ -142,9 +143,11 @@ async def test_thin_names_absent_from_grouped_daily_cost_one_request_each_not_on
     market = sim.market
     june = (to_ms("2024-06-03T04:00:00Z"), to_ms("2024-07-01T04:00:00Z"))
     week = (to_ms("2024-07-01T04:00:00Z"), to_ms("2024-07-06T04:00:00Z"))
-    thin_pool = thin_names(market, 10, below=0.02, above=0.0)
+    thin_pool = thin_names(market, 40, below=0.02, above=0.0)
+    sessions = base_units(AssetClass.STOCKS, D1, TimeRange(*june))
+    assert sessions == 19  # Juneteenth
     # thin names that missed a June session, most absent first in the July week
-    gappy = [t for t in thin_pool if len(market.aggregates(t, D1, *june)) < 20]
+    gappy = [t for t in thin_pool if len(market.aggregates(t, D1, *june)) < sessions]
     gappy.sort(key=lambda t: len(market.aggregates(t, D1, *week)))
     thin = gappy[:10]
     liquid = thin_names(market, 10, below=2.0, above=0.8)
@@ -157,6 +160,11 @@ async def test_thin_names_absent_from_grouped_daily_cost_one_request_each_not_on
             spec = make_spec(names, "1m,1d", first, last)
             minimal = await vendor_pages(sim.base_url, spec, sim)
             estimate = (await plan_only(store, spec, now=NOW, limits=LIMITS)).estimate()
+            held = {SeriesKey(tk.symbol, D1): await store.coverage(tk.symbol, Dataset.BARS, "1d")
+                    for tk in spec.tickers}
+            # known to trade daily: none at first; then the liquid names (the thin ones missed a session)
+            known = await trades_daily(store, spec, held)
+            assert known == (set(liquid) if grouped else set())
             before = dict(sim.stats()["requests_by_endpoint"])
             report = await run_backfill(store, client, spec, now=NOW, limits=LIMITS)
             after = sim.stats()["requests_by_endpoint"]

@@ -156,6 +156,8 @@ class Pipeline:
                 self._grouped_left[r.asset] = self._grouped_left.get(r.asset, 0) + 1
         self._absent: dict[AssetClass, dict[str, list[tuple[Target, int]]]] = {}
         self._more = asyncio.Event()
+        # tickers the vendor knows (stored, or answered with bars): an empty answer needs no check
+        self.known: set[str] = set(plan.stored)
         for job in jobs:
             for key in job_series(job):
                 self._outcome(key).requests_planned += 1
@@ -391,12 +393,13 @@ class Pipeline:
     async def _run_request(self, job: PlannedRequest) -> None:
         if job.kind == "grouped":
             writes, absent = await self._timed(grouped_answer(self.client, job))
+            self.known.update(w.batch.ticker for w in writes if len(w.batch))
             by_ticker = self._absent.setdefault(job.asset, {})
             for t in absent:
                 by_ticker.setdefault(t.ticker, []).append((t, job.fetch.end_ms))
             await self.queue.put(_Item(job, writes))
             return
-        pages = fetch_writes(self.client, job)
+        pages = fetch_writes(self.client, job, self.known)
         held: list[BarWrite] | None = None
         try:
             while True:

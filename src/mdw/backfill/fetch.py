@@ -156,16 +156,19 @@ def absent_request(asset: AssetClass, ticker: str, absent: Sequence[tuple[Target
     return PlannedRequest("absent", asset, ticker, targets[0].timeframe, fetch, targets, len(targets))
 
 
-async def fetch_absent(client: VendorSource, req: PlannedRequest) -> list[BarWrite]:
+async def fetch_absent(
+    client: VendorSource, req: PlannedRequest, known: set[str] | None = None,
+) -> list[BarWrite]:
     """A ticker's daily bars over the sessions it was absent from (``req.targets``), as one write.
 
     Only the bars of those sessions are kept (the others came from grouped answers), and each
-    session is covered, traded or not. An empty answer is checked against reference data.
+    session is covered, traded or not. An empty answer is checked against reference data unless
+    the ticker is in ``known`` (see :func:`fetch_writes`).
     """
     pages = [p async for p in client.aggregate_pages(
         req.ticker, req.timeframe, req.fetch.start_ms, req.fetch.end_ms)]
     batch = BarBatch.concat(pages) if pages else BarBatch.empty(req.ticker, req.timeframe)
-    if not len(batch):
+    if not len(batch) and (known is None or req.ticker not in known):
         await require_known(client, req.ticker)
     covered = RangeSet.of(t.covers for t in req.targets)
     keep = np.zeros(len(batch), dtype=bool)
@@ -174,14 +177,20 @@ async def fetch_absent(client: VendorSource, req: PlannedRequest) -> list[BarWri
     return [BarWrite(batch.take(keep), covered)]
 
 
-async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenerator[list[BarWrite], None]:
+async def fetch_writes(
+    client: VendorSource, req: PlannedRequest, known: set[str] | None = None,
+) -> AsyncGenerator[list[BarWrite], None]:
     """The store writes of one request, as its pages arrive.
+
+    ``known``: tickers the vendor is known to know (stored before, or answered with bars in this
+    run): an empty answer for one of them needs no reference check. A ticker answered with bars
+    is added to it.
 
     Raises:
         VendorError: the vendor failed the request after the client's retries.
     """
     if req.kind == "absent":
-        yield await fetch_absent(client, req)
+        yield await fetch_absent(client, req, known)
         return
     if req.kind == "grouped":
         writes, failures = await fetch_grouped(client, req)
@@ -198,8 +207,10 @@ async def fetch_writes(client: VendorSource, req: PlannedRequest) -> AsyncGenera
             writes, tail = _page_writes(req, pending, tail)
             yield writes
         pending = page
-    if count == 0:
+    if count == 0 and (known is None or req.ticker not in known):
         await require_known(client, req.ticker)
+    elif count and known is not None:
+        known.add(req.ticker)
     yield _final_writes(req, pending if pending is not None else BarBatch.empty(req.ticker, req.timeframe),
                         tail)
 

@@ -169,7 +169,7 @@ def plan_with_files(
         return replace(rest, costs=tuple(costs), notes=tuple(notes))
     final = plan_backfill(spec, _with_days(spec, coverage, chosen), now_ms, action_coverage, densities,
                           traded)
-    return replace(final, files=tuple(chosen), costs=tuple(costs), notes=tuple(notes))
+    return replace(final, files=tuple(chosen), costs=tuple(costs), notes=tuple(notes), stored=rest.stored)
 
 
 def _with_days(spec: BackfillSpec, coverage: Mapping[SeriesKey, RangeSet],

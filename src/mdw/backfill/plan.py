@@ -347,6 +347,8 @@ class Plan:
     notes: tuple[str, ...] = ()  # why flat files were not used where they could have been
     outside_plan: tuple[tuple[SeriesKey, TimeRange], ...] = ()  # wanted, before the plan's history
     probes: int = 0  # with the plan's history unknown: the one request that proves it first
+    # tickers the ledger holds something of: the vendor knows them, so an empty answer needs no check
+    stored: frozenset[str] = frozenset()
 
     @property
     def file_bytes(self) -> int:

@@ -426,7 +426,8 @@ def plan_backfill(
                    and len(grouped) + unsure <= GROUPED_WORST * len(per_ticker))
         requests.extend(grouped if cheaper else per_ticker)
     actions = _plan_actions(spec, action_coverage or {}, now_ms) if spec.corporate_actions else []
-    return Plan(tuple(series), tuple(requests), tuple(derives), tuple(actions))
+    stored = frozenset(key.ticker for key, held in coverage.items() if held)
+    return Plan(tuple(series), tuple(requests), tuple(derives), tuple(actions), stored=stored)
 
 
 def _attach_derived(

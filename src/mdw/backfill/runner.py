@@ -93,7 +93,7 @@ async def plan_only(
             raise ConfigError("--source flatfiles needs MDW_FLATFILES_KEY_ID and MDW_FLATFILES_SECRET")
         model = cost or CostModel(RateLimit.parse("5/min"))
         dens = await densities(store, one) if not one.refetch else {}
-        daily = await trades_daily(store, one) if not one.refetch else set()
+        daily = await trades_daily(store, one, coverage) if not one.refetch else set()
         plans.append(plan_with_files(one, coverage, at, actions, found, model, dens, daily))
     paged = [r.fetch.start_ms for p in plans for r in p.requests if r.kind == "aggs" and r.pages > 1]
     probes = int(bool(paged) and loaded.unproven(min(paged, default=0)))  # see Pipeline._probe_history
@@ -109,6 +109,7 @@ async def plan_only(
         notes=tuple(n for p in plans for n in p.notes),
         outside_plan=tuple(outside),
         probes=probes,
+        stored=frozenset(t for p in plans for t in p.stored),
     )
 
 
