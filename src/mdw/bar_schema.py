@@ -8,10 +8,12 @@ here, so a column means the same thing everywhere:
 * ``date``: for daily and longer bars only, the session date in the market's own zone (New York
   for US stocks, options and indices, UTC for crypto and forex), so a stock's daily bar is dated
   by its session and not by 04:00/05:00 UTC;
-* ``open, high, low, close, volume, vwap, trades`` (``volume`` and ``vwap`` null where the
-  vendor has none).
+* ``open, high, low, close, volume, vwap, trades`` (``volume``, ``vwap`` and ``trades`` null where
+  the vendor has none);
+* ``otc``: the vendor's per-bar OTC flag as it was sent (``true`` on OTC names' bars), null where the
+  bar carried none (listed names, flat files, bars stored before mdw kept the flag).
 
-``names="vendor"`` keeps the vendor's short names (``t, o, h, l, c, v, vw, n``) for code written
+``names="vendor"`` keeps the vendor's short names (``t, o, h, l, c, v, vw, n, otc``) for code written
 against the vendor's API; in CSV and JSON its ``t`` is then epoch milliseconds, as the vendor sends
 it. Adjusted prices and volumes are rounded to the instrument's precision (:data:`ADJUSTED_DECIMALS`)
 so that a division by a split ratio never prints float noise such as ``1948.6961779999997``;
@@ -31,7 +33,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import DAY_MS, AssetClass, BarBatch, Timeframe, from_ms, n_values, parse_ticker
+from mdw.domain import DAY_MS, AssetClass, BarBatch, Timeframe, from_ms, n_values, otc_values, parse_ticker
 from mdw.errors import UsageError
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 NAMINGS = ("long", "vendor")
 LONG_NAMES = {"t": "timestamp", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume",
-              "vw": "vwap", "n": "trades"}
+              "vw": "vwap", "n": "trades", "otc": "otc"}
 # Decimals of adjusted prices and volumes. The vendor quotes US stocks to at most 4 decimals; two
 # more keep a split of up to 1:100 exact and leave any other ratio within a millionth.
 ADJUSTED_DECIMALS = {AssetClass.STOCKS: 6, AssetClass.OPTIONS: 6, AssetClass.INDICES: 6,
@@ -56,6 +58,16 @@ def check_names(value: str) -> str:
     if value not in NAMINGS:
         raise UsageError(f"invalid names {value!r}; expected long (open, high ...) or vendor (o, h ...)")
     return value
+
+
+def otc_array(otc: npt.NDArray[np.int8]) -> pa.Array:
+    """The per-bar OTC flags as an Arrow boolean array, null where a bar has none."""
+    import pyarrow as pa
+
+    missing = otc < 0  # MISSING_OTC
+    if missing.all():
+        return pa.nulls(len(otc), pa.bool_())
+    return pa.array(otc > 0, pa.bool_(), mask=missing if missing.any() else None)
 
 
 def session_dates(ticker: str, t: npt.NDArray[np.int64]) -> list[date]:
@@ -113,7 +125,7 @@ class BarSchema:
         """The column names in order."""
         head = ["ticker", "timeframe"] if self.series_columns else []
         bars = [self.name("t"), *(["date"] if self.dated else []),
-                *(self.name(s) for s in ("o", "h", "l", "c", "v", "vw", "n"))]
+                *(self.name(s) for s in ("o", "h", "l", "c", "v", "vw", "n", "otc"))]
         return head + bars
 
     def metadata(self) -> dict[str, str]:
@@ -133,7 +145,7 @@ class BarSchema:
         types.append(pa.timestamp("ms", tz="UTC"))
         if self.dated:
             types.append(pa.date32())
-        types += [pa.float64()] * 6 + [pa.int64()]
+        types += [pa.float64()] * 6 + [pa.int64(), pa.bool_()]
         return pa.schema(list(zip(self.columns, types, strict=True)), metadata=self.metadata())
 
     def prepare(self, batch: BarBatch) -> BarBatch:
@@ -170,6 +182,7 @@ class BarSchema:
             arrays.append(pa.array(col, mask=mask) if mask.any() else pa.array(col))
         missing = b.n < 0  # MISSING_N: null, never a count
         arrays.append(pa.array(b.n, pa.int64(), mask=missing) if missing.any() else pa.array(b.n, pa.int64()))
+        arrays.append(otc_array(b.otc))
         return arrays
 
     def table(self, batches: Iterable[BarBatch]) -> pa.Table:
@@ -209,6 +222,7 @@ class BarSchema:
             cols.append([d.isoformat() for d in session_dates(b.ticker, b.t)])
         cols += [getattr(b, short).tolist() for short in ("o", "h", "l", "c", "v", "vw")]
         cols.append(n_values(b.n))  # a missing n is null
+        cols.append(otc_values(b.otc))  # no flag is null
         row = _row_type(tuple(self.columns))
         return [row(*values) for values in zip(*cols, strict=True)]
 

@@ -312,10 +312,15 @@ def parse_timeframes(text: str | Sequence[str]) -> list[Timeframe]:
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-BAR_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n")
+I8 = npt.NDArray[np.int8]
+BAR_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n", "otc")
 # ``n`` (the trade count) where the vendor left it out: stored as NULL and read back as this. A real
 # count is never negative (the vendor client refuses one), so the value cannot be mistaken for data.
 MISSING_N = -1
+# ``otc`` per bar: the vendor's flag as it was sent. 1 (``"otc": true``), 0 (``"otc": false``) or
+# MISSING_OTC where the bar carried no flag (stored as NULL). The vendor writes it on OTC names only.
+MISSING_OTC = -1
+_NO_OTC = np.empty(0, dtype=np.int8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +363,22 @@ def n_values(n: I64) -> list[int | None]:
     return values
 
 
+def otc_values(otc: I8) -> list[bool | None]:
+    """``otc`` as Python booleans with None where the vendor sent no flag (what drivers store as NULL)."""
+    if not bool((otc >= 0).any()):
+        return [None] * len(otc)
+    return [None if x < 0 else bool(x) for x in otc.tolist()]
+
+
+def otc_from_float(otc: npt.NDArray[np.float64]) -> I8:
+    """Flags read as floats (NULL as NaN) back to int8, NaN as :data:`MISSING_OTC`."""
+    return np.where(np.isnan(otc), MISSING_OTC, otc).astype(np.int8)
+
+
+def _i8(values: npt.ArrayLike) -> I8:
+    return np.ascontiguousarray(values, dtype=np.int8)
+
+
 def n_from_float(n: npt.NDArray[np.float64]) -> I64:
     """Counts read as floats (NULL as NaN) back to int64, NaN as :data:`MISSING_N`."""
     return np.where(np.isnan(n), MISSING_N, n).astype(np.int64)
@@ -368,7 +389,8 @@ class BarBatch:
     """Bars of one ticker and timeframe, as columns (no per-bar Python objects).
 
     ``v`` and ``vw`` are NaN where the vendor omits them (index bars); ``n`` is :data:`MISSING_N`
-    where it is omitted (stored as NULL, never as 0).
+    where it is omitted (stored as NULL, never as 0). ``otc`` is the vendor's per-bar OTC flag
+    (int8: 1, 0, or :data:`MISSING_OTC` where the bar had none); left out, every bar has none.
     """
 
     ticker: str
@@ -382,13 +404,18 @@ class BarBatch:
     vw: F64
     n: I64
     source: str = field(default="rest")
+    otc: I8 = field(default_factory=lambda: _NO_OTC)  # the marker for "no flag on any bar"
 
     def __post_init__(self) -> None:
+        size = len(self.t)
         for name in BAR_COLUMNS:
             arr = getattr(self, name)
-            conv = _i64(arr) if name in ("t", "n") else _f64(arr)
+            conv: F64 | I64 | I8
+            if name == "otc":
+                conv = np.full(size, MISSING_OTC, dtype=np.int8) if arr is _NO_OTC else _i8(arr)
+            else:
+                conv = _i64(arr) if name in ("t", "n") else _f64(arr)
             object.__setattr__(self, name, conv)
-        size = len(self.t)
         if any(len(getattr(self, name)) != size for name in BAR_COLUMNS):
             raise ValidationError(f"{self.ticker} {self.timeframe}: columns differ in length")
 
@@ -402,10 +429,13 @@ class BarBatch:
     def from_columns(
         cls, ticker: str, timeframe: Timeframe, cols: Mapping[str, npt.ArrayLike], source: str = "rest"
     ) -> BarBatch:
-        """A batch from columns named as :data:`BAR_COLUMNS` (converted to int64 and float64)."""
+        """A batch from columns named as :data:`BAR_COLUMNS` (converted to int64, float64 and int8;
+        without ``otc``, no bar has a flag)."""
         f, i = _f64, _i64
+        otc = cols.get("otc")
         return cls(ticker, timeframe, t=i(cols["t"]), o=f(cols["o"]), h=f(cols["h"]), l=f(cols["l"]),
-                   c=f(cols["c"]), v=f(cols["v"]), vw=f(cols["vw"]), n=i(cols["n"]), source=source)
+                   c=f(cols["c"]), v=f(cols["v"]), vw=f(cols["vw"]), n=i(cols["n"]), source=source,
+                   otc=_NO_OTC if otc is None else _i8(otc))
 
     @classmethod
     def concat(cls, batches: Sequence[BarBatch]) -> BarBatch:
@@ -421,7 +451,7 @@ class BarBatch:
     def __len__(self) -> int:
         return len(self.t)
 
-    def columns(self) -> dict[str, F64 | I64]:
+    def columns(self) -> dict[str, F64 | I64 | I8]:
         return {name: getattr(self, name) for name in BAR_COLUMNS}
 
     def take(self, index: RowSelector) -> BarBatch:
@@ -456,7 +486,8 @@ class BarBatch:
             self.ticker == other.ticker
             and self.timeframe == other.timeframe
             and all(
-                np.array_equal(getattr(self, name), getattr(other, name), equal_nan=name not in ("t", "n"))
+                np.array_equal(getattr(self, name), getattr(other, name),
+                               equal_nan=name not in ("t", "n", "otc"))
                 for name in BAR_COLUMNS
             )
         )

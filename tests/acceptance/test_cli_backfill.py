@@ -243,7 +243,7 @@ async def test_cli_export_and_status_read_back_when_data_is_stored(
     spec = spec_of("X:BTCUSD", "4h", "2024-03-01", "2024-03-03")
     rng = spec.wanted(spec.tickers[0].asset_class)
     truth = sim.market.aggregates("X:BTCUSD", spec.timeframes[0], rng.start_ms, rng.end_ms)
-    assert lines[0] == "ticker,timeframe,timestamp,open,high,low,close,volume,vwap,trades"
+    assert lines[0] == "ticker,timeframe,timestamp,open,high,low,close,volume,vwap,trades,otc"
     assert len(lines) == len(truth) + 1 == 19
     assert [to_ms(x.split(",")[2]) for x in lines[1:]] == truth.t.tolist()
     assert [float(x.split(",")[6]) for x in lines[1:]] == truth.c.tolist()

@@ -64,7 +64,7 @@ async def test_cli_export_writes_the_one_schema_in_csv_jsonl_and_parquet(
     out = await mdw("export", "-s", "AAPL", "--start", first, "--end", last, "--adjust", "all", env=env)
     assert out.code == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "ticker,timeframe,timestamp,date,open,high,low,close,volume,vwap,trades"
+    assert lines[0] == "ticker,timeframe,timestamp,date,open,high,low,close,volume,vwap,trades,otc"
     assert lines[1].startswith("AAPL,1d,2024-02-01T05:00:00Z,2024-02-01,")
     prices = [f for line in lines[1:] for f in line.split(",")[4:8]]
     assert all(len(p.partition(".")[2]) <= ADJUSTED_DECIMALS[AssetClass.STOCKS] for p in prices), prices
@@ -74,7 +74,7 @@ async def test_cli_export_writes_the_one_schema_in_csv_jsonl_and_parquet(
     jsonl = await mdw("export", "-s", "AAPL", "--start", first, "--end", last, "-f", "jsonl", env=env)
     row = json.loads(jsonl.stdout.splitlines()[0])
     assert list(row) == ["ticker", "timeframe", "timestamp", "date", "open", "high", "low", "close", "volume",
-                         "vwap", "trades"]
+                         "vwap", "trades", "otc"]
     assert row["close"] == raw.c[0]
     path = tmp_path / "aapl.parquet"
     pq_out = await mdw("export", "-s", "AAPL", "--start", first, "--end", "2024-03-08", "-f", "parquet",

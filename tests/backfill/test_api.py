@@ -55,7 +55,7 @@ def test_api_connect_backfills_and_reads_frames_when_used_synchronously(tmp_path
     rng = day_range_ms(frame.index[0].date(), frame.index[-1].date(), parse_ticker("X:BTCUSD").asset_class.tz)
     truth = sim.market.aggregates("X:BTCUSD", Timeframe.parse("1h"), rng.start_ms, rng.end_ms)
     assert len(frame) == len(truth) == 5 * 24
-    assert list(frame.columns) == ["open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume", "vwap", "trades", "otc"]
     assert frame.index.name == "timestamp" and str(frame.index.tz) == "UTC" and frame.index[0].hour == 0
     assert np.array_equal(frame["close"].to_numpy(), truth.c)
     assert np.array_equal(frame.index.as_unit("ms").asi8, truth.t)
@@ -71,7 +71,8 @@ def test_api_connect_backfills_and_reads_frames_when_used_synchronously(tmp_path
     meta = table.schema.metadata
     assert (meta[b"mdw.ticker"], meta[b"mdw.timeframe"], meta[b"mdw.adjustment"]) == (b"AAPL", b"1d", b"none")
     assert meta[b"mdw.as_of"] and b"mdw.coverage" in meta
-    assert list(vendor.columns) == ["date", "o", "h", "l", "c", "v", "vw", "n"] and vendor.index.name == "t"
+    assert list(vendor.columns) == ["date", "o", "h", "l", "c", "v", "vw", "n", "otc"]
+    assert vendor.index.name == "t"
     assert held == RangeSet.of([stock])
 
 
@@ -89,7 +90,8 @@ async def test_api_async_core_reads_stored_bars_when_store_is_postgres(
         assert len(frame) == 96
         empty = await wh.bars_arrow("X:ETHUSD", "15m", "2023-01-01", "2023-01-02")
         assert empty.num_rows == 0
-        assert empty.column_names == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades"]
+        assert empty.column_names == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades",
+                                      "otc"]
         assert [s.bars for s in await wh.status()] == [96]
     finally:
         await wh.close()

@@ -10,7 +10,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from mdw.domain import MISSING_N, Timeframe
+from mdw.domain import MISSING_N, MISSING_OTC, Timeframe
 from mdw.errors import VendorTransientError
 from mdw.polygon import decode as dec
 
@@ -91,7 +91,43 @@ def test_decode_grouped_keeps_ticker_per_row() -> None:
         {"T": "AAPL", "v": 10, "vw": 1, "o": 1, "c": 1, "h": 1, "l": 1, "t": 1602705600000, "n": 3},
     ]}).encode(), "u")
     m = dec.bars_to_columns(rows)
-    assert rows[0].T == "AAPL" and m[:, 0].tolist() == [10, 1, 1, 1, 1, 1, 1602705600000, 3]
+    assert rows[0].T == "AAPL" and m[:8, 0].tolist() == [10, 1, 1, 1, 1, 1, 1602705600000, 3]
+    assert math.isnan(m[8, 0])  # no otc flag
+
+
+def test_decode_aggs_keeps_otc_flag_per_bar_as_sent() -> None:
+    """``otc: true``/``false`` is kept per bar; a bar without the key (or with a number, which is not
+    a flag) has none (MISSING_OTC, stored as NULL)."""
+    bar = {"v": 1, "o": 1, "h": 1, "l": 1, "c": 1}
+    batch, _ = dec.decode_aggs(_page([dict(bar, t=60_000, otc=True), dict(bar, t=120_000),
+                                      dict(bar, t=180_000, otc=False), dict(bar, t=240_000, otc=1)]),
+                               "OTCX", TF, "u")
+    assert batch.otc.tolist() == [1, MISSING_OTC, 0, MISSING_OTC]
+    plain, _ = dec.decode_aggs(_page([dict(bar, t=60_000)]), "AAPL", TF, "u")
+    assert plain.otc.tolist() == [MISSING_OTC]
+
+
+def test_decode_aggs_keeps_otc_flag_on_the_lenient_path() -> None:
+    """A page read leniently (a bar has a bad value) keeps each bar's flag: the bad bar, held by the
+    error to be quarantined, carries the flag it was sent with."""
+    body = (b'{"status":"OK","results":[{"v":1,"o":1,"h":1,"l":1,"c":1,"t":60000,"otc":true},'
+            b'{"v":1,"o":1,"h":1,"l":1,"c":1,"t":120000,"n":null,"otc":true}]}')
+    with pytest.raises(dec.InvalidBarsError) as info:
+        dec.decode_aggs(body, "OTCX", TF, "u")
+    assert info.value.bars.t.tolist() == [120_000] and info.value.bars.otc.tolist() == [1]
+    loose = dec.loose_otc([{"otc": True}, {"otc": "yes"}, {}, 5])
+    assert loose[0] == 1.0 and np.isnan(loose[1:]).all()
+
+
+def test_decode_grouped_keeps_otc_flag_per_row() -> None:
+    """Grouped-daily rows keep the vendor's otc flag, strict and lenient paths alike."""
+    row = {"v": 10, "vw": 1, "o": 1, "c": 1, "h": 1, "l": 1, "t": 1602705600000, "n": 3}
+    rows = dec.decode_grouped(json.dumps({"status": "OK", "results": [
+        dict(row, T="OTCX", otc=True), dict(row, T="AAPL")]}).encode(), "u")
+    assert dec.bars_to_columns(rows)[8].tolist()[0] == 1.0 and math.isnan(dec.bars_to_columns(rows)[8, 1])
+    bad = json.dumps({"status": "OK", "results": [dict(row, T="OTCX", otc=True), dict(row, T="B", n=None)]})
+    kept = dec.decode_grouped(bad.encode(), "u")
+    assert [r.T for r in kept] == ["OTCX"] and kept[0].otc == 1.0
 
 
 def test_decode_dividends_and_splits_map_to_domain_types() -> None:
@@ -124,6 +160,6 @@ def test_error_detail_reads_error_or_message_key() -> None:
 
 
 def test_bars_to_columns_is_empty_when_no_bars() -> None:
-    """No bars gives an (8, 0) matrix."""
-    assert dec.bars_to_columns([]).shape == (8, 0)
+    """No bars gives a (9, 0) matrix."""
+    assert dec.bars_to_columns([]).shape == (9, 0)
     assert np.asarray(dec.bars_to_columns([])).dtype == np.float64

@@ -43,7 +43,7 @@ async def test_bars_formats_and_paging_return_the_simulators_bars(sim: SimServer
         cursor = "&cursor=" + page["next_cursor"]
     assert pages == -(-len(truth) // 700)
     iso = [from_ms(t).isoformat().replace("+00:00", "Z") for t in truth.t.tolist()]
-    assert list(rows[0]) == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert list(rows[0]) == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades", "otc"]
     assert [r["timestamp"] for r in rows] == iso
     assert [r["close"] for r in rows] == truth.c.tolist()
     status, data, headers = await svc.get(query + "&format=arrow")
@@ -57,7 +57,8 @@ async def test_bars_formats_and_paging_return_the_simulators_bars(sim: SimServer
     assert json.loads(meta[b"mdw.coverage"])["complete"] is True and meta[b"mdw.as_of"]
     status, data, _ = await svc.get(query + "&format=csv")
     csv = pacsv.read_csv(io.BytesIO(data))
-    assert csv.column_names == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades"]
+    assert csv.column_names == ["timestamp", "open", "high", "low", "close", "volume", "vwap", "trades",
+                                "otc"]
     assert csv.column("open").to_pylist() == truth.o.tolist()
     assert data.split(b"\n")[1].startswith(iso[0].encode() + b",")
     status, page, _ = await svc.get(query + "&names=vendor&limit=3")

@@ -62,7 +62,7 @@ def test_schema_vendor_names_and_metadata_travel_with_arrow() -> None:
     """names=vendor keeps t, o ... (t in epoch ms in text); the Arrow schema names series and adjustment."""
     t = to_ms("2024-03-08T05:00:00Z")
     schema = BarSchema("AAPL", DAY, "all", date(2026, 12, 3), "vendor", extra={"mdw.coverage": "{}"})
-    assert schema.columns == ["t", "date", "o", "h", "l", "c", "v", "vw", "n"]
+    assert schema.columns == ["t", "date", "o", "h", "l", "c", "v", "vw", "n", "otc"]
     assert msgspec.json.decode(msgspec.json.encode(schema.rows(_batch("AAPL", DAY, [t]))))[0]["t"] == t
     arrow = schema.table([_batch("AAPL", DAY, [t])])
     assert arrow.schema.field("t").type == pa.timestamp("ms", tz="UTC")
@@ -72,3 +72,22 @@ def test_schema_vendor_names_and_metadata_travel_with_arrow() -> None:
     assert BarSchema("AAPL", DAY).table([]).num_rows == 0
     with pytest.raises(UsageError, match="long"):
         check_names("short")
+
+
+def test_schema_otc_column_is_true_false_or_null_in_every_encoding() -> None:
+    """The vendor's flag is a boolean column: true/false where sent, null (empty in CSV) where not."""
+    from dataclasses import replace
+
+    from mdw.domain import MISSING_OTC
+
+    t = [to_ms("2024-03-08T05:00:00Z"), to_ms("2024-03-11T04:00:00Z"), to_ms("2024-03-12T04:00:00Z")]
+    b = replace(_batch("OTCX", DAY, t), otc=np.array([1, MISSING_OTC, 0], dtype=np.int8))
+    schema = BarSchema("OTCX", DAY)
+    assert schema.columns[-1] == "otc" and schema.arrow_schema().field("otc").type == pa.bool_()
+    assert schema.table([b]).column("otc").to_pylist() == [True, None, False]
+    assert [line.rsplit(",", 1)[1] for line in schema.csv(b).decode().splitlines()] == ["true", "", "false"]
+    assert [json.loads(line)["otc"] for line in schema.jsonl(b).splitlines()] == [True, None, False]
+    vendor = BarSchema("OTCX", DAY, names="vendor")
+    assert json.loads(vendor.jsonl(b).splitlines()[0])["otc"] is True
+    plain = _batch("AAPL", DAY, t)
+    assert schema.table([plain]).column("otc").null_count == 3

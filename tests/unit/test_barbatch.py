@@ -145,3 +145,30 @@ def test_barbatch_validate_error_holds_the_offending_bars_and_their_reasons() ->
     bad = info.value.bars
     assert bad is not None and bad.t.tolist() == [T0 + 60_000, T0 + 240_000] and bad.h.tolist() == [8.0, 15.0]
     assert info.value.reasons == ("high is below low; negative volume", "negative volume")
+
+
+def test_otc_defaults_to_no_flag_and_travels_with_every_row_operation() -> None:
+    """Without an otc column no bar has a flag; take, concat, sorted and with_source keep each
+    bar's flag, and equals tells a flag from none."""
+    from mdw.domain import MISSING_OTC
+
+    plain = batch(4)
+    assert plain.otc.dtype == np.int8 and plain.otc.tolist() == [MISSING_OTC] * 4
+    flagged = batch(4, otc=[1, 0, MISSING_OTC, 1])
+    assert flagged.take(np.array([3, 0])).otc.tolist() == [1, 1]
+    assert BarBatch.concat([flagged, plain]).otc.tolist() == [1, 0, MISSING_OTC, 1] + [MISSING_OTC] * 4
+    assert flagged.take(np.array([2, 1, 0, 3])).sorted().otc.tolist() == [1, 0, MISSING_OTC, 1]
+    assert flagged.with_source("grouped").otc.tolist() == flagged.otc.tolist()
+    assert flagged.equals(batch(4, otc=[1, 0, MISSING_OTC, 1]))
+    assert not flagged.equals(batch(4, otc=[1, 0, 0, 1])) and not plain.equals(flagged)
+
+
+def test_resample_keeps_a_window_flag_only_when_its_bars_agree() -> None:
+    """A derived window's otc flag is its bars' common flag, and missing where they differ."""
+    from mdw.backfill.derive import resample
+    from mdw.domain import MISSING_OTC, AssetClass
+
+    five = Timeframe.parse("5m")
+    flags = [1] * 5 + [1, 1, MISSING_OTC, 1, 1] + [MISSING_OTC] * 5
+    out = resample(batch(15, otc=flags), AssetClass.STOCKS, five)
+    assert out.otc.tolist() == [1, MISSING_OTC, MISSING_OTC]

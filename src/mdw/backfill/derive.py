@@ -3,7 +3,8 @@
 Windows are anchored at local midnight (ET for US stocks, UTC for crypto and forex), as the
 vendor anchors them, so a derived 4h stock bar starts at 00, 04, 08, 12, 16 or 20 ET. The
 arithmetic follows the vendor's: open of the first bar, close of the last, max high, min low,
-summed volume and trades, and the volume-weighted mean of the VWAPs.
+summed volume and trades, and the volume-weighted mean of the VWAPs. A window's ``otc`` flag is its
+bars' flag when they all carry the same one, and missing otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from datetime import timedelta
 
 import numpy as np
 
-from mdw.domain import I64, MISSING_N, AssetClass, BarBatch, Timeframe, from_ms, local_midnight_ms
+from mdw.domain import (
+    I64,
+    MISSING_N,
+    MISSING_OTC,
+    AssetClass,
+    BarBatch,
+    Timeframe,
+    from_ms,
+    local_midnight_ms,
+)
 from mdw.errors import UsageError
 
 DERIVED = "derived"
@@ -51,6 +61,7 @@ def resample(batch: BarBatch, asset: AssetClass, target: Timeframe) -> BarBatch:
     with np.errstate(invalid="ignore", divide="ignore"):
         weighted = np.add.reduceat(batch.vw * batch.v, starts)
         vw = np.where(v > 0, weighted / v, np.nan)
+    otc_lo, otc_hi = np.minimum.reduceat(batch.otc, starts), np.maximum.reduceat(batch.otc, starts)
     return BarBatch(
         ticker=batch.ticker,
         timeframe=target,
@@ -63,4 +74,5 @@ def resample(batch: BarBatch, asset: AssetClass, target: Timeframe) -> BarBatch:
         vw=vw,
         n=np.where(np.minimum.reduceat(batch.n, starts) < 0, MISSING_N, np.add.reduceat(batch.n, starts)),
         source=DERIVED,
+        otc=np.where(otc_lo == otc_hi, otc_lo, MISSING_OTC),
     )

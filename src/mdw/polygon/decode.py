@@ -1,9 +1,11 @@
 """Decode vendor bodies with msgspec straight into columns; never mistake a bad body for "no data".
 
 Bars decode into small typed Structs (fields declared in the vendor's own key order ``v vw o c h l
-t n``, which lets msgspec take its in-order fast path), then one ``np.fromiter`` pass flattens them
-into a float64 matrix whose columns become the :class:`~mdw.domain.BarBatch`. No per-bar dict is
-ever built. ``t`` and ``n`` round-trip exactly through float64 (both are far below 2**53).
+t n otc``, which lets msgspec take its in-order fast path), then one ``np.fromiter`` pass flattens
+them into a float64 matrix whose rows become the :class:`~mdw.domain.BarBatch`'s columns. No per-bar
+dict is ever built. ``t`` and ``n`` round-trip exactly through float64 (both are far below 2**53).
+``otc`` (sent on OTC names only) is 1.0/0.0 in the matrix, NaN where a bar has none; any value other
+than a JSON boolean is read as no flag.
 
 Tolerated: a missing ``results`` (an empty range), ``status: DELAYED``, missing ``vw``/``n``,
 fractional ``v``, index bars without ``v``/``vw``/``n``. A bar with a bad value (``null``, ``NaN``,
@@ -26,7 +28,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import MISSING_N, BarBatch, Dividend, Split, Timeframe, reasons_by_row
+from mdw.domain import MISSING_N, BarBatch, Dividend, Split, Timeframe, otc_from_float, reasons_by_row
 from mdw.errors import VendorTransientError
 from mdw.logs import get_logger
 from mdw.polygon import screen as scr
@@ -51,6 +53,7 @@ class Bar(msgspec.Struct, kw_only=True, gc=False):
     l: float  # noqa: E741 - the vendor's field name
     t: int
     n: float = NAN
+    otc: bool | float = NAN  # a number is not a flag: dropped in bars_to_columns
 
 
 class GroupedBar(msgspec.Struct, kw_only=True, gc=False):
@@ -65,6 +68,7 @@ class GroupedBar(msgspec.Struct, kw_only=True, gc=False):
     l: float  # noqa: E741
     t: int
     n: float = NAN
+    otc: bool | float = NAN
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -172,25 +176,47 @@ def error_detail(body: bytes) -> str:
 
 
 def bars_to_columns(bars: list[Bar] | list[GroupedBar]) -> Matrix:
-    """An (8, n) float64 matrix of ``v vw o c h l t n`` rows, in one pass over the Structs."""
+    """A (9, n) float64 matrix of ``v vw o c h l t n otc`` rows, in one pass over the Structs.
+
+    The first eight rows are the values :mod:`mdw.polygon.screen` checks; the ninth is ``otc``
+    (1.0, 0.0 or NaN).
+    """
     n = len(bars)
     rows: Iterator[tuple[float, ...]]
     if bars and isinstance(bars[0], Bar):
         rows = map(msgspec.structs.astuple, bars)  # C-level: Bar's field order is the row order
     else:
-        rows = ((b.v, b.vw, b.o, b.c, b.h, b.l, b.t, b.n) for b in bars)
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=n * 8)
-    return flat.reshape(n, 8).T
+        rows = ((b.v, b.vw, b.o, b.c, b.h, b.l, b.t, b.n, b.otc) for b in bars)
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=n * 9)
+    m = flat.reshape(n, 9).T
+    if n and bool(np.isfinite(m[8]).any()):
+        m[8] = otc_flags(bars)  # a number sent as otc (not true/false) is no flag
+    return m
+
+
+def otc_flags(bars: Sequence[Bar | GroupedBar]) -> npt.NDArray[np.float64]:
+    """``otc`` per bar: 1.0 or 0.0 where the vendor sent a JSON boolean, NaN otherwise."""
+    return np.array([float(b.otc) if isinstance(b.otc, bool) else NAN for b in bars], dtype=np.float64)
+
+
+def loose_otc(rows: Sequence[object]) -> npt.NDArray[np.float64]:
+    """``otc`` of raw rows (the lenient path): 1.0 or 0.0 for a JSON boolean, NaN otherwise."""
+    out = np.full(len(rows), NAN)
+    for i, row in enumerate(rows):
+        flag = row.get("otc") if isinstance(row, dict) else None
+        if isinstance(flag, bool):
+            out[i] = float(flag)
+    return out
 
 
 
 
 def batch_from_matrix(ticker: str, timeframe: Timeframe, m: Matrix) -> BarBatch:
-    """A BarBatch from the (8, n) matrix of :func:`bars_to_columns` (``t``/``n`` never wrap)."""
+    """A BarBatch from the (9, n) matrix of :func:`bars_to_columns` (``t``/``n`` never wrap)."""
     return BarBatch(
         ticker, timeframe,
         t=scr.to_int(m[6], 0), o=m[2], h=m[4], l=m[5], c=m[3], v=m[0], vw=m[1],
-        n=scr.to_int(m[7], MISSING_N),
+        n=scr.to_int(m[7], MISSING_N), otc=otc_from_float(m[8]),
     )
 
 
@@ -319,7 +345,7 @@ def _loose_aggs(body: bytes, url: str, exc: msgspec.DecodeError) -> tuple[Matrix
         raise _unreadable(body, url, exc) from exc
     _check_loose(data, url)
     m, why = scr.loose_matrix(rows or [])
-    return m, why, _text(data, "next_url")
+    return np.vstack([m, loose_otc(rows or [])]), why, _text(data, "next_url")
 
 
 def _envelope_ok(data: dict[str, object]) -> bool:
@@ -365,8 +391,9 @@ def decode_grouped(body: bytes, url: str) -> list[GroupedBar]:
                 why.setdefault(i, []).append("T is missing")
         why = scr.screen(m, why)
         v, vw, o, c, h, lo, t, n = m.tolist()
-        rows = [GroupedBar(T=str(tk), v=v[i], vw=vw[i], o=o[i], c=c[i], h=h[i], l=lo[i], t=int(t[i]), n=n[i])
-                for i, tk in enumerate(tickers) if i not in why]
+        otc = loose_otc(raw).tolist()
+        rows = [GroupedBar(T=str(tk), v=v[i], vw=vw[i], o=o[i], c=c[i], h=h[i], l=lo[i], t=int(t[i]), n=n[i],
+                           otc=otc[i]) for i, tk in enumerate(tickers) if i not in why]
         _log_left_out(raw, tickers, why, url)
         return rows
     _check(page, url)

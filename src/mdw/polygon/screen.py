@@ -87,7 +87,7 @@ def screen(m: Matrix, why: Reasons | None = None) -> Reasons:
     out: Reasons = why if why is not None else {}
     if not m.shape[1]:
         return out
-    v, vw, o, c, h, lo, t, n = m
+    v, vw, o, c, h, lo, t, n = m[:8]  # a ninth row (otc) is not a value to check
     with np.errstate(invalid="ignore"):
         prices = np.vstack([o, c, h, lo])
         finite = np.isfinite(prices).all(axis=0)

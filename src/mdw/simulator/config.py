@@ -172,7 +172,8 @@ class SimConfig:
             with the vendor's "not entitled" 403, as for a plan without them.
         null_results: an empty aggregates answer carries ``"results": null`` (instead of no key).
         no_vw_n: tickers whose bars come without ``vw`` and ``n``.
-        otc_flag: bars of tickers listed on the OTC market carry ``otc: true`` (the vendor's flag).
+        otc_flag: bars of tickers listed on the OTC market carry ``otc: true`` (the vendor's flag), in
+            aggregates and in grouped daily asked with ``include_otc``.
         revised: tickers whose daily bars are revised once after the close, as the vendor does:
             until 09:00 ET the next day a session's bar is served preliminary (less volume and
             fewer trades), then final (see :mod:`mdw.simulator.revisions`); empty turns it off.

@@ -47,7 +47,7 @@ class _IndexBar(msgspec.Struct, gc=False):
     t: int
 
 
-class _GroupedBar(msgspec.Struct, gc=False):
+class _GroupedBar(msgspec.Struct, gc=False, omit_defaults=True):
     T: str
     v: float
     vw: float
@@ -57,6 +57,7 @@ class _GroupedBar(msgspec.Struct, gc=False):
     l: float  # noqa: E741 - the vendor's field name
     t: int
     n: int
+    otc: bool = False  # written only when true, as the vendor does
 
 
 def request_id() -> str:
@@ -162,10 +163,11 @@ def grouped_row(ticker: str, batch: BarBatch, t: int) -> _GroupedBar:
                        float(batch.h[0]), float(batch.l[0]), t, int(batch.n[0]))
 
 
-def grouped_values(ticker: str, row: tuple[float, ...], t: int) -> _GroupedBar:
-    """A grouped-daily row from a daily row ``(t, o, h, l, c, v, vw, n)``; ``t`` replaces the window start."""
+def grouped_values(ticker: str, row: tuple[float, ...], t: int, otc: bool = False) -> _GroupedBar:
+    """A grouped-daily row from a daily row ``(t, o, h, l, c, v, vw, n)``; ``t`` replaces the window start;
+    ``otc`` marks the row ``otc: true``."""
     _, o, h, lo, c, v, vw, n = row
-    return _GroupedBar(ticker, v, vw, o, c, h, lo, t, int(n))
+    return _GroupedBar(ticker, v, vw, o, c, h, lo, t, int(n), otc)
 
 
 def raw(data: bytes) -> msgspec.Raw:

@@ -192,8 +192,10 @@ async def _grouped(request: web.Request, asset: AssetClass) -> web.StreamRespons
     with _published(st, request):
         grouped = st.market.grouped_rows(day, asset, adjusted, include_otc)
     revised, clock = st.config.revised, st.market.clock_ms
+    otc = (frozenset(r.ticker for r in st.market.listings() if r.market == "otc")
+           if st.config.otc_flag and include_otc else frozenset())
     rows = [enc.grouped_values(ticker, revisions.row_as_served(asset, values, clock) if ticker in revised
-                               else values, t) for ticker, values in grouped]
+                               else values, t, ticker in otc) for ticker, values in grouped]
     st.stats.bars_served += len(rows)
     return json_response(_grouped_body(rows, adjusted, "OK"))
 

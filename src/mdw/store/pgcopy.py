@@ -1,7 +1,8 @@
 """PostgreSQL binary COPY, encoded and decoded with numpy (no per-row Python objects).
 
 Within one batch the ticker, timeframe and source are constant, so every row has a fixed width
-once rows are grouped by which of ``v``/``vw``/``n`` are NULL (a missing ``n`` is ``MISSING_N``).
+once rows are grouped by which of ``v``/``vw``/``n``/``otc`` are NULL (a missing ``n`` is
+``MISSING_N``, a missing ``otc`` flag ``MISSING_OTC``; ``otc`` is a one-byte boolean).
 Each group is one structured array whose bytes are the COPY rows. Reading works the other way:
 ``COALESCE`` makes the rows fixed-width and ``np.frombuffer`` turns the stream into columns.
 """
@@ -15,7 +16,9 @@ from mdw.domain import BAR_COLUMNS, BarBatch, Timeframe
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
-WRITE_COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source")
+WRITE_COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source", "otc")
+_WIDTH = {"otc": 1}  # boolean; every other value column is 8 bytes
+_WIRE = {"t": ">i8", "n": ">i8", "otc": "u1"}
 
 
 def _text(value: str) -> bytes:
@@ -33,15 +36,20 @@ def encode_rows(ticker: str, timeframe: str, batch: BarBatch) -> bytes:
     v_null = np.isnan(batch.v)
     vw_null = np.isnan(batch.vw)
     n_null = batch.n < 0  # MISSING_N
+    otc_null = batch.otc < 0  # MISSING_OTC
     parts: list[bytes] = []
-    for v_missing in (False, True):
-        for vw_missing in (False, True):
-            for n_missing in (False, True):
-                mask = (v_null == v_missing) & (vw_null == vw_missing) & (n_null == n_missing)
-                count = int(mask.sum())
-                if count:
-                    null = {"v": v_missing, "vw": vw_missing, "n": n_missing}
-                    parts.append(_group(batch, mask if count < n else None, count, texts, null))
+    for otc_missing in (True, False) if otc_null.any() else (False,):
+        if not otc_missing and otc_null.all():
+            continue
+        for v_missing in (False, True):
+            for vw_missing in (False, True):
+                for n_missing in (False, True):
+                    mask = (v_null == v_missing) & (vw_null == vw_missing) & (n_null == n_missing) & (
+                        otc_null == otc_missing)
+                    count = int(mask.sum())
+                    if count:
+                        null = {"v": v_missing, "vw": vw_missing, "n": n_missing, "otc": otc_missing}
+                        parts.append(_group(batch, mask if count < n else None, count, texts, null))
     return b"".join(parts)
 
 
@@ -55,7 +63,7 @@ def _group(
         if col in texts:
             fields.append((col, f"S{len(texts[col])}"))
         elif not null.get(col, False):
-            fields.append((col, ">i8" if col in ("t", "n") else ">f8"))
+            fields.append((col, _WIRE.get(col, ">f8")))
     rows = np.empty(count, dtype=np.dtype(fields))
     rows["nf"] = len(WRITE_COLUMNS)
     for col in WRITE_COLUMNS:
@@ -65,7 +73,7 @@ def _group(
         elif null.get(col, False):
             rows[f"len_{col}"] = -1
         else:
-            rows[f"len_{col}"] = 8
+            rows[f"len_{col}"] = _WIDTH.get(col, 8)
             values = getattr(batch, col)
             rows[col] = values if mask is None else values[mask]
     return rows.tobytes()
@@ -78,7 +86,8 @@ def encode(ticker: str, timeframe: str, batch: BarBatch) -> bytes:
 
 # -- reading --------------------------------------------------------------------------------------
 
-_READ_COLUMNS = "t, o, h, l, c, COALESCE(v, 'NaN'::float8), COALESCE(vw, 'NaN'::float8), COALESCE(n, -1)"
+_READ_COLUMNS = ("t, o, h, l, c, COALESCE(v, 'NaN'::float8), COALESCE(vw, 'NaN'::float8), COALESCE(n, -1),"
+                 " COALESCE(otc::int4::int8, -1)")
 _WHERE = " FROM bars WHERE ticker = $1 AND timeframe = $2 AND t >= $3 AND t < $4 ORDER BY t"
 READ_SQL = f"SELECT {_READ_COLUMNS}{_WHERE}"
 # The stored rows of a span plus whether each one's source differs from $5 (for the write diff).
@@ -92,6 +101,7 @@ _KINDS = {
     "v": ">f8",
     "vw": ">f8",
     "n": ">i8",
+    "otc": ">i8",
     "other": ">i8",
 }
 
@@ -103,8 +113,8 @@ def _dtype(names: tuple[str, ...]) -> np.dtype[np.void]:
     return np.dtype(fields)
 
 
-_READ_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n"))
-_DIFF_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n", "other"))
+_READ_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n", "otc"))
+_DIFF_DTYPE = _dtype(("t", "o", "h", "l", "c", "v", "vw", "n", "otc", "other"))
 
 
 def _rows(data: bytes | bytearray | memoryview, dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
@@ -120,7 +130,8 @@ def _rows(data: bytes | bytearray | memoryview, dtype: np.dtype[np.void]) -> npt
 def _batch(ticker: str, timeframe: Timeframe, rows: npt.NDArray[np.void]) -> BarBatch:
     if not len(rows):
         return BarBatch.empty(ticker, timeframe)
-    cols = {name: rows[name].astype(np.int64 if name in ("t", "n") else np.float64) for name in BAR_COLUMNS}
+    kinds = {"t": np.int64, "n": np.int64, "otc": np.int8}
+    cols = {name: rows[name].astype(kinds.get(name, np.float64)) for name in BAR_COLUMNS}
     return BarBatch.from_columns(ticker, timeframe, cols)
 
 

@@ -30,9 +30,9 @@ STAGE = "mdw_stage"
 # One stage per pooled connection; ON COMMIT DELETE ROWS empties it at every commit.
 STAGE_SQL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (ticker TEXT, timeframe TEXT, t BIGINT, o FLOAT8, h FLOAT8,"
-    " l FLOAT8, c FLOAT8, v FLOAT8, vw FLOAT8, n BIGINT, source TEXT) ON COMMIT DELETE ROWS"
+    " l FLOAT8, c FLOAT8, v FLOAT8, vw FLOAT8, n BIGINT, source TEXT, otc BOOLEAN) ON COMMIT DELETE ROWS"
 )
-_VALUES = ("o", "h", "l", "c", "v", "vw", "n", "source")
+_VALUES = ("o", "h", "l", "c", "v", "vw", "n", "source", "otc")
 _COLS = ", ".join(pgcopy.WRITE_COLUMNS)
 _UPSERT = (
     f"WITH up AS (INSERT INTO bars ({_COLS}) SELECT {_COLS} FROM {STAGE}"

@@ -9,15 +9,15 @@ from itertools import chain, repeat
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import BarBatch, Timeframe, TimeRange, n_from_float, n_values
+from mdw.domain import BarBatch, Timeframe, TimeRange, n_from_float, n_values, otc_from_float, otc_values
 from mdw.store.base import SeriesStats
 from mdw.store.sqlbars import bar_stats, delete_bars
 from mdw.store.sqlite import SqliteDatabase, SqliteTx
 from mdw.store.writes import SeriesWrite
 
-_COLS = "ticker, timeframe, t, o, h, l, c, v, vw, n, source"
-_VALUES = "o, h, l, c, v, vw, n, source"
-_INSERT = f"INSERT INTO bars ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLS = "ticker, timeframe, t, o, h, l, c, v, vw, n, source, otc"
+_VALUES = "o, h, l, c, v, vw, n, source, otc"
+_INSERT = f"INSERT INTO bars ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT = (
     _INSERT
     + " ON CONFLICT (ticker, timeframe, t) DO UPDATE SET "
@@ -28,11 +28,11 @@ _UPSERT = (
 )
 _FETCH = 8192
 _DIFF = (
-    "SELECT t, o, h, l, c, v, vw, n, source IS NOT ? FROM bars"
+    "SELECT t, o, h, l, c, v, vw, n, otc, source IS NOT ? FROM bars"
     " WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ? ORDER BY t"
 )
 _SELECT = (
-    "SELECT t, o, h, l, c, v, vw, n FROM bars WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ?"
+    "SELECT t, o, h, l, c, v, vw, n, otc FROM bars WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ?"
     " ORDER BY t"
 )
 
@@ -66,15 +66,18 @@ def grid_to_batch(ticker: str, timeframe: Timeframe, grid: npt.NDArray[np.float6
         v=grid[:, 5],
         vw=grid[:, 6],
         n=n_from_float(grid[:, 7]),
+        otc=otc_from_float(grid[:, 8]),
     )
 
 
 def _driver_rows(series: Sequence[SeriesWrite]) -> Iterator[tuple[object, ...]]:
-    # NaN v/vw are stored as NULL by the driver; a missing n is None, so NULL too.
+    # NaN v/vw are stored as NULL by the driver; a missing n or otc is None, so NULL too. A series
+    # whose bars carry no otc flag (every listed name) repeats None instead of building a list.
     return chain.from_iterable(
         zip(
             repeat(s.ticker), repeat(s.timeframe), b.t.tolist(), b.o.tolist(), b.h.tolist(), b.l.tolist(),
-            b.c.tolist(), b.v.tolist(), b.vw.tolist(), n_values(b.n), repeat(b.source), strict=False,
+            b.c.tolist(), b.v.tolist(), b.vw.tolist(), n_values(b.n), repeat(b.source),
+            otc_values(b.otc) if bool((b.otc >= 0).any()) else repeat(None), strict=False,
         )
         for s in series
         for b in (s.batch,)
@@ -101,7 +104,7 @@ class SqliteBars:
     ) -> tuple[BarBatch, npt.NDArray[np.bool_]]:
         args = (series.batch.source, series.ticker, series.timeframe, span.start_ms, span.end_ms)
         grid = await tx.run(lambda c: fetch_grid(c.execute(_DIFF, args)))
-        return grid_to_batch(series.ticker, series.batch.timeframe, grid), grid[:, 8] != 0
+        return grid_to_batch(series.ticker, series.batch.timeframe, grid), grid[:, 9] != 0
 
     async def insert(self, tx: SqliteTx, series: Sequence[SeriesWrite]) -> None:
         await tx.run(lambda c: c.executemany(_INSERT, _driver_rows(series)))

@@ -108,9 +108,9 @@ def diff_bars(
     pos = np.minimum(np.searchsorted(stored.t, batch.t), len(stored) - 1)
     exists = stored.t[pos] == batch.t
     same = exists.copy()
-    for name in ("o", "h", "l", "c", "v", "vw", "n"):
+    for name in ("o", "h", "l", "c", "v", "vw", "n", "otc"):
         old, new = getattr(stored, name)[pos], getattr(batch, name)
-        if name == "n":
+        if name in ("n", "otc"):
             same &= old == new
         else:
             same &= (old == new) | (np.isnan(old) & np.isnan(new))

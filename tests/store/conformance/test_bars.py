@@ -69,11 +69,13 @@ async def test_iter_bars_yields_the_same_rows_in_chunks(store: Store) -> None:
 
 
 async def test_bars_arrow_has_the_bar_columns_with_nulls_for_missing_volume(store: Store) -> None:
-    """The Arrow table has t, o, h, l, c, v, vw, n; omitted volumes are nulls, not NaN."""
+    """The Arrow table has t, o, h, l, c, v, vw, n, otc; omitted volumes are nulls, not NaN, and a
+    bar without the vendor's otc flag has a null one."""
     batch = make_batch(n=7)
     await store.write_bars([write(batch)])
     table = await store.bars_arrow("AAPL", M1, T0, FAR)
-    assert table.column_names == ["t", "o", "h", "l", "c", "v", "vw", "n"]
+    assert table.column_names == ["t", "o", "h", "l", "c", "v", "vw", "n", "otc"]
+    assert table.column("otc").null_count == 7
     assert table.column("t").to_pylist() == batch.t.tolist()
     assert table.column("v").null_count == 2
     assert table.column("n").null_count == 2  # n the vendor left out is null, never 0

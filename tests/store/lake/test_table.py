@@ -213,3 +213,53 @@ def test_a_writer_knows_the_files_of_its_commit_as_a_fresh_reader_lists_them(lak
     fresh = LakeTable(lake.table.catalog)
     assert lake.table.files(now) == fresh.files(now)
     assert len(fresh.files(now)) >= 7
+
+
+def test_table_created_before_otc_gains_it_and_old_files_read_as_null(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table (and its files) made before ``otc`` gets the column with field id 12 on its next commit;
+    its old rows read the flag as null, new rows as written, and a compaction and a copy-on-write
+    delete across old and new files keep both exactly."""
+    from tests.store.lake.conftest import open_lake
+
+    from mdw.domain import MISSING_OTC, BarBatch, Timeframe
+
+    m1 = Timeframe.parse("1m")
+
+    def bars(first: int, n: int, flags: list[int] | None = None) -> BarBatch:
+        t = T0 + MIN * (first + np.arange(n))
+        b = BarBatch("OTCX", m1, t, [10.0] * n, [11.0] * n, [9.0] * n, [10.5] * n, [100.0] * n, [10.2] * n,
+                     [3] * n)
+        return b if flags is None else BarBatch.from_columns("OTCX", m1, {**b.columns(), "otc": flags})
+
+    rows_before = layout.batch_table(bars(0, 3)).drop_columns("otc")
+    monkeypatch.setattr(layout, "COLUMNS", tuple(c for c in layout.COLUMNS if c != "otc"))  # before otc
+    monkeypatch.setattr(layout, "ADDED", ())
+    monkeypatch.setattr(layout, "_ARROW_SCHEMA", layout._schema(pa.string()))
+    monkeypatch.setattr(layout, "_WRITE_SCHEMA", layout._schema(layout._DICT))
+    old = open_lake(tmp_path)
+    try:
+        old.commit(lambda at: old.table.stage(at, {"1m": [rows_before]}, []))
+        assert "otc" not in old.table.at(old.pointer()).schema().column_names
+        monkeypatch.undo()
+        flagged = layout.batch_table(bars(3, 3, [1, 0, MISSING_OTC]))
+        old.commit(lambda at: old.table.stage(at, {"1m": [flagged]}, []))
+        field = old.table.at(old.pointer()).schema().find_field("otc")
+        assert field.field_id == 12 and not field.required
+        want = [None, None, None, True, False, None]
+        got = old.table.read(old.pointer(), "1m", "OTCX", T0, T0 + 6 * MIN)
+        assert got.column("otc").to_pylist() == want
+        assert layout.table_batch("OTCX", m1, got).otc.tolist() == [MISSING_OTC] * 3 + [1, 0, MISSING_OTC]
+        monkeypatch.setattr(housekeeping, "MIN_FILES", 2)  # the two files are enough to compact
+        old.commit(lambda at: housekeeping.compact(old.table, at))
+        assert len(old.table.files(old.pointer())) == 1
+        got = old.table.read(old.pointer(), "1m", "OTCX", T0, T0 + 6 * MIN)
+        assert got.column("otc").to_pylist() == want and got.column("t").to_pylist() == [
+            T0 + i * MIN for i in range(6)]
+        cut = RangeDelete("OTCX", "1m", T0 + 2 * MIN, T0 + 4 * MIN)
+        old.commit(lambda at: old.table.stage(at, {}, [cut]))
+        got = old.table.read(old.pointer(), "1m", "OTCX", T0, T0 + 6 * MIN)
+        assert got.column("otc").to_pylist() == [None, None, False, None]
+    finally:
+        old.conn.close()

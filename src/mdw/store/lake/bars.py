@@ -45,7 +45,7 @@ _SERIES_DDL = (
     " bars BIGINT NOT NULL, first_t BIGINT NOT NULL, last_t BIGINT NOT NULL, PRIMARY KEY (ticker, timeframe))"
 )
 _ORPHANS_DDL = "CREATE TABLE IF NOT EXISTS lake_orphans (path TEXT PRIMARY KEY, seen_at_ms BIGINT NOT NULL)"
-_READ_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n")
+_READ_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n", "otc")
 
 
 class IcebergBars:

@@ -66,7 +66,8 @@ def compact(lake: LakeTable, location: str) -> str:
         parts = []
         for ref in refs:
             with table.io.new_input(ref.path).open() as stream:
-                parts.append(pq.read_table(stream))
+                # a file written before a column was added reads it as nulls
+                parts.append(layout.conform(pq.read_table(stream), list(layout.COLUMNS)))
             old.append(ref.path)
         rows = pa.concat_tables(parts).sort_by([("ticker", "ascending"), ("t", "ascending")])
         new[tf] = layout.file_parts(layout.by_ticker(rows), FILE_ROWS)

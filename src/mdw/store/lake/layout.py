@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mdw.domain import MISSING_N, BarBatch, Timeframe
+from mdw.domain import MISSING_N, MISSING_OTC, BarBatch, Timeframe
+from mdw.store.arrow import otc_array
 
 if TYPE_CHECKING:  # pyiceberg is imported where it is used: loading it costs a second
     from pyiceberg.io import FileIO
@@ -43,10 +44,13 @@ if TYPE_CHECKING:  # pyiceberg is imported where it is used: loading it costs a 
 TABLE = "bars"
 NAMESPACE = "mdw"
 ROW_GROUP_ROWS = 32_768
-COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source")
-_REQUIRED = frozenset(COLUMNS) - {"v", "vw", "n"}
+COLUMNS = ("ticker", "timeframe", "t", "o", "h", "l", "c", "v", "vw", "n", "source", "otc")
+# Added after the first tables were written (field id 12): files written before hold no such column
+# and read as null (see :func:`conform`).
+ADDED = ("otc",)
+_REQUIRED = frozenset(COLUMNS) - {"v", "vw", "n", "otc"}
 _TYPES = {"ticker": pa.string(), "timeframe": pa.string(), "source": pa.string(), "t": pa.int64(),
-          "n": pa.int64()}  # fmt: skip
+          "n": pa.int64(), "otc": pa.bool_()}  # fmt: skip
 # The columns whose statistics anything prunes on: the manifests' and footers' min/max of ticker and t
 # (and timeframe, the partition). Statistics of the price columns cost encoder time and prune nothing.
 STATS_COLUMNS = ("ticker", "timeframe", "t")
@@ -94,7 +98,7 @@ _WRITE_SCHEMA = _schema(_DICT)
 
 
 def arrow_schema() -> pa.Schema:
-    """The bars' Arrow schema with Iceberg field ids (1..11 in :data:`COLUMNS` order)."""
+    """The bars' Arrow schema with Iceberg field ids (1..12 in :data:`COLUMNS` order)."""
     return _ARROW_SCHEMA
 
 
@@ -108,10 +112,10 @@ def write_schema() -> pa.Schema:
 def iceberg_schema() -> Schema:
     """The table's Iceberg schema (``t`` is epoch ms as a long, exactly as mdw stores it elsewhere)."""
     from pyiceberg.schema import Schema
-    from pyiceberg.types import DoubleType, LongType, NestedField, StringType
+    from pyiceberg.types import BooleanType, DoubleType, LongType, NestedField, StringType
 
     types = {"ticker": StringType(), "timeframe": StringType(), "source": StringType(), "t": LongType(),
-             "n": LongType()}  # fmt: skip
+             "n": LongType(), "otc": BooleanType()}  # fmt: skip
     return Schema(*[
         NestedField(i + 1, name, types.get(name, DoubleType()), required=name in _REQUIRED)
         for i, name in enumerate(COLUMNS)
@@ -135,7 +139,8 @@ def sort_order() -> SortOrder:
 
 
 def batch_table(batch: BarBatch) -> pa.Table:
-    """One series as rows of the table (NaN v/vw become nulls, as the row stores keep NULL)."""
+    """One series as rows of the table (NaN v/vw, a missing n or otc become nulls, as the row stores
+    keep NULL)."""
     return write_table(batch).cast(_ARROW_SCHEMA)
 
 
@@ -151,7 +156,18 @@ def write_table(batch: BarBatch) -> pa.Table:
         else:
             arrays.append(pa.array(col))
     arrays.append(_repeat(batch.source, n))
+    arrays.append(otc_array(batch.otc))
     return pa.Table.from_arrays(arrays, schema=_WRITE_SCHEMA)
+
+
+def conform(rows: pa.Table, columns: list[str]) -> pa.Table:
+    """``rows`` with every column of ``columns`` it lacks (a file written before the column was
+    added) as nulls of the column's type, in ``columns`` order."""
+    size = rows.num_rows
+    schema = arrow_schema()
+    arrays = [rows.column(name) if name in rows.column_names else pa.nulls(size, schema.field(name).type)
+              for name in columns]
+    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in columns]))
 
 
 def _repeat(text: str, n: int) -> pa.Array:
@@ -172,6 +188,10 @@ def table_batch(ticker: str, timeframe: Timeframe, rows: pa.Table) -> BarBatch:
             cols[name] = col.fill_null(MISSING_N).to_numpy(zero_copy_only=False)
         else:
             cols[name] = col.to_numpy()
+    if "otc" in rows.column_names:
+        flags = rows.column("otc")
+        if flags.null_count < rows.num_rows:
+            cols["otc"] = pc.cast(flags, pa.int8()).fill_null(MISSING_OTC).to_numpy(zero_copy_only=False)
     return BarBatch.from_columns(ticker, timeframe, cols)
 
 

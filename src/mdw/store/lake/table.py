@@ -230,8 +230,12 @@ class LakeTable:
             ]  # fmt: skip
             if not picked:
                 continue
+            present = set(footer.metadata.schema.names)
             with table.io.new_input(ref.path).open() as stream:
-                got = pq.ParquetFile(stream, metadata=footer.metadata).read_row_groups(picked, columns=wanted)
+                got = pq.ParquetFile(stream, metadata=footer.metadata).read_row_groups(
+                    picked, columns=[c for c in wanted if c in present])
+            if len(got.column_names) < len(wanted):  # a file written before a column was added
+                got = layout.conform(got, wanted)
             mask = pc.and_(pc.greater_equal(got["t"], start_ms), pc.less(got["t"], end_ms))
             if ticker is not None:
                 mask = pc.and_(mask, pc.equal(got["ticker"], ticker))
@@ -256,7 +260,7 @@ class LakeTable:
 
         table = self.at(location)
         tx = _transaction(table)
-        _optional_n(tx)
+        _evolve(tx)
         exprs = [d.expression() for d in deletes]
         if exprs:
             tx.delete(exprs[0] if len(exprs) == 1 else Or(*exprs))
@@ -283,7 +287,7 @@ class LakeTable:
         """
         table = self.at(location)
         tx = _transaction(table)
-        _optional_n(tx)
+        _evolve(tx)
         live = {f.file_path: f for f in self._live_data_files(table)}
         plan = layout.FilePlan.of(tx.table_metadata)
         with tx.update_snapshot().overwrite() as rewrite:
@@ -439,9 +443,27 @@ def _transaction(table: Table) -> Transaction:
     return _TRANSACTION(table)
 
 
-def _optional_n(tx: Transaction) -> None:
-    """Make ``n`` optional in a table created when it was required (a missing trade count is null,
-    as the row stores keep NULL): an Iceberg schema change any reader accepts, staged once."""
-    if tx.table_metadata.schema().find_field("n").required:
-        with tx.update_schema() as update:
+def _evolve(tx: Transaction) -> None:
+    """Bring a table created by an older mdw to :func:`~mdw.store.lake.layout.iceberg_schema`, staged
+    once with the next commit; Iceberg schema changes any reader accepts, no data file rewritten:
+
+    * ``n`` made optional (a missing trade count is null, as the row stores keep NULL);
+    * ``otc`` added as an optional boolean with field id 12 (older files read it as null).
+    """
+    from pyiceberg.types import BooleanType
+
+    schema = tx.table_metadata.schema()
+    optional_n = schema.find_field("n").required
+    missing = [name for name in layout.ADDED if name not in schema.column_names]
+    if not optional_n and not missing:
+        return
+    with tx.update_schema() as update:
+        if optional_n:
             update.make_column_optional("n")
+        for name in missing:
+            update.add_column(name, BooleanType())
+    added = tx.table_metadata.schema()
+    for name in missing:  # mdw's files carry the ids of layout.arrow_schema(): they must agree
+        want = layout.COLUMNS.index(name) + 1
+        if added.find_field(name).field_id != want:
+            raise RuntimeError(f"column {name} got field id {added.find_field(name).field_id}, not {want}")
