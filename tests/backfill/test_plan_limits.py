@@ -13,7 +13,7 @@ from mdw.domain import NEW_YORK, RangeSet, SeriesKey, Timeframe, TimeRange
 from mdw.plans import Limits, Plan
 from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator.testing import SimFactory
-from mdw.store import Dataset, Store
+from mdw.store import Dataset, Store, SymbolInfo
 
 from .helpers import make_spec
 
@@ -120,4 +120,23 @@ async def test_plan_reach_is_configured_or_learned_and_status_shows_the_earlier_
     [row] = await with_plan(store, await series_status(store), reach)
     assert row.outside_plan == "2015-01-01..2023-03-04" and row.gaps == 0
     assert row.to_dict()["outside_plan"] == "2015-01-01..2023-03-04"
+
+
+async def test_status_takes_a_tracked_symbols_start_as_its_wanted_start_without_any_run_report(
+    store: Store, sim_factory: SimFactory,
+) -> None:
+    """A tracked symbol's persisted start date is its series' wanted start: status marks the days
+    before the plan outside_plan although no run report says so (runs are pruned, a tracked
+    symbol is not); an untracked timeframe and an inactive symbol are left alone."""
+    sim = await sim_factory(now_ms=NOW_MS, rate_limit="unlimited")
+    async with PolygonClient(sim.key, sim.base_url, pacing=Pacing("unlimited")) as client:
+        spec = make_spec("AAPL,MSFT", "1d,1h", "2025-03-03", "2025-03-04")
+        assert (await run_backfill(store, client, spec, now=NOW_MS)).status == "ok"
+    await store.symbols.upsert(SymbolInfo("AAPL", "stocks", timeframes=("1d",), start_date="2016-06-01"))
+    await store.symbols.upsert(SymbolInfo("MSFT", "stocks", active=False, timeframes=("1d",),
+                                          start_date="2016-06-01"))
+    reach = PlanReach("free", date(2023, 3, 5), "configured")
+    rows = {f"{r.ticker} {r.timeframe}": r.outside_plan
+            for r in await with_plan(store, await series_status(store), reach)}
+    assert rows == {"AAPL 1d": "2016-06-01..2023-03-04", "AAPL 1h": None, "MSFT 1d": None, "MSFT 1h": None}
 

@@ -1,8 +1,10 @@
 """What the warehouse holds, per series: first and last bar, bar count, gaps, last fetched.
 
 With the plan's history boundary (:func:`~mdw.backfill.boundary.plan_reach`), a series whose
-wanted range (the earliest start a recorded run asked for) begins before it shows those days as
-``outside_plan``: neither missing nor a failure, just not sold to this key.
+wanted range begins before it shows those days as ``outside_plan``: neither missing nor a failure,
+just not sold to this key. The wanted start is the tracked symbol's start date (``mdw symbols
+add --start``, kept in the store for good), or the earliest start a recent run found outside the
+plan, whichever is earlier.
 """
 
 from __future__ import annotations
@@ -86,12 +88,27 @@ async def series_status(store: Store, tickers: set[str] | None = None) -> list[S
 
 
 async def wanted_starts(store: Store, limit: int = 200) -> dict[str, date]:
-    """The earliest wanted day per series (``"AAPL 1d"``) that recent runs found before the plan.
+    """The earliest wanted day per series (``"AAPL 1d"``): a tracked symbol's start date for each of
+    its timeframes, or the first ``outside_plan`` day recent runs found, whichever is earlier.
 
-    A run report lists a series' ``outside_plan`` days (``2015-01-01..2023-03-04``); their first
-    day is where the user wanted the series to start.
+    A tracked symbol's start date is persisted with it, so it holds however many runs have passed;
+    a run report lists a series' ``outside_plan`` days (``2015-01-01..2023-03-04``), whose first day
+    is where the user asked the series to start (only the ``limit`` most recent runs are read).
     """
     out: dict[str, date] = {}
+    for info in await store.symbols.all():
+        if not info.active or not info.start_date:
+            continue
+        try:
+            start = date.fromisoformat(info.start_date)
+        except ValueError:
+            continue
+        for tf in info.timeframes:
+            try:
+                key = str(SeriesKey.of(info.ticker, tf))
+            except UsageError:
+                continue
+            out[key] = min(out.get(key, start), start)
     for run in await store.runs.recent(limit):
         for s in run.report.get("series") or []:
             span = s.get("outside_plan") if isinstance(s, dict) else None
