@@ -7,6 +7,7 @@ The epoch-ms helpers and the range algebra live in :mod:`mdw.ranges` and are re-
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -554,6 +555,167 @@ class BarBatch:
                 rows=rows, bars=self.take(np.asarray(rows, dtype=np.int64)), reasons=[why[r] for r in rows],
             )
         return self
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MarketBars:
+    """Bars of many tickers at one timeframe, as columns: a day's file, or a part of it.
+
+    ``tickers`` names each ``code``; rows are grouped by ticker in ``tickers`` order where
+    :meth:`grouped` says so (:meth:`normalised` makes them), each ticker's rows by ``t``. Nothing
+    is per ticker here until a caller asks for one ticker's :meth:`batch`, so a whole market's
+    rows are checked and written in a few vectorised passes instead of a loop over tickers.
+    """
+
+    tickers: tuple[str, ...]
+    timeframe: Timeframe
+    code: I64
+    t: I64
+    o: F64
+    h: F64
+    l: F64  # noqa: E741 - the vendor's field name
+    c: F64
+    v: F64
+    vw: F64
+    n: I64
+    source: str = "flatfile"
+    otc: I8 = field(default_factory=lambda: _NO_OTC)  # left out: no bar has a flag (as in BarBatch)
+
+    def __post_init__(self) -> None:
+        if self.otc is _NO_OTC:
+            object.__setattr__(self, "otc", np.full(len(self.t), MISSING_OTC, dtype=np.int8))
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @classmethod
+    def empty(cls, timeframe: Timeframe, source: str = "flatfile") -> MarketBars:
+        f = np.empty(0, dtype=np.float64)
+        i = np.empty(0, dtype=np.int64)
+        return cls((), timeframe, i, i, f, f, f, f, f, f, i, source)
+
+    def columns(self) -> dict[str, F64 | I64]:
+        return {name: getattr(self, name) for name in BAR_COLUMNS}
+
+    def take(self, index: RowSelector) -> MarketBars:
+        """Rows selected by a slice, a boolean mask or an index array (the same ticker names)."""
+        cols = {name: getattr(self, name)[index] for name in ("code", *BAR_COLUMNS)}
+        return MarketBars(self.tickers, self.timeframe, source=self.source, **cols)
+
+    @classmethod
+    def concat(cls, parts: Sequence[MarketBars]) -> MarketBars:
+        """Join parts of one timeframe and source; names are merged in order of first appearance."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            raise UsageError("concat needs at least one non-empty part")
+        if len(parts) == 1:
+            return parts[0]
+        names: dict[str, int] = {}
+        codes: list[I64] = []
+        for p in parts:
+            remap = np.fromiter((names.setdefault(name, len(names)) for name in p.tickers), dtype=np.int64,
+                                count=len(p.tickers))
+            codes.append(remap[p.code])
+        first = parts[0]
+        cols = {name: np.concatenate([getattr(p, name) for p in parts]) for name in BAR_COLUMNS}
+        return cls(tuple(names), first.timeframe, np.concatenate(codes), source=first.source, **cols)
+
+    def runs(self) -> tuple[I64, I64]:
+        """Where each run of one ticker starts and ends (rows ``starts[k]:ends[k]``)."""
+        change = np.flatnonzero(self.code[1:] != self.code[:-1]) + 1
+        return (np.concatenate(([0], change)).astype(np.int64),
+                np.concatenate((change, [len(self)])).astype(np.int64))
+
+    def grouped(self) -> bool:
+        """One run per ticker, each strictly increasing in ``t``, runs in ``tickers`` order."""
+        if not len(self):
+            return True
+        starts, _ = self.runs()
+        if len(starts) != len(self.tickers) or not bool(np.all(self.code[starts] == np.arange(len(starts)))):
+            return False
+        boundary = np.zeros(len(self) - 1, dtype=bool)
+        boundary[starts[1:] - 1] = True
+        return bool(np.all((np.diff(self.t) > 0) | boundary))
+
+    def normalised(self) -> MarketBars:
+        """The same rows grouped by ticker in name order, each ticker's by ``t`` (a stable sort).
+
+        Names that no row uses are dropped. Duplicate (ticker, t) rows stay, side by side, for
+        the check to flag.
+        """
+        if not len(self):
+            return MarketBars.empty(self.timeframe, self.source)
+        names_sorted = all(a < b for a, b in zip(self.tickers, self.tickers[1:], strict=False))
+        if names_sorted and self.grouped():
+            return self  # the common case (a vendor's file is sorted by ticker): nothing to do
+        used = np.flatnonzero(np.bincount(self.code, minlength=len(self.tickers)))
+        names = [self.tickers[i] for i in used.tolist()]
+        order_of_name = np.argsort(np.asarray(names, dtype=object), kind="stable")
+        rank = np.empty(len(used), dtype=np.int64)
+        rank[order_of_name] = np.arange(len(used))
+        lookup = np.zeros(len(self.tickers), dtype=np.int64)
+        lookup[used] = rank
+        code = lookup[self.code]
+        sorted_names = tuple(names[i] for i in order_of_name.tolist())
+        ordered = dataclasses.replace(self, tickers=sorted_names, code=code)
+        if ordered.grouped():
+            return ordered
+        return ordered.take(np.lexsort((self.t, code)))
+
+    def suspect(self) -> npt.NDArray[np.bool_]:
+        """Rows that may break a bar invariant: a superset of what :meth:`BarBatch.problems` flags.
+
+        Rows must be :meth:`grouped` for the order check (a row is compared with the previous row
+        of its ticker).
+        """
+        o, h, lo, c = self.o, self.h, self.l, self.c
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c))
+            bad |= (h < lo) | (o > h) | (c > h) | (o < lo) | (c < lo) | (self.v < 0)
+        fixed = self.timeframe.fixed_ms
+        step = fixed if fixed is not None and fixed <= HOUR_MS else HOUR_MS
+        bad |= self.t % step != 0
+        if len(bad) > 1:
+            same = self.code[1:] == self.code[:-1]
+            bad[1:] |= (np.diff(self.t) <= 0) & same  # duplicate or out of order within a ticker
+        return np.asarray(bad, dtype=np.bool_)
+
+    def batch(self, start: int, end: int) -> BarBatch:
+        """Rows ``start:end`` (one ticker's run) as that ticker's :class:`BarBatch`."""
+        rows = slice(start, end)
+        return BarBatch(self.tickers[int(self.code[start])], self.timeframe, self.t[rows], self.o[rows],
+                        self.h[rows], self.l[rows], self.c[rows], self.v[rows], self.vw[rows], self.n[rows],
+                        self.source, self.otc[rows])
+
+    def batches(self) -> Iterator[BarBatch]:
+        """One :class:`BarBatch` per run of one ticker, in row order."""
+        if not len(self):
+            return
+        starts, ends = self.runs()
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+            yield self.batch(lo, hi)
+
+    def problems(self) -> dict[str, list[BarProblem]]:
+        """Per ticker, its rows that break an invariant (row numbers of these bars), checked in full
+        only where :meth:`suspect` finds something; empty when every row is valid.
+
+        The rows must be :meth:`grouped` (:meth:`normalised` makes them so).
+        """
+        out: dict[str, list[BarProblem]] = {}
+        if not len(self):
+            return out
+        suspect = self.suspect()
+        if not suspect.any():
+            return out
+        starts, ends = self.runs()
+        flagged = np.add.reduceat(suspect, starts) > 0
+        for k in np.flatnonzero(flagged).tolist():
+            lo, hi = int(starts[k]), int(ends[k])
+            found = self.batch(lo, hi).problems()
+            if found:
+                out.setdefault(self.tickers[int(self.code[lo])], []).extend(
+                    BarProblem(p.row + lo, p.t, p.reason) for p in found)
+        return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,17 +4,21 @@ Three stages run at once, each bounded, so memory stays flat whatever the size o
 
 - the download (async, the file source) feeds compressed chunks into a :class:`ChunkReader` of a
   few chunks;
-- the decoder (one worker thread) turns the CSV into per-ticker batches, one block at a time,
-  onto a queue of two blocks;
-- the writer (this coroutine) screens each batch as the REST path does (invalid bars go to the
-  quarantine, the rest is kept), builds the derived timeframes of each completed ticker, and
-  writes the bars in transactions of about ``rows_per_write`` rows, **without coverage**.
+- the decoder (one worker thread) turns the CSV into columns of every ticker of a block
+  (:class:`~mdw.domain.MarketBars`, no per-ticker object), one block at a time, onto a queue of
+  two blocks;
+- the writer (this coroutine) gathers blocks into chunks of about ``rows_per_write`` rows and,
+  per chunk, screens every row in one vectorised pass as the REST path checks its bars (invalid
+  bars go to the quarantine, the rest is kept), builds the derived timeframes of each completed
+  ticker when asked, and writes the chunk with :meth:`~mdw.store.base.Store.write_market`: one
+  transaction, one diff against what is stored and one bulk insert for the whole chunk.
 
-Only when the whole file has been stored does one last transaction record the day as covered,
-as a whole-market day (:class:`~mdw.store.base.MarketDay`): one row per timeframe, however many
-tickers the file holds, and tickers absent from it are confirmed empty.
-A run killed or failing anywhere before leaves bars that a re-run rewrites identically and no
-coverage, so no day is ever half covered; a re-run downloads the file again from the start.
+The day is recorded as covered, as a whole-market day (:class:`~mdw.store.base.MarketDay`: one
+row per timeframe, however many tickers the file holds; tickers absent from it are confirmed
+empty), only in the transaction that stores the file's last rows (or, with derived timeframes,
+after those are stored too). A run killed or failing anywhere before leaves bars that a re-run
+rewrites identically and no coverage, so no day is ever half covered; a re-run downloads the
+file again from the start.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
@@ -33,16 +37,16 @@ import numpy as np
 
 from mdw.backfill.derive import resample
 from mdw.backfill.quarantine import quarantine_error
-from mdw.domain import BarBatch, RangeSet, Timeframe, reasons_by_row
+from mdw.domain import BarBatch, MarketBars, RangeSet, Timeframe, reasons_by_row
 from mdw.errors import MdwError, ValidationError
-from mdw.flatfiles.decode import Block, ChunkReader, DecodeStats, decode
+from mdw.flatfiles.decode import SOURCE, Block, ChunkReader, DecodeStats, decode
 from mdw.flatfiles.keys import FileDataset, FileInfo, TransferStats
 from mdw.logs import get_logger
 from mdw.store.base import BarWrite, MarketDay, Store, WriteResult
 
 log = get_logger(__name__)
 ROWS_PER_WRITE = 250_000
-_BLOCKS_QUEUED = 2
+_BLOCKS_QUEUED = 4
 _CHUNKS_QUEUED = 8
 _POLL_S = 0.1
 
@@ -119,8 +123,9 @@ class _Ingest:
         self.blocks: queue.Queue[Block | BaseException | None] = queue.Queue(maxsize=_BLOCKS_QUEUED)
         self.stop = threading.Event()
         self.stats = DecodeStats()
-        self.pending: list[BarWrite] = []
+        self.pending: list[MarketBars] = []  # decoded blocks not yet written
         self.pending_rows = 0
+        self.derived: list[BarWrite] = []  # derived bars not yet written
         self.tickers: set[str] = set()
         self.carry: list[BarBatch] = []  # the current ticker's minutes, for derived timeframes
         self.derived_done: set[str] = set()
@@ -168,49 +173,85 @@ class _Ingest:
                 break
             if isinstance(item, BaseException):
                 raise item
-            for batch, suspect in zip(item.batches, item.suspect, strict=True):
-                await self._take(batch, suspect)
+            if len(item.bars):
+                self.pending.append(item.bars)
+                self.pending_rows += len(item.bars)
             if self.pending_rows >= self.rows_per_write:
                 await self._flush()
-        self._derive_carry()
-        await self._flush()
-        await self._rederive()
         self.result.rows = self.stats.rows
+        # One transaction holds the day for every ticker of the market (absent ones are confirmed
+        # empty), at every timeframe, or for none of them: with the last minutes when nothing is
+        # derived, else after the derived bars are stored.
+        days = market_days(self.job, int(time.time() * 1000))
+        if not self.job.derive:
+            await self._flush(days)
+        else:
+            await self._flush()
+            self._derive_carry()
+            await self._write_derived()
+            await self._rederive()
+            await self._write(MarketBars.empty(self.job.dataset.timeframe, SOURCE), days)
         self.result.tickers = len(self.tickers)
-        started = time.perf_counter()
-        try:
-            # One transaction: the day is held for every ticker of the market (absent ones are
-            # confirmed empty), at every timeframe, or for none of them.
-            await self.store.market_days.record(market_days(self.job, int(time.time() * 1000)))
-        finally:
-            self.result.db_s += time.perf_counter() - started
-        self.result.transactions += 1
 
     # ------------------------------------------------------------------ writing
 
-    async def _take(self, batch: BarBatch, suspect: bool) -> None:
-        self.tickers.add(batch.ticker)
-        problems = batch.problems() if suspect else None  # the block's vectorised pass cleared the rest
-        if problems:
-            why = reasons_by_row(problems)
+    async def _flush(self, days: Sequence[MarketDay] = ()) -> None:
+        """Screen the pending rows as one chunk, derive from them, and write them (with ``days``)."""
+        tf = self.job.dataset.timeframe
+        chunk = MarketBars.concat(self.pending).normalised() if self.pending else MarketBars.empty(tf, SOURCE)
+        self.pending, self.pending_rows = [], 0
+        self.tickers.update(chunk.tickers)
+        chunk = await self._screen(chunk)
+        if self.job.derive:
+            for batch in chunk.batches():
+                self._carry(batch)
+        await self._write(chunk, days)
+        await self._write_derived()
+
+    async def _screen(self, chunk: MarketBars) -> MarketBars:
+        """Quarantine the rows that break an invariant (checked as REST bars are), keep the rest."""
+        problems = chunk.problems()  # one vectorised pass; the full check only where it can fail
+        if not problems:
+            return chunk
+        keep = np.ones(len(chunk), dtype=bool)
+        for ticker, found in problems.items():
+            why = reasons_by_row(found)
             rows = np.asarray(sorted(why), dtype=np.int64)
-            error = ValidationError(f"{batch.ticker} {batch.timeframe}: {len(rows)} invalid bar(s) in "
-                                    f"{self.job.info.key}", rows=rows.tolist(), bars=batch.take(rows),
+            first = int(np.argmax(chunk.code == chunk.tickers.index(ticker)))  # the ticker's own row 0
+            error = ValidationError(f"{ticker} {chunk.timeframe}: {len(rows)} invalid bar(s) in "
+                                    f"{self.job.info.key}", rows=(rows - first).tolist(),
+                                    bars=chunk.take(rows).batch(0, len(rows)),
                                     reasons=[why[int(r)] for r in rows], url=self.job.info.key)
             kept, _ = await quarantine_error(self.store, error, self.run_id)
             self.result.quarantined += kept
-            keep = np.ones(len(batch), dtype=bool)
             keep[rows] = False
-            batch = batch.take(keep)
-        if self.job.derive:
-            if self.carry and self.carry[0].ticker != batch.ticker:
-                self._derive_carry()
-            if not self.carry and batch.ticker in self.derived_done:
-                self.rederive.add(batch.ticker)  # its minutes were not contiguous in the file
-            self.carry.append(batch)
-        if len(batch):
-            self.pending.append(BarWrite(batch, RangeSet()))
-            self.pending_rows += len(batch)
+        return chunk.take(keep)
+
+    async def _write(self, chunk: MarketBars, days: Sequence[MarketDay]) -> None:
+        """One transaction: the chunk's bars, and ``days`` when given."""
+        if not len(chunk) and not days:
+            return
+        started = time.perf_counter()
+        try:
+            try:
+                self.result.written = self.result.written + await self.store.write_market(chunk, days=days)
+                self.result.transactions += 1
+            except ValidationError:
+                # What the screen let through and the store still refuses: ticker by ticker, keeping
+                # aside what is refused; then the day.
+                await self._write_each([BarWrite(b, RangeSet()) for b in chunk.batches()])
+                if days:
+                    await self.store.write_market(MarketBars.empty(chunk.timeframe, SOURCE), days=days)
+                    self.result.transactions += 1
+        finally:
+            self.result.db_s += time.perf_counter() - started
+
+    def _carry(self, batch: BarBatch) -> None:
+        if self.carry and self.carry[0].ticker != batch.ticker:
+            self._derive_carry()
+        if not self.carry and batch.ticker in self.derived_done:
+            self.rederive.add(batch.ticker)  # its minutes were not contiguous in the file
+        self.carry.append(batch)
 
     def _derive_carry(self) -> None:
         if not self.carry:
@@ -223,8 +264,7 @@ class _Ingest:
         for tf in self.job.derive:
             bars = resample(minutes, self.job.dataset.asset, tf)
             self.result.derived += len(bars)
-            self.pending.append(BarWrite(bars, RangeSet()))
-            self.pending_rows += len(bars)
+            self.derived.append(BarWrite(bars, RangeSet()))
 
     async def _rederive(self) -> None:
         """Tickers whose minutes were not contiguous in the file: derive from what is now stored."""
@@ -234,31 +274,33 @@ class _Ingest:
             for tf in self.job.derive:
                 bars = resample(minutes, self.job.dataset.asset, tf)
                 self.result.derived += len(bars)
-                self.pending.append(BarWrite(bars, RangeSet()))
-        await self._flush()
+                self.derived.append(BarWrite(bars, RangeSet()))
+        await self._write_derived()
 
-    async def _flush(self) -> None:
-        if not self.pending:
+    async def _write_derived(self) -> None:
+        if not self.derived:
             return
-        writes, self.pending, self.pending_rows = self.pending, [], 0
+        writes, self.derived = self.derived, []
         started = time.perf_counter()
         try:
             try:
                 self.result.written = self.result.written + await self.store.write_bars(writes)
                 self.result.transactions += 1
             except ValidationError:
-                # Two rows of one ticker and minute in one file: write each batch alone, keep aside
-                # what the store still refuses.
-                for one in writes:
-                    try:
-                        self.result.written = self.result.written + await self.store.write_bars([one])
-                        self.result.transactions += 1
-                    except ValidationError as exc:
-                        exc.url = exc.url or self.job.info.key
-                        kept, _ = await quarantine_error(self.store, exc, self.run_id)
-                        self.result.quarantined += kept
+                await self._write_each(writes)
         finally:
             self.result.db_s += time.perf_counter() - started
+
+    async def _write_each(self, writes: Sequence[BarWrite]) -> None:
+        """Each write alone, quarantining what the store refuses."""
+        for one in writes:
+            try:
+                self.result.written = self.result.written + await self.store.write_bars([one])
+                self.result.transactions += 1
+            except ValidationError as exc:
+                exc.url = exc.url or self.job.info.key
+                kept, _ = await quarantine_error(self.store, exc, self.run_id)
+                self.result.quarantined += kept
 
 
 async def ingest_file(source: FileSource, store: Store, job: FileJob, *, run_id: str = "",

@@ -1,11 +1,12 @@
-"""Decoding a flat file as it arrives: gzip -> CSV (pyarrow, one block at a time) -> per-ticker bars.
+"""Decoding a flat file as it arrives: gzip -> CSV (pyarrow, one block at a time) -> bar columns.
 
 The reader never holds more than one block of the CSV (``block_size`` bytes of text, about 100,000
 rows) plus the compressed chunks waiting in a small queue, so memory stays flat whatever the size
-of the file. Each block becomes one :class:`BarBatch` per ticker: ``window_start`` nanoseconds
+of the file. Each block becomes columns of every ticker in it (:class:`~mdw.domain.MarketBars`,
+grouped by ticker, each ticker's rows by time), with no per-ticker object: ``window_start`` nanoseconds
 become epoch ms, ``vw`` is missing (NaN, the store's missing-value convention), ``source`` is
 ``flatfile``, and pairs spelled ``X:BTC-USD`` become ``X:BTCUSD``. Nothing is validated here: the
-ingest checks every batch as the REST path does, and quarantines what breaks an invariant.
+ingest checks every row as the REST path does, and quarantines what breaks an invariant.
 
 A timestamp that is not a whole millisecond is kept one millisecond off its minute, so the bar
 check flags it instead of a silent rounding.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,19 +26,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from mdw.domain import MISSING_N, BarBatch, Timeframe
+from mdw.domain import MISSING_N, BarBatch, MarketBars, Timeframe
 from mdw.errors import VendorTransientError
 from mdw.flatfiles.keys import vendor_ticker
 
 SOURCE = "flatfile"
 BLOCK_SIZE = 8 << 20
 _NS_PER_MS = 1_000_000
-_HOUR_MS = 3_600_000
 _TYPES: dict[str, pa.DataType] = {"ticker": pa.string(), "volume": pa.float64(), "open": pa.float64(),
                           "close": pa.float64(), "high": pa.float64(), "low": pa.float64(),
                           "window_start": pa.int64(), "transactions": pa.int64()}
 COLUMNS = tuple(_TYPES)
-_Column = npt.NDArray[np.float64] | npt.NDArray[np.int64]
 
 
 class Readable(Protocol):
@@ -159,89 +158,70 @@ def decode(raw: Readable, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One decoded block: a batch per ticker, and which of them may break a bar invariant.
+    """One decoded block: its rows as columns of many tickers, grouped by ticker, each by time.
 
     ``suspect`` comes from one vectorised pass over the whole block (prices, volume, alignment,
-    order), so a consumer runs the full per-batch check only where it can fail.
+    order), so a consumer runs the full per-ticker check only where it can fail. ``batches``
+    (one per ticker) are built only when asked for.
     """
 
-    batches: list[BarBatch]
-    suspect: list[bool]
+    bars: MarketBars
+    suspect_rows: npt.NDArray[np.bool_]
+
+    @property
+    def batches(self) -> list[BarBatch]:
+        return list(self.bars.batches())
+
+    @property
+    def suspect(self) -> list[bool]:
+        """Per batch of :attr:`batches`: whether it may break an invariant."""
+        if not len(self.bars):
+            return []
+        starts, _ = self.bars.runs()
+        flags: list[bool] = (np.add.reduceat(self.suspect_rows, starts) > 0).tolist()
+        return flags
 
     def __iter__(self) -> Iterator[BarBatch]:
-        return iter(self.batches)
+        return self.bars.batches()
 
     def __len__(self) -> int:
-        return len(self.batches)
-
-
-def _suspect_rows(cols: Mapping[str, _Column], boundary: npt.NDArray[np.bool_],
-                  timeframe: Timeframe) -> npt.NDArray[np.bool_]:
-    """Rows that may break a bar invariant (a superset of what ``BarBatch.problems`` flags)."""
-    o, h, lo, c = cols["o"], cols["h"], cols["l"], cols["c"]
-    with np.errstate(invalid="ignore"):
-        bad = ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c))
-        bad |= (h < lo) | (o > h) | (c > h) | (o < lo) | (c < lo) | (cols["v"] < 0)
-    fixed = timeframe.fixed_ms
-    step = fixed if fixed is not None and fixed <= _HOUR_MS else _HOUR_MS
-    bad |= cols["t"] % step != 0
-    if len(bad) > 1:
-        bad[1:] |= (np.diff(cols["t"]) <= 0) & ~boundary  # duplicate or out of order within a ticker
-    return np.asarray(bad, dtype=np.bool_)
+        return len(self.bars.tickers)
 
 
 def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats) -> Block:
-    """One block's rows as one batch per ticker (file order kept, each ticker's rows by time)."""
+    """One block's rows as columns, grouped by ticker in name order, each ticker's rows by time."""
     n = block.num_rows
     if not n:
-        return Block([], [])
+        return Block(MarketBars.empty(timeframe, SOURCE), np.zeros(0, dtype=bool))
     if block.column("ticker").null_count or block.column("window_start").null_count == n:
         # strings_can_be_null is off, so a null ticker means the column is not in the file at all
         raise VendorTransientError("flat file has no ticker or window_start column: not an aggregates file")
     encoded = pc.dictionary_encode(block.column("ticker"))
-    idx = encoded.indices.to_numpy(zero_copy_only=False)
+    idx = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     names = [vendor_ticker(str(t)) for t in encoded.dictionary.to_pylist()]
+    if len(set(names)) < len(names):  # two spellings of one pair: one ticker
+        unique: dict[str, int] = {}
+        remap = np.fromiter((unique.setdefault(name, len(unique)) for name in names), dtype=np.int64,
+                            count=len(names))
+        idx, names = remap[idx], list(unique)
     ns = block.column("window_start").fill_null(1).to_numpy(zero_copy_only=False)
     t = ns // _NS_PER_MS
     t += (ns % _NS_PER_MS != 0)  # not a whole ms: left one ms off the grid for the bar check to flag
-    cols = {
-        "t": t,
-        "o": _floats(block, "open"), "h": _floats(block, "high"), "l": _floats(block, "low"),
-        "c": _floats(block, "close"), "v": _floats(block, "volume"),
-        "n": block.column("transactions").fill_null(MISSING_N).to_numpy(zero_copy_only=False),
-    }
-    change = np.flatnonzero(idx[1:] != idx[:-1]) + 1
-    starts = np.concatenate(([0], change))
-    ends = np.concatenate((change, [n]))
-    runs_ok = len(starts) == len(names)
-    boundary = np.zeros(max(0, n - 1), dtype=bool)
-    boundary[change - 1] = True
-    ordered = runs_ok and bool(np.all((np.diff(t) > 0) | boundary))
-    if not ordered:  # not grouped by ticker, or not by time within one: sort (stable) instead
-        order = np.lexsort((t, idx))
-        idx = idx[order]
-        cols = {k: v[order] for k, v in cols.items()}
-        change = np.flatnonzero(idx[1:] != idx[:-1]) + 1
-        starts = np.concatenate(([0], change))
-        ends = np.concatenate((change, [n]))
-        boundary = np.zeros(max(0, n - 1), dtype=bool)
-        boundary[change - 1] = True
-    flagged = np.add.reduceat(_suspect_rows(cols, boundary, timeframe), starts) > 0
-    nan = np.full(n, np.nan)
-    out: list[BarBatch] = []
-    suspect: list[bool] = []
-    for k, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-        ticker = names[int(idx[lo])]
-        if not ticker.strip():
-            stats.dropped += hi - lo
-            continue
-        rows = slice(lo, hi)
-        out.append(BarBatch(ticker, timeframe, cols["t"][rows], cols["o"][rows], cols["h"][rows],
-                            cols["l"][rows], cols["c"][rows], cols["v"][rows], nan[rows], cols["n"][rows],
-                            SOURCE))
-        suspect.append(bool(flagged[k]))
+    bars = MarketBars(
+        tuple(names), timeframe, idx, t,
+        _floats(block, "open"), _floats(block, "high"), _floats(block, "low"), _floats(block, "close"),
+        _floats(block, "volume"), np.full(n, np.nan),
+        block.column("transactions").fill_null(MISSING_N).to_numpy(zero_copy_only=False).astype(np.int64),
+        SOURCE,
+    )
+    blank = [k for k, name in enumerate(names) if not name.strip()]
+    if blank:
+        drop = np.isin(idx, blank)
+        stats.dropped += int(drop.sum())
+        bars = bars.take(~drop)
     stats.rows += n
-    return Block(out, suspect)
+    bars = bars.normalised()
+    return Block(bars, bars.suspect())
 
 
 def _floats(block: pa.RecordBatch, name: str) -> npt.NDArray[np.float64]:

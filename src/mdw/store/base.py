@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
 
-from mdw.domain import BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange
+from mdw.domain import BarBatch, Dividend, MarketBars, RangeSet, Split, Timeframe, TimeRange
 from mdw.store.refdata import ReferenceStore, UniverseStore
 
 if TYPE_CHECKING:  # pyarrow is loaded only when a table is asked for
@@ -433,6 +433,21 @@ class Store(Protocol):
 
         Raises:
             ValidationError: a batch breaks an invariant; nothing was written.
+            StoreError: the database failed; nothing was written.
+        """
+
+    async def write_market(
+        self, bars: MarketBars, *, days: Sequence[MarketDay] = ()
+    ) -> WriteResult:
+        """Write many tickers' bars of one timeframe, and record ``days`` held, in one transaction.
+
+        The bulk form of :meth:`write_bars` for a market's day (a flat file): the rows are checked
+        and diffed against what is stored as whole columns, and inserted in one statement. It
+        writes no per-ticker coverage: ``days`` (market days) say what the bars cover. Identical
+        bars change nothing; bars with other values are corrections, counted as updated.
+
+        Raises:
+            ValidationError: a row breaks an invariant; nothing was written.
             StoreError: the database failed; nothing was written.
         """
 

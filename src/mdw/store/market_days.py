@@ -63,16 +63,21 @@ class SqlMarketDays(Generic[TxT]):
 
     async def record(self, days: Sequence[MarketDay]) -> None:
         async with self._db.transaction("record_market_days") as tx:
-            for d in sorted(days, key=lambda d: (d.asset, d.timeframe, d.start_ms)):
-                await tx.execute(_UPSERT, d.asset, d.timeframe, d.start_ms, d.end_ms, d.dataset, d.etag,
-                                 d.size, d.last_modified_ms, d.fetched_at_ms)
-                await _fill_holes(tx, d.asset, d.timeframe, TimeRange(d.start_ms, d.end_ms))
+            await record_in(tx, days)
 
     async def recorded(self, dataset: str, start_ms: int, end_ms: int) -> list[MarketDay]:
         rows = await self._db.fetch(
             "market_days", _SELECT + " WHERE dataset = ? AND start_ms >= ? AND start_ms < ?"
             " ORDER BY start_ms, timeframe", dataset, int(start_ms), int(end_ms))
         return [_day(r) for r in rows]
+
+
+async def record_in(tx: Tx, days: Sequence[MarketDay]) -> None:
+    """Record ``days`` as held for their whole market, inside the caller's transaction."""
+    for d in sorted(days, key=lambda d: (d.asset, d.timeframe, d.start_ms)):
+        await tx.execute(_UPSERT, d.asset, d.timeframe, d.start_ms, d.end_ms, d.dataset, d.etag,
+                         d.size, d.last_modified_ms, d.fetched_at_ms)
+        await _fill_holes(tx, d.asset, d.timeframe, TimeRange(d.start_ms, d.end_ms))
 
 
 async def covered(db: Database[TxT], ticker: str, timeframe: str) -> RangeSet:

@@ -18,6 +18,9 @@ from mdw.errors import ConfigError, StoreError
 from mdw.store.primitives import Dialect, Row, SqlValue, Tx, not_open, numbered, rowcount_of
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))"
+_LOCK_MANY = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || k, 0)) FROM unnest($1::text[]) AS k"
+)
 _TIMESCALE_SQL = (
     "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
     " OR (EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
@@ -87,6 +90,11 @@ class PgTx:
     async def lock(self, key: str) -> None:
         """A transaction-scoped advisory lock on ``key`` (within this schema)."""
         await self.conn.execute(_LOCK, key)
+
+    async def lock_many(self, keys: Sequence[str]) -> None:
+        """:meth:`lock` on each key in order, in one statement (the function scan keeps the order)."""
+        if keys:
+            await self.conn.execute(_LOCK_MANY, list(keys))
 
 
 class PgDatabase:

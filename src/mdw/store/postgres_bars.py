@@ -16,13 +16,20 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from mdw.domain import BarBatch, Timeframe, TimeRange
+from mdw.domain import BarBatch, MarketBars, RangeSet, Timeframe, TimeRange
 from mdw.store import pgcopy
 from mdw.store.base import SeriesStats
 from mdw.store.pgpartitions import split_by_year, year_bounds, years_of
 from mdw.store.postgres import PgDatabase, PgTx
 from mdw.store.sqlbars import bar_stats, delete_bars
 from mdw.store.writes import SeriesWrite
+
+# The stored rows of many tickers, one primary-key range scan per ticker (NULL comes back as NaN).
+_MARKET = (
+    "SELECT k.i - 1, b.t, b.o, b.h, b.l, b.c, b.v, b.vw, b.n, b.otc::int, (b.source IS DISTINCT FROM $5)::int"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS k(ticker, i)"
+    " JOIN bars AS b ON b.ticker = k.ticker AND b.timeframe = $2 AND b.t >= $3 AND b.t < $4 ORDER BY 1, 2"
+)
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +117,17 @@ class PgBars:
             return
         for year, parts in split_by_year(series).items():
             await _copy(tx.conn, f"bars_y{year:04d}" if year in self._partitions else "bars", parts)
+
+    async def stored_market(self, tx: PgTx, bars: MarketBars, span: TimeRange) -> npt.NDArray[np.float64]:
+        rows = await tx.conn.fetch(_MARKET, list(bars.tickers), str(bars.timeframe), span.start_ms,
+                                   span.end_ms, bars.source)
+        if not rows:
+            return np.empty((0, 11), dtype=np.float64)
+        return np.array([tuple(r) for r in rows], dtype=np.float64)
+
+    async def insert_market(self, tx: PgTx, bars: MarketBars) -> None:
+        tf = str(bars.timeframe)
+        await self.insert(tx, [SeriesWrite(b.ticker, tf, b, RangeSet()) for b in bars.batches()])
 
     async def upsert(self, tx: PgTx, series: Sequence[SeriesWrite]) -> int:
         await _copy(tx.conn, STAGE, series)

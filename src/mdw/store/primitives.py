@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import BarBatch, Timeframe, TimeRange
+from mdw.domain import BarBatch, MarketBars, Timeframe, TimeRange
 from mdw.errors import StoreError
 from mdw.store.base import SeriesStats
 from mdw.store.writes import SeriesWrite
@@ -52,6 +52,9 @@ class Tx(Protocol):
     async def lock(self, key: str) -> None:
         """Serialise writers of ``key`` until this transaction ends (a no-op where the database
         admits one writer at a time anyway)."""
+
+    async def lock_many(self, keys: Sequence[str]) -> None:
+        """:meth:`lock` each of ``keys`` in the given order, in one round trip where it can."""
 
 
 TxT = TypeVar("TxT", bound=Tx)
@@ -142,6 +145,25 @@ class BarTable(Protocol[TxT_contra]):
 
     async def stats(self, ticker: str | None = None) -> list[SeriesStats]:
         """Per (ticker, timeframe): count, first and last t; sorted."""
+
+
+@runtime_checkable
+class MarketBarTable(Protocol[TxT_contra]):
+    """A :class:`BarTable` that also diffs and inserts many tickers' rows as whole columns.
+
+    Where a bar table lacks these, :meth:`SqlStore.write_market` goes ticker by ticker through
+    the :class:`BarTable` methods instead.
+    """
+
+    async def stored_market(
+        self, tx: TxT_contra, bars: MarketBars, span: TimeRange
+    ) -> npt.NDArray[np.float64]:
+        """The stored rows of ``bars``' tickers at its timeframe within ``span``, as a grid of
+        ``(code, t, o, h, l, c, v, vw, n, otc, other source)`` sorted by code and t (NULL as NaN;
+        ``code`` indexes ``bars.tickers``; ``other source`` is 1 where the stored source differs)."""
+
+    async def insert_market(self, tx: TxT_contra, bars: MarketBars) -> None:
+        """Add rows at times nothing is stored at (the caller holds every ticker's series lock)."""
 
 
 def numbered(sql: str) -> str:

@@ -215,6 +215,9 @@ class SqliteTx:
     async def lock(self, key: str) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's one write lock."""
 
+    async def lock_many(self, keys: Sequence[str]) -> None:
+        """Nothing to do, as for :meth:`lock`."""
+
 
 class SqliteDatabase:
     """A :class:`~mdw.store.primitives.Database` in one SQLite file (or in memory)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from itertools import chain, repeat
@@ -9,7 +10,16 @@ from itertools import chain, repeat
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import BarBatch, Timeframe, TimeRange, n_from_float, n_values, otc_from_float, otc_values
+from mdw.domain import (
+    BarBatch,
+    MarketBars,
+    Timeframe,
+    TimeRange,
+    n_from_float,
+    n_values,
+    otc_from_float,
+    otc_values,
+)
 from mdw.store.base import SeriesStats
 from mdw.store.sqlbars import bar_stats, delete_bars
 from mdw.store.sqlite import SqliteDatabase, SqliteTx
@@ -30,6 +40,11 @@ _FETCH = 8192
 _DIFF = (
     "SELECT t, o, h, l, c, v, vw, n, otc, source IS NOT ? FROM bars"
     " WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ? ORDER BY t"
+)
+# The stored rows of many tickers: json_each drives one primary-key range scan per ticker.
+_MARKET = (
+    "SELECT j.key, b.t, b.o, b.h, b.l, b.c, b.v, b.vw, b.n, b.otc, b.source IS NOT ? FROM json_each(?) AS j"
+    " JOIN bars AS b ON b.ticker = j.value AND b.timeframe = ? AND b.t >= ? AND b.t < ? ORDER BY j.key, b.t"
 )
 _SELECT = (
     "SELECT t, o, h, l, c, v, vw, n, otc FROM bars WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ?"
@@ -84,6 +99,16 @@ def _driver_rows(series: Sequence[SeriesWrite]) -> Iterator[tuple[object, ...]]:
     )
 
 
+def _market_rows(bars: MarketBars) -> Iterator[tuple[object, ...]]:
+    names = np.asarray(bars.tickers, dtype=object)[bars.code].tolist()
+    return zip(
+        names, repeat(str(bars.timeframe)), bars.t.tolist(), bars.o.tolist(), bars.h.tolist(),
+        bars.l.tolist(), bars.c.tolist(), bars.v.tolist(), bars.vw.tolist(), n_values(bars.n),
+        repeat(bars.source), otc_values(bars.otc) if bool((bars.otc >= 0).any()) else repeat(None),
+        strict=False,
+    )
+
+
 class SqliteBars:
     """A :class:`~mdw.store.primitives.BarTable` in the SQLite file's ``bars`` table."""
 
@@ -108,6 +133,13 @@ class SqliteBars:
 
     async def insert(self, tx: SqliteTx, series: Sequence[SeriesWrite]) -> None:
         await tx.run(lambda c: c.executemany(_INSERT, _driver_rows(series)))
+
+    async def stored_market(self, tx: SqliteTx, bars: MarketBars, span: TimeRange) -> npt.NDArray[np.float64]:
+        args = (bars.source, json.dumps(bars.tickers), str(bars.timeframe), span.start_ms, span.end_ms)
+        return await tx.run(lambda c: fetch_grid(c.execute(_MARKET, args)))
+
+    async def insert_market(self, tx: SqliteTx, bars: MarketBars) -> None:
+        await tx.run(lambda c: c.executemany(_INSERT, _market_rows(bars)))
 
     async def upsert(self, tx: SqliteTx, series: Sequence[SeriesWrite]) -> int:
         return await tx.run(lambda c: c.executemany(_UPSERT, _driver_rows(series)).rowcount)

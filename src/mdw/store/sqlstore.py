@@ -18,17 +18,17 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Generic, Self
 
 from mdw.clock import now_ms
-from mdw.domain import BarBatch, RangeSet, Timeframe, TimeRange
+from mdw.domain import BarBatch, MarketBars, RangeSet, Timeframe, TimeRange
 from mdw.store import ledger, market_days, migrate
 from mdw.store.actions import SqlActions, SqlCatalog
 from mdw.store.arrow import to_arrow
-from mdw.store.base import BarWrite, Dataset, SchemaVersion, WriteResult
+from mdw.store.base import BarWrite, Dataset, MarketDay, SchemaVersion, WriteResult
 from mdw.store.ledger import LedgerKey
 from mdw.store.planfacts import SqlPlanFacts
-from mdw.store.primitives import BarTable, Database, TxT
+from mdw.store.primitives import BarTable, Database, MarketBarTable, TxT
 from mdw.store.records import SqlAudit, SqlKeys, SqlQuarantine, SqlRuns, SqlSymbols
 from mdw.store.reference import SqlReference, SqlUniverses
-from mdw.store.writes import SeriesWrite, diff_bars, prepare_writes
+from mdw.store.writes import SeriesWrite, diff_bars, diff_market, prepare_market, prepare_writes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -115,6 +115,54 @@ class SqlStore(Generic[TxT]):
                 unchanged += sum(len(s.batch) for s in changed) - updated
         return WriteResult(inserted=sum(len(s.batch) for s in new), updated=updated, unchanged=unchanged)
 
+    async def write_market(
+        self, bars: MarketBars, *, days: Sequence[MarketDay] = ()
+    ) -> WriteResult:
+        bars = prepare_market(bars)  # before any I/O: a bad row must write nothing
+        if not len(bars) and not days:
+            return WriteResult()
+        tf = str(bars.timeframe)
+        if len(bars):
+            # Only the rows' times matter here (which yearly partitions must exist).
+            await self._bars.prepare([SeriesWrite(bars.tickers[0], tf, _times(bars), RangeSet())])
+        inserted = updated = unchanged = 0
+        async with self.database.transaction("write_market") as tx:
+            # in name order: every writer locks series in the same order
+            await tx.lock_many([f":bars:{name}:{tf}" for name in bars.tickers])
+            if len(bars):
+                span = TimeRange(int(bars.t.min()), int(bars.t.max()) + 1)
+                if isinstance(self._bars, MarketBarTable):
+                    diff = diff_market(bars, await self._bars.stored_market(tx, bars, span))
+                    unchanged = diff.unchanged
+                    new = bars if diff.unchanged == 0 and not diff.changed.any() else bars.take(diff.new)
+                    if len(new):
+                        await self._bars.insert_market(tx, new)
+                        inserted = len(new)
+                    changed = [SeriesWrite(b.ticker, tf, b, RangeSet())
+                               for b in bars.take(diff.changed).batches()] if diff.changed.any() else []
+                else:  # a bar table without the columnar paths: ticker by ticker
+                    fresh: list[SeriesWrite] = []
+                    changed = []
+                    for b in bars.batches():
+                        s = SeriesWrite(b.ticker, tf, b, RangeSet())
+                        stored, other_source = await self._bars.stored(tx, s, TimeRange(int(b.t[0]),
+                                                                                         int(b.t[-1]) + 1))
+                        d = diff_bars(b, stored, other_source)
+                        if len(d.new):
+                            fresh.append(SeriesWrite(b.ticker, tf, d.new, RangeSet()))
+                        if len(d.changed):
+                            changed.append(SeriesWrite(b.ticker, tf, d.changed, RangeSet()))
+                        unchanged += d.unchanged
+                    if fresh:
+                        await self._bars.insert(tx, fresh)
+                        inserted = sum(len(s.batch) for s in fresh)
+                if changed:
+                    updated = await self._bars.upsert(tx, changed)
+                    unchanged += sum(len(s.batch) for s in changed) - updated
+            if days:
+                await market_days.record_in(tx, days)
+        return WriteResult(inserted=inserted, updated=updated, unchanged=unchanged)
+
     async def delete_range(self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int) -> int:
         rng = TimeRange(int(start_ms), int(end_ms))
         tf = str(_timeframe(timeframe))
@@ -164,6 +212,12 @@ class SqlStore(Generic[TxT]):
             return held
         days = await market_days.covered(self.database, ticker, str(timeframe))
         return held | days if days else held
+
+
+def _times(bars: MarketBars) -> BarBatch:
+    """A batch carrying ``bars``' times (and values) under its first ticker, for ``BarTable.prepare``."""
+    return BarBatch(bars.tickers[0], bars.timeframe, bars.t, bars.o, bars.h, bars.l, bars.c, bars.v, bars.vw,
+                    bars.n, bars.source)
 
 
 def _timeframe(timeframe: Timeframe | str) -> Timeframe:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from mdw.domain import BarBatch, RangeSet, TimeRange
+from mdw.domain import BarBatch, MarketBars, RangeSet, TimeRange, n_from_float, otc_from_float, reasons_by_row
 from mdw.errors import ValidationError
 from mdw.store.base import BarWrite
 
@@ -117,3 +117,71 @@ def diff_bars(
     if other_source is not None:
         same &= ~other_source[pos]
     return BarDiff(batch.take(~exists), batch.take(exists & ~same), int(same.sum()))
+
+
+def prepare_market(bars: MarketBars) -> MarketBars:
+    """Check a market write as :func:`prepare_writes` checks batches, as whole columns.
+
+    Returns the rows grouped by ticker in name order (so writers lock series in the same order).
+
+    Raises:
+        ValidationError: a ticker is not valid, the source is unknown, or a row breaks an
+            invariant (the message names the first ticker's rows); nothing may be written then.
+    """
+    if bars.source not in SOURCES:
+        raise ValidationError(f"market write: source {bars.source!r} is not one of {', '.join(SOURCES)}")
+    bars = bars.normalised()
+    for name in bars.tickers:
+        if not name or name != name.strip():
+            raise ValidationError(f"market write: {name!r} is not a valid ticker")
+    problems = bars.problems()
+    if problems:
+        ticker, found = next(iter(problems.items()))
+        why = reasons_by_row(found)
+        rows = sorted(why)
+        shown = "; ".join(f"row {r}: {why[r]}" for r in rows[:20])
+        raise ValidationError(
+            f"{ticker} {bars.timeframe}: {sum(map(len, problems.values()))} invalid bar(s) in a market write"
+            f" ({len(problems)} ticker(s)): {shown}",
+            rows=rows, bars=bars.take(np.asarray(rows, dtype=np.int64)).batch(0, len(rows)),
+            reasons=[why[r] for r in rows],
+        )
+    return bars
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDiff:
+    """A market write split against the stored bars of its tickers and span (row masks)."""
+
+    new: npt.NDArray[np.bool_]
+    changed: npt.NDArray[np.bool_]
+    unchanged: int
+
+
+def diff_market(bars: MarketBars, stored: npt.NDArray[np.float64]) -> MarketDiff:
+    """:func:`diff_bars` for a whole market write at once.
+
+    ``bars`` are grouped (:func:`prepare_market`); ``stored`` is the grid of
+    ``(code, t, o, h, l, c, v, vw, n, otc, other source)`` rows sorted by code and t, NULL as NaN.
+    """
+    n = len(bars)
+    if not len(stored):
+        return MarketDiff(np.ones(n, dtype=bool), np.zeros(n, dtype=bool), 0)
+    s_code = stored[:, 0].astype(np.int64)
+    s_t = stored[:, 1].astype(np.int64)
+    lo = min(int(bars.t.min()), int(s_t.min()))
+    width = max(int(bars.t.max()), int(s_t.max())) - lo + 1
+    if width * max(1, len(bars.tickers)) >= 2**62:
+        raise ValidationError("market write: the bars span too long a time for one write", rows=[])
+    key = bars.code * width + (bars.t - lo)
+    s_key = s_code * width + (s_t - lo)
+    pos = np.minimum(np.searchsorted(s_key, key), len(s_key) - 1)
+    exists = s_key[pos] == key
+    same = exists.copy()
+    for col, name in enumerate(("o", "h", "l", "c", "v", "vw"), start=2):
+        old, new = stored[pos, col], getattr(bars, name)
+        same &= (old == new) | (np.isnan(old) & np.isnan(new))
+    same &= n_from_float(stored[pos, 8]) == bars.n
+    same &= otc_from_float(stored[pos, 9]) == bars.otc
+    same &= stored[pos, 10] == 0
+    return MarketDiff(~exists, exists & ~same, int(same.sum()))
