@@ -24,7 +24,7 @@ def market(batches: Sequence[BarBatch], source: str = "flatfile") -> MarketBars:
     cols = {name: np.concatenate([getattr(b, name) for b in batches])
             for name in ("t", "o", "h", "l", "c", "v", "vw", "n")}
     return MarketBars(names, M1, code, cols["t"], cols["o"], cols["h"], cols["l"], cols["c"], cols["v"],
-                      cols["vw"], cols["n"], source)
+                      cols["vw"], cols["n"], source, np.concatenate([b.otc for b in batches]))
 
 
 def the_day(etag: str = '"a"') -> MarketDay:
@@ -52,15 +52,15 @@ async def test_write_market_stores_every_tickers_rows_and_the_day_in_one_write(s
 
 
 async def test_write_market_counts_corrections_as_updated_and_new_rows_as_inserted(store: Store) -> None:
-    """A replaced file: changed values and another source are corrections; a new minute is an insert."""
+    """A replaced file: changed values, a flag, another source are corrections; a new minute an insert."""
     aapl, msft = make_batch("AAPL", 20, source="flatfile"), make_batch("MSFT", 20, price=300.0)
     await store.write_market(market([aapl]))
     await store.write_bars([write(msft)])  # stored from REST: the file's identical values are corrections
-    fixed = with_column(with_column(aapl, "c", 3, 100.9), "v", 7, 5.0)
+    fixed = with_column(with_column(with_column(aapl, "c", 3, 100.9), "v", 7, 5.0), "otc", 2, 1)
     longer = make_batch("AAPL", 21, source="flatfile")
     fixed = BarBatch.concat([fixed, longer.take(slice(20, 21))])
     result = await store.write_market(market([fixed, msft.with_source("flatfile")]))
-    assert (result.inserted, result.updated, result.unchanged) == (1, 2 + 20, 18)
+    assert (result.inserted, result.updated, result.unchanged) == (1, 3 + 20, 17)
     await assert_stored(store, fixed)
     await assert_stored(store, msft)
 
