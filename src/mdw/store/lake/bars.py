@@ -153,7 +153,7 @@ class IcebergBars:
                 lo, hi = int(s.batch.t[0]), int(s.batch.t[-1]) + 1
                 kept = self.lake.read(at, s.timeframe, s.ticker, lo, hi)
                 kept = kept.filter(pc.invert(pc.is_in(kept["t"], value_set=pa.array(s.batch.t))))
-                merged = pa.concat_tables([kept.cast(layout.arrow_schema()), layout.batch_table(s.batch)])
+                merged = pa.concat_tables([kept.cast(layout.write_schema()), layout.write_table(s.batch)])
                 tables.append(merged.sort_by("t"))
                 deletes.append(RangeDelete(s.ticker, s.timeframe, lo, hi))
             appends: dict[str, list[pa.Table]] = {}
@@ -260,7 +260,7 @@ def _appends(series: Sequence[SeriesWrite]) -> dict[str, list[pa.Table]]:
     """Per timeframe, each series' bars as a table, in ticker order (the files' sort order)."""
     out: dict[str, list[pa.Table]] = {}
     for s in sorted(series, key=lambda s: (s.timeframe, s.ticker)):
-        out.setdefault(s.timeframe, []).append(layout.batch_table(s.batch))
+        out.setdefault(s.timeframe, []).append(layout.write_table(s.batch))
     return out
 
 
