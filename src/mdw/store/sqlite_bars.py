@@ -123,13 +123,12 @@ def _driver_rows(series: Sequence[SeriesWrite], flagged: bool) -> Iterator[tuple
     )
 
 
-def _market_rows(bars: MarketBars) -> Iterator[tuple[object, ...]]:
+def _market_rows(bars: MarketBars, flagged: bool) -> Iterator[tuple[object, ...]]:
     names = np.asarray(bars.tickers, dtype=object)[bars.code].tolist()
     return zip(
         names, repeat(str(bars.timeframe)), bars.t.tolist(), bars.o.tolist(), bars.h.tolist(),
         bars.l.tolist(), bars.c.tolist(), bars.v.tolist(), bars.vw.tolist(), n_values(bars.n),
-        repeat(bars.source), otc_values(bars.otc) if bool((bars.otc >= 0).any()) else repeat(None),
-        strict=False,
+        repeat(bars.source), *([otc_values(bars.otc)] if flagged else []), strict=False,
     )
 
 
@@ -163,7 +162,8 @@ class SqliteBars:
         return await tx.run(lambda c: fetch_grid(c.execute(_MARKET, args)))
 
     async def insert_market(self, tx: SqliteTx, bars: MarketBars) -> None:
-        await tx.run(lambda c: c.executemany(_INSERT, _market_rows(bars)))
+        flagged = bool((bars.otc >= 0).any())  # flat files carry no flag: the column is left out
+        await tx.run(lambda c: c.executemany(_INSERT[flagged], _market_rows(bars, flagged)))
 
     async def upsert(self, tx: SqliteTx, series: Sequence[SeriesWrite]) -> int:
         return await tx.run(lambda c: _execute(c, _UPSERT, series))
