@@ -41,6 +41,7 @@ _UPSERT = {
     for flagged, sql in _INSERT.items()
 }
 _FETCH = 8192
+_MARKET_SLICE = 8192
 _DIFF = (
     "SELECT t, o, h, l, c, v, vw, n, otc, source IS NOT ? FROM bars"
     " WHERE ticker = ? AND timeframe = ? AND t >= ? AND t < ? ORDER BY t"
@@ -124,12 +125,20 @@ def _driver_rows(series: Sequence[SeriesWrite], flagged: bool) -> Iterator[tuple
 
 
 def _market_rows(bars: MarketBars, flagged: bool) -> Iterator[tuple[object, ...]]:
-    names = np.asarray(bars.tickers, dtype=object)[bars.code].tolist()
-    return zip(
-        names, repeat(str(bars.timeframe)), bars.t.tolist(), bars.o.tolist(), bars.h.tolist(),
-        bars.l.tolist(), bars.c.tolist(), bars.v.tolist(), bars.vw.tolist(), n_values(bars.n),
-        repeat(bars.source), *([otc_values(bars.otc)] if flagged else []), strict=False,
-    )
+    # A slice of _MARKET_SLICE rows at a time: the Python values of a whole chunk (a quarter of a
+    # million rows times eleven) would cost tens of MB at once.
+    names = np.asarray(bars.tickers, dtype=object)
+    tf = str(bars.timeframe)
+
+    def rows(lo: int, hi: int) -> Iterator[tuple[object, ...]]:
+        part = bars.take(slice(lo, hi))
+        return zip(
+            names[part.code].tolist(), repeat(tf), part.t.tolist(), part.o.tolist(), part.h.tolist(),
+            part.l.tolist(), part.c.tolist(), part.v.tolist(), part.vw.tolist(), n_values(part.n),
+            repeat(bars.source), *([otc_values(part.otc)] if flagged else []), strict=False,
+        )
+
+    return chain.from_iterable(rows(lo, lo + _MARKET_SLICE) for lo in range(0, len(bars), _MARKET_SLICE))
 
 
 class SqliteBars:
