@@ -60,7 +60,7 @@ SCRIPTS = (
     Script("columnar", "columnar.py", ("--tickers", "5"), 60, ("columnar",)),
     Script("flatfiles", "flatfiles.py", ("--small",), 85, ("flatfiles",)),
     Script("stream", "stream.py", ("--small",), 25, ("stream",)),
-    Script("market", "market.py", ("--small",), 240, ("market",)),
+    Script("market", "market.py", ("--small",), 160, ("market",)),
     Script("universe", "universe.py", ("--small",), 120, ("universe",)),
     Script("startup", "startup.py", ("--small",), 30, ("startup",)),
 )
