@@ -43,8 +43,10 @@ class Script:
         return " ".join([".venv/bin/python", f"bench/{self.file}", *self.args])
 
 
-# Budgets are about 1.5x each script's time on a quiet host, sized so the foreground budgets stay
-# well inside --limit (1200 s); a host at load average ~15 takes 2-3x longer and overruns some.
+# Budgets are about 1.5x each script's time on a quiet host, so a slow script is stopped before it
+# eats the others' time; they add up to about 1,255 s of foreground, and the quiet-host times they
+# were sized from (about two thirds of that) fit --limit (1200 s), which bounds the measured total.
+# A host at load average ~15 takes 2-3x longer and overruns some.
 SCRIPTS = (
     Script("compare-throttled", "compare.py", ("--part", "throttled"), 240, ("compare_throttled",), True),
     Script("simulator", "simulator.py", (), 60, ("simulator",)),
