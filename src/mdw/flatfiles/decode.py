@@ -23,7 +23,6 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from mdw.domain import MISSING_N, BarBatch, MarketBars, Timeframe
@@ -33,7 +32,8 @@ from mdw.flatfiles.keys import vendor_ticker
 SOURCE = "flatfile"
 BLOCK_SIZE = 8 << 20
 _NS_PER_MS = 1_000_000
-_TYPES: dict[str, pa.DataType] = {"ticker": pa.string(), "volume": pa.float64(), "open": pa.float64(),
+_TYPES: dict[str, pa.DataType] = {"ticker": pa.dictionary(pa.int32(), pa.string()), "volume": pa.float64(),
+                                  "open": pa.float64(),
                           "close": pa.float64(), "high": pa.float64(), "low": pa.float64(),
                           "window_start": pa.int64(), "transactions": pa.int64()}
 COLUMNS = tuple(_TYPES)
@@ -161,12 +161,15 @@ class Block:
     """One decoded block: its rows as columns of many tickers, grouped by ticker, each by time.
 
     ``suspect`` comes from one vectorised pass over the whole block (prices, volume, alignment,
-    order), so a consumer runs the full per-ticker check only where it can fail. ``batches``
-    (one per ticker) are built only when asked for.
+    order), so a consumer runs the full per-ticker check only where it can fail. It and
+    ``batches`` (one per ticker) are built only when asked for: the ingest checks whole chunks.
     """
 
     bars: MarketBars
-    suspect_rows: npt.NDArray[np.bool_]
+
+    @property
+    def suspect_rows(self) -> npt.NDArray[np.bool_]:
+        return self.bars.suspect()
 
     @property
     def batches(self) -> list[BarBatch]:
@@ -192,11 +195,11 @@ def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats)
     """One block's rows as columns, grouped by ticker in name order, each ticker's rows by time."""
     n = block.num_rows
     if not n:
-        return Block(MarketBars.empty(timeframe, SOURCE), np.zeros(0, dtype=bool))
+        return Block(MarketBars.empty(timeframe, SOURCE))
     if block.column("ticker").null_count or block.column("window_start").null_count == n:
         # strings_can_be_null is off, so a null ticker means the column is not in the file at all
         raise VendorTransientError("flat file has no ticker or window_start column: not an aggregates file")
-    encoded = pc.dictionary_encode(block.column("ticker"))
+    encoded = block.column("ticker")  # dictionary-typed as the CSV reader parses it: no second pass
     idx = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     names = [vendor_ticker(str(t)) for t in encoded.dictionary.to_pylist()]
     if len(set(names)) < len(names):  # two spellings of one pair: one ticker
@@ -221,7 +224,7 @@ def split_block(block: pa.RecordBatch, timeframe: Timeframe, stats: DecodeStats)
         bars = bars.take(~drop)
     stats.rows += n
     bars = bars.normalised()
-    return Block(bars, bars.suspect())
+    return Block(bars)
 
 
 def _floats(block: pa.RecordBatch, name: str) -> npt.NDArray[np.float64]:
