@@ -230,8 +230,20 @@ def test_layers_web_servers_only_in_service_dashboard_and_serve() -> None:
     assert violations(files, WEB_SERVERS) == []
 
 
+# The only private names of a third party mdw uses, each with why. pyiceberg is pinned to one minor
+# version (pyproject.toml) and the columnar conformance suite runs every path through them.
+PRIVATE_ALLOWED = {
+    # update_table_metadata without its final deep copy of the metadata (ADR 0012: the deep copy
+    # cost more than the rest of a small commit)
+    ("mdw/store/lake/table.py", "pyiceberg.table.update._apply_table_update"),
+    ("mdw/store/lake/table.py", "pyiceberg.table.update._TableMetadataUpdateContext"),
+    ("mdw/store/lake/table.py", "pyiceberg.table.update._update_table_metadata_log"),
+}
+
+
 def test_layers_no_file_imports_a_private_module_of_another_package() -> None:
-    """``_private`` modules and names stay inside their package: mdw's own and third parties' alike."""
+    """``_private`` modules and names stay inside their package: mdw's own and third parties' alike,
+    except the few listed in PRIVATE_ALLOWED with their reason."""
     found = []
     for f in source_files():
         here = module_of(f).rsplit(".", 1)[0] if f.name != "__init__.py" else module_of(f)
@@ -240,7 +252,7 @@ def test_layers_no_file_imports_a_private_module_of_another_package() -> None:
             private = [i for i, p in enumerate(parts) if p.startswith("_") and not p.startswith("__")]
             if private and not imp.name.startswith(here + ".") and not here.startswith(
                 ".".join(parts[: private[0]]) + "."
-            ):
+            ) and (rel(f), imp.name) not in PRIVATE_ALLOWED:
                 found.append(f"{rel(f)}:{imp.line} imports {imp.name}")
     assert found == []
 
