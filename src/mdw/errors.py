@@ -23,6 +23,7 @@ their module)::
     │   │       └── UnknownTicker  (unknown_ticker) the vendor does not know the ticker
     │   ├── VendorTransientError   worth retrying: 429, 5xx, timeouts, resets, bad bodies
     │   │   ├── VendorRateLimited  429
+    │   │   ├── VendorTimeout      sent, then given up on: the vendor may still count it (late_s)
     │   │   ├── InvalidBarsError   (mdw.polygon.decode) a page holds bars that break OHLC invariants
     │   │   └── FrameError         (mdw.stream.decode) a WebSocket frame that is not an array of events
     │   └── VendorUnavailable      the circuit breaker is open: fail fast
@@ -178,6 +179,18 @@ class VendorTransientError(VendorError):
 
 class VendorRateLimited(VendorTransientError):
     """HTTP 429: the plan's request rate was exceeded."""
+
+
+class VendorTimeout(VendorTransientError):
+    """A request timed out after it was sent: the vendor may read and count it later.
+
+    ``late_s``: how long after this error the vendor may still stamp the request (the rate
+    limiter keeps counting it until then); 0 when it cannot have been sent.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, late_s: float = 0.0) -> None:
+        super().__init__(message, url=url)
+        self.late_s = late_s
 
 
 class VendorUnavailable(VendorError):

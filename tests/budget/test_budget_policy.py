@@ -23,6 +23,21 @@ def test_budget_reserve_counts_a_request_until_answered_when_its_answer_is_late(
     assert res.grants and res.grants[0][1] == 6.0
 
 
+def test_budget_reserve_counts_a_timed_out_request_until_the_late_bound_when_given_up_on() -> None:
+    """A slot reported with a late bound (sent, then timed out) counts until the report plus late_s."""
+    rules = _rules()
+    st, res = reserve({}, 0.0, rules, want=2, answered=[], successes=0)
+    timed_out, answered = (slot for slot, _ in res.grants)
+    st, res = reserve(st, 0.5, rules, want=2, answered=[timed_out, answered], successes=0,
+                      late={timed_out: 3.0})
+    # The plain answer frees its slot one window after 0.5; the timed-out one after 0.5 + 3.0.
+    assert [g for _, g in res.grants] == [1.5]
+    st, res = reserve(st, 1.5, rules, want=1, answered=[], successes=0)
+    assert res.grants == [] and res.retry_in > 0
+    st, res = reserve(st, 4.5, rules, want=1, answered=[], successes=0)
+    assert [g for _, g in res.grants] == [4.5]
+
+
 def test_budget_reserve_never_puts_more_than_n_in_a_window_when_grants_are_answered_at_once() -> None:
     """Starts granted on a busy budget, each answered right away, never exceed n per window."""
     rules = _rules()

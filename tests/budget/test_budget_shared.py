@@ -188,6 +188,29 @@ async def test_budget_serves_many_acquirers_per_transaction_when_they_queue(budg
         await lim.close()
 
 
+async def test_budget_keeps_a_timed_out_slot_counted_until_the_late_bound_when_reported(
+        budget_url: str) -> None:
+    """answered(late_s) reaches the shared row: the slot's bound is the report time plus late_s (on
+    the database's clock), while a plain answer's bound is its report time."""
+    lim = await _limiter(budget_url, RateLimit(5, 1.0), f"t-{uuid.uuid4().hex[:8]}")
+    try:
+        timed_out = await lim.start()
+        answered = await lim.start()
+        timed_out(30.0)
+        timed_out()
+        answered()
+        await lim.close()  # reports outstanding answers to the row
+        lim = await _limiter(budget_url, RateLimit(5, 1.0), lim.name)
+        state, now = await lim._update(lambda st, now: (st, (st, now)))
+    finally:
+        await lim.close()
+    bounds = sorted(float(slot[1]) for slot in state["slots"])
+    assert len(bounds) == 2
+    assert bounds[0] <= now  # the plain answer: counted up to its report
+    assert bounds[1] > now  # the timed-out one: still counted, up to its report + 30 s
+    assert bounds[1] - bounds[0] == pytest.approx(30.0, abs=1.0)
+
+
 def test_budget_enforced_rate_splits_a_large_plan_into_stricter_subwindows() -> None:
     """A plan above the log size becomes N/k per P/k, which can never exceed N per P."""
     big = RateLimit(6000, 60)

@@ -81,6 +81,23 @@ async def test_limiter_counts_a_request_until_its_answer_when_tracking_arrivals(
     assert limiter.in_flight == 0 and limiter.grants == 3
 
 
+async def test_limiter_counts_a_timed_out_request_until_the_late_bound_when_given_up_on(
+        clock: FakeClock) -> None:
+    """A request given up on after it was sent (answered(late_s)) holds its slot until late_s after
+    the give-up, as the vendor may still read it until then; a plain answer frees it a period on."""
+    for late_s, frees_after in ((0.0, 1.0), (3.0, 4.0)):
+        limiter = RateLimiter("1/s", clock=clock, margin_s=0.0, spacing_cap_s=0.0)
+        first = await limiter.start()
+        clock.advance(0.5)
+        gave_up = clock.monotonic()
+        first(late_s)
+        first()  # the plain report that follows (the client's finally) changes nothing
+        second = await limiter.start()
+        assert clock.monotonic() == pytest.approx(gave_up + frees_after)
+        second()
+        assert limiter.in_flight == 0 and limiter.grants == 2
+
+
 async def test_limiter_cuts_rate_multiplicatively_when_rate_limited(clock: FakeClock) -> None:
     """A 429 halves the rate once; 429s inside the cut interval are one congestion signal."""
     limiter = RateLimiter("100/s", clock=clock)

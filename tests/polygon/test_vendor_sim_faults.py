@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -31,6 +34,7 @@ from mdw.polygon import (
     VendorEvent,
 )
 from mdw.simulator import FaultConfig, SimConfig, start_simulator
+from mdw.simulator.server import SimServer
 
 TZ = AssetClass.STOCKS.tz
 S_1H, E_1H = local_midnight_ms(date(2024, 3, 4), TZ), local_midnight_ms(date(2024, 3, 16), TZ)
@@ -79,6 +83,57 @@ async def test_limiter_never_exceeds_the_vendor_window_when_set_to_its_limit() -
     assert stats["requests"] == 20, stats
     assert stats["rate_limited"] == 0
     assert stats["max_requests_1s"] <= 10
+
+
+@contextmanager
+def _simulator_in_thread(config: SimConfig) -> Iterator[SimServer]:
+    """A simulator on its own event loop in a thread, so a stall of its loop leaves the client's running."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: list[SimServer] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(SimServer(config, "127.0.0.1", 0).start())
+        box.append(server)
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(server.stop())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="simulator", daemon=True)
+    thread.start()
+    assert ready.wait(60), "the simulator did not start"
+    try:
+        yield box[0]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(60)
+
+
+async def test_no_429_when_requests_time_out_at_a_stalled_vendor_and_are_counted_late() -> None:
+    """The vendor's loop stalls 0.8 s on the first request (as a CPU-bound answer does): the five
+    sent meanwhile wait unread, time out at the client (0.5 s), and are counted by the vendor when
+    it reads them, after the client gave up. The limiter keeps each timed-out request counted until
+    its give-up plus the request timeout, so the retries and the rest never overrun the vendor's
+    6 per second (counting them at give-up put 7 in its window), and the data is exact."""
+    config = SimConfig(seed=42, rate_limit="6/s", n_stocks=20)
+    days = [local_midnight_ms(date(2024, 1, 2), TZ) + i * 86_400_000 for i in range(10)]
+    with _simulator_in_thread(config) as sim:
+        # The answers' data first (generating it is CPU work of its own), then the one stall.
+        truth = [sim.market.aggregates("MSFT", D1, d, d + 2 * 86_400_000) for d in days]
+        sim.set_faults(FaultConfig(stall_rate=1.0, stall_ms=800.0, stall_limit=1))
+        async with _client(sim, pacing=Pacing("6/s"), timeouts=Timeouts(request_s=0.5),
+                           retry=RetryPolicy(attempts=6, base_s=0.05, cap_s=0.2),
+                           breaker=BreakerPolicy(threshold=100)) as client:
+            got = await asyncio.gather(*(client.aggregates("MSFT", D1, d, d + 2 * 86_400_000) for d in days))
+            stats = client.stats()
+        sim_stats = sim.stats()
+    assert all(g.equals(t) for g, t in zip(got, truth, strict=True))
+    assert sim_stats["faults"] == {"stall": 1}, sim_stats["faults"]
+    assert stats.failures_by_class.get("VendorTimeout", 0) >= 2, stats.failures_by_class  # counted late
+    assert sim_stats["rate_limited"] == 0, sim_stats
+    assert sim_stats["max_requests_plan_window_by_key"][sim.key] <= 6, sim_stats
 
 
 @pytest.mark.parametrize("retry_after", [False, True], ids=["no-retry-after", "retry-after"])

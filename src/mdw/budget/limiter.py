@@ -31,7 +31,7 @@ from mdw.budget import policy
 from mdw.clock import SYSTEM_CLOCK, Clock
 from mdw.config import RateLimit
 from mdw.errors import ConfigError, StoreError
-from mdw.polygon.limiter import Aimd
+from mdw.polygon.limiter import Aimd, Answered
 from mdw.store.budget import BudgetPlan, BudgetStore, Step, leave, touch
 
 T = TypeVar("T")
@@ -152,6 +152,7 @@ class SharedLimiter:
         self._rate = self.enforced.requests
         self._waiters: deque[asyncio.Future[tuple[int, float]]] = deque()
         self._answered: list[int] = []
+        self._late: dict[int, float] = {}  # answered slots the vendor may still count, and how long
         self._successes = 0
         self._kick: asyncio.Event | None = None  # an answer or a new acquirer here
         self._wanted: asyncio.Event | None = None  # a new acquirer here
@@ -187,8 +188,9 @@ class SharedLimiter:
                 await task
         if self._answered:
             answered, self._answered = self._answered, []
+            late, self._late = self._late, {}
             with contextlib.suppress(StoreError, ConfigError):
-                await self._reserve(0, answered, 0)
+                await self._reserve(0, answered, 0, late)
         with contextlib.suppress(StoreError):
             await self._update(lambda st, now: (leave(st, self.holder), None))
         if self._owns_store:
@@ -207,17 +209,23 @@ class SharedLimiter:
     def current_rate(self) -> RateLimit:
         return RateLimit(self._rate, self.enforced.period)
 
-    async def start(self) -> Callable[[], None]:
-        """Wait for a grant; the returned callable reports the answer (idempotent)."""
+    async def start(self) -> Answered:
+        """Wait for a grant; the returned callable reports the answer (idempotent).
+
+        ``answered(late_s)`` (a request that timed out after it was sent) keeps the slot counted
+        until ``late_s`` after the report reaches the row.
+        """
         slot = await self._grant()
         reported = False
 
-        def answered() -> None:
+        def answered(late_s: float = 0.0) -> None:
             nonlocal reported
             if reported:
                 return
             reported = True
             self._answered.append(slot)
+            if late_s > 0:
+                self._late[slot] = late_s
             self._wake()
 
         return answered
@@ -253,10 +261,12 @@ class SharedLimiter:
             self.stats.round_trips += 1
             self.stats.db_seconds += time.perf_counter() - t0
 
-    async def _reserve(self, want: int, answered: list[int], successes: int) -> policy.Reservation:
+    async def _reserve(self, want: int, answered: list[int], successes: int,
+                       late: dict[int, float] | None = None) -> policy.Reservation:
         def step(st: policy.State, now: float) -> tuple[policy.State, policy.Reservation]:
             st = touch(st, self.holder, self._plan, now, self.name, self._idle_s)
-            return policy.reserve(st, now, self.rules, want=want, answered=answered, successes=successes)
+            return policy.reserve(st, now, self.rules, want=want, answered=answered, successes=successes,
+                                  late=late)
 
         res: policy.Reservation = await self._update(step)
         self._rate = res.rate
@@ -305,8 +315,9 @@ class SharedLimiter:
                     want = self._live_waiters()
                 self._kick.clear()
                 answered, self._answered = self._answered, []
+                late, self._late = self._late, {}
                 successes, self._successes = self._successes, 0
-                res = await self._reserve(min(want, self.batch_max), answered, successes)
+                res = await self._reserve(min(want, self.batch_max), answered, successes, late)
                 offset = self._offset.sample(res.now, self._wall())
                 for slot, at in res.grants:
                     self.stats.last_grant_at = at

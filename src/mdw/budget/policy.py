@@ -2,7 +2,8 @@
 
 State is the JSON kept in the ``rate_budget`` row. Each request is one slot ``[id, bound, expires]``:
 ``bound`` is the latest moment the vendor can have counted it (None while it is in flight, set
-to the time its answer was reported), ``expires`` its lease (a process that died mid-request
+to the time its answer was reported, plus the ``late_s`` of a request that timed out after it
+was sent: the vendor may still read that one), ``expires`` its lease (a process that died mid-request
 cannot hold its slots for ever). A new start at ``g`` is granted only while fewer than
 ``floor(rate)`` slots have ``bound > g - window``, so every request is counted from its grant
 until it was answered: whatever the delay between a grant and the vendor's stamp (a CPU-busy
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,14 +70,20 @@ def _effective(slot: list[Any], now: float) -> float:
 
 
 def reserve(state: State, now: float, rules: Rules, *, want: int, answered: list[int],
-            successes: int) -> tuple[State, Reservation]:
-    """Record answers and successes, then grant up to ``want`` starts no later than ``now + horizon``."""
+            successes: int, late: Mapping[int, float] | None = None) -> tuple[State, Reservation]:
+    """Record answers and successes, then grant up to ``want`` starts no later than ``now + horizon``.
+
+    ``late``: answered slots that timed out after they were sent, and how long after ``now`` the
+    vendor may still count each (it stays counted until then).
+    """
     st = dict(state)
     slots: list[list[Any]] = [list(s) for s in st.get("slots", [])]
     done = set(answered)
+    late = late or {}
     for slot in slots:
         if slot[1] is None and int(slot[0]) in done:
-            slot[1] = now  # reported after the answer arrived: an upper bound of the vendor's stamp
+            # reported after the answer arrived: an upper bound of the vendor's stamp
+            slot[1] = now + max(0.0, late.get(int(slot[0]), 0.0))
     window = rules.window_s
     slots = [s for s in slots if _effective(s, now) > now - window]
     rate = _rate(st, rules)

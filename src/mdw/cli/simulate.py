@@ -64,6 +64,10 @@ def simulate(
              "duplicate_t, outside_range.")] = "null_price",
     bad_value_rate: Annotated[float, typer.Option(
         min=0, max=1, help="Share of aggregate bars served with the --bad-value malformed value.")] = 0.0,
+    stall_rate: Annotated[float, typer.Option(
+        min=0, max=1, help="Share of requests after which the whole server stalls --stall-ms "
+        "(a blocking sleep, as a CPU-bound answer): requests sent meanwhile are counted late.")] = 0.0,
+    stall_ms: Annotated[float, typer.Option(min=0, help="How long a stall blocks the server.")] = 0.0,
     now: Annotated[str | None, typer.Option(
         help="Data clock (YYYY-MM-DD or ISO time, UTC): no bars after it. Default: wall clock.")] = None,
     status: Annotated[str, typer.Option(help="Aggregates status: OK or DELAYED.")] = "OK",
@@ -120,7 +124,7 @@ def simulate(
         faults = FaultConfig(error_rate=fault_rate, reset_rate=reset_rate, hang_rate=hang_rate, hang_s=hang_s,
                              truncate_rate=truncate_rate, status_error_rate=status_error_rate,
                              invalid_bar_rate=invalid_bar_rate, bad_value=bad_value,
-                             bad_value_rate=bad_value_rate)
+                             bad_value_rate=bad_value_rate, stall_rate=stall_rate, stall_ms=stall_ms)
         config = SimConfig(
             seed=seed, keys=_parse_keys(key or ["test-key:unlimited"]), window=window,  # type: ignore[arg-type]
             rate_limit=rate_limit, retry_after=retry_after, latency_ms=latency_ms, jitter_ms=jitter_ms,

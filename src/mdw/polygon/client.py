@@ -39,6 +39,7 @@ from mdw.errors import (
     VendorPlanError,
     VendorRateLimited,
     VendorRequestError,
+    VendorTimeout,
     VendorTransientError,
     VendorUnavailable,
 )
@@ -56,7 +57,7 @@ from mdw.polygon.events import (
     Subscriber,
 )
 from mdw.polygon.http import status_error
-from mdw.polygon.limiter import ArrivalTracking, LimiterBackend, shared_limiter
+from mdw.polygon.limiter import Answered, ArrivalTracking, LimiterBackend, not_tracked, shared_limiter
 from mdw.polygon.options import PAGE_LIMIT, BreakerPolicy, Pacing, RetryPolicy, options_from_settings
 from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
 from mdw.polygon.retry import Tries, parse_retry_after
@@ -71,10 +72,6 @@ _GROUPED_MARKETS = {
     AssetClass.CRYPTO: "global/market/crypto",
     AssetClass.FOREX: "global/market/fx",
 }
-
-
-def _noop() -> None:
-    return None
 
 
 def _answered(body: bytes, url: str) -> bool:
@@ -275,18 +272,23 @@ class PolygonClient:
         if self._closed:
             raise UsageError("the vendor client is closed")
         async with self._slots:
+            answered: Answered
             if isinstance(self.limiter, ArrivalTracking):
                 answered = await self.limiter.start()
             else:
                 await self.limiter.acquire()
-                answered = _noop
+                answered = not_tracked
             self._stats.total_requests += 1
             started = time.perf_counter()
             try:
                 # headers_received: the vendor has counted this request by now
                 resp = await self.transport.send(Request(url, self._headers, shown, answered))
+            except VendorTimeout as exc:
+                # Sent, then given up on: the vendor may still read and count it for late_s more.
+                answered(exc.late_s)
+                raise
             finally:
-                answered()  # a failed request can no longer reach the vendor after this point
+                answered()  # any other failure: the request can no longer reach the vendor
             self._stats.observe_latency(time.perf_counter() - started)
         self._stats.bytes_received += len(resp.body)
         retry_after = parse_retry_after(resp.header("Retry-After"))

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import math
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -82,6 +81,16 @@ class Aimd:
         return self.recover_after or max(1, math.ceil(configured))
 
 
+class Answered(Protocol):
+    """Reports that a granted request's answer (or its failure) arrived; idempotent.
+
+    ``late_s`` > 0 when the request was sent and then given up on (a timeout): the vendor may
+    still read and count it, so it stays counted until ``late_s`` after the call.
+    """
+
+    def __call__(self, late_s: float = 0.0) -> None: ...
+
+
 @runtime_checkable
 class ArrivalTracking(Protocol):
     """Optional richer seam: a grant whose vendor-side arrival is bounded when the answer comes.
@@ -92,8 +101,11 @@ class ArrivalTracking(Protocol):
     network or server queueing delay.
     """
 
-    async def start(self) -> Callable[[], None]:
-        """Like ``acquire``; returns ``answered()`` to call when response headers (or an error) arrive."""
+    async def start(self) -> Answered:
+        """Like ``acquire``; returns ``answered()`` to call when response headers (or an error) arrive.
+
+        A request that timed out after it was sent is reported as ``answered(late_s)``.
+        """
         ...
 
 
@@ -103,7 +115,9 @@ class RateLimiter:
     Guarantee: the vendor sees at most ``floor(rate)`` requests in any window of the period, where
     ``rate`` starts at the plan's count and never exceeds it. Each request is counted at the latest
     moment the vendor can have stamped it: its answer time when granted through :meth:`start`
-    (in flight = counted until answered), its grant time plus ``margin_s`` through :meth:`acquire`.
+    (in flight = counted until answered; a request that timed out after it was sent, until
+    ``late_s`` after we gave up, see :class:`Answered`), its grant time plus ``margin_s`` through
+    :meth:`acquire`.
     Grants are FIFO and spaced at least ``min(period / rate, spacing_cap_s)`` apart, so a window's
     budget is not fired as one burst that queues at the vendor.
 
@@ -215,16 +229,17 @@ class RateLimiter:
                     # Re-check after waking: a Retry-After pause may have arrived meanwhile.
                     await self._clock.sleep(delay)
 
-    def _answer(self, marker: list[float]) -> None:
-        # Replace one in-flight bound by the answer time; bounds are unordered, so any inf will do
-        # as long as each ticket replaces exactly one.
+    def _answer(self, marker: list[float], late_s: float) -> None:
+        # Replace one in-flight bound by the answer time (plus how late a request given up on may
+        # still be counted); bounds are unordered, so any inf will do as long as each ticket
+        # replaces exactly one.
         if marker:
             return
         marker.append(1.0)
-        now = self._clock.monotonic()
+        bound = self._clock.monotonic() + max(0.0, late_s)
         for i, b in enumerate(self._bounds):
             if b == math.inf:
-                self._bounds[i] = now
+                self._bounds[i] = bound
                 break
         if self._answered is not None:
             self._answered.set()
@@ -239,12 +254,16 @@ class RateLimiter:
                 self._bounds[i] = self._clock.monotonic()
                 break
 
-    async def start(self) -> Callable[[], None]:
+    async def start(self) -> Answered:
         await self._grant()
         if self.configured.unlimited:
-            return _noop
+            return not_tracked
         marker: list[float] = []
-        return lambda: self._answer(marker)
+
+        def answered(late_s: float = 0.0) -> None:
+            self._answer(marker, late_s)
+
+        return answered
 
     async def on_rate_limited(self, retry_after_s: float | None) -> None:
         now = self._clock.monotonic()
@@ -265,7 +284,8 @@ class RateLimiter:
             self._rate = self._aimd.grow(self._rate, self.configured.requests)
 
 
-def _noop() -> None:
+def not_tracked(late_s: float = 0.0) -> None:
+    """The :class:`Answered` of a grant nothing needs to hear about (unlimited, or ``acquire``)."""
     return None
 
 

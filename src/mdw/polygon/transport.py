@@ -7,7 +7,9 @@ implementation of the protocol to play a vendor without a socket.
 
 Contract of :meth:`Transport.send`: return the status, headers and body of any HTTP answer
 (a 5xx is an answer, not an error); raise :class:`~mdw.errors.VendorTransientError` when no whole
-answer arrived (connection refused or reset, timeout, body cut short) and
+answer arrived (connection refused or reset, timeout, body cut short), as its subclass
+:class:`~mdw.errors.VendorTimeout` when the request was sent and then given up on (its ``late_s``
+says how long the vendor may still count it), and
 :class:`~mdw.errors.VendorRequestError` for a URL that can't be sent. Call
 ``request.headers_received()`` once the status line and headers are in (the vendor has counted
 the request by then; the limiter uses it). Never catch ``CancelledError``.
@@ -23,7 +25,7 @@ from typing import Protocol
 import aiohttp
 from yarl import URL
 
-from mdw.errors import VendorRequestError, VendorTransientError
+from mdw.errors import VendorRequestError, VendorTimeout, VendorTransientError
 from mdw.logs import redact
 from mdw.polygon.http import status_error
 
@@ -111,7 +113,7 @@ class AiohttpTransport:
 
     async def send(self, request: Request) -> Response:
         http = self._open()
-        with transport_errors(request.shown or redact(str(request.url))):
+        with transport_errors(request.shown or redact(str(request.url)), late_s=self.timeouts.request_s):
             async with http.get(request.url, headers=dict(request.headers)) as resp:
                 request.headers_received()
                 body = await resp.read()
@@ -141,16 +143,22 @@ def _why(exc: BaseException) -> str:
 
 
 @contextmanager
-def transport_errors(url: str) -> Iterator[None]:
+def transport_errors(url: str, late_s: float = 0.0) -> Iterator[None]:
     """Map aiohttp and timeout exceptions raised inside the block to vendor errors.
 
     Args:
         url: the redacted URL, for the message and the error's ``url``.
+        late_s: how long after a timeout the vendor may still count the request (the
+            :class:`~mdw.errors.VendorTimeout` it raises carries it). A request still queued at a
+            slow vendor when we gave up is counted when the vendor reads it; one more full request
+            timeout later, a vendor that slow has dropped it, so the request timeout is the bound.
     """
     try:
         yield
+    except aiohttp.ConnectionTimeoutError as exc:  # no connection: the request was never sent
+        raise VendorTransientError(f"vendor timed out connecting ({_why(exc)}) [GET {url}]", url=url) from exc
     except TimeoutError as exc:  # aiohttp.ServerTimeoutError is a TimeoutError too
-        raise VendorTransientError(f"vendor timed out ({_why(exc)}) [GET {url}]", url=url) from exc
+        raise VendorTimeout(f"vendor timed out ({_why(exc)}) [GET {url}]", url=url, late_s=late_s) from exc
     except aiohttp.ClientPayloadError as exc:
         raise VendorTransientError(
             f"vendor body was cut short ({_why(exc)}) [GET {url}]", url=url

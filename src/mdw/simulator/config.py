@@ -80,10 +80,17 @@ class FaultConfig:
     outage: bool = False  # on: every request fails with a 5xx
     outage_start_s: float | None = None  # outage window, seconds after the server started
     outage_duration_s: float = 0.0
+    # The event loop is blocked for stall_ms right after a request is admitted (counted by the rate
+    # limit), as a CPU-bound answer does: requests sent meanwhile wait unread and are counted when
+    # the loop reads them, possibly after their client gave up. Drawn per request on its own seeded
+    # stream (the other faults keep their sequence); at most stall_limit stalls per setting.
+    stall_rate: float = 0.0
+    stall_ms: float = 0.0
+    stall_limit: int | None = None
 
     def __post_init__(self) -> None:
         rates = ("error_rate", "reset_rate", "hang_rate", "truncate_rate", "status_error_rate",
-                 "invalid_bar_rate", "bad_value_rate")
+                 "invalid_bar_rate", "bad_value_rate", "stall_rate")
         for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -93,9 +100,11 @@ class FaultConfig:
             raise ConfigError(f"fault bad_value must be one of {known}, got {self.bad_value!r}")
         if self.request_fault_rate > 1.0 + 1e-12:
             raise ConfigError("fault rates (error, reset, hang, truncate, status_error) exceed 1 in total")
-        for name in ("latency_ms", "jitter_ms", "hang_s", "outage_duration_s"):
+        for name in ("latency_ms", "jitter_ms", "hang_s", "outage_duration_s", "stall_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"fault {name} must not be negative")
+        if self.stall_limit is not None and self.stall_limit < 0:
+            raise ConfigError("fault stall_limit must not be negative")
 
     @property
     def request_fault_rate(self) -> float:

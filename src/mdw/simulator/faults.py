@@ -24,15 +24,34 @@ class FaultInjector:
     def __init__(self, seed: int, config: FaultConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._rng = random.Random(seed * 1_000_003 + 17)
         self._bar_rng = np.random.default_rng([seed, 0xBAD])
+        self._stall_rng = random.Random(seed * 1_000_003 + 29)
         self.clock = clock
         self.started = clock()
         self.config = config
+        self.stalls = 0  # stalls since the settings were last set (for stall_limit)
 
     def set(self, config: FaultConfig) -> None:
-        """Replace the fault settings; an outage window restarts its clock now."""
+        """Replace the fault settings; an outage window restarts its clock now, the stall count too."""
         if config.outage_start_s is not None:
             self.started = self.clock()
         self.config = config
+        self.stalls = 0
+
+    def stall(self) -> bool:
+        """Block the calling thread (the event loop) for ``stall_ms`` if this request draws a stall.
+
+        Blocking on purpose, as a CPU-bound answer does: nothing else is read or answered meanwhile.
+        """
+        cfg = self.config
+        if cfg.stall_rate <= 0 or cfg.stall_ms <= 0:
+            return False
+        if cfg.stall_limit is not None and self.stalls >= cfg.stall_limit:
+            return False
+        if self._stall_rng.random() >= cfg.stall_rate:
+            return False
+        self.stalls += 1
+        time.sleep(cfg.stall_ms / 1000.0)
+        return True
 
     def in_outage(self) -> bool:
         cfg = self.config

@@ -1,10 +1,11 @@
 """The Polygon-compatible HTTP server: middleware (faults, auth, rate limit, stats) and lifecycle.
 
 Order per request, outermost first: latency; outage; the seeded request fault (5xx, reset, hang,
-status-ERROR; truncation is applied to the finished response); auth; the per-key rate limit;
-the endpoint. ``/_sim/*`` skips all of it and needs no key, and so do the WebSocket endpoints
-(``/stocks``, ``/crypto``, ``/delayed/...``: they authenticate in the conversation, see ``ws.py``),
-which share the port and the data clock with REST.
+status-ERROR; truncation is applied to the finished response); auth; the per-key rate limit; a
+seeded stall of the whole event loop (``stall_rate``); the endpoint. ``/_sim/*`` skips all of it
+and needs no key, and so do the WebSocket endpoints (``/stocks``, ``/crypto``, ``/delayed/...``:
+they authenticate in the conversation, see ``ws.py``), which share the port and the data clock
+with REST.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ async def _guarded(request: web.Request, handler: Handler, st: SimState) -> web.
         headers = {"Retry-After": str(max(1, int(wait + 0.999)))} if st.config.retry_after else None
         return error(429, RATE_LIMIT_TEXT, headers)
     st.stats.served(key)
+    if st.faults.stall():
+        st.stats.faults["stall"] += 1
     request[PLAN] = plan
     route = request.match_info.route.name
     if route is not None and route in st.config.not_entitled:
