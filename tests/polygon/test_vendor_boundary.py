@@ -25,6 +25,7 @@ from mdw.errors import (
     VendorPlanError,
     VendorRateLimited,
     VendorRequestError,
+    VendorTimeout,
     VendorTransientError,
     VendorUnavailable,
 )
@@ -148,6 +149,24 @@ def test_transport_errors_map_aiohttp_failures_to_transient_with_cause(exc: Exce
     with pytest.raises(VendorTransientError, match=text) as info, transport_errors("http://h/x"):
         raise exc
     assert info.value.__cause__ is exc and info.value.url == "http://h/x"
+
+
+@pytest.mark.parametrize(
+    ("exc", "late_s"),
+    [(TimeoutError(), 60.0), (aiohttp.SocketTimeoutError(), 60.0), (aiohttp.ConnectionTimeoutError(), None),
+     (aiohttp.ClientOSError(), None)],
+    ids=["total", "read", "connect", "reset"],
+)
+def test_transport_errors_say_how_late_a_sent_request_may_be_counted_when_it_timed_out(
+        exc: Exception, late_s: float | None) -> None:
+    """A request that timed out after it was sent is a VendorTimeout carrying the late bound; one that
+    never left (no connection, or refused/reset) is a plain transient error the limiter frees at once."""
+    with pytest.raises(VendorTransientError) as info, transport_errors("http://h/x", late_s=60.0):
+        raise exc
+    if late_s is None:
+        assert not isinstance(info.value, VendorTimeout)
+    else:
+        assert isinstance(info.value, VendorTimeout) and info.value.late_s == late_s
 
 
 def test_backoff_is_full_jitter_under_a_capped_exponential_ceiling() -> None:
