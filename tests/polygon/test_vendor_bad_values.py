@@ -112,3 +112,40 @@ def test_decode_grouped_leaves_out_row_when_one_value_is_malformed(bad: str) -> 
     assert [r.T for r in kept] == ["A", "C"]
     first = dec.bars_to_columns(kept)[:8, 0].tolist()
     assert first == [100, 10.5, 10.0, 11.0, 11.5, 9.5, 1_709_586_000_000, 7]
+
+
+def _clean_matrix() -> np.ndarray:
+    """Three good bars as the (9, 3) matrix decode_aggs screens (``v vw o c h l t n otc`` rows)."""
+    rows = [[100.0, 10.5, 10.0, 11.0, 11.5, 9.5, 60_000.0 * (i + 1), 7.0, np.nan] for i in range(3)]
+    return np.ascontiguousarray(np.asarray(rows).T)
+
+
+BAD_NUMBERS = [np.nan, np.inf, -np.inf, -1.0, 0.0, 0.5, 1e12, 1e18, 2.0**53, 1e30]
+
+
+@pytest.mark.parametrize("row", range(8))
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+def test_screen_fast_path_agrees_with_every_check_when_one_value_is_bad(
+        row: int, bad: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-pass "page is clean" test that lets screen skip its per-check masks passes a page
+    only when the full checks find nothing (a bad value is never waved through by the fast path)."""
+    m = _clean_matrix()
+    m[row, 1] = bad
+    fast = scr.screen(m)
+    monkeypatch.setattr(scr, "_all_clean", lambda _m: False)
+    full = scr.screen(m)
+    assert fast == full
+    assert scr.screen(_clean_matrix()) == {}
+
+
+@pytest.mark.parametrize("otc", [np.nan, 1.0, 0.0])
+@pytest.mark.parametrize("n", [7.0, np.nan])
+def test_batch_from_matrix_gives_same_columns_when_page_is_screened_clean(otc: float, n: float) -> None:
+    m = _clean_matrix()
+    m[7, 1], m[8, :] = n, otc
+    fast = dec.batch_from_matrix("X", TF, m, clean=True)
+    full = dec.batch_from_matrix("X", TF, m)
+    for name in ("t", "o", "h", "l", "c", "v", "vw", "n", "otc"):
+        got, want = getattr(fast, name), getattr(full, name)
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=want.dtype.kind == "f"), name
+    assert int(fast.n[1]) == (MISSING_N if n != n else 7)

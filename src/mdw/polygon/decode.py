@@ -188,7 +188,7 @@ def bars_to_columns(bars: list[Bar] | list[GroupedBar]) -> Matrix:
     else:
         rows = ((b.v, b.vw, b.o, b.c, b.h, b.l, b.t, b.n, b.otc) for b in bars)
     flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=n * 9)
-    m = flat.reshape(n, 9).T
+    m = np.ascontiguousarray(flat.reshape(n, 9).T)  # one transposing copy: rows become the batch's columns
     if n and bool(np.isfinite(m[8]).any()):
         m[8] = otc_flags(bars)  # a number sent as otc (not true/false) is no flag
     return m
@@ -211,8 +211,22 @@ def loose_otc(rows: Sequence[object]) -> npt.NDArray[np.float64]:
 
 
 
-def batch_from_matrix(ticker: str, timeframe: Timeframe, m: Matrix) -> BarBatch:
-    """A BarBatch from the (9, n) matrix of :func:`bars_to_columns` (``t``/``n`` never wrap)."""
+def batch_from_matrix(ticker: str, timeframe: Timeframe, m: Matrix, *, clean: bool = False) -> BarBatch:
+    """A BarBatch from the (9, n) matrix of :func:`bars_to_columns` (``t``/``n`` never wrap).
+
+    Args:
+        clean: :func:`mdw.polygon.screen.screen` found no bad value in ``m`` (so ``t`` and ``n`` are
+            whole numbers in range, ``n`` perhaps NaN): they convert without the range masks, and a
+            page without any ``otc`` flag takes the batch's own "no flag" column.
+    """
+    if clean:
+        t = m[6].astype(np.int64)
+        n_nan = np.isnan(m[7])
+        n = np.where(n_nan, float(MISSING_N), m[7]).astype(np.int64) if n_nan.any() else m[7].astype(np.int64)
+        if np.isnan(m[8]).all():
+            return BarBatch(ticker, timeframe, t=t, o=m[2], h=m[4], l=m[5], c=m[3], v=m[0], vw=m[1], n=n)
+        return BarBatch(ticker, timeframe, t=t, o=m[2], h=m[4], l=m[5], c=m[3], v=m[0], vw=m[1], n=n,
+                        otc=otc_from_float(m[8]))
     return BarBatch(
         ticker, timeframe,
         t=scr.to_int(m[6], 0), o=m[2], h=m[4], l=m[5], c=m[3], v=m[0], vw=m[1],
@@ -329,8 +343,8 @@ def decode_aggs(body: bytes, ticker: str, timeframe: Timeframe, url: str) -> tup
         if not page.results:
             return BarBatch.empty(ticker, timeframe), page.next_url
         m, why, next_url = bars_to_columns(page.results), {}, page.next_url
-    batch = batch_from_matrix(ticker, timeframe, m)
     why = scr.screen(m, why)
+    batch = batch_from_matrix(ticker, timeframe, m, clean=not why)
     if why:
         check_bars(batch, url, why)  # raises InvalidBarsError naming every bad bar
     return batch, next_url

@@ -85,7 +85,7 @@ def screen(m: Matrix, why: Reasons | None = None) -> Reasons:
     given a reason by :func:`loose_matrix`, or is the literal NaN/Infinity the vendor sent.
     """
     out: Reasons = why if why is not None else {}
-    if not m.shape[1]:
+    if not m.shape[1] or (not out and _all_clean(m)):
         return out
     v, vw, o, c, h, lo, t, n = m[:8]  # a ninth row (otc) is not a value to check
     with np.errstate(invalid="ignore"):
@@ -110,6 +110,35 @@ def screen(m: Matrix, why: Reasons | None = None) -> Reasons:
 
 
 _PRICES = ("o", "c", "h", "l", "price")
+
+
+def _all_clean(m: Matrix) -> bool:
+    """True when no bar of ``m`` can fail a check of :func:`screen` (the usual page): a few
+    reductions over the whole page instead of a mask per check. NaN in a price or ``t`` reaches
+    ``min``/``max`` and fails the comparison; ``fmin``/``fmax`` skip the NaN allowed in
+    ``v``/``vw``/``n`` (all NaN gives NaN, read as clean)."""
+    prices, t = m[2:6], m[6]
+    if not (prices.min() > 0 and prices.max() < MAX_PRICE and t.min() >= 0 and t.max() < MAX_EXACT):
+        return False
+    if not bool((np.floor(t) == t).all()):
+        return False
+    for row, low_ok, high in ((m[0], _ge0, MAX_VOLUME), (m[1], _gt0, MAX_PRICE), (m[7], _ge0, MAX_EXACT)):
+        lo, hi = np.fmin.reduce(row), np.fmax.reduce(row)
+        if lo != lo:  # every value NaN (missing): allowed
+            continue
+        if not (low_ok(lo) and hi < high):
+            return False
+    n = m[7]
+    with np.errstate(invalid="ignore"):
+        return bool((np.isnan(n) | (np.floor(n) == n)).all())
+
+
+def _ge0(x: float) -> bool:
+    return bool(x >= 0)
+
+
+def _gt0(x: float) -> bool:
+    return bool(x > 0)
 
 
 def _whole(x: Matrix) -> npt.NDArray[np.bool_]:
