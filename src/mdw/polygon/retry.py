@@ -39,7 +39,9 @@ class Tries:
     Args:
         policy: attempts and backoff.
         on_retry: called with (attempt number, wait, error) each time a retry is decided.
-        rng: the jitter's random source.
+        rng: the jitter's random source; by default the process's shared one (``random``'s own,
+            re-seeded in a forked child), not a new ``Random()`` per request, whose seeding from
+            ``os.urandom`` costs more than the rest of a request's retry bookkeeping.
     """
 
     def __init__(self, policy: RetryPolicy, on_retry: Callable[[int, float, VendorError], None] | None = None,
@@ -47,7 +49,7 @@ class Tries:
         self.policy = policy
         self.attempts = max(1, policy.attempts)
         self.on_retry = on_retry
-        self.rng = rng or random.Random()
+        self.rng = rng
         self.failed = 0  # attempts that ended in a retryable error
         self.limited = 0  # of which 429s
 
@@ -63,7 +65,7 @@ class Tries:
 
     def delay(self, attempt: int) -> float:
         """A full-jitter wait after failed attempt ``attempt``: spreads retries of many tasks apart."""
-        return self.rng.uniform(0.0, self.policy.ceiling(attempt))
+        return (self.rng or random).uniform(0.0, self.policy.ceiling(attempt))
 
     def __call__(self, exc: Exception) -> bool | float:
         if not is_retryable(exc):
