@@ -155,6 +155,7 @@ class Pipeline:
             if r.kind == "grouped":
                 self._grouped_left[r.asset] = self._grouped_left.get(r.asset, 0) + 1
         self._absent: dict[AssetClass, dict[str, list[tuple[Target, int]]]] = {}
+        self._paging = 0  # paged requests whose first page may still add requests (their remainder)
         self._more = asyncio.Event()
         # tickers the vendor knows (stored, or answered with bars): an empty answer needs no check
         self.known: set[str] = set(plan.stored)
@@ -209,7 +210,7 @@ class Pipeline:
     async def _next_job(self) -> Job | None:
         """The next job; None when none is left and no grouped request can still add one."""
         while not self._jobs:
-            if not any(self._grouped_left.values()) or self.stop.is_set():
+            if (not any(self._grouped_left.values()) and not self._paging) or self.stop.is_set():
                 return None
             self._more.clear()
             await self._more.wait()
@@ -399,7 +400,12 @@ class Pipeline:
                 by_ticker.setdefault(t.ticker, []).append((t, job.fetch.end_ms))
             await self.queue.put(_Item(job, writes))
             return
-        pages = fetch_writes(self.client, job, self.known)
+        # A long request whose first page comes back full hands the rest of its range back as
+        # requests of about a page each, run by the other workers in parallel (ADR 0018).
+        paging = job.kind == "aggs" and job.pages > 1
+        spill: list[PlannedRequest] | None = [] if paging else None
+        self._paging += paging
+        pages = fetch_writes(self.client, job, self.known, spill)
         held: list[BarWrite] | None = None
         try:
             while True:
@@ -410,9 +416,23 @@ class Pipeline:
                 if held is not None:
                     await self.queue.put(_Item(job, held, final=False))
                 held = writes
+                if spill:
+                    self._add_jobs(spill)
+                    spill = None
         finally:
             await pages.aclose()
+            if paging:
+                self._paging -= 1
+                self._more.set()
         await self.queue.put(_Item(job, held or [], final=True))
+
+    def _add_jobs(self, jobs: list[PlannedRequest]) -> None:
+        """Requests made during the run join the shared list, first in line (counted as planned)."""
+        for req in reversed(jobs):
+            for key in job_series(req):
+                self._outcome(key).requests_planned += 1
+            self._jobs.appendleft(req)
+        self._more.set()
 
     def _failed(self, job: Job, reason: str) -> None:
         log.warning("backfill request failed", action="backfill.request_failed",

@@ -13,19 +13,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Protocol
 
 import numpy as np
 
 from mdw.backfill.derive import resample
-from mdw.backfill.plan import ActionsRequest, DeriveTask, PlannedRequest, Target
+from mdw.backfill.plan import MAX_BASE, ActionsRequest, DeriveTask, PlannedRequest, Target
 from mdw.calendar import bar_window_start
 from mdw.domain import AssetClass, BarBatch, Dividend, RangeSet, Split, Timeframe, TimeRange, from_ms
 from mdw.errors import MdwError, NotEntitled, UnknownTicker, VendorError, VendorNotFound, VendorRequestError
 from mdw.logs import get_logger
 from mdw.polygon.actions import ActionKind, Listed
+from mdw.polygon.paging import PageLink
 from mdw.store.base import BarWrite, Store, WriteResult
 
 ONE_DAY = Timeframe(1, "d")
@@ -36,7 +37,8 @@ class VendorSource(Protocol):
     """What the backfill needs of the vendor client (``PolygonClient`` fits)."""
 
     def aggregate_pages(
-        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False
+        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False,
+        page_link: PageLink | None = None,
     ) -> AsyncIterator[BarBatch]: ...
 
     async def grouped_daily(self, day: date, market: str, adjusted: bool = False) -> dict[str, BarBatch]: ...
@@ -177,14 +179,55 @@ async def fetch_absent(
     return [BarWrite(batch.take(keep), covered)]
 
 
+def remainder_pieces(req: PlannedRequest, page: BarBatch) -> list[PlannedRequest]:
+    """The rest of ``req`` after its full first ``page``, cut for parallel pagers; [] to page on.
+
+    The page holds about a page of base aggregates over the possible ones before its last bar, so
+    the remainder (from that bar on) is expected to take ``ceil(possible left / possible seen)``
+    pages at the same density. When that is two or more, the remainder is cut at local midnights
+    into that many pieces of about equal possible minutes, each following its own ``next_url``: a
+    series of even density costs exactly the pager's pages, and its pages run in parallel
+    (ADR 0018). Only a single-target minute-based request is cut.
+    """
+    from mdw.backfill.planner import base_units, even_split
+
+    if req.kind != "aggs" or len(req.targets) != 1 or req.timeframe.base != "minute" or req.pages <= 1:
+        return []
+    last = int(page.t[-1])
+    target = req.targets[0]
+    seen = base_units(req.asset, req.timeframe, TimeRange(req.fetch.start_ms, last))
+    rest = TimeRange(last, target.covers.end_ms)
+    left = base_units(req.asset, req.timeframe, TimeRange(last, req.fetch.end_ms))
+    if seen <= 0 or left <= 0:
+        return []
+    parts = math.ceil(left / seen)
+    if parts < 2:
+        return []
+    out: list[PlannedRequest] = []
+    for piece in even_split(req.asset, req.timeframe, rest, parts):
+        fetch = TimeRange(piece.start_ms, min(piece.end_ms, req.fetch.end_ms))
+        if fetch.empty:
+            continue
+        n = base_units(req.asset, req.timeframe, piece)
+        out.append(replace(req, fetch=fetch, targets=(target._replace(covers=piece),), base_units=n,
+                           pages=max(1, math.ceil(n / MAX_BASE)), density=None))
+    return out if len(out) >= 2 else []
+
+
 async def fetch_writes(
     client: VendorSource, req: PlannedRequest, known: set[str] | None = None,
+    spill: list[PlannedRequest] | None = None,
 ) -> AsyncGenerator[list[BarWrite], None]:
     """The store writes of one request, as its pages arrive.
 
     ``known``: tickers the vendor is known to know (stored before, or answered with bars in this
     run): an empty answer for one of them needs no reference check. A ticker answered with bars
     is added to it.
+
+    ``spill``: when given, a request whose first page comes back full with much of its range left
+    stops there: the page's bars before its last one are written, covered up to that bar, and the
+    rest of the range is appended to ``spill`` as requests to run in parallel (see
+    :func:`remainder_pieces`). Without it every ``next_url`` is followed.
 
     Raises:
         VendorError: the vendor failed the request after the client's retries.
@@ -201,7 +244,20 @@ async def fetch_writes(
     tail = BarBatch.empty(req.ticker, req.timeframe)
     pending: BarBatch | None = None  # the newest page, held back: only the last one carries coverage
     count = 0
-    async for page in client.aggregate_pages(req.ticker, req.timeframe, req.fetch.start_ms, req.fetch.end_ms):
+    link = PageLink()
+    pages = client.aggregate_pages(req.ticker, req.timeframe, req.fetch.start_ms, req.fetch.end_ms,
+                                   page_link=link)
+    async for page in pages:
+        if spill is not None and count == 0 and link.more and (pieces := remainder_pieces(req, page)):
+            closing = getattr(pages, "aclose", None)
+            if closing is not None:
+                await closing()  # the next page is never asked for
+            if known is not None:
+                known.add(req.ticker)
+            last = int(page.t[-1])
+            spill.extend(pieces)
+            yield [BarWrite(page.between(int(page.t[0]), last), _held_before(req.targets[0].covers, last))]
+            return
         count += len(page)
         if pending is not None:
             writes, tail = _page_writes(req, pending, tail)

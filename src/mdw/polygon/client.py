@@ -59,7 +59,7 @@ from mdw.polygon.events import (
 from mdw.polygon.http import status_error
 from mdw.polygon.limiter import Answered, ArrivalTracking, LimiterBackend, not_tracked, shared_limiter
 from mdw.polygon.options import PAGE_LIMIT, BreakerPolicy, Pacing, RetryPolicy, options_from_settings
-from mdw.polygon.paging import PageGuard, aggs_path, clip, follow, join
+from mdw.polygon.paging import PageGuard, PageLink, aggs_path, clip, follow, join
 from mdw.polygon.retry import Tries, parse_retry_after
 from mdw.polygon.screen import page_notes
 from mdw.polygon.stats import ClientStats, StatsRecorder
@@ -323,11 +323,14 @@ class PolygonClient:
     # ---------------------------------------------------------------- aggregates
 
     async def aggregate_pages(
-        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False
+        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False,
+        page_link: PageLink | None = None,
     ) -> AsyncIterator[BarBatch]:
         """Bars of ``[start_ms, end_ms)`` one non-empty page at a time, in time order (flat memory).
 
-        Every ``next_url`` is followed; bars outside the range or repeated across pages are dropped.
+        Every ``next_url`` is followed (the next page is asked for only when the caller takes it);
+        bars outside the range or repeated across pages are dropped. ``page_link``, when given, says
+        whether the page just yielded came with a ``next_url``.
 
         Raises:
             VendorError: after retries are exhausted, on a 4xx, or while the breaker is open.
@@ -356,6 +359,8 @@ class PolygonClient:
             url = follow(self.base_url, link, adj) if link else None
             if len(batch):
                 last_t = int(batch.t[-1])
+                if page_link is not None:
+                    page_link.more = url is not None
                 yield batch
 
     async def aggregates(

@@ -22,6 +22,16 @@ from mdw.logs import redact
 _KEY_PARAMS = frozenset({"apikey", "api_key"})
 
 
+class PageLink:
+    """Whether the page an aggregates pager last yielded came with a ``next_url`` (``more``): a
+    caller that passes one learns that a page was full and more of the range is left."""
+
+    __slots__ = ("more",)
+
+    def __init__(self) -> None:
+        self.more = False
+
+
 def join(base_url: URL, path: str, params: Mapping[str, str] | None = None) -> URL:
     """``base_url`` + ``path`` (already percent-encoded) with ``params`` as the query."""
     prefix = base_url.raw_path.rstrip("/")

@@ -32,6 +32,7 @@ from mdw.domain import BarBatch, RangeSet, Timeframe
 from mdw.errors import MdwError, StoreError, VendorUnavailable
 from mdw.polygon.actions import ActionKind, Listed
 from mdw.polygon.events import RateLimitedEvent, RetryEvent, VendorEvent
+from mdw.polygon.paging import PageLink
 from mdw.scaleout.codec import Work
 from mdw.scaleout.status import QueueMetrics
 from mdw.store.base import ActionWrite, Dataset, Store, WriteResult
@@ -100,9 +101,10 @@ class _Counting:
             self.spans.append(span)
 
     async def aggregate_pages(
-        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False
+        self, ticker: str, timeframe: Timeframe | str, start_ms: int, end_ms: int, adjusted: bool = False,
+        page_link: PageLink | None = None,
     ) -> AsyncIterator[BarBatch]:
-        pages = self.inner.aggregate_pages(ticker, timeframe, start_ms, end_ms, adjusted)
+        pages = self.inner.aggregate_pages(ticker, timeframe, start_ms, end_ms, adjusted, page_link)
         while True:
             t0 = time.perf_counter()
             try:
