@@ -496,7 +496,7 @@ class BarBatch:
     def problems(self) -> list[BarProblem]:
         """Every row that breaks an invariant, with the reason; empty when the batch is valid.
 
-        Checks: low <= open, close <= high; v >= 0; t strictly increasing and aligned.
+        Checks: low <= open, close <= high; prices above zero; v >= 0; t strictly increasing and aligned.
         """
         out: list[BarProblem] = []
         t = self.t
@@ -513,6 +513,8 @@ class BarBatch:
                  "open or close above high")
             flag(finite & (self.h >= self.l) & ((self.o < self.l) | (self.c < self.l)),
                  "open or close below low")
+            flag(finite & ((self.o <= 0) | (self.h <= 0) | (self.l <= 0) | (self.c <= 0)),
+                 "price is zero or negative")
             flag(self.v < 0, "negative volume")
         if len(t) > 1:
             d = np.diff(t)
@@ -672,6 +674,7 @@ class MarketBars:
         with np.errstate(invalid="ignore"):
             bad = ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c))
             bad |= (h < lo) | (o > h) | (c > h) | (o < lo) | (c < lo) | (self.v < 0)
+            bad |= (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)
         fixed = self.timeframe.fixed_ms
         step = fixed if fixed is not None and fixed <= HOUR_MS else HOUR_MS
         bad |= self.t % step != 0

@@ -59,6 +59,16 @@ def test_barbatch_problems_names_each_row_breaking_a_price_or_volume_invariant(
     assert [(p.row, p.reason) for p in problems] == [(r, reason) for r in rows]
 
 
+def test_barbatch_problems_names_zero_and_negative_prices() -> None:
+    """A bar at zero or below is refused wherever bars come from (flat files, the stream, a store
+    write), not only by the REST screen; its OHLC ordering may be otherwise fine."""
+    zero = {"o": [10.0, 0.0, 12.0, -2.0, 14.0], "h": [11.0, 0.0, 13.0, -1.0, 15.0],
+            "l": [9.0, 0.0, 11.0, -3.0, 13.0], "c": [10.5, 0.0, 12.5, -2.0, 14.5]}
+    problems = batch(**zero).problems()
+    assert [(p.row, p.reason) for p in problems] == [(1, "price is zero or negative"),
+                                                    (3, "price is zero or negative")]
+
+
 def test_barbatch_problems_reports_duplicate_and_out_of_order_timestamps() -> None:
     """A repeated t and a t that goes backwards are flagged on the later row."""
     t = [T0, T0 + 60_000, T0 + 60_000, T0 + 180_000, T0 + 120_000]

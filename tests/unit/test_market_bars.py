@@ -15,13 +15,13 @@ T0 = 1_709_546_400_000  # a whole minute
 
 
 def bars(rows: list[tuple[str, int, float]]) -> MarketBars:
-    """One row per (ticker, minute offset, close), in the given order; o = l = close - 1, h = close + 1."""
+    """One row per (ticker, minute offset, close), in the given order; o = l = close / 2, h = close + 1."""
     names: dict[str, int] = {}
     code = np.array([names.setdefault(r[0], len(names)) for r in rows], dtype=np.int64)
     t = np.array([T0 + r[1] * 60_000 for r in rows], dtype=np.int64)
     c = np.array([r[2] for r in rows], dtype=np.float64)
     n = len(rows)
-    return MarketBars(tuple(names), M1, code, t, c - 1, c + 1, c - 1, c, np.ones(n), np.full(n, np.nan),
+    return MarketBars(tuple(names), M1, code, t, c / 2, c + 1, c / 2, c, np.ones(n), np.full(n, np.nan),
                       np.arange(n, dtype=np.int64))
 
 
@@ -59,7 +59,7 @@ def test_concat_merges_names_so_a_ticker_continuing_in_the_next_part_stays_one_r
 def test_problems_name_rows_of_the_whole_bars_with_the_reasons_barbatch_gives() -> None:
     m = bars([("AAPL", 0, 1.0), ("AAPL", 1, 1.0), ("AAPL", 1, 1.0), ("MSFT", 0, 2.0), ("MSFT", 1, 2.0)])
     h = m.h.copy()
-    h[4] = 0.0  # MSFT's second bar: high below low
+    h[4] = m.l[4] / 2  # MSFT's second bar: high below low (and still above zero)
     broken = MarketBars(m.tickers, M1, m.code, m.t, m.o, h, m.l, m.c, m.v, m.vw, m.n)
     found = broken.problems()
     assert {k: [(p.row, p.reason) for p in v] for k, v in found.items()} == {
