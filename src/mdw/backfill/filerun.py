@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from mdw.backfill.fileplan import Listing, wanted_datasets
-from mdw.backfill.ingest import FileJob, FileResult, FileSource, ingest_file
+from mdw.backfill.ingest import FileJob, FileResult, FileSource, WriteTurns, ingest_file
 from mdw.backfill.plan import BackfillSpec, FilesKey, PlannedFile
 from mdw.backfill.report import Progress, RunReport, SeriesOutcome
 from mdw.domain import Timeframe, from_ms
@@ -27,7 +27,7 @@ from mdw.logs import get_logger
 from mdw.store.base import Store
 
 log = get_logger(__name__)
-PARALLEL_FILES = 2  # downloads in flight: one decodes while the next downloads
+PARALLEL_FILES = 2  # files in flight: one writes while the next downloads and decodes
 
 
 def _months(first: date, last: date) -> list[tuple[int, int]]:
@@ -131,6 +131,8 @@ async def run_files(source: FileSource, store: Store, files: Sequence[PlannedFil
                     parallel: int = PARALLEL_FILES) -> FileTotals:
     """Ingest the plan's files (``parallel`` at a time), crediting each to the report as it ends.
 
+    The store goes to the earliest file in flight that has rows ready (:class:`WriteTurns`), so
+    days complete in plan order while the next file downloads and decodes ahead.
     A failed file fails only its day (it stays uncovered, for the next run); ``stop`` starts no
     new file, and files in progress are abandoned without covering their day.
     """
@@ -142,14 +144,16 @@ async def run_files(source: FileSource, store: Store, files: Sequence[PlannedFil
         report.series[label].requests_planned += 1
     started = time.perf_counter()
     requests_before = source.stats.requests
-    queue = list(files)
+    queue = list(enumerate(files))
     stop = stop or asyncio.Event()
+    turns = WriteTurns()
 
     async def worker() -> None:
         while queue and not stop.is_set():
-            f = queue.pop(0)
+            rank, f = queue.pop(0)
             job = FileJob(f.dataset, f.day, f.info, f.derive)
-            ingest = asyncio.create_task(ingest_file(source, store, job, run_id=run_id))
+            ingest = asyncio.create_task(ingest_file(source, store, job, run_id=run_id, turns=turns,
+                                                     rank=rank))
             stopper = asyncio.create_task(stop.wait())
             try:
                 await asyncio.wait({ingest, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -7,11 +7,16 @@ Three stages run at once, each bounded, so memory stays flat whatever the size o
 - the decoder (one worker thread) turns the CSV into columns of every ticker of a block
   (:class:`~mdw.domain.MarketBars`, no per-ticker object), one block at a time, onto a queue of
   two blocks;
-- the writer (this coroutine) gathers blocks into chunks of about ``rows_per_write`` rows and,
-  per chunk, screens every row in one vectorised pass as the REST path checks its bars (invalid
-  bars go to the quarantine, the rest is kept), builds the derived timeframes of each completed
-  ticker when asked, and writes the chunk with :meth:`~mdw.store.base.Store.write_market`: one
-  transaction, one diff against what is stored and one bulk insert for the whole chunk.
+- the writer (this coroutine) takes, whenever the store is free for it, every block decoded so
+  far (at most ``rows_per_write`` rows) as one chunk, so the store starts after the first block
+  and never waits while the decoder is ahead; per chunk it screens every row in one vectorised
+  pass as the REST path checks its bars (invalid bars go to the quarantine, the rest is kept),
+  builds the derived timeframes of each completed ticker when asked, and writes the chunk with
+  :meth:`~mdw.store.base.Store.write_market`: one transaction, one diff against what is stored
+  and one bulk insert for the whole chunk.
+
+With several files in flight (:func:`~mdw.backfill.filerun.run_files`), :class:`WriteTurns` gives
+the store to the earliest file with rows ready; the next file downloads and decodes meanwhile.
 
 The day is recorded as covered, as a whole-market day (:class:`~mdw.store.base.MarketDay`: one
 row per timeframe, however many tickers the file holds; tickers absent from it are confirmed
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import queue
 import threading
 import time
@@ -46,7 +53,7 @@ from mdw.store.base import BarWrite, MarketDay, Store, WriteResult
 
 log = get_logger(__name__)
 ROWS_PER_WRITE = 250_000
-_BLOCKS_QUEUED = 4
+_BLOCKS_QUEUED = 8
 _CHUNKS_QUEUED = 8
 _POLL_S = 0.1
 
@@ -110,18 +117,61 @@ def market_days(job: FileJob, fetched_at_ms: int) -> list[MarketDay]:
             for tf in job.timeframes]
 
 
+class WriteTurns:
+    """Whose turn it is at the store when several files are in flight: the lowest rank that waits.
+
+    The store takes one transaction at a time anyway; without turns the files in flight would
+    alternate chunk by chunk and end together, and the next file would start decoding only then,
+    with the store idle. With turns the earliest file (in plan order) writes whenever it has rows
+    ready and the later ones decode ahead, so one day completes after another and the store always
+    has the next chunk waiting.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap by rank, then arrival
+        self._arrivals = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, rank: int) -> AsyncIterator[None]:
+        if self._busy:
+            granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (rank, next(self._arrivals), granted))
+            try:
+                await granted
+            except asyncio.CancelledError:
+                if granted.done() and not granted.cancelled():
+                    self._release()  # handed the turn as it was cancelled: pass it on
+                raise
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, granted = heapq.heappop(self._waiting)
+            if not granted.done():  # a cancelled waiter's future is done: skip it
+                granted.set_result(None)
+                return  # still busy: the turn passed straight to that waiter
+        self._busy = False
+
+
 class _Ingest:
     """The state of one file's pipeline."""
 
     def __init__(self, source: FileSource, store: Store, job: FileJob, run_id: str,
-                 rows_per_write: int) -> None:
+                 rows_per_write: int, turns: WriteTurns | None, rank: int) -> None:
         self.source, self.store, self.job = source, store, job
         self.run_id = run_id
+        self.turns, self.rank = turns or WriteTurns(), rank
         self.rows_per_write = rows_per_write
         self.result = FileResult(job)
         self.reader = ChunkReader(depth=_CHUNKS_QUEUED)
         self.blocks: queue.Queue[Block | BaseException | None] = queue.Queue(maxsize=_BLOCKS_QUEUED)
         self.stop = threading.Event()
+        self.decoded = threading.Event()  # the whole file is decoded and queued
         self.stats = DecodeStats()
         self.pending: list[MarketBars] = []  # decoded blocks not yet written
         self.pending_rows = 0
@@ -150,7 +200,8 @@ class _Ingest:
             for block in decode(self.reader, self.job.dataset.timeframe, stats=self.stats):
                 if not self._put(block):
                     return
-            self._put(None)
+            if self._put(None):
+                self.decoded.set()  # the end is queued, behind the last blocks
         except BaseException as exc:
             self._put(exc)
         finally:
@@ -166,18 +217,53 @@ class _Ingest:
         return False
 
     async def write(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            item = await loop.run_in_executor(None, self.blocks.get)
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            if len(item.bars):
-                self.pending.append(item.bars)
-                self.pending_rows += len(item.bars)
-            if self.pending_rows >= self.rows_per_write:
-                await self._flush()
+        """Write the decoded rows as they come: whatever is decoded when the store is ours is one chunk.
+
+        The writer waits (without the store) for a block, then for its turn at the store, then
+        takes every block decoded meanwhile, up to ``rows_per_write`` rows, and writes them. While
+        the store writes, the decoder runs ahead, so the next chunk is ready when the store is free:
+        the first write starts after one block, and later chunks grow to ``rows_per_write``. The turn
+        is kept while more blocks wait, so another file in flight writes only when this one has
+        nothing ready.
+        """
+        ended = False
+        while not ended:
+            ended = self._take(await asyncio.get_running_loop().run_in_executor(None, self.blocks.get))
+            async with self.turns.turn(self.rank):
+                while not ended:
+                    ended = self._drain()
+                    if ended:
+                        break
+                    await self._flush()
+                    if self.blocks.empty():
+                        break  # nothing decoded yet: the store may serve another file meanwhile
+                if ended:
+                    await self._finish()
+
+    def _take(self, item: Block | BaseException | None) -> bool:
+        """Add a decoded block to the pending rows; True at the end of the file."""
+        if item is None:
+            return True
+        if isinstance(item, BaseException):
+            raise item
+        if len(item.bars):
+            self.pending.append(item.bars)
+            self.pending_rows += len(item.bars)
+        return False
+
+    def _drain(self) -> bool:
+        """Take the blocks already decoded, without waiting, up to ``rows_per_write`` rows (and the
+        end of the file when only it is left, so the day commits with the last rows)."""
+        while self.pending_rows < self.rows_per_write or (self.decoded.is_set() and self.blocks.qsize() == 1):
+            try:
+                item = self.blocks.get_nowait()
+            except queue.Empty:
+                return False
+            if self._take(item):
+                return True
+        return False
+
+    async def _finish(self) -> None:
         self.result.rows = self.stats.rows
         # One transaction holds the day for every ticker of the market (absent ones are confirmed
         # empty), at every timeframe, or for none of them: with the last minutes when nothing is
@@ -304,14 +390,18 @@ class _Ingest:
 
 
 async def ingest_file(source: FileSource, store: Store, job: FileJob, *, run_id: str = "",
-                      rows_per_write: int = ROWS_PER_WRITE) -> FileResult:
+                      rows_per_write: int = ROWS_PER_WRITE, turns: WriteTurns | None = None,
+                      rank: int = 0) -> FileResult:
     """Download, decode and store one day's file; record the day covered only once all of it is stored.
+
+    With several files in flight, ``turns`` (shared by them) gives the store to the file of the
+    lowest ``rank`` that has rows ready; the others decode ahead, within their bounded queues.
 
     Failures (the vendor's or the store's) are returned in the result, not raised, so a caller
     running many files isolates them; ``CancelledError`` propagates, after the decoder thread has
     been told to stop.
     """
-    run = _Ingest(source, store, job, run_id, rows_per_write)
+    run = _Ingest(source, store, job, run_id, rows_per_write, turns, rank)
     started = time.perf_counter()
     downloader = asyncio.create_task(run.download(), name=f"flatfile-download-{job.info.key}")
     decoder = asyncio.create_task(asyncio.to_thread(run.decode), name=f"flatfile-decode-{job.info.key}")

@@ -30,7 +30,7 @@ from mdw.errors import VendorTransientError
 from mdw.flatfiles.keys import vendor_ticker
 
 SOURCE = "flatfile"
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 4 << 20
 _NS_PER_MS = 1_000_000
 _TYPES: dict[str, pa.DataType] = {"ticker": pa.dictionary(pa.int32(), pa.string()), "volume": pa.float64(),
                                   "open": pa.float64(),
