@@ -104,6 +104,8 @@ def simulate(
     flatfile_deny: Annotated[list[str] | None, typer.Option(
         help="A market whose flat files every key is refused (403), e.g. us_stocks_sip; repeatable.")] = None,
     flatfile_cache_mb: Annotated[int, typer.Option(min=0, help="Generated flat files kept in memory.")] = 512,
+    page_cache_mb: Annotated[int, typer.Option(
+        min=0, help="Encoded aggregates pages kept in memory (MB; benchmarks ask for two page sets).")] = 256,
     flatfile_list_sizes: Annotated[str, typer.Option(
         help="Listing sizes: exact (generates the files listed) or estimate.")] = "exact",
 ) -> None:
@@ -137,6 +139,7 @@ def simulate(
                                 delay_ms=stream_delay_ms),
             flatfile_keys=_parse_pairs(flatfile_key or ["sim-flatfiles-key:sim-flatfiles-secret"]),
             flatfile_denied=frozenset(flatfile_deny or ()), flatfile_cache_mb=flatfile_cache_mb,
+            page_cache_mb=page_cache_mb,
             flatfile_list_sizes=flatfile_list_sizes,  # type: ignore[arg-type]
         )
     except MdwError as exc:

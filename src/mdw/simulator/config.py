@@ -206,6 +206,7 @@ class SimConfig:
         flatfile_dashed_pairs: files spell pairs ``X:BTC-USD`` (True) or ``X:BTCUSD``.
         flatfile_list_sizes: ``exact`` (a listing generates files to size them) or ``estimate``.
         flatfile_cache_mb: generated files kept in memory.
+        page_cache_mb: encoded aggregates pages kept in memory (pages that can no longer change).
         flatfile_unpublished_status: 403 (the vendor's word for "not yet published") or 404.
         n_stocks, n_crypto, n_fx: universe size. The first 300 stocks are the legacy names
             (always listed); beyond them come the market's securities, with listings,
@@ -239,6 +240,7 @@ class SimConfig:
     flatfile_dashed_pairs: bool = True
     flatfile_list_sizes: Literal["exact", "estimate"] = "exact"
     flatfile_cache_mb: int = 512
+    page_cache_mb: int = 256
     flatfile_unpublished_status: Literal[403, 404] = 403
     ticker_event_key: Literal["type", "event_type"] = "type"
     straddle: Literal["refuse", "clip"] = "refuse"
@@ -289,6 +291,8 @@ class SimConfig:
             raise ConfigError("a flat-file key id and its secret must not be empty")
         if self.flatfile_list_sizes not in ("exact", "estimate"):
             raise ConfigError("flatfile_list_sizes must be 'exact' or 'estimate'")
+        if self.page_cache_mb < 0:
+            raise ConfigError("page_cache_mb must be >= 0")
         if self.flatfile_cache_mb < 0 or self.flatfile_unpublished_status not in (403, 404):
             raise ConfigError("flatfile_cache_mb must be >= 0 and flatfile_unpublished_status 403 or 404")
 

@@ -33,7 +33,7 @@ from mdw.simulator.responses import (
     not_authorized,
     proxy_error,
 )
-from mdw.simulator.state import PLAN, STATE, SimState
+from mdw.simulator.state import PLAN, STATE, PageCache, SimState
 from mdw.simulator.stream import StreamHub
 from mdw.simulator.wire_faults import wire_fault
 
@@ -252,6 +252,7 @@ def make_app(config: SimConfig, market: Market | None = None) -> web.Application
         clock=clock,
         hub=StreamHub(market, clock, config.stream, config.seed),
         public_base=config.public_base,
+        pages=PageCache(config.page_cache_mb * 2**20),
     )
     state.flatfiles.deny(sorted(config.flatfile_denied))
     state.market.listings()  # the roster is built here, so the first request does not wait for it
