@@ -57,6 +57,25 @@ class RunKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class WriteSize:
+    """How a store likes a backfill's fetched pages grouped into :meth:`Store.write_bars` calls.
+
+    The backfill writer takes what is queued, up to ``rows`` bars and ``writes`` pages per
+    transaction, with at most ``queued`` pages waiting for it. A store whose commit has a large
+    fixed cost (the columnar store writes files and table metadata per commit) asks for
+    ``min_rows``: while fetches still run the writer waits for that many bars, up to
+    ``max_wait_s`` after it took the group's first page, so it commits fewer, larger groups.
+    The row stores keep the defaults (what is queued, when the writer is free).
+    """
+
+    rows: int = 250_000
+    writes: int = 256
+    queued: int = 4
+    min_rows: int = 0
+    max_wait_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class BarWrite:
     """One unit of work for :meth:`Store.write_bars`: bars plus the range they fully cover.
 

@@ -104,6 +104,39 @@ async def merge(tx: Tx, key: LedgerKey, new: RangeSet, fetched_at_ms: int) -> No
     await apply(tx, key, new, lambda rows: merge_rule(rows, new, fetched_at_ms))
 
 
+_NEAR_MANY_CHUNK = 100  # keys per query: 5 parameters each, far below every driver's limit
+
+
+async def merge_many(tx: Tx, items: Sequence[tuple[LedgerKey, RangeSet]], fetched_at_ms: int) -> None:
+    """:func:`merge` of several distinct keys in a few round trips: the rows near each key's ranges
+    read in one query per hundred keys, then one batch of deletes and one of inserts.
+
+    The keys must differ (a write's series do): each key's change is computed from its own rows.
+    """
+    wanted = [(key, new, box) for key, new in items if (box := hull(new)) is not None]
+    if len({key for key, _, _ in wanted}) != len(wanted):
+        raise ValueError("merge_many needs distinct ledger keys")
+    found: dict[int, list[LedgerRow]] = {}
+    for lo in range(0, len(wanted), _NEAR_MANY_CHUNK):
+        chunk = wanted[lo : lo + _NEAR_MANY_CHUNK]
+        sql = " UNION ALL ".join(
+            _NEAR.replace("SELECT ", f"SELECT {lo + i} AS k, ", 1) for i in range(len(chunk))
+        )
+        args = [a for key, _, box in chunk for a in (*key.params(), box.end_ms, box.start_ms)]
+        for r in await tx.fetch(sql, *args):
+            found.setdefault(as_int(r[0]), []).append(LedgerRow(as_int(r[1]), as_int(r[2]), as_int(r[3])))
+    deletes: list[tuple[str, str, str, int]] = []
+    inserts: list[tuple[str, str, str, int, int, int]] = []
+    for i, (key, new, _) in enumerate(wanted):
+        change = merge_rule(found.get(i, []), new, fetched_at_ms)
+        deletes.extend((*key.params(), start) for start in change.delete_starts)
+        inserts.extend((*key.params(), r.start_ms, r.end_ms, r.fetched_at_ms) for r in change.insert)
+    if deletes:
+        await tx.executemany(_DELETE, deletes)
+    if inserts:
+        await tx.executemany(_INSERT, inserts)
+
+
 async def cut(tx: Tx, key: LedgerKey, rng: TimeRange) -> None:
     """Cut ``rng`` out of the coverage, inside the caller's transaction."""
     await apply(tx, key, RangeSet.of([rng]), lambda rows: cut_rule(rows, rng))

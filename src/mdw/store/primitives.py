@@ -166,6 +166,17 @@ class MarketBarTable(Protocol[TxT_contra]):
         """Add rows at times nothing is stored at (the caller holds every ticker's series lock)."""
 
 
+@runtime_checkable
+class ManyStoredTable(Protocol[TxT_contra]):
+    """A :class:`BarTable` that reads the stored bars of many series at once (one round trip to
+    where the bars are, instead of one per series)."""
+
+    async def stored_many(
+        self, tx: TxT_contra, series: Sequence[tuple[SeriesWrite, TimeRange]]
+    ) -> list[tuple[BarBatch, npt.NDArray[np.bool_]]]:
+        """:meth:`BarTable.stored` of each ``(series, span)``, in order."""
+
+
 def numbered(sql: str) -> str:
     """``?`` placeholders as ``$1, $2, ...`` (for drivers that number them).
 

@@ -22,10 +22,10 @@ from mdw.domain import BarBatch, MarketBars, RangeSet, Timeframe, TimeRange
 from mdw.store import ledger, market_days, migrate
 from mdw.store.actions import SqlActions, SqlCatalog
 from mdw.store.arrow import to_arrow
-from mdw.store.base import BarWrite, Dataset, MarketDay, SchemaVersion, WriteResult
+from mdw.store.base import BarWrite, Dataset, MarketDay, SchemaVersion, WriteResult, WriteSize
 from mdw.store.ledger import LedgerKey
 from mdw.store.planfacts import SqlPlanFacts
-from mdw.store.primitives import BarTable, Database, MarketBarTable, TxT
+from mdw.store.primitives import BarTable, Database, ManyStoredTable, MarketBarTable, TxT
 from mdw.store.records import SqlAudit, SqlKeys, SqlQuarantine, SqlRuns, SqlSymbols
 from mdw.store.reference import SqlReference, SqlUniverses
 from mdw.store.writes import SeriesWrite, diff_bars, diff_market, prepare_market, prepare_writes
@@ -43,6 +43,8 @@ class SqlStore(Generic[TxT]):
         self.read_only = read_only
         self.database = database  # reachable for store-package modules that add tables of their own
         self._bars = bars
+        # how the backfill writer groups pages for this store (the bar table's, or the defaults)
+        self.write_size: WriteSize = getattr(bars, "write_size", WriteSize())
         self.symbols = SqlSymbols(database, bars)
         self.runs = SqlRuns(database)
         self.keys = SqlKeys(database)
@@ -93,21 +95,26 @@ class SqlStore(Generic[TxT]):
         changed: list[SeriesWrite] = []
         unchanged = updated = 0
         async with self.database.transaction("write_bars") as tx:
-            for s in series:  # sorted by (ticker, timeframe): every writer locks in the same order
-                await tx.lock(f":bars:{s.ticker}:{s.timeframe}")
-                span = s.span
-                if span is not None:
-                    # Under the series lock, what is stored in the span decides: new rows are plain
-                    # inserts, differing rows corrections, identical rows nothing at all.
-                    stored, other_source = await self._bars.stored(tx, s, span)
-                    diff = diff_bars(s.batch, stored, other_source)
-                    if len(diff.new):
-                        new.append(SeriesWrite(s.ticker, s.timeframe, diff.new, RangeSet()))
-                    if len(diff.changed):
-                        changed.append(SeriesWrite(s.ticker, s.timeframe, diff.changed, RangeSet()))
-                    unchanged += diff.unchanged
-                # The ledger first: a failure while writing bars then also undoes the ledger rows.
-                await ledger.merge(tx, LedgerKey(s.ticker, Dataset.BARS, s.timeframe), s.covered, fetched)
+            # sorted by (ticker, timeframe): every writer locks in the same order
+            await tx.lock_many([f":bars:{s.ticker}:{s.timeframe}" for s in series])
+            spanned = [(s, span) for s in series if (span := s.span) is not None]
+            # Under the series locks, what is stored in the span decides: new rows are plain
+            # inserts, differing rows corrections, identical rows nothing at all.
+            if isinstance(self._bars, ManyStoredTable):
+                found = await self._bars.stored_many(tx, spanned)
+            else:
+                found = [await self._bars.stored(tx, s, span) for s, span in spanned]
+            for (s, _), (stored, other_source) in zip(spanned, found, strict=True):
+                diff = diff_bars(s.batch, stored, other_source)
+                if len(diff.new):
+                    new.append(SeriesWrite(s.ticker, s.timeframe, diff.new, RangeSet()))
+                if len(diff.changed):
+                    changed.append(SeriesWrite(s.ticker, s.timeframe, diff.changed, RangeSet()))
+                unchanged += diff.unchanged
+            # The ledger first: a failure while writing bars then also undoes the ledger rows.
+            await ledger.merge_many(
+                tx, [(LedgerKey(s.ticker, Dataset.BARS, s.timeframe), s.covered) for s in series], fetched
+            )
             if new:
                 await self._bars.insert(tx, new)
             if changed:

@@ -113,6 +113,27 @@ async def test_write_bars_overlapping_write_counts_new_and_known_rows(store: Sto
     assert (await store.bars("AAPL", M1, T0, FAR)).equals(batch)
 
 
+async def test_write_bars_of_many_series_diffs_each_against_its_own_stored_bars(store: Store) -> None:
+    """One write of several series, each at another place relative to what is stored (before its
+    first bar, after its last, across it with a correction, a new series): each is diffed against
+    its own stored bars only, so exactly the new rows are inserted and the corrected one counted."""
+    aapl, msft, nvda = make_batch("AAPL", 30), make_batch("MSFT", 30), make_batch("NVDA", 30)
+    await store.write_bars([write(aapl.take(slice(10, 20))), write(msft.take(slice(0, 10))),
+                            write(nvda.take(slice(20, 30)))])  # fmt: skip
+    fixed = with_column(aapl, "v", 16, 7.0)
+    result = await store.write_bars([
+        write(fixed),  # AAPL: 10 new before, 1 corrected, 9 unchanged, 10 new after
+        write(msft.take(slice(10, 30))),  # MSFT: 20 new after its last bar
+        write(nvda.take(slice(0, 20))),  # NVDA: 20 new before its first bar
+        write(make_batch("SPY", 5)),  # SPY: a new series
+    ])  # fmt: skip
+    assert result == WriteResult(inserted=65, updated=1, unchanged=9)
+    assert (await store.bars("AAPL", M1, T0, FAR)).equals(fixed)
+    assert (await store.bars("MSFT", M1, T0, FAR)).equals(msft)
+    assert (await store.bars("NVDA", M1, T0, FAR)).equals(nvda)
+    assert len(await store.bars("SPY", M1, T0, FAR)) == 5
+
+
 async def test_write_bars_upserts_rows_stored_without_a_ledger_entry(store: Store) -> None:
     """Rows present in the table but not in the ledger are still upserted, never duplicated."""
     batch = make_batch(n=12)

@@ -106,3 +106,34 @@ async def test_gaps_for_crypto_include_the_weekend(store: Store) -> None:
     await store.write_bars([BarWrite(BarBatch.empty("X:BTCUSD", D1), covered)])
     gaps = await _gaps(store, "X:BTCUSD", D1, AssetClass.CRYPTO, TimeRange(sat - 5 * DAY_MS, sat + DAY_MS))
     assert gaps == RangeSet.of([(sat, sat + DAY_MS)])
+
+
+async def test_one_write_of_many_series_merges_each_series_coverage_with_its_own(store: Store) -> None:
+    """A write of several series (as a backfill's grouped transaction is) merges each series' new
+    range with that series' stored rows only: touching joins, a gap stays, another series' rows and
+    another timeframe's rows are not merged in; each series' bars are all there."""
+    m5 = Timeframe.parse("5m")
+    # held before: AAPL 1m [0, 10) min, MSFT 1m [20, 30) min, AAPL 5m [0, 50) min
+    await store.write_bars([
+        write(make_batch("AAPL", 10, T0)),
+        write(make_batch("MSFT", 10, T0 + 20 * MIN)),
+        write(make_batch("AAPL", 10, T0, m5)),
+    ])  # fmt: skip
+    await store.write_bars([
+        write(make_batch("AAPL", 10, T0 + 10 * MIN)),  # touches AAPL 1m: [0, 20)
+        write(make_batch("MSFT", 5, T0 + 40 * MIN)),  # a gap after MSFT 1m's [20, 30)
+        write(make_batch("AAPL", 5, T0 + 100 * MIN, m5)),  # a gap after AAPL 5m's [0, 50)
+        write(make_batch("NVDA", 5, T0 + 10 * MIN)),  # new series where AAPL 1m has rows
+    ])  # fmt: skip
+    expect = {
+        ("AAPL", M1): [(T0, T0 + 20 * MIN)],
+        ("MSFT", M1): [(T0 + 20 * MIN, T0 + 30 * MIN), (T0 + 40 * MIN, T0 + 45 * MIN)],
+        ("AAPL", m5): [(T0, T0 + 50 * MIN), (T0 + 100 * MIN, T0 + 125 * MIN)],
+        ("NVDA", M1): [(T0 + 10 * MIN, T0 + 15 * MIN)],
+    }
+    for (ticker, tf), ranges in expect.items():
+        assert await store.coverage(ticker, Dataset.BARS, str(tf)) == RangeSet.of(ranges), (ticker, tf)
+    assert len(await store.bars("AAPL", M1, 0, FAR)) == 20
+    assert len(await store.bars("MSFT", M1, 0, FAR)) == 15
+    assert len(await store.bars("AAPL", m5, 0, FAR)) == 15
+    assert len(await store.bars("NVDA", M1, 0, FAR)) == 5

@@ -11,9 +11,13 @@ exact. The commit order and why a crash cannot separate bars from coverage: ADR 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +27,7 @@ import pyarrow.compute as pc
 from mdw.domain import BarBatch, Timeframe, TimeRange
 from mdw.errors import StoreError
 from mdw.logs import get_logger
-from mdw.store.base import SeriesStats
+from mdw.store.base import SeriesStats, WriteSize
 from mdw.store.lake import housekeeping, layout
 from mdw.store.lake.catalog import CATALOG, CATALOG_DDL, CommitConflict, StagingCatalog, pointer_key
 from mdw.store.lake.table import LakeTable, RangeDelete
@@ -46,10 +50,29 @@ _SERIES_DDL = (
 )
 _ORPHANS_DDL = "CREATE TABLE IF NOT EXISTS lake_orphans (path TEXT PRIMARY KEY, seen_at_ms BIGINT NOT NULL)"
 _READ_COLUMNS = ("t", "o", "h", "l", "c", "v", "vw", "n", "otc")
+# Add n bars between first_t and last_t to a series' row (one statement per series, batched).
+_COUNT = (
+    "INSERT INTO lake_series (ticker, timeframe, bars, first_t, last_t) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (ticker, timeframe) DO UPDATE SET bars = lake_series.bars + excluded.bars,"
+    " first_t = CASE WHEN excluded.first_t < lake_series.first_t THEN excluded.first_t"
+    " ELSE lake_series.first_t END,"
+    " last_t = CASE WHEN excluded.last_t > lake_series.last_t THEN excluded.last_t"
+    " ELSE lake_series.last_t END"
+)
+R = TypeVar("R")
+# Threads of the store's own blocking work (table reads, staging a commit). Not the event loop's
+# default executor: in a backfill that one decodes the vendor's pages, and a writer's step queued
+# behind a dozen page decodes held up the whole pipeline. Two: one writer, one reader at a time.
+LAKE_THREADS = 2
 
 
 class IcebergBars:
     """A :class:`~mdw.store.primitives.BarTable` whose bars live in an Iceberg table."""
+
+    # A commit writes data files, manifests and a metadata file whatever its size: a backfill's
+    # writer groups pages into fewer, larger commits (waiting up to a second for 400k bars while
+    # fetches run); a commit's files then hold whole timeframes of many series (ADR 0012).
+    write_size = WriteSize(rows=1_000_000, writes=4096, queued=32, min_rows=400_000, max_wait_s=1.0)
 
     def __init__(self, db: Database[Tx], config: LakeConfig) -> None:
         self._db = db
@@ -59,6 +82,14 @@ class IcebergBars:
         self.lake = LakeTable(catalog)
         self._pointers: weakref.WeakKeyDictionary[Tx, str] = weakref.WeakKeyDictionary()
         self._commits = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def _run(self, fn: Callable[..., R], *args: object) -> R:
+        """``fn(*args)`` on the store's own threads (with the caller's context, as ``to_thread``)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(LAKE_THREADS, thread_name_prefix="mdw-lake")
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -70,7 +101,7 @@ class IcebergBars:
                 await tx.execute(ddl)
             if await tx.fetch(_POINTER, *KEY):
                 return
-            location = await asyncio.to_thread(self.lake.new_table, self._config.warehouse)
+            location = await self._run(self.lake.new_table, self._config.warehouse)
             await tx.execute(
                 "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key,"
                 " property_value) VALUES (?, ?, 'exists', 'true') ON CONFLICT DO NOTHING",
@@ -83,7 +114,10 @@ class IcebergBars:
             )  # fmt: skip
 
     async def close(self) -> None:
-        """Nothing held beyond the database's connections and in-memory caches."""
+        """Stop the store's threads (a later call starts them again); caches stay."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
     async def prepare(self, series: Sequence[SeriesWrite]) -> None:
         """Before a write's transaction: housekeeping, when enough commits have accumulated."""
@@ -124,20 +158,60 @@ class IcebergBars:
     async def stored(
         self, tx: Tx, series: SeriesWrite, span: TimeRange
     ) -> tuple[BarBatch, npt.NDArray[np.bool_]]:
+        return (await self.stored_many(tx, [(series, span)]))[0]
+
+    async def stored_many(
+        self, tx: Tx, series: Sequence[tuple[SeriesWrite, TimeRange]]
+    ) -> list[tuple[BarBatch, npt.NDArray[np.bool_]]]:
+        """The stored bars of each series' span at this transaction's snapshot, in one thread hop.
+
+        ``lake_series`` holds each series' first and last ``t`` exactly, in the transaction that
+        moves the pointer, so a span outside them (a new series, the next page of a backfill) is
+        known empty without opening a file.
+        """
         at = await self._pointer(tx)
-        rows = await asyncio.to_thread(self.lake.read, at, series.timeframe, series.ticker, span.start_ms,
-                                       span.end_ms, (*_READ_COLUMNS, "source"))  # fmt: skip
-        stored = layout.table_batch(series.ticker, series.batch.timeframe, rows)
-        other = pc.not_equal(rows["source"], series.batch.source).to_numpy(zero_copy_only=False)
-        return stored, np.asarray(other, dtype=np.bool_)
+        bounds = await self._bounds(tx, sorted({s.ticker for s, _ in series}))
+        wanted = [
+            (i, s, span) for i, (s, span) in enumerate(series)
+            if (b := bounds.get((s.ticker, s.timeframe))) is not None
+            and span.start_ms <= b[1] and span.end_ms > b[0]
+        ]  # fmt: skip
+
+        def read() -> dict[int, tuple[BarBatch, npt.NDArray[np.bool_]]]:
+            out = {}
+            for i, s, span in wanted:
+                rows = self.lake.read(at, s.timeframe, s.ticker, span.start_ms, span.end_ms,
+                                      (*_READ_COLUMNS, "source"))  # fmt: skip
+                stored = layout.table_batch(s.ticker, s.batch.timeframe, rows)
+                other = pc.not_equal(rows["source"], s.batch.source).to_numpy(zero_copy_only=False)
+                out[i] = (stored, np.asarray(other, dtype=np.bool_))
+            return out
+
+        found = await self._run(read) if wanted else {}
+        return [
+            found.get(i) or (BarBatch.empty(s.ticker, s.batch.timeframe), np.zeros(0, dtype=np.bool_))
+            for i, (s, _) in enumerate(series)
+        ]  # fmt: skip
+
+    async def _bounds(self, tx: Tx, tickers: Sequence[str]) -> dict[tuple[str, str], tuple[int, int]]:
+        """``(ticker, timeframe) -> (first_t, last_t)`` of the stored series of ``tickers``."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for lo in range(0, len(tickers), 500):
+            chunk = tickers[lo : lo + 500]
+            rows = await tx.fetch(
+                "SELECT ticker, timeframe, first_t, last_t FROM lake_series"
+                f" WHERE ticker IN ({', '.join('?' * len(chunk))})", *chunk,
+            )  # fmt: skip
+            out.update({(as_str(r[0]), as_str(r[1])): (as_int(r[2]), as_int(r[3])) for r in rows})
+        return out
 
     async def insert(self, tx: Tx, series: Sequence[SeriesWrite]) -> None:
         at = await self._pointer(tx)
         appends = _appends(series)
-        new = await asyncio.to_thread(self.lake.stage, at, appends, [])
+        new = await self._run(self.lake.stage, at, appends, [])
         await self._swap(tx, at, new)
-        for s in series:
-            await _count(tx, s.ticker, s.timeframe, len(s.batch), int(s.batch.t[0]), int(s.batch.t[-1]))
+        await tx.executemany(_COUNT, [(s.ticker, s.timeframe, len(s.batch), int(s.batch.t[0]),
+                                       int(s.batch.t[-1])) for s in series])  # fmt: skip
 
     async def upsert(self, tx: Tx, series: Sequence[SeriesWrite]) -> int:
         """Replace the changed bars: delete each series' changed span, append the span merged.
@@ -163,7 +237,7 @@ class IcebergBars:
                 appends.setdefault(s.timeframe, []).append(table)
             return self.lake.stage(at, appends, deletes)
 
-        new = await asyncio.to_thread(stage)
+        new = await self._run(stage)
         await self._swap(tx, at, new)
         return sum(len(s.batch) for s in series)
 
@@ -179,14 +253,14 @@ class IcebergBars:
                 return 0, at
             return count, self.lake.stage(at, {}, [RangeDelete(ticker, tf, lo, hi) for tf in timeframes])
 
-        count, new = await asyncio.to_thread(stage)
+        count, new = await self._run(stage)
         await self._swap(tx, at, new)
         for tf in timeframes:
-            t = await asyncio.to_thread(self.lake.read, new, tf, ticker, -(2**62), 2**62, ("t",))
+            t = await self._run(self.lake.read, new, tf, ticker, -(2**62), 2**62, ("t",))
             await tx.execute("DELETE FROM lake_series WHERE ticker = ? AND timeframe = ?", ticker, tf)
             if t.num_rows:
                 first, last = pc.min_max(t["t"]).values()
-                await _count(tx, ticker, tf, t.num_rows, int(first.as_py()), int(last.as_py()))
+                await tx.execute(_COUNT, ticker, tf, t.num_rows, int(first.as_py()), int(last.as_py()))
         return count
 
     # -- reads ------------------------------------------------------------------------------------
@@ -195,7 +269,7 @@ class IcebergBars:
         self, ticker: str, timeframe: Timeframe, rng: TimeRange, limit: int | None = None
     ) -> BarBatch:
         at = await self.current()
-        rows = await asyncio.to_thread(self.lake.read, at, str(timeframe), ticker, rng.start_ms, rng.end_ms,
+        rows = await self._run(self.lake.read, at, str(timeframe), ticker, rng.start_ms, rng.end_ms,
                                        _READ_COLUMNS)  # fmt: skip
         if limit is not None and rows.num_rows > limit:
             rows = rows.slice(0, limit)
@@ -227,14 +301,14 @@ class IcebergBars:
                            ("lake.expire", lambda at: housekeeping.expire(self.lake, at, keep))):  # fmt: skip
             async with self._db.transaction(what) as tx:
                 at = await self._pointer(tx)
-                await self._swap(tx, at, await asyncio.to_thread(step, at))
+                await self._swap(tx, at, await self._run(step, at))
         async with self._db.transaction("lake.clean") as tx:
             at = await self._pointer(tx)  # under the writers' lock: no commit moves it meanwhile
             seen = {
                 as_str(r[0]): as_int(r[1])
                 for r in await tx.fetch("SELECT path, seen_at_ms FROM lake_orphans")
             }
-            removed, still = await asyncio.to_thread(housekeeping.remove_unreferenced, self.lake, at,
+            removed, still = await self._run(housekeeping.remove_unreferenced, self.lake, at,
                                                      self._config.filesystem(), grace, seen)  # fmt: skip
             await tx.execute("DELETE FROM lake_orphans")
             await tx.executemany(
@@ -246,8 +320,17 @@ class IcebergBars:
         return {"files_before": before, "files_after": after, "removed": removed}
 
     async def maybe_maintain(self) -> None:
-        """Run :meth:`maintain` when enough commits have accumulated since the last run."""
-        if self._config.maintain_every and self._commits >= self._config.maintain_every:
+        """Run :meth:`maintain` when enough commits have accumulated since the last run, or when a
+        timeframe holds ``compact_files`` small files (what a series read before compaction pays
+        for: one footer and row group per file its bounds cannot rule out)."""
+        every, files = self._config.maintain_every, self._config.compact_files
+        if not every:
+            return
+        due = self._commits >= every
+        if not due and files and self._commits:
+            small = housekeeping.small_counts(self.lake, await self.current())
+            due = any(n >= files for n in small.values())
+        if due:
             self._commits = 0
             started = time.perf_counter()
             await self.maintain()
@@ -262,16 +345,3 @@ def _appends(series: Sequence[SeriesWrite]) -> dict[str, list[pa.Table]]:
     for s in sorted(series, key=lambda s: (s.timeframe, s.ticker)):
         out.setdefault(s.timeframe, []).append(layout.write_table(s.batch))
     return out
-
-
-async def _count(tx: Tx, ticker: str, timeframe: str, n: int, first: int, last: int) -> None:
-    """Add ``n`` bars between ``first`` and ``last`` to a series' row of ``lake_series``."""
-    key = "WHERE ticker = ? AND timeframe = ?"
-    rows = await tx.fetch(f"SELECT bars, first_t, last_t FROM lake_series {key}", ticker, timeframe)
-    if rows:
-        bars, lo, hi = as_int(rows[0][0]) + n, min(as_int(rows[0][1]), first), max(as_int(rows[0][2]), last)
-        await tx.execute(f"UPDATE lake_series SET bars = ?, first_t = ?, last_t = ? {key}",
-                         bars, lo, hi, ticker, timeframe)  # fmt: skip
-    else:
-        await tx.execute("INSERT INTO lake_series (ticker, timeframe, bars, first_t, last_t)"
-                         " VALUES (?, ?, ?, ?, ?)", ticker, timeframe, n, first, last)  # fmt: skip

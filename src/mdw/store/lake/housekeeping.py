@@ -33,6 +33,15 @@ FILE_ROWS = 4_000_000  # rows per compacted file
 MIN_FILES = 4  # fewer small files than this in a timeframe are left alone
 
 
+def small_counts(lake: LakeTable, location: str) -> dict[str, int]:
+    """Per timeframe, how many small files (below :data:`SMALL_FILE_BYTES`) the table holds."""
+    out: dict[str, int] = {}
+    for ref in lake.files(location):
+        if ref.size < SMALL_FILE_BYTES:
+            out[ref.timeframe] = out.get(ref.timeframe, 0) + 1
+    return out
+
+
 def small_files(lake: LakeTable, location: str) -> dict[str, list[FileRef]]:
     """Per timeframe, the small files the next compaction would rewrite (oldest first)."""
     out: dict[str, list[FileRef]] = {}

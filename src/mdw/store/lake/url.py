@@ -7,7 +7,9 @@
   environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``), never from the URL, so no stored
   URL or log line carries a secret.
 * ``maintain_every`` (commits between housekeeping runs, default 200, 0 = never),
-  ``snapshot_keep_s`` (default 3600) and ``orphan_grace_s`` (default 3600) tune housekeeping.
+  ``compact_files`` (small files in one timeframe that start housekeeping before the next write,
+  default 32, 0 = only by commits), ``snapshot_keep_s`` (default 3600) and ``orphan_grace_s``
+  (default 3600) tune housekeeping.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ URL_FORM = (
     "iceberg+postgresql://user@host:port/db?warehouse=s3://bucket/prefix[&s3.endpoint=http://host:port]"
 )
 _SECRETS = ("s3.access-key-id", "s3.secret-access-key", "s3.session-token")
-_OWN = ("warehouse", "s3.endpoint", "s3.region", "maintain_every", "snapshot_keep_s", "orphan_grace_s")
+_OWN = ("warehouse", "s3.endpoint", "s3.region", "maintain_every", "compact_files", "snapshot_keep_s",
+        "orphan_grace_s")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class LakeConfig:
     warehouse: str
     io_properties: dict[str, str] = field(default_factory=dict)
     maintain_every: int = 200
+    compact_files: int = 32
     snapshot_keep_ms: int = 3_600_000
     orphan_grace_ms: int = 3_600_000
 
@@ -94,6 +98,7 @@ def split_url(url: str) -> tuple[str, LakeConfig]:
     return database, LakeConfig(
         warehouse=warehouse.rstrip("/"), io_properties=io,
         maintain_every=_int(own, "maintain_every", 200),
+        compact_files=_int(own, "compact_files", 32),
         snapshot_keep_ms=_int(own, "snapshot_keep_s", 3600) * 1000,
         orphan_grace_ms=_int(own, "orphan_grace_s", 3600) * 1000,
     )  # fmt: skip
