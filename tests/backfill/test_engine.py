@@ -16,6 +16,8 @@ from mdw.domain import BarBatch, RangeSet, SeriesKey, Timeframe, day_range_ms, p
 from mdw.polygon import Pacing, PolygonClient
 from mdw.simulator import SimServer
 from mdw.store import Dataset, Store
+from mdw.store.base import WriteSize
+from mdw.store.sqlstore import SqlStore
 
 from .helpers import make_spec
 
@@ -235,6 +237,22 @@ async def test_run_stops_and_commits_fetched_when_stop_is_set(store: Store, sim_
         rest = await run_backfill(store, c, spec)
     assert rest.status == "ok" and rest.requests == remaining == served(sim)[0] - before
     await assert_ground_truth(store, sim, spec)
+
+
+async def test_writer_commits_a_whole_run_in_one_transaction_when_the_store_asks_for_large_groups(
+    store: Store, sim: SimServer, client: PolygonClient
+) -> None:
+    """A store whose write size asks for more bars than the run fetches (and a wait longer than the
+    run) gets every page in one transaction, committed when the fetchers are done; the data is
+    exact and a second run asks for nothing."""
+    assert isinstance(store, SqlStore)
+    store.write_size = WriteSize(rows=10**8, writes=10**6, queued=64, min_rows=10**8, max_wait_s=600.0)
+    spec = make_spec("AAPL,SPY,X:BTCUSD", "5m,1h", "2024-03-01", "2024-03-12")
+    report = await run_backfill(store, client, spec)
+    assert report.status == "ok"
+    assert report.transactions == 1 < report.requests
+    assert report.bars_fetched == await assert_ground_truth(store, sim, spec) == report.bars_inserted
+    assert (await plan_only(store, spec)).request_count == 0
 
 
 async def test_execute_request_fills_one_request_when_called_alone(

@@ -6,7 +6,6 @@ requests wasted by each crash are at most the ones in flight when it happened.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import random
 import shutil
@@ -19,10 +18,11 @@ from typing import Any
 import pytest
 
 from mdw.backfill import BackfillSpec, plan_only
-from mdw.backfill.engine import Pipeline
 from mdw.config import Settings
 from mdw.simulator import SimServer
 from mdw.store import open_store
+from mdw.store.base import WriteSize
+from mdw.store.lake.bars import IcebergBars
 
 from .conftest import (
     MDW,
@@ -44,17 +44,24 @@ ARGS = ["backfill", "--symbols", SYMBOLS, "--timeframes", TIMEFRAMES, "--start",
 QUICK = ("AAPL,MSFT,X:BTCUSD,X:ETHUSD", "15m,1h", "2024-01-02", "2024-04-30")
 # What a kill can lose: requests being fetched (one per slot), fetched pages waiting on the writer's
 # queue, and the writer's open transaction (which groups at most what the queue held, plus one).
-QUEUE = int(inspect.signature(Pipeline.__init__).parameters["queue_size"].default)
+QUEUE = WriteSize().queued  # the row stores' queue; a store may ask for another (Store.write_size)
 PIPELINE_DEPTH = IN_FLIGHT + QUEUE + (QUEUE + 1)
 DEFAULT_IN_FLIGHT = int(Settings.model_fields["max_in_flight"].default)  # MDW_MAX_IN_FLIGHT's default
+COLUMNAR = IcebergBars.write_size
 
 
-def kill_bound(in_flight: int) -> int:
+def open_group(size: WriteSize) -> int:
+    """The most pages the writer's open transaction holds: what the queue held plus one, or, for a
+    store that waits for more (``min_rows``), as many as it takes per transaction."""
+    return size.queued + 1 if size.min_rows == 0 else size.writes
+
+
+def kill_bound(in_flight: int, size: WriteSize = WriteSize()) -> int:
     """The most requests one kill can waste with ``in_flight`` requests in flight (MDW_MAX_IN_FLIGHT):
     ``in_flight`` being fetched (a fetcher whose page waits for room on the queue keeps its slot),
-    ``QUEUE`` pages queued, ``QUEUE + 1`` in the writer's open transaction, and ``in_flight``
+    the store's queued pages, the writer's open transaction (:func:`open_group`), and ``in_flight``
     interrupted requests that each start a page of their own on resume."""
-    return in_flight + QUEUE + (QUEUE + 1) + in_flight
+    return in_flight + size.queued + open_group(size) + in_flight
 
 
 def _args(symbols: str, timeframes: str, start: str, end: str) -> list[str]:
@@ -113,7 +120,8 @@ async def _crash_and_resume(sim: SimServer, url: str, kills: int, seed: int,
     extra = {"MDW_MAX_IN_FLIGHT": str(in_flight)} if in_flight is not None else {}
     env = cli_env(sim.base_url, sim.key, url, MDW_RATE_LIMIT=rate, **extra)
     slots = in_flight or DEFAULT_IN_FLIGHT
-    bound = kill_bound(slots)
+    size = COLUMNAR if url.startswith("iceberg") else WriteSize()
+    bound = kill_bound(slots, size)
     spec, args = spec_of(*what, grouped_daily=False), _args(*what)
     minimal = await _vendor_pages(sim, spec)
     start = sim.stats()["requests"]
@@ -141,7 +149,8 @@ async def _crash_and_resume(sim: SimServer, url: str, kills: int, seed: int,
     wasted = total - minimal
     print(f"\n[kill -9 x{done} {url.split(':')[0]} rate={rate}] vendor pager pages={minimal} "
           f"requests={total} wasted={wasted} ({wasted / max(done, 1):.1f} per kill; bound per kill {bound}: "
-          f"{slots} fetching, {QUEUE} queued, {QUEUE + 1} in the open transaction, {slots} resumed pages; "
+          f"{slots} fetching, {size.queued} queued, {open_group(size)} in the open transaction, "
+          f"{slots} resumed pages; "
           "plus one probe)")
     assert done == kills, "the backfill finished before every kill landed; lengthen it"
     assert 0 <= wasted <= done * bound + 1, wasted

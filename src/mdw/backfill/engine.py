@@ -58,14 +58,15 @@ from mdw.errors import (
     VendorUnavailable,
 )
 from mdw.logs import get_logger
-from mdw.store.base import ActionWrite, BarWrite, Store, WriteResult
+from mdw.store.base import ActionWrite, BarWrite, Store, WriteResult, WriteSize
 
 log = get_logger(__name__)
 T = TypeVar("T")
-MAX_ROWS_PER_TRANSACTION = 250_000
-# Pages waiting for the writer; with the pages held by fetchers this bounds memory (a few pages
-# of at most 50k bars each), whatever the length of history.
-MAX_WRITES_PER_TRANSACTION = 256
+# The writer's grouping unless the store asks for another (Store.write_size): at most this many bars
+# and pages per transaction; the pages waiting for the writer, with the pages held by fetchers,
+# bound memory (a few pages of at most 50k bars each), whatever the length of history.
+MAX_ROWS_PER_TRANSACTION = WriteSize().rows
+MAX_WRITES_PER_TRANSACTION = WriteSize().writes
 DERIVE_CHUNK_MS = 31 * DAY_MS
 MAX_OUTAGE_S = 900.0  # how long a run waits out an open vendor circuit before failing what is left
 
@@ -118,7 +119,7 @@ class Pipeline:
 
     def __init__(
         self, store: Store, client: VendorSource, plan: Plan, report: RunReport, *,
-        workers: int = 16, queue_size: int = 4, progress: Progress | None = None,
+        workers: int = 16, queue_size: int | None = None, progress: Progress | None = None,
         stop: asyncio.Event | None = None, max_outage_s: float = MAX_OUTAGE_S,
         boundary: Boundary | None = None, clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -129,7 +130,9 @@ class Pipeline:
         self.progress = progress
         self.stop = stop or asyncio.Event()
         self.workers = max(1, workers)
-        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=max(1, queue_size))
+        self.write_size: WriteSize = getattr(store, "write_size", None) or WriteSize()
+        queued = self.write_size.queued if queue_size is None else queue_size
+        self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=max(1, queued))
         self.api = BusyClock()
         self.dead_tickers: dict[str, str] = {}
         self.abort_reason: str | None = None
@@ -454,11 +457,21 @@ class Pipeline:
             group = [first]
             rows = first.rows
             finished = False
-            while rows < MAX_ROWS_PER_TRANSACTION and len(group) < MAX_WRITES_PER_TRANSACTION:
+            size = self.write_size
+            # A store that asks for it (min_rows) gets larger groups: while fetches still run the
+            # writer waits for more pages, at most max_wait_s after it took the first.
+            deadline = asyncio.get_running_loop().time() + size.max_wait_s
+            while rows < size.rows and len(group) < size.writes:
                 try:
                     nxt = self.queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    break
+                    left = deadline - asyncio.get_running_loop().time()
+                    if rows >= size.min_rows or left <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self.queue.get(), left)
+                    except TimeoutError:
+                        break
                 if nxt is None:
                     finished = True
                     break
