@@ -12,7 +12,7 @@ import pytest
 
 from mdw.domain import MISSING_N, NEW_YORK, BarBatch, Timeframe, local_midnight_ms
 from mdw.errors import VendorTransientError
-from mdw.flatfiles.decode import ChunkReader, DecodeStats, decode
+from mdw.flatfiles.decode import ChunkReader, DecodeStats, Gunzip, decode
 from mdw.flatfiles.keys import dataset_named
 from mdw.simulator.flatfiles import FlatFiles
 from mdw.simulator.market import Market
@@ -112,6 +112,30 @@ def test_decode_refuses_a_file_that_is_cut_corrupt_or_of_another_shape(data: byt
     """Garbage, a truncated gzip, or a CSV without the aggregate columns raise VendorTransientError."""
     with pytest.raises(VendorTransientError):
         _decoded(data)
+
+
+def test_decode_reads_consecutive_gzip_members_as_one_file() -> None:
+    """A file written as several gzip members (as gzip allows) decodes to the same bars as one member."""
+    files = _files()
+    ds = dataset_named("us_stocks_sip/minute_aggs_v1")
+    text = gzip.decompress(files.render(ds, DAY))
+    cut = text.index(b"\n", len(text) // 2) + 1
+    members = gzip.compress(text[:cut]) + gzip.compress(text[cut:])
+    whole, parts = _decoded(gzip.compress(text)), _decoded(members)
+    assert set(whole) == set(parts) and whole
+    for ticker, bars in whole.items():
+        assert np.array_equal(bars.t, parts[ticker].t) and np.array_equal(bars.c, parts[ticker].c)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99])
+def test_gunzip_refuses_a_stream_that_ends_inside_a_member(keep: float) -> None:
+    """Cut anywhere before its trailer, the file is an error, never a shorter whole file."""
+    files = _files()
+    data = files.render(dataset_named("us_stocks_sip/minute_aggs_v1"), DAY)
+    reader = Gunzip(io.BytesIO(data[: int(len(data) * keep)]), chunk=4096)
+    with pytest.raises(OSError, match="cut short"):
+        while reader.read(65536):
+            pass
 
 
 def test_chunk_reader_streams_chunks_fed_from_another_thread() -> None:

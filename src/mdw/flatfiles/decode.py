@@ -1,10 +1,12 @@
-"""Decoding a flat file as it arrives: gzip -> CSV (pyarrow, one block at a time) -> bar columns.
+"""Decoding a flat file as it arrives: gzip (ISA-L) -> CSV (pyarrow, one block at a time) -> bar columns.
 
-The reader never holds more than one block of the CSV (``block_size`` bytes of text, about 100,000
+The reader never holds more than one block of the CSV (``block_size`` bytes of text, about 65,000
 rows) plus the compressed chunks waiting in a small queue, so memory stays flat whatever the size
-of the file. Each block becomes columns of every ticker in it (:class:`~mdw.domain.MarketBars`,
-grouped by ticker, each ticker's rows by time), with no per-ticker object: ``window_start`` nanoseconds
-become epoch ms, ``vw`` is missing (NaN, the store's missing-value convention), ``source`` is
+of the file. The gzip stream is inflated by ISA-L (``isal``, about 3x zlib's speed: inflating was
+40% of the decoding with the zlib inside pyarrow), one compressed chunk at a time. Each block
+becomes columns of every ticker in it (:class:`~mdw.domain.MarketBars`, grouped by ticker, each
+ticker's rows by time), with no per-ticker object: ``window_start`` nanoseconds become epoch ms,
+``vw`` is missing (NaN, the store's missing-value convention), ``source`` is
 ``flatfile``, and pairs spelled ``X:BTC-USD`` become ``X:BTCUSD``. Nothing is validated here: the
 ingest checks every row as the REST path does, and quarantines what breaks an invariant.
 
@@ -18,12 +20,13 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pcsv
+from isal import isal_zlib
 
 from mdw.domain import MISSING_N, BarBatch, MarketBars, Timeframe
 from mdw.errors import VendorTransientError
@@ -37,6 +40,8 @@ _TYPES: dict[str, pa.DataType] = {"ticker": pa.dictionary(pa.int32(), pa.string(
                           "close": pa.float64(), "high": pa.float64(), "low": pa.float64(),
                           "window_start": pa.int64(), "transactions": pa.int64()}
 COLUMNS = tuple(_TYPES)
+# isal's stub declares its error an instance of Exception; it is the class of a corrupt stream's error
+_INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
 
 class Readable(Protocol):
@@ -128,6 +133,74 @@ class ChunkReader:
         self.closed = True
 
 
+class Gunzip:
+    """The inflated bytes of a gzip stream read from ``raw``, a compressed chunk at a time (ISA-L).
+
+    Members that follow one another are read as one stream, as gzip allows. A stream that ends
+    inside a member is an error (``OSError``): a file cut short is never taken for a whole one.
+    """
+
+    def __init__(self, raw: Readable, chunk: int = 1 << 20) -> None:
+        self._raw = raw
+        self._chunk = chunk
+        self._inflate = isal_zlib.decompressobj(31)  # 31: a gzip header and trailer (CRC and size)
+        self._started = False  # the current member has had input
+        self._buffer = memoryview(b"")
+        self._end = False
+        self.closed = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (all that is left when negative); fewer only at the end of the stream.
+
+        Filling each read matters: pyarrow's CSV reader takes what one read returns as a block.
+        """
+        parts: list[bytes] = []
+        wanted = size if size >= 0 else None
+        while wanted is None or wanted > 0:
+            if not len(self._buffer):
+                if self._end:
+                    break
+                self._buffer = memoryview(self._more())
+                continue
+            take = len(self._buffer) if wanted is None else min(wanted, len(self._buffer))
+            parts.append(bytes(self._buffer[:take]))
+            self._buffer = self._buffer[take:]
+            if wanted is not None:
+                wanted -= take
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _more(self) -> bytes:
+        data = self._raw.read(self._chunk)
+        if not data:
+            if self._started and not self._inflate.eof:
+                raise OSError("gzip stream cut short: the file ended inside a member")
+            self._end = True
+            return b""
+        out = self._inflate.decompress(data)
+        self._started = True
+        while self._inflate.eof:  # a member ended: the rest of the chunk starts the next one
+            rest = self._inflate.unused_data
+            self._inflate = isal_zlib.decompressobj(31)
+            self._started = bool(rest)
+            if not rest:
+                break
+            out += self._inflate.decompress(rest)
+        return out
+
+    # the rest of the file protocol pyarrow's PythonFile asks for
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def decode(raw: Readable, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
            stats: DecodeStats | None = None) -> Iterator[Block]:
     """Decode a gzipped aggregates CSV read from ``raw`` (a file-like), one block at a time.
@@ -142,7 +215,7 @@ def decode(raw: Readable, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
     """
     stats = stats if stats is not None else DecodeStats()
     try:
-        stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "gzip")
+        stream = pa.PythonFile(Gunzip(raw), mode="r")
         reader = pcsv.open_csv(
             stream,
             read_options=pcsv.ReadOptions(block_size=block_size, use_threads=False),
@@ -152,7 +225,7 @@ def decode(raw: Readable, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
         for block in reader:
             stats.blocks += 1
             yield split_block(block, timeframe, stats)
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:  # ArrowIOError is OSError: cut or corrupt
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, _INFLATE_ERROR) as exc:  # cut short or corrupt
         raise VendorTransientError(f"flat file is not a readable gzipped CSV of aggregates: {exc}") from exc
 
 
