@@ -193,3 +193,54 @@ async def test_ingest_reports_a_failed_download_without_covering_the_day(
     result = await ingest_file(client, store, job)
     assert not result.ok and "refused" in (result.error or "")
     assert not await store.coverage("AAPL", Dataset.BARS, "1m")
+
+
+class _Recording:
+    """A file source that records which files were asked for and holds back one file's last chunks."""
+
+    def __init__(self, inner: FlatFileClient, hold: str) -> None:
+        self.inner, self.hold = inner, hold
+        self.stats = TransferStats()
+        self.started: list[str] = []
+        self.release = asyncio.Event()
+        self.held = asyncio.Event()
+
+    async def list_month(self, ds: FileDataset, year: int, month: int) -> list[FileInfo]:
+        return await self.inner.list_month(ds, year, month)
+
+    async def head(self, key: str) -> FileInfo:
+        return await self.inner.head(key)
+
+    async def download(self, info: FileInfo, chunk: int = 4096) -> AsyncIterator[bytes]:
+        self.started.append(info.key)
+        async for part in self.inner.download(info, chunk=4096):
+            if info.key == self.hold and not self.release.is_set():
+                self.held.set()
+                await self.release.wait()
+            yield part
+
+
+async def test_run_files_starts_the_next_file_once_the_one_before_is_decoded(
+    store: Store, files_sim: SimServer,
+) -> None:
+    """With two files in flight, the second starts only after the first is decoded; all days are exact."""
+    from mdw.backfill.filerun import run_files
+    from mdw.backfill.plan import PlannedFile
+    from mdw.backfill.report import RunReport
+    from mdw.store.base import RunKind
+
+    client = client_for(files_sim)
+    days = MINUTES.days(DAY, date(2024, 3, 12))[:3]
+    planned = [PlannedFile(MINUTES, d, await client.head(MINUTES.key(d))) for d in days]
+    source = _Recording(client, hold=MINUTES.key(days[0]))
+    report = RunReport(run_id="order", kind=RunKind.BACKFILL)
+    run = asyncio.create_task(run_files(source, store, planned, report, parallel=2))
+    await asyncio.wait_for(source.held.wait(), 30)
+    await asyncio.sleep(0.3)  # time enough for a second worker to start its file, were it allowed to
+    assert source.started == [MINUTES.key(days[0])]
+    source.release.set()
+    totals = await asyncio.wait_for(run, 60)
+    assert source.started == [MINUTES.key(d) for d in days]
+    assert totals.done == 3 and not totals.failed
+    for d in days:
+        await _assert_truth(store, files_sim, MINUTES, d)

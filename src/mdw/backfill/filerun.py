@@ -132,7 +132,9 @@ async def run_files(source: FileSource, store: Store, files: Sequence[PlannedFil
     """Ingest the plan's files (``parallel`` at a time), crediting each to the report as it ends.
 
     The store goes to the earliest file in flight that has rows ready (:class:`WriteTurns`), so
-    days complete in plan order while the next file downloads and decodes ahead.
+    days complete in plan order while the next file downloads and decodes ahead. A file starts
+    once the one before it is decoded: one decoder at a time runs beside the store's writer (on a
+    host of few cores two decoders at once slowed the writer more than they gained).
     A failed file fails only its day (it stays uncovered, for the next run); ``stop`` starts no
     new file, and files in progress are abandoned without covering their day.
     """
@@ -147,13 +149,16 @@ async def run_files(source: FileSource, store: Store, files: Sequence[PlannedFil
     queue = list(enumerate(files))
     stop = stop or asyncio.Event()
     turns = WriteTurns()
+    decoded = [asyncio.Event() for _ in files]
 
     async def worker() -> None:
         while queue and not stop.is_set():
             rank, f = queue.pop(0)
+            if rank and not await _until(decoded[rank - 1], stop):
+                return
             job = FileJob(f.dataset, f.day, f.info, f.derive)
             ingest = asyncio.create_task(ingest_file(source, store, job, run_id=run_id, turns=turns,
-                                                     rank=rank))
+                                                     rank=rank, decoded=decoded[rank]))
             stopper = asyncio.create_task(stop.wait())
             try:
                 await asyncio.wait({ingest, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -173,6 +178,17 @@ async def run_files(source: FileSource, store: Store, files: Sequence[PlannedFil
     totals.seconds = time.perf_counter() - started
     totals.requests = source.stats.requests - requests_before
     return totals
+
+
+async def _until(event: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for ``event``; False when ``stop`` is set first."""
+    waits = {asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return event.is_set() and not stop.is_set()
 
 
 @dataclass(slots=True)

@@ -391,11 +391,12 @@ class _Ingest:
 
 async def ingest_file(source: FileSource, store: Store, job: FileJob, *, run_id: str = "",
                       rows_per_write: int = ROWS_PER_WRITE, turns: WriteTurns | None = None,
-                      rank: int = 0) -> FileResult:
+                      rank: int = 0, decoded: asyncio.Event | None = None) -> FileResult:
     """Download, decode and store one day's file; record the day covered only once all of it is stored.
 
     With several files in flight, ``turns`` (shared by them) gives the store to the file of the
     lowest ``rank`` that has rows ready; the others decode ahead, within their bounded queues.
+    ``decoded`` is set once the whole file is decoded (queued for the writer) or the ingest ends.
 
     Failures (the vendor's or the store's) are returned in the result, not raised, so a caller
     running many files isolates them; ``CancelledError`` propagates, after the decoder thread has
@@ -405,6 +406,8 @@ async def ingest_file(source: FileSource, store: Store, job: FileJob, *, run_id:
     started = time.perf_counter()
     downloader = asyncio.create_task(run.download(), name=f"flatfile-download-{job.info.key}")
     decoder = asyncio.create_task(asyncio.to_thread(run.decode), name=f"flatfile-decode-{job.info.key}")
+    if decoded is not None:
+        decoder.add_done_callback(lambda _: decoded.set())
     try:
         await run.write()
         await downloader
@@ -421,5 +424,7 @@ async def ingest_file(source: FileSource, store: Store, job: FileJob, *, run_id:
         with contextlib.suppress(BaseException):
             await downloader
         await asyncio.shield(decoder)  # the thread ends once the reader fails; never leave it behind
+        if decoded is not None:
+            decoded.set()
         run.result.seconds = time.perf_counter() - started
     return run.result
