@@ -11,13 +11,17 @@ simulator in its own process whose files and pages are generated before anything
 
 Also measured, side by side in this run, on the first three files: the decoder alone on one core
 (rows/s of CPU time, the files in memory, best of three), and the store's own raw write rate for
-the same rows (decoded beforehand, written in chunks of the ingest's size, about 250,000 rows a
-transaction, into an empty SQLite file) alternated with the flat-file ingest of the same files
-end to end (download, decode, screen, write, record the day), best of ``--rounds`` each (5; 3
-with ``--small``), so the host's load falls on all alike. The raw write is
+the same rows (decoded beforehand, each file written in chunks of at most the ingest's
+``ROWS_PER_WRITE``, about 250,000 rows a transaction, into an empty SQLite file) against the
+flat-file ingest of the same files end to end (download, decode, screen, write, record the day).
+After one warm-up round of each leg (not counted), the legs alternate for ``--rounds`` rounds
+(7; 5 with ``--small``), the order flipped every round, so the host's load falls on both alike;
+the ratio ingest/raw write is taken per round (the two legs of a round run back to back) and
+reported per round and as the median, with the load average before and after. The raw write is
 ``Store.write_market``, the store's bulk write that the ingest itself writes with; the per-series
-``write_bars`` (the REST path's) of the same rows is measured beside them for reference. CPU time
-(every thread of the process) is reported beside wall time: it moves less with the host's load.
+``write_bars`` (the REST path's) of the same rows is measured in the same rounds for reference.
+CPU time (every thread of the process) is reported beside wall time: it moves less with the
+host's load.
 
 Run: ``.venv/bin/python bench/flatfiles.py`` (the simulator's default universe, about 4,600 stocks
 listed in March 2024, and 21 sessions: the simulator alone needs about 20 minutes to synthesise
@@ -33,7 +37,9 @@ import asyncio
 import io
 import json
 import math
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,10 +94,16 @@ async def _backfill(
 
 async def _decode_and_raw_write(base: str, keys: list[str], rounds: int) -> dict[str, Any]:
     """The decoder alone (one core); the flat-file ingest against the store's raw writes of the same rows."""
+    from mdw.backfill.filerun import run_files
+    from mdw.backfill.ingest import ROWS_PER_WRITE
+    from mdw.backfill.plan import PlannedFile
+    from mdw.backfill.report import RunReport
     from mdw.domain import MarketBars, RangeSet, Timeframe
     from mdw.flatfiles.decode import DecodeStats, decode
+    from mdw.flatfiles.keys import parse_key
     from mdw.flatfiles.s3 import FlatFileClient
     from mdw.store import BarWrite, open_store
+    from mdw.store.base import RunKind
 
     client = FlatFileClient(base, KEY_ID, SECRET)
     blobs = []
@@ -100,33 +112,27 @@ async def _decode_and_raw_write(base: str, keys: list[str], rounds: int) -> dict
         blobs.append(b"".join([c async for c in client.download(info)]))
     best = math.inf
     rows = 0
-    blocks: list[MarketBars] = []
-    for attempt in range(3):
+    for _ in range(3):
         cpu0 = time.process_time()
         stats = DecodeStats()
-        got = [block.bars for blob in blobs
-               for block in decode(io.BytesIO(blob), Timeframe(1, "m"), stats=stats)]
+        for blob in blobs:
+            for _block in decode(io.BytesIO(blob), Timeframe(1, "m"), stats=stats):
+                pass
         best = min(best, time.process_time() - cpu0)
         rows = stats.rows
-        if attempt == 0:
-            blocks = got
-    from mdw.backfill.filerun import run_files
-    from mdw.backfill.ingest import ROWS_PER_WRITE
-    from mdw.backfill.plan import PlannedFile
-    from mdw.backfill.report import RunReport
-    from mdw.flatfiles.keys import parse_key
-    from mdw.store.base import RunKind
 
-    # Chunks of the same size the ingest writes (blocks gathered up to ROWS_PER_WRITE rows).
+    # Each file in chunks of at most ROWS_PER_WRITE rows, its blocks in order: the largest chunks
+    # the ingest writes (it writes what is decoded when the store is free, up to that size).
     chunks: list[MarketBars] = []
-    part: list[MarketBars] = []
-    for b in blocks:
-        part.append(b)
-        if sum(map(len, part)) >= ROWS_PER_WRITE:
+    for blob in blobs:
+        part: list[MarketBars] = []
+        for block in decode(io.BytesIO(blob), Timeframe(1, "m")):
+            part.append(block.bars)
+            if sum(map(len, part)) >= ROWS_PER_WRITE:
+                chunks.append(MarketBars.concat(part))
+                part = []
+        if part:
             chunks.append(MarketBars.concat(part))
-            part = []
-    if part:
-        chunks.append(MarketBars.concat(part))
     batches = [b for chunk in chunks for b in chunk.normalised().batches()]
 
     async def raw_market() -> tuple[float, float]:
@@ -155,33 +161,61 @@ async def _decode_and_raw_write(base: str, keys: list[str], rounds: int) -> dict
                     await store.write_bars(chunk)
                 return time.perf_counter() - started, time.process_time() - cpu0
 
+    planned = []
+    for key in keys:
+        parsed = parse_key(key)
+        assert parsed is not None
+        planned.append(PlannedFile(parsed[0], parsed[1], await client.head(key)))
+
     async def ingest() -> tuple[float, float]:
-        planned = []
-        for key in keys:
-            parsed = parse_key(key)
-            assert parsed is not None
-            planned.append(PlannedFile(parsed[0], parsed[1], await client.head(key)))
         with tempfile.TemporaryDirectory() as tmp:
             async with await open_store(f"sqlite:///{tmp}/ingest.db") as store:
                 cpu0, started = time.process_time(), time.perf_counter()
-                await run_files(client, store, planned, RunReport(run_id="bench", kind=RunKind.BACKFILL))
-                return time.perf_counter() - started, time.process_time() - cpu0
+                report = RunReport(run_id="bench", kind=RunKind.BACKFILL)
+                await run_files(client, store, planned, report)
+                elapsed = time.perf_counter() - started, time.process_time() - cpu0
+                assert report.bars_inserted == rows, (report.bars_inserted, rows)
+                return elapsed
 
-    # Alternated, best of ``rounds`` each: the host's load falls on all three alike.
     legs = {"raw_market": raw_market, "ingest": ingest, "raw_bars": raw_bars}
-    wall = dict.fromkeys(legs, math.inf)
-    cpu = dict.fromkeys(legs, math.inf)
-    for _ in range(rounds):
-        for name, leg in legs.items():
-            w, c = await leg()
-            wall[name], cpu[name] = min(wall[name], w), min(cpu[name], c)
+    for leg in legs.values():  # warm-up, not counted: first-use costs (threads, connections, imports)
+        await leg()
+    load_before = os.getloadavg()
+    per_round: list[dict[str, float]] = []
+    for r in range(rounds):
+        order = list(legs) if r % 2 == 0 else list(reversed(legs))  # flipped: drift falls on both
+        got: dict[str, float] = {}
+        for name in order:
+            got[f"{name}_s"], got[f"{name}_cpu_s"] = await legs[name]()
+        per_round.append(got)
+        wall_x = got["raw_market_s"] / got["ingest_s"]
+        cpu_x = got["raw_market_cpu_s"] / got["ingest_cpu_s"]
+        print(f"  round {r + 1}: raw write {got['raw_market_s']:.2f} s, ingest {got['ingest_s']:.2f} s: "
+              f"{wall_x:.3f}x (CPU {cpu_x:.3f}x); write_bars {got['raw_bars_s']:.2f} s; "
+              f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    load_after = os.getloadavg()
+    wall_ratios = [g["raw_market_s"] / g["ingest_s"] for g in per_round]
+    cpu_ratios = [g["raw_market_cpu_s"] / g["ingest_cpu_s"] for g in per_round]
+    bars_ratios = [g["raw_bars_s"] / g["ingest_s"] for g in per_round]
+
+    def med(name: str) -> float:
+        return statistics.median(g[name] for g in per_round)
+
     return {"decode_rows": rows, "decode_cpu_s": best, "decode_rows_per_s": rows / best,
-            "raw_write_rows_per_s": rows / wall["raw_market"], "raw_write_s": wall["raw_market"],
-            "raw_write_cpu_s": cpu["raw_market"],
-            "raw_write_bars_rows_per_s": rows / wall["raw_bars"], "raw_write_bars_cpu_s": cpu["raw_bars"],
-            "ingest_rows_per_s": rows / wall["ingest"], "ingest_s": wall["ingest"],
-            "ingest_cpu_s": cpu["ingest"],
-            "rounds": rounds, "bytes": sum(map(len, blobs))}
+            "raw_write_rows_per_s": rows / med("raw_market_s"), "raw_write_s": med("raw_market_s"),
+            "raw_write_cpu_s": med("raw_market_cpu_s"),
+            "raw_write_bars_rows_per_s": rows / med("raw_bars_s"),
+            "raw_write_bars_cpu_s": med("raw_bars_cpu_s"),
+            "ingest_rows_per_s": rows / med("ingest_s"), "ingest_s": med("ingest_s"),
+            "ingest_cpu_s": med("ingest_cpu_s"),
+            "ingest_vs_raw_write_rounds": [round(x, 3) for x in wall_ratios],
+            "ingest_vs_raw_write_cpu_rounds": [round(x, 3) for x in cpu_ratios],
+            "ingest_vs_raw_write": statistics.median(wall_ratios),
+            "ingest_vs_raw_write_cpu": statistics.median(cpu_ratios),
+            "ingest_vs_raw_write_bars": statistics.median(bars_ratios),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in load_after],
+            "rounds": rounds, "files": len(keys), "bytes": sum(map(len, blobs))}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -230,6 +264,8 @@ async def main(args: argparse.Namespace) -> None:
     from mdw.domain import NEW_YORK, local_midnight_ms
     from mdw.flatfiles.keys import dataset_named
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average before: {load_before}", flush=True)
     ds = dataset_named(PREFIX)
     days = ds.days(FIRST, FIRST + timedelta(days=args.days * 2 + 14))[: args.days]
     first, last = days[0], days[-1]
@@ -281,11 +317,18 @@ async def main(args: argparse.Namespace) -> None:
         "decode_rows": decode["decode_rows"],
         "raw_write_rows_per_s": round(decode["raw_write_rows_per_s"]),
         "ingest_rows_per_s": round(ingest_rate),
-        "ingest_vs_raw_write": round(ingest_rate / decode["raw_write_rows_per_s"], 3),
-        "ingest_vs_raw_write_cpu": round(decode["raw_write_cpu_s"] / decode["ingest_cpu_s"], 3),
+        "ingest_vs_raw_write": round(decode["ingest_vs_raw_write"], 3),
+        "ingest_vs_raw_write_rounds": decode["ingest_vs_raw_write_rounds"],
+        "ingest_vs_raw_write_cpu": round(decode["ingest_vs_raw_write_cpu"], 3),
+        "ingest_vs_raw_write_cpu_rounds": decode["ingest_vs_raw_write_cpu_rounds"],
         "raw_write_bars_rows_per_s": round(decode["raw_write_bars_rows_per_s"]),
-        "ingest_vs_raw_write_bars": round(ingest_rate / decode["raw_write_bars_rows_per_s"], 3),
+        "ingest_vs_raw_write_bars": round(decode["ingest_vs_raw_write_bars"], 3),
         "side_by_side_rounds": decode["rounds"],
+        "side_by_side_files": decode["files"],
+        "side_by_side_load_before": decode["load_before"],
+        "side_by_side_load_after": decode["load_after"],
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
         "file_bytes_per_s": round(flat["file_bytes"] / flat["files_s"]) if flat["files_s"] else 0,
         "speedup_vs_rest_unlimited": round(rest["wall_s"] / flat["wall_s"], 2),
         "speedup_vs_rest_100_per_min": round(max(paced, rest["wall_s"]) / flat["wall_s"], 1),
@@ -300,12 +343,18 @@ async def main(args: argparse.Namespace) -> None:
           f"({summary['decode_rows']:,} rows, best of 3)")
     print(f"store raw write (write_market, the bulk write the ingest uses): "
           f"{summary['raw_write_rows_per_s']:,} rows/s; flat-file ingest end to end: "
-          f"{summary['ingest_rows_per_s']:,} rows/s = {summary['ingest_vs_raw_write']}x the raw write "
-          f"(CPU time: {summary['ingest_vs_raw_write_cpu']}x); "
-          f"best of {summary['side_by_side_rounds']} alternated rounds")
+          f"{summary['ingest_rows_per_s']:,} rows/s (medians of {summary['side_by_side_rounds']} alternated "
+          f"rounds, {summary['side_by_side_files']} files)")
+    print(f"ingest / raw write, wall: median {summary['ingest_vs_raw_write']}x, per round "
+          f"{', '.join(map(str, summary['ingest_vs_raw_write_rounds']))}")
+    print(f"ingest / raw write, CPU:  median {summary['ingest_vs_raw_write_cpu']}x, per round "
+          f"{', '.join(map(str, summary['ingest_vs_raw_write_cpu_rounds']))}")
     print(f"store per-series write (write_bars, the REST path's): "
           f"{summary['raw_write_bars_rows_per_s']:,} rows/s; "
-          f"ingest = {summary['ingest_vs_raw_write_bars']}x that")
+          f"ingest = {summary['ingest_vs_raw_write_bars']}x that (median)")
+    print(f"load average (1, 5, 15 min): side by side {summary['side_by_side_load_before']} -> "
+          f"{summary['side_by_side_load_after']}; "
+          f"whole run {summary['load_before']} -> {summary['load_after']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "flatfiles.json").write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -316,7 +365,7 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=int, default=21, help="trading sessions from 2024-03-01")
     parser.add_argument("--small", action="store_true", help="500 securities, 2 sessions (make bench)")
     parser.add_argument("--rounds", type=int, default=0,
-                        help="alternated rounds of the raw writes and the ingest (default 5; 3 with --small)")
+                        help="alternated rounds of the raw writes and the ingest (default 7; 5 with --small)")
     parser.add_argument("--child", default="")
     ns = parser.parse_args()
     if ns.child:
@@ -324,5 +373,5 @@ if __name__ == "__main__":
     else:
         if ns.small:
             ns.stocks, ns.days = ns.stocks or 500, 2
-        ns.rounds = ns.rounds or (3 if ns.small else 5)
+        ns.rounds = ns.rounds or (5 if ns.small else 7)
         asyncio.run(main(ns))
