@@ -3,15 +3,21 @@ against the raw fetch floor and beside SQLite and PostgreSQL, measured in one ru
 
 1. A raw concurrent fetch of the standard workload's pages (decoded, nothing stored), then the
    same workload backfilled end to end (unlimited plan) into ``iceberg+sqlite``, SQLite and
-   PostgreSQL, each against the same warmed simulator process: wall time / raw fetch time.
+   PostgreSQL, each against the same warmed simulator process: wall time / raw fetch time. The
+   simulator keeps every page it served (``--page-cache-mb``) and is warmed with the raw fetch's
+   pages and with the pages a backfill asks for (it cuts long requests into pages by density,
+   ADR 0018; an untimed backfill into a throwaway columnar store asks for them first), so neither
+   the floor nor any contender pays the simulator's page generation. ``--rounds N`` repeats the
+   raw fetch and the contenders N times (each round beside its own raw fetch).
 2. Bytes per bar on disk of each store after the run (the Iceberg warehouse plus its catalog
-   database, before and after one housekeeping pass; the SQLite file), and the Iceberg reads
-   again after housekeeping.
+   database, before and after one housekeeping pass; the SQLite file).
 3. One series-year read (AAPL 5m, the whole year) and one market-day read (every 5m bar of the
-   last day, all 25 tickers) through the Store API, median of 7.
+   last day, all 25 tickers) through the Store API, median of 7: right after the backfill (the
+   files its commits wrote) and, for Iceberg, again after housekeeping (compacted).
 4. Ingest from the engine's batches: the same bars re-written into a fresh Iceberg store in
-   250,000-bar ``write_bars`` calls (the backfill writer's largest transaction), bars/s, beside
-   the floor under any Parquet table: encoding the same bars with the same options in memory.
+   ``write_bars`` calls of the size the backfill writer groups for this store
+   (``IcebergBars.write_size.min_rows`` bars), bars/s, beside the floor under any Parquet table:
+   encoding the same bars with the same options in memory.
 
 Run: ``.venv/bin/python bench/columnar.py [--pg postgresql://postgres@127.0.0.1:5432/postgres]``;
 writes ``bench/results/columnar.json``. ``--tickers 5`` runs a smaller workload.
@@ -39,6 +45,7 @@ from mdw.backfill.demo import standard_spec
 from mdw.domain import RangeSet, Timeframe
 from mdw.polygon import Pacing, PolygonClient
 from mdw.store import BarWrite, Store, open_store
+from mdw.store.lake.bars import IcebergBars
 
 M5 = Timeframe.parse("5m")
 
@@ -84,7 +91,9 @@ async def backfill_into(url: str, base: str, key: str, spec: Any) -> tuple[Any, 
 
 
 async def ingest(source_url: str, spec: Any, tmp: Path) -> dict[str, float]:
-    """Every stored bar re-written into a fresh Iceberg store in 250k-bar write_bars calls."""
+    """Every stored bar re-written into a fresh Iceberg store, grouped as the backfill writer groups
+    pages for this store (``min_rows`` bars per write_bars call)."""
+    per_call = IcebergBars.write_size.min_rows
     async with await open_store(source_url) as src:
         batches = []
         for tk in spec.tickers:
@@ -96,7 +105,7 @@ async def ingest(source_url: str, spec: Any, tmp: Path) -> dict[str, float]:
     groups: list[list[BarWrite]] = [[]]
     rows = 0
     for b in batches:
-        if rows + len(b) > 250_000 and groups[-1]:
+        if rows + len(b) > per_call and groups[-1]:
             groups.append([])
             rows = 0
         groups[-1].append(BarWrite(b, RangeSet.of([(int(b.t[0]), int(b.t[-1]) + 1)])))
@@ -122,63 +131,95 @@ async def ingest(source_url: str, spec: Any, tmp: Path) -> dict[str, float]:
     encode_s, encode_cpu = time.perf_counter() - start, time.process_time() - encode_cpu
     # CPU seconds (every thread of this process) beside wall seconds: on a shared host the wall
     # figure depends on the other load, the CPU figure much less.
-    return {"bars": total, "commits": len(groups), "seconds": seconds, "bars_per_s": total / seconds,
+    return {"bars": total, "commits": len(groups), "bars_per_commit": per_call, "seconds": seconds,
+            "bars_per_s": total / seconds,
             "cpu_s": cpu, "bars_per_cpu_s": total / cpu,
             "parquet_encode_bars_per_s": total / encode_s,
             "parquet_encode_bars_per_cpu_s": total / encode_cpu,
             "ingest_over_encode": encode_s / seconds}  # fmt: skip
 
 
-async def main(pg: str, tickers: int) -> dict[str, Any]:
+async def main(pg: str, tickers: int, rounds: int) -> dict[str, Any]:
     spec = standard_spec(END, corporate_actions=False)
     spec = replace(spec, tickers=spec.tickers[:tickers])
-    out: dict[str, Any] = {"workload": f"{len(spec.tickers)} tickers x 5m,15m,1h,4h,1d x 365 days"}
+    out: dict[str, Any] = {"workload": f"{len(spec.tickers)} tickers x 5m,15m,1h,4h,1d x 365 days",
+                           "load_avg_start": os.getloadavg()}  # fmt: skip
+    stores = ("iceberg", "sqlite", "postgres")
     with tempfile.TemporaryDirectory(prefix="mdw-columnar-bench-") as name:
         tmp = Path(name)
-        lake_url = f"iceberg+sqlite:///{tmp / 'lake.db'}?warehouse={tmp / 'lake'}"
-        lite_url = f"sqlite:///{tmp / 'lite.db'}"
-        pg_url = await fresh_pg(pg)
+        pg_urls: list[str] = []
         try:
-            async with external_simulator() as (base, key):
+            async with external_simulator("--page-cache-mb", "1024") as (base, key):
                 empty = await open_store(f"sqlite:///{tmp / 'plan.db'}")
                 plan = await plan_only(empty, spec)
                 await empty.close()
-                await raw_fetch(base, key, list(plan.requests), 16)  # warm the simulator's caches
-                fetch_s, fetch_bars = await raw_fetch(base, key, list(plan.requests), 16)
-                out["raw_fetch_s"], out["bars"] = fetch_s, fetch_bars
-                for name_, url in (("iceberg", lake_url), ("sqlite", lite_url), ("postgres", pg_url)):
-                    report, figures = await backfill_into(url, base, key, spec)
-                    pipeline = report.wall_s - report.plan_s
-                    out[name_] = {"e2e_s": pipeline, "e2e_over_raw_fetch": pipeline / fetch_s,
-                                  "bars": report.bars_fetched, "status": str(report.status),
-                                  "transactions": report.transactions, **figures}  # fmt: skip
-                    print(f"{name_:<9} {pipeline:6.2f} s end to end = {pipeline / fetch_s:.2f}x raw fetch "
-                          f"({fetch_s:.2f} s); series-year {figures['series_year_ms']:.1f} ms, "
-                          f"market-day {figures['market_day_ms']:.1f} ms", flush=True)  # fmt: skip
+                await raw_fetch(base, key, list(plan.requests), 16)  # warm the simulator's pages ...
+                warm = f"iceberg+sqlite:///{tmp / 'warm.db'}?warehouse={tmp / 'warm'}"
+                await backfill_into(warm, base, key, spec)  # ... and the pages a backfill cuts
+                per_round: list[dict[str, Any]] = []
+                for r in range(rounds):
+                    lake_url = f"iceberg+sqlite:///{tmp / f'lake{r}.db'}?warehouse={tmp / f'lake{r}'}"
+                    pg_urls.append(await fresh_pg(pg))
+                    urls = {"iceberg": lake_url, "sqlite": f"sqlite:///{tmp / f'lite{r}.db'}",
+                            "postgres": pg_urls[-1]}  # fmt: skip
+                    fetch_s, fetch_bars = await raw_fetch(base, key, list(plan.requests), 16)
+                    got: dict[str, Any] = {"raw_fetch_s": fetch_s, "bars": fetch_bars,
+                                           "load_avg": os.getloadavg()}  # fmt: skip
+                    for name_ in stores:
+                        report, figures = await backfill_into(urls[name_], base, key, spec)
+                        pipeline = report.wall_s - report.plan_s
+                        got[name_] = {"e2e_s": pipeline, "e2e_over_raw_fetch": pipeline / fetch_s,
+                                      "bars": report.bars_fetched, "status": str(report.status),
+                                      "transactions": report.transactions, **figures}  # fmt: skip
+                        print(f"round {r + 1}: {name_:<9} {pipeline:6.2f} s end to end = "
+                              f"{pipeline / fetch_s:.2f}x raw fetch ({fetch_s:.2f} s), "
+                              f"{report.transactions} transactions; series-year "
+                              f"{figures['series_year_ms']:.1f} ms, market-day "
+                              f"{figures['market_day_ms']:.1f} ms"
+                              f" (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+                    per_round.append(got)
+            last = per_round[-1]
+            out.update({k: last[k] for k in ("raw_fetch_s", "bars")})
+            for name_ in stores:
+                out[name_] = dict(last[name_])
+                ratios = [g[name_]["e2e_over_raw_fetch"] for g in per_round]
+                out[name_]["e2e_over_raw_fetch_rounds"] = ratios
+                out[name_]["e2e_over_raw_fetch_median"] = statistics.median(ratios)
+            out["rounds"] = per_round
             bars = out["bars"]
-            out["iceberg"]["bytes_per_bar_before_housekeeping"] = (
-                dir_bytes(tmp / "lake") + (tmp / "lake.db").stat().st_size
-            ) / bars
+            lake_db, lake_dir = tmp / f"lake{rounds - 1}.db", tmp / f"lake{rounds - 1}"
+            lake_url = f"iceberg+sqlite:///{lake_db}?warehouse={lake_dir}"
+            iceberg = out["iceberg"]
+            iceberg["series_year_ms_before_housekeeping"] = iceberg.pop("series_year_ms")
+            iceberg["market_day_ms_before_housekeeping"] = iceberg.pop("market_day_ms")
+            held = dir_bytes(lake_dir) + lake_db.stat().st_size
+            iceberg["bytes_per_bar_before_housekeeping"] = held / bars
             async with await open_store(lake_url) as lake_store:
-                # What the store's own schedule does every maintain_every commits, run now (no grace).
+                # What the store's own schedule does, run now (no grace).
                 bar_table = lake_store._bars  # type: ignore[attr-defined]
-                out["iceberg"]["housekeeping"] = await bar_table.maintain(keep_ms=0, grace_ms=0)
-                out["iceberg"].update(await reads(lake_store, spec))
-            out["iceberg"]["bytes_per_bar"] = (
-                dir_bytes(tmp / "lake") + (tmp / "lake.db").stat().st_size
-            ) / bars
-            out["sqlite"]["bytes_per_bar"] = (tmp / "lite.db").stat().st_size / bars
-            out["iceberg"]["ingest"] = await ingest(lite_url, spec, tmp)
-            lake, lite = out["iceberg"], out["sqlite"]
-            got = lake["ingest"]
-            print(f"bytes/bar iceberg {lake['bytes_per_bar']:.1f}, sqlite {lite['bytes_per_bar']:.1f};"
-                  f" ingest from 250k-bar batches {got['bars_per_s'] / 1e6:.2f}M bars/s"
+                iceberg["housekeeping"] = await bar_table.maintain(keep_ms=0, grace_ms=0)
+                iceberg.update(await reads(lake_store, spec))
+            iceberg["bytes_per_bar"] = (dir_bytes(lake_dir) + lake_db.stat().st_size) / bars
+            lite_url = f"sqlite:///{tmp / f'lite{rounds - 1}.db'}"
+            out["sqlite"]["bytes_per_bar"] = (tmp / f"lite{rounds - 1}.db").stat().st_size / bars
+            iceberg["ingest"] = await ingest(lite_url, spec, tmp)
+            lite = out["sqlite"]
+            got = iceberg["ingest"]
+            print(f"iceberg after housekeeping: series-year {iceberg['series_year_ms']:.1f} ms, market-day "
+                  f"{iceberg['market_day_ms']:.1f} ms; bytes/bar iceberg {iceberg['bytes_per_bar']:.1f} "
+                  f"({iceberg['bytes_per_bar_before_housekeeping']:.1f} before housekeeping), sqlite "
+                  f"{lite['bytes_per_bar']:.1f}; e2e/raw fetch median of {rounds}: "
+                  + ", ".join(f"{s_} {out[s_]['e2e_over_raw_fetch_median']:.2f}x" for s_ in stores)
+                  + f"\ningest in {got['commits']} commits of ~{got['bars_per_commit'] // 1000}k bars:"
+                  f" {got['bars_per_s'] / 1e6:.2f}M bars/s"
                   f" ({got['bars_per_cpu_s'] / 1e6:.2f}M bars per CPU second; encoding alone on one thread"
                   f" {got['parquet_encode_bars_per_s'] / 1e6:.2f}M bars/s,"
                   f" {got['parquet_encode_bars_per_cpu_s'] / 1e6:.2f}M per CPU second)",
                   flush=True)  # fmt: skip
+            out["load_avg_end"] = os.getloadavg()
         finally:
-            await drop_pg(pg, pg_url)
+            for url in pg_urls:
+                await drop_pg(pg, url)
     return out
 
 
@@ -188,6 +229,7 @@ if __name__ == "__main__":
         "--pg", default=os.environ.get("MDW_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
     parser.add_argument("--tickers", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=1, help="raw fetch + every store, this many times")
     args = parser.parse_args()
     os.environ.setdefault("MDW_LOG_LEVEL", "WARNING")
-    write_result("columnar", asyncio.run(main(args.pg, args.tickers)))
+    write_result("columnar", asyncio.run(main(args.pg, args.tickers, max(1, args.rounds))))
