@@ -138,6 +138,17 @@ def test_gunzip_refuses_a_stream_that_ends_inside_a_member(keep: float) -> None:
             pass
 
 
+def test_gunzip_starts_with_short_reads_that_double_up_to_the_size_asked() -> None:
+    """The first block is small (the writer starts at once), then the reads fill what pyarrow asks."""
+    text = gzip.decompress(_files().render(dataset_named("us_stocks_sip/minute_aggs_v1"), DAY))
+    assert len(text) > 64 * 1024
+    reader = Gunzip(io.BytesIO(gzip.compress(text)), chunk=4096, first_read=4096)
+    sizes = [len(reader.read(16384)) for _ in range(5)]
+    assert sizes == [4096, 8192, 16384, 16384, 16384]
+    rest = reader.read()
+    assert b"".join([text[:4096 + 8192 + 3 * 16384], rest]) == text
+
+
 def test_chunk_reader_streams_chunks_fed_from_another_thread() -> None:
     """A feeder thread hands in 1 KiB chunks; the decoder reads the same bars as from bytes."""
     files = _files(stocks=4)

@@ -34,6 +34,7 @@ from mdw.flatfiles.keys import vendor_ticker
 
 SOURCE = "flatfile"
 BLOCK_SIZE = 4 << 20
+FIRST_BLOCK = 256 << 10  # the first block, small: the store starts writing sooner
 _NS_PER_MS = 1_000_000
 _TYPES: dict[str, pa.DataType] = {"ticker": pa.dictionary(pa.int32(), pa.string()), "volume": pa.float64(),
                                   "open": pa.float64(),
@@ -140,9 +141,10 @@ class Gunzip:
     inside a member is an error (``OSError``): a file cut short is never taken for a whole one.
     """
 
-    def __init__(self, raw: Readable, chunk: int = 1 << 20) -> None:
+    def __init__(self, raw: Readable, chunk: int = 1 << 20, first_read: int = FIRST_BLOCK) -> None:
         self._raw = raw
         self._chunk = chunk
+        self._ramp = first_read  # the first reads are short, then double: the first rows come at once
         self._inflate = isal_zlib.decompressobj(31)  # 31: a gzip header and trailer (CRC and size)
         self._started = False  # the current member has had input
         self._buffer = memoryview(b"")
@@ -150,12 +152,20 @@ class Gunzip:
         self.closed = False
 
     def read(self, size: int = -1, /) -> bytes:
-        """Up to ``size`` bytes (all that is left when negative); fewer only at the end of the stream.
+        """Up to ``size`` bytes (all that is left when negative); fewer only at the end of the stream
+        and on the first reads (``first_read`` bytes, doubling each read until ``size``).
 
-        Filling each read matters: pyarrow's CSV reader takes what one read returns as a block.
+        pyarrow's CSV reader takes what one read returns as a block: reads are filled to the block
+        size it asks for, except the first few, so the writer gets its first rows after a few
+        thousand are decoded instead of a whole block, and the next ones while it writes those.
         """
         parts: list[bytes] = []
         wanted = size if size >= 0 else None
+        if self._ramp:
+            if wanted is None or self._ramp < wanted:
+                wanted, self._ramp = self._ramp, self._ramp * 2
+            else:
+                self._ramp = 0
         while wanted is None or wanted > 0:
             if not len(self._buffer):
                 if self._end:
