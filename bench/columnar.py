@@ -17,7 +17,7 @@ against the raw fetch floor and beside SQLite and PostgreSQL, measured in one ru
 4. Ingest from the engine's batches: the same bars re-written into a fresh Iceberg store in
    ``write_bars`` calls of the size the backfill writer groups for this store
    (``IcebergBars.write_size.min_rows`` bars), bars/s, beside the floor under any Parquet table:
-   encoding the same bars with the same options in memory.
+   encoding the same bars with the same options (a commit's: zstd level 1) in memory.
 
 Run: ``.venv/bin/python bench/columnar.py [--pg postgresql://postgres@127.0.0.1:5432/postgres]``;
 writes ``bench/results/columnar.json``. ``--tickers 5`` runs a smaller workload.
@@ -127,7 +127,8 @@ async def ingest(source_url: str, spec: Any, tmp: Path) -> dict[str, float]:
     tables = [layout.write_table(b) for b in batches]
     start, encode_cpu = time.perf_counter(), time.process_time()
     for table in tables:
-        pq.write_table(table, io.BytesIO(), row_group_size=layout.ROW_GROUP_ROWS, **layout.WRITER_OPTIONS)
+        options = layout.COMMIT_WRITER_OPTIONS
+        pq.write_table(table, io.BytesIO(), row_group_size=layout.ROW_GROUP_ROWS, **options)
     encode_s, encode_cpu = time.perf_counter() - start, time.process_time() - encode_cpu
     # CPU seconds (every thread of this process) beside wall seconds: on a shared host the wall
     # figure depends on the other load, the CPU figure much less.

@@ -365,9 +365,10 @@ def write_files(io: FileIO, plan: layout.FilePlan, appends: dict[str, list[pa.Ta
     rows = max(MIN_FILE_ROWS, -(-total // WRITE_THREADS))
     tasks = [(tf, part) for tf, series in sorted(appends.items()) if series
              for part in layout.file_parts(series, rows)]  # fmt: skip
+    options = layout.COMMIT_WRITER_OPTIONS
     if len(tasks) <= 1:
-        return [layout.write_data_file(io, plan, tf, part) for tf, part in tasks]
-    return list(_pool().map(lambda task: layout.write_data_file(io, plan, *task), tasks))
+        return [layout.write_data_file(io, plan, tf, part, options) for tf, part in tasks]
+    return list(_pool().map(lambda task: layout.write_data_file(io, plan, task[0], task[1], options), tasks))
 
 
 _POOL: ThreadPoolExecutor | None = None
