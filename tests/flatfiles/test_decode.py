@@ -147,6 +147,7 @@ def test_gunzip_starts_with_short_reads_that_double_up_to_the_size_asked() -> No
     assert sizes == [4096, 8192, 16384, 16384, 16384]
     rest = reader.read()
     assert b"".join([text[:4096 + 8192 + 3 * 16384], rest]) == text
+    assert Gunzip(io.BytesIO(gzip.compress(text)), first_read=4096).read() == text  # read all: all
 
 
 def test_chunk_reader_streams_chunks_fed_from_another_thread() -> None:

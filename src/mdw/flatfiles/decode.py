@@ -153,7 +153,7 @@ class Gunzip:
 
     def read(self, size: int = -1, /) -> bytes:
         """Up to ``size`` bytes (all that is left when negative); fewer only at the end of the stream
-        and on the first reads (``first_read`` bytes, doubling each read until ``size``).
+        and on the first sized reads (``first_read`` bytes, doubling each read until ``size``).
 
         pyarrow's CSV reader takes what one read returns as a block: reads are filled to the block
         size it asks for, except the first few, so the writer gets its first rows after a few
@@ -161,8 +161,8 @@ class Gunzip:
         """
         parts: list[bytes] = []
         wanted = size if size >= 0 else None
-        if self._ramp:
-            if wanted is None or self._ramp < wanted:
+        if self._ramp and wanted is not None:
+            if self._ramp < wanted:
                 wanted, self._ramp = self._ramp, self._ramp * 2
             else:
                 self._ramp = 0
