@@ -85,7 +85,7 @@ def _bool(value: bool) -> str:
 
 
 DECODE_IN_THREAD_BYTES = 256 * 1024
-"""With ``decode_off_loop``, bodies at least this big are decoded on the client's worker thread."""
+"""With ``decode_off_loop`` (the default), bodies at least this big are decoded on the client's thread."""
 
 
 class PolygonClient:
@@ -104,11 +104,10 @@ class PolygonClient:
         limiter: a shared limiter backend; by default one per (base URL, key, plan) in the process.
         clock: the time source of the breaker (the limiter brings its own).
         decode_off_loop: decode pages of ``DECODE_IN_THREAD_BYTES`` or more on one worker thread of
-            the client's own, so an event loop that also answers other work (``mdw serve``'s reads
-            during its scheduler's backfills) is not held for a whole page's decode. Off by default:
-            a batch process gains nothing from it and pays for it in CPU (the thread's pages are
-            decoded while others arrive, so more memory is fresh and faulted in; about 10 % of an
-            unthrottled fetch's CPU, docs/benchmarks.md).
+            the client's own, so the event loop is not held for a whole page's decode (a 50,000-bar
+            page takes ~30 ms): ``mdw serve``'s reads, and a PostgreSQL writer (asyncpg runs on the
+            loop), go on meanwhile. ``False`` decodes on the loop: less CPU where nothing else
+            waits on it (a raw fetch: ~7 % less; a SQLite backfill: ~3 %, docs/benchmarks.md).
     """
 
     def __init__(
@@ -123,7 +122,7 @@ class PolygonClient:
         transport: Transport | None = None,
         limiter: LimiterBackend | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        decode_off_loop: bool = False,
+        decode_off_loop: bool = True,
     ) -> None:
         if not api_key:
             raise ConfigError("no vendor API key: set POLYGON_API_KEY")
@@ -147,15 +146,15 @@ class PolygonClient:
         self._slots = asyncio.Semaphore(self.max_in_flight)
         self._closed = False
         self._known: dict[str, bool] = {}  # ticker_known's answers: one request per ticker
-        # One thread: pages are decoded one after another, as on the loop (a pool of them would
-        # hold several pages' objects at once and take turns at the GIL).
+        # One thread: pages are decoded one after another (asyncio's default pool decoded several
+        # at once, holding their objects together and taking turns at the GIL: 10-15 % more CPU).
         self._decoder = (ThreadPoolExecutor(1, thread_name_prefix="mdw-vendor-decode")
                          if decode_off_loop else None)
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, limiter: LimiterBackend | None = None, transport: Transport | None = None,
-        clock: Clock = SYSTEM_CLOCK, page_limit: int = PAGE_LIMIT, decode_off_loop: bool = False,
+        clock: Clock = SYSTEM_CLOCK, page_limit: int = PAGE_LIMIT, decode_off_loop: bool = True,
     ) -> PolygonClient:
         """A client configured from :class:`~mdw.config.Settings` (env and ``mdw.toml``).
 
