@@ -6,7 +6,7 @@ Three stages run at once, each bounded, so memory stays flat whatever the size o
   few chunks;
 - the decoder (one worker thread) turns the CSV into columns of every ticker of a block
   (:class:`~mdw.domain.MarketBars`, no per-ticker object), one block at a time, onto a queue of
-  two blocks;
+  at most eight blocks (of at most 4 MB of text each; a file's first blocks are smaller);
 - the writer (this coroutine) takes, whenever the store is free for it, every block decoded so
   far (at most ``rows_per_write`` rows) as one chunk, so the store starts after the first block
   and never waits while the decoder is ahead; per chunk it screens every row in one vectorised
@@ -16,7 +16,8 @@ Three stages run at once, each bounded, so memory stays flat whatever the size o
   and one bulk insert for the whole chunk.
 
 With several files in flight (:func:`~mdw.backfill.filerun.run_files`), :class:`WriteTurns` gives
-the store to the earliest file with rows ready; the next file downloads and decodes meanwhile.
+the store to the earliest file with rows ready; the next file downloads and decodes meanwhile
+(ADR 0020).
 
 The day is recorded as covered, as a whole-market day (:class:`~mdw.store.base.MarketDay`: one
 row per timeframe, however many tickers the file holds; tickers absent from it are confirmed
