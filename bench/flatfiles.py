@@ -11,7 +11,7 @@ simulator in its own process whose files and pages are generated before anything
 
 Also measured, side by side in this run, on the first three files: the decoder alone on one core
 (rows/s of CPU time, the files in memory, best of three), and the store's own raw write rate for
-the same rows (decoded beforehand, each file written in chunks of at most the ingest's
+the same rows (decoded beforehand, each file's blocks gathered into chunks of the ingest's
 ``ROWS_PER_WRITE``, about 250,000 rows a transaction, into an empty SQLite file) against the
 flat-file ingest of the same files end to end (download, decode, screen, write, record the day).
 After one warm-up round of each leg (not counted), the legs alternate for ``--rounds`` rounds
@@ -121,8 +121,8 @@ async def _decode_and_raw_write(base: str, keys: list[str], rounds: int) -> dict
         best = min(best, time.process_time() - cpu0)
         rows = stats.rows
 
-    # Each file in chunks of at most ROWS_PER_WRITE rows, its blocks in order: the largest chunks
-    # the ingest writes (it writes what is decoded when the store is free, up to that size).
+    # Each file's blocks gathered until a chunk holds ROWS_PER_WRITE rows: the largest chunks the
+    # ingest writes (it writes what is decoded when the store is free, up to that size).
     chunks: list[MarketBars] = []
     for blob in blobs:
         part: list[MarketBars] = []
