@@ -85,7 +85,7 @@ def _bool(value: bool) -> str:
 
 
 DECODE_IN_THREAD_BYTES = 256 * 1024
-"""With ``decode_off_loop`` (the default), bodies at least this big are decoded on the client's thread."""
+"""With ``decode_off_loop``, bodies at least this big are decoded on the client's worker thread."""
 
 
 class PolygonClient:
@@ -105,9 +105,9 @@ class PolygonClient:
         clock: the time source of the breaker (the limiter brings its own).
         decode_off_loop: decode pages of ``DECODE_IN_THREAD_BYTES`` or more on one worker thread of
             the client's own, so the event loop is not held for a whole page's decode (a 50,000-bar
-            page takes ~30 ms): ``mdw serve``'s reads, and a PostgreSQL writer (asyncpg runs on the
-            loop), go on meanwhile. ``False`` decodes on the loop: less CPU where nothing else
-            waits on it (a raw fetch: ~7 % less; a SQLite backfill: ~3 %, docs/benchmarks.md).
+            page takes ~30 ms) while it answers other work: ``mdw serve``'s reads and the stream
+            ask for it. Off by default: a backfill gains no wall time from it and pays CPU (a raw
+            fetch ~7 %, a SQLite backfill ~3 %, a PostgreSQL one ~3 %; docs/benchmarks.md).
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class PolygonClient:
         transport: Transport | None = None,
         limiter: LimiterBackend | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        decode_off_loop: bool = True,
+        decode_off_loop: bool = False,
     ) -> None:
         if not api_key:
             raise ConfigError("no vendor API key: set POLYGON_API_KEY")
@@ -154,7 +154,7 @@ class PolygonClient:
     @classmethod
     def from_settings(
         cls, settings: Settings, *, limiter: LimiterBackend | None = None, transport: Transport | None = None,
-        clock: Clock = SYSTEM_CLOCK, page_limit: int = PAGE_LIMIT, decode_off_loop: bool = True,
+        clock: Clock = SYSTEM_CLOCK, page_limit: int = PAGE_LIMIT, decode_off_loop: bool = False,
     ) -> PolygonClient:
         """A client configured from :class:`~mdw.config.Settings` (env and ``mdw.toml``).
 

@@ -228,7 +228,7 @@ def create_app(
                 # The key's one budget on the host, shared with CLI backfills and other processes.
                 limiter = await stack.enter_async_context(shared_budget(settings))
                 vendor = await stack.enter_async_context(
-                    PolygonClient.from_settings(settings, limiter=limiter))
+                    PolygonClient.from_settings(settings, limiter=limiter, decode_off_loop=True))
             clk = clock or SYSTEM_CLOCK
             metrics = ServiceMetrics(lambda: vendor.stats() if vendor is not None else None)
             alerts = Alerter(settings.webhook_url, metrics, clk)

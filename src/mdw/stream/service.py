@@ -40,7 +40,7 @@ async def open_stream(settings: Settings, store: Store, symbols: Sequence[str], 
 
                 limiter = await stack.enter_async_context(shared_budget(settings))
                 client = await stack.enter_async_context(
-                    PolygonClient.from_settings(settings, limiter=limiter))
+                    PolygonClient.from_settings(settings, limiter=limiter, decode_off_loop=True))
             reconciler = Reconciler(store, client, stream.sink, stream.state, settings.limits, now_ms,
                                     settle_ms=settings.stream_settle_s * 1000,
                                     every_s=settings.stream_reconcile_s, tickers=symbols)
