@@ -23,6 +23,7 @@ from mdw.simulator import SimServer
 from mdw.store import open_store
 from mdw.store.base import WriteSize
 from mdw.store.lake.bars import IcebergBars
+from mdw.store.postgres_bars import PgBars
 
 from .conftest import (
     MDW,
@@ -120,7 +121,8 @@ async def _crash_and_resume(sim: SimServer, url: str, kills: int, seed: int,
     extra = {"MDW_MAX_IN_FLIGHT": str(in_flight)} if in_flight is not None else {}
     env = cli_env(sim.base_url, sim.key, url, MDW_RATE_LIMIT=rate, **extra)
     slots = in_flight or DEFAULT_IN_FLIGHT
-    size = COLUMNAR if url.startswith("iceberg") else WriteSize()
+    size = (COLUMNAR if url.startswith("iceberg") else PgBars.write_size if url.startswith("postgres")
+            else WriteSize())
     bound = kill_bound(slots, size)
     spec, args = spec_of(*what, grouped_daily=False), _args(*what)
     minimal = await _vendor_pages(sim, spec)
