@@ -23,7 +23,6 @@ from mdw.simulator import SimServer
 from mdw.store import open_store
 from mdw.store.base import WriteSize
 from mdw.store.lake.bars import IcebergBars
-from mdw.store.postgres_bars import PgBars
 
 from .conftest import (
     MDW,
@@ -121,8 +120,7 @@ async def _crash_and_resume(sim: SimServer, url: str, kills: int, seed: int,
     extra = {"MDW_MAX_IN_FLIGHT": str(in_flight)} if in_flight is not None else {}
     env = cli_env(sim.base_url, sim.key, url, MDW_RATE_LIMIT=rate, **extra)
     slots = in_flight or DEFAULT_IN_FLIGHT
-    size = (COLUMNAR if url.startswith("iceberg") else PgBars.write_size if url.startswith("postgres")
-            else WriteSize())
+    size = COLUMNAR if url.startswith("iceberg") else WriteSize()
     bound = kill_bound(slots, size)
     spec, args = spec_of(*what, grouped_daily=False), _args(*what)
     minimal = await _vendor_pages(sim, spec)
@@ -192,7 +190,7 @@ async def test_kill_9_at_an_unlimited_rate_wastes_at_most_the_default_pipeline(
 ) -> None:
     """At an unlimited rate with the default 16 requests in flight and a fast vendor (the writer is the
     bottleneck, so the queue and the open transaction are full), each kill wastes at most
-    2 x 16 + 4 + 5 = 41 requests (the figure in docs/reliability.md); the re-run is exact."""
+    2 x 16 + 16 + 17 = 65 requests (the figure in docs/reliability.md); the re-run is exact."""
     sim = await sim_factory(keys={"k": "unlimited"}, latency_ms=20, n_stocks=30)
     await _crash_and_resume(sim, sqlite_url, kills=4, seed=20240904, max_delay_s=1.0, in_flight=None,
                             rate="unlimited", what=(SYMBOLS, "1h,4h", "2021-01-04", "2024-06-28"))

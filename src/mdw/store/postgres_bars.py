@@ -18,7 +18,7 @@ import structlog
 
 from mdw.domain import BarBatch, MarketBars, RangeSet, Timeframe, TimeRange
 from mdw.store import pgcopy
-from mdw.store.base import SeriesStats, WriteSize
+from mdw.store.base import SeriesStats
 from mdw.store.pgpartitions import split_by_year, year_bounds, years_of
 from mdw.store.postgres import PgDatabase, PgTx
 from mdw.store.sqlbars import bar_stats, delete_bars
@@ -58,12 +58,6 @@ _PARTITIONS = (
 
 class PgBars:
     """A :class:`~mdw.store.primitives.BarTable`: ``bars`` partitioned by year, or a hypertable."""
-
-    # 16 pages may wait for the writer (the row stores' default is 4): a backfill's writer, which
-    # shares the event loop with the fetches, then commits the standard workload in ~37
-    # transactions instead of ~150, each COPY holding longer runs of one series' keys; its wall
-    # time drops ~10 % (docs/benchmarks.md). A kill -9 may lose 12 more pages (docs/reliability.md).
-    write_size = WriteSize(queued=16)
 
     def __init__(self, db: PgDatabase) -> None:
         self._db = db
