@@ -130,7 +130,7 @@ class Pipeline:
         self.progress = progress
         self.stop = stop or asyncio.Event()
         self.workers = max(1, workers)
-        self.write_size: WriteSize = getattr(store, "write_size", None) or WriteSize()
+        self.write_size: WriteSize = store.write_size
         queued = self.write_size.queued if queue_size is None else queue_size
         self.queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=max(1, queued))
         self.api = BusyClock()

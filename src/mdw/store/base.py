@@ -389,6 +389,7 @@ class Store(Protocol):
     """An async warehouse of bars and their coverage, with the record stores as attributes."""
 
     url: str
+    write_size: WriteSize  # how the backfill writer should group pages for this store
 
     @property
     def symbols(self) -> SymbolStore: ...
