@@ -60,7 +60,25 @@ class DecodeStats:
     blocks: int = 0
 
 
-class ChunkReader:
+class _ReadOnlyStream:
+    """The rest of the file protocol pyarrow's ``PythonFile`` asks of a forward-only reader."""
+
+    closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ChunkReader(_ReadOnlyStream):
     """A blocking, file-like reader over chunks handed in from another thread (the downloader).
 
     ``feed`` blocks while ``depth`` chunks wait, so a slow decoder holds the download back instead
@@ -120,21 +138,8 @@ class ChunkReader:
             out, self._buffer = self._buffer[:size], self._buffer[size:]
         return bytes(out)
 
-    # the rest of the file protocol pyarrow's PythonFile asks for
-    def readable(self) -> bool:
-        return True
 
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class Gunzip:
+class Gunzip(_ReadOnlyStream):
     """The inflated bytes of a gzip stream read from ``raw``, a compressed chunk at a time (ISA-L).
 
     Members that follow one another are read as one stream, as gzip allows. A stream that ends
@@ -196,19 +201,6 @@ class Gunzip:
                 break
             out += self._inflate.decompress(rest)
         return out
-
-    # the rest of the file protocol pyarrow's PythonFile asks for
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def decode(raw: Readable, timeframe: Timeframe, *, block_size: int = BLOCK_SIZE,
