@@ -5,7 +5,7 @@ The same bars go into every candidate: the standard workload (25 tickers x 5m, 1
 (``--demo mdw-demo/demo.db``). Per engine, in one run on one host:
 
 1. write rate from the engine's batches: at most 250,000 bars per commit, grouped by series as mdw's
-   backfill writer groups them (``MAX_ROWS_PER_TRANSACTION``), one commit per batch;
+   backfill writer groups them for a row store (``WriteSize.rows``), one commit per batch;
 2. the fixed cost of one small commit (a one-series page of 2,000 bars), which bounds how fast
    small writes can land;
 3. bytes per bar on disk after the writes (data files plus the format's own metadata);

@@ -62,11 +62,6 @@ from mdw.store.base import ActionWrite, BarWrite, Store, WriteResult, WriteSize
 
 log = get_logger(__name__)
 T = TypeVar("T")
-# The writer's grouping unless the store asks for another (Store.write_size): at most this many bars
-# and pages per transaction; the pages waiting for the writer, with the pages held by fetchers,
-# bound memory (a few pages of at most 50k bars each), whatever the length of history.
-MAX_ROWS_PER_TRANSACTION = WriteSize().rows
-MAX_WRITES_PER_TRANSACTION = WriteSize().writes
 DERIVE_CHUNK_MS = 31 * DAY_MS
 MAX_OUTAGE_S = 900.0  # how long a run waits out an open vendor circuit before failing what is left
 
