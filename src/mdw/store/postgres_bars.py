@@ -18,7 +18,7 @@ import structlog
 
 from mdw.domain import BarBatch, MarketBars, RangeSet, Timeframe, TimeRange
 from mdw.store import pgcopy
-from mdw.store.base import SeriesStats
+from mdw.store.base import SeriesStats, WriteSize
 from mdw.store.pgpartitions import split_by_year, year_bounds, years_of
 from mdw.store.postgres import PgDatabase, PgTx
 from mdw.store.sqlbars import bar_stats, delete_bars
@@ -58,6 +58,8 @@ _PARTITIONS = (
 
 class PgBars:
     """A :class:`~mdw.store.primitives.BarTable`: ``bars`` partitioned by year, or a hypertable."""
+
+    write_size = WriteSize()  # what is queued, when the writer is free
 
     def __init__(self, db: PgDatabase) -> None:
         self._db = db

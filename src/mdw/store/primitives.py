@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from mdw.domain import BarBatch, MarketBars, Timeframe, TimeRange
 from mdw.errors import StoreError
-from mdw.store.base import SeriesStats
+from mdw.store.base import SeriesStats, WriteSize
 from mdw.store.writes import SeriesWrite
 
 SqlValue = str | int | float | bool | bytes | date | list[str] | None
@@ -115,6 +115,8 @@ class BarTable(Protocol[TxT_contra]):
     Writes take the transaction :class:`~mdw.store.sqlstore.SqlStore` opened on the database, so
     the bars commit with their ledger entries; reads run on their own.
     """
+
+    write_size: WriteSize  # how the backfill writer should group pages for this table
 
     async def open(self) -> None:
         """Learn the table's layout once the schema is migrated."""

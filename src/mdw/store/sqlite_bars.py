@@ -20,7 +20,7 @@ from mdw.domain import (
     otc_from_float,
     otc_values,
 )
-from mdw.store.base import SeriesStats
+from mdw.store.base import SeriesStats, WriteSize
 from mdw.store.sqlbars import bar_stats, delete_bars
 from mdw.store.sqlite import SqliteDatabase, SqliteTx
 from mdw.store.writes import SeriesWrite
@@ -143,6 +143,8 @@ def _market_rows(bars: MarketBars, flagged: bool) -> Iterator[tuple[object, ...]
 
 class SqliteBars:
     """A :class:`~mdw.store.primitives.BarTable` in the SQLite file's ``bars`` table."""
+
+    write_size = WriteSize()  # what is queued, when the writer is free
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db

@@ -43,8 +43,7 @@ class SqlStore(Generic[TxT]):
         self.read_only = read_only
         self.database = database  # reachable for store-package modules that add tables of their own
         self._bars = bars
-        # how the backfill writer groups pages for this store (the bar table's, or the defaults)
-        self.write_size: WriteSize = getattr(bars, "write_size", WriteSize())
+        self.write_size: WriteSize = bars.write_size  # how the backfill writer groups pages
         self.symbols = SqlSymbols(database, bars)
         self.runs = SqlRuns(database)
         self.keys = SqlKeys(database)
