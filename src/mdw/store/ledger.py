@@ -101,21 +101,41 @@ def hull(ranges: RangeSet) -> TimeRange | None:
 
 async def merge(tx: Tx, key: LedgerKey, new: RangeSet, fetched_at_ms: int) -> None:
     """Record ``new`` as covered (fetched at ``fetched_at_ms``), inside the caller's transaction."""
-    await apply(tx, key, new, lambda rows: merge_rule(rows, new, fetched_at_ms))
+    await apply(tx, key, new, _merging(new, fetched_at_ms))
+
+
+async def merge_many(tx: Tx, items: Sequence[tuple[LedgerKey, RangeSet]], fetched_at_ms: int) -> None:
+    """:func:`merge` of several distinct keys (a write's series) in a few round trips."""
+    await apply_many(tx, [(key, new, _merging(new, fetched_at_ms)) for key, new in items])
+
+
+def _merging(new: RangeSet, fetched_at_ms: int) -> Rule:
+    return lambda rows: merge_rule(rows, new, fetched_at_ms)
+
+
+async def cut(tx: Tx, key: LedgerKey, rng: TimeRange) -> None:
+    """Cut ``rng`` out of the coverage, inside the caller's transaction."""
+    await apply(tx, key, RangeSet.of([rng]), lambda rows: cut_rule(rows, rng))
+
+
+async def apply(tx: Tx, key: LedgerKey, ranges: RangeSet, rule: Rule) -> None:
+    """Read the rows near ``ranges``, apply ``rule``, write the change (the caller's transaction)."""
+    await apply_many(tx, [(key, ranges, rule)])
 
 
 _NEAR_MANY_CHUNK = 100  # keys per query: 5 parameters each, far below every driver's limit
 
 
-async def merge_many(tx: Tx, items: Sequence[tuple[LedgerKey, RangeSet]], fetched_at_ms: int) -> None:
-    """:func:`merge` of several distinct keys in a few round trips: the rows near each key's ranges
-    read in one query per hundred keys, then one batch of deletes and one of inserts.
+async def apply_many(tx: Tx, items: Sequence[tuple[LedgerKey, RangeSet, Rule]]) -> None:
+    """:func:`apply` of several distinct keys: the rows near each key's ranges read in one query
+    per hundred keys, each key's rule applied to its own rows, then one batch of deletes and one
+    of inserts (the caller's transaction).
 
-    The keys must differ (a write's series do): each key's change is computed from its own rows.
+    The keys must differ: each key's change is computed from the rows read before any is written.
     """
-    wanted = [(key, new, box) for key, new in items if (box := hull(new)) is not None]
+    wanted = [(key, rule, box) for key, ranges, rule in items if (box := hull(ranges)) is not None]
     if len({key for key, _, _ in wanted}) != len(wanted):
-        raise ValueError("merge_many needs distinct ledger keys")
+        raise ValueError("apply_many needs distinct ledger keys")
     found: dict[int, list[LedgerRow]] = {}
     for lo in range(0, len(wanted), _NEAR_MANY_CHUNK):
         chunk = wanted[lo : lo + _NEAR_MANY_CHUNK]
@@ -127,34 +147,14 @@ async def merge_many(tx: Tx, items: Sequence[tuple[LedgerKey, RangeSet]], fetche
             found.setdefault(as_int(r[0]), []).append(LedgerRow(as_int(r[1]), as_int(r[2]), as_int(r[3])))
     deletes: list[tuple[str, str, str, int]] = []
     inserts: list[tuple[str, str, str, int, int, int]] = []
-    for i, (key, new, _) in enumerate(wanted):
-        change = merge_rule(found.get(i, []), new, fetched_at_ms)
+    for i, (key, rule, _) in enumerate(wanted):
+        change = rule(found.get(i, []))
         deletes.extend((*key.params(), start) for start in change.delete_starts)
         inserts.extend((*key.params(), r.start_ms, r.end_ms, r.fetched_at_ms) for r in change.insert)
     if deletes:
         await tx.executemany(_DELETE, deletes)
     if inserts:
         await tx.executemany(_INSERT, inserts)
-
-
-async def cut(tx: Tx, key: LedgerKey, rng: TimeRange) -> None:
-    """Cut ``rng`` out of the coverage, inside the caller's transaction."""
-    await apply(tx, key, RangeSet.of([rng]), lambda rows: cut_rule(rows, rng))
-
-
-async def apply(tx: Tx, key: LedgerKey, ranges: RangeSet, rule: Rule) -> None:
-    """Read the rows near ``ranges``, apply ``rule``, write the change (the caller's transaction)."""
-    box = hull(ranges)
-    if box is None:
-        return
-    found = await tx.fetch(_NEAR, *key.params(), box.end_ms, box.start_ms)
-    change = rule([LedgerRow(as_int(r[0]), as_int(r[1]), as_int(r[2])) for r in found])
-    if change.delete_starts:
-        await tx.executemany(_DELETE, [(*key.params(), start) for start in change.delete_starts])
-    if change.insert:
-        await tx.executemany(
-            _INSERT, [(*key.params(), r.start_ms, r.end_ms, r.fetched_at_ms) for r in change.insert]
-        )
 
 
 async def ranges(db: Database[Tx], key: LedgerKey) -> RangeSet:
