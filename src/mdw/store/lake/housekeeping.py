@@ -33,21 +33,23 @@ FILE_ROWS = 4_000_000  # rows per compacted file
 MIN_FILES = 4  # fewer small files than this in a timeframe are left alone
 
 
-def small_counts(lake: LakeTable, location: str) -> dict[str, int]:
-    """Per timeframe, how many small files (below :data:`SMALL_FILE_BYTES`) the table holds."""
-    out: dict[str, int] = {}
-    for ref in lake.files(location):
-        if ref.size < SMALL_FILE_BYTES:
-            out[ref.timeframe] = out.get(ref.timeframe, 0) + 1
-    return out
-
-
-def small_files(lake: LakeTable, location: str) -> dict[str, list[FileRef]]:
-    """Per timeframe, the small files the next compaction would rewrite (oldest first)."""
+def _small_by_timeframe(lake: LakeTable, location: str) -> dict[str, list[FileRef]]:
+    """Per timeframe, the files below :data:`SMALL_FILE_BYTES` (oldest first)."""
     out: dict[str, list[FileRef]] = {}
     for ref in lake.files(location):
         if ref.size < SMALL_FILE_BYTES:
             out.setdefault(ref.timeframe, []).append(ref)
+    return out
+
+
+def small_counts(lake: LakeTable, location: str) -> dict[str, int]:
+    """Per timeframe, how many small files (below :data:`SMALL_FILE_BYTES`) the table holds."""
+    return {tf: len(refs) for tf, refs in _small_by_timeframe(lake, location).items()}
+
+
+def small_files(lake: LakeTable, location: str) -> dict[str, list[FileRef]]:
+    """Per timeframe, the small files the next compaction would rewrite (oldest first)."""
+    out = _small_by_timeframe(lake, location)
     picked: dict[str, list[FileRef]] = {}
     for tf, refs in out.items():
         if len(refs) < MIN_FILES:
