@@ -19,13 +19,13 @@ from typing import Generic
 from mdw.domain import AssetClass, RangeSet, TimeRange, parse_ticker
 from mdw.errors import UsageError
 from mdw.store.base import MarketDay
-from mdw.store.primitives import Database, Tx, TxT
+from mdw.store.primitives import Database, Tx, TxT, placeholders
 from mdw.store.rows import as_int, as_str
 
 _COLUMNS = ("asset", "timeframe", "start_ms", "end_ms", "dataset", "etag", "size", "last_modified_ms",
             "fetched_at_ms")
 _UPSERT = (
-    f"INSERT INTO market_days ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    f"INSERT INTO market_days ({', '.join(_COLUMNS)}) VALUES ({placeholders(len(_COLUMNS))})"
     " ON CONFLICT (asset, timeframe, start_ms) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[3:])
 )

@@ -12,12 +12,12 @@ from typing import Generic
 
 from mdw.domain import RangeSet, TimeRange
 from mdw.store.base import PlanFact
-from mdw.store.primitives import Database, TxT
+from mdw.store.primitives import Database, TxT, placeholders
 from mdw.store.rows import as_int, as_str
 
 _FACT_COLUMNS = ("plan", "fact", "value", "message", "request_id", "learned_at_ms")
 _FACT_UPSERT = (
-    f"INSERT INTO plan_facts ({', '.join(_FACT_COLUMNS)}) VALUES ({', '.join('?' * len(_FACT_COLUMNS))})"
+    f"INSERT INTO plan_facts ({', '.join(_FACT_COLUMNS)}) VALUES ({placeholders(len(_FACT_COLUMNS))})"
     " ON CONFLICT (plan, fact) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _FACT_COLUMNS[2:])
 )

@@ -21,6 +21,7 @@ from mdw.domain import (
     otc_values,
 )
 from mdw.store.base import SeriesStats, WriteSize
+from mdw.store.primitives import placeholders
 from mdw.store.sqlbars import bar_stats, delete_bars
 from mdw.store.sqlite import SqliteDatabase, SqliteTx
 from mdw.store.writes import SeriesWrite
@@ -29,8 +30,8 @@ _COLS = "ticker, timeframe, t, o, h, l, c, v, vw, n, source"
 _VALUES = "o, h, l, c, v, vw, n, source, otc"
 # Series whose bars carry no otc flag (every listed name) leave the column out of the statement:
 # it defaults to NULL, and binding one more None per row would cost a quarter of the insert's CPU.
-_INSERT = {False: f"INSERT INTO bars ({_COLS}) VALUES ({', '.join('?' * 11)})",
-           True: f"INSERT INTO bars ({_COLS}, otc) VALUES ({', '.join('?' * 12)})"}
+_INSERT = {False: f"INSERT INTO bars ({_COLS}) VALUES ({placeholders(11)})",
+           True: f"INSERT INTO bars ({_COLS}, otc) VALUES ({placeholders(12)})"}
 _UPSERT = {
     flagged: sql
     + " ON CONFLICT (ticker, timeframe, t) DO UPDATE SET "

@@ -32,7 +32,7 @@ from mdw.store.lake import housekeeping, layout
 from mdw.store.lake.catalog import CATALOG, CATALOG_DDL, CommitConflict, StagingCatalog, pointer_key
 from mdw.store.lake.table import LakeTable, RangeDelete
 from mdw.store.lake.url import LakeConfig
-from mdw.store.primitives import Database, Tx
+from mdw.store.primitives import Database, Tx, placeholders
 from mdw.store.rows import as_int, as_opt_int, as_str
 from mdw.store.writes import SeriesWrite
 
@@ -200,7 +200,7 @@ class IcebergBars:
             chunk = tickers[lo : lo + 500]
             rows = await tx.fetch(
                 "SELECT ticker, timeframe, first_t, last_t FROM lake_series"
-                f" WHERE ticker IN ({', '.join('?' * len(chunk))})", *chunk,
+                f" WHERE ticker IN ({placeholders(len(chunk))})", *chunk,
             )  # fmt: skip
             out.update({(as_str(r[0]), as_str(r[1])): (as_int(r[2]), as_int(r[3])) for r in rows})
         return out
